@@ -1,0 +1,23 @@
+"""kafkasim: a discrete-event simulator of Apache Kafka clusters for fault and durability studies.
+
+Notebook API::
+
+    import sim
+    scenario = sim.load_scenario("scenarios/quickstart.yaml", overrides={"producers.0.acks": 1})
+    results = sim.run(scenario, seed=1)
+    results.summary["acked_lost"], results.batches, results.events, results.timeseries
+    results.write("results/quickstart/seed-1")
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("kafkasim")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.1.0"
+
+from .results import Results, read_results  # noqa: E402
+from .runner import run  # noqa: E402
+from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+
+__all__ = ["run", "load_scenario", "Scenario", "ScenarioError", "Results", "read_results", "__version__"]

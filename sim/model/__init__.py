@@ -1,0 +1,1 @@
+"""The Kafka model: brokers, controller, producers, consumers, network and faults."""

@@ -1,0 +1,747 @@
+"""A Kafka broker: partition replicas, produce handling, the follower fetch path, ISR upkeep.
+
+Follows Kafka's Partition.scala / ReplicaManager.scala at batch granularity:
+- the leader appends produce requests, parks acks=all requests in a produce purgatory until the
+  high watermark (HW) covers them, and advances the HW to the minimum LEO over the maximal ISR;
+- followers replicate with one fetcher per source broker (num.replica.fetchers=1), long-polled
+  up to replica.fetch.wait.max.ms, and learn the HW from fetch responses (one round late);
+- the leader tracks each follower's caught-up time (Replica.updateFetchState), shrinks the ISR
+  of followers lagging more than replica.lag.time.max.ms and re-adds caught-up ones, both via
+  AlterPartition to the controller;
+- followers detect divergence with the last fetched leader epoch and truncate (KIP-101/279/595).
+What is left out: segments and retention, compression, quotas, request queues and thread pools
+(request handling costs no simulated time), follower fetching for consumers (KIP-392).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import simpy
+
+from . import messages as m
+from .log import Log
+from .timeouts import TimeoutQueue
+
+if TYPE_CHECKING:
+    from ..recorder import Recorder
+    from ..scenario import ClusterConfig
+    from .network import Network
+
+__all__ = ["Broker", "Replica", "PartitionSpec"]
+
+
+class PartitionSpec:
+    """Static facts of one partition: replica assignment and topic-level configs."""
+
+    __slots__ = ("index", "name", "replicas", "min_isr", "unclean", "record_size")
+
+    def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool):
+        self.index, self.name, self.replicas, self.min_isr, self.unclean = index, name, replicas, min_isr, unclean
+
+
+class RemoteReplica:
+    """The leader's view of one follower (kafka.cluster.Replica state)."""
+
+    __slots__ = ("leo", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_leo")
+
+    def __init__(self, caught_up_ms: float):
+        self.leo = -1  # unknown until the follower fetches
+        self.last_caught_up_ms = caught_up_ms
+        self.last_fetch_ms = 0.0
+        self.last_fetch_leader_leo = 0
+
+
+class PendingProduce:
+    """A produce request waiting in purgatory for some of its batches (DelayedProduce)."""
+
+    __slots__ = ("request", "results", "remaining", "done")
+
+    def __init__(self, request: m.ProduceRequest, results: list, remaining: int):
+        self.request, self.results, self.remaining, self.done = request, results, remaining, False
+
+
+class Replica:
+    """One partition on this broker: its log (on disk) and, when leading, the leader state."""
+
+    __slots__ = ("spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
+                 "remote", "pending_isr", "leader_epoch_start", "purgatory", "legacy_waiters",
+                 "parked_followers", "parked_consumers", "hw_stalled")
+
+    def __init__(self, spec: PartitionSpec, log: Log):
+        self.spec = spec
+        self.log = log
+        self.is_leader = False
+        self.leader_id = -1
+        self.leader_epoch = -1
+        self.partition_epoch = -1
+        self.isr: tuple = ()
+        self.remote: dict[int, RemoteReplica] = {}
+        self.pending_isr: tuple | None = None  # AlterPartition in flight
+        self.leader_epoch_start = 0
+        self.purgatory: deque = deque()  # (required offset, PendingProduce, index), ascending
+        self.legacy_waiters: list = []  # acks=N >= 2 (Kafka 0.8)
+        self.parked_followers: list = []
+        self.parked_consumers: list = []
+        self.hw_stalled = False
+
+    def maximal_isr(self) -> tuple:
+        """KIP-497: a pending expansion already counts; a pending shrink does not yet."""
+        if self.pending_isr is not None and len(self.pending_isr) > len(self.isr):
+            return self.pending_isr
+        return self.isr
+
+
+class ParkedFetch:
+    """A fetch with no data to return, held up to max wait (DelayedFetch)."""
+
+    __slots__ = ("request", "done")
+
+    def __init__(self, request: m.FetchRequest):
+        self.request, self.done = request, False
+
+
+class ReplicaFetcher:
+    """Fetches all partitions this broker follows from one leader broker (ReplicaFetcherThread)."""
+
+    def __init__(self, broker: "Broker", leader_id: int):
+        self.broker = broker
+        self.leader_id = leader_id
+        self.partitions: set[int] = set()
+        self.in_flight: m.FetchRequest | None = None
+        self.backing_off = False
+
+    def maybe_fetch(self) -> None:
+        """Send the next fetch unless one is in flight or we are backing off."""
+        b = self.broker
+        if self.in_flight is not None or self.backing_off or not self.partitions or not b.alive:
+            return
+        parts = []
+        for p in sorted(self.partitions):
+            r = b.replicas[p]
+            parts.append(m.PartitionFetch(p, r.log.leo, r.log.latest_epoch, r.leader_epoch))
+        b._request_ids += 1
+        req = m.FetchRequest(b, b._request_ids, b.broker_id, b.config.replica_fetch_wait_max_ms,
+                             b.config.replica_fetch_response_max_bytes, b.config.replica_fetch_max_bytes, parts)
+        self.in_flight = req
+        b.fetch_timeouts.add(req)
+        b.network.send(b, b.cluster_brokers[self.leader_id], req, 64 * len(parts))
+
+    def back_off(self) -> None:
+        """replica.fetch.backoff.ms after an error, then try again."""
+        if self.backing_off:
+            return
+        self.backing_off = True
+        incarnation = self.broker.incarnation
+
+        def resume(_ev):
+            if self.broker.incarnation == incarnation:
+                self.backing_off = False
+                self.maybe_fetch()
+
+        self.broker.env.timeout(self.broker.config.replica_fetch_backoff_ms).callbacks.append(resume)
+
+    def on_response(self, resp: m.FetchResponse) -> None:
+        """Apply a fetch response: truncate on divergence, append batches, learn the HW."""
+        if self.in_flight is None or resp.request_id != self.in_flight.request_id:
+            return
+        self.broker.fetch_timeouts.done(self.in_flight)
+        self.in_flight = None
+        b = self.broker
+        now = b.env.now
+        error = False
+        for pd in resp.partitions:
+            r = b.replicas.get(pd.partition)
+            if r is None or r.is_leader or r.leader_id != self.leader_id or pd.partition not in self.partitions:
+                continue
+            log = r.log
+            if pd.error != m.NONE:
+                error = True
+                continue
+            if pd.diverging_epoch is not None:
+                b.truncate_on_divergence(r, *pd.diverging_epoch)
+                continue
+            if pd.base:
+                if pd.base[0] != log.leo:
+                    continue  # stale response; the next fetch resynchronises
+                log.append_fetched(pd)
+                rec = b.recorder
+                bid, p, bases, ids, epochs = b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch
+                for i in range(len(bases)):
+                    rec.appended(now, bid, p, bases[i], ids[i], epochs[i])
+            # The follower's HW: the leader's, capped by what it has (one fetch round late).
+            new_hw = min(pd.high_watermark, log.leo)
+            if new_hw > log.hw:
+                log.hw = new_hw
+        if error:
+            self.back_off()
+        else:
+            self.maybe_fetch()
+
+    def on_failure(self) -> None:
+        """Connection reset or request timeout: back off and retry."""
+        if self.in_flight is not None:
+            self.broker.fetch_timeouts.done(self.in_flight)
+            self.in_flight = None
+        self.back_off()
+
+
+class Broker:
+    """A Kafka broker process on a host: replicas, fetchers, heartbeats, ISR expiry."""
+
+    base_name = "broker"
+
+    def __init__(self, env: simpy.Environment, broker_id: int, config: "ClusterConfig",
+                 partitions: list[PartitionSpec], network: "Network", recorder: "Recorder",
+                 parent_scope: str = "cluster"):
+        self.env = env
+        self.broker_id = broker_id
+        self.config = config
+        self.partitions = partitions
+        self.network = network
+        self.recorder = recorder
+        self.scope = f"{parent_scope}.{self.base_name}{broker_id}"
+        self.endpoint_id = self.scope
+        self.controller = None  # wired by the cluster
+        self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
+        self.strict_min_isr = config.kafka_version >= "3.7"  # KIP-966 part 1 (KAFKA-15583)
+        # Disk: survives a process crash (the page cache survives too; no power loss here).
+        self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
+        self.alive = False
+        self.host_up = True
+        self.incarnation = 0
+        self._request_ids = 0
+        self._reset_memory()
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def _reset_memory(self) -> None:
+        """Everything a process crash loses."""
+        self.replicas: dict[int, Replica] = {}
+        self.metadata: dict[int, m.PartitionRecord] = {}
+        self.fenced: set[int] = set()
+        self.metadata_offset = 0
+        self.fetchers: dict[int, ReplicaFetcher] = {}
+        self.processes: list[simpy.Process] = []
+        self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms, self._fetch_timed_out)
+        self._metadata_fetch_pending = False
+
+    def start(self) -> None:
+        """Start (or restart) the broker process: recover logs, register, begin heartbeating."""
+        self.alive = True
+        self.incarnation += 1
+        for p, log in self.logs.items():
+            # Recovery: HW from the replication-offset checkpoint; producer state from the log.
+            log.hw = min(log.checkpointed_hw, log.leo)
+            log.rebuild_producer_state()
+            self.replicas[p] = Replica(self.partitions[p], log)
+        self.processes = [
+            self.env.process(self.send_heartbeats()),
+            self.env.process(self.expire_lagging_replicas()),
+            self.env.process(self.checkpoint_high_watermarks()),
+        ]
+        self.fetch_metadata()
+
+    def crash(self) -> None:
+        """Process crash (SIGKILL): memory is lost, the log and page cache survive."""
+        if not self.alive:
+            return
+        self.alive = False
+        for proc in self.processes:
+            if proc.is_alive:
+                proc.interrupt("crash")
+        self.fetch_timeouts.clear()
+        self._reset_memory()
+        self.network.reset_connections(self)
+
+    def restart(self) -> None:
+        if not self.alive:
+            self.start()
+
+    # --- periodic processes ----------------------------------------------------------------
+    def send_heartbeats(self):
+        """BrokerHeartbeat to the controller every broker.heartbeat.interval.ms (KRaft)."""
+        try:
+            while True:
+                self.network.send(self, self.controller,
+                                  m.BrokerHeartbeat(self.broker_id, self.incarnation, self.metadata_offset))
+                yield self.env.timeout(self.config.broker_heartbeat_interval_ms)
+        except simpy.Interrupt:
+            return
+
+    def expire_lagging_replicas(self):
+        """Shrink the ISR of followers not caught up within replica.lag.time.max.ms.
+
+        ReplicaManager schedules the check every lag/2, so a stuck follower leaves the ISR
+        1.0-1.5x replica.lag.time.max.ms after it last caught up.
+        """
+        lag = self.config.replica_lag_time_max_ms
+        try:
+            while True:
+                yield self.env.timeout(lag / 2)
+                now = self.env.now
+                for r in self.replicas.values():
+                    if not r.is_leader or r.pending_isr is not None:
+                        continue
+                    leo = r.log.leo
+                    out = [b for b in r.isr if b != self.broker_id and not self._caught_up(r.remote[b], leo, now)]
+                    if out:
+                        self._alter_partition(r, tuple(b for b in r.isr if b not in out))
+        except simpy.Interrupt:
+            return
+
+    def checkpoint_high_watermarks(self):
+        """Write every replica's HW to the checkpoint file (replica.high.watermark.checkpoint.interval.ms)."""
+        try:
+            while True:
+                yield self.env.timeout(self.config.replica_high_watermark_checkpoint_interval_ms)
+                for log in self.logs.values():
+                    log.checkpointed_hw = log.hw
+        except simpy.Interrupt:
+            return
+
+    # --- message dispatch ------------------------------------------------------------------
+    def handle(self, msg) -> None:
+        t = type(msg)
+        if t is m.FetchRequest:
+            self.handle_fetch(msg)
+        elif t is m.FetchResponse:
+            msg_client = self.fetchers.get(msg.broker)
+            if msg_client is not None:
+                msg_client.on_response(msg)
+        elif t is m.ProduceRequest:
+            self.handle_produce(msg)
+        elif t is m.MetadataRequest:
+            leaders = {p: (rec.leader, rec.leader_epoch) for p, rec in self.metadata.items()}
+            self.network.send(self, msg.client, m.MetadataResponse(msg.request_id, self.broker_id, leaders),
+                              16 * len(leaders))
+        elif t is m.MetadataFetchResponse:
+            self._metadata_fetch_pending = False
+            self.apply_metadata(msg.records, msg.end_offset)
+            self.fetch_metadata()
+        elif t is m.AlterPartitionResponse:
+            self.on_alter_partition_response(msg)
+        else:  # pragma: no cover - a wiring bug, not an input error
+            raise TypeError(f"{self.scope} cannot handle {t.__name__}")
+
+    def connection_lost(self, peer) -> None:
+        """A peer's connection was reset: fail what we had in flight to it."""
+        if peer is self.controller:
+            self._metadata_fetch_pending = False
+            self.env.timeout(self.config.broker_heartbeat_interval_ms).callbacks.append(
+                lambda _ev, inc=self.incarnation: self.fetch_metadata() if self.incarnation == inc else None)
+            return
+        fetcher = self.fetchers.get(getattr(peer, "broker_id", -1))
+        if fetcher is not None and fetcher.in_flight is not None:
+            fetcher.on_failure()
+
+    def _fetch_timed_out(self, req: m.FetchRequest) -> None:
+        for fetcher in self.fetchers.values():
+            if fetcher.in_flight is req:
+                fetcher.on_failure()
+
+    # --- metadata (KRaft metadata log, long-polled from the controller) ---------------------
+    def fetch_metadata(self) -> None:
+        if not self.alive or self._metadata_fetch_pending:
+            return
+        self._metadata_fetch_pending = True
+        self.network.send(self, self.controller, m.MetadataFetch(self.broker_id, self.incarnation, self.metadata_offset))
+
+    def apply_metadata(self, records: list, end_offset: int) -> None:
+        """Apply committed metadata records: broker fencing and partition leadership/ISR."""
+        self.metadata_offset = end_offset
+        # Apply the batch as one delta (as a broker loads the metadata log): only the latest
+        # state of each partition matters, so a restarted broker never replays old leaderships.
+        latest: dict[int, m.PartitionRecord] = {}
+        for rec in records:
+            if type(rec) is tuple:  # ("fence" | "unfence", broker id)
+                if rec[0] == "fence":
+                    self.fenced.add(rec[1])
+                else:
+                    self.fenced.discard(rec[1])
+            else:
+                latest[rec.partition] = rec
+        for rec in latest.values():
+            self.metadata[rec.partition] = rec
+            r = self.replicas.get(rec.partition)
+            if r is None:
+                continue
+            if rec.leader_epoch > r.leader_epoch:
+                if rec.leader == self.broker_id:
+                    self.make_leader(r, rec)
+                else:
+                    self.make_follower(r, rec)
+            elif rec.leader_epoch == r.leader_epoch and rec.partition_epoch > r.partition_epoch:
+                r.isr = rec.isr
+                r.partition_epoch = rec.partition_epoch
+                r.pending_isr = None
+                if r.is_leader:
+                    self.on_isr_changed(r)
+
+    def make_leader(self, r: Replica, rec: m.PartitionRecord) -> None:
+        """Become leader in a new epoch (Partition.makeLeader)."""
+        self._stop_following(r)
+        now = self.env.now
+        r.is_leader = True
+        r.leader_id = self.broker_id
+        r.leader_epoch = rec.leader_epoch
+        r.partition_epoch = rec.partition_epoch
+        r.isr = rec.isr
+        r.pending_isr = None
+        r.hw_stalled = False
+        r.log.assign_epoch_start_offset(rec.leader_epoch, r.log.leo)
+        r.leader_epoch_start = r.log.leo
+        # resetReplicaState: ISR members count as caught up now; LEOs unknown until they fetch.
+        r.remote = {b: RemoteReplica(now if b in rec.isr else 0.0) for b in r.spec.replicas if b != self.broker_id}
+        self.recorder.event(now, "became_leader", self.broker_id, r.spec.index, rec.leader_epoch)
+        self.maybe_increment_hw(r)
+
+    def make_follower(self, r: Replica, rec: m.PartitionRecord) -> None:
+        """Follow the new leader (Partition.makeFollower); truncation happens on first fetch."""
+        if r.is_leader:
+            self._fail_purgatory(r, m.NOT_LEADER_OR_FOLLOWER)
+            self._complete_parked(r)
+        self._stop_following(r)
+        r.is_leader = False
+        r.leader_id = rec.leader
+        r.leader_epoch = rec.leader_epoch
+        r.partition_epoch = rec.partition_epoch
+        r.isr = rec.isr
+        r.remote = {}
+        r.pending_isr = None
+        if rec.leader >= 0:
+            fetcher = self.fetchers.get(rec.leader)
+            if fetcher is None:
+                fetcher = self.fetchers[rec.leader] = ReplicaFetcher(self, rec.leader)
+            fetcher.partitions.add(r.spec.index)
+            fetcher.maybe_fetch()
+
+    def _stop_following(self, r: Replica) -> None:
+        fetcher = self.fetchers.get(r.leader_id)
+        if fetcher is not None:
+            fetcher.partitions.discard(r.spec.index)
+
+    def truncate_on_divergence(self, r: Replica, leader_epoch: int, leader_end_offset: int) -> None:
+        """KIP-279/595: truncate to the end of the last epoch both logs agree on."""
+        log = r.log
+        if leader_epoch < 0:
+            target = leader_end_offset
+        else:
+            local_epoch, local_end = log.end_offset_for_epoch(leader_epoch)
+            target = min(leader_end_offset, local_end) if local_epoch == leader_epoch else \
+                min(leader_end_offset, local_end if local_end >= 0 else leader_end_offset)
+        target = max(0, min(target, log.leo))
+        removed = log.truncate_to(target)
+        self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
+                            f"removed={removed} leader_epoch={leader_epoch} end_offset={leader_end_offset}")
+
+    # --- produce path (leader) ---------------------------------------------------------------
+    def effective_min_isr(self, r: Replica) -> int:
+        # KAFKA-15583 (3.7): the min ISR is capped at the replication factor.
+        if self.strict_min_isr:
+            return min(r.spec.min_isr, len(r.spec.replicas))
+        return r.spec.min_isr
+
+    def handle_produce(self, req: m.ProduceRequest) -> None:
+        """Append each batch on its partition leader; answer now (acks 0/1) or from purgatory."""
+        now = self.env.now
+        acks = req.acks
+        results: list = [None] * len(req.batches)
+        waiting = []
+        touched = []
+        for k, b in enumerate(req.batches):
+            r = self.replicas.get(b.partition)
+            if r is None or not r.is_leader:
+                results[k] = (b, m.NOT_LEADER_OR_FOLLOWER, -1)
+                continue
+            # Partition.appendRecordsToLeader: reject before appending when the ISR is too small.
+            if acks == -1 and len(r.isr) < self.effective_min_isr(r):
+                results[k] = (b, m.NOT_ENOUGH_REPLICAS, -1)
+                continue
+            log = r.log
+            base = None
+            if b.pid >= 0:
+                entry = log.producers.get(b.pid)
+                if entry is not None:
+                    if b.seq <= entry.last_seq:
+                        # Idempotence: a retry of a batch already in the log is not appended again.
+                        base = entry.offset_of(b.seq)
+                        if base is None:
+                            results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+                            continue
+                    elif b.seq != entry.last_seq + 1:
+                        results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+                        continue
+            if base is None:
+                base = log.append(b.record_count, r.leader_epoch, b.batch_id, b.pid, b.seq, b.nbytes)
+                self.recorder.appended(now, self.broker_id, b.partition, base, b.batch_id, r.leader_epoch)
+                touched.append(r)
+            if acks == -1 or acks >= 2:
+                waiting.append((r, base + b.record_count, k, b))
+            else:
+                results[k] = (b, m.NONE, base)
+        for r in touched:
+            self._wake_followers(r)
+        if acks == 0:
+            return  # Kafka sends no response for acks=0
+        if not waiting:
+            self._respond_produce(req, results)
+            return
+        pending = PendingProduce(req, results, len(waiting))
+        for r, required, k, b in waiting:
+            if acks == -1:
+                r.purgatory.append((required, pending, k))
+            else:
+                r.legacy_waiters.append((required, pending, k))
+        for r in {id(w[0]): w[0] for w in waiting}.values():
+            self.maybe_increment_hw(r)
+            self._check_legacy_waiters(r)
+        if not pending.done:
+            incarnation = self.incarnation
+            self.env.timeout(req.timeout_ms).callbacks.append(
+                lambda _ev: self._expire_produce(pending) if self.incarnation == incarnation else None)
+
+    def _respond_produce(self, req: m.ProduceRequest, results: list) -> None:
+        self.network.send(self, req.client, m.ProduceResponse(req.request_id, self.broker_id, results),
+                          32 * len(results))
+
+    def _resolve(self, pending: PendingProduce, k: int, error: str, offset: int) -> None:
+        if pending.done or pending.results[k] is not None:
+            return
+        pending.results[k] = (pending.request.batches[k], error, offset)
+        pending.remaining -= 1
+        if pending.remaining == 0:
+            pending.done = True
+            self._respond_produce(pending.request, pending.results)
+
+    def _expire_produce(self, pending: PendingProduce) -> None:
+        """DelayedProduce expiry: the request timeout passed before enough replicas had the data."""
+        if pending.done:
+            return
+        for k, res in enumerate(pending.results):
+            if res is None:
+                self._resolve(pending, k, m.REQUEST_TIMED_OUT, -1)
+
+    def _fail_purgatory(self, r: Replica, error: str) -> None:
+        for _, pending, k in list(r.purgatory) + r.legacy_waiters:
+            self._resolve(pending, k, error, -1)
+        r.purgatory.clear()
+        r.legacy_waiters.clear()
+
+    def _complete_purgatory(self, r: Replica) -> None:
+        """Partition.checkEnoughReplicasReachOffset for requests the HW now covers."""
+        hw = r.log.hw
+        q = r.purgatory
+        if not q or q[0][0] > hw:
+            return
+        error = m.NONE if len(r.maximal_isr()) >= self.effective_min_isr(r) else m.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        while q and q[0][0] <= hw:
+            required, pending, k = q.popleft()
+            if not pending.done:
+                b = pending.request.batches[k]
+                self._resolve(pending, k, error, required - b.record_count)
+
+    def _check_legacy_waiters(self, r: Replica) -> None:
+        """Kafka 0.8 acks=N: any N ISR replicas (leader included) with LEO >= the offset."""
+        if not r.legacy_waiters:
+            return
+        leos = [r.log.leo] + [r.remote[b].leo for b in r.isr if b != self.broker_id]
+        keep = []
+        for required, pending, k in r.legacy_waiters:
+            if pending.done:
+                continue
+            if sum(1 for x in leos if x >= required) >= pending.request.acks:
+                b = pending.request.batches[k]
+                self._resolve(pending, k, m.NONE, required - b.record_count)
+            else:
+                keep.append((required, pending, k))
+        r.legacy_waiters = keep
+
+    # --- high watermark and ISR (leader) -----------------------------------------------------
+    def _caught_up(self, rr: RemoteReplica, leader_leo: int, now: float) -> bool:
+        """Replica.isCaughtUp: at the leader's LEO, or caught up within the lag time."""
+        return rr.leo >= leader_leo or now - rr.last_caught_up_ms <= self.config.replica_lag_time_max_ms
+
+    def _isr_eligible(self, broker_id: int) -> bool:
+        return broker_id not in self.fenced
+
+    def maybe_increment_hw(self, r: Replica) -> None:
+        """Advance the HW to the minimum LEO across the maximal ISR (Partition.maybeIncrementLeaderHW)."""
+        log = r.log
+        if self.strict_min_isr and len(r.isr) < self.effective_min_isr(r):
+            # KIP-966 part 1: "Not increasing HWM because partition is under min ISR".
+            if not r.hw_stalled and log.leo > log.hw:
+                r.hw_stalled = True
+                self.recorder.event(self.env.now, "hw_stall", self.broker_id, r.spec.index, log.hw,
+                                    f"isr={list(r.isr)} under min.insync.replicas={r.spec.min_isr}")
+            return
+        if r.hw_stalled:
+            r.hw_stalled = False
+            self.recorder.event(self.env.now, "hw_resume", self.broker_id, r.spec.index, log.hw)
+        new_hw = log.leo
+        now = self.env.now
+        maximal = r.maximal_isr()
+        for b, rr in r.remote.items():
+            if rr.leo < new_hw and (b in maximal or (self._caught_up(rr, log.leo, now) and self._isr_eligible(b))):
+                new_hw = rr.leo
+        if new_hw > log.hw:
+            log.hw = new_hw
+            self.recorder.hw_advanced(now, self.broker_id, r.spec.index, r.leader_epoch, new_hw)
+            self._complete_purgatory(r)
+            self._wake_consumers(r)
+
+    def update_follower_fetch_state(self, r: Replica, follower: int, fetch_offset: int) -> None:
+        """Replica.updateFetchState, then maybe expand the ISR and advance the HW."""
+        rr = r.remote.get(follower)
+        if rr is None:
+            return
+        now = self.env.now
+        leo = r.log.leo
+        if fetch_offset >= leo:
+            rr.last_caught_up_ms = max(rr.last_caught_up_ms, now)
+        elif fetch_offset >= rr.last_fetch_leader_leo:
+            rr.last_caught_up_ms = max(rr.last_caught_up_ms, rr.last_fetch_ms)
+        rr.last_fetch_leader_leo = leo
+        rr.last_fetch_ms = now
+        advanced = fetch_offset > rr.leo
+        rr.leo = fetch_offset
+        if follower not in r.isr and r.pending_isr is None and self._isr_eligible(follower) \
+                and fetch_offset >= r.log.hw and fetch_offset >= r.leader_epoch_start:
+            self._alter_partition(r, tuple(b for b in r.spec.replicas if b in r.isr or b == follower))
+        if advanced:
+            self.maybe_increment_hw(r)
+            self._check_legacy_waiters(r)
+
+    def _alter_partition(self, r: Replica, new_isr: tuple) -> None:
+        """Propose an ISR change to the controller (AlterPartition, KIP-497)."""
+        r.pending_isr = new_isr
+        self.network.send(self, self.controller, m.AlterPartition(
+            self.broker_id, self.incarnation, r.spec.index, r.leader_epoch, r.partition_epoch, new_isr))
+        if len(new_isr) > len(r.isr):
+            self.maybe_increment_hw(r)  # the maximal ISR grew
+
+    def on_alter_partition_response(self, resp: m.AlterPartitionResponse) -> None:
+        r = self.replicas.get(resp.partition)
+        if r is None:
+            return
+        rec = resp.record
+        if resp.error != m.NONE or rec is None:
+            r.pending_isr = None
+            return
+        if rec.leader_epoch == r.leader_epoch and rec.partition_epoch > r.partition_epoch:
+            r.isr = rec.isr
+            r.partition_epoch = rec.partition_epoch
+            r.pending_isr = None
+            if r.is_leader:
+                self.on_isr_changed(r)
+
+    def on_isr_changed(self, r: Replica) -> None:
+        """A committed ISR change: requests may now complete (or fail under min ISR)."""
+        self.maybe_increment_hw(r)
+        self._complete_purgatory(r)
+        self._check_legacy_waiters(r)
+
+    # --- fetch path (leader side) ----------------------------------------------------------
+    def handle_fetch(self, req: m.FetchRequest) -> None:
+        """Serve a follower or consumer fetch; park it if there is nothing to return."""
+        results, has_data = self._read_for_fetch(req)
+        if has_data or req.max_wait_ms <= 0:
+            self._respond_fetch(req, results)
+            return
+        parked = ParkedFetch(req)
+        is_follower = req.replica_id >= 0
+        for pf in req.partitions:
+            r = self.replicas.get(pf.partition)
+            if r is not None and r.is_leader:
+                lst = r.parked_followers if is_follower else r.parked_consumers
+                if len(lst) > 16:  # fetches completed through another partition linger here
+                    lst[:] = [f for f in lst if not f.done]
+                lst.append(parked)
+        incarnation = self.incarnation
+        self.env.timeout(req.max_wait_ms).callbacks.append(
+            lambda _ev: self._complete_fetch(parked) if self.incarnation == incarnation else None)
+
+    def _read_for_fetch(self, req: m.FetchRequest) -> tuple[list, bool]:
+        results = []
+        has_data = False
+        budget = req.max_bytes
+        follower = req.replica_id
+        for pf in req.partitions:
+            p = pf.partition
+            r = self.replicas.get(p)
+            if r is None or not r.is_leader:
+                results.append(m.PartitionData(p, m.NOT_LEADER_OR_FOLLOWER))
+                has_data = True
+                continue
+            if pf.current_leader_epoch != r.leader_epoch:
+                err = m.FENCED_LEADER_EPOCH if pf.current_leader_epoch < r.leader_epoch else m.UNKNOWN_LEADER_EPOCH
+                results.append(m.PartitionData(p, err))
+                has_data = True
+                continue
+            log = r.log
+            if follower >= 0:
+                if pf.last_fetched_epoch >= 0:
+                    # KIP-595 style divergence check: does our log agree with the follower's last epoch?
+                    epoch, end = log.end_offset_for_epoch(pf.last_fetched_epoch)
+                    if epoch != pf.last_fetched_epoch or end < pf.fetch_offset:
+                        if epoch < 0 and log.epoch_cache:
+                            end = log.epoch_cache[0][1]
+                        elif epoch < 0:
+                            end = 0
+                        results.append(m.PartitionData(p, m.NONE, log.hw, log.leo, diverging_epoch=(epoch, end)))
+                        has_data = True
+                        continue
+                elif pf.fetch_offset > 0 and pf.fetch_offset > log.leo:
+                    results.append(m.PartitionData(p, m.NONE, log.hw, log.leo, diverging_epoch=(-1, log.leo)))
+                    has_data = True
+                    continue
+                self.update_follower_fetch_state(r, follower, pf.fetch_offset)
+                upto = log.leo
+            else:
+                upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)
+                if pf.fetch_offset > log.leo:
+                    results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw, log.leo))
+                    has_data = True
+                    continue
+            pd = m.PartitionData(p, m.NONE, log.hw, log.leo)
+            if budget > 0 and pf.fetch_offset < upto:
+                i, j = log.read_range(pf.fetch_offset, upto, min(req.partition_max_bytes, budget))
+                if j > i:
+                    pd.base = log.base[i:j]
+                    pd.count = log.count[i:j]
+                    pd.epoch = log.epoch[i:j]
+                    pd.batch_id = log.batch_id[i:j]
+                    pd.pid = log.pid[i:j]
+                    pd.seq = log.seq[i:j]
+                    pd.nbytes = log.nbytes[i:j]
+                    budget -= sum(pd.nbytes)
+                    has_data = True
+            results.append(pd)
+        return results, has_data
+
+    def _respond_fetch(self, req: m.FetchRequest, results: list) -> None:
+        nbytes = sum(sum(pd.nbytes) for pd in results) + 32 * len(results)
+        self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, results, nbytes), nbytes)
+
+    def _complete_fetch(self, parked: ParkedFetch) -> None:
+        if parked.done or not self.alive:
+            return
+        parked.done = True
+        results, _ = self._read_for_fetch(parked.request)
+        self._respond_fetch(parked.request, results)
+
+    def _wake_followers(self, r: Replica) -> None:
+        if r.parked_followers:
+            parked, r.parked_followers = r.parked_followers, []
+            for f in parked:
+                self._complete_fetch(f)
+
+    def _wake_consumers(self, r: Replica) -> None:
+        if r.parked_consumers:
+            parked, r.parked_consumers = r.parked_consumers, []
+            for f in parked:
+                self._complete_fetch(f)
+
+    def _complete_parked(self, r: Replica) -> None:
+        self._wake_followers(r)
+        self._wake_consumers(r)

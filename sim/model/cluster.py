@@ -1,0 +1,143 @@
+"""Build, wire and start a whole simulated cluster from a scenario.
+
+Construction never advances time or starts processes (build, then start), so components stay
+testable in isolation. Every component gets its own random stream keyed by its scope.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import simpy
+
+from .broker import Broker, PartitionSpec
+from .consumer import Consumer
+from .controller import Controller
+from .distributions import make_latency
+from .faults import FaultInjector
+from .network import Network
+from .producer import Producer
+
+if TYPE_CHECKING:
+    from ..recorder import Recorder
+    from ..rng import RandomStreams
+    from ..scenario import Scenario
+
+__all__ = ["Cluster", "assign_replicas", "partition_names"]
+
+
+def partition_names(scenario: "Scenario") -> list[str]:
+    """Global partition index -> "topic-p", topics in scenario order."""
+    return [f"{t.name}-{p}" for t in scenario.topics for p in range(t.partitions)]
+
+
+def assign_replicas(n_brokers: int, partitions: int, rf: int, start: int, racks: list[str] | None) -> list[tuple]:
+    """Replica lists like Kafka's assignReplicasToBrokers: round-robin leaders, followers next.
+
+    With racks, brokers are first interleaved rack by rack (getRackAlternatedBrokerList) so a
+    partition's replicas land on different racks where possible.
+    """
+    order = list(range(n_brokers))
+    if racks:
+        by_rack: dict[str, list[int]] = {}
+        for b, r in enumerate(racks):
+            by_rack.setdefault(r, []).append(b)
+        order = [b for group in itertools.zip_longest(*by_rack.values()) for b in group if b is not None]
+    return [tuple(order[(start + p + k) % n_brokers] for k in range(rf)) for p in range(partitions)]
+
+
+class Cluster:
+    """Brokers, controller, clients, network and faults of one run."""
+
+    def __init__(self, env: simpy.Environment, scenario: "Scenario", streams: "RandomStreams",
+                 recorder: "Recorder"):
+        self.env = env
+        self.scenario = scenario
+        self.recorder = recorder
+        cfg = scenario.cluster
+        self.network = Network(env, make_latency(scenario.network.latency, streams.stream("cluster.network")),
+                               scenario.network.bandwidth)
+        assign_rng = streams.stream("cluster.assignment")
+        self.partitions: list[PartitionSpec] = []
+        self.topic_partitions: dict[str, list[int]] = {}
+        for t in scenario.topics:
+            start = int(assign_rng.integers(cfg.brokers))
+            idx = []
+            for p, replicas in enumerate(assign_replicas(cfg.brokers, t.partitions, t.replication_factor, start,
+                                                         cfg.racks)):
+                spec = PartitionSpec(len(self.partitions), f"{t.name}-{p}", replicas, t.min_insync_replicas,
+                                     t.unclean_leader_election_enable)
+                idx.append(spec.index)
+                self.partitions.append(spec)
+            self.topic_partitions[t.name] = idx
+        self.partition_index = {s.name: s.index for s in self.partitions}
+        self.brokers = [Broker(env, b, cfg, self.partitions, self.network, recorder) for b in range(cfg.brokers)]
+        self.controller = Controller(env, cfg, self.partitions, self.network, recorder)
+        self.controller.brokers_by_id = {b.broker_id: b for b in self.brokers}
+        for b in self.brokers:
+            b.controller = self.controller
+            b.cluster_brokers = self.brokers
+            self.network.attach(b)
+        self.network.attach(self.controller)
+        batch_ids = itertools.count()
+        end_ms = scenario.duration
+        self.producers: list[Producer] = []
+        for j, spec in enumerate(scenario.producers):
+            base = spec.name or f"producer-{j}"
+            for i in range(spec.instances):
+                index = len(self.producers)
+                name = base if spec.instances == 1 else f"{base}-{i}"
+                p = Producer(env, index, name, spec, self.topic_partitions[spec.topic], self.brokers, self.network,
+                             recorder, streams.stream(f"cluster.{name}"), end_ms, producer_id=1000 + index,
+                             batch_ids=batch_ids)
+                self.producers.append(p)
+                self.network.attach(p)
+        self.consumers: list[Consumer] = []
+        for spec in scenario.consumers:
+            parts = self.topic_partitions[spec.topic]
+            for i in range(spec.instances):
+                index = len(self.consumers)
+                name = f"{spec.group}-{i}"
+                assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]
+                c = Consumer(env, index, name, spec, assigned, self.brokers, self.network, recorder,
+                             streams.stream(f"cluster.consumer.{name}"))
+                self.consumers.append(c)
+                self.network.attach(c)
+        self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
+                                    self.partition_index, recorder)
+
+    def start(self) -> None:
+        """Bootstrap the metadata, then start every process."""
+        self.controller.bootstrap()
+        self.controller.start()
+        for b in self.brokers:
+            b.start()
+        # The run begins from a settled cluster: brokers already know the initial leaders.
+        for b in self.brokers:
+            b.apply_metadata(list(self.controller.log), len(self.controller.log))
+        for p in self.producers:
+            p.start()
+        for c in self.consumers:
+            c.start()
+        self.faults.start()
+
+    def finish(self) -> None:
+        """Stop clients (pending batches become indeterminate) and snapshot the final logs."""
+        for p in self.producers:
+            p.finish()
+        for c in self.consumers:
+            c.finish()
+        self.snapshot_logs()
+
+    def snapshot_logs(self) -> None:
+        """Emit every partition's final log, as held by its leader (or last ISR member if offline)."""
+        rec = self.recorder
+        for spec in self.partitions:
+            state = self.controller.state[spec.index]
+            holder = state.leader if state.leader >= 0 else state.isr[0]
+            log = self.brokers[holder].logs[spec.index]
+            hw = log.hw if self.brokers[holder].alive else log.checkpointed_hw
+            for i in range(len(log.base)):
+                rec.record("final_log", spec.index, log.base[i], log.batch_id[i], log.count[i], log.epoch[i],
+                           log.base[i] + log.count[i] <= hw)

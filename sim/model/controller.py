@@ -1,0 +1,277 @@
+"""The KRaft controller: broker liveness, leader elections, ISR changes, the metadata log.
+
+Brokers heartbeat every broker.heartbeat.interval.ms; one silent for broker.session.timeout.ms
+is fenced: it leaves every ISR, and each partition it led gets a new leader, the first live ISR
+member in assignment order, with a bumped leader epoch. Elections run one at a time, each costing
+`election_cost` of controller time, so failover grows with the number of partitions (Rao 2015:
+~5 ms per partition). With no live ISR member the partition goes offline unless
+unclean.leader.election.enable picks any live replica. Changes are committed to a metadata log
+that brokers long-poll (KRaft brokers fetch the metadata topic), after a commit linger of
+controller.quorum.append.linger.ms. The controller quorum itself is not modelled: it never fails.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import simpy
+
+from . import messages as m
+
+if TYPE_CHECKING:
+    from ..recorder import Recorder
+    from ..scenario import ClusterConfig
+    from .broker import PartitionSpec
+    from .network import Network
+
+__all__ = ["Controller"]
+
+# controller.quorum.append.linger.ms default (QuorumConfig.java)
+APPEND_LINGER_MS = 25.0
+METADATA_FETCH_WAIT_MS = 500.0
+
+
+class BrokerRegistration:
+    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms")
+
+    def __init__(self, broker_id: int):
+        self.broker_id = broker_id
+        self.broker_epoch = -1
+        self.fenced = True
+        self.last_heartbeat_ms = -1.0
+
+
+class Controller:
+    """The active KRaft controller (QuorumController + ReplicationControlManager)."""
+
+    base_name = "controller"
+
+    def __init__(self, env: simpy.Environment, config: "ClusterConfig", partitions: list["PartitionSpec"],
+                 network: "Network", recorder: "Recorder", parent_scope: str = "cluster"):
+        self.env = env
+        self.config = config
+        self.partitions = partitions
+        self.network = network
+        self.recorder = recorder
+        self.scope = f"{parent_scope}.{self.base_name}"
+        self.endpoint_id = self.scope
+        self.alive = True
+        self.host_up = True
+        self.incarnation = 1
+        self.brokers_by_id: dict = {}  # wired by the cluster: broker id -> Broker endpoint
+        self.registrations = {b: BrokerRegistration(b) for b in range(config.brokers)}
+        self.state: dict[int, m.PartitionRecord] = {}
+        self.log: list = []  # committed metadata records
+        self._uncommitted: list = []
+        self._after_commit: list = []  # responses held until their records commit
+        self._commit_scheduled = False
+        self._parked: dict[int, tuple] = {}  # broker id -> (broker epoch, offset) of a parked metadata fetch
+        self._elections: deque[int] = deque()
+        self._election_wakeup: simpy.Event | None = None
+        self._queued: set[int] = set()
+
+    def bootstrap(self) -> None:
+        """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
+        for spec in self.partitions:
+            rec = m.PartitionRecord(spec.index, spec.replicas[0], 0, 0, spec.replicas, spec.replicas)
+            self.state[spec.index] = rec
+            self.log.append(rec)
+            self.recorder.event(0.0, "leader_elected", rec.leader, spec.index, 0, "initial")
+            self.recorder.event(0.0, "isr_change", rec.leader, spec.index, len(rec.isr), _isr_str(rec.isr))
+        for reg in self.registrations.values():
+            reg.fenced = False
+            reg.broker_epoch = 1  # each broker's first incarnation
+            reg.last_heartbeat_ms = 0.0
+
+    def start(self) -> list[simpy.Process]:
+        return [self.env.process(self.fence_expired_brokers()), self.env.process(self.elect_leaders())]
+
+    # --- liveness -----------------------------------------------------------------------------
+    def fence_expired_brokers(self):
+        """Fence brokers whose session (broker.session.timeout.ms) has lapsed."""
+        timeout = self.config.broker_session_timeout_ms
+        period = min(100.0, timeout / 10)
+        while True:
+            yield self.env.timeout(period)
+            now = self.env.now
+            for reg in self.registrations.values():
+                if not reg.fenced and now - reg.last_heartbeat_ms > timeout:
+                    self.fence(reg)
+
+    def fence(self, reg: BrokerRegistration) -> None:
+        """Fence a broker: drop it from every ISR and queue elections for what it led."""
+        now = self.env.now
+        reg.fenced = True
+        self.recorder.event(now, "broker_fenced", reg.broker_id, -1, reg.broker_epoch)
+        self._append(("fence", reg.broker_id))
+        b = reg.broker_id
+        for p, rec in self.state.items():
+            if b not in rec.replicas:
+                continue
+            if rec.leader == b:
+                self._queue_election(p)
+            elif b in rec.isr and len(rec.isr) > 1:
+                self._change(rec, isr=tuple(x for x in rec.isr if x != b), why="fenced")
+
+    def unfence(self, reg: BrokerRegistration) -> None:
+        reg.fenced = False
+        self.recorder.event(self.env.now, "broker_unfenced", reg.broker_id, -1, reg.broker_epoch)
+        self._append(("unfence", reg.broker_id))
+        for p, rec in self.state.items():
+            if rec.leader < 0 and reg.broker_id in rec.replicas:
+                self._queue_election(p)
+
+    def handle(self, msg) -> None:
+        t = type(msg)
+        if t is m.BrokerHeartbeat:
+            self.on_heartbeat(msg)
+        elif t is m.MetadataFetch:
+            self.on_metadata_fetch(msg)
+        elif t is m.AlterPartition:
+            self.on_alter_partition(msg)
+
+    def connection_lost(self, peer) -> None:
+        self._parked.pop(getattr(peer, "broker_id", -1), None)
+
+    def on_heartbeat(self, hb: m.BrokerHeartbeat) -> None:
+        reg = self.registrations[hb.broker]
+        now = self.env.now
+        if hb.broker_epoch != reg.broker_epoch:
+            if hb.broker_epoch < reg.broker_epoch:
+                return  # a zombie incarnation
+            # A (re)started broker registers a new broker epoch; its old session is gone.
+            if not reg.fenced:
+                self.fence(reg)
+            reg.broker_epoch = hb.broker_epoch
+            self.recorder.event(now, "broker_registered", hb.broker, -1, hb.broker_epoch)
+        reg.last_heartbeat_ms = now
+        # A broker is unfenced once it has caught up with the metadata log (KRaft).
+        if reg.fenced and hb.metadata_offset >= len(self.log):
+            self.unfence(reg)
+
+    # --- metadata log ---------------------------------------------------------------------------
+    def _append(self, record) -> None:
+        self._uncommitted.append(record)
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self.env.timeout(APPEND_LINGER_MS).callbacks.append(self._commit)
+
+    def _commit(self, _ev=None) -> None:
+        self._commit_scheduled = False
+        self.log.extend(self._uncommitted)
+        self._uncommitted = []
+        replies, self._after_commit = self._after_commit, []
+        for dst, msg in replies:
+            self.network.send(self, dst, msg)
+        parked, self._parked = self._parked, {}
+        for broker_id, (epoch, offset) in parked.items():
+            self._answer_fetch(broker_id, offset)
+
+    def on_metadata_fetch(self, req: m.MetadataFetch) -> None:
+        if req.offset < len(self.log):
+            self._answer_fetch(req.broker, req.offset)
+            return
+        self._parked[req.broker] = (req.broker_epoch, req.offset)
+        self.env.timeout(METADATA_FETCH_WAIT_MS).callbacks.append(
+            lambda _ev, b=req.broker, e=req.broker_epoch, o=req.offset: self._expire_fetch(b, e, o))
+
+    def _expire_fetch(self, broker_id: int, epoch: int, offset: int) -> None:
+        if self._parked.get(broker_id) == (epoch, offset):
+            del self._parked[broker_id]
+            self._answer_fetch(broker_id, offset)
+
+    def _answer_fetch(self, broker_id: int, offset: int) -> None:
+        records = self.log[offset:]
+        self.network.send(self, self.brokers_by_id[broker_id], m.MetadataFetchResponse(records, len(self.log)),
+                          48 * len(records))
+
+    def _change(self, rec: m.PartitionRecord, *, leader: int | None = None, isr: tuple | None = None,
+                why: str = "") -> m.PartitionRecord:
+        """Commit a partition change; a new leader bumps the leader epoch."""
+        now = self.env.now
+        new_leader = rec.leader if leader is None else leader
+        new_isr = rec.isr if isr is None else isr
+        epoch = rec.leader_epoch + (1 if leader is not None else 0)
+        new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, rec.replicas)
+        self.state[rec.partition] = new
+        self._append(new)
+        if leader is not None:
+            kind = "partition_offline" if new_leader < 0 else "leader_elected"
+            self.recorder.event(now, kind, new_leader, rec.partition, epoch, why)
+        if new_isr != rec.isr:
+            self.recorder.event(now, "isr_change", new_leader, rec.partition, len(new_isr),
+                                f"{_isr_str(rec.isr)}->{_isr_str(new_isr)} {why}".strip())
+        return new
+
+    # --- elections --------------------------------------------------------------------------------
+    def _queue_election(self, p: int) -> None:
+        if p in self._queued:
+            return
+        self._queued.add(p)
+        self._elections.append(p)
+        if self._election_wakeup is not None and not self._election_wakeup.triggered:
+            self._election_wakeup.succeed()
+
+    def elect_leaders(self):
+        """Work through queued elections one partition at a time, `election_cost` each."""
+        while True:
+            if not self._elections:
+                self._election_wakeup = self.env.event()
+                yield self._election_wakeup
+                continue
+            p = self._elections.popleft()
+            if self.config.election_cost > 0:
+                yield self.env.timeout(self.config.election_cost)
+            self._queued.discard(p)
+            self.elect_leader(p)
+
+    def is_live(self, broker_id: int) -> bool:
+        return not self.registrations[broker_id].fenced
+
+    def elect_leader(self, p: int) -> None:
+        """PartitionChangeBuilder: first live ISR member in assignment order, else unclean or offline."""
+        rec = self.state[p]
+        if rec.leader >= 0 and self.is_live(rec.leader):
+            return  # already led by a live broker
+        spec = self.partitions[p]
+        live_isr = [b for b in rec.replicas if b in rec.isr and self.is_live(b)]
+        if live_isr:
+            leader = live_isr[0]
+            self._change(rec, leader=leader, isr=tuple(live_isr), why="clean")
+            return
+        live = [b for b in rec.replicas if self.is_live(b)]
+        if spec.unclean and live:
+            leader = live[0]
+            self.recorder.event(self.env.now, "unclean_election", leader, p, rec.leader_epoch + 1,
+                                f"isr was {_isr_str(rec.isr)}")
+            self._change(rec, leader=leader, isr=(leader,), why="unclean")
+            return
+        if rec.leader >= 0:
+            # KRaft keeps the last ISR member in the ISR and sets no leader.
+            self._change(rec, leader=-1, why="no live ISR member")
+
+    # --- AlterPartition ---------------------------------------------------------------------------
+    def on_alter_partition(self, req: m.AlterPartition) -> None:
+        rec = self.state.get(req.partition)
+        leader = self.brokers_by_id[req.broker]
+        reg = self.registrations[req.broker]
+        error = m.NONE
+        if rec is None or rec.leader != req.broker or req.broker_epoch != reg.broker_epoch:
+            error = m.NOT_LEADER_OR_FOLLOWER
+        elif req.leader_epoch != rec.leader_epoch:
+            error = m.FENCED_LEADER_EPOCH
+        elif req.partition_epoch != rec.partition_epoch:
+            error = "INVALID_UPDATE_VERSION"
+        elif any(b not in rec.isr and not self.is_live(b) for b in req.new_isr):
+            error = "INELIGIBLE_REPLICA"  # KIP-903: fenced brokers may not join the ISR
+        if error != m.NONE:
+            self.network.send(self, leader, m.AlterPartitionResponse(req.partition, error, None))
+            return
+        new = self._change(rec, isr=req.new_isr, why="alter_partition")
+        # The leader hears back only once the change is committed to the metadata log.
+        self._after_commit.append((leader, m.AlterPartitionResponse(req.partition, m.NONE, new)))
+
+
+def _isr_str(isr: tuple) -> str:
+    return "[" + ",".join(map(str, isr)) + "]"

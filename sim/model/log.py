@@ -1,0 +1,194 @@
+"""A replica's log of record batches: log end offset, high watermark, leader-epoch cache.
+
+The log is columnar (one Python list per batch field), never per record: a batch of N records
+occupies offsets [base, base + N). The leader-epoch cache (KIP-101) maps each leader epoch to
+the first offset written in it; truncation and divergence checks use it instead of the HW.
+Producer state for idempotence (last sequence per producer id) is derived from the log, so it
+survives leader changes exactly as Kafka rebuilds it from log segments.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+__all__ = ["Log", "ProducerStateEntry"]
+
+# Kafka keeps metadata of the last 5 batches per producer to answer duplicates (ProducerStateEntry).
+NUM_BATCHES_TO_RETAIN = 5
+
+
+class ProducerStateEntry:
+    """Last sequences written by one producer id on one partition."""
+
+    __slots__ = ("last_seq", "recent")
+
+    def __init__(self) -> None:
+        self.last_seq = -1
+        self.recent: list[tuple[int, int]] = []  # (sequence, base offset), newest last
+
+    def add(self, seq: int, base: int) -> None:
+        self.last_seq = seq
+        self.recent.append((seq, base))
+        if len(self.recent) > NUM_BATCHES_TO_RETAIN:
+            del self.recent[0]
+
+    def offset_of(self, seq: int) -> int | None:
+        for s, base in self.recent:
+            if s == seq:
+                return base
+        return None
+
+
+class Log:
+    """The batches of one partition replica, on its broker's disk (survives a process crash)."""
+
+    __slots__ = ("base", "count", "epoch", "batch_id", "pid", "seq", "nbytes", "leo", "hw",
+                 "epoch_cache", "producers", "checkpointed_hw")
+
+    def __init__(self) -> None:
+        self.base: list[int] = []
+        self.count: list[int] = []
+        self.epoch: list[int] = []
+        self.batch_id: list[int] = []
+        self.pid: list[int] = []
+        self.seq: list[int] = []
+        self.nbytes: list[int] = []
+        self.leo = 0  # log end offset: the next offset to be written
+        self.hw = 0  # high watermark (in memory; see checkpointed_hw)
+        self.checkpointed_hw = 0  # replication-offset-checkpoint file, written periodically
+        self.epoch_cache: list[tuple[int, int]] = []  # (leader epoch, start offset), ascending
+        self.producers: dict[int, ProducerStateEntry] = {}
+
+    # --- leader epochs (KIP-101 / KIP-279) ---------------------------------------------------
+    @property
+    def latest_epoch(self) -> int:
+        return self.epoch_cache[-1][0] if self.epoch_cache else -1
+
+    def assign_epoch_start_offset(self, epoch: int, start_offset: int) -> None:
+        """Record that `epoch` starts at `start_offset` (LeaderEpochFileCache.assign)."""
+        if self.epoch_cache and epoch <= self.epoch_cache[-1][0]:
+            return
+        self.epoch_cache.append((epoch, start_offset))
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """(largest epoch <= `epoch`, its end offset): the OffsetsForLeaderEpoch answer.
+
+        The end offset of an epoch is the start offset of the next epoch, or the LEO for the
+        latest epoch. Unknown (older than the cache): (-1, -1).
+        """
+        cache = self.epoch_cache
+        if not cache:
+            return (-1, -1)
+        i = bisect_right(cache, (epoch, float("inf"))) - 1
+        if i < 0:
+            return (-1, -1)
+        found = cache[i][0]
+        end = self.leo if i == len(cache) - 1 else cache[i + 1][1]
+        return (found, end)
+
+    # --- appends ---------------------------------------------------------------------------
+    def append(self, count: int, epoch: int, batch_id: int, pid: int, seq: int, nbytes: int) -> int:
+        """Append one batch at the LEO (leader path) and return its base offset."""
+        base = self.leo
+        self.base.append(base)
+        self.count.append(count)
+        self.epoch.append(epoch)
+        self.batch_id.append(batch_id)
+        self.pid.append(pid)
+        self.seq.append(seq)
+        self.nbytes.append(nbytes)
+        self.leo = base + count
+        if not self.epoch_cache or epoch > self.epoch_cache[-1][0]:
+            self.epoch_cache.append((epoch, base))
+        if pid >= 0:
+            entry = self.producers.get(pid)
+            if entry is None:
+                entry = self.producers[pid] = ProducerStateEntry()
+            entry.add(seq, base)
+        return base
+
+    def append_fetched(self, data) -> None:
+        """Append the batches of a fetch response (follower path); they start at our LEO."""
+        base, count, epoch, pid, seq = data.base, data.count, data.epoch, data.pid, data.seq
+        self.base.extend(base)
+        self.count.extend(count)
+        self.epoch.extend(epoch)
+        self.batch_id.extend(data.batch_id)
+        self.pid.extend(pid)
+        self.seq.extend(seq)
+        self.nbytes.extend(data.nbytes)
+        self.leo = base[-1] + count[-1]
+        cache = self.epoch_cache
+        producers = self.producers
+        for i in range(len(base)):
+            e = epoch[i]
+            if not cache or e > cache[-1][0]:
+                cache.append((e, base[i]))
+            p = pid[i]
+            if p >= 0:
+                entry = producers.get(p)
+                if entry is None:
+                    entry = producers[p] = ProducerStateEntry()
+                entry.add(seq[i], base[i])
+
+    # --- reads -----------------------------------------------------------------------------
+    def index_of(self, offset: int) -> int:
+        """Index of the first batch with base offset >= `offset`."""
+        return bisect_left(self.base, offset)
+
+    def read_range(self, offset: int, upto: int, max_bytes: int) -> tuple[int, int]:
+        """Batch index range [i, j) from `offset` below `upto`, at most `max_bytes` (at least one batch)."""
+        i = bisect_left(self.base, offset)
+        j_limit = bisect_left(self.base, upto, lo=i)
+        if j_limit <= i:
+            return i, i
+        nbytes = self.nbytes
+        total = nbytes[i]
+        j = i + 1
+        while j < j_limit and total + nbytes[j] <= max_bytes:
+            total += nbytes[j]
+            j += 1
+        return i, j
+
+    # --- truncation ------------------------------------------------------------------------
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch at or beyond `offset`; returns the number of records removed."""
+        if offset >= self.leo:
+            # No records to cut, but epochs starting at or past `offset` are still dropped.
+            self.epoch_cache = [e for e in self.epoch_cache if e[1] < offset]
+            return 0
+        i = bisect_left(self.base, offset)
+        # A batch straddling `offset` cannot stay half-written: drop it whole.
+        if i > 0 and self.base[i - 1] + self.count[i - 1] > offset:
+            i -= 1
+        removed = self.leo - (self.base[i] if i < len(self.base) else self.leo)
+        for col in (self.base, self.count, self.epoch, self.batch_id, self.pid, self.seq, self.nbytes):
+            del col[i:]
+        self.leo = self.base[-1] + self.count[-1] if self.base else 0
+        self.hw = min(self.hw, self.leo)
+        # LeaderEpochFileCache.truncateFromEnd: drop epochs that start at or beyond the new LEO.
+        self.epoch_cache = [e for e in self.epoch_cache if e[1] < self.leo]
+        self.rebuild_producer_state()
+        return removed
+
+    def rebuild_producer_state(self) -> None:
+        """Rebuild idempotence state by scanning the log tail (as on recovery or truncation)."""
+        producers: dict[int, ProducerStateEntry] = {}
+        pids, seqs, bases = self.pid, self.seq, self.base
+        need: dict[int, int] = {}
+        for i in range(len(pids) - 1, -1, -1):
+            p = pids[i]
+            if p < 0:
+                continue
+            n = need.get(p, 0)
+            if n >= NUM_BATCHES_TO_RETAIN:
+                continue
+            need[p] = n + 1
+            entry = producers.get(p)
+            if entry is None:
+                entry = producers[p] = ProducerStateEntry()
+                entry.last_seq = seqs[i]
+            entry.recent.insert(0, (seqs[i], bases[i]))
+            if len(need) == len(self.producers) and all(v >= NUM_BATCHES_TO_RETAIN for v in need.values()):
+                break
+        self.producers = producers

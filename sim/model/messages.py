@@ -1,0 +1,164 @@
+"""Request and response types that cross the network, and Kafka's error codes.
+
+Messages are batch-granular: a produce request carries at most one batch per partition (as
+Kafka's RecordAccumulator.drain builds them) and a fetch response carries slices of a log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "NONE", "NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+    "REQUEST_TIMED_OUT", "NETWORK_EXCEPTION", "OUT_OF_ORDER_SEQUENCE_NUMBER", "DUPLICATE_SEQUENCE_NUMBER",
+    "FENCED_LEADER_EPOCH", "OFFSET_OUT_OF_RANGE", "UNKNOWN_LEADER_EPOCH", "RETRIABLE", "AMBIGUOUS",
+    "ProduceRequest", "ProduceResponse", "FetchRequest", "FetchResponse", "PartitionFetch",
+    "PartitionData", "MetadataRequest", "MetadataResponse", "BrokerHeartbeat", "MetadataFetch",
+    "MetadataFetchResponse", "AlterPartition", "AlterPartitionResponse", "PartitionRecord",
+]
+
+# Kafka error names (clients/.../protocol/Errors.java)
+NONE = "NONE"
+NOT_LEADER_OR_FOLLOWER = "NOT_LEADER_OR_FOLLOWER"
+NOT_ENOUGH_REPLICAS = "NOT_ENOUGH_REPLICAS"
+NOT_ENOUGH_REPLICAS_AFTER_APPEND = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+REQUEST_TIMED_OUT = "REQUEST_TIMED_OUT"
+NETWORK_EXCEPTION = "NETWORK_EXCEPTION"
+OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
+DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
+FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
+UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
+OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
+
+RETRIABLE = frozenset({
+    NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT,
+    NETWORK_EXCEPTION, OUT_OF_ORDER_SEQUENCE_NUMBER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
+})
+# Errors after which the batch may or may not be in the log: the client cannot know.
+# NOT_LEADER_OR_FOLLOWER is ambiguous too: a leader that loses leadership while a request waits in
+# purgatory answers it, although the batch is in its log and may have reached the new leader.
+AMBIGUOUS = frozenset({NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT, NETWORK_EXCEPTION,
+                       NOT_LEADER_OR_FOLLOWER})
+
+
+@dataclass(slots=True, eq=False)
+class ProduceRequest:
+    client: object
+    request_id: int
+    acks: int
+    timeout_ms: float
+    batches: list  # ProducerBatch objects, at most one per partition
+    nbytes: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class ProduceResponse:
+    request_id: int
+    broker: int
+    results: list  # (batch, error, base_offset)
+
+
+@dataclass(slots=True, eq=False)
+class PartitionFetch:
+    partition: int
+    fetch_offset: int
+    last_fetched_epoch: int  # KIP-320/KIP-595 divergence check; -1 for consumers
+    current_leader_epoch: int
+
+
+@dataclass(slots=True, eq=False)
+class FetchRequest:
+    client: object
+    request_id: int
+    replica_id: int  # broker id for follower fetches, -1 for consumers (read up to HW)
+    max_wait_ms: float
+    max_bytes: int
+    partition_max_bytes: int
+    partitions: list  # PartitionFetch
+
+
+@dataclass(slots=True, eq=False)
+class PartitionData:
+    partition: int
+    error: str
+    high_watermark: int = 0
+    log_end_offset: int = 0
+    # slices of the leader's log columns
+    base: list = field(default_factory=list)
+    count: list = field(default_factory=list)
+    epoch: list = field(default_factory=list)
+    batch_id: list = field(default_factory=list)
+    pid: list = field(default_factory=list)
+    seq: list = field(default_factory=list)
+    nbytes: list = field(default_factory=list)
+    diverging_epoch: tuple | None = None  # (epoch, end_offset) when the follower must truncate
+
+
+@dataclass(slots=True, eq=False)
+class FetchResponse:
+    request_id: int
+    broker: int
+    partitions: list  # PartitionData
+    nbytes: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class MetadataRequest:
+    client: object
+    request_id: int
+
+
+@dataclass(slots=True, eq=False)
+class MetadataResponse:
+    request_id: int
+    broker: int
+    leaders: dict  # partition -> (leader broker or -1, leader epoch)
+
+
+@dataclass(slots=True, eq=False)
+class BrokerHeartbeat:
+    broker: int
+    broker_epoch: int  # incarnation; a restart registers a new epoch
+    metadata_offset: int
+
+
+@dataclass(slots=True, eq=False)
+class MetadataFetch:
+    broker: int
+    broker_epoch: int
+    offset: int
+
+
+@dataclass(slots=True, eq=False)
+class MetadataFetchResponse:
+    records: list
+    end_offset: int
+
+
+@dataclass(slots=True, frozen=True)
+class PartitionRecord:
+    """A committed partition state in the KRaft metadata log (PartitionChangeRecord)."""
+
+    partition: int
+    leader: int  # -1: no leader (offline)
+    leader_epoch: int
+    partition_epoch: int
+    isr: tuple
+    replicas: tuple
+
+
+@dataclass(slots=True, eq=False)
+class AlterPartition:
+    broker: int
+    broker_epoch: int
+    partition: int
+    leader_epoch: int
+    partition_epoch: int
+    new_isr: tuple
+
+
+@dataclass(slots=True, eq=False)
+class AlterPartitionResponse:
+    partition: int
+    error: str
+    record: PartitionRecord | None

@@ -1,0 +1,418 @@
+"""An open-loop KafkaProducer: arrivals, partitioner, record accumulator, sender, retries.
+
+Record arrivals are generated in vectorised chunks (constant or Poisson), assigned to partitions
+(key hash, sticky or round-robin) and cut into batches by `batch.size` and `linger.ms` with numpy,
+so a record never becomes a Python object or a SimPy event: the unit is the batch. The sender
+drains at most one batch per partition into each produce request (RecordAccumulator.drain),
+keeps at most max.in.flight.requests.per.connection requests per broker, retries retriable errors
+with exponential backoff (KIP-580) until delivery.timeout.ms, refreshes metadata on
+NOT_LEADER_OR_FOLLOWER or a lost connection, and, when idempotent, stamps each batch with a
+producer id and sequence so the broker drops duplicates.
+Left out: buffer.memory back-pressure (arrivals never block), compression, transactions, and
+batches growing past linger.ms while the sender is saturated.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from . import messages as m
+from .metadata import MetadataClient
+from .timeouts import TimeoutQueue
+
+if TYPE_CHECKING:
+    from ..recorder import Recorder
+    from ..scenario import ProducerConfig
+    from .network import Network
+
+__all__ = ["Producer", "ProducerBatch", "close_batches", "ACKED", "FAILED", "UNKNOWN"]
+
+ACKED, FAILED, UNKNOWN = 0, 1, 2
+RECORD_OVERHEAD_BYTES = 8  # rough per-record framing in a v2 batch (varint lengths, deltas)
+BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
+
+
+class ProducerBatch:
+    """A closed producer batch: a count and a range of record ids, never the records."""
+
+    __slots__ = ("batch_id", "partition", "record_count", "first_record_id", "first_arrival_ms",
+                 "last_arrival_ms", "created_ms", "pid", "seq", "nbytes", "attempts", "retry_at",
+                 "ambiguous", "done")
+
+    def __init__(self, batch_id, partition, record_count, first_record_id, first_ms, last_ms, created_ms,
+                 pid, seq, nbytes):
+        self.batch_id = batch_id
+        self.partition = partition
+        self.record_count = record_count
+        self.first_record_id = first_record_id
+        self.first_arrival_ms = first_ms
+        self.last_arrival_ms = last_ms
+        self.created_ms = created_ms
+        self.pid = pid
+        self.seq = seq
+        self.nbytes = nbytes
+        self.attempts = 0
+        self.retry_at = 0.0
+        self.ambiguous = False
+        self.done = False
+
+
+def close_batches(times: np.ndarray, cap: int, linger_ms: float, horizon: float) -> tuple[list, list, int]:
+    """Cut one partition's sorted arrival times into batches.
+
+    A batch closes when it holds `cap` records or `linger.ms` after its first record, whichever
+    comes first. Returns (end indices, close times, start of the still-open tail): a batch whose
+    linger deadline lies beyond `horizon` stays open for the next chunk.
+    """
+    ends, closes = [], []
+    i, n = 0, len(times)
+    while i < n:
+        deadline = times[i] + linger_ms
+        j_full = i + cap
+        if j_full <= n and times[j_full - 1] <= deadline:
+            ends.append(j_full)
+            closes.append(float(times[j_full - 1]))
+            i = j_full
+            continue
+        if deadline > horizon:
+            break
+        j = int(np.searchsorted(times, deadline, side="right", sorter=None))
+        j = min(j, i + cap)
+        ends.append(j)
+        closes.append(float(deadline))
+        i = j
+    return ends, closes, i
+
+
+class Producer:
+    """One KafkaProducer instance producing to one topic."""
+
+    base_name = "producer"
+
+    def __init__(self, env: simpy.Environment, index: int, name: str, config: "ProducerConfig",
+                 partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
+                 rng: np.random.Generator, end_ms: float, producer_id: int, batch_ids,
+                 parent_scope: str = "cluster"):
+        self.env = env
+        self.index = index
+        self.name = name
+        self.config = config
+        self.partitions = partitions  # global partition indices of the topic, in order
+        self.brokers = brokers
+        self.network = network
+        self.recorder = recorder
+        self.rng = rng
+        self.end_ms = end_ms
+        self.pid = producer_id if config.enable_idempotence else -1
+        self._batch_ids = batch_ids  # shared counter: batch ids are unique per run
+        self.scope = f"{parent_scope}.{name}"
+        self.endpoint_id = self.scope
+        self.alive = True
+        self.host_up = True
+        self.incarnation = 1
+        self.acks = config.acks
+        self.queues: dict[int, deque] = {p: deque() for p in partitions}
+        self.ready: set[int] = set()
+        self.metadata = MetadataClient(env, self, network, brokers, partitions, int(rng.integers(len(brokers))),
+                                       config.retry_backoff_ms, config.request_timeout_ms, self.maybe_send)
+        self.in_flight: dict[int, tuple] = {}  # request id -> (broker id, request)
+        self.in_flight_per_broker = [0] * len(brokers)
+        self.next_seq = dict.fromkeys(partitions, 0)
+        self.next_record_id = dict.fromkeys(partitions, 0)
+        self.request_ids = 0
+        self.timeouts = TimeoutQueue(env, config.request_timeout_ms, self._request_timed_out)
+        self._wake_at: set[float] = set()
+        self.unfinished = 0  # batches created and not yet completed
+        self.record_bytes = config.record_size + RECORD_OVERHEAD_BYTES
+        self.records_per_batch = max(1, (config.batch_size - BATCH_OVERHEAD_BYTES) // self.record_bytes)
+        self.processes: list[simpy.Process] = []
+
+    def start(self) -> None:
+        self.processes = [self.env.process(self.send_batches()), self.env.process(self.expire_batches())]
+
+    # --- arrivals and batching -------------------------------------------------------------
+    def _arrivals(self, t0: float, t1: float, n_before: int) -> np.ndarray:
+        """Arrival times in [t0, t1) (ms)."""
+        rate_ms = self.config.rate / 1000.0
+        start = self.config.start
+        if self.config.arrival == "constant":
+            n_end = int(np.floor((t1 - start) * rate_ms))
+            return start + (np.arange(n_before, n_end) + 0.5) / rate_ms
+        n = self.rng.poisson(rate_ms * (t1 - t0))
+        return np.sort(self.rng.uniform(t0, t1, n))
+
+    def _assign_partitions(self, n: int) -> np.ndarray:
+        """Partition index (0..P-1 within the topic) of each of `n` records, in arrival order."""
+        P = len(self.partitions)
+        cfg = self.config
+        if cfg.partitioner == "hash":
+            keys = self.rng.integers(0, cfg.keys, n, dtype=np.uint64)
+            # A fixed integer hash stands in for murmur2(key bytes): same key, same partition.
+            h = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
+            return (h % np.uint64(P)).astype(np.int64)
+        if cfg.partitioner == "round-robin":
+            out = (self._rr + np.arange(n)) % P
+            self._rr = (self._rr + n) % P
+            return out
+        # Sticky (KIP-480, uniform since KIP-794): stay on one partition for batch.size bytes.
+        out = np.empty(n, dtype=np.int64)
+        i = 0
+        while i < n:
+            if self._sticky_left <= 0:
+                self._sticky_partition = int(self.rng.integers(P))
+                self._sticky_left = self.records_per_batch
+            k = min(self._sticky_left, n - i)
+            out[i:i + k] = self._sticky_partition
+            self._sticky_left -= k
+            i += k
+        return out
+
+    def send_batches(self):
+        """Generate arrivals chunk by chunk, close batches, and hand each to the sender on time."""
+        cfg = self.config
+        rate_ms = cfg.rate / 1000.0
+        chunk_ms = max(5.0 * max(cfg.linger_ms, 1.0), min(1000.0, 20000.0 / max(rate_ms, 1e-9)))
+        self._rr, self._sticky_left, self._sticky_partition = 0, 0, 0
+        P = len(self.partitions)
+        open_times = [np.empty(0) for _ in range(P)]
+        t0 = cfg.start
+        n_generated = 0
+        try:
+            if t0 > self.env.now:
+                yield self.env.timeout(t0 - self.env.now)
+            self.metadata.request()
+            while True:
+                t1 = min(t0 + chunk_ms, self.end_ms)
+                final = t1 >= self.end_ms
+                times = self._arrivals(t0, t1, n_generated)
+                n_generated += len(times)
+                parts = self._assign_partitions(len(times))
+                closed = []  # (close time, partition slot, count, first ms, last ms)
+                if len(times):
+                    order = np.argsort(parts, kind="stable")
+                    bounds = np.searchsorted(parts[order], np.arange(P + 1))
+                for k in range(P):
+                    if len(times):
+                        mine = times[order[bounds[k]:bounds[k + 1]]]
+                        pt = np.concatenate((open_times[k], mine)) if len(open_times[k]) else mine
+                    else:
+                        pt = open_times[k]
+                    if not len(pt):
+                        continue
+                    ends, closes, rest = close_batches(pt, self.records_per_batch, cfg.linger_ms,
+                                                       float("inf") if final else t1)
+                    start = 0
+                    for e, c in zip(ends, closes):
+                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1])))
+                        start = e
+                    open_times[k] = pt[rest:]
+                closed.sort()
+                for c, k, count, first_ms, last_ms in closed:
+                    if c > self.env.now:
+                        yield self.env.timeout(c - self.env.now)
+                    self._enqueue_new(self.partitions[k], count, first_ms, last_ms)
+                if final:
+                    break
+                t0 = t1
+                if t0 > self.env.now:
+                    yield self.env.timeout(t0 - self.env.now)
+        except simpy.Interrupt:
+            return
+
+    def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float) -> None:
+        batch_id = next(self._batch_ids)
+        seq = self.next_seq[p]
+        self.next_seq[p] = seq + 1
+        first_id = self.next_record_id[p]
+        self.next_record_id[p] = first_id + count
+        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, self.env.now, self.pid, seq,
+                          BATCH_OVERHEAD_BYTES + count * self.record_bytes)
+        self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
+        self.unfinished += 1
+        self.queues[p].append(b)
+        self.ready.add(p)
+        self.maybe_send()
+
+    # --- the sender ------------------------------------------------------------------------
+    def maybe_send(self) -> None:
+        """Drain ready batches into produce requests, one batch per partition per request."""
+        if not self.ready:
+            return
+        now = self.env.now
+        max_in_flight = self.config.max_in_flight
+        by_broker: dict[int, list] = {}
+        expired = []
+        for p in sorted(self.ready):
+            q = self.queues[p]
+            while q and now - q[0].created_ms >= self.config.delivery_timeout_ms:
+                expired.append(q.popleft())
+            if not q:
+                continue
+            leader = self.metadata.leader(p)
+            if leader < 0 or q[0].retry_at > now:
+                continue
+            if max_in_flight == 1 and self._partition_in_flight(p):
+                continue  # max.in.flight=1 guarantees order by muting the partition
+            by_broker.setdefault(leader, []).append(p)
+        for b in expired:
+            self._complete(b, UNKNOWN if b.ambiguous else FAILED, -1, -1)
+        for broker, parts in by_broker.items():
+            while self.in_flight_per_broker[broker] < max_in_flight and parts:
+                batches = []
+                rest = []
+                for p in parts:
+                    q = self.queues[p]
+                    if q and q[0].retry_at <= now:
+                        batches.append(q.popleft())
+                        if q:
+                            rest.append(p)
+                parts = rest
+                if not batches:
+                    break
+                self._send_request(broker, batches)
+        self.ready = {p for p in self.ready if self.queues[p]}
+
+    def _partition_in_flight(self, p: int) -> bool:
+        return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
+
+    def _send_request(self, broker: int, batches: list) -> None:
+        now = self.env.now
+        self.request_ids += 1
+        req = m.ProduceRequest(self, self.request_ids, self.acks, self.config.request_timeout_ms, batches,
+                               sum(b.nbytes for b in batches))
+        for b in batches:
+            b.attempts += 1
+            self.recorder.batch_sent(now, b.batch_id, broker, b.attempts)
+        self.network.send(self, self.brokers[broker], req, req.nbytes)
+        if self.acks == 0:
+            # acks=0: "considered sent" once on the socket; the client never learns the fate.
+            for b in batches:
+                self._complete(b, UNKNOWN, -1, broker)
+            return
+        self.in_flight[req.request_id] = (broker, req)
+        self.in_flight_per_broker[broker] += 1
+        self.timeouts.add(req)
+
+    def handle(self, msg) -> None:
+        t = type(msg)
+        if t is m.ProduceResponse:
+            self.on_produce_response(msg)
+        elif t is m.MetadataResponse:
+            self.metadata.on_response(msg)
+
+    def on_produce_response(self, resp: m.ProduceResponse) -> None:
+        entry = self.in_flight.pop(resp.request_id, None)
+        if entry is None:
+            return  # already timed out
+        broker, req = entry
+        self.timeouts.done(req)
+        self.in_flight_per_broker[broker] -= 1
+        for batch, error, offset in resp.results:
+            if error == m.NONE or error == m.DUPLICATE_SEQUENCE_NUMBER:
+                self._complete(batch, ACKED, offset, broker)
+            else:
+                self._on_error(batch, error, broker)
+        self.maybe_send()
+
+    def _fail_request(self, request_id: int, error: str) -> None:
+        entry = self.in_flight.pop(request_id, None)
+        if entry is None:
+            return
+        broker, req = entry
+        self.timeouts.done(req)
+        self.in_flight_per_broker[broker] -= 1
+        for batch in req.batches:
+            self._on_error(batch, error, broker)
+
+    def _request_timed_out(self, req: m.ProduceRequest) -> None:
+        # The client cannot tell whether the broker appended: NetworkClient disconnects.
+        self._fail_request(req.request_id, m.NETWORK_EXCEPTION)
+        self.maybe_send()
+
+    def connection_lost(self, peer) -> None:
+        """A broker's connection was reset: every request in flight to it fails, ambiguously."""
+        broker = getattr(peer, "broker_id", None)
+        if broker is None:
+            return
+        for rid, (b, _req) in list(self.in_flight.items()):
+            if b == broker:
+                self._fail_request(rid, m.NETWORK_EXCEPTION)
+        self.metadata.connection_lost(broker)
+        self.maybe_send()
+
+    def _on_error(self, batch: ProducerBatch, error: str, broker: int) -> None:
+        now = self.env.now
+        cfg = self.config
+        self.recorder.record("produce_error", now, batch.batch_id, broker, error)
+        if error in m.AMBIGUOUS:
+            batch.ambiguous = True
+        if error in (m.NOT_LEADER_OR_FOLLOWER, m.NETWORK_EXCEPTION, m.FENCED_LEADER_EPOCH, m.UNKNOWN_LEADER_EPOCH):
+            self.metadata.request()
+        backoff = self._backoff(batch.attempts)
+        if (error in m.RETRIABLE and batch.attempts <= cfg.retries
+                and now + backoff < batch.created_ms + cfg.delivery_timeout_ms):
+            batch.retry_at = now + backoff
+            self._reenqueue(batch)
+            self._wake(batch.retry_at)
+        else:
+            self._complete(batch, UNKNOWN if batch.ambiguous else FAILED, -1, broker)
+
+    def _backoff(self, attempts: int) -> float:
+        """KIP-580: retry.backoff.ms doubling to retry.backoff.max.ms, with +-20% jitter."""
+        cfg = self.config
+        base = min(cfg.retry_backoff_ms * 2 ** max(attempts - 1, 0), max(cfg.retry_backoff_max_ms, cfg.retry_backoff_ms))
+        return base * float(self.rng.uniform(0.8, 1.2))
+
+    def _reenqueue(self, batch: ProducerBatch) -> None:
+        """Put a retried batch back in sequence order (RecordAccumulator.reenqueue / insertInSequenceOrder)."""
+        q = self.queues[batch.partition]
+        i = 0
+        while i < len(q) and q[i].seq < batch.seq:
+            i += 1
+        q.insert(i, batch)
+        self.ready.add(batch.partition)
+
+    def _wake(self, at: float) -> None:
+        if at in self._wake_at:
+            return
+        self._wake_at.add(at)
+
+        def fire(_ev):
+            self._wake_at.discard(at)
+            self.maybe_send()
+
+        self.env.timeout(max(at - self.env.now, 0.0)).callbacks.append(fire)
+
+    def _complete(self, batch: ProducerBatch, outcome: int, offset: int, broker: int) -> None:
+        if batch.done:
+            return
+        batch.done = True
+        self.unfinished -= 1
+        self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
+
+    def expire_batches(self):
+        """Fail batches that waited in the accumulator past delivery.timeout.ms."""
+        try:
+            while True:
+                yield self.env.timeout(1000.0)
+                self.maybe_send()
+        except simpy.Interrupt:
+            return
+
+    def finish(self) -> None:
+        """End of the run: whatever is still pending has no answer (indeterminate)."""
+        for q in self.queues.values():
+            for b in q:
+                self._complete(b, UNKNOWN, -1, -1)
+            q.clear()
+        for _, req in self.in_flight.values():
+            for b in req.batches:
+                self._complete(b, UNKNOWN, -1, -1)
+        self.in_flight.clear()
+        for proc in self.processes:
+            if proc.is_alive:
+                proc.interrupt("end")

@@ -1,0 +1,69 @@
+"""Request timeouts that cost one SimPy event per expiry wave, not one per request.
+
+Requests of one kind from one endpoint share a timeout, so their deadlines arrive in send order;
+a deque plus a single pending wake-up replaces a timer event per request (Kafka's NetworkClient
+likewise scans in-flight requests for expiry on each poll).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+import simpy
+
+__all__ = ["TimeoutQueue"]
+
+
+class TimeoutQueue:
+    """Deadlines of in-flight requests sharing one timeout; calls `on_timeout(key)` for expired ones."""
+
+    def __init__(self, env: simpy.Environment, timeout_ms: float, on_timeout: Callable[[object], None]):
+        self.env = env
+        self.timeout_ms = timeout_ms
+        self.on_timeout = on_timeout
+        self._queue: deque = deque()
+        self._live: set[int] = set()
+        self._scheduled = False
+        self._generation = 0
+
+    def add(self, key: object) -> None:
+        """Start the clock for `key` (an in-flight request)."""
+        self._queue.append((self.env.now + self.timeout_ms, key))
+        self._live.add(id(key))
+        if not self._scheduled:
+            self._schedule(self.timeout_ms)
+
+    def done(self, key: object) -> bool:
+        """Stop the clock for `key`; False if it already expired (or was never added)."""
+        try:
+            self._live.remove(id(key))
+            return True
+        except KeyError:
+            return False
+
+    def clear(self) -> None:
+        """Forget everything (the owner crashed); pending wake-ups become no-ops."""
+        self._queue.clear()
+        self._live.clear()
+        self._generation += 1
+        self._scheduled = False
+
+    def _schedule(self, delay: float) -> None:
+        self._scheduled = True
+        gen = self._generation
+        self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _ev: self._fire(gen))
+
+    def _fire(self, generation: int) -> None:
+        if generation != self._generation:
+            return
+        self._scheduled = False
+        now = self.env.now
+        q, live = self._queue, self._live
+        while q and (q[0][0] <= now or id(q[0][1]) not in live):
+            deadline, key = q.popleft()
+            if id(key) in live:
+                live.remove(id(key))
+                self.on_timeout(key)
+        if q:
+            self._schedule(q[0][0] - now)

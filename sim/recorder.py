@@ -1,0 +1,92 @@
+"""Columnar fact buffers that the model appends to; measurement reads them after the run.
+
+The model never computes a metric: it emits flat facts (a batch was created, sent, appended on a
+replica, acknowledged, consumed; a leader was elected; an ISR changed; a broker crashed) into
+named tables of per-column lists. ``Recorder.arrays()`` turns them into numpy columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Recorder", "TABLES", "OUTCOMES"]
+
+OUTCOMES = ("acked", "failed", "unknown")
+
+# name -> ((column, numpy dtype), ...). Partitions are global indices (see Recorder.partition_names).
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "batch_created": (("batch_id", "i8"), ("producer", "i4"), ("partition", "i4"), ("record_count", "i4"),
+                      ("first_record_id", "i8"), ("first_arrival_ms", "f8"), ("last_arrival_ms", "f8")),
+    "batch_sent": (("time_ms", "f8"), ("batch_id", "i8"), ("broker", "i4"), ("attempt", "i4")),
+    "produce_error": (("time_ms", "f8"), ("batch_id", "i8"), ("broker", "i4"), ("error", "U40")),
+    "batch_done": (("time_ms", "f8"), ("batch_id", "i8"), ("outcome", "i1"), ("offset", "i8"), ("broker", "i4")),
+    "appended": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8"),
+                 ("leader_epoch", "i4")),
+    "hw_advanced": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("leader_epoch", "i4"), ("hw", "i8")),
+    "consumed": (("time_ms", "f8"), ("consumer", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8")),
+    "events": (("time_ms", "f8"), ("kind", "U32"), ("broker", "i4"), ("partition", "i4"), ("value", "i8"),
+               ("detail", "U200")),
+    "final_log": (("partition", "i4"), ("offset", "i8"), ("batch_id", "i8"), ("record_count", "i4"),
+                  ("leader_epoch", "i4"), ("committed", "?")),
+}
+
+
+class Recorder:
+    """Append-only columnar buffers, one per fact table."""
+
+    def __init__(self, partition_names: list[str] | None = None, producer_names: list[str] | None = None,
+                 consumer_names: list[str] | None = None):
+        self.partition_names = list(partition_names or [])
+        self.producer_names = list(producer_names or [])
+        self.consumer_names = list(consumer_names or [])
+        self._cols: dict[str, tuple[list, ...]] = {name: tuple([] for _ in cols) for name, cols in TABLES.items()}
+        # Bound appenders for the hot tables, so the model pays one call per column.
+        self._created = [c.append for c in self._cols["batch_created"]]
+        self._sent = [c.append for c in self._cols["batch_sent"]]
+        self._appended = [c.append for c in self._cols["appended"]]
+        self._hw = [c.append for c in self._cols["hw_advanced"]]
+        self._consumed = [c.append for c in self._cols["consumed"]]
+        self._done = [c.append for c in self._cols["batch_done"]]
+
+    def record(self, table: str, *values) -> None:
+        """Append one row to `table` (columns in TABLES order)."""
+        for col, v in zip(self._cols[table], values, strict=True):
+            col.append(v)
+
+    # hot paths: unrolled appends
+    def batch_created(self, batch_id, producer, partition, count, first_id, first_ms, last_ms) -> None:
+        a = self._created
+        a[0](batch_id); a[1](producer); a[2](partition); a[3](count); a[4](first_id); a[5](first_ms); a[6](last_ms)
+
+    def batch_sent(self, t, batch_id, broker, attempt) -> None:
+        a = self._sent
+        a[0](t); a[1](batch_id); a[2](broker); a[3](attempt)
+
+    def appended(self, t, broker, partition, offset, batch_id, epoch) -> None:
+        a = self._appended
+        a[0](t); a[1](broker); a[2](partition); a[3](offset); a[4](batch_id); a[5](epoch)
+
+    def hw_advanced(self, t, broker, partition, epoch, hw) -> None:
+        a = self._hw
+        a[0](t); a[1](broker); a[2](partition); a[3](epoch); a[4](hw)
+
+    def consumed(self, t, consumer, partition, offset, batch_id) -> None:
+        a = self._consumed
+        a[0](t); a[1](consumer); a[2](partition); a[3](offset); a[4](batch_id)
+
+    def batch_done(self, t, batch_id, outcome: int, offset, broker) -> None:
+        a = self._done
+        a[0](t); a[1](batch_id); a[2](outcome); a[3](offset); a[4](broker)
+
+    def event(self, t: float, kind: str, broker: int = -1, partition: int = -1, value: int = 0,
+              detail: str = "") -> None:
+        """A discrete model event: fault, fencing, election, ISR change, truncation, HW stall."""
+        self.record("events", t, kind, broker, partition, value, detail)
+
+    def count(self, table: str) -> int:
+        return len(self._cols[table][0])
+
+    def arrays(self, table: str) -> dict[str, np.ndarray]:
+        """The table as numpy columns with compact dtypes."""
+        return {name: np.asarray(col, dtype=dtype) if col else np.empty(0, dtype=dtype)
+                for (name, dtype), col in zip(TABLES[table], self._cols[table])}

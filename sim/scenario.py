@@ -1,0 +1,498 @@
+"""The scenario file: a validated, frozen pydantic tree using Kafka's own config names.
+
+Keys that Kafka has (``acks``, ``min.insync.replicas``, ``linger.ms`` ...) keep Kafka's dotted
+names and defaults, so a Kafka user can paste producer, broker and topic configs. Durations are
+strings with units and become float milliseconds here, once; Kafka's ``*.ms`` keys also take
+bare numbers in milliseconds. ``Scenario.resolve`` loads YAML, applies dotted ``--set``
+overrides and validates; every problem becomes a one-line :class:`ScenarioError`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from .units import format_ms, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+
+__all__ = [
+    "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
+    "ConsumerConfig", "FaultSpec", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+]
+
+INT32_MAX = 2_147_483_647
+
+
+class ScenarioError(ValueError):
+    """A scenario, override or sweep problem, already phrased as one line per problem."""
+
+
+# --- field types -------------------------------------------------------------------------------
+Duration = Annotated[
+    float,
+    BeforeValidator(lambda v: parse_duration_ms(v)),
+    PlainSerializer(format_ms, return_type=str),
+]
+"""A duration written with a unit ("250ms", "30s"); float milliseconds inside."""
+
+KafkaMs = Annotated[
+    float,
+    BeforeValidator(lambda v: parse_duration_ms(v, bare_is_ms=True)),
+    PlainSerializer(lambda ms: int(ms) if float(ms).is_integer() else ms),
+]
+"""A Kafka ``*.ms`` config: a bare number of milliseconds or a duration string."""
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(lambda r: f"{r:g}/s", return_type=str)]
+Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth), PlainSerializer(lambda b: f"{b:g}B/s", return_type=str)]
+
+
+def _positive(v: float) -> float:
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+PositiveMs = Annotated[KafkaMs, AfterValidator(_positive)]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+def _parse_acks(v: Any) -> int:
+    # Kafka accepts "all", "-1", "0", "1"; the 0.8 broker also took N >= 2 ("N replicas incl. leader").
+    if isinstance(v, bool):
+        raise ValueError("acks must be one of: all, -1, 0, 1 (or legacy N >= 2)")
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s == "all":
+            return -1
+        try:
+            v = int(s)
+        except ValueError:
+            raise ValueError(f"acks must be one of: all, -1, 0, 1 (or legacy N >= 2), got {v!r}") from None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or v < -1 or v > 1000:
+        raise ValueError(f"acks must be one of: all, -1, 0, 1 (or legacy N >= 2), got {v!r}")
+    if v >= 2:
+        # KAFKA-1697: removed in 0.9.0.0; modern brokers answer INVALID_REQUIRED_ACKS.
+        warnings.warn(
+            f"acks={v} is the Kafka 0.8 legacy form (wait for {v} ISR replicas incl. the leader); "
+            "modern Kafka rejects it with INVALID_REQUIRED_ACKS",
+            stacklevel=2,
+        )
+    return v
+
+
+Acks = Annotated[
+    int,
+    BeforeValidator(_parse_acks),
+    PlainSerializer(lambda a: "all" if a == -1 else a),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- network -----------------------------------------------------------------------------------
+class LatencyDist(_Model):
+    """One-way link latency distribution (ms inside)."""
+
+    dist: Literal["constant", "uniform", "normal", "lognormal", "exponential"] = Field(
+        "constant", description="distribution family")
+    value: Duration | None = Field(None, description="constant: the latency")
+    low: Duration | None = Field(None, description="uniform: lower bound")
+    high: Duration | None = Field(None, description="uniform: upper bound")
+    mean: Duration | None = Field(None, description="normal/exponential: the mean")
+    std: Duration | None = Field(None, description="normal: standard deviation (truncated at 0)")
+    median: Duration | None = Field(None, description="lognormal: the median")
+    sigma: float | None = Field(None, ge=0, description="lognormal: shape (sigma of log)")
+
+    @model_validator(mode="after")
+    def _check_params(self) -> "LatencyDist":
+        need = {
+            "constant": ("value",), "uniform": ("low", "high"), "normal": ("mean", "std"),
+            "lognormal": ("median", "sigma"), "exponential": ("mean",),
+        }[self.dist]
+        allowed = set(need) | {"dist"}
+        given = {k for k in type(self).model_fields if getattr(self, k) is not None}
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"{self.dist} latency needs {', '.join(need)}; missing {', '.join(missing)}")
+        extra = sorted(given - allowed)
+        if extra:
+            raise ValueError(f"{self.dist} latency takes only {', '.join(need)}; remove {', '.join(extra)}")
+        if self.dist == "uniform" and self.high < self.low:
+            raise ValueError("uniform latency needs low <= high")
+        return self
+
+
+class NetworkConfig(_Model):
+    """Links between every pair of endpoints (brokers, controller, clients)."""
+
+    latency: LatencyDist = Field(default_factory=lambda: LatencyDist(dist="constant", value=0.5),
+                                 description="one-way latency of every message")
+    bandwidth: Bandwidth | None = Field(None, description="per-message serialisation rate, e.g. '125MB/s'")
+
+
+# --- cluster / brokers ---------------------------------------------------------------------------
+class ClusterConfig(_Model):
+    """Brokers, the KRaft controller, and broker-level Kafka configs."""
+
+    brokers: int = Field(3, ge=1, le=1000, description="number of brokers (ids 0..n-1)")
+    racks: list[str] | None = Field(None, description="rack of each broker (broker.rack)")
+    kafka_version: Literal["3.6", "3.7", "3.8", "3.9", "4.0"] = Field(
+        "3.9", alias="kafka.version",
+        description="protocol generation; >= 3.7 enforces the strict min-ISR HW rule (KIP-966 part 1)")
+    election_cost: Duration = Field(
+        5.0, description="controller time per partition leader election (Rao 2015: ~5 ms)")
+    broker_session_timeout_ms: PositiveMs = Field(9000, alias="broker.session.timeout.ms")
+    broker_heartbeat_interval_ms: PositiveMs = Field(2000, alias="broker.heartbeat.interval.ms")
+    replica_lag_time_max_ms: PositiveMs = Field(30000, alias="replica.lag.time.max.ms")
+    replica_fetch_wait_max_ms: KafkaMs = Field(500, alias="replica.fetch.wait.max.ms")
+    replica_fetch_max_bytes: Size = Field(1024 * 1024, alias="replica.fetch.max.bytes", gt=0)
+    replica_fetch_response_max_bytes: Size = Field(10 * 1024 * 1024, alias="replica.fetch.response.max.bytes", gt=0)
+    replica_fetch_backoff_ms: KafkaMs = Field(1000, alias="replica.fetch.backoff.ms")
+    replica_socket_timeout_ms: PositiveMs = Field(30000, alias="replica.socket.timeout.ms")
+    replica_high_watermark_checkpoint_interval_ms: PositiveMs = Field(
+        5000, alias="replica.high.watermark.checkpoint.interval.ms")
+    min_insync_replicas: int = Field(1, ge=1, alias="min.insync.replicas")
+    unclean_leader_election_enable: bool = Field(False, alias="unclean.leader.election.enable")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ClusterConfig":
+        if self.racks is not None and len(self.racks) != self.brokers:
+            raise ValueError(f"racks lists {len(self.racks)} racks for {self.brokers} brokers")
+        if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms:
+            raise ValueError("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms")
+        return self
+
+
+class TopicConfig(_Model):
+    """A topic; ``min.insync.replicas`` and unclean election default to the broker values."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(1, ge=1, le=100_000)
+    replication_factor: int = Field(3, ge=1, alias="replication.factor")
+    min_insync_replicas: int | None = Field(None, ge=1, alias="min.insync.replicas")
+    unclean_leader_election_enable: bool | None = Field(None, alias="unclean.leader.election.enable")
+
+
+# --- clients -----------------------------------------------------------------------------------
+class ProducerConfig(_Model):
+    """An open-loop producer (or `instances` identical ones) with KafkaProducer configs."""
+
+    name: str | None = Field(None, description="default producer-<index>")
+    topic: str
+    instances: int = Field(1, ge=1, le=1000, description="identical producers (each its own producer id)")
+    rate: Rate = Field(..., description="records per second per instance, e.g. '20000/s'")
+    arrival: Literal["constant", "poisson"] = "poisson"
+    record_size: Size = Field(100, alias="record.size", gt=0)
+    keys: int | None = Field(None, ge=1, description="key space size; null = null keys")
+    partitioner: Literal["sticky", "round-robin", "hash"] | None = Field(
+        None, description="default: hash for keyed records, sticky (KIP-480/794) for null keys")
+    acks: Acks = -1
+    enable_idempotence: bool | None = Field(None, alias="enable.idempotence")
+    retries: int = Field(INT32_MAX, ge=0, le=INT32_MAX)
+    linger_ms: KafkaMs = Field(5, alias="linger.ms")
+    batch_size: Size = Field(16384, alias="batch.size")
+    max_in_flight: int = Field(5, ge=1, le=1000, alias="max.in.flight.requests.per.connection")
+    retry_backoff_ms: KafkaMs = Field(100, alias="retry.backoff.ms")
+    retry_backoff_max_ms: KafkaMs = Field(1000, alias="retry.backoff.max.ms")
+    request_timeout_ms: PositiveMs = Field(30000, alias="request.timeout.ms")
+    delivery_timeout_ms: PositiveMs = Field(120000, alias="delivery.timeout.ms")
+    start: Duration = Field(0.0, description="when the producer starts sending")
+
+    @model_validator(mode="after")
+    def _resolve_idempotence(self) -> "ProducerConfig":
+        # KIP-679 (3.0+): idempotence defaults to true unless a setting conflicts, in which case
+        # it is silently disabled; set explicitly with a conflict it is a ConfigException.
+        conflicts = []
+        if self.acks != -1:
+            conflicts.append("acks=all")
+        if self.retries == 0:
+            conflicts.append("retries > 0")
+        if self.max_in_flight > 5:
+            conflicts.append("max.in.flight.requests.per.connection <= 5")
+        if self.enable_idempotence is None:
+            object.__setattr__(self, "enable_idempotence", not conflicts)
+        elif self.enable_idempotence and conflicts:
+            raise ValueError("enable.idempotence=true requires " + ", ".join(conflicts))
+        if self.delivery_timeout_ms < self.request_timeout_ms + self.linger_ms:
+            raise ValueError("delivery.timeout.ms must be >= request.timeout.ms + linger.ms (Kafka rejects it)")
+        if self.partitioner == "hash" and self.keys is None:
+            raise ValueError("partitioner 'hash' needs keys (a key space size)")
+        if self.partitioner is None:
+            object.__setattr__(self, "partitioner", "hash" if self.keys is not None else "sticky")
+        return self
+
+
+class ConsumerConfig(_Model):
+    """A consumer group of `instances` consumers with KafkaConsumer configs."""
+
+    group: str = Field(..., alias="group.id", min_length=1)
+    topic: str
+    instances: int = Field(1, ge=1, le=1000)
+    enable_auto_commit: bool = Field(True, alias="enable.auto.commit")
+    auto_commit_interval_ms: PositiveMs = Field(5000, alias="auto.commit.interval.ms")
+    auto_offset_reset: Literal["earliest", "latest"] = Field("latest", alias="auto.offset.reset")
+    fetch_max_wait_ms: KafkaMs = Field(500, alias="fetch.max.wait.ms")
+    max_partition_fetch_bytes: Size = Field(1024 * 1024, alias="max.partition.fetch.bytes", gt=0)
+    fetch_max_bytes: Size = Field(50 * 1024 * 1024, alias="fetch.max.bytes", gt=0)
+    request_timeout_ms: PositiveMs = Field(30000, alias="request.timeout.ms")
+    retry_backoff_ms: KafkaMs = Field(100, alias="retry.backoff.ms")
+
+
+# --- faults ------------------------------------------------------------------------------------
+class FaultSpec(_Model):
+    """A scheduled fault. Target a broker id or the current leader of a topic-partition."""
+
+    kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
+    at: Duration
+    broker: int | None = Field(None, ge=0)
+    leader_of: str | None = Field(None, description="'topic-partition', e.g. 'events-0'")
+    restart_after: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "FaultSpec":
+        if (self.broker is None) == (self.leader_of is None):
+            raise ValueError("a fault needs exactly one of 'broker' or 'leader_of'")
+        return self
+
+
+# --- the scenario ------------------------------------------------------------------------------
+class Scenario(_Model):
+    """A complete, resolved scenario."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    duration: PositiveDuration = Field(..., description="how long producers produce")
+    settle: Duration = Field(30_000.0, description="after faults heal and producers stop: time to converge")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    topics: list[TopicConfig] = Field(..., min_length=1)
+    producers: list[ProducerConfig] = Field(default_factory=list)
+    consumers: list[ConsumerConfig] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> "Scenario":
+        names = [t.name for t in self.topics]
+        if len(set(names)) != len(names):
+            raise ValueError("topic names must be unique")
+        by_name = {t.name: t for t in self.topics}
+        resolved = []
+        for t in self.topics:
+            if t.replication_factor > self.cluster.brokers:
+                raise ValueError(f"topic {t.name}: replication.factor {t.replication_factor} exceeds "
+                                 f"{self.cluster.brokers} brokers (INVALID_REPLICATION_FACTOR)")
+            resolved.append(t.model_copy(update={
+                "min_insync_replicas": t.min_insync_replicas or self.cluster.min_insync_replicas,
+                "unclean_leader_election_enable": (self.cluster.unclean_leader_election_enable
+                                                   if t.unclean_leader_election_enable is None
+                                                   else t.unclean_leader_election_enable),
+            }))
+        object.__setattr__(self, "topics", resolved)
+        for i, p in enumerate(self.producers):
+            if p.topic not in by_name:
+                raise ValueError(f"producers.{i}.topic: unknown topic {p.topic!r} (allowed: {', '.join(names)})")
+        for i, c in enumerate(self.consumers):
+            if c.topic not in by_name:
+                raise ValueError(f"consumers.{i}.topic: unknown topic {c.topic!r} (allowed: {', '.join(names)})")
+        for i, f in enumerate(self.faults):
+            if f.broker is not None and f.broker >= self.cluster.brokers:
+                raise ValueError(f"faults.{i}.broker: no broker {f.broker} (allowed: 0..{self.cluster.brokers - 1})")
+            if f.leader_of is not None:
+                topic, _, part = f.leader_of.rpartition("-")
+                if topic not in by_name or not part.isdigit() or int(part) >= by_name[topic].partitions:
+                    raise ValueError(f"faults.{i}.leader_of: {f.leader_of!r} is not a topic-partition of this "
+                                     f"scenario (e.g. '{names[0]}-0')")
+            if f.at >= self.duration:
+                raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
+        return self
+
+    def to_yaml(self) -> str:
+        """The fully resolved scenario, every default filled in, with Kafka's key names."""
+        return yaml.safe_dump(self.model_dump(mode="json", by_alias=True), sort_keys=False)
+
+    @classmethod
+    def resolve(cls, source: str | Path | dict, overrides: dict[str, Any] | list[str] | None = None) -> "Scenario":
+        """Load a scenario from a path, YAML text or dict, apply dotted overrides, validate."""
+        data = _load_raw(source)
+        if overrides:
+            data = apply_overrides(data, overrides)
+        return validate_scenario(data)
+
+
+def validate_scenario(data: Any) -> Scenario:
+    """Validate raw data into a Scenario, turning every pydantic error into one line."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"scenario: expected a mapping at the top level, got {type(data).__name__}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as e:
+            raise ScenarioError(format_errors(e)) from None
+
+
+def format_errors(err: ValidationError) -> str:
+    """Render pydantic errors as `field.path: message (allowed: ...)`, one per line."""
+    lines = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-"))
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+            parent = _fields_at(e["loc"][:-1])
+            if parent:
+                msg += f" (allowed: {', '.join(parent)})"
+        elif e["type"] == "literal_error":
+            msg = msg.replace("Input should be", "must be one of")
+        lines.append(f"{loc or 'scenario'}: {msg}")
+    # one line per distinct problem, most specific first
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The allowed keys of the model found at `loc` in the Scenario tree."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = None
+        for name, f in model.model_fields.items():
+            if part in (name, f.alias):
+                field = f
+                break
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ()) or ()
+        candidates = [ann, *args, *[a for x in args for a in getattr(x, "__args__", ())]]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _load_raw(source: str | Path | dict) -> dict:
+    if isinstance(source, dict):
+        import copy
+        return copy.deepcopy(source)
+    path = Path(source)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, expected a scenario YAML file") from None
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a text file (invalid UTF-8)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        raise ScenarioError(f"{path}: empty scenario file")
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+# --- overrides ---------------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one `dotted.key=value`; the value is a YAML literal, falling back to a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ScenarioError(f"--set {text!r}: expected dotted.key=value, e.g. producers.0.acks=1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> dict:
+    """Apply dotted-key overrides to raw scenario data (a resolved-default skeleton guides paths).
+
+    Keys may themselves contain dots (``producers.0.linger.ms``): at each level the longest
+    run of path segments that names an existing or known key wins.
+    """
+    import copy
+
+    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else list(overrides.items())
+    data = copy.deepcopy(data)
+    for dotted, value in items:
+        _set_dotted(data, dotted, value)
+    return data
+
+
+def _known_keys(path: list) -> list[str]:
+    return _fields_at(tuple(p for p in path))
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    segs = dotted.split(".")
+    node: Any = data
+    path: list = []
+    i = 0
+    while i < len(segs):
+        if isinstance(node, list):
+            seg = segs[i]
+            if not seg.isdigit() or int(seg) >= len(node):
+                raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path)) or 'scenario'} has "
+                                    f"{len(node)} entries; {seg!r} is not an index (allowed: 0..{len(node) - 1})")
+            idx = int(seg)
+            if i == len(segs) - 1:
+                node[idx] = value
+                return
+            node, path, i = node[idx], path + [idx], i + 1
+            continue
+        if not isinstance(node, dict):
+            raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path))} is a value, not a section")
+        known = set(node) | set(_known_keys(path))
+        for j in range(len(segs), i, -1):
+            key = ".".join(segs[i:j])
+            if key in known:
+                break
+        else:
+            allowed = sorted(known)
+            raise ScenarioError(f"--set {dotted}: unknown key {segs[i]!r} under "
+                                f"{'.'.join(map(str, path)) or 'scenario'}"
+                                + (f" (allowed: {', '.join(allowed)})" if allowed else ""))
+        if j == len(segs):
+            node[key] = value
+            return
+        if key not in node or node[key] is None:
+            node[key] = {}
+        node, path, i = node[key], path + [key], j
+
+
+def load_scenario(path: str | Path | dict, overrides: dict[str, Any] | list[str] | None = None) -> Scenario:
+    """Load and validate a scenario file (the notebook entry point)."""
+    return Scenario.resolve(path, overrides)
+
+
+ScenarioLike = Union[Scenario, str, Path, dict]
