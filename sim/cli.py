@@ -7,6 +7,7 @@ and what is allowed, exit code 2, and no traceback. Progress goes to stderr, res
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -54,9 +55,15 @@ def _fail(message: str) -> None:
 
 def _load(path: Path, overrides: list[str] | None) -> Scenario:
     try:
-        return Scenario.resolve(path, overrides or [])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sc = Scenario.resolve(path, overrides or [])
     except ScenarioError as e:
         _fail(str(e))
+    # scenario warnings (e.g. legacy acks=2) as one line each, not Python's file:line + source dump
+    for w in caught:
+        err_console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
+    return sc
 
 
 def bundled_scenario_dirs() -> list[Path]:
@@ -150,18 +157,18 @@ def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
     """Check a scenario file (and overrides) without running it."""
     sc = _load(scenario, set_)
     if show:
-        out_console.print(sc.to_yaml(), markup=False, highlight=False)
+        out_console.print(sc.to_yaml(), markup=False, highlight=False, soft_wrap=True)  # never re-wrap YAML
     n_parts = sum(t.partitions for t in sc.topics)
     out_console.print(f"ok: {sc.name}: {sc.cluster.brokers} brokers, {len(sc.topics)} topic(s), {n_parts} partitions, "
                       f"{sum(p.instances for p in sc.producers)} producer(s), {len(sc.faults)} fault(s)",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("scenarios")
 def scenarios_cli() -> None:
     """List the bundled scenarios with their descriptions."""
     t = Table(show_header=True, header_style="bold")
-    t.add_column("file")
+    t.add_column("file", overflow="fold")  # never cut a path the user needs to pass back
     t.add_column("description")
     found = False
     for d in bundled_scenario_dirs():

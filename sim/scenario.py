@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from .units import format_ms, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+from .units import format_bandwidth, format_ms, format_rate, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
 
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
@@ -55,8 +55,8 @@ KafkaMs = Annotated[
 """A Kafka ``*.ms`` config: a bare number of milliseconds or a duration string."""
 
 Size = Annotated[int, BeforeValidator(parse_size)]
-Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(lambda r: f"{r:g}/s", return_type=str)]
-Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth), PlainSerializer(lambda b: f"{b:g}B/s", return_type=str)]
+Rate = Annotated[float, BeforeValidator(parse_rate), PlainSerializer(format_rate, return_type=str)]
+Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth), PlainSerializer(format_bandwidth, return_type=str)]
 
 
 def _positive(v: float) -> float:
@@ -107,6 +107,13 @@ class _Model(BaseModel):
 
 
 # --- network -----------------------------------------------------------------------------------
+LATENCY_PARAMS = {
+    "constant": ("value",), "uniform": ("low", "high"), "normal": ("mean", "std"),
+    "lognormal": ("median", "sigma"), "exponential": ("mean",),
+}
+"""The parameters each latency distribution family takes."""
+
+
 class LatencyDist(_Model):
     """One-way link latency distribution (ms inside)."""
 
@@ -122,10 +129,7 @@ class LatencyDist(_Model):
 
     @model_validator(mode="after")
     def _check_params(self) -> "LatencyDist":
-        need = {
-            "constant": ("value",), "uniform": ("low", "high"), "normal": ("mean", "std"),
-            "lognormal": ("median", "sigma"), "exponential": ("mean",),
-        }[self.dist]
+        need = LATENCY_PARAMS[self.dist]
         allowed = set(need) | {"dist"}
         given = {k for k in type(self).model_fields if getattr(self, k) is not None}
         missing = [k for k in need if getattr(self, k) is None]
@@ -142,7 +146,7 @@ class LatencyDist(_Model):
 class NetworkConfig(_Model):
     """Links between every pair of endpoints (brokers, controller, clients)."""
 
-    latency: LatencyDist = Field(default_factory=lambda: LatencyDist(dist="constant", value=0.5),
+    latency: LatencyDist = Field(default_factory=lambda: LatencyDist(dist="constant", value="0.5ms"),
                                  description="one-way latency of every message")
     bandwidth: Bandwidth | None = Field(None, description="per-message serialisation rate, e.g. '125MB/s'")
 
@@ -371,6 +375,12 @@ def format_errors(err: ValidationError) -> str:
 
 def _fields_at(loc: tuple) -> list[str]:
     """The allowed keys of the model found at `loc` in the Scenario tree."""
+    model = _model_at(loc)
+    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model class found at `loc` in the Scenario tree (None for plain values and unknown paths)."""
     model: Any = Scenario
     for part in loc:
         if isinstance(part, int):
@@ -381,14 +391,14 @@ def _fields_at(loc: tuple) -> list[str]:
                 field = f
                 break
         if field is None:
-            return []
+            return None
         ann = field.annotation
         args = getattr(ann, "__args__", ()) or ()
         candidates = [ann, *args, *[a for x in args for a in getattr(x, "__args__", ())]]
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if model is None:
-            return []
-    return [f.alias or n for n, f in model.model_fields.items()]
+            return None
+    return model
 
 
 def _load_raw(source: str | Path | dict) -> dict:
@@ -483,6 +493,11 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
                                 f"{'.'.join(map(str, path)) or 'scenario'}"
                                 + (f" (allowed: {', '.join(allowed)})" if allowed else ""))
         if j == len(segs):
+            if key == "dist" and value != node.get("dist") and _model_at(tuple(path)) is LatencyDist:
+                # switching the latency family drops the old family's parameters (a --set cannot
+                # remove keys, and LatencyDist rejects parameters its family does not take)
+                for k in [k for k in node if k != "dist" and k not in LATENCY_PARAMS.get(value, ())]:
+                    del node[k]
             node[key] = value
             return
         if key not in node or node[key] is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_duration_ms", "parse_size", "parse_rate", "parse_bandwidth", "format_ms"]
+__all__ = ["parse_duration_ms", "parse_size", "parse_rate", "parse_bandwidth", "format_ms", "format_rate",
+           "format_bandwidth"]
 
 _NUM = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
 _DURATION_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "min": 60_000.0, "h": 3_600_000.0}
@@ -21,6 +22,10 @@ _BIT_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bps": 1, "kbps":
 
 
 def _finite(x: float, what: str) -> float:
+    try:
+        x = float(x)  # a huge int (YAML allows any number of digits) overflows here
+    except OverflowError:
+        raise ValueError(f"{what} must be finite") from None
     if not math.isfinite(x):
         raise ValueError(f"{what} must be finite")
     return x
@@ -31,9 +36,9 @@ def parse_duration_ms(value: object, *, bare_is_ms: bool = False) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like '250ms', '30s', '2m'")
     if isinstance(value, (int, float)):
+        ms = _finite(value, "duration")  # before the hint below, which would suggest 'nans'
         if not bare_is_ms:
             raise ValueError(f"duration {value!r} needs a unit, e.g. '{value}s' or '{value}ms'")
-        ms = float(value)
     elif isinstance(value, str):
         m = re.fullmatch(_NUM + r"\s*([a-zA-Z]*)", value.strip())
         if not m:
@@ -82,6 +87,7 @@ def parse_rate(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a rate like '50000/s'")
     if isinstance(value, (int, float)):
+        _finite(value, "rate")
         raise ValueError(f"rate {value!r} needs a unit, e.g. '{value}/s'")
     if not isinstance(value, str):
         raise ValueError("expected a rate like '50000/s'")
@@ -91,7 +97,10 @@ def parse_rate(value: object) -> float:
     unit = m.group(2).lower()
     if unit not in _DURATION_UNITS:
         raise ValueError(f"unknown rate unit '/{m.group(2)}' in {value!r} (allowed: /ms, /s, /m, /h)")
-    per_s = float(m.group(1)) * 1000.0 / _DURATION_UNITS[unit]
+    ms_per_unit = _DURATION_UNITS[unit]
+    # one exact-factor operation, so that "<x>/s" parses to exactly x (format_rate round-trips)
+    per_s = float(m.group(1)) * (1000.0 / ms_per_unit) if ms_per_unit <= 1000.0 else \
+        float(m.group(1)) / (ms_per_unit / 1000.0)
     _finite(per_s, "rate")
     return per_s
 
@@ -117,9 +126,25 @@ def parse_bandwidth(value: object) -> float:
     return bps
 
 
+def _exact(x: float) -> str:
+    """The shortest decimal that parses back to exactly `x` ("%g" keeps only 6 digits)."""
+    s = repr(float(x))
+    return s[:-2] if s.endswith(".0") else s
+
+
 def format_ms(ms: float) -> str:
     """Render milliseconds back as the shortest exact unit string ("30s", "250ms")."""
     for unit, factor in (("h", 3_600_000.0), ("m", 60_000.0), ("s", 1000.0)):
         if ms >= factor and (ms / factor).is_integer():
             return f"{int(ms / factor)}{unit}"
-    return f"{ms:g}ms"
+    return f"{_exact(ms)}ms"
+
+
+def format_rate(per_s: float) -> str:
+    """Render records per second as a rate string that parses back exactly ("20000/s")."""
+    return f"{_exact(per_s)}/s"
+
+
+def format_bandwidth(bytes_per_s: float) -> str:
+    """Render bytes per second as a bandwidth string that parses back exactly ("125000000B/s")."""
+    return f"{_exact(bytes_per_s)}B/s"

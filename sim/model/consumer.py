@@ -14,7 +14,7 @@ import numpy as np
 import simpy
 
 from . import messages as m
-from .metadata import MetadataClient
+from .metadata import TIME_EPS, MetadataClient
 from .timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Consumer:
 
     def maybe_fetch(self, broker: int) -> None:
         """Send a fetch to `broker` for the assigned partitions it leads, unless one is in flight."""
-        if not self.alive or broker in self.in_flight or self.env.now < self.backoff_until[broker]:
+        if not self.alive or broker in self.in_flight or self.env.now + TIME_EPS < self.backoff_until[broker]:
             return
         parts = []
         for p in self.partitions:

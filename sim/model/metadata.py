@@ -13,7 +13,10 @@ import simpy
 from . import messages as m
 from .timeouts import TimeoutQueue
 
-__all__ = ["MetadataClient"]
+__all__ = ["MetadataClient", "TIME_EPS"]
+
+# Wake-ups land at `now + (at - now)`, which float rounding can put a hair before `at`.
+TIME_EPS = 1e-6
 
 
 class MetadataClient:
@@ -44,7 +47,7 @@ class MetadataClient:
         now = self.env.now
         if self._in_flight is not None:
             return
-        if not force and now - self._last_ms < self.backoff_ms:
+        if not force and now < self._last_ms + self.backoff_ms - TIME_EPS:
             self._wake(self._last_ms + self.backoff_ms)
             return
         self._last_ms = now

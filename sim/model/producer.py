@@ -21,7 +21,7 @@ import numpy as np
 import simpy
 
 from . import messages as m
-from .metadata import MetadataClient
+from .metadata import TIME_EPS, MetadataClient
 from .timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class ProducerBatch:
 
     __slots__ = ("batch_id", "partition", "record_count", "first_record_id", "first_arrival_ms",
                  "last_arrival_ms", "created_ms", "pid", "seq", "nbytes", "attempts", "retry_at",
-                 "ambiguous", "done")
+                 "ambiguous", "done", "sent_epoch")
 
     def __init__(self, batch_id, partition, record_count, first_record_id, first_ms, last_ms, created_ms,
                  pid, seq, nbytes):
@@ -57,6 +57,7 @@ class ProducerBatch:
         self.nbytes = nbytes
         self.attempts = 0
         self.retry_at = 0.0
+        self.sent_epoch = -1  # leader epoch the last attempt was sent under
         self.ambiguous = False
         self.done = False
 
@@ -242,7 +243,7 @@ class Producer:
         """Drain ready batches into produce requests, one batch per partition per request."""
         if not self.ready:
             return
-        now = self.env.now
+        now = self.env.now + TIME_EPS
         max_in_flight = self.config.max_in_flight
         by_broker: dict[int, list] = {}
         expired = []
@@ -252,9 +253,16 @@ class Producer:
                 expired.append(q.popleft())
             if not q:
                 continue
-            leader = self.metadata.leader(p)
-            if leader < 0 or q[0].retry_at > now:
+            leader, epoch = self.metadata.leaders.get(p, (-1, -1))
+            if leader < 0:
                 continue
+            if q[0].retry_at > now:
+                if epoch <= q[0].sent_epoch:
+                    continue
+                # KIP-951: the leader moved since the last attempt, so retry without backoff.
+                for b in q:
+                    if b.retry_at > now and epoch > b.sent_epoch:
+                        b.retry_at = now
             if max_in_flight == 1 and self._partition_in_flight(p):
                 continue  # max.in.flight=1 guarantees order by muting the partition
             by_broker.setdefault(leader, []).append(p)
@@ -286,6 +294,7 @@ class Producer:
                                sum(b.nbytes for b in batches))
         for b in batches:
             b.attempts += 1
+            b.sent_epoch = self.metadata.leaders[b.partition][1]
             self.recorder.batch_sent(now, b.batch_id, broker, b.attempts)
         self.network.send(self, self.brokers[broker], req, req.nbytes)
         if self.acks == 0:
