@@ -232,3 +232,36 @@ def test_restarted_broker_catches_up_and_rejoins_the_isr(tiny):
     assert t.brokers[follower].logs[0].batch_id == t.brokers[leader].logs[0].batch_id
     kinds = [e[1] for e in t.events() if e[2] == follower or "->" in e[5]]
     assert kinds.index("broker_registered") < kinds.index("broker_unfenced")
+
+
+def test_legacy_acks_n_waits_for_any_n_isr_replicas(tiny):
+    """Kafka 0.8 acks=2: any two ISR replicas (leader included) suffice, unlike acks=all."""
+    t = tiny
+    t.run(10)
+    leader = t.leader()
+    stuck = [b for b in (0, 1, 2) if b != leader][0]
+    t.stall_fetcher(stuck)
+    t.client.produce(t.cluster.network, t.brokers[leader], [t.client.batch(batch_id=1)], acks=2)
+    t.client.produce(t.cluster.network, t.brokers[leader], [t.client.batch(batch_id=2)], acks=-1,
+                     timeout_ms=5_000)
+    t.run(6_000)
+    res = {r[1]: r for r in t.client.results()}
+    assert res[1][2] == m.NONE and res[1][0] == 14.0  # the healthy follower's next fetch confirmed it
+    assert res[2][2] == m.REQUEST_TIMED_OUT  # acks=all still waits for the stuck ISR member
+    assert stuck in t.cluster.controller.state[0].isr
+
+
+def test_under_replicated_and_offline_levels_follow_the_facts():
+    import sim
+    from tests.test_outcomes import SCEN, SHORT
+
+    r = sim.run(SCEN / "quickstart.yaml", seed=1, overrides=SHORT)
+    ts = r.timeseries.set_index("second")
+    fence = r.events[r.events.kind == "broker_fenced"].time_ms.iloc[0]
+    after = int(fence // 1000) + 1
+    # every partition has a replica on the crashed broker: all 6 under-replicated once it is fenced
+    assert ts.loc[after, "under_replicated_partitions"] == pytest.approx(6.0)
+    assert ts.loc[1, "under_replicated_partitions"] == 0.0
+    assert ts["under_replicated_partitions"].iloc[-1] == 0.0  # rejoined after the restart
+    assert (ts["offline_partitions"] == 0).all()
+    assert r.summary["isr_shrinks"] == 6 and r.summary["isr_expands"] == 6

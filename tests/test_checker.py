@@ -1,0 +1,76 @@
+"""The checker and metrics on hand-written facts: every classification rule, exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.checker import batches_table, check
+from sim.metrics import _level_per_second, weighted_percentiles
+from sim.recorder import OUTCOMES, Recorder
+
+ACKED, FAILED, UNKNOWN = (OUTCOMES.index(x) for x in ("acked", "failed", "unknown"))
+
+
+def _recorder():
+    """Two producers on partitions p-0/p-1; a final committed log with a loss, a duplicate,
+    a reordering, an unknown that made it and an unknown that did not."""
+    r = Recorder(["p-0", "p-1"], ["a", "b"])
+    # batch_id, producer, partition, count, first_record_id, first_ms, last_ms
+    batches = [
+        (0, 0, 0, 10, 0, 0.0, 1.0),    # acked, committed
+        (1, 0, 0, 20, 10, 1.0, 2.0),   # acked, LOST (not in the final log)
+        (2, 0, 0, 30, 30, 2.0, 3.0),   # acked, committed twice (duplicate)
+        (3, 1, 1, 5, 0, 0.0, 1.0),     # failed, absent
+        (4, 1, 1, 7, 5, 1.0, 2.0),     # unknown, absent -> lost
+        (5, 1, 1, 11, 12, 2.0, 3.0),   # unknown, committed (it made it)
+        (6, 1, 1, 13, 23, 3.0, 4.0),   # acked, committed BEFORE batch 5 -> batch 5 is reordered
+        (7, 0, 0, 3, 60, 4.0, 5.0),    # never sent: unknown, absent, not counted as lost
+    ]
+    for b in batches:
+        r.batch_created(*b)
+    for bid in range(7):
+        r.batch_sent(float(bid), bid, 0, 1)
+    for bid, outcome, off in [(0, ACKED, 0), (1, ACKED, 10), (2, ACKED, 30), (3, FAILED, -1), (4, UNKNOWN, -1),
+                              (5, UNKNOWN, -1), (6, ACKED, 0), (7, UNKNOWN, -1)]:
+        r.batch_done(10.0 + bid, bid, outcome, off, 0)
+    # partition, offset, batch_id, count, epoch, committed
+    for row in [(0, 0, 0, 10, 0, True), (0, 10, 2, 30, 0, True), (0, 40, 2, 30, 1, True),
+                (1, 0, 6, 13, 0, True), (1, 13, 5, 11, 0, True),
+                (1, 24, 4, 7, 0, False)]:  # uncommitted tail: does not count as present
+        r.record("final_log", *row)
+    r.consumed(20.0, 0, 0, 0, 0)
+    r.consumed(21.0, 0, 0, 10, 2)
+    r.consumed(22.0, 0, 0, 10, 2)
+    return r
+
+
+def test_classification_of_every_rule():
+    rec = _recorder()
+    b = batches_table(rec)
+    assert list(b.copies_in_log) == [1, 0, 2, 0, 0, 1, 1, 0]
+    assert list(b.times_consumed) == [1, 0, 2, 0, 0, 0, 0, 0]
+    c = check(rec, b)
+    assert c["records_acked"] == 10 + 20 + 30 + 13
+    assert c["records_failed"] == 5
+    assert c["records_unknown"] == 7 + 11 + 3
+    assert c["acked_lost"] == 20
+    assert c["records_lost"] == 20 + 7  # the never-sent batch 7 is not "lost"
+    assert c["duplicates"] == 30
+    assert c["reordered"] == 11
+    assert c["records_consumed"] == 10 + 30
+    assert c["records_sent"] == sum([10, 20, 30, 5, 7, 11, 13])
+
+
+def test_weighted_percentiles_count_records_not_batches():
+    # one batch of 99 records at 1 ms and one of 1 record at 100 ms
+    v, w = np.array([100.0, 1.0]), np.array([1, 99])
+    assert weighted_percentiles(v, w, [50, 99, 100]) == [1.0, 1.0, 100.0]
+    assert weighted_percentiles(np.array([]), np.array([]), [50]) == [None]
+
+
+def test_level_metric_is_time_weighted():
+    # under-replicated from 500 ms to 1500 ms, then healthy
+    got = _level_per_second(np.array([0.0, 500.0, 1500.0]), np.array([0.0, 1.0, 0.0]),
+                            np.array([0.0, 1000.0, 2000.0, 3000.0]))
+    assert got == pytest.approx([0.5, 0.5, 0.0])

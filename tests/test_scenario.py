@@ -1,0 +1,632 @@
+"""The scenario schema: loading, Kafka defaults, validation messages, overrides, file errors."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from sim.scenario import (
+    INT32_MAX,
+    ClusterConfig,
+    ConsumerConfig,
+    FaultSpec,
+    LatencyDist,
+    ProducerConfig,
+    Scenario,
+    ScenarioError,
+    TopicConfig,
+    apply_overrides,
+    load_scenario,
+    parse_override,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+ACKS1 = ROOT / "scenarios" / "leader-crash-acks1.yaml"
+
+
+def minimal(**top) -> dict:
+    """The smallest useful scenario: every other value comes from the defaults."""
+    data = {
+        "name": "mini",
+        "duration": "10s",
+        "topics": [{"name": "t"}],
+        "producers": [{"topic": "t", "rate": "1000/s"}],
+        "consumers": [{"group.id": "g", "topic": "t"}],
+    }
+    data.update(top)
+    return data
+
+
+def raw_quickstart() -> dict:
+    return yaml.safe_load(QUICKSTART.read_text())
+
+
+def error_of(source, overrides=None) -> str:
+    with pytest.raises(ScenarioError) as ei:
+        Scenario.resolve(source, overrides)
+    return str(ei.value)
+
+
+def producer(**kw) -> ProducerConfig:
+    return load_scenario(minimal(producers=[{"topic": "t", "rate": "1000/s", **kw}])).producers[0]
+
+
+def round_trip(sc: Scenario) -> Scenario:
+    return Scenario.resolve(yaml.safe_load(sc.to_yaml()))
+
+
+# --- the bundled quickstart --------------------------------------------------------------------
+def test_quickstart_loads_with_file_values():
+    sc = load_scenario(QUICKSTART)
+    assert sc.name == "quickstart"
+    assert sc.duration == 60_000.0 and sc.settle == 20_000.0 and sc.seed == 1
+    assert sc.cluster.brokers == 3
+    assert sc.network.latency.dist == "lognormal"
+    assert sc.network.latency.median == 0.5 and sc.network.latency.sigma == 0.25
+    (t,) = sc.topics
+    assert (t.name, t.partitions, t.replication_factor, t.min_insync_replicas) == ("events", 6, 3, 2)
+    (p,) = sc.producers
+    assert p.topic == "events" and p.rate == 20_000.0 and p.arrival == "poisson"
+    assert p.record_size == 100 and p.acks == -1 and p.enable_idempotence is True
+    (c,) = sc.consumers
+    assert c.group == "readers" and c.topic == "events"
+    (f,) = sc.faults
+    assert f.kind == "crash" and f.leader_of == "events-0" and f.broker is None
+    assert f.at == 20_000.0 and f.restart_after == 20_000.0
+
+
+def test_load_scenario_accepts_str_and_path():
+    assert load_scenario(str(QUICKSTART)) == load_scenario(QUICKSTART)
+
+
+def test_scenario_is_frozen():
+    sc = load_scenario(QUICKSTART)
+    with pytest.raises(ValidationError, match="frozen"):
+        sc.duration = 1.0  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        sc.producers[0].acks = 1  # type: ignore[misc]
+
+
+def test_acks1_scenario_resolves_idempotence_off():
+    sc = load_scenario(ACKS1)
+    p = sc.producers[0]
+    assert p.acks == 1
+    assert p.enable_idempotence is False
+
+
+def test_resolving_does_not_mutate_the_input_dict():
+    data = minimal()
+    before = copy.deepcopy(data)
+    Scenario.resolve(data, ["producers.0.linger.ms=10", "cluster.brokers=5"])
+    assert data == before
+
+
+# --- defaults ----------------------------------------------------------------------------------
+def test_kafka_producer_defaults():
+    p = load_scenario(minimal()).producers[0]
+    assert p.acks == -1  # acks=all
+    assert p.enable_idempotence is True  # KIP-679: on by default since 3.0
+    assert p.retries == INT32_MAX == 2_147_483_647
+    assert p.linger_ms == 5.0
+    assert p.batch_size == 16_384
+    assert p.max_in_flight == 5
+    assert p.retry_backoff_ms == 100.0 and p.retry_backoff_max_ms == 1_000.0
+    assert p.request_timeout_ms == 30_000.0 and p.delivery_timeout_ms == 120_000.0
+    assert p.record_size == 100 and p.arrival == "poisson" and p.instances == 1
+    assert p.keys is None and p.partitioner == "sticky"  # null keys: sticky partitioner
+    assert p.start == 0.0
+
+
+def test_kafka_broker_and_cluster_defaults():
+    c = load_scenario(minimal()).cluster
+    assert c.brokers == 3
+    assert c.kafka_version == "3.9"
+    assert c.replica_lag_time_max_ms == 30_000.0
+    assert c.broker_session_timeout_ms == 9_000.0
+    assert c.broker_heartbeat_interval_ms == 2_000.0
+    assert c.replica_fetch_wait_max_ms == 500.0
+    assert c.replica_fetch_max_bytes == 1_048_576
+    assert c.min_insync_replicas == 1
+    assert c.unclean_leader_election_enable is False
+    assert c.election_cost == 5.0
+
+
+def test_scenario_topic_consumer_and_network_defaults():
+    sc = load_scenario(minimal())
+    assert sc.settle == 30_000.0 and sc.seed == 0 and sc.faults == [] and sc.description == ""
+    t = sc.topics[0]
+    assert (t.partitions, t.replication_factor) == (1, 3)
+    assert t.min_insync_replicas == 1 and t.unclean_leader_election_enable is False
+    c = sc.consumers[0]
+    assert c.enable_auto_commit is True and c.auto_commit_interval_ms == 5_000.0
+    assert c.auto_offset_reset == "latest" and c.instances == 1
+    # a scenario without a network section gets 0.5 ms constant links
+    assert sc.network.latency.dist == "constant" and sc.network.latency.value == 0.5
+    assert sc.network.bandwidth is None
+
+
+def test_topic_inherits_min_insync_and_unclean_from_cluster():
+    data = minimal(cluster={"min.insync.replicas": 2, "unclean.leader.election.enable": True},
+                   topics=[{"name": "t"}, {"name": "u", "min.insync.replicas": 1,
+                                           "unclean.leader.election.enable": False}])
+    sc = load_scenario(data)
+    t, u = sc.topics
+    assert t.min_insync_replicas == 2 and t.unclean_leader_election_enable is True  # inherited
+    assert u.min_insync_replicas == 1 and u.unclean_leader_election_enable is False  # own values win
+
+
+# --- acks and idempotence ----------------------------------------------------------------------
+@pytest.mark.parametrize("value, acks", [
+    ("all", -1), ("ALL", -1), (" all ", -1), ("-1", -1), (-1, -1), (-1.0, -1),
+    (0, 0), ("0", 0), (1, 1), ("1", 1),
+])
+def test_acks_forms(value, acks):
+    assert producer(acks=value).acks == acks
+
+
+@pytest.mark.parametrize("value", ["many", "", True, False, -2, 1.5, None, [1]])
+def test_acks_invalid(value):
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "acks": value}]))
+    assert msg.startswith("producers.0.acks: ")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("acks", [0, 1])
+def test_idempotence_silently_off_when_acks_conflicts(acks):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # silently: no warning either
+        p = producer(acks=acks)
+    assert p.enable_idempotence is False
+
+
+@pytest.mark.parametrize("kw", [{"retries": 0}, {"max.in.flight.requests.per.connection": 6}])
+def test_idempotence_silently_off_on_other_conflicts(kw):
+    assert producer(**kw).enable_idempotence is False
+
+
+def test_idempotence_explicit_false_is_kept():
+    assert producer(**{"enable.idempotence": False}).enable_idempotence is False
+
+
+def test_idempotence_explicit_true_with_acks_1_is_an_error():
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "acks": 1, "enable.idempotence": True}]))
+    assert msg == "producers.0: enable.idempotence=true requires acks=all"
+
+
+@pytest.mark.parametrize("kw, needs", [
+    ({"retries": 0}, "retries > 0"),
+    ({"max.in.flight.requests.per.connection": 6}, "max.in.flight.requests.per.connection <= 5"),
+    ({"acks": 0, "retries": 0}, "acks=all, retries > 0"),
+])
+def test_idempotence_explicit_true_with_other_conflicts_is_an_error(kw, needs):
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "enable.idempotence": True, **kw}]))
+    assert msg == f"producers.0: enable.idempotence=true requires {needs}"
+
+
+def test_quickstart_acks_1_conflicts_with_its_explicit_idempotence():
+    msg = error_of(QUICKSTART, ["producers.0.acks=1"])
+    assert "enable.idempotence=true requires acks=all" in msg
+    sc = load_scenario(QUICKSTART, ["producers.0.acks=1", "producers.0.enable.idempotence=null"])
+    assert sc.producers[0].acks == 1 and sc.producers[0].enable_idempotence is False
+
+
+@pytest.mark.parametrize("value", [2, "2", 3])
+def test_legacy_acks_n_warns(value):
+    with pytest.warns(UserWarning, match=r"acks=\d is the Kafka 0.8 legacy form"):
+        p = producer(acks=value)
+    assert p.acks == int(value)
+    assert p.enable_idempotence is False  # not acks=all: idempotence off
+
+
+def test_modern_acks_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for acks in ("all", 0, 1):
+            producer(acks=acks)
+
+
+def test_partitioner_defaults_to_hash_for_keyed_records():
+    assert producer(keys=100).partitioner == "hash"
+    assert "partitioner 'hash' needs keys" in error_of(
+        minimal(producers=[{"topic": "t", "rate": "1/s", "partitioner": "hash"}]))
+
+
+def test_delivery_timeout_must_cover_request_timeout_and_linger():
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "delivery.timeout.ms": 30_000}]))
+    assert msg.startswith("producers.0: delivery.timeout.ms must be >= request.timeout.ms + linger.ms")
+    assert producer(**{"delivery.timeout.ms": 30_005}).delivery_timeout_ms == 30_005.0
+
+
+# --- durations and sizes inside the schema -----------------------------------------------------
+@pytest.mark.parametrize("value, ms", [(10, 10.0), ("10", 10.0), ("10ms", 10.0), ("1s", 1_000.0), (0, 0.0)])
+def test_kafka_ms_keys_take_bare_milliseconds_or_units(value, ms):
+    assert producer(**{"linger.ms": value}).linger_ms == ms
+
+
+def test_scenario_durations_need_units():
+    msg = error_of(minimal(duration=60))
+    assert msg == "duration: duration 60 needs a unit, e.g. '60s' or '60ms'"
+    assert load_scenario(minimal(duration="1m")).duration == 60_000.0
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (-1, "must not be negative"),
+    ("-1", "cannot parse duration"),
+    (float("nan"), "must be finite"),
+    (float("inf"), "must be finite"),
+    (10**400, "must be finite"),
+    ("soon", "cannot parse duration"),
+])
+def test_bad_kafka_ms_values(value, fragment):
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "linger.ms": value}]))
+    assert msg.startswith("producers.0.linger.ms: ") and fragment in msg
+
+
+@pytest.mark.parametrize("key", ["duration", "faults.0.restart_after"])
+def test_positive_durations(key):
+    data = minimal(faults=[{"broker": 0, "at": "1s", "restart_after": "1s"}])
+    msg = error_of(data, [f"{key}=0s"])
+    assert msg.startswith(f"{key}: ") and "must be greater than 0" in msg
+
+
+def test_sizes_in_the_schema():
+    p = producer(**{"batch.size": "16KiB", "record.size": "1KB"})
+    assert p.batch_size == 16_384 and p.record_size == 1_000
+    assert "record.size" in error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "record.size": "0B"}]))
+
+
+def test_rate_needs_a_unit_in_the_schema():
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": 50_000}]))
+    assert msg == "producers.0.rate: rate 50000 needs a unit, e.g. '50000/s'"
+
+
+def test_nan_sigma_rejected():
+    msg = error_of(QUICKSTART, ["network.latency.sigma=.nan"])
+    assert msg.startswith("network.latency.sigma: ")
+
+
+# --- to_yaml round trip ------------------------------------------------------------------------
+@pytest.mark.parametrize("source", [QUICKSTART, ACKS1])
+def test_to_yaml_round_trips_bundled_scenarios(source):
+    sc = load_scenario(source)
+    again = round_trip(sc)
+    assert again == sc
+    assert again.to_yaml() == sc.to_yaml()
+
+
+def test_to_yaml_round_trips_through_a_file(tmp_path):
+    sc = load_scenario(QUICKSTART)
+    f = tmp_path / "resolved.yaml"
+    f.write_text(sc.to_yaml())
+    assert load_scenario(f) == sc
+
+
+def test_to_yaml_uses_kafka_names_and_fills_every_default():
+    text = load_scenario(minimal()).to_yaml()
+    data = yaml.safe_load(text)
+    p = data["producers"][0]
+    assert p["acks"] == "all" and p["enable.idempotence"] is True
+    assert p["linger.ms"] == 5 and p["batch.size"] == 16_384 and p["retries"] == INT32_MAX
+    assert p["rate"] == "1000/s"
+    assert data["cluster"]["replica.lag.time.max.ms"] == 30_000
+    assert data["cluster"]["broker.session.timeout.ms"] == 9_000
+    assert data["topics"][0]["min.insync.replicas"] == 1  # resolved from the cluster
+    assert data["duration"] == "10s" and data["settle"] == "30s"
+    assert data["network"]["latency"]["value"] == "0.5ms"
+
+
+def test_to_yaml_round_trips_unusual_values_exactly():
+    data = minimal(
+        duration="1234567ms",
+        settle="1.5s",
+        network={"latency": {"dist": "uniform", "low": "0.1ms", "high": "1234.567ms"}, "bandwidth": "1GiB/s"},
+        producers=[{"topic": "t", "rate": "1/h", "linger.ms": 2.5, "keys": 10, "acks": 0, "start": "5us"}],
+        faults=[{"broker": 2, "at": "1234566ms", "restart_after": "36h"}],
+    )
+    sc = load_scenario(data)
+    again = round_trip(sc)
+    assert again == sc
+    assert again.duration == 1_234_567.0
+    assert again.network.bandwidth == 1_073_741_824.0
+    assert again.producers[0].rate == sc.producers[0].rate == 1 / 3600
+
+
+def test_to_yaml_round_trips_legacy_acks_with_the_warning():
+    with pytest.warns(UserWarning):
+        sc = load_scenario(minimal(producers=[{"topic": "t", "rate": "1/s", "acks": 2}]))
+    with pytest.warns(UserWarning):
+        assert round_trip(sc) == sc
+
+
+# --- unknown keys ------------------------------------------------------------------------------
+def _aliases(model) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+@pytest.mark.parametrize("where, key, model", [
+    ((), "bogus", Scenario),
+    (("cluster",), "brokerz", ClusterConfig),
+    (("network", "latency"), "mediam", LatencyDist),
+    (("topics", 0), "partition", TopicConfig),
+    (("producers", 0), "linger", ProducerConfig),
+    (("consumers", 0), "group", ConsumerConfig),
+    (("faults", 0), "time", FaultSpec),
+])
+def test_unknown_key_names_dotted_path_and_allowed_keys(where, key, model):
+    data = raw_quickstart()
+    node = data
+    for part in where:
+        node = node[part]
+    node[key] = 1
+    msg = error_of(data)
+    path = ".".join(str(p) for p in (*where, key))
+    assert msg == f"{path}: unknown key (allowed: {', '.join(_aliases(model))})"
+
+
+def test_unknown_key_lists_kafka_names():
+    data = raw_quickstart()
+    data["producers"][0]["lingerms"] = 3
+    msg = error_of(data)
+    assert msg.startswith("producers.0.lingerms: unknown key (allowed: ")
+    assert "linger.ms" in msg and "enable.idempotence" in msg and "max.in.flight.requests.per.connection" in msg
+
+
+def test_missing_required_fields_one_line_each():
+    msg = error_of({"description": "nothing else"})
+    assert msg.splitlines() == ["name: Field required", "duration: Field required", "topics: Field required"]
+
+
+def test_literal_errors_list_the_choices():
+    msg = error_of(QUICKSTART, ["network.latency.dist=gamma"])
+    assert msg.startswith("network.latency.dist: must be one of ")
+    assert "'constant'" in msg and "'lognormal'" in msg
+
+
+# --- cross checks ------------------------------------------------------------------------------
+def test_replication_factor_exceeding_brokers_rejected():
+    msg = error_of(QUICKSTART, ["topics.0.replication.factor=4"])
+    assert "replication.factor 4 exceeds 3 brokers" in msg and "INVALID_REPLICATION_FACTOR" in msg
+    assert "\n" not in msg
+    assert "exceeds 1 brokers" in error_of(QUICKSTART, ["cluster.brokers=1"])
+    assert load_scenario(QUICKSTART, ["topics.0.replication.factor=5", "cluster.brokers=5"]).topics[0].replication_factor == 5
+
+
+@pytest.mark.parametrize("target", ["events-6", "events-99", "nope-0", "events", "events-x", "'-0'", "events--1", "Events-0"])
+def test_fault_leader_of_missing_partition_rejected(target):
+    msg = error_of(QUICKSTART, [f"faults.0.leader_of={target}"])
+    target = target.strip("'")
+    assert f"faults.0.leader_of: {target!r} is not a topic-partition of this scenario" in msg
+    assert "e.g. 'events-0'" in msg
+
+
+def test_fault_leader_of_last_partition_accepted():
+    assert load_scenario(QUICKSTART, ["faults.0.leader_of=events-5"]).faults[0].leader_of == "events-5"
+
+
+def test_fault_leader_of_topic_with_dash_in_name():
+    data = minimal(topics=[{"name": "my-topic", "partitions": 2}], producers=[], consumers=[],
+                   faults=[{"leader_of": "my-topic-1", "at": "1s"}])
+    assert load_scenario(data).faults[0].leader_of == "my-topic-1"
+
+
+@pytest.mark.parametrize("at", ["60s", "1m", "61s", "2h"])
+def test_fault_at_or_after_duration_rejected(at):
+    msg = error_of(QUICKSTART, [f"faults.0.at={at}"])
+    assert "faults.0.at: " in msg and "is not before duration 1m" in msg
+
+
+def test_fault_just_before_duration_accepted():
+    assert load_scenario(QUICKSTART, ["faults.0.at=59999ms"]).faults[0].at == 59_999.0
+
+
+def test_fault_broker_out_of_range_rejected():
+    msg = error_of(QUICKSTART, ["faults.0.leader_of=null", "faults.0.broker=3"])
+    assert "faults.0.broker: no broker 3 (allowed: 0..2)" in msg
+    assert load_scenario(QUICKSTART, ["faults.0.leader_of=null", "faults.0.broker=2"]).faults[0].broker == 2
+
+
+@pytest.mark.parametrize("overrides", [["faults.0.broker=1"], ["faults.0.leader_of=null"]])
+def test_fault_needs_exactly_one_target(overrides):
+    assert "a fault needs exactly one of 'broker' or 'leader_of'" in error_of(QUICKSTART, overrides)
+
+
+def test_producer_and_consumer_topics_must_exist():
+    assert "producers.0.topic: unknown topic 'other' (allowed: events)" in error_of(
+        QUICKSTART, ["producers.0.topic=other"])
+    assert "consumers.0.topic: unknown topic 'other' (allowed: events)" in error_of(
+        QUICKSTART, ["consumers.0.topic=other"])
+
+
+def test_topic_names_unique():
+    assert "topic names must be unique" in error_of(minimal(topics=[{"name": "t"}, {"name": "t"}]))
+
+
+def test_racks_must_match_brokers():
+    assert "racks lists 2 racks for 3 brokers" in error_of(minimal(cluster={"racks": ["a", "b"]}))
+    assert load_scenario(minimal(cluster={"racks": ["a", "b", "c"]})).cluster.racks == ["a", "b", "c"]
+
+
+def test_heartbeat_must_be_below_session_timeout():
+    msg = error_of(minimal(cluster={"broker.heartbeat.interval.ms": 9000}))
+    assert "broker.heartbeat.interval.ms must be less than broker.session.timeout.ms" in msg
+
+
+@pytest.mark.parametrize("latency, fragment", [
+    ({"dist": "uniform", "low": "2ms", "high": "1ms"}, "uniform latency needs low <= high"),
+    ({"dist": "normal", "mean": "1ms"}, "normal latency needs mean, std; missing std"),
+    ({"dist": "constant", "value": "1ms", "median": "1ms"}, "constant latency takes only value; remove median"),
+])
+def test_latency_parameters_checked(latency, fragment):
+    msg = error_of(minimal(network={"latency": latency}))
+    assert msg == f"network.latency: {fragment}"
+
+
+# --- overrides ---------------------------------------------------------------------------------
+def test_override_dotted_kafka_producer_key():
+    sc = load_scenario(QUICKSTART, ["producers.0.linger.ms=10"])
+    assert sc.producers[0].linger_ms == 10.0
+    assert load_scenario(QUICKSTART, ["producers.0.linger.ms=2s"]).producers[0].linger_ms == 2_000.0
+
+
+def test_override_dotted_topic_key():
+    sc = load_scenario(QUICKSTART, ["topics.0.min.insync.replicas=1"])
+    assert sc.topics[0].min_insync_replicas == 1
+
+
+def test_override_dotted_cluster_key():
+    sc = load_scenario(QUICKSTART, ["cluster.unclean.leader.election.enable=true",
+                                    "cluster.replica.lag.time.max.ms=10s"])
+    assert sc.cluster.unclean_leader_election_enable is True
+    assert sc.cluster.replica_lag_time_max_ms == 10_000.0
+    assert sc.topics[0].unclean_leader_election_enable is True  # inherited by the topic
+
+
+@pytest.mark.parametrize("order", [
+    ["network.latency.dist=constant", "network.latency.value=1ms"],
+    ["network.latency.value=1ms", "network.latency.dist=constant"],
+])
+def test_override_switches_latency_distribution(order):
+    # the quickstart's lognormal median/sigma must not block switching to a constant latency
+    lat = load_scenario(QUICKSTART, order).network.latency
+    assert lat.dist == "constant" and lat.value == 1.0
+    assert lat.median is None and lat.sigma is None
+
+
+def test_override_latency_family_still_validated():
+    assert error_of(QUICKSTART, ["network.latency.dist=constant"]) == \
+        "network.latency: constant latency needs value; missing value"
+    lat = load_scenario(QUICKSTART, ["network.latency.median=2ms"]).network.latency
+    assert lat.dist == "lognormal" and lat.median == 2.0 and lat.sigma == 0.25  # same family: kept
+
+
+def test_override_into_missing_section():
+    sc = load_scenario(minimal(), ["network.bandwidth=1Gbps", "network.latency.dist=normal",
+                                   "network.latency.mean=1ms", "network.latency.std=0.1ms"])
+    assert sc.network.bandwidth == 125_000_000.0
+    assert (sc.network.latency.dist, sc.network.latency.mean, sc.network.latency.std) == ("normal", 1.0, 0.1)
+
+
+def test_override_values_are_yaml_literals():
+    sc = load_scenario(QUICKSTART, ["producers.0.acks=0", "producers.0.enable.idempotence=false",
+                                    "description=a: b: c", "producers.0.rate=5000/s", "producers.0.instances=4"])
+    p = sc.producers[0]
+    assert p.acks == 0 and p.enable_idempotence is False and p.rate == 5_000.0 and p.instances == 4
+    assert sc.description == "a: b: c"  # invalid YAML falls back to the raw string
+    assert parse_override("producers.0.acks=1") == ("producers.0.acks", 1)
+    assert parse_override("x=[1, 2]") == ("x", [1, 2])
+    assert parse_override("x=") == ("x", "")
+    assert parse_override(" x = all") == ("x", "all")
+
+
+def test_override_dict_form():
+    sc = load_scenario(QUICKSTART, {"producers.0.acks": 1, "producers.0.enable.idempotence": None,
+                                    "duration": "30s"})
+    assert sc.producers[0].acks == 1 and sc.duration == 30_000.0
+
+
+def test_apply_overrides_returns_a_copy():
+    data = raw_quickstart()
+    before = copy.deepcopy(data)
+    out = apply_overrides(data, ["producers.0.linger.ms=10", "topics.0.partitions=2"])
+    assert data == before
+    assert out["producers"][0]["linger.ms"] == 10 and out["topics"][0]["partitions"] == 2
+
+
+def test_override_then_cross_check():
+    assert "is not before duration 5s" in error_of(QUICKSTART, ["duration=5s"])
+    sc = load_scenario(QUICKSTART, ["duration=5s", "faults.0.at=2s", "faults.0.restart_after=1s"])
+    assert sc.duration == 5_000.0 and sc.faults[0].at == 2_000.0 and sc.faults[0].restart_after == 1_000.0
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("producers.1.acks=1", "producers has 1 entries; '1' is not an index (allowed: 0..0)"),
+    ("producers.x.acks=1", "producers has 1 entries; 'x' is not an index (allowed: 0..0)"),
+    ("topics.-1.partitions=2", "topics has 1 entries; '-1' is not an index (allowed: 0..0)"),
+    ("faults.3=null", "faults has 1 entries; '3' is not an index (allowed: 0..0)"),
+])
+def test_override_list_index_out_of_range(override, fragment):
+    msg = error_of(QUICKSTART, [override])
+    assert msg == f"--set {override.partition('=')[0]}: {fragment}"
+
+
+@pytest.mark.parametrize("override, under", [
+    ("bogus=1", "scenario"),
+    ("producers.0.lingerr.ms=10", "producers.0"),
+    ("cluster.broker=5", "cluster"),
+    ("network.latency.mode=x", "network.latency"),
+])
+def test_override_unknown_key(override, under):
+    msg = error_of(QUICKSTART, [override])
+    first = override.partition("=")[0].split(".")[len(under.split(".")) if under != "scenario" else 0]
+    assert msg.startswith(f"--set {override.partition('=')[0]}: unknown key {first!r} under {under} (allowed: ")
+    assert "\n" not in msg
+
+
+def test_override_unknown_key_lists_kafka_names():
+    msg = error_of(QUICKSTART, ["producers.0.lingerr.ms=10"])
+    assert "linger.ms" in msg and "batch.size" in msg and "enable.idempotence" in msg
+
+
+def test_override_into_a_value():
+    assert error_of(QUICKSTART, ["duration.x=1"]) == "--set duration.x: duration is a value, not a section"
+
+
+@pytest.mark.parametrize("text", ["foo", "=1", " =1", ""])
+def test_override_without_key_or_equals(text):
+    msg = error_of(QUICKSTART, [text])
+    assert msg.startswith(f"--set {text!r}: expected dotted.key=value")
+
+
+def test_override_type_error_reported_at_the_field():
+    assert error_of(QUICKSTART, ["cluster.brokers=two"]).startswith("cluster.brokers: ")
+    assert error_of(QUICKSTART, ["cluster=5"]).startswith("cluster: ")
+
+
+# --- file errors -------------------------------------------------------------------------------
+def _file_error(path: Path) -> str:
+    msg = error_of(path)
+    assert "\n" not in msg, msg  # exactly one line
+    assert str(path) in msg  # names the file
+    return msg
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "empty scenario file"),
+    (b"   \n# only a comment\n\n", "empty scenario file"),
+    (b"\xff\xfe\x00\x81\x9c\xc3\x28binary\x00\x01\x02", "not a text file"),
+    (bytes(range(256)) * 4, "not a text file"),
+    (b"- a\n- b\n", "expected a mapping at the top level, got list"),
+    (b"42\n", "expected a mapping at the top level, got int"),
+    (b"just a string\n", "expected a mapping at the top level, got str"),
+    (b"name: [unclosed\nduration: 5s\n", "invalid YAML at line 2"),
+    (b"name: x\n\tduration: 5s\n", "invalid YAML"),
+    (b"a: *undefined\n", "invalid YAML"),
+    (b"name: x\nname: y: z\n", "invalid YAML"),
+    (b"abc\x00def\n", "invalid YAML"),
+    (b"x: !!python/object:os.system ls\n", "invalid YAML"),
+])
+def test_bad_files_give_one_line_naming_the_file(tmp_path, content, fragment):
+    f = tmp_path / "scenario.yaml"
+    f.write_bytes(content)
+    msg = _file_error(f)
+    assert fragment in msg
+
+
+def test_missing_file(tmp_path):
+    assert _file_error(tmp_path / "nope.yaml").endswith("no such scenario file")
+
+
+def test_directory_instead_of_file(tmp_path):
+    assert "is a directory" in _file_error(tmp_path)
+
+
+def test_valid_yaml_with_bad_content_names_the_field(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\nduration: 5s\ntopics: []\n")
+    assert error_of(f).startswith("topics: List should have at least 1 item")
