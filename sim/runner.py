@@ -74,13 +74,13 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
     sc = _as_scenario(scenario, overrides)
     seed = sc.seed if seed is None else int(seed)
     sc = sc.model_copy(update={"seed": seed})
-    caught: list[str] = []
+    caught = scenario_warnings(sc)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         wall0 = time.perf_counter()
         cluster, recorder, n_events = simulate(sc, seed, progress)
         wall = time.perf_counter() - wall0
-        caught = [str(x.message) for x in w]
+        caught += [str(x.message) for x in w]
     batches = batches_table(recorder)
     events = events_table(recorder)
     counts = check(recorder, batches)
@@ -117,6 +117,16 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
         "warnings": caught,
     }
     return Results(sc, seed, summary, batches, events, ts, caught)
+
+
+def scenario_warnings(sc: Scenario) -> list[str]:
+    """Settings a Kafka user should hear about even though the run goes ahead."""
+    out = []
+    for i, p in enumerate(sc.producers):
+        if p.acks >= 2:
+            out.append(f"producers.{i}.acks={p.acks} is the Kafka 0.8 legacy form (any {p.acks} ISR replicas "
+                       "incl. the leader); modern Kafka rejects it with INVALID_REQUIRED_ACKS")
+    return out
 
 
 def _count_isr(events, shrink: bool) -> int:

@@ -370,13 +370,16 @@ class Broker:
                 if rec.leader == self.broker_id:
                     self.make_leader(r, rec)
                 else:
-                    self.make_follower(r, rec)
+                    self.make_follower(r, rec, start_fetching=False)
             elif rec.leader_epoch == r.leader_epoch and rec.partition_epoch > r.partition_epoch:
                 r.isr = rec.isr
                 r.partition_epoch = rec.partition_epoch
                 r.pending_isr = None
                 if r.is_leader:
                     self.on_isr_changed(r)
+        # One fetch per leader for all partitions this delta moved to it (addPartitions).
+        for fetcher in self.fetchers.values():
+            fetcher.maybe_fetch()
 
     def make_leader(self, r: Replica, rec: m.PartitionRecord) -> None:
         """Become leader in a new epoch (Partition.makeLeader)."""
@@ -396,7 +399,7 @@ class Broker:
         self.recorder.event(now, "became_leader", self.broker_id, r.spec.index, rec.leader_epoch)
         self.maybe_increment_hw(r)
 
-    def make_follower(self, r: Replica, rec: m.PartitionRecord) -> None:
+    def make_follower(self, r: Replica, rec: m.PartitionRecord, start_fetching: bool = True) -> None:
         """Follow the new leader (Partition.makeFollower); truncation happens on first fetch."""
         if r.is_leader:
             self._fail_purgatory(r, m.NOT_LEADER_OR_FOLLOWER)
@@ -414,7 +417,8 @@ class Broker:
             if fetcher is None:
                 fetcher = self.fetchers[rec.leader] = ReplicaFetcher(self, rec.leader)
             fetcher.partitions.add(r.spec.index)
-            fetcher.maybe_fetch()
+            if start_fetching:
+                fetcher.maybe_fetch()
 
     def _stop_following(self, r: Replica) -> None:
         fetcher = self.fetchers.get(r.leader_id)
