@@ -53,7 +53,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _load(path: Path, overrides: list[str] | None) -> Scenario:
+def _load(path: Path, overrides: list[str] | None, show_warnings: bool = True) -> Scenario:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -61,7 +61,7 @@ def _load(path: Path, overrides: list[str] | None) -> Scenario:
     except ScenarioError as e:
         _fail(str(e))
     # scenario warnings (e.g. legacy acks=2) as one line each, not Python's file:line + source dump
-    for w in caught:
+    for w in caught if show_warnings else ():
         err_console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
     return sc
 
@@ -89,7 +89,7 @@ def run_cli(
     """Run a scenario, print a summary, and write the run directory."""
     from .runner import run
 
-    sc = _load(scenario, set_)
+    sc = _load(scenario, set_, show_warnings=False)  # the run reports them (results.warnings)
     seed = sc.seed if seed is None else seed
     out_dir = out or Path("results") / sc.name / f"seed-{seed}"
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
@@ -103,7 +103,7 @@ def run_cli(
 
         results = run(sc, seed=seed, progress=on_progress)
     for w in results.warnings:
-        err_console.print(f"warning: {w}", markup=False, highlight=False)
+        err_console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
     try:
         path = results.write(out_dir)
     except OSError as e:

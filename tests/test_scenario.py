@@ -394,10 +394,12 @@ def test_replication_factor_exceeding_brokers_rejected():
     assert "replication.factor 4 exceeds 3 brokers" in msg and "INVALID_REPLICATION_FACTOR" in msg
     assert "\n" not in msg
     assert "exceeds 1 brokers" in error_of(QUICKSTART, ["cluster.brokers=1"])
-    assert load_scenario(QUICKSTART, ["topics.0.replication.factor=5", "cluster.brokers=5"]).topics[0].replication_factor == 5
+    sc = load_scenario(QUICKSTART, ["topics.0.replication.factor=5", "cluster.brokers=5"])
+    assert sc.topics[0].replication_factor == 5
 
 
-@pytest.mark.parametrize("target", ["events-6", "events-99", "nope-0", "events", "events-x", "'-0'", "events--1", "Events-0"])
+@pytest.mark.parametrize("target", ["events-6", "events-99", "nope-0", "events", "events-x", "'-0'", "events--1",
+                                    "Events-0"])
 def test_fault_leader_of_missing_partition_rejected(target):
     msg = error_of(QUICKSTART, [f"faults.0.leader_of={target}"])
     target = target.strip("'")

@@ -1,0 +1,525 @@
+"""The `kafkasim` command line: exit codes, one-line errors, validate/scenarios/run, run directories."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import yaml
+from rich.console import Console
+
+import sim
+import sim.cli as cli
+import sim.runner
+from sim.cli import main
+from sim.results import RUN_FILES, Results, read_results
+from sim.scenario import Scenario, load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
+ACKS1 = ROOT / "scenarios" / "leader-crash-acks1.yaml"
+
+# 5 s of producing, the leader of events-0 crashes at 2 s and restarts at 3 s, 2 s to settle.
+FAST = ["--set", "duration=5s", "--set", "settle=2s", "--set", "faults.0.at=2s", "--set", "faults.0.restart_after=1s"]
+RUN_SEED = "0"
+
+SUMMARY_KEYS = [
+    "scenario", "seed", "version", "sim_duration_ms", "wall_time_s", "sim_events", "records_sent", "records_acked",
+    "records_failed", "records_unknown", "records_lost", "acked_lost", "duplicates", "reordered", "records_consumed",
+    "throughput_rps", "produce_latency_ms", "e2e_latency_ms", "failovers", "failover_ms", "unclean_elections",
+    "offline_partitions_at_end",
+]
+
+
+def cli_run(capsys, *args) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def assert_one_line_error(rc: int, out: str, err: str) -> str:
+    assert rc == 2, (rc, out, err)
+    assert err.startswith("error: "), err
+    assert err.endswith("\n") and err.count("\n") == 1, err  # exactly one line
+    assert "Traceback" not in err
+    assert out == ""
+    return err
+
+
+def siblings(d: Path) -> list[str]:
+    """Everything next to the run directory: leftovers of an atomic write would show up here."""
+    return sorted(p.name for p in d.parent.iterdir() if p != d)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Fail (instead of hanging the whole test session) if a simulation never finishes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"the simulation did not finish within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# --- bad input: exit code 2, one `error:` line, no traceback -----------------------------------
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    files = {
+        "empty": (b"", "empty scenario file"),
+        "garbage": (bytes(range(256)) * 8, "not a text file"),
+        "list": (b"- name: x\n- duration: 5s\n", "expected a mapping at the top level, got list"),
+        "invalid": (b"name: [oops\nduration: 5s\n", "invalid YAML at line 2"),
+    }
+    out = {}
+    for name, (content, fragment) in files.items():
+        f = tmp / f"{name}.yaml"
+        f.write_bytes(content)
+        out[name] = (f, fragment)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "list", "invalid"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_invalid_file(capsys, tmp_path, kind, command):
+    f, fragment = _bad_files(tmp_path)[kind]
+    err = assert_one_line_error(*cli_run(capsys, command, f))
+    assert err.startswith(f"error: {f}: {fragment}")
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_missing_scenario_path(capsys, tmp_path, command):
+    missing = tmp_path / "nope.yaml"
+    err = assert_one_line_error(*cli_run(capsys, command, missing))
+    assert err == f"error: {missing}: no such scenario file\n"
+
+
+def test_directory_as_scenario(capsys, tmp_path):
+    err = assert_one_line_error(*cli_run(capsys, "validate", tmp_path))
+    assert err == f"error: {tmp_path}: is a directory, expected a scenario YAML file\n"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", QUICKSTART, "--set", "bogus=1"], "--set bogus: unknown key 'bogus' under scenario (allowed: "),
+    (["validate", QUICKSTART, "--set", "producers.0.lingerr.ms=5"], "unknown key 'lingerr' under producers.0"),
+    (["validate", QUICKSTART, "--set", "nokey"], "--set 'nokey': expected dotted.key=value"),
+    (["run", QUICKSTART, "--set", "producers.3.acks=1"], "producers has 1 entries; '3' is not an index"),
+    (["run", QUICKSTART, "--set", "faults.0.at=90s"], "faults.0.at: 90s is not before duration 1m"),
+    (["run", QUICKSTART, "--set", "producers.0.acks=1"], "producers.0: enable.idempotence=true requires acks=all"),
+    (["run", QUICKSTART, "--set", "topics.0.replication.factor=4"], "replication.factor 4 exceeds 3 brokers"),
+    (["validate", QUICKSTART, "--set", "producers.0.linger.ms=soon"], "producers.0.linger.ms: cannot parse duration"),
+    (["validate", QUICKSTART, "--set"], "Option '--set' requires an argument"),
+])
+def test_bad_set(capsys, args, fragment):
+    err = assert_one_line_error(*cli_run(capsys, *args))
+    assert fragment in err
+
+
+@pytest.mark.parametrize("seed", ["abc", "-1", "1.5", ""])
+def test_bad_seed(capsys, seed):
+    err = assert_one_line_error(*cli_run(capsys, "run", QUICKSTART, "--seed", seed))
+    assert "Invalid value for '--seed'" in err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", QUICKSTART, "--bogus"], "No such option: --bogus"),
+    (["validate", QUICKSTART, "--seed", "3"], "No such option: --seed"),
+    (["validate", QUICKSTART, "--out", "x"], "No such option: --out"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["validate"], "Missing argument 'SCENARIO'"),
+    (["run"], "Missing argument 'SCENARIO'"),
+    (["validate", QUICKSTART, "extra"], "Got unexpected extra argument"),
+])
+def test_usage_errors(capsys, args, fragment):
+    err = assert_one_line_error(*cli_run(capsys, *args))
+    assert fragment.lower() in err.lower()
+
+
+def test_several_problems_one_error_line_each(capsys, tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("description: nothing else\n")
+    rc, out, err = cli_run(capsys, "validate", f)
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines() == ["error: name: Field required", "error: duration: Field required",
+                                "error: topics: Field required"]
+
+
+def test_no_arguments_shows_usage(capsys):
+    rc, out, err = cli_run(capsys)
+    assert rc == 2
+    assert "Usage:" in err and "Traceback" not in err
+
+
+def test_help(capsys):
+    rc, out, err = cli_run(capsys, "--help")
+    assert rc == 0
+    for command in ("run", "validate", "scenarios"):
+        assert command in out
+
+
+def _launchers() -> dict[str, list[str]]:
+    script = Path(sys.executable).parent / "kafkasim"
+    return {"script": [str(script)], "module": [sys.executable, "-m", "sim.cli"]}
+
+
+@pytest.mark.parametrize("launcher", ["script", "module"])
+@pytest.mark.parametrize("case", ["invalid-file", "bad-seed", "unknown-option", "bad-set", "missing-file"])
+def test_subprocess_errors_have_no_traceback(tmp_path, launcher, case):
+    cmd = _launchers()[launcher]
+    if launcher == "script":
+        assert Path(cmd[0]).exists(), f"console script not installed next to {sys.executable}"
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\x00\xff\xfe garbage \x81")
+    args = {
+        "invalid-file": ["validate", str(bad)],
+        "bad-seed": ["run", str(QUICKSTART), "--seed", "x"],
+        "unknown-option": ["run", str(QUICKSTART), "--no-such-flag"],
+        "bad-set": ["run", str(QUICKSTART), "--set", "cluster.brokerz=5"],
+        "missing-file": ["run", str(tmp_path / "missing.yaml")],
+    }[case]
+    env = {**os.environ, "COLUMNS": "40"}  # a narrow terminal must not wrap the error line
+    p = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: "), p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
+    assert p.stdout == ""
+    assert not (tmp_path / "results").exists()  # nothing was run or written
+
+
+def test_subprocess_validate_ok():
+    cmd = _launchers()["script"]
+    p = subprocess.run([*cmd, "validate", str(QUICKSTART)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("ok: quickstart: ")
+    assert p.stderr == ""
+
+
+# --- validate ----------------------------------------------------------------------------------
+def test_validate_ok(capsys):
+    rc, out, err = cli_run(capsys, "validate", QUICKSTART)
+    assert rc == 0 and err == ""
+    assert out == "ok: quickstart: 3 brokers, 1 topic(s), 6 partitions, 1 producer(s), 1 fault(s)\n"
+
+
+def test_validate_applies_overrides(capsys):
+    rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--set", "producers.0.instances=10",
+                           "--set", "topics.0.partitions=12", "--set", "cluster.brokers=5", "--set", "faults=[]")
+    assert rc == 0, err
+    assert out == "ok: quickstart: 5 brokers, 1 topic(s), 12 partitions, 10 producer(s), 0 fault(s)\n"
+
+
+def test_validate_show_prints_the_resolved_yaml_unwrapped(capsys, monkeypatch):
+    # a narrow terminal must not re-wrap the YAML (that would make it invalid)
+    monkeypatch.setattr(cli, "out_console", Console(width=30))
+    rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--show", "--set", "producers.0.linger.ms=10")
+    assert rc == 0, err
+    *yaml_lines, ok = out.rstrip("\n").split("\n")
+    assert ok.startswith("ok: quickstart: 3 brokers")
+    expected = load_scenario(QUICKSTART, ["producers.0.linger.ms=10"])
+    shown = yaml.safe_load("\n".join(yaml_lines))
+    assert shown == yaml.safe_load(expected.to_yaml())
+    assert Scenario.resolve(shown) == expected
+    assert shown["producers"][0]["linger.ms"] == 10
+    assert shown["producers"][0]["retries"] == 2_147_483_647  # defaults are filled in
+
+
+def test_validate_legacy_acks_warns_on_one_line(capsys):
+    rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--set", "producers.0.acks=2",
+                           "--set", "producers.0.enable.idempotence=false")
+    assert rc == 0
+    assert out.startswith("ok: quickstart")
+    assert err.startswith("warning: acks=2 is the Kafka 0.8 legacy form")
+    assert err.count("\n") == 1
+    assert "UserWarning" not in err and ".py:" not in err
+
+
+def test_validate_bundled_acks1(capsys):
+    rc, out, err = cli_run(capsys, "validate", ACKS1)
+    assert rc == 0 and out.startswith("ok: leader-crash-acks1: ")
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+def test_scenarios_lists_bundled_files(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rc, out, err = cli_run(capsys, "scenarios")
+    assert rc == 0, err
+    assert "scenarios/quickstart.yaml" in out
+    assert "scenarios/leader-crash-acks1.yaml" in out
+
+
+def test_scenarios_lists_local_and_source_tree(capsys, monkeypatch, tmp_path):
+    local = tmp_path / "scenarios"
+    local.mkdir()
+    (local / "mine.yaml").write_text("name: mine\ndescription: my own study\ntopics: [{name: t}]\n")
+    (local / "notes.yaml").write_text("just: some config\n")  # no topics: not a scenario
+    (local / "broken.yaml").write_text("a: [\n")  # unreadable: skipped, no error
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "out_console", Console(width=400))
+    rc, out, err = cli_run(capsys, "scenarios")
+    assert rc == 0, err
+    assert "scenarios/mine.yaml" in out and "my own study" in out
+    assert "notes.yaml" not in out and "broken.yaml" not in out
+    assert str(QUICKSTART) in out and str(ACKS1) in out  # the source tree's, by absolute path
+
+
+def test_scenarios_never_truncates_a_path(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # paths are absolute from here
+    monkeypatch.setattr(cli, "out_console", Console(width=60))
+    rc, out, err = cli_run(capsys, "scenarios")
+    assert rc == 0, err
+    assert "…" not in out
+    file_column = "".join(line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│"))
+    assert str(QUICKSTART) in file_column and str(ACKS1) in file_column
+
+
+# --- run: a real, short simulation -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """One real `kafkasim run` of the shortened quickstart, into a directory that already exists."""
+    out_dir = tmp_path_factory.mktemp("cli-run") / "runs" / "quick"
+    out_dir.mkdir(parents=True)
+    (out_dir / "stale.txt").write_text("from an earlier run")
+    (out_dir / "summary.json").write_text("{}")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with deadline(120), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = main(["run", str(QUICKSTART), "--seed", RUN_SEED, *FAST, "--out", str(out_dir)])
+    return SimpleNamespace(rc=rc, out=stdout.getvalue(), err=stderr.getvalue(), dir=out_dir)
+
+
+def test_run_exit_code_and_output(real_run):
+    assert real_run.rc == 0, real_run.err
+    assert "Traceback" not in real_run.err
+    assert f"wrote {real_run.dir}" in real_run.err
+    assert "quickstart  seed 0" in real_run.out  # the summary table
+    assert "records acked" in real_run.out and "acked_lost" in real_run.out
+
+
+def test_run_writes_exactly_the_run_files(real_run):
+    assert sorted(p.name for p in real_run.dir.iterdir()) == sorted(RUN_FILES)
+    assert siblings(real_run.dir) == []  # no temporary or old directory left behind
+
+
+def test_run_overwrote_the_existing_directory_cleanly(real_run):
+    assert not (real_run.dir / "stale.txt").exists()
+    assert json.loads((real_run.dir / "summary.json").read_text()) != {}
+
+
+def test_run_summary_keys_and_values(real_run):
+    s = json.loads((real_run.dir / "summary.json").read_text())
+    missing = [k for k in SUMMARY_KEYS if k not in s]
+    assert missing == []
+    assert set(s["produce_latency_ms"]) >= {"p50", "p99", "p999", "max"}
+    assert set(s["e2e_latency_ms"]) >= {"p50", "p99"}
+    assert set(s["failover_ms"]) >= {"p50", "max"}
+    assert s["scenario"] == "quickstart" and s["seed"] == 0 and s["version"] == sim.__version__
+    assert s["sim_duration_ms"] == 7_000.0  # duration 5 s + settle 2 s
+    assert s["wall_time_s"] >= 0 and s["sim_events"] > 0
+    counts = ["records_sent", "records_acked", "records_failed", "records_unknown", "records_lost", "acked_lost",
+              "duplicates", "reordered", "records_consumed", "unclean_elections", "offline_partitions_at_end"]
+    assert all(isinstance(s[k], int) and s[k] >= 0 for k in counts), {k: s[k] for k in counts}
+    # 20000 records/s for 5 s, Poisson
+    assert 90_000 < s["records_sent"] < 110_000
+    assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == s["records_sent"]
+    assert s["throughput_rps"] == pytest.approx(s["records_acked"] / 5.0)
+    assert s["unclean_elections"] == 0  # unclean.leader.election.enable is false
+    assert isinstance(s["failovers"], list)
+    assert "events-0" in [f["partition"] for f in s["failovers"]]  # the crashed leader's partition
+    assert all(f["fault_ms"] == 2_000.0 for f in s["failovers"])
+    p = s["produce_latency_ms"]
+    assert 0 < p["p50"] <= p["p99"] <= p["p999"] <= p["max"]
+
+
+def test_run_scenario_yaml_is_the_resolved_scenario_with_overrides(real_run):
+    sc = Scenario.resolve(real_run.dir / "scenario.yaml")
+    expected = load_scenario(QUICKSTART, [FAST[i + 1] for i in range(0, len(FAST), 2)])
+    assert sc == expected.model_copy(update={"seed": 0})
+    assert (sc.duration, sc.settle, sc.faults[0].at, sc.faults[0].restart_after) == (5_000.0, 2_000.0, 2_000.0,
+                                                                                      1_000.0)
+    text = (real_run.dir / "scenario.yaml").read_text()
+    assert "linger.ms: 5" in text and "retries: 2147483647" in text  # every default written out
+
+
+def test_run_parquet_tables(real_run):
+    s = json.loads((real_run.dir / "summary.json").read_text())
+    batches = pd.read_parquet(real_run.dir / "batches.parquet")
+    events = pd.read_parquet(real_run.dir / "events.parquet")
+    ts = pd.read_parquet(real_run.dir / "timeseries.parquet")
+    assert len(batches) == s["batches"] > 0
+    assert batches["record_count"].sum() == s["records_sent"]
+    assert {"time_ms", "kind"} <= set(events.columns) and len(events) > 0
+    assert "second" in ts.columns and len(ts) == 7  # one row per simulated second
+
+
+def test_run_directory_reads_back(real_run):
+    res = read_results(real_run.dir)
+    assert res.summary == json.loads((real_run.dir / "summary.json").read_text())
+    assert res.seed == 0 and res.scenario.name == "quickstart"
+
+
+def test_run_reports_legacy_acks_once_on_one_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli, "err_console", Console(stderr=True, width=40))  # narrow: no wrapping
+    with deadline(60):
+        rc, out, err = cli_run(capsys, "run", ACKS1, "--seed", "0", "--set", "duration=2s", "--set", "settle=1s",
+                               "--set", "faults=[]", "--set", "producers.0.acks=2", "--out", tmp_path / "r")
+    assert rc == 0, err
+    warning_lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning_lines) == 1, err  # reported once (not at load time and again by the run)
+    assert "acks=2" in warning_lines[0] and "legacy" in warning_lines[0]
+    assert "UserWarning" not in err
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["warnings"] != []
+
+
+# --- run: the CLI around the simulator (a canned result, no simulation) -----------------------
+@pytest.fixture
+def fake_run(real_run, monkeypatch):
+    """Make `kafkasim run` return the real run's results instantly (for the CLI's own behaviour)."""
+    canned = read_results(real_run.dir)
+    calls = []
+
+    def run(sc, seed=None, *, overrides=None, progress=None):
+        seed = sc.seed if seed is None else seed
+        calls.append((sc, seed))
+        return dataclasses.replace(canned, scenario=sc.model_copy(update={"seed": seed}), seed=seed,
+                                   summary={**canned.summary, "seed": seed, "scenario": sc.name})
+
+    monkeypatch.setattr(sim.runner, "run", run)
+    return calls
+
+
+def test_run_default_out_dir_and_seed(capsys, monkeypatch, tmp_path, fake_run):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = cli_run(capsys, "run", QUICKSTART)
+    assert rc == 0, err
+    assert fake_run[-1][1] == 1  # the scenario's seed
+    d = tmp_path / "results" / "quickstart" / "seed-1"
+    assert json.loads((d / "summary.json").read_text())["seed"] == 1
+    rc, out, err = cli_run(capsys, "run", QUICKSTART, "--seed", "7", "--set", "producers.0.instances=3")
+    assert rc == 0, err
+    assert fake_run[-1][1] == 7 and fake_run[-1][0].producers[0].instances == 3
+    assert (tmp_path / "results" / "quickstart" / "seed-7" / "summary.json").exists()
+
+
+def test_run_rerun_overwrites(capsys, tmp_path, fake_run):
+    out_dir = tmp_path / "r"
+    assert cli_run(capsys, "run", QUICKSTART, "--seed", "3", "--out", out_dir)[0] == 0
+    (out_dir / "extra.txt").write_text("x")
+    assert cli_run(capsys, "run", QUICKSTART, "--seed", "4", "--out", out_dir)[0] == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(RUN_FILES)
+    assert json.loads((out_dir / "summary.json").read_text())["seed"] == 4
+    assert Scenario.resolve(out_dir / "scenario.yaml").seed == 4
+    assert siblings(out_dir) == []
+
+
+def test_run_failed_write_is_one_error_line_and_keeps_previous(capsys, tmp_path, monkeypatch, fake_run):
+    out_dir = tmp_path / "r"
+    assert cli_run(capsys, "run", QUICKSTART, "--seed", "3", "--out", out_dir)[0] == 0
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+
+    def disk_full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
+    err = assert_one_line_error(*cli_run(capsys, "run", QUICKSTART, "--seed", "4", "--out", out_dir))
+    assert err == f"error: --out {out_dir}: cannot write results (No space left on device)\n"
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    assert siblings(out_dir) == []
+
+
+def test_run_out_under_a_file_is_one_error_line(capsys, tmp_path, fake_run):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    err = assert_one_line_error(*cli_run(capsys, "run", QUICKSTART, "--out", blocker / "run"))
+    assert err.startswith(f"error: --out {blocker / 'run'}: cannot write results")
+    assert blocker.read_text() == "not a directory"
+
+
+# --- Results.write: atomic replacement ---------------------------------------------------------
+def tiny_results(tag: int) -> Results:
+    df = pd.DataFrame({"tag": [tag] * 3, "x": [1.0, 2.0, 3.0]})
+    return Results(load_scenario(QUICKSTART), tag, {"tag": tag}, df, df.copy(), df.copy())
+
+
+def test_write_creates_run_directory(tmp_path):
+    out = tmp_path / "a" / "b" / "run"
+    assert tiny_results(1).write(out) == out
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+    assert json.loads((out / "summary.json").read_text()) == {"tag": 1}
+    assert pd.read_parquet(out / "events.parquet")["tag"].tolist() == [1, 1, 1]
+    assert Scenario.resolve(out / "scenario.yaml") == load_scenario(QUICKSTART)
+    assert siblings(out) == []
+
+
+def test_write_replaces_existing_directory(tmp_path):
+    out = tmp_path / "run"
+    tiny_results(1).write(out)
+    (out / "stale.parquet").write_text("old")
+    (out / "sub").mkdir()
+    tiny_results(2).write(str(out))  # a str works too
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+    assert json.loads((out / "summary.json").read_text()) == {"tag": 2}
+    assert pd.read_parquet(out / "batches.parquet")["tag"].tolist() == [2, 2, 2]
+    assert siblings(out) == []
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("parquet exploded"), OSError(28, "No space left on device"),
+                                 KeyboardInterrupt()])
+def test_failed_write_keeps_previous_directory_and_leaves_no_temporary(tmp_path, monkeypatch, exc):
+    out = tmp_path / "run"
+    tiny_results(1).write(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = []
+
+    def boom(self, path, *a, **k):
+        calls.append(path)
+        Path(path).write_bytes(b"half a file")  # fail after writing something
+        raise exc
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(type(exc)):
+        tiny_results(2).write(out)
+    assert calls  # the failure really happened inside write()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert siblings(out) == []
+
+
+def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def boom(self, *a, **k):
+        raise RuntimeError("no parquet today")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    with pytest.raises(RuntimeError):
+        tiny_results(1).write(out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_summary_write_keeps_previous(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    tiny_results(1).write(out)
+    bad = tiny_results(2)
+    bad.summary["oops"] = object()  # not JSON serialisable: fails at the very last file
+    with pytest.raises(TypeError):
+        bad.write(out)
+    assert json.loads((out / "summary.json").read_text()) == {"tag": 1}
+    assert siblings(out) == []
