@@ -45,6 +45,8 @@ class Results:
     def write(self, out_dir: str | Path) -> Path:
         """Write the run directory atomically (temporary sibling, then rename)."""
         out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"{out} exists and is not a directory")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()

@@ -9,6 +9,7 @@ overrides and validates; every problem becomes a one-line :class:`ScenarioError`
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -201,17 +202,17 @@ class ProducerConfig(_Model):
     name: str | None = Field(None, description="default producer-<index>")
     topic: str
     instances: int = Field(1, ge=1, le=1000, description="identical producers (each its own producer id)")
-    rate: Rate = Field(..., description="records per second per instance, e.g. '20000/s'")
+    rate: Rate = Field(..., gt=0, description="records per second per instance, e.g. '20000/s'")
     arrival: Literal["constant", "poisson"] = "poisson"
-    record_size: Size = Field(100, alias="record.size", gt=0)
-    keys: int | None = Field(None, ge=1, description="key space size; null = null keys")
+    record_size: Size = Field(100, alias="record.size", gt=0, le=100 * 1024 * 1024)
+    keys: int | None = Field(None, ge=1, le=2**63 - 1, description="key space size; null = null keys")
     partitioner: Literal["sticky", "round-robin", "hash"] | None = Field(
         None, description="default: hash for keyed records, sticky (KIP-480/794) for null keys")
     acks: Acks = -1
     enable_idempotence: bool | None = Field(None, alias="enable.idempotence")
     retries: int = Field(INT32_MAX, ge=0, le=INT32_MAX)
     linger_ms: KafkaMs = Field(5, alias="linger.ms")
-    batch_size: Size = Field(16384, alias="batch.size")
+    batch_size: Size = Field(16384, alias="batch.size", ge=0, le=INT32_MAX)
     max_in_flight: int = Field(5, ge=1, le=1000, alias="max.in.flight.requests.per.connection")
     retry_backoff_ms: KafkaMs = Field(100, alias="retry.backoff.ms")
     retry_backoff_max_ms: KafkaMs = Field(1000, alias="retry.backoff.max.ms")
@@ -368,7 +369,10 @@ def format_errors(err: ValidationError) -> str:
                 msg += f" (allowed: {', '.join(parent)})"
         elif e["type"] == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
-        lines.append(f"{loc or 'scenario'}: {msg}")
+        if not loc and re.match(r"^[A-Za-z_][\w.]*: ", msg):
+            lines.append(msg)  # a cross-field check that already names its field
+        else:
+            lines.append(f"{loc or 'scenario'}: {msg}")
     # one line per distinct problem, most specific first
     return "\n".join(dict.fromkeys(lines))
 
