@@ -186,6 +186,11 @@ def scenarios_cli() -> None:
     out_console.print(t)
 
 
+# --- command groups that live in their own modules are registered here, one line each ---
+# (keep this block: `sweep` comes from sim/cli_sweep.py, `plot`/`report` from sim/cli_analysis.py)
+# --- end of command registrations ---
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: click usage errors become one line with exit code 2."""
     try:
