@@ -277,6 +277,17 @@ class FaultSpec(_Model):
         return self
 
 
+class RandomFaultSpec(_Model):
+    """Faults at random times: exponential gaps with mean `mean_interval`, each on a random live broker."""
+
+    kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
+    mean_interval: PositiveDuration = Field(..., description="mean time between faults (exponential)")
+    downtime: PositiveDuration = Field(..., description="how long a crashed broker stays down")
+    start: Duration = Field(0.0, description="no random fault before this time")
+    stop: Duration | None = Field(None, description="no random fault after this time (default: duration)")
+    max_down: int = Field(1, ge=1, description="at most this many brokers down at once from this source")
+
+
 # --- the scenario ------------------------------------------------------------------------------
 class Scenario(_Model):
     """A complete, resolved scenario."""
@@ -292,6 +303,7 @@ class Scenario(_Model):
     producers: list[ProducerConfig] = Field(default_factory=list)
     consumers: list[ConsumerConfig] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
+    random_faults: list[RandomFaultSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_check(self) -> "Scenario":

@@ -105,7 +105,8 @@ class Cluster:
                 self.consumers.append(c)
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
-                                    self.partition_index, recorder)
+                                    self.partition_index, recorder, list(scenario.random_faults),
+                                    streams.stream("cluster.faults"), end_ms)
 
     def start(self) -> None:
         """Bootstrap the metadata, then start every process."""

@@ -1,18 +1,20 @@
-"""The fault schedule: crash brokers at given times, restart them later, heal at the end.
+"""The fault schedule: crash brokers at given or random times, restart them, heal at the end.
 
 The injector is omniscient like a Jepsen nemesis: "the leader of events-0" is resolved from the
-controller's committed state at the moment of the fault.
+controller's committed state at the moment of the fault. Random faults draw from their own
+random stream, so adding a client never moves them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 
 if TYPE_CHECKING:
     from ..recorder import Recorder
-    from ..scenario import FaultSpec
+    from ..scenario import FaultSpec, RandomFaultSpec
     from .broker import Broker
     from .controller import Controller
 
@@ -25,16 +27,25 @@ class FaultInjector:
     base_name = "faults"
 
     def __init__(self, env: simpy.Environment, faults: list["FaultSpec"], brokers: list["Broker"],
-                 controller: "Controller", partition_index: dict[str, int], recorder: "Recorder"):
+                 controller: "Controller", partition_index: dict[str, int], recorder: "Recorder",
+                 random_faults: list["RandomFaultSpec"] | None = None, rng: np.random.Generator | None = None,
+                 end_ms: float = float("inf")):
         self.env = env
         self.faults = faults
+        self.random_faults = random_faults or []
+        if self.random_faults and rng is None:
+            raise ValueError("random faults need a random stream")
+        self.rng = rng
+        self.end_ms = end_ms
         self.brokers = brokers
         self.controller = controller
         self.partition_index = partition_index
         self.recorder = recorder
 
     def start(self) -> list[simpy.Process]:
-        return [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
+        procs = [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
+        procs += [self.env.process(self.inject_randomly(i, f)) for i, f in enumerate(self.random_faults)]
+        return procs
 
     def resolve_target(self, fault: "FaultSpec") -> int:
         if fault.broker is not None:
@@ -55,6 +66,31 @@ class FaultInjector:
         if fault.restart_after is not None:
             yield self.env.timeout(fault.restart_after)
             self.restart(target, "scheduled")
+
+    def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
+        """Crash a random live broker after each exponential gap; restart it after `downtime`."""
+        stop = min(spec.stop if spec.stop is not None else self.end_ms, self.end_ms)
+        down: list[int] = []
+        t = spec.start
+        while True:
+            t += float(self.rng.exponential(spec.mean_interval))
+            if t >= stop:
+                return
+            yield self.env.timeout(t - self.env.now)
+            down = [b for b in down if not self.brokers[b].alive]
+            live = [b.broker_id for b in self.brokers if b.alive]
+            if len(down) >= spec.max_down or len(live) <= 1:
+                self.recorder.event(self.env.now, "fault_skipped", -1, -1, index, f"random {spec.kind}: at max_down")
+                continue
+            target = live[int(self.rng.integers(len(live)))]
+            self.recorder.event(self.env.now, "crash", target, -1, index, f"random {spec.kind}")
+            self.brokers[target].crash()
+            down.append(target)
+            self.env.process(self._restart_later(target, spec.downtime))
+
+    def _restart_later(self, broker_id: int, after: float):
+        yield self.env.timeout(after)
+        self.restart(broker_id, "random downtime over")
 
     def restart(self, broker_id: int, why: str) -> None:
         b = self.brokers[broker_id]
