@@ -66,6 +66,13 @@ class Recorder:
         a = self._appended
         a[0](t); a[1](broker); a[2](partition); a[3](offset); a[4](batch_id); a[5](epoch)
 
+    def appended_many(self, t, broker, partition, offsets, batch_ids, epochs) -> None:
+        """A follower appended a fetched run of batches at once."""
+        n = len(offsets)
+        a = self._cols["appended"]
+        a[0].extend([t] * n); a[1].extend([broker] * n); a[2].extend([partition] * n)
+        a[3].extend(offsets); a[4].extend(batch_ids); a[5].extend(epochs)
+
     def hw_advanced(self, t, broker, partition, epoch, hw) -> None:
         a = self._hw
         a[0](t); a[1](broker); a[2](partition); a[3](epoch); a[4](hw)

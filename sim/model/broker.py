@@ -67,11 +67,12 @@ class Replica:
 
     __slots__ = ("spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
                  "remote", "pending_isr", "leader_epoch_start", "purgatory", "legacy_waiters",
-                 "parked_followers", "parked_consumers", "hw_stalled")
+                 "parked_followers", "parked_consumers", "hw_stalled", "min_isr")
 
-    def __init__(self, spec: PartitionSpec, log: Log):
+    def __init__(self, spec: PartitionSpec, log: Log, min_isr: int):
         self.spec = spec
         self.log = log
+        self.min_isr = min_isr  # effective min.insync.replicas
         self.is_leader = False
         self.leader_id = -1
         self.leader_epoch = -1
@@ -166,10 +167,7 @@ class ReplicaFetcher:
                 if pd.base[0] != log.leo:
                     continue  # stale response; the next fetch resynchronises
                 log.append_fetched(pd)
-                rec = b.recorder
-                bid, p, bases, ids, epochs = b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch
-                for i in range(len(bases)):
-                    rec.appended(now, bid, p, bases[i], ids[i], epochs[i])
+                b.recorder.appended_many(now, b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
             # The follower's HW: the leader's, capped by what it has (one fetch round late).
             new_hw = min(pd.high_watermark, log.leo)
             if new_hw > log.hw:
@@ -234,7 +232,8 @@ class Broker:
             # Recovery: HW from the replication-offset checkpoint; producer state from the log.
             log.hw = min(log.checkpointed_hw, log.leo)
             log.rebuild_producer_state()
-            self.replicas[p] = Replica(self.partitions[p], log)
+            spec = self.partitions[p]
+            self.replicas[p] = Replica(spec, log, self.effective_min_isr(spec))
         self.processes = [
             self.env.process(self.send_heartbeats()),
             self.env.process(self.expire_lagging_replicas()),
@@ -440,11 +439,11 @@ class Broker:
                             f"removed={removed} leader_epoch={leader_epoch} end_offset={leader_end_offset}")
 
     # --- produce path (leader) ---------------------------------------------------------------
-    def effective_min_isr(self, r: Replica) -> int:
+    def effective_min_isr(self, spec: PartitionSpec) -> int:
         # KAFKA-15583 (3.7): the min ISR is capped at the replication factor.
         if self.strict_min_isr:
-            return min(r.spec.min_isr, len(r.spec.replicas))
-        return r.spec.min_isr
+            return min(spec.min_isr, len(spec.replicas))
+        return spec.min_isr
 
     def handle_produce(self, req: m.ProduceRequest) -> None:
         """Append each batch on its partition leader; answer now (acks 0/1) or from purgatory."""
@@ -459,7 +458,7 @@ class Broker:
                 results[k] = (b, m.NOT_LEADER_OR_FOLLOWER, -1)
                 continue
             # Partition.appendRecordsToLeader: reject before appending when the ISR is too small.
-            if acks == -1 and len(r.isr) < self.effective_min_isr(r):
+            if acks == -1 and len(r.isr) < r.min_isr:
                 results[k] = (b, m.NOT_ENOUGH_REPLICAS, -1)
                 continue
             log = r.log
@@ -538,7 +537,7 @@ class Broker:
         q = r.purgatory
         if not q or q[0][0] > hw:
             return
-        error = m.NONE if len(r.maximal_isr()) >= self.effective_min_isr(r) else m.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        error = m.NONE if len(r.maximal_isr()) >= r.min_isr else m.NOT_ENOUGH_REPLICAS_AFTER_APPEND
         while q and q[0][0] <= hw:
             required, pending, k = q.popleft()
             if not pending.done:
@@ -572,7 +571,7 @@ class Broker:
     def maybe_increment_hw(self, r: Replica) -> None:
         """Advance the HW to the minimum LEO across the maximal ISR (Partition.maybeIncrementLeaderHW)."""
         log = r.log
-        if self.strict_min_isr and len(r.isr) < self.effective_min_isr(r):
+        if self.strict_min_isr and len(r.isr) < r.min_isr:
             # KIP-966 part 1: "Not increasing HWM because partition is under min ISR".
             if not r.hw_stalled and log.leo > log.hw:
                 r.hw_stalled = True
@@ -582,11 +581,16 @@ class Broker:
         if r.hw_stalled:
             r.hw_stalled = False
             self.recorder.event(self.env.now, "hw_resume", self.broker_id, r.spec.index, log.hw)
-        new_hw = log.leo
+        leo = log.leo
+        new_hw = leo
         now = self.env.now
-        maximal = r.maximal_isr()
+        pending = r.pending_isr
+        maximal = pending if pending is not None and len(pending) > len(r.isr) else r.isr
+        lag_max = self.config.replica_lag_time_max_ms
         for b, rr in r.remote.items():
-            if rr.leo < new_hw and (b in maximal or (self._caught_up(rr, log.leo, now) and self._isr_eligible(b))):
+            # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
+            if rr.leo < new_hw and (b in maximal or ((rr.leo >= leo or now - rr.last_caught_up_ms <= lag_max)
+                                                     and b not in self.fenced)):
                 new_hw = rr.leo
         if new_hw > log.hw:
             log.hw = new_hw
@@ -684,7 +688,9 @@ class Broker:
                 continue
             log = r.log
             if follower >= 0:
-                if pf.last_fetched_epoch >= 0:
+                if pf.last_fetched_epoch == r.leader_epoch and pf.fetch_offset <= log.leo:
+                    pass  # the follower is in our current epoch: nothing can have diverged
+                elif pf.last_fetched_epoch >= 0:
                     # KIP-595 style divergence check: does our log agree with the follower's last epoch?
                     epoch, end = log.end_offset_for_epoch(pf.last_fetched_epoch)
                     if epoch != pf.last_fetched_epoch or end < pf.fetch_offset:

@@ -6,7 +6,7 @@ Kafka's RecordAccumulator.drain builds them) and a fetch response carries slices
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
     "NONE", "NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
@@ -83,14 +83,14 @@ class PartitionData:
     error: str
     high_watermark: int = 0
     log_end_offset: int = 0
-    # slices of the leader's log columns
-    base: list = field(default_factory=list)
-    count: list = field(default_factory=list)
-    epoch: list = field(default_factory=list)
-    batch_id: list = field(default_factory=list)
-    pid: list = field(default_factory=list)
-    seq: list = field(default_factory=list)
-    nbytes: list = field(default_factory=list)
+    # slices of the leader's log columns (immutable empty defaults: building a response is hot)
+    base: list | tuple = ()
+    count: list | tuple = ()
+    epoch: list | tuple = ()
+    batch_id: list | tuple = ()
+    pid: list | tuple = ()
+    seq: list | tuple = ()
+    nbytes: list | tuple = ()
     diverging_epoch: tuple | None = None  # (epoch, end_offset) when the follower must truncate
 
 

@@ -234,30 +234,47 @@ class Producer:
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
         self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         self.unfinished += 1
-        self.queues[p].append(b)
+        q = self.queues[p]
+        if not q and self.config.max_in_flight > 1:
+            # Fast path: a broker with a free in-flight slot has nothing else ready to drain
+            # (it would have been sent already), so the request holds just this batch.
+            leader = self.metadata.leaders.get(p, (-1, -1))[0]
+            if leader >= 0 and self.in_flight_per_broker[leader] < self.config.max_in_flight:
+                self._send_request(leader, [b])
+                return
+        q.append(b)
         self.ready.add(p)
         self.maybe_send()
 
     # --- the sender ------------------------------------------------------------------------
     def maybe_send(self) -> None:
         """Drain ready batches into produce requests, one batch per partition per request."""
-        if not self.ready:
+        ready = self.ready
+        if not ready:
             return
         now = self.env.now + TIME_EPS
-        max_in_flight = self.config.max_in_flight
+        cfg = self.config
+        max_in_flight = cfg.max_in_flight
+        in_flight = self.in_flight_per_broker
+        leaders = self.metadata.leaders
+        queues = self.queues
+        oldest_alive = now - cfg.delivery_timeout_ms
         by_broker: dict[int, list] = {}
-        expired = []
-        for p in sorted(self.ready):
-            q = self.queues[p]
-            while q and now - q[0].created_ms >= self.config.delivery_timeout_ms:
-                expired.append(q.popleft())
+        emptied = []
+        for p in sorted(ready) if len(ready) > 1 else tuple(ready):
+            q = queues[p]
+            while q and q[0].created_ms <= oldest_alive:
+                b = q.popleft()  # delivery.timeout.ms passed while waiting in the accumulator
+                self._complete(b, UNKNOWN if b.ambiguous else FAILED, -1, -1)
             if not q:
+                emptied.append(p)
                 continue
-            leader, epoch = self.metadata.leaders.get(p, (-1, -1))
-            if leader < 0:
+            leader, epoch = leaders.get(p, (-1, -1))
+            if leader < 0 or in_flight[leader] >= max_in_flight:
                 continue
-            if q[0].retry_at > now:
-                if epoch <= q[0].sent_epoch:
+            head = q[0]
+            if head.retry_at > now:
+                if epoch <= head.sent_epoch:
                     continue
                 # KIP-951: the leader moved since the last attempt, so retry without backoff.
                 for b in q:
@@ -265,24 +282,30 @@ class Producer:
                         b.retry_at = now
             if max_in_flight == 1 and self._partition_in_flight(p):
                 continue  # max.in.flight=1 guarantees order by muting the partition
-            by_broker.setdefault(leader, []).append(p)
-        for b in expired:
-            self._complete(b, UNKNOWN if b.ambiguous else FAILED, -1, -1)
+            parts = by_broker.get(leader)
+            if parts is None:
+                by_broker[leader] = [p]
+            else:
+                parts.append(p)
         for broker, parts in by_broker.items():
-            while self.in_flight_per_broker[broker] < max_in_flight and parts:
+            while in_flight[broker] < max_in_flight and parts:
                 batches = []
                 rest = []
                 for p in parts:
-                    q = self.queues[p]
-                    if q and q[0].retry_at <= now:
+                    q = queues[p]
+                    if q[0].retry_at <= now:
                         batches.append(q.popleft())
                         if q:
                             rest.append(p)
+                        else:
+                            emptied.append(p)
                 parts = rest
                 if not batches:
                     break
                 self._send_request(broker, batches)
-        self.ready = {p for p in self.ready if self.queues[p]}
+        for p in emptied:
+            if not queues[p]:
+                ready.discard(p)
 
     def _partition_in_flight(self, p: int) -> bool:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
