@@ -7,6 +7,7 @@ Notebook API::
     results = sim.run(scenario, seed=1)
     results.summary["acked_lost"], results.batches, results.events, results.timeseries
     results.write("results/quickstart/seed-1")
+    frame = sim.sweep("scenarios/sweeps/acks-rf.yaml")  # one row per run, every core
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -19,5 +20,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 from .results import Results, read_results  # noqa: E402
 from .runner import run  # noqa: E402
 from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
+from .sweep import SweepError, load_sweep, sweep  # noqa: E402  (shadows the sim.sweep module attribute)
 
-__all__ = ["run", "load_scenario", "Scenario", "ScenarioError", "Results", "read_results", "__version__"]
+__all__ = ["run", "load_scenario", "Scenario", "ScenarioError", "Results", "read_results", "sweep", "load_sweep",
+           "SweepError", "__version__"]

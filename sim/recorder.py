@@ -2,10 +2,14 @@
 
 The model never computes a metric: it emits flat facts (a batch was created, sent, appended on a
 replica, acknowledged, consumed; a leader was elected; an ISR changed; a broker crashed) into
-named tables of per-column lists. ``Recorder.arrays()`` turns them into numpy columns.
+named tables of typed columns. Numeric columns are ``array.array`` buffers: as cheap to append to
+as lists, a quarter of the memory, and invisible to the cyclic garbage collector (a list of
+millions of objects makes every full GC pass crawl). ``Recorder.arrays()`` turns them into numpy.
 """
 
 from __future__ import annotations
+
+from array import array
 
 import numpy as np
 
@@ -39,7 +43,7 @@ class Recorder:
         self.partition_names = list(partition_names or [])
         self.producer_names = list(producer_names or [])
         self.consumer_names = list(consumer_names or [])
-        self._cols: dict[str, tuple[list, ...]] = {name: tuple([] for _ in cols) for name, cols in TABLES.items()}
+        self._cols: dict[str, tuple] = {name: tuple(_column(dtype) for _, dtype in cols) for name, cols in TABLES.items()}
         # Bound appenders for the hot tables, so the model pays one call per column.
         self._created = [c.append for c in self._cols["batch_created"]]
         self._sent = [c.append for c in self._cols["batch_sent"]]
@@ -95,5 +99,22 @@ class Recorder:
 
     def arrays(self, table: str) -> dict[str, np.ndarray]:
         """The table as numpy columns with compact dtypes."""
-        return {name: np.asarray(col, dtype=dtype) if col else np.empty(0, dtype=dtype)
-                for (name, dtype), col in zip(TABLES[table], self._cols[table])}
+        out = {}
+        for (name, dtype), col in zip(TABLES[table], self._cols[table]):
+            if isinstance(col, array):
+                out[name] = np.frombuffer(col, dtype=_TYPECODES[dtype][1]).astype(dtype) if len(col) \
+                    else np.empty(0, dtype=dtype)
+            else:
+                out[name] = np.asarray(col, dtype=dtype) if col else np.empty(0, dtype=dtype)
+        return out
+
+
+# numpy dtype -> (array typecode, the numpy dtype of that typecode's buffer)
+_TYPECODES = {"f8": ("d", "f8"), "i8": ("q", "i8"), "i4": ("i", "i4"), "i1": ("b", "i1"), "?": ("b", "i1")}
+
+
+def _column(dtype: str):
+    """A typed buffer for numeric columns; a list for strings."""
+    if dtype in _TYPECODES:
+        return array(_TYPECODES[dtype][0])
+    return []

@@ -97,16 +97,30 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
         cluster, recorder, n_events = simulate(sc, seed, progress)
         wall = time.perf_counter() - wall0
         caught += [str(x.message) for x in w]
+    replication = {s.index: len(s.replicas) for s in cluster.partitions}
+    offline_end = sum(1 for s in cluster.partitions if cluster.controller.state[s.index].leader < 0)
+    del cluster  # the model's objects are no longer needed: measurement reads the facts only
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        summary, batches, events, ts = _measure(sc, seed, recorder, n_events, wall, replication, offline_end, caught)
+    finally:
+        if gc_enabled:
+            gc.enable()
+    return Results(sc, seed, summary, batches, events, ts, caught)
+
+
+def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: float,
+             replication: dict[int, int], offline_end: int, caught: list[str]):
+    """Checker and metrics over the recorded facts."""
     batches = batches_table(recorder)
     events = events_table(recorder)
     counts = check(recorder, batches)
     acks_zero = bool(sc.producers) and all(p.acks == 0 for p in sc.producers)
     fo = failovers(recorder, events, batches, acks_zero)
-    replication = {s.index: len(s.replicas) for s in cluster.partitions}
     ts = timeseries(batches, events, replication, sc.duration + sc.settle)
     elect = [f["election_ms"] for f in fo if f["election_ms"] is not None]
     unavail = [f["unavailable_ms"] for f in fo if f["unavailable_ms"] is not None]
-    offline_end = sum(1 for s in cluster.partitions if cluster.controller.state[s.index].leader < 0)
     summary = {
         "scenario": sc.name,
         "seed": seed,
@@ -132,7 +146,7 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
         "offline_partitions_at_end": int(offline_end),
         "warnings": caught,
     }
-    return Results(sc, seed, summary, batches, events, ts, caught)
+    return summary, batches, events, ts
 
 
 def scenario_warnings(sc: Scenario) -> list[str]:

@@ -155,7 +155,7 @@ def test_follower_truncates_its_unreplicated_tail_by_leader_epoch(tiny):
     t.stall_fetcher(f2)
     t.client.produce(net, t.brokers[old], [t.client.batch(count=5, batch_id=2)], acks=1)  # B: leader only
     t.run(200)
-    assert t.brokers[old].logs[0].batch_id == [1, 2] and t.brokers[f1].logs[0].batch_id == [1]
+    assert list(t.brokers[old].logs[0].batch_id) == [1, 2] and list(t.brokers[f1].logs[0].batch_id) == [1]
     t.brokers[old].crash()
     t.resume_fetcher(f1)
     t.resume_fetcher(f2)
@@ -169,7 +169,7 @@ def test_follower_truncates_its_unreplicated_tail_by_leader_epoch(tiny):
     trunc = [e for e in t.events("truncation") if e[2] == old]
     assert len(trunc) == 1 and trunc[0][4] == 10  # cut back to the end of epoch 0 on the new leader
     for b in (old, f1, f2):
-        assert t.brokers[b].logs[0].batch_id == [1, 3]
+        assert list(t.brokers[b].logs[0].batch_id) == [1, 3]
         assert [e[0] for e in t.brokers[b].logs[0].epoch_cache] == [0, 1]
 
 
@@ -186,7 +186,7 @@ def test_idempotent_producer_retry_is_deduplicated(tiny):
     res = t.client.results()
     assert [(r[1], r[2], r[3]) for r in res] == [(7, m.NONE, 0), (7, m.NONE, 0),
                                                 (8, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)]
-    assert leader.logs[0].batch_id == [7]
+    assert list(leader.logs[0].batch_id) == [7]
 
 
 def test_without_idempotence_a_retry_is_a_duplicate(tiny):
@@ -197,7 +197,7 @@ def test_without_idempotence_a_retry_is_a_duplicate(tiny):
     t.client.produce(t.cluster.network, leader, [b], acks=1)
     t.client.produce(t.cluster.network, leader, [b], acks=1)
     t.run(50)
-    assert leader.logs[0].batch_id == [7, 7]
+    assert list(leader.logs[0].batch_id) == [7, 7]
 
 
 def test_elections_are_serial_so_failover_grows_with_partitions():

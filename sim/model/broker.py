@@ -56,10 +56,11 @@ class RemoteReplica:
 class PendingProduce:
     """A produce request waiting in purgatory for some of its batches (DelayedProduce)."""
 
-    __slots__ = ("request", "results", "remaining", "done")
+    __slots__ = ("request", "results", "remaining", "done", "timer")
 
     def __init__(self, request: m.ProduceRequest, results: list, remaining: int):
         self.request, self.results, self.remaining, self.done = request, results, remaining, False
+        self.timer: TimeoutQueue | None = None
 
 
 class Replica:
@@ -222,6 +223,7 @@ class Broker:
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.processes: list[simpy.Process] = []
         self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms, self._fetch_timed_out)
+        self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
         self._metadata_fetch_pending = False
 
     def start(self) -> None:
@@ -250,6 +252,8 @@ class Broker:
             if proc.is_alive:
                 proc.interrupt("crash")
         self.fetch_timeouts.clear()
+        for tq in self.produce_timeouts.values():
+            tq.clear()
         self._reset_memory()
         self.network.reset_connections(self)
 
@@ -500,9 +504,12 @@ class Broker:
             self.maybe_increment_hw(r)
             self._check_legacy_waiters(r)
         if not pending.done:
-            incarnation = self.incarnation
-            self.env.timeout(req.timeout_ms).callbacks.append(
-                lambda _ev: self._expire_produce(pending) if self.incarnation == incarnation else None)
+            tq = self.produce_timeouts.get(req.timeout_ms)
+            if tq is None:
+                tq = self.produce_timeouts[req.timeout_ms] = TimeoutQueue(self.env, req.timeout_ms,
+                                                                          self._expire_produce)
+            pending.timer = tq
+            tq.add(pending)
 
     def _respond_produce(self, req: m.ProduceRequest, results: list) -> None:
         self.network.send(self, req.client, m.ProduceResponse(req.request_id, self.broker_id, results),
@@ -515,6 +522,8 @@ class Broker:
         pending.remaining -= 1
         if pending.remaining == 0:
             pending.done = True
+            if pending.timer is not None:
+                pending.timer.done(pending)
             self._respond_produce(pending.request, pending.results)
 
     def _expire_produce(self, pending: PendingProduce) -> None:

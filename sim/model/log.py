@@ -9,6 +9,7 @@ survives leader changes exactly as Kafka rebuilds it from log segments.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 
 __all__ = ["Log", "ProducerStateEntry"]
@@ -46,13 +47,14 @@ class Log:
                  "epoch_cache", "producers", "checkpointed_hw")
 
     def __init__(self) -> None:
-        self.base: list[int] = []
-        self.count: list[int] = []
-        self.epoch: list[int] = []
-        self.batch_id: list[int] = []
-        self.pid: list[int] = []
-        self.seq: list[int] = []
-        self.nbytes: list[int] = []
+        # typed buffers: compact, and not scanned by the cyclic GC
+        self.base = array("q")
+        self.count = array("q")
+        self.epoch = array("i")  # same typecode as the recorder's leader_epoch column
+        self.batch_id = array("q")
+        self.pid = array("q")
+        self.seq = array("q")
+        self.nbytes = array("q")
         self.leo = 0  # log end offset: the next offset to be written
         self.hw = 0  # high watermark (in memory; see checkpointed_hw)
         self.checkpointed_hw = 0  # replication-offset-checkpoint file, written periodically

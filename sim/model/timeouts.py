@@ -38,9 +38,14 @@ class TimeoutQueue:
         """Stop the clock for `key`; False if it already expired (or was never added)."""
         try:
             self._live.remove(id(key))
-            return True
         except KeyError:
             return False
+        # Responses mostly come back in send order: drop finished requests from the front now,
+        # so the queue (and the requests it keeps alive) stays short.
+        q, live = self._queue, self._live
+        while q and id(q[0][1]) not in live:
+            q.popleft()
+        return True
 
     def clear(self) -> None:
         """Forget everything (the owner crashed); pending wake-ups become no-ops."""

@@ -1,0 +1,99 @@
+"""`kafkasim sweep`: run a sweep file on every core (or a Dask cluster), then print mean ± 95% CI.
+
+A thin shell over :func:`sim.sweep.run_sweep`: bad sweep files, keys, values and flags end in
+one-line `error: ...` messages with exit code 2 before anything runs; Ctrl-C exits 130 keeping
+every finished run; a sweep in which some runs failed exits 1 after writing everything.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from .sweep import AGGREGATE_METRICS, Sweep, SweepError, SweepInterrupted, aggregate, load_sweep, run_sweep
+
+__all__ = ["sweep_cli", "aggregate_table"]
+
+SweepArg = Annotated[Path, typer.Argument(help="Sweep YAML file (see scenarios/sweeps/).", show_default=False)]
+WorkersOption = Annotated[Optional[int], typer.Option(
+    "--workers", min=1, help="Runs in parallel (default: one per core; 1 runs in this process). "
+                             "With --dask local: the number of Dask workers.")]
+DaskOption = Annotated[Optional[str], typer.Option(
+    "--dask", metavar="ADDRESS", help="Run on a Dask distributed scheduler (tcp://host:port), "
+                                      "or 'local' to start a LocalCluster.")]
+OutOption = Annotated[Optional[Path], typer.Option(
+    "--out", help="Sweep directory (default: results/sweeps/<sweep name>/).")]
+ResumeOption = Annotated[bool, typer.Option(
+    "--resume", help="Keep the complete runs already in the sweep directory; run only the rest.")]
+
+
+def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOption = None,
+              out: OutOption = None, resume: ResumeOption = False) -> None:
+    """Run every parameter combination x seed of a sweep file; print mean and 95% CI per combination."""
+    # imported here: sim.cli imports this module while it is itself still loading
+    from .cli import _fail, err_console, out_console
+
+    try:
+        sw = load_sweep(sweep_file)
+        report = run_sweep(sw, workers=workers, dask=dask, out=out, resume=resume, progress=True)
+    except SweepError as e:
+        _fail(str(e))
+    except SweepInterrupted as e:
+        err_console.print(f"interrupted: {e}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
+    except OSError as e:
+        _fail(f"--out {out or Path('results') / 'sweeps'}: cannot write results ({e.strerror or e})")
+    table = aggregate_table(aggregate(report.frame, sw), sw)
+    if out_console.is_terminal:
+        out_console.print(table)
+    else:  # a file or pipe gets the table at its natural width, not wrapped at 80 columns
+        width = Measurement.get(out_console, out_console.options.update_width(1000), table).maximum
+        Console(file=out_console.file, width=width).print(table)
+    err_console.print(f"wrote {report.out_dir}/sweep.parquet: {len(report.frame)} runs, {report.ran} run now, "
+                      f"{report.skipped} kept, {report.failed} failed", markup=False, highlight=False)
+    if report.failed:
+        err_console.print(f"failed runs: {report.out_dir / 'failures'}", markup=False, highlight=False)
+        raise typer.Exit(code=1)
+
+
+def aggregate_table(agg, sw: Sweep) -> Table:
+    """The aggregate as a rich table: one row per combination, `mean ± CI` per metric."""
+    t = Table(title=f"{sw.name}: mean ± 95% CI over seeds", show_header=True, header_style="bold")
+    for heading in _param_headings(sw.params):
+        t.add_column(heading, overflow="fold")
+    t.add_column("runs ok", justify="right", no_wrap=True)
+    for heading in AGGREGATE_METRICS.values():
+        t.add_column(heading, justify="right", no_wrap=True)
+    for _, row in agg.iterrows():
+        cells = [str(row[k]) for k in sw.params]
+        cells.append(f"{row['runs'] - row['failed']}/{row['runs']}")
+        cells += [_mean_ci(row[f"{m}.mean"], row[f"{m}.ci95"]) for m in AGGREGATE_METRICS]
+        t.add_row(*cells)
+    return t
+
+
+def _param_headings(keys: list[str]) -> list[str]:
+    """Column headings: the Kafka config name alone (`acks`) where that is unambiguous."""
+    def short(key: str) -> str:
+        segs = key.split(".")
+        digits = [i for i, s in enumerate(segs) if s.isdigit()]
+        return ".".join(segs[digits[-1] + 1:]) if digits and digits[-1] < len(segs) - 1 else key
+    shorts = [short(k) for k in keys]
+    return [s if shorts.count(s) == 1 else k for s, k in zip(shorts, keys)]
+
+
+def _mean_ci(mean: float, half: float) -> str:
+    if mean is None or math.isnan(mean):
+        return "-"
+    text = _num(mean)
+    return text if half is None or math.isnan(half) else f"{text} ± {_num(half)}"
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.1f}"

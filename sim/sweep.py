@@ -1,0 +1,913 @@
+"""Sweeps: one scenario run over a grid of Kafka settings and many seeds, on every core.
+
+A sweep file names a base scenario, a ``grid`` of dotted scenario keys to lists of values, optional
+``zip`` groups (keys that vary together: the i-th run of a group takes the i-th value of every
+list) and ``seeds`` (a count N meaning seeds 0..N-1, or a list). Before anything runs it expands
+into one :class:`SweepRun` per (parameter combination, seed), and every combination is validated
+as a scenario, so an unknown key or a rejected value is a one-line :class:`SweepError`.
+
+Runs execute in this process (``workers=1``), in a spawn-based ``ProcessPoolExecutor`` (default,
+one worker per core) or on a Dask distributed cluster (``dask="tcp://host:port"``, or ``"local"``
+for a ``LocalCluster``). Workers only simulate and send the :class:`~sim.results.Results` back;
+this process writes each run as it arrives, atomically. An interrupted or crashed sweep therefore
+keeps every finished run, and ``resume=True`` runs only what is missing. ``sweep.parquet`` is
+rebuilt from the run directories in run-id order, so it does not depend on what executed the
+runs or in which order they finished.
+
+Output directory (default ``results/sweeps/<name>/``)::
+
+    sweep.yaml              the resolved sweep (base scenario inlined, seeds listed)
+    runs/<run_id>/          a run directory (Results.write); complete iff summary.json exists
+    failures/<run_id>.json  {run_id, seed, params, error} of a run that raised or whose worker died
+    sweep.parquet           one row per run, sorted by run_id
+
+``sim.sweep`` is the function re-exported by ``sim/__init__``, which shadows this module as an
+attribute of ``sim``: import from it with ``from sim.sweep import ...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import signal
+import threading
+import traceback
+import uuid
+import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+from pathlib import Path
+from typing import Any, Callable, Iterator, Union
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .results import Results
+from .runner import run as simulate_run
+from .scenario import Scenario, ScenarioError, _load_raw, apply_overrides
+
+__all__ = [
+    "sweep", "run_sweep", "load_sweep", "aggregate", "collect", "execute_run", "Sweep", "SweepSpec", "SweepRun",
+    "SweepReport", "RunOutcome", "SweepError", "SweepInterrupted", "AGGREGATE_METRICS", "t_critical",
+]
+
+SWEEP_NAME = r"^[A-Za-z0-9._-]+$"
+RUN_COLUMNS = ("run_id", "seed", "status", "error", "scenario", "fault_kinds")
+"""The leading columns of sweep.parquet; the swept parameters and the summary scalars follow."""
+
+AGGREGATE_METRICS = {
+    "records_lost": "records_lost",
+    "acked_lost": "acked_lost",
+    "throughput_rps": "throughput (rec/s)",
+    "produce_latency_ms.p99": "p99 latency (ms)",
+    "failover_ms.max": "failover (ms)",
+}
+"""sweep.parquet columns averaged per parameter combination, with their table headings.
+Failover is the per-run maximum over partitions of fault -> new leader elected."""
+
+WORKER_DIED = ("BrokenProcessPool: the worker process running this run died (killed or crashed), twice, "
+               "the second time running it alone; resuming the sweep reruns it")
+
+
+class SweepError(ScenarioError):
+    """A bad sweep file, key or value, phrased as one line per problem; nothing has run."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: every run finished so far is on disk and a resumed sweep keeps it."""
+
+    def __init__(self, complete: int, total: int, out_dir: Path):
+        super().__init__(f"{complete} of {total} runs are complete in {out_dir}; resume the sweep to run the rest")
+        self.complete, self.total, self.out_dir = complete, total, out_dir
+
+
+# --- the sweep file ------------------------------------------------------------------------------
+class SweepSpec(BaseModel):
+    """A sweep file as written; :func:`load_sweep` resolves it into a :class:`Sweep`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str | None = Field(None, pattern=SWEEP_NAME, description=(
+        "sweep name (default: the file name); names results/sweeps/<name>/ and prefixes run ids"))
+    description: str = Field("", description="what the sweep asks")
+    scenario: str | dict[str, Any] = Field(..., description=(
+        "base scenario: a path (relative to the sweep file) or an inline scenario mapping"))
+    overrides: dict[str, Any] = Field(default_factory=dict, alias="set", description=(
+        "dotted overrides applied to the base before the grid, like `kafkasim run --set`"))
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description=(
+        "dotted scenario key -> list of values; every combination of the lists runs"))
+    zip_groups: list[dict[str, list[Any]]] = Field(default_factory=list, alias="zip", description=(
+        "groups of keys that vary together: equal-length lists, one run per position"))
+    seeds: int | list[int] = Field(1, description="a count N (seeds 0..N-1) or a list of seeds")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_shape(cls, data: Any) -> Any:
+        # Hand-written messages that name the dotted key; pydantic's union errors would not.
+        if not isinstance(data, dict):
+            raise ValueError(f"sweep: expected a mapping at the top level, got {type(data).__name__}")
+        if "scenario" in data and not isinstance(data["scenario"], (str, dict)):
+            raise ValueError("scenario: must be a path to a scenario file or an inline scenario mapping")
+        if not isinstance(data.get("set", {}), dict):
+            raise ValueError("set: must be a mapping of dotted scenario keys to values")
+        grid = data.get("grid", {})
+        if not isinstance(grid, dict):
+            raise ValueError("grid: must be a mapping of dotted scenario keys to lists of values")
+        _check_axis("grid", grid)
+        groups = data.get("zip", [])
+        if not isinstance(groups, list):
+            raise ValueError("zip: must be a list of groups, each a mapping of dotted keys to equal-length lists")
+        for i, group in enumerate(groups):
+            if not isinstance(group, dict) or not group:
+                raise ValueError(f"zip.{i}: must be a non-empty mapping of dotted keys to equal-length lists")
+            _check_axis(f"zip.{i}", group)
+            lengths = {k: len(v) for k, v in group.items()}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"zip.{i}: lists must have the same length ("
+                                 + ", ".join(f"{k} has {n}" for k, n in lengths.items()) + ")")
+        seeds = data.get("seeds", 1)
+        if isinstance(seeds, list):
+            bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 2**63 - 1]
+            if not seeds or bad:
+                raise ValueError("seeds: a list of seeds must be non-empty integers in 0..2**63-1"
+                                 + (f", got {bad[0]!r}" if bad else ""))
+            if len(set(seeds)) != len(seeds):
+                raise ValueError("seeds: the list repeats a seed")
+        elif isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1_000_000:
+            raise ValueError(f"seeds: must be a count 1..1000000 (seeds 0..N-1) or a list of seeds, got {seeds!r}")
+        return data
+
+
+def _check_axis(section: str, axis: dict) -> None:
+    for key, values in axis.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{section}: keys must be dotted scenario keys such as producers.0.acks, got {key!r}")
+        if not isinstance(values, list):
+            raise ValueError(f"{section}.{key}: must be a list of values, e.g. [0, 1, all]")
+        if not values:
+            raise ValueError(f"{section}.{key}: must list at least one value")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: a parameter combination, a seed, and the scenario they resolve to."""
+
+    run_id: str
+    seed: int
+    params: dict[str, Any]
+    """Swept dotted key -> value as written in the sweep file."""
+    scenario: Scenario
+    """The fully resolved scenario, with ``seed`` set to this run's seed."""
+    combination: int
+    """Index of the parameter combination in expansion order (grid keys, then zip groups)."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated, expanded sweep: every run is known (and valid) before any runs."""
+
+    name: str
+    description: str
+    base: dict
+    """The raw base scenario with the sweep's ``set`` applied; combinations are applied to it."""
+    grid: dict[str, list]
+    zip_groups: list[dict[str, list]]
+    seeds: tuple[int, ...]
+    runs: tuple[SweepRun, ...]
+
+    @property
+    def params(self) -> list[str]:
+        """The swept dotted keys, in sweep.parquet column order (grid, then zip groups)."""
+        return [*self.grid, *(k for g in self.zip_groups for k in g)]
+
+    @property
+    def combinations(self) -> int:
+        """Number of parameter combinations (runs = combinations x seeds)."""
+        return len(self.runs) // len(self.seeds)
+
+    def to_yaml(self) -> str:
+        """The resolved sweep file: running it again gives the same runs and run ids."""
+        spec = {"name": self.name, "description": self.description, "scenario": self.base,
+                "grid": self.grid, "zip": self.zip_groups, "seeds": list(self.seeds)}
+        return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+
+
+SweepLike = Union[Sweep, SweepSpec, str, Path, dict]
+
+
+def load_sweep(source: SweepLike) -> Sweep:
+    """Read, validate and expand a sweep (a path, a mapping or a SweepSpec) into its runs."""
+    if isinstance(source, Sweep):
+        return source
+    default_name, base_dir = None, Path.cwd()
+    if isinstance(source, SweepSpec):
+        spec = source
+    else:
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            try:
+                data = _load_raw(path)
+            except ScenarioError as e:  # same loader as scenario files; say what kind of file it is
+                raise SweepError(str(e).replace("scenario YAML file", "sweep YAML file")
+                                 .replace("scenario file", "sweep file")) from None
+            default_name, base_dir = path.stem, path.parent
+        else:
+            data = source
+        try:
+            spec = SweepSpec.model_validate(data)
+        except ValidationError as e:
+            raise SweepError(_format_spec_errors(e)) from None
+    return _expand(spec, default_name, base_dir)
+
+
+def _format_spec_errors(err: ValidationError) -> str:
+    """pydantic errors of a sweep file as `field: problem (allowed: ...)`, one line each."""
+    allowed = ", ".join(f.alias or n for n, f in SweepSpec.model_fields.items())
+    lines = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key (allowed: {allowed})"
+        elif e["type"] == "missing" and loc == "scenario":
+            msg = "required: a path to the base scenario or an inline scenario"
+        elif e["type"] == "string_pattern_mismatch":
+            msg = "must be letters, digits, '.', '_' or '-' (it names a directory and prefixes run ids)"
+        lines.append(msg if not loc else f"{loc}: {msg}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path) -> Sweep:
+    """Resolve the base, check every key, validate every combination, then list the runs."""
+    if isinstance(spec.scenario, dict):
+        base = spec.scenario
+    else:
+        base_path = Path(spec.scenario)
+        base_path = base_path if base_path.is_absolute() else base_dir / base_path
+        try:
+            base = _load_raw(base_path)
+        except ScenarioError as e:
+            raise SweepError(f"scenario: {e}") from None
+    sections = {**{k: "set" for k in spec.overrides}, **{k: "grid" for k in spec.grid}}
+    for i, group in enumerate(spec.zip_groups):
+        for key in group:
+            if key in sections:
+                raise SweepError(f"zip.{i}.{key}: already set in {sections[key]} (a key may appear once)")
+            sections[key] = f"zip.{i}"
+    for key in spec.grid:
+        if key in spec.overrides:
+            raise SweepError(f"set.{key}: also swept in grid (a key may appear once)")
+    for key, where in sections.items():
+        if key == "seed":
+            raise SweepError(f"{where}.seed: use `seeds` to vary the seed")
+        for other in sections:
+            if other.startswith(key + "."):
+                raise SweepError(f"{sections[other]}.{other}: overlaps {where}.{key} (sweep one or the other)")
+    try:
+        base = apply_overrides(base, spec.overrides)
+    except ScenarioError as e:
+        raise SweepError(f"set.{str(e).removeprefix('--set ')}") from None
+    swept = {**spec.grid, **{k: v for g in spec.zip_groups for k, v in g.items()}}
+    for key, values in swept.items():  # a bad key is reported once, not once per combination
+        try:
+            apply_overrides(base, {key: values[0]})
+        except ScenarioError as e:
+            raise SweepError(f"{sections[key]}.{str(e).removeprefix('--set ')}") from None
+
+    axes = [[{key: v} for v in values] for key, values in spec.grid.items()]
+    axes += [[{k: vs[i] for k, vs in g.items()} for i in range(len(next(iter(g.values()))))]
+             for g in spec.zip_groups]
+    combos = [{k: v for part in parts for k, v in part.items()} for parts in product(*axes)]
+    scenarios = [_resolve_combination(base, combo, sections) for combo in combos]
+
+    name = spec.name or default_name or scenarios[0].name
+    seeds = tuple(range(spec.seeds)) if isinstance(spec.seeds, int) else tuple(spec.seeds)
+    digests: dict[str, dict] = {}
+    runs = []
+    for index, (combo, sc) in enumerate(zip(combos, scenarios)):
+        digest = params_digest(combo)
+        if digests.setdefault(digest, combo) != combo:  # 32 bits: ~1e-4 odds at 1000 combinations
+            raise SweepError(f"grid: combinations {digests[digest]} and {combo} share run-id hash {digest}; "
+                             "rename the sweep or reorder a list to get distinct ids")
+        for seed in seeds:
+            runs.append(SweepRun(f"{name}-{digest}-s{seed:04d}", seed, combo,
+                                 sc.model_copy(update={"seed": seed}), index))
+    return Sweep(name, spec.description, base, dict(spec.grid), [dict(g) for g in spec.zip_groups], seeds,
+                 tuple(runs))
+
+
+def _resolve_combination(base: dict, combo: dict, sections: dict[str, str]) -> Scenario:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. legacy acks=2: each run reports it in its summary
+        try:
+            return Scenario.resolve(base, combo)
+        except ScenarioError as e:
+            first = str(e).splitlines()[0].removeprefix("--set ")
+    field = first.partition(": ")[0]
+    if field in combo and field in sections:
+        raise SweepError(f"{sections[field]}.{first}")
+    if not combo:
+        raise SweepError(f"scenario: {first}")
+    raise SweepError(f"{first} (with {', '.join(f'{k}={_as_text(v)}' for k, v in combo.items())})")
+
+
+def params_digest(params: dict[str, Any]) -> str:
+    """8 hex digits of SHA-256 over the sorted parameter items: stable across processes and runs."""
+    text = json.dumps(sorted(params.items()), separators=(",", ":"), sort_keys=True, default=str,
+                      ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _as_text(v: Any) -> str:
+    """A parameter value as text: strings as they are, everything else as JSON (0, true, 1.5)."""
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+
+
+# --- executing runs ------------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    """What came back for one run: its results, or the error that stopped it."""
+
+    run_id: str
+    results: Results | None = None
+    error: str | None = None
+
+
+ExecuteFn = Callable[[SweepRun], RunOutcome]
+
+
+def execute_run(run: SweepRun) -> RunOutcome:
+    """Simulate one run wherever the executor placed it; an exception becomes a failed outcome."""
+    try:
+        return RunOutcome(run.run_id, results=simulate_run(run.scenario, seed=run.seed))
+    except Exception as e:  # noqa: BLE001 - any model error fails this run, never the sweep
+        return RunOutcome(run.run_id, error=describe_error(e))
+
+
+def describe_error(e: BaseException) -> str:
+    """`Type: message (at file.py:line in function)`, naming the innermost frame."""
+    text = f"{type(e).__name__}: {e}"
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        f = frames[-1]
+        text += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
+    return text
+
+
+def _outcome_of(future, run: SweepRun) -> RunOutcome:
+    """The outcome held by a finished future; an exception outside the run fails the run."""
+    try:
+        return future.result()
+    except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result, a Dask KilledWorker
+        return RunOutcome(run.run_id, error=describe_error(e))
+
+
+class SerialExecutor:
+    """Runs one after another in this process (``workers=1``): no start-up cost, easy to debug."""
+
+    def __init__(self, execute: ExecuteFn):
+        self.execute = execute
+
+    def __enter__(self) -> "SerialExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
+        """Execute each run in turn."""
+        for run in runs:
+            try:
+                yield self.execute(run)
+            except Exception as e:  # noqa: BLE001 - only reachable with a custom `execute`
+                yield RunOutcome(run.run_id, error=describe_error(e))
+
+
+def _ignore_sigint() -> None:
+    """Pool worker initializer: Ctrl-C is the parent's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class PoolExecutor:
+    """A spawn-based ``ProcessPoolExecutor`` with at most `workers` runs in flight.
+
+    When a worker process dies (SIGKILL, out of memory, a crash in native code) the broken pool
+    takes every run in flight with it. Those runs are retried in a fresh pool one at a time, each
+    alone, so a second death names its run exactly: that run is recorded as failed
+    (:data:`WORKER_DIED`) and the others complete. Then the sweep goes on at full width.
+    """
+
+    def __init__(self, workers: int, execute: ExecuteFn):
+        self.workers, self.execute = workers, execute
+        self._generation = 0
+
+    def __enter__(self) -> "PoolExecutor":
+        self._pool = self._start_pool()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self._pool.shutdown(wait=True)
+        else:  # interrupted: do not wait for runs nobody will record
+            _terminate(self._pool)
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        # spawn: safe with the threads rich and the executor itself run, and the same on every OS
+        self._generation += 1
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_ignore_sigint)
+
+    def _restart_pool(self) -> None:
+        self._pool.shutdown(wait=False)
+        self._pool = self._start_pool()
+
+    def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
+        """Submit runs as workers free up; yield each outcome as it completes."""
+        pending = deque(runs)
+        suspects: deque[SweepRun] = deque()  # in flight when a worker died: rerun alone
+        inflight: dict[Any, tuple[SweepRun, int, bool]] = {}  # future -> (run, pool generation, alone)
+        while pending or suspects or inflight:
+            if suspects or any(alone for _, _, alone in inflight.values()):
+                if suspects and not inflight:
+                    self._submit(suspects, inflight, alone=True)
+            else:
+                while pending and len(inflight) < self.workers:
+                    self._submit(pending, inflight, alone=False)
+            if not inflight:
+                continue
+            try:
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # record runs that finished before the interrupt, then let it through
+                for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
+                    yield fut.result()
+                raise
+            lost = []
+            for fut in done:
+                entry = inflight.pop(fut)
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    lost.append(entry)
+                else:
+                    yield _outcome_of(fut, entry[0])
+            if any(generation == self._generation for _, generation, _ in lost):
+                # the current pool is broken and fails every run it holds, all at once
+                for fut in wait([f for f, e in inflight.items() if e[1] == self._generation]).done:
+                    entry = inflight.pop(fut)
+                    if isinstance(fut.exception(), BrokenProcessPool):
+                        lost.append(entry)
+                    else:
+                        yield _outcome_of(fut, entry[0])
+                self._restart_pool()
+            for run, _, alone in sorted(lost, key=lambda e: e[0].run_id):
+                if alone:  # it ran alone and its worker died again: this run is the cause
+                    yield RunOutcome(run.run_id, error=WORKER_DIED)
+                else:
+                    suspects.append(run)
+
+    def _submit(self, queue: deque, inflight: dict, alone: bool) -> None:
+        run = queue.popleft()
+        try:
+            inflight[self._pool.submit(self.execute, run)] = (run, self._generation, alone)
+        except BrokenProcessPool:  # a worker died while idle: retry on a fresh pool
+            queue.appendleft(run)
+            self._restart_pool()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel queued runs and terminate the worker processes."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+    else:  # the executor's process table: private, but the same since Python 3.2
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Runs as tasks on a Dask distributed cluster: a scheduler address, or ``"local"``.
+
+    ``"local"`` starts a ``LocalCluster`` of `workers` single-threaded worker processes and closes
+    it afterwards. With a remote scheduler the workers need kafkasim installed; results travel back
+    to this process, so no shared filesystem is needed. Dask itself reschedules a task whose
+    worker died (``distributed.scheduler.allowed-failures``); one that keeps killing workers ends
+    as ``KilledWorker`` and is recorded as failed.
+    """
+
+    def __init__(self, address: str, workers: int, execute: ExecuteFn):
+        self.address, self.workers, self.execute = address, workers, execute
+        self._cluster = self._client = None
+
+    def __enter__(self) -> "DaskExecutor":
+        from dask.distributed import Client, LocalCluster
+
+        if self.address == "local":
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, silence_logs=logging.ERROR)
+            self._client = Client(self._cluster)
+        else:
+            try:
+                self._client = Client(self.address, timeout="10s")
+            except (OSError, TimeoutError, ValueError, TypeError) as e:
+                raise SweepError(f"dask: cannot connect to a Dask scheduler at {self.address!r} "
+                                 f"({type(e).__name__}: {e}); expected tcp://host:port or 'local'") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
+        """Submit every run as a task; yield each outcome as its task finishes."""
+        from dask.distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]  # keys unique to this sweep even on a shared scheduler
+        futures = {self._client.submit(self.execute, run, key=f"kafkasim-{run.run_id}-{token}", pure=False): run
+                   for run in runs}
+        try:
+            for fut in as_completed(list(futures)):
+                run = futures.pop(fut)
+                outcome = _outcome_of(fut, run)
+                fut.release()
+                yield outcome
+        except KeyboardInterrupt:
+            for fut, run in list(futures.items()):
+                if fut.status == "finished":
+                    yield _outcome_of(fut, run)
+            raise
+
+
+def available_cores() -> int:
+    """Cores this process may use (CPU affinity and container limits included where the OS says)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _check_executor_args(workers: Any, dask: Any) -> None:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SweepError(f"workers: must be a whole number >= 1, got {workers!r}")
+    if dask is not None:
+        if not isinstance(dask, str) or not dask.strip():
+            raise SweepError("dask: expected a scheduler address such as tcp://host:port, or 'local'")
+        if dask != "local" and workers is not None:
+            raise SweepError("workers: applies to the local pool and to --dask local; a remote Dask "
+                             "cluster runs on the workers it has")
+
+
+def _executor(workers: int | None, dask: str | None, todo: int, execute: ExecuteFn):
+    """The executor for `todo` runs: never more workers than runs, in-process for one."""
+    n = max(1, min(workers or available_cores(), todo))
+    if dask is not None:
+        return DaskExecutor(dask, n, execute)
+    return SerialExecutor(execute) if n == 1 else PoolExecutor(n, execute)
+
+
+# --- the sweep -----------------------------------------------------------------------------------
+@dataclass
+class SweepReport:
+    """A finished sweep: where it is, its table, and what this invocation did."""
+
+    sweep: Sweep
+    out_dir: Path
+    frame: pd.DataFrame
+    ran: int
+    skipped: int
+
+    @property
+    def failed(self) -> int:
+        """Runs recorded as failed (this time or, when resumed, earlier)."""
+        return int((self.frame["status"] != "ok").sum())
+
+
+def sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str | None = None,
+          out: str | Path | None = None, resume: bool = False, progress: bool = False) -> pd.DataFrame:
+    """Run a sweep and return its table (exactly sweep.parquet: one row per run, by run id).
+
+    `workers`: parallel runs in a process pool (default: one per core; 1 runs in this process).
+    `dask`: a Dask scheduler address (``tcp://host:port``) or ``"local"`` for a LocalCluster.
+    `out`: the sweep directory (default ``results/sweeps/<name>/``). `resume`: keep complete runs
+    found there and run only the rest. `progress`: a progress bar and notes on stderr.
+    """
+    return run_sweep(sweep_or_path, workers=workers, dask=dask, out=out, resume=resume, progress=progress).frame
+
+
+def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str | None = None,
+              out: str | Path | None = None, resume: bool = False, progress: bool = False,
+              execute: ExecuteFn = execute_run) -> SweepReport:
+    """:func:`sweep`, returning a :class:`SweepReport`; `execute` must be a module-level function."""
+    sw = load_sweep(sweep_or_path)
+    _check_executor_args(workers, dask)
+    out_dir = Path(out) if out is not None else Path("results") / "sweeps" / sw.name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SweepError(f"out: {out_dir} exists and is not a directory")
+    ordered = sorted(sw.runs, key=lambda r: r.run_id)
+    complete = _complete_runs(ordered, out_dir) if resume else set()
+    todo = [r for r in ordered if r.run_id not in complete]
+    executor = _executor(workers, dask, len(todo), execute) if todo else SerialExecutor(execute)
+    by_id = {r.run_id: r for r in ordered}
+    with _Progress(progress, sw.name) as bar, executor:  # a bad Dask address fails here, before any write
+        _prepare(out_dir, sw, complete)
+        bar.note(f"sweep {sw.name}: {len(ordered)} runs ({sw.combinations} combinations x {len(sw.seeds)} seeds); "
+                 + (f"{len(complete)} complete, " if resume else "")
+                 + (f"running {len(todo)} {_describe(executor)}" if todo else "nothing to run"))
+        bar.start(len(todo))
+        finished = 0
+        try:
+            for outcome in executor.as_completed(todo):
+                with _sigint_deferred():  # a run that finished is written whole, even on Ctrl-C
+                    _record(out_dir, by_id[outcome.run_id], outcome)
+                finished += 1
+                if outcome.error is not None:
+                    bar.note(f"failed: {outcome.run_id}: {outcome.error.splitlines()[0]}")
+                bar.advance(failed=outcome.error is not None)
+        except KeyboardInterrupt:
+            raise SweepInterrupted(len(_complete_runs(ordered, out_dir)), len(ordered), out_dir) from None
+    frame = collect(sw, out_dir)
+    _write_atomic(out_dir / "sweep.parquet", lambda p: frame.to_parquet(p, index=False))
+    return SweepReport(sw, out_dir, pd.read_parquet(out_dir / "sweep.parquet"), finished, len(complete))
+
+
+def _describe(executor) -> str:
+    if isinstance(executor, PoolExecutor):
+        return f"on a pool of {executor.workers} worker processes"
+    if isinstance(executor, DaskExecutor):
+        return (f"on a Dask LocalCluster of {executor.workers} workers" if executor.address == "local"
+                else f"on the Dask scheduler at {executor.address}")
+    return "in this process"
+
+
+def _complete_runs(runs: list[SweepRun], out_dir: Path) -> set[str]:
+    """Runs whose directory is complete and was produced by the same resolved scenario and seed.
+
+    A run directory left by an edited sweep (same run id, different base scenario) is not
+    complete: it is rerun.
+    """
+    done = set()
+    for run in runs:
+        d = out_dir / "runs" / run.run_id
+        try:
+            if (d / "summary.json").is_file() and (d / "scenario.yaml").read_text() == run.scenario.to_yaml():
+                done.add(run.run_id)
+        except OSError:
+            continue
+    return done
+
+
+def _prepare(out_dir: Path, sw: Sweep, complete: set[str]) -> None:
+    """Create the sweep directory, write sweep.yaml, and clear what a killed sweep left behind."""
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "failures").mkdir(exist_ok=True)
+    _write_atomic(out_dir / "sweep.yaml", lambda p: p.write_text(sw.to_yaml()))
+    # Results.write's hidden temporaries of a sweep killed mid-write
+    for leftover in (out_dir / "runs").glob(".*.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for run_id in complete:  # a failure record left next to a run that completed later
+        (out_dir / "failures" / f"{run_id}.json").unlink(missing_ok=True)
+
+
+def _record(out_dir: Path, run: SweepRun, outcome: RunOutcome) -> None:
+    """Write one outcome so that runs/ and failures/ always agree with what sweep.parquet will say."""
+    run_dir = out_dir / "runs" / run.run_id
+    failure = out_dir / "failures" / f"{run.run_id}.json"
+    if outcome.results is not None:
+        outcome.results.write(run_dir)
+        failure.unlink(missing_ok=True)
+    else:
+        if run_dir.exists():  # an older result of this run id must not outlive its rerun
+            trash = run_dir.parent / f".{run_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(run_dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        record = {"run_id": run.run_id, "seed": run.seed, "params": run.params, "error": outcome.error}
+        text = json.dumps(record, indent=2, default=str) + "\n"
+        _write_atomic(failure, lambda p: p.write_text(text))
+
+
+def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write through a temporary sibling and rename it into place."""
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C until the block ends (main thread only), then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if caught:
+            raise KeyboardInterrupt
+
+
+class _Progress:
+    """A rich progress bar on stderr (done/total, failures, ETA) plus one-line notes; off by default."""
+
+    def __init__(self, enabled: bool, title: str):
+        self.enabled, self.title = enabled, title
+        self._progress = self._task = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            console = Console(stderr=True)
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"), TextColumn("ETA"), TimeRemainingColumn(),
+                TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def start(self, total: int) -> None:
+        """Show the bar for `total` runs to execute."""
+        if self._progress is not None:
+            self._task = self._progress.add_task(self.title, total=total, failed=0)
+
+    def advance(self, failed: bool) -> None:
+        """One more run recorded."""
+        if self._task is not None:
+            task = self._progress.tasks[self._task]
+            self._progress.update(self._task, advance=1, failed=task.fields["failed"] + int(failed))
+
+    def note(self, text: str) -> None:
+        """A line on stderr, above the bar."""
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+# --- the sweep table -----------------------------------------------------------------------------
+def collect(sw: Sweep, out_dir: str | Path) -> pd.DataFrame:
+    """The sweep table, read back from runs/ and failures/: one row per run, sorted by run id."""
+    out_dir = Path(out_dir)
+    runs = sorted(sw.runs, key=lambda r: r.run_id)
+    status, errors, flat = [], [], []
+    for run in runs:
+        summary_path = out_dir / "runs" / run.run_id / "summary.json"
+        failure_path = out_dir / "failures" / f"{run.run_id}.json"
+        if summary_path.is_file():
+            status.append("ok")
+            errors.append(None)
+            flat.append(_flatten(json.loads(summary_path.read_text())))
+        else:
+            status.append("failed")
+            errors.append(json.loads(failure_path.read_text())["error"] if failure_path.is_file()
+                          else "no result: the run never finished")
+            flat.append({})
+    columns: dict[str, pd.Series] = {
+        "run_id": pd.Series([r.run_id for r in runs], dtype="str"),
+        "seed": pd.Series([r.seed for r in runs], dtype="int64"),
+        "status": pd.Series(status, dtype="str"),
+        "error": pd.Series(errors, dtype="str"),
+        "scenario": pd.Series([r.scenario.name for r in runs], dtype="str"),
+        "fault_kinds": pd.Series([",".join(sorted({f.kind for f in r.scenario.faults})) or "none" for r in runs],
+                                 dtype="str"),
+    }
+    for key in sw.params:
+        columns[key] = _column([r.params[key] for r in runs], nullable_ints=False)
+    keys = list(dict.fromkeys(k for row in flat for k in row if k not in ("scenario", "seed")))
+    for key in keys:
+        columns[key] = _column([row.get(key) for row in flat], nullable_ints=True)
+    return pd.DataFrame(columns)
+
+
+def _flatten(summary: dict, prefix: str = "") -> dict[str, Any]:
+    """Scalars of a summary with dotted names; lists (failovers, warnings) are left out."""
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        elif not isinstance(value, list):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _column(values: list, nullable_ints: bool) -> pd.Series:
+    """One column: bool, int or float when every value is, else text (mixed acks 0/1/all -> strings)."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="Int64" if nullable_ints or len(present) < len(values) else "int64")
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
+    return pd.Series([None if v is None else _as_text(v) for v in values], dtype="str")
+
+
+def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike) -> pd.DataFrame:
+    """Per parameter combination (in sweep order): runs, failed, and mean and 95% CI half-width
+    across seeds of each of :data:`AGGREGATE_METRICS` (columns ``<metric>.mean``, ``<metric>.ci95``).
+
+    The interval is Student's t over the seeds whose run succeeded and reported the metric; with
+    fewer than two such seeds its half-width is NaN.
+    """
+    sw = load_sweep(sweep_or_path)
+    combination = frame["run_id"].map({r.run_id: r.combination for r in sw.runs})
+    rows = []
+    for _, group in frame.groupby(combination, sort=True):
+        row: dict[str, Any] = {key: group[key].iloc[0] for key in sw.params}
+        ok = group[group["status"] == "ok"]
+        row["runs"] = len(group)
+        row["failed"] = len(group) - len(ok)
+        for metric in AGGREGATE_METRICS:
+            values = ok[metric].dropna().astype(float).tolist() if metric in ok else []
+            row[f"{metric}.mean"], row[f"{metric}.ci95"] = mean_ci95(values)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the two-sided 95% Student-t confidence interval (NaN where undefined)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, math.nan
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, t_critical(0.95, n - 1) * sd / math.sqrt(n)
+
+
+@lru_cache(maxsize=256)
+def t_critical(confidence: float, df: int) -> float:
+    """Two-sided Student-t critical value: P(|T| <= t) = confidence for `df` degrees of freedom.
+
+    Exact (Abramowitz & Stegun 26.7.3/26.7.4, inverted by bisection) up to df 1000, Cornish-Fisher
+    beyond; scipy is not a dependency for one quantile.
+    """
+    if not 0 < confidence < 1 or df < 1:
+        raise ValueError("need 0 < confidence < 1 and df >= 1")
+    if df > 1000:
+        z = _normal_critical(confidence)
+        return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    lo, hi = 0.0, 1.0
+    while _t_coverage(hi, df) < confidence:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if _t_coverage(mid, df) < confidence:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2
+
+
+def _t_coverage(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer `df` (A&S 26.7.3 odd df, 26.7.4 even df)."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if df % 2 == 0:
+        term = total = 1.0
+        for k in range(1, df // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        return s * total
+    if df == 1:
+        return 2 * theta / math.pi
+    term = total = math.cos(theta)
+    for k in range(1, (df - 1) // 2):
+        term *= c2 * (2 * k) / (2 * k + 1)
+        total += term
+    return 2 / math.pi * (theta + s * total)
+
+
+def _normal_critical(confidence: float) -> float:
+    """Two-sided standard normal critical value, by bisection on erf."""
+    lo, hi = 0.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if math.erf(mid / math.sqrt(2)) < confidence else (lo, mid)
+    return (lo + hi) / 2
