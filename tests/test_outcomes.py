@@ -55,13 +55,15 @@ def test_duplicates_without_idempotence_and_none_with_it():
     without idempotence, none with it (same seeds, same arrivals)."""
     dup_off, dup_on = [], []
     for seed in range(4):
-        over = {"producers.0.instances": 5, "topics.0.partitions": 2}
+        # 5 ms links widen the window between a follower's copy and the producer's acknowledgement
+        over = {"producers.0.instances": 5, "topics.0.partitions": 2,
+                "network.latency.dist": "constant", "network.latency.value": "5ms"}
         dup_off.append(_run("quickstart.yaml", seed, **over, **{"producers.0.enable.idempotence": False})
                        .summary["duplicates"])
         on = _run("quickstart.yaml", seed, **over).summary
         dup_on.append(on["duplicates"])
         assert on["reordered"] == 0
-    assert sum(dup_off) > 0, dup_off
+    assert sum(1 for d in dup_off if d > 0) >= 3, dup_off
     assert dup_on == [0, 0, 0, 0]
 
 

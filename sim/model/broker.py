@@ -68,7 +68,7 @@ class Replica:
 
     __slots__ = ("spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
                  "remote", "pending_isr", "leader_epoch_start", "purgatory", "legacy_waiters",
-                 "parked_followers", "parked_consumers", "hw_stalled", "min_isr")
+                 "parked_consumers", "hw_stalled", "min_isr")
 
     def __init__(self, spec: PartitionSpec, log: Log, min_isr: int):
         self.spec = spec
@@ -84,7 +84,6 @@ class Replica:
         self.leader_epoch_start = 0
         self.purgatory: deque = deque()  # (required offset, PendingProduce, index), ascending
         self.legacy_waiters: list = []  # acks=N >= 2 (Kafka 0.8)
-        self.parked_followers: list = []
         self.parked_consumers: list = []
         self.hw_stalled = False
 
@@ -104,6 +103,23 @@ class ParkedFetch:
         self.request, self.done = request, False
 
 
+class FetchSession:
+    """The leader's side of one follower's incremental fetch session (KIP-227 FetchSession).
+
+    Partitions the follower did not list are unchanged on its side; the leader adds those that
+    changed on its side (new data or a new HW) from `dirty`, so a fetch costs work in proportion
+    to what moved, not to the number of partitions followed.
+    """
+
+    __slots__ = ("session_id", "partitions", "dirty", "parked")
+
+    def __init__(self, session_id: int, partitions: set[int]):
+        self.session_id = session_id
+        self.partitions = partitions
+        self.dirty: set[int] = set()
+        self.parked: ParkedFetch | None = None
+
+
 class ReplicaFetcher:
     """Fetches all partitions this broker follows from one leader broker (ReplicaFetcherThread)."""
 
@@ -113,22 +129,45 @@ class ReplicaFetcher:
         self.partitions: set[int] = set()
         self.in_flight: m.FetchRequest | None = None
         self.backing_off = False
+        self.session_id = 0  # 0: no session, the next fetch is a full one
+        self.changed: set[int] = set()  # partitions whose fetch state moved since the last request
+
+    def add_partition(self, p: int) -> None:
+        self.partitions.add(p)
+        self.session_id = 0
+
+    def remove_partition(self, p: int) -> None:
+        if p in self.partitions:
+            self.partitions.discard(p)
+            self.session_id = 0
 
     def maybe_fetch(self) -> None:
         """Send the next fetch unless one is in flight or we are backing off."""
         b = self.broker
         if self.in_flight is not None or self.backing_off or not self.partitions or not b.alive:
             return
+        full = self.session_id == 0
+        if full:
+            b._session_ids += 1
+            self.session_id = b._session_ids
+            ids = sorted(self.partitions)
+        else:
+            ids = sorted(self.changed & self.partitions) if self.changed else ()
+        self.changed = set()
+        replicas = b.replicas
         parts = []
-        for p in sorted(self.partitions):
-            r = b.replicas[p]
-            parts.append(m.PartitionFetch(p, r.log.leo, r.log.latest_epoch, r.leader_epoch))
+        for p in ids:
+            r = replicas[p]
+            log = r.log
+            parts.append(m.PartitionFetch(p, log.leo, log.latest_epoch, r.leader_epoch))
         b._request_ids += 1
-        req = m.FetchRequest(b, b._request_ids, b.broker_id, b.config.replica_fetch_wait_max_ms,
-                             b.config.replica_fetch_response_max_bytes, b.config.replica_fetch_max_bytes, parts)
+        cfg = b.config
+        req = m.FetchRequest(b, b._request_ids, b.broker_id, cfg.replica_fetch_wait_max_ms,
+                             cfg.replica_fetch_response_max_bytes, cfg.replica_fetch_max_bytes, parts,
+                             self.session_id, full)
         self.in_flight = req
         b.fetch_timeouts.add(req)
-        b.network.send(b, b.cluster_brokers[self.leader_id], req, 64 * len(parts))
+        b.network.send(b, b.cluster_brokers[self.leader_id], req, 64 + 16 * len(parts))
 
     def back_off(self) -> None:
         """replica.fetch.backoff.ms after an error, then try again."""
@@ -152,6 +191,10 @@ class ReplicaFetcher:
         self.in_flight = None
         b = self.broker
         now = b.env.now
+        if resp.session_error:
+            self.session_id = 0  # the leader lost our session (it restarted): start a new one
+            self.maybe_fetch()
+            return
         error = False
         for pd in resp.partitions:
             r = b.replicas.get(pd.partition)
@@ -163,26 +206,30 @@ class ReplicaFetcher:
                 continue
             if pd.diverging_epoch is not None:
                 b.truncate_on_divergence(r, *pd.diverging_epoch)
+                self.changed.add(pd.partition)
                 continue
             if pd.base:
                 if pd.base[0] != log.leo:
                     continue  # stale response; the next fetch resynchronises
                 log.append_fetched(pd)
+                self.changed.add(pd.partition)
                 b.recorder.appended_many(now, b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
             # The follower's HW: the leader's, capped by what it has (one fetch round late).
             new_hw = min(pd.high_watermark, log.leo)
             if new_hw > log.hw:
                 log.hw = new_hw
         if error:
+            self.session_id = 0
             self.back_off()
         else:
             self.maybe_fetch()
 
     def on_failure(self) -> None:
-        """Connection reset or request timeout: back off and retry."""
+        """Connection reset or request timeout: back off and retry with a new session."""
         if self.in_flight is not None:
             self.broker.fetch_timeouts.done(self.in_flight)
             self.in_flight = None
+        self.session_id = 0
         self.back_off()
 
 
@@ -211,6 +258,7 @@ class Broker:
         self.host_up = True
         self.incarnation = 0
         self._request_ids = 0
+        self._session_ids = 0
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -224,6 +272,7 @@ class Broker:
         self.processes: list[simpy.Process] = []
         self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms, self._fetch_timed_out)
         self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
+        self.fetch_sessions: dict[int, FetchSession] = {}  # follower broker id -> its fetch session
         self._metadata_fetch_pending = False
 
     def start(self) -> None:
@@ -356,12 +405,14 @@ class Broker:
         # Apply the batch as one delta (as a broker loads the metadata log): only the latest
         # state of each partition matters, so a restarted broker never replays old leaderships.
         latest: dict[int, m.PartitionRecord] = {}
+        unfenced: list[int] = []
         for rec in records:
             if type(rec) is tuple:  # ("fence" | "unfence", broker id)
                 if rec[0] == "fence":
                     self.fenced.add(rec[1])
                 else:
                     self.fenced.discard(rec[1])
+                    unfenced.append(rec[1])
             else:
                 latest[rec.partition] = rec
         for rec in latest.values():
@@ -380,6 +431,10 @@ class Broker:
                 r.pending_isr = None
                 if r.is_leader:
                     self.on_isr_changed(r)
+        if unfenced:
+            for r in self.replicas.values():
+                if r.is_leader and any(b in r.remote and b not in r.isr for b in unfenced):
+                    self.maybe_expand_isr(r)
         # One fetch per leader for all partitions this delta moved to it (addPartitions).
         for fetcher in self.fetchers.values():
             fetcher.maybe_fetch()
@@ -419,14 +474,14 @@ class Broker:
             fetcher = self.fetchers.get(rec.leader)
             if fetcher is None:
                 fetcher = self.fetchers[rec.leader] = ReplicaFetcher(self, rec.leader)
-            fetcher.partitions.add(r.spec.index)
+            fetcher.add_partition(r.spec.index)
             if start_fetching:
                 fetcher.maybe_fetch()
 
     def _stop_following(self, r: Replica) -> None:
         fetcher = self.fetchers.get(r.leader_id)
         if fetcher is not None:
-            fetcher.partitions.discard(r.spec.index)
+            fetcher.remove_partition(r.spec.index)
 
     def truncate_on_divergence(self, r: Replica, leader_epoch: int, leader_end_offset: int) -> None:
         """KIP-279/595: truncate to the end of the last epoch both logs agree on."""
@@ -604,6 +659,7 @@ class Broker:
         if new_hw > log.hw:
             log.hw = new_hw
             self.recorder.hw_advanced(now, self.broker_id, r.spec.index, r.leader_epoch, new_hw)
+            self._mark_dirty(r, wake=False)
             self._complete_purgatory(r)
             self._wake_consumers(r)
 
@@ -622,12 +678,30 @@ class Broker:
         rr.last_fetch_ms = now
         advanced = fetch_offset > rr.leo
         rr.leo = fetch_offset
-        if follower not in r.isr and r.pending_isr is None and self._isr_eligible(follower) \
-                and fetch_offset >= r.log.hw and fetch_offset >= r.leader_epoch_start:
-            self._alter_partition(r, tuple(b for b in r.spec.replicas if b in r.isr or b == follower))
+        if follower not in r.isr:
+            self.maybe_expand_isr(r, fetching=follower)
         if advanced:
             self.maybe_increment_hw(r)
             self._check_legacy_waiters(r)
+
+    def maybe_expand_isr(self, r: Replica, fetching: int | None = None) -> None:
+        """Propose adding caught-up, unfenced followers to the ISR (Partition.maybeExpandIsr).
+
+        Kafka checks this on each follower fetch. With incremental fetch sessions an idle
+        follower lists nothing, so it is also checked when the ISR changes and when a broker is
+        unfenced, for followers that are fetching right now (their fetch is parked here).
+        """
+        if not r.is_leader or r.pending_isr is not None:
+            return
+        hw, start = r.log.hw, r.leader_epoch_start
+        sessions = self.fetch_sessions
+        for b, rr in r.remote.items():
+            if b in r.isr or not self._isr_eligible(b) or rr.leo < hw or rr.leo < start:
+                continue
+            s = sessions.get(b)
+            if b == fetching or (s is not None and s.parked is not None and r.spec.index in s.partitions):
+                self._alter_partition(r, tuple(x for x in r.spec.replicas if x in r.isr or x == b))
+                return
 
     def _alter_partition(self, r: Replica, new_isr: tuple) -> None:
         """Propose an ISR change to the controller (AlterPartition, KIP-497)."""
@@ -655,28 +729,106 @@ class Broker:
     def on_isr_changed(self, r: Replica) -> None:
         """A committed ISR change: requests may now complete (or fail under min ISR)."""
         self.maybe_increment_hw(r)
+        self.maybe_expand_isr(r)
         self._complete_purgatory(r)
         self._check_legacy_waiters(r)
 
     # --- fetch path (leader side) ----------------------------------------------------------
     def handle_fetch(self, req: m.FetchRequest) -> None:
         """Serve a follower or consumer fetch; park it if there is nothing to return."""
+        if req.replica_id >= 0:
+            self.handle_follower_fetch(req)
+            return
         results, has_data = self._read_for_fetch(req)
         if has_data or req.max_wait_ms <= 0:
             self._respond_fetch(req, results)
             return
         parked = ParkedFetch(req)
-        is_follower = req.replica_id >= 0
         for pf in req.partitions:
             r = self.replicas.get(pf.partition)
             if r is not None and r.is_leader:
-                lst = r.parked_followers if is_follower else r.parked_consumers
+                lst = r.parked_consumers
                 if len(lst) > 16:  # fetches completed through another partition linger here
                     lst[:] = [f for f in lst if not f.done]
                 lst.append(parked)
+        self._expire_parked_later(parked)
+
+    def _expire_parked_later(self, parked: ParkedFetch) -> None:
         incarnation = self.incarnation
-        self.env.timeout(req.max_wait_ms).callbacks.append(
+        self.env.timeout(parked.request.max_wait_ms).callbacks.append(
             lambda _ev: self._complete_fetch(parked) if self.incarnation == incarnation else None)
+
+    def handle_follower_fetch(self, req: m.FetchRequest) -> None:
+        """A follower fetch within its incremental fetch session (KIP-227)."""
+        follower = req.replica_id
+        if req.full:
+            session = FetchSession(req.session_id, {pf.partition for pf in req.partitions})
+            old = self.fetch_sessions.get(follower)
+            if old is not None and old.parked is not None:
+                old.parked.done = True
+            self.fetch_sessions[follower] = session
+        else:
+            session = self.fetch_sessions.get(follower)
+            if session is None or session.session_id != req.session_id:
+                self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, [], 0, True))
+                return
+        results, has_data = self._read_session(req, session)
+        if has_data or req.max_wait_ms <= 0:
+            self._respond_fetch(req, results)
+            return
+        parked = ParkedFetch(req)
+        session.parked = parked
+        self._expire_parked_later(parked)
+
+    def _read_session(self, req: m.FetchRequest, session: FetchSession) -> tuple[list, bool]:
+        """Read for the listed partitions, then for those that changed on our side."""
+        dirty, session.dirty = session.dirty, set()
+        results, has_data = self._read_for_fetch(req)
+        listed = {pf.partition for pf in req.partitions}
+        follower = req.replica_id
+        budget = req.max_bytes - sum(sum(pd.nbytes) for pd in results)
+        for p in sorted(dirty):
+            if p in listed or p not in session.partitions:
+                continue
+            r = self.replicas.get(p)
+            if r is None or not r.is_leader:
+                results.append(m.PartitionData(p, m.NOT_LEADER_OR_FOLLOWER))
+                has_data = True
+                continue
+            log = r.log
+            rr = r.remote.get(follower)
+            fetch_offset = rr.leo if rr is not None else log.leo
+            pd = m.PartitionData(p, m.NONE, log.hw, log.leo)
+            if budget > 0 and 0 <= fetch_offset < log.leo:
+                i, j = log.read_range(fetch_offset, log.leo, min(req.partition_max_bytes, budget))
+                if j > i:
+                    self._fill(pd, log, i, j)
+                    budget -= sum(pd.nbytes)
+                    has_data = True
+            results.append(pd)
+        # Marks made while serving this very request are already answered; what a full
+        # response could not carry (byte limits) stays dirty for the next one.
+        session.dirty -= listed
+        replicas = self.replicas
+        for pd in results:
+            if pd.error != m.NONE or pd.diverging_epoch is not None:
+                continue
+            r = replicas[pd.partition]
+            rr = r.remote.get(follower)
+            served = pd.base[-1] + pd.count[-1] if pd.base else (rr.leo if rr is not None else r.log.leo)
+            if served < r.log.leo:
+                session.dirty.add(pd.partition)
+        return results, has_data
+
+    @staticmethod
+    def _fill(pd: m.PartitionData, log: Log, i: int, j: int) -> None:
+        pd.base = log.base[i:j]
+        pd.count = log.count[i:j]
+        pd.epoch = log.epoch[i:j]
+        pd.batch_id = log.batch_id[i:j]
+        pd.pid = log.pid[i:j]
+        pd.seq = log.seq[i:j]
+        pd.nbytes = log.nbytes[i:j]
 
     def _read_for_fetch(self, req: m.FetchRequest) -> tuple[list, bool]:
         results = []
@@ -726,13 +878,7 @@ class Broker:
             if budget > 0 and pf.fetch_offset < upto:
                 i, j = log.read_range(pf.fetch_offset, upto, min(req.partition_max_bytes, budget))
                 if j > i:
-                    pd.base = log.base[i:j]
-                    pd.count = log.count[i:j]
-                    pd.epoch = log.epoch[i:j]
-                    pd.batch_id = log.batch_id[i:j]
-                    pd.pid = log.pid[i:j]
-                    pd.seq = log.seq[i:j]
-                    pd.nbytes = log.nbytes[i:j]
+                    self._fill(pd, log, i, j)
                     budget -= sum(pd.nbytes)
                     has_data = True
             results.append(pd)
@@ -746,14 +892,33 @@ class Broker:
         if parked.done or not self.alive:
             return
         parked.done = True
-        results, _ = self._read_for_fetch(parked.request)
-        self._respond_fetch(parked.request, results)
+        req = parked.request
+        if req.replica_id >= 0:
+            session = self.fetch_sessions.get(req.replica_id)
+            if session is None or session.session_id != req.session_id:
+                return  # superseded by a newer session of the same follower
+            session.parked = None
+            # the listed partitions were processed on arrival; now serve whatever moved since
+            results, _ = self._read_session(m.FetchRequest(req.client, req.request_id, req.replica_id, 0,
+                                                           req.max_bytes, req.partition_max_bytes, [],
+                                                           req.session_id, False), session)
+        else:
+            results, _ = self._read_for_fetch(req)
+        self._respond_fetch(req, results)
+
+    def _mark_dirty(self, r: Replica, wake: bool) -> None:
+        """Partition `r` changed on the leader: tell each follower's session (and wake it on new data)."""
+        p = r.spec.index
+        sessions = self.fetch_sessions
+        for b in r.remote:
+            s = sessions.get(b)
+            if s is not None and p in s.partitions:
+                s.dirty.add(p)
+                if wake and s.parked is not None:
+                    self._complete_fetch(s.parked)
 
     def _wake_followers(self, r: Replica) -> None:
-        if r.parked_followers:
-            parked, r.parked_followers = r.parked_followers, []
-            for f in parked:
-                self._complete_fetch(f)
+        self._mark_dirty(r, wake=True)
 
     def _wake_consumers(self, r: Replica) -> None:
         if r.parked_consumers:

@@ -75,6 +75,10 @@ class FetchRequest:
     max_bytes: int
     partition_max_bytes: int
     partitions: list  # PartitionFetch
+    # KIP-227 incremental fetch sessions (follower fetches): a full request lists every partition
+    # and opens a session; an incremental one lists only partitions whose fetch state changed.
+    session_id: int = 0
+    full: bool = True
 
 
 @dataclass(slots=True, eq=False)
@@ -100,6 +104,7 @@ class FetchResponse:
     broker: int
     partitions: list  # PartitionData
     nbytes: int = 0
+    session_error: bool = False  # FETCH_SESSION_ID_NOT_FOUND: the follower must send a full request
 
 
 @dataclass(slots=True, eq=False)
