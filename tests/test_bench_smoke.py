@@ -1,0 +1,29 @@
+"""CI smoke run of the benchmark's short variant: it must run and report sane numbers (no timing target)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_short_runs_and_reports_every_metric():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--short", "--json"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["short"] is True
+    runs = {r["scenario"]: r for r in report["runs"]}
+    assert set(runs) == {"steady", "many-partitions", "soak"}
+    for r in runs.values():
+        assert r["records"] > 0 and r["sim_events"] > 0 and r["wall_s"] > 0
+        assert abs(r["records_per_wall_s"] - r["records"] / r["wall_s"]) <= 0.01 * r["records_per_wall_s"]
+        assert r["bare_simpy_events_per_s"] > 10_000
+        assert r["records_per_bare_event"] > 0 and r["peak_mib"] > 0
+        assert r["acked_lost"] == 0  # acks=all, min.insync 2, one broker down at a time
+    # the batch is the unit of work: a few SimPy events per batch at steady load, not per record
+    assert runs["steady"]["events_per_batch"] < 10
+    assert runs["steady"]["records"] / runs["steady"]["sim_events"] > 20
