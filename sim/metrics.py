@@ -71,53 +71,91 @@ def _leadership(events: pd.DataFrame) -> pd.DataFrame:
     return lead.sort_values("time_ms", kind="stable")
 
 
+def _first_per_partition(parts: np.ndarray, *cols: np.ndarray) -> dict[int, tuple]:
+    """For time-ordered rows: partition -> the columns of its first row."""
+    uniq, idx = np.unique(parts, return_index=True)
+    return {int(p): tuple(c[i] for c in cols) for p, i in zip(uniq, idx)}
+
+
 def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, acks_zero: bool) -> list[dict]:
     """For every crash and every partition its victim led: time to a new leader and to a write.
 
     `first_ack_ms` is the first acknowledgement from the new leader after the fault (for acks=0,
-    which has no acknowledgements, the first append on the new leader).
+    which has no acknowledgements, the first append on the new leader). Vectorised over
+    partitions: a 10,000-partition failover is measured in milliseconds.
     """
     crashes = events[events["kind"] == "crash"]
     if crashes.empty:
         return []
     lead = _leadership(events)
+    lt = lead["time_ms"].to_numpy()
+    lp = lead["partition_index"].to_numpy()
+    lb = lead["broker"].to_numpy()
+    elected_kind = (lead["kind"] == "leader_elected").to_numpy()
     if acks_zero:
         ap = recorder.arrays("appended")
-        writes = pd.DataFrame({"time_ms": ap["time_ms"], "partition_index": ap["partition"], "broker": ap["broker"]})
-        writes = writes.sort_values("time_ms", kind="stable")
+        wt, wp, wb = ap["time_ms"], ap["partition"], ap["broker"]
     else:
         done = recorder.arrays("batch_done")
         ok = done["outcome"] == OUTCOMES.index("acked")
-        part = batches["partition_index"].to_numpy()[done["batch_id"][ok]]
-        writes = pd.DataFrame({"time_ms": done["time_ms"][ok], "partition_index": part, "broker": done["broker"][ok]})
-        writes = writes.sort_values("time_ms", kind="stable")
-    writes_by_part = {p: g for p, g in writes.groupby("partition_index", sort=False)}
-    lead_by_part = {p: g for p, g in lead.groupby("partition_index", sort=False)}
-    out = []
+        wt, wb = done["time_ms"][ok], done["broker"][ok]
+        wp = batches["partition_index"].to_numpy()[done["batch_id"][ok]]
+    order = np.argsort(wt, kind="stable")
+    wt, wp, wb = wt[order], wp[order], wb[order]
     names = recorder.partition_names
-    for _, crash in crashes.iterrows():
-        tf, victim = float(crash["time_ms"]), int(crash["broker"])
-        for p, g in lead_by_part.items():
-            before = g[g["time_ms"] <= tf]
-            if before.empty or int(before["broker"].iloc[-1]) != victim:
-                continue
-            after = g[(g["time_ms"] > tf) & (g["kind"] == "leader_elected")]
-            elected = float(after["time_ms"].iloc[0]) if len(after) else None
-            new_leader = int(after["broker"].iloc[0]) if len(after) else -1
-            w = writes_by_part.get(p)
-            first = None
-            if w is not None and elected is not None:
-                ww = w[(w["time_ms"] > tf) & (w["broker"] == new_leader)]
-                if len(ww):
-                    first = float(ww["time_ms"].iloc[0])
+    out = []
+    for tf, victim in zip(crashes["time_ms"].to_numpy(), crashes["broker"].to_numpy()):
+        tf, victim = float(tf), int(victim)
+        before = lt <= tf
+        # the leader of each partition at the fault: its last leadership event up to then
+        rev = np.nonzero(before)[0][::-1]
+        last = _first_per_partition(lp[rev], lb[rev])
+        led = sorted(p for p, (b,) in last.items() if b == victim)
+        if not led:
+            continue
+        after = (~before) & elected_kind
+        first_elect = _first_per_partition(lp[after], lt[after], lb[after])
+        new_leader = np.full(len(names) if names else int(lp.max()) + 1, -2, dtype=np.int64)
+        for p in led:
+            if p in first_elect:
+                new_leader[p] = first_elect[p][1]
+        w_after = wt > tf
+        hit = w_after & (wb == new_leader[wp])
+        first_write = _first_per_partition(wp[hit], wt[hit])
+        for p in led:
+            elected, leader = first_elect.get(p, (None, -1))
+            first = first_write.get(p, (None,))[0] if elected is not None else None
+            elected = None if elected is None else float(elected)
+            first = None if first is None else float(first)
             out.append({
                 "fault_ms": tf, "broker": victim, "partition": names[p] if names else int(p),
-                "new_leader": new_leader, "elected_ms": elected, "first_ack_ms": first,
+                "new_leader": int(leader), "elected_ms": elected, "first_ack_ms": first,
                 "election_ms": None if elected is None else elected - tf,
                 "unavailable_ms": None if first is None else first - tf,
             })
     out.sort(key=lambda d: (d["fault_ms"], d["partition"]))
     return out
+
+
+def _level_total(events: pd.DataFrame, indicator: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Time-weighted count of partitions whose indicator is on, per bin.
+
+    Each event sets its partition's indicator; the total is a single step function built from
+    the changes (new minus previous indicator of the same partition).
+    """
+    if len(events) == 0:
+        return np.zeros(len(edges) - 1)
+    t = events["time_ms"].to_numpy()
+    p = events["partition_index"].to_numpy()
+    order = np.lexsort((t, p))  # by partition, then time
+    ind = indicator.astype(float)[order]
+    same = np.concatenate(([False], p[order][1:] == p[order][:-1]))
+    prev = np.where(same, np.concatenate(([0.0], ind[:-1])), 0.0)
+    delta = ind - prev
+    by_time = np.argsort(t[order], kind="stable")
+    times = t[order][by_time]
+    total = np.cumsum(delta[by_time])
+    return _level_per_second(times, total, edges)
 
 
 def _level_per_second(times: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -159,15 +197,9 @@ def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[in
                 p50[s], p99[s] = weighted_percentiles(lat[idx], w[idx], [50, 99])
     out["latency_p50_ms"] = p50
     out["latency_p99_ms"] = p99
-    under = np.zeros(n_bins)
-    offline = np.zeros(n_bins)
     isr = events[events["kind"] == "isr_change"]
-    for p, g in isr.groupby("partition_index", sort=False):
-        rf = replication[int(p)]
-        under += _level_per_second(g["time_ms"].to_numpy(), (g["value"].to_numpy() < rf).astype(float), edges)
+    rf = np.array([replication[int(p)] for p in isr["partition_index"].to_numpy()], dtype=np.int64)
+    out["under_replicated_partitions"] = _level_total(isr, isr["value"].to_numpy() < rf, edges)
     lead = _leadership(events)
-    for p, g in lead.groupby("partition_index", sort=False):
-        offline += _level_per_second(g["time_ms"].to_numpy(), (g["broker"].to_numpy() < 0).astype(float), edges)
-    out["under_replicated_partitions"] = under
-    out["offline_partitions"] = offline
+    out["offline_partitions"] = _level_total(lead, lead["broker"].to_numpy() < 0, edges)
     return out
