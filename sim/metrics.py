@@ -94,7 +94,8 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
     elected_kind = (lead["kind"] == "leader_elected").to_numpy()
     if acks_zero:
         ap = recorder.arrays("appended")
-        wt, wp, wb = ap["time_ms"], ap["partition"], ap["broker"]
+        lead_app = ap["as_leader"].astype(bool)  # a new leader's own appends, not what it replicated
+        wt, wp, wb = ap["time_ms"][lead_app], ap["partition"][lead_app], ap["broker"][lead_app]
     else:
         done = recorder.arrays("batch_done")
         ok = done["outcome"] == OUTCOMES.index("acked")

@@ -25,7 +25,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "produce_error": (("time_ms", "f8"), ("batch_id", "i8"), ("broker", "i4"), ("error", "U40")),
     "batch_done": (("time_ms", "f8"), ("batch_id", "i8"), ("outcome", "i1"), ("offset", "i8"), ("broker", "i4")),
     "appended": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8"),
-                 ("leader_epoch", "i4")),
+                 ("leader_epoch", "i4"), ("as_leader", "?")),
     "hw_advanced": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("leader_epoch", "i4"), ("hw", "i8")),
     "consumed": (("time_ms", "f8"), ("consumer", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8")),
     "events": (("time_ms", "f8"), ("kind", "U32"), ("broker", "i4"), ("partition", "i4"), ("value", "i8"),
@@ -68,14 +68,14 @@ class Recorder:
 
     def appended(self, t, broker, partition, offset, batch_id, epoch) -> None:
         a = self._appended
-        a[0](t); a[1](broker); a[2](partition); a[3](offset); a[4](batch_id); a[5](epoch)
+        a[0](t); a[1](broker); a[2](partition); a[3](offset); a[4](batch_id); a[5](epoch); a[6](True)
 
     def appended_many(self, t, broker, partition, offsets, batch_ids, epochs) -> None:
         """A follower appended a fetched run of batches at once."""
         n = len(offsets)
         a = self._cols["appended"]
         a[0].extend([t] * n); a[1].extend([broker] * n); a[2].extend([partition] * n)
-        a[3].extend(offsets); a[4].extend(batch_ids); a[5].extend(epochs)
+        a[3].extend(offsets); a[4].extend(batch_ids); a[5].extend(epochs); a[6].extend(bytes(n))
 
     def hw_advanced(self, t, broker, partition, epoch, hw) -> None:
         a = self._hw

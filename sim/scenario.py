@@ -218,6 +218,8 @@ class ProducerConfig(_Model):
     retry_backoff_max_ms: KafkaMs = Field(1000, alias="retry.backoff.max.ms")
     request_timeout_ms: PositiveMs = Field(30000, alias="request.timeout.ms")
     delivery_timeout_ms: PositiveMs = Field(120000, alias="delivery.timeout.ms")
+    reconnect_backoff_ms: KafkaMs = Field(50, alias="reconnect.backoff.ms")
+    reconnect_backoff_max_ms: KafkaMs = Field(1000, alias="reconnect.backoff.max.ms")
     start: Duration = Field(0.0, description="when the producer starts sending")
 
     @model_validator(mode="after")

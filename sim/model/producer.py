@@ -122,6 +122,11 @@ class Producer:
                                        config.retry_backoff_ms, config.request_timeout_ms, self.maybe_send)
         self.in_flight: dict[int, tuple] = {}  # request id -> (broker id, request)
         self.in_flight_per_broker = [0] * len(brokers)
+        # NetworkClient connection state: after a reset, nothing is sent to that broker until a
+        # reconnect attempt succeeds (reconnect.backoff.ms doubling to reconnect.backoff.max.ms).
+        self.connected = [True] * len(brokers)
+        self._reconnect_backoff = [config.reconnect_backoff_ms] * len(brokers)
+        self._probes: dict[int, m.MetadataRequest] = {}
         self.next_seq = dict.fromkeys(partitions, 0)
         self.next_record_id = dict.fromkeys(partitions, 0)
         self.request_ids = 0
@@ -239,7 +244,7 @@ class Producer:
             # Fast path: a broker with a free in-flight slot has nothing else ready to drain
             # (it would have been sent already), so the request holds just this batch.
             leader = self.metadata.leaders.get(p, (-1, -1))[0]
-            if leader >= 0 and self.in_flight_per_broker[leader] < self.config.max_in_flight:
+            if leader >= 0 and self.connected[leader] and self.in_flight_per_broker[leader] < self.config.max_in_flight:
                 self._send_request(leader, [b])
                 return
         q.append(b)
@@ -270,7 +275,7 @@ class Producer:
                 emptied.append(p)
                 continue
             leader, epoch = leaders.get(p, (-1, -1))
-            if leader < 0 or in_flight[leader] >= max_in_flight:
+            if leader < 0 or in_flight[leader] >= max_in_flight or not self.connected[leader]:
                 continue
             head = q[0]
             if head.retry_at > now:
@@ -334,7 +339,11 @@ class Producer:
         if t is m.ProduceResponse:
             self.on_produce_response(msg)
         elif t is m.MetadataResponse:
-            self.metadata.on_response(msg)
+            probe = self._probes.get(msg.broker)
+            if probe is not None and probe.request_id == msg.request_id:
+                self._connected(msg.broker)
+            else:
+                self.metadata.on_response(msg)
 
     def on_produce_response(self, resp: m.ProduceResponse) -> None:
         entry = self.in_flight.pop(resp.request_id, None)
@@ -374,6 +383,34 @@ class Producer:
             if b == broker:
                 self._fail_request(rid, m.NETWORK_EXCEPTION)
         self.metadata.connection_lost(broker)
+        cfg = self.config
+        if self.connected[broker]:
+            self.connected[broker] = False
+            self._reconnect_backoff[broker] = cfg.reconnect_backoff_ms
+        elif broker in self._probes:  # a reconnect attempt was refused
+            del self._probes[broker]
+            self._reconnect_backoff[broker] = min(self._reconnect_backoff[broker] * 2,
+                                                  max(cfg.reconnect_backoff_max_ms, cfg.reconnect_backoff_ms))
+        else:
+            return
+        delay = self._reconnect_backoff[broker] * float(self.rng.uniform(0.8, 1.2))
+        self.env.timeout(delay).callbacks.append(lambda _ev: self._reconnect(broker))
+        self.metadata.request()  # NetworkClient asks for a metadata update on a disconnect
+        self.maybe_send()
+
+    def _reconnect(self, broker: int) -> None:
+        """Try to connect again (an ApiVersions round trip stands in for the TCP handshake)."""
+        if self.connected[broker] or broker in self._probes or not self.alive:
+            return
+        self.request_ids += 1
+        probe = m.MetadataRequest(self, self.request_ids)
+        self._probes[broker] = probe
+        self.network.send(self, self.brokers[broker], probe)
+
+    def _connected(self, broker: int) -> None:
+        del self._probes[broker]
+        self.connected[broker] = True
+        self._reconnect_backoff[broker] = self.config.reconnect_backoff_ms
         self.maybe_send()
 
     def _on_error(self, batch: ProducerBatch, error: str, broker: int) -> None:

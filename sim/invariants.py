@@ -1,0 +1,97 @@
+"""Model invariants, checked over the recorded facts after every run (not asserts in the model).
+
+Each returns human-readable violations; an empty list means the run kept the protocol's rules:
+
+- every producer batch has exactly one final outcome;
+- a leader's HW never decreases within its leader epoch, and never exceeds what it holds;
+- at most one broker appends as leader in each (partition, leader epoch);
+- the final committed log of every partition is contiguous from offset 0, one batch per offset range;
+- an acknowledged batch that survives sits at the offset its acknowledgement reported.
+
+Guarantees that hold only under conditions (acks=all with min.insync and at most m-1 failures
+loses nothing; idempotence means no duplicates) are checked by the tests that set them up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .recorder import OUTCOMES, Recorder
+
+__all__ = ["check_invariants"]
+
+MAX_REPORTED = 20
+
+
+def check_invariants(recorder: Recorder) -> list[str]:
+    """All violations found in the run's facts (at most MAX_REPORTED per rule)."""
+    out: list[str] = []
+    names = recorder.partition_names
+    pname = (lambda p: names[p] if 0 <= p < len(names) else str(p))  # noqa: E731
+    created = recorder.arrays("batch_created")
+    done = recorder.arrays("batch_done")
+    n = len(created["batch_id"])
+
+    # one final outcome per batch
+    outcomes = np.bincount(done["batch_id"], minlength=n) if n else np.zeros(0, dtype=np.int64)
+    bad = np.nonzero(outcomes != 1)[0]
+    out += [f"batch {b}: {int(outcomes[b])} final outcomes (expected exactly 1)" for b in bad[:MAX_REPORTED]]
+
+    # leader HW monotone within an epoch, and not past the data the leader holds
+    hw = recorder.arrays("hw_advanced")
+    ap = recorder.arrays("appended")
+    if len(hw["hw"]):
+        key = np.lexsort((hw["time_ms"], hw["leader_epoch"], hw["partition"], hw["broker"]))
+        b, p, e, h = (hw[c][key] for c in ("broker", "partition", "leader_epoch", "hw"))
+        same = (b[1:] == b[:-1]) & (p[1:] == p[:-1]) & (e[1:] == e[:-1])
+        dec = np.nonzero(same & (h[1:] < h[:-1]))[0]
+        out += [f"{pname(int(p[i]))}: HW fell from {int(h[i])} to {int(h[i + 1])} on broker {int(b[i])} in "
+                f"epoch {int(e[i])}" for i in dec[:MAX_REPORTED]]
+        counts = created["record_count"]
+        ends = ap["offset"] + (counts[ap["batch_id"]] if n else 0)
+        viol = 0
+        for (bb, pp) in set(zip(hw["broker"].tolist(), hw["partition"].tolist())):
+            sel_h = (hw["broker"] == bb) & (hw["partition"] == pp)
+            sel_a = (ap["broker"] == bb) & (ap["partition"] == pp)
+            ta, ea = ap["time_ms"][sel_a], ends[sel_a]
+            order = np.argsort(ta, kind="stable")
+            ta, leo = ta[order], np.maximum.accumulate(ea[order]) if len(ea) else ea
+            th, hh = hw["time_ms"][sel_h], hw["hw"][sel_h]
+            idx = np.searchsorted(ta, th, side="right") - 1
+            held = np.where(idx >= 0, leo[np.maximum(idx, 0)] if len(leo) else 0, 0)
+            for i in np.nonzero(hh > held)[0][: MAX_REPORTED - viol]:
+                out.append(f"{pname(pp)}: HW {int(hh[i])} beyond the {int(held[i])} records broker {bb} held "
+                           f"at {th[i]:.3f} ms")
+                viol += 1
+
+    # one leader per (partition, epoch)
+    lead = ap["as_leader"].astype(bool)
+    if lead.any():
+        pe = np.unique(np.stack([ap["partition"][lead], ap["leader_epoch"][lead], ap["broker"][lead]]), axis=1)
+        pairs, counts = np.unique(pe[:2], axis=1, return_counts=True)
+        for i in np.nonzero(counts > 1)[0][:MAX_REPORTED]:
+            out.append(f"{pname(int(pairs[0, i]))}: {int(counts[i])} brokers appended as leader in epoch "
+                       f"{int(pairs[1, i])}")
+
+    # the final committed log is contiguous from 0
+    fl = recorder.arrays("final_log")
+    keep = fl["committed"].astype(bool)
+    if keep.any():
+        p, off, cnt = fl["partition"][keep], fl["offset"][keep], fl["record_count"][keep]
+        order = np.lexsort((off, p))
+        p, off, cnt = p[order], off[order], cnt[order]
+        first = np.concatenate(([True], p[1:] != p[:-1]))
+        expected = np.where(first, 0, np.concatenate(([0], off[:-1] + cnt[:-1])))
+        for i in np.nonzero(off != expected)[0][:MAX_REPORTED]:
+            out.append(f"{pname(int(p[i]))}: committed log jumps to offset {int(off[i])}, expected {int(expected[i])}")
+
+        # acknowledged offsets are truthful
+        acked = done["outcome"] == OUTCOMES.index("acked")
+        ack_off = dict(zip(done["batch_id"][acked].tolist(), done["offset"][acked].tolist()))
+        present: dict[int, list[int]] = {}
+        for bid, o in zip(fl["batch_id"][keep].tolist(), fl["offset"][keep].tolist()):
+            present.setdefault(bid, []).append(o)
+        wrong = [bid for bid, o in ack_off.items() if bid in present and o not in present[bid]]
+        out += [f"batch {bid}: acknowledged at offset {ack_off[bid]} but committed at {present[bid]}"
+                for bid in wrong[:MAX_REPORTED]]
+    return out
