@@ -1,3 +1,44 @@
-"""Tables and plots from kafkasim run and sweep directories (reads the results contract only)."""
+"""Tables and figures from kafkasim results: run and sweep directories in, DataFrames and plots out.
 
-__all__: list[str] = []
+Analysis reads the results contract only (``scenario.yaml``, ``summary.json`` and the parquet
+tables of a run; ``sweep.yaml`` and ``sweep.parquet`` of a sweep) and never imports the
+simulator. Rendering is headless (matplotlib's Agg canvas, no pyplot)::
+
+    import analysis
+    sweep = analysis.load_sweep("results/sweeps/durability")
+    analysis.loss_table(sweep)                       # mean loss rates over seeds with CIs
+    fig = analysis.loss_map(sweep, "plots/loss-map")  # -> loss-map.png and loss-map.svg
+    run = analysis.load_run("results/quickstart/seed-1")
+    analysis.level_summary(run), analysis.latency_percentiles(run.batches)
+    analysis.failover_timeline(run)
+    analysis.write_report("results/quickstart/seed-1")  # -> report.html
+"""
+
+from .load import ResultsError, Run, Sweep, load, load_run, load_sweep
+from .metrics import (
+    down_intervals, failover_table, isr_intervals, latency_percentiles, leadership_intervals, level_metrics,
+    level_summary, loss_tally, produce_latencies, sent_per_second,
+)
+from .plots import (
+    NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
+)
+from .report import figure_specs, group_table, write_plots, write_report
+from .stats import mean_ci, weighted_ecdf, weighted_percentiles
+from .tables import (
+    aggregate, failover_samples, latency_ecdfs, latency_table, loss_table, runs_table, throughput_table,
+)
+
+__all__ = [
+    # loading
+    "load", "load_run", "load_sweep", "Run", "Sweep", "ResultsError",
+    # level metrics (time-weighted)
+    "leadership_intervals", "isr_intervals", "down_intervals", "level_metrics", "level_summary",
+    # tally metrics (per record / per failover)
+    "produce_latencies", "latency_percentiles", "sent_per_second", "loss_tally", "failover_table",
+    # across runs
+    "runs_table", "aggregate", "group_table", "loss_table", "throughput_table", "latency_table", "latency_ecdfs", "failover_samples",
+    "mean_ci", "weighted_percentiles", "weighted_ecdf",
+    # figures and files
+    "loss_map", "failover_timeline", "failover_distribution", "latency_plot", "throughput_cost", "save_figure",
+    "NothingToPlot", "figure_specs", "write_plots", "write_report",
+]

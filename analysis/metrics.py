@@ -1,0 +1,322 @@
+"""Metrics of one run, recomputed from its recorded facts.
+
+Two kinds, kept apart (salabim's level/tally distinction):
+
+- **level** metrics are states that hold over time, built from state-change events and
+  weighted by how long each state lasted: leadership (`leadership_intervals`), ISR size
+  (`isr_intervals`), broker downtime (`down_intervals`), and their per-partition and
+  run-wide time-weighted summaries (`level_metrics`, `level_summary`);
+- **tally** metrics are distributions over individual occurrences: produce latency per
+  acknowledged record (`produce_latencies`, `latency_percentiles`), the Jepsen-style record
+  outcomes (`loss_tally`) and failover times per fault and partition (`failover_table`).
+
+All times are simulated milliseconds from the start of the run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .load import Run, replication_by_partition
+from .stats import weighted_percentiles
+
+__all__ = [
+    "down_intervals", "leadership_intervals", "isr_intervals", "level_metrics", "level_summary",
+    "produce_latencies", "latency_percentiles", "sent_per_second", "loss_tally", "failover_table",
+    "min_insync_by_partition",
+]
+
+_LEADERSHIP_KINDS = ("leader_elected", "partition_offline")
+
+
+def down_intervals(run: Run) -> pd.DataFrame:
+    """When each broker was down: crash to restart (or to the end of the run).
+
+    Columns: broker, start_ms, end_ms, cause (the crash event's detail, e.g. "crash").
+    """
+    ev = run.events
+    ev = ev[ev["kind"].isin(["crash", "restart"])].sort_values("time_ms", kind="stable")
+    rows, down = [], {}
+    for t, kind, broker, detail in zip(ev["time_ms"], ev["kind"], ev["broker"], ev["detail"]):
+        b = int(broker)
+        if kind == "crash" and b not in down:
+            down[b] = (float(t), str(detail))
+        elif kind == "restart" and b in down:
+            start, cause = down.pop(b)
+            rows.append((b, start, float(t), cause))
+    for b, (start, cause) in down.items():
+        rows.append((b, start, run.end_ms, cause))
+    out = pd.DataFrame(rows, columns=["broker", "start_ms", "end_ms", "cause"])
+    return out.sort_values(["start_ms", "broker"], kind="stable", ignore_index=True)
+
+
+def _partitions(run: Run) -> list[tuple[int, str]]:
+    """(partition_index, name) of every partition, from the events (index order)."""
+    ev = run.events
+    ev = ev[ev["partition_index"] >= 0]
+    pairs = ev[["partition_index", "partition"]].drop_duplicates("partition_index")
+    return sorted((int(i), str(n)) for i, n in zip(pairs["partition_index"], pairs["partition"]))
+
+
+def _intervals(times: np.ndarray, end_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each state that begins at `times` and lasts until the next one."""
+    starts = np.asarray(times, dtype=float)
+    ends = np.r_[starts[1:], max(end_ms, starts[-1] if len(starts) else end_ms)]
+    return starts, ends
+
+
+def leadership_intervals(run: Run) -> pd.DataFrame:
+    """Who led each partition, when, and whether it could take writes.
+
+    One row per interval: partition, partition_index, start_ms, end_ms, leader (-1: offline),
+    leader_epoch, and state:
+
+    - ``led``: a live broker leads the partition;
+    - ``leader down``: the leader's process has crashed but the controller has not yet fenced
+      it, so the partition still names it as leader and writes stall;
+    - ``offline``: no leader at all (no live ISR member, unclean election disabled).
+
+    Zero-length intervals (a change and its replacement at the same instant) are dropped.
+    """
+    ev = run.events
+    lead = ev[ev["kind"].isin(_LEADERSHIP_KINDS)].sort_values("time_ms", kind="stable")
+    down = down_intervals(run)
+    down_by_broker = {int(b): g[["start_ms", "end_ms"]].to_numpy() for b, g in down.groupby("broker")}
+    cols = ["partition", "partition_index", "start_ms", "end_ms", "leader", "leader_epoch", "state"]
+    rows = []
+    for p, g in lead.groupby("partition_index", sort=True):
+        name = str(g["partition"].iloc[0])
+        starts, ends = _intervals(g["time_ms"].to_numpy(), run.end_ms)
+        for s, e, leader, epoch in zip(starts, ends, g["broker"].to_numpy(), g["value"].to_numpy()):
+            leader = int(leader)
+            if leader < 0:
+                pieces = [(s, e, "offline")]
+            else:
+                pieces = _split_by_down(s, e, down_by_broker.get(leader))
+            for ps, pe, state in pieces:
+                if pe > ps:
+                    rows.append((name, int(p), float(ps), float(pe), leader, int(epoch), state))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _split_by_down(start: float, end: float, windows: np.ndarray | None) -> list[tuple[float, float, str]]:
+    """Cut [start, end) into "led" and "leader down" pieces by the leader's down windows."""
+    if windows is None or len(windows) == 0:
+        return [(start, end, "led")]
+    out, t = [], start
+    for ws, we in windows:
+        ws, we = max(ws, start), min(we, end)
+        if we <= ws:
+            continue
+        if ws > t:
+            out.append((t, ws, "led"))
+        out.append((ws, we, "leader down"))
+        t = we
+    if t < end:
+        out.append((t, end, "led"))
+    return out
+
+
+def isr_intervals(run: Run) -> pd.DataFrame:
+    """The in-sync replica set of each partition over time.
+
+    One row per interval: partition, partition_index, start_ms, end_ms, isr_size, isr (e.g.
+    "[0,1]"), replication_factor, and members_down: how many ISR members were crashed during
+    the interval (intervals are cut where that changes). A crashed broker stays in the ISR until
+    the controller fences it, and until then acks=all writes wait for it.
+    """
+    ev = run.events
+    isr = ev[ev["kind"] == "isr_change"].sort_values("time_ms", kind="stable")
+    rf = replication_by_partition(run.scenario)
+    down = down_intervals(run)
+    down_by_broker = {int(b): g[["start_ms", "end_ms"]].to_numpy() for b, g in down.groupby("broker")}
+    cols = ["partition", "partition_index", "start_ms", "end_ms", "isr_size", "isr", "replication_factor",
+            "members_down"]
+    rows = []
+    for p, g in isr.groupby("partition_index", sort=True):
+        name = str(g["partition"].iloc[0])
+        starts, ends = _intervals(g["time_ms"].to_numpy(), run.end_ms)
+        sets = g["detail"].astype(str).str.extract(r"(\[[0-9,]*\])(?:\s|$)", expand=False)
+        for s, e, size, members in zip(starts, ends, g["value"].to_numpy(), sets):
+            members = str(members)
+            ids = [int(x) for x in members.strip("[]").split(",") if x.strip().isdigit()]
+            windows = [w for b in ids for w in down_by_broker.get(b, ())]
+            cuts = sorted({s, e, *(float(t) for w in windows for t in w if s < t < e)})
+            for cs, ce in zip(cuts[:-1], cuts[1:]):
+                if ce <= cs:
+                    continue
+                n_down = sum(1 for ws, we in windows if ws <= cs and we >= ce)
+                rows.append((name, int(p), float(cs), float(ce), int(size), members,
+                             int(rf.get(name, max(int(size), 1))), n_down))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def min_insync_by_partition(run: Run) -> dict[str, int]:
+    """Partition name -> effective min.insync.replicas (topic value, else the cluster's)."""
+    cluster = run.scenario.get("cluster") or {}
+    out = {}
+    for t in run.scenario.get("topics") or []:
+        m = t.get("min.insync.replicas")
+        m = int(cluster.get("min.insync.replicas", 1) if m is None else m)
+        for i in range(int(t.get("partitions", 1))):
+            out[f"{t['name']}-{i}"] = m
+    return out
+
+
+def level_metrics(run: Run) -> pd.DataFrame:
+    """Per partition, time-weighted over the whole run.
+
+    Columns: partition, replication_factor, min_insync_replicas, mean_isr_size (time-weighted),
+    min_isr_size, under_replicated_ms (ISR smaller than the replication factor),
+    below_min_isr_ms (ISR smaller than min.insync.replicas: acks=all writes are refused),
+    isr_member_down_ms (an ISR member was crashed but not yet removed: acks=all writes wait),
+    leader_down_ms (the leader was crashed but not yet fenced: all writes wait), offline_ms,
+    unavailable_ms (leader down + offline), leader_changes (elections after t=0).
+    """
+    isr = isr_intervals(run)
+    lead = leadership_intervals(run)
+    min_isr = min_insync_by_partition(run)
+    ev = run.events
+    elections = ev[(ev["kind"].isin(_LEADERSHIP_KINDS)) & (ev["time_ms"] > 0)]
+    changes = elections.groupby("partition")["time_ms"].count()
+    total = run.end_ms
+    rows = []
+    for idx, name in _partitions(run):
+        gi = isr[isr["partition_index"] == idx]
+        gl = lead[lead["partition_index"] == idx]
+        dur = (gi["end_ms"] - gi["start_ms"]).to_numpy()
+        sizes = gi["isr_size"].to_numpy()
+        rf = int(gi["replication_factor"].iloc[0]) if len(gi) else replication_by_partition(run.scenario).get(name, 1)
+        m = min_isr.get(name, 1)
+        ldur = gl["end_ms"] - gl["start_ms"]
+        member_down = float(dur[gi["members_down"].to_numpy() > 0].sum())
+        leader_down = float(ldur[gl["state"] == "leader down"].sum())
+        offline = float(ldur[gl["state"] == "offline"].sum())
+        rows.append({
+            "partition": name,
+            "replication_factor": rf,
+            "min_insync_replicas": m,
+            "mean_isr_size": float((dur * sizes).sum() / dur.sum()) if dur.sum() > 0 else math.nan,
+            "min_isr_size": int(sizes.min()) if len(sizes) else -1,
+            "under_replicated_ms": float(dur[sizes < rf].sum()),
+            "below_min_isr_ms": float(dur[sizes < m].sum()),
+            "isr_member_down_ms": member_down,
+            "leader_down_ms": leader_down,
+            "offline_ms": offline,
+            "unavailable_ms": leader_down + offline,
+            "leader_changes": int(changes.get(name, 0)),
+            "run_ms": total,
+        })
+    return pd.DataFrame(rows)
+
+
+def level_summary(run: Run) -> dict:
+    """Run-wide level metrics, time-weighted over the whole run (duration + settle).
+
+    ``mean_under_replicated_partitions`` is the time-average of the number of under-replicated
+    partitions (the same quantity as the mean of the per-second ``under_replicated_partitions``
+    series, weighted by bin length); likewise ``mean_offline_partitions``.
+    """
+    lm = level_metrics(run)
+    total = run.end_ms
+    if lm.empty or total <= 0:
+        return {"partitions": 0}
+    isr = isr_intervals(run)
+    # the largest number of partitions under-replicated at the same time
+    under = isr[isr["isr_size"] < isr["replication_factor"]]
+    edges = pd.concat([
+        pd.DataFrame({"t": under["start_ms"], "d": 1}), pd.DataFrame({"t": under["end_ms"], "d": -1}),
+    ]).sort_values(["t", "d"], kind="stable")
+    max_under = int(edges["d"].cumsum().max()) if len(edges) else 0
+    return {
+        "partitions": int(len(lm)),
+        "mean_isr_size": float(lm["mean_isr_size"].mean()),
+        "mean_under_replicated_partitions": float(lm["under_replicated_ms"].sum() / total),
+        "max_under_replicated_partitions": max_under,
+        "mean_offline_partitions": float(lm["offline_ms"].sum() / total),
+        "partition_seconds_under_replicated": float(lm["under_replicated_ms"].sum() / 1000.0),
+        "partition_seconds_below_min_isr": float(lm["below_min_isr_ms"].sum() / 1000.0),
+        "partition_seconds_isr_member_down": float(lm["isr_member_down_ms"].sum() / 1000.0),
+        "partition_seconds_leader_down": float(lm["leader_down_ms"].sum() / 1000.0),
+        "partition_seconds_offline": float(lm["offline_ms"].sum() / 1000.0),
+        "leader_changes": int(lm["leader_changes"].sum()),
+    }
+
+
+# --- tally metrics -------------------------------------------------------------------------------
+def produce_latencies(batches: pd.DataFrame) -> pd.DataFrame:
+    """Produce latency of every acknowledged batch: latency_ms (mid arrival to ack) and records.
+
+    A batch's records arrived between its first and last arrival; like the simulator's summary,
+    each batch counts its records at the latency of its mid arrival.
+    """
+    acked = batches[batches["outcome"].astype(str) == "acked"]
+    mid = (acked["first_arrival_ms"].to_numpy() + acked["last_arrival_ms"].to_numpy()) / 2.0
+    return pd.DataFrame({"latency_ms": acked["acked_ms"].to_numpy() - mid,
+                         "records": acked["record_count"].to_numpy().astype(np.int64)})
+
+
+def sent_per_second(run: Run) -> pd.Series:
+    """Records sent per simulated second (by each batch's first send), on the timeseries' seconds."""
+    ts = run.timeseries
+    n = len(ts)
+    b = run.read_batches(["sent_ms", "record_count"])
+    b = b[b["sent_ms"].notna()]
+    sec = np.minimum((b["sent_ms"].to_numpy(dtype=float) // 1000).astype(int), max(n - 1, 0))
+    counts = np.bincount(sec, weights=b["record_count"].to_numpy(dtype=float), minlength=n)[:n] if n else np.zeros(0)
+    return pd.Series(counts.astype(np.int64), index=ts["second"].to_numpy(), name="records_sent")
+
+
+def latency_percentiles(batches: pd.DataFrame, qs=(50, 99, 99.9)) -> dict[str, float]:
+    """Record-weighted produce latency percentiles, keyed "p50", "p99", "p999"."""
+    lat = produce_latencies(batches)
+    vals = weighted_percentiles(lat["latency_ms"].to_numpy(), lat["records"].to_numpy(), list(qs))
+    return {_pkey(q): v for q, v in zip(qs, vals)}
+
+
+def _pkey(q: float) -> str:
+    return "p" + (f"{q:g}".replace(".", ""))
+
+
+def loss_tally(batches: pd.DataFrame) -> dict:
+    """Record outcomes counted from the batches table, as the checker classifies them.
+
+    Returns records_sent, records_acked, records_failed, records_unknown, acked_lost,
+    records_lost, and the rates loss_rate = records_lost / records_sent and
+    acked_loss_rate = acked_lost / records_sent.
+    """
+    count = batches["record_count"].to_numpy(dtype=np.int64)
+    outcome = batches["outcome"].astype(str).to_numpy()
+    absent = batches["copies_in_log"].to_numpy() == 0
+    sent = ~np.isnan(batches["sent_ms"].to_numpy(dtype=float))
+    acked, failed, unknown = outcome == "acked", outcome == "failed", outcome == "unknown"
+    out = {
+        "records_sent": int(count[sent].sum()),
+        "records_acked": int(count[acked].sum()),
+        "records_failed": int(count[failed].sum()),
+        "records_unknown": int(count[unknown].sum()),
+        "acked_lost": int(count[acked & absent].sum()),
+        "records_lost": int(count[(acked | unknown) & absent & sent].sum()),
+    }
+    s = out["records_sent"]
+    out["loss_rate"] = out["records_lost"] / s if s else math.nan
+    out["acked_loss_rate"] = out["acked_lost"] / s if s else math.nan
+    return out
+
+
+def failover_table(run: Run) -> pd.DataFrame:
+    """One row per (fault, partition the crashed broker led), from the run summary.
+
+    Columns: fault_ms, broker, partition, new_leader, elected_ms, first_ack_ms, election_ms
+    (fault to new leader elected), unavailable_ms (fault to first write acknowledged by the new
+    leader); NaN where it never happened before the run ended.
+    """
+    cols = ["fault_ms", "broker", "partition", "new_leader", "elected_ms", "first_ack_ms",
+            "election_ms", "unavailable_ms"]
+    df = pd.DataFrame(run.summary.get("failovers") or [], columns=cols)
+    for c in ("fault_ms", "elected_ms", "first_ack_ms", "election_ms", "unavailable_ms"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df

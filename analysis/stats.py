@@ -1,0 +1,121 @@
+"""Small statistics helpers: seed-level confidence intervals, weighted percentiles and ECDFs.
+
+No SciPy: the Student t quantile comes from the closed-form t CDF for integer degrees of
+freedom (Abramowitz & Stegun 26.7.3-4), inverted by bisection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["t_quantile", "mean_ci", "weighted_percentiles", "weighted_ecdf", "ecdf_points"]
+
+
+def _t_central(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with `df` (integer >= 1) degrees of freedom."""
+    theta = math.atan(t / math.sqrt(df))
+    s, c = math.sin(theta), math.cos(theta)
+    if df % 2 == 1:
+        # (2/pi) (theta + sin(theta) (cos + 2/3 cos^3 + 2*4/(3*5) cos^5 + ... + cos^(df-2)))
+        total, term = 0.0, c
+        for k in range(1, (df - 1) // 2 + 1):
+            total += term
+            term *= c * c * (2 * k) / (2 * k + 1)
+        return (2.0 / math.pi) * (theta + s * total)
+    # sin(theta) (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ... + cos^(df-2))
+    total, term = 1.0, 1.0
+    for k in range(1, df // 2):
+        term *= c * c * (2 * k - 1) / (2 * k)
+        total += term
+    return s * total
+
+
+def t_quantile(confidence: float, df: int) -> float:
+    """The two-sided Student t critical value: P(|T| <= q) = confidence."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must be between 0 and 1")
+    if df < 1:
+        raise ValueError("degrees of freedom must be >= 1")
+    lo, hi = 0.0, 1.0
+    while _t_central(hi, df) < confidence:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if _t_central(mid, df) < confidence:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12:
+            break
+    return (lo + hi) / 2.0
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean of independent replications (seeds) and its t confidence interval: (mean, low, high, n).
+
+    NaN values are ignored. With one value the interval is undefined (NaN, NaN).
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    n = len(v)
+    if n == 0:
+        return (math.nan, math.nan, math.nan, 0)
+    mean = float(v.mean())
+    if n == 1:
+        return (mean, math.nan, math.nan, 1)
+    half = t_quantile(confidence, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
+    return (mean, mean - half, mean + half, n)
+
+
+def weighted_percentiles(values, weights, qs) -> list[float]:
+    """Percentiles (0..100) of `values` where each value counts `weights` times.
+
+    The smallest value whose cumulative weight reaches q% of the total: the definition
+    the simulator's summary uses, so the numbers agree exactly.
+    """
+    values = np.asarray(values, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if len(values) == 0 or weights.sum() <= 0:
+        return [math.nan for _ in qs]
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], np.cumsum(weights[order])
+    total = w[-1]
+    out = []
+    for q in qs:
+        i = int(np.searchsorted(w, q / 100.0 * total, side="left"))
+        out.append(float(v[min(i, len(v) - 1)]))
+    return out
+
+
+def weighted_ecdf(values, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """The empirical CDF: sorted distinct values and the weight fraction at or below each."""
+    values = np.asarray(values, dtype=float)
+    weights = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=float)
+    keep = ~np.isnan(values)
+    values, weights = values[keep], weights[keep]
+    if len(values) == 0 or weights.sum() <= 0:
+        return np.empty(0), np.empty(0)
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], np.cumsum(weights[order])
+    last = np.r_[v[1:] != v[:-1], True]  # the last of each run of equal values
+    return v[last], w[last] / w[-1]
+
+
+def ecdf_points(x: np.ndarray, y: np.ndarray, max_points: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """At most `max_points` points of an ECDF, kept evenly in probability plus the whole last 1 %.
+
+    Every kept point is an exact point of the ECDF (nothing is interpolated), so a plot drawn
+    from them is exact at every vertex and the tail that matters for p99 keeps full detail.
+    """
+    if len(x) <= max_points:
+        return x, y
+    levels = np.linspace(0.0, 1.0, max_points // 2 + 1)
+    idx = np.searchsorted(y, levels, side="left")
+    tail_from = int(np.searchsorted(y, 0.99, side="left"))
+    tail = np.arange(tail_from, len(y))
+    if len(tail) > max_points // 2:
+        tail = tail[np.linspace(0, len(tail) - 1, max_points // 2).astype(int)]
+    keep = np.unique(np.clip(np.r_[0, idx, tail, len(y) - 1], 0, len(y) - 1))
+    return x[keep], y[keep]
