@@ -56,9 +56,9 @@ def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOpt
         width = Measurement.get(out_console, out_console.options.update_width(1000), table).maximum
         Console(file=out_console.file, width=width).print(table)
     err_console.print(f"wrote {report.out_dir}/sweep.parquet: {len(report.frame)} runs, {report.ran} run now, "
-                      f"{report.skipped} kept, {report.failed} failed", markup=False, highlight=False)
+                      f"{report.skipped} kept, {report.failed} failed", markup=False, highlight=False, soft_wrap=True)
     if report.failed:
-        err_console.print(f"failed runs: {report.out_dir / 'failures'}", markup=False, highlight=False)
+        err_console.print(f"failed runs: {report.out_dir / 'failures'}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
 
 

@@ -59,7 +59,8 @@ from .scenario import Scenario, ScenarioError, _load_raw, apply_overrides
 
 __all__ = [
     "sweep", "run_sweep", "load_sweep", "aggregate", "collect", "execute_run", "Sweep", "SweepSpec", "SweepRun",
-    "SweepReport", "RunOutcome", "SweepError", "SweepInterrupted", "AGGREGATE_METRICS", "t_critical",
+    "SweepReport", "RunOutcome", "SweepError", "SweepInterrupted", "AGGREGATE_METRICS", "RUN_COLUMNS", "WORKER_DIED",
+    "mean_ci95", "t_critical", "params_digest", "available_cores",
 ]
 
 SWEEP_NAME = r"^[A-Za-z0-9._-]+$"
@@ -117,6 +118,8 @@ class SweepSpec(BaseModel):
         # Hand-written messages that name the dotted key; pydantic's union errors would not.
         if not isinstance(data, dict):
             raise ValueError(f"sweep: expected a mapping at the top level, got {type(data).__name__}")
+        # an empty YAML section (`grid:` and nothing under it) means none
+        data = {k: v for k, v in data.items() if not (k in ("set", "grid", "zip") and v is None)}
         if "scenario" in data and not isinstance(data["scenario"], (str, dict)):
             raise ValueError("scenario: must be a path to a scenario file or an inline scenario mapping")
         if not isinstance(data.get("set", {}), dict):
@@ -207,7 +210,11 @@ SweepLike = Union[Sweep, SweepSpec, str, Path, dict]
 
 
 def load_sweep(source: SweepLike) -> Sweep:
-    """Read, validate and expand a sweep (a path, a mapping or a SweepSpec) into its runs."""
+    """Read, validate and expand a sweep (a path, a mapping or a SweepSpec) into its runs.
+
+    A relative base-scenario path is relative to the sweep file, or to the working directory
+    when the sweep is a mapping.
+    """
     if isinstance(source, Sweep):
         return source
     default_name, base_dir = None, Path.cwd()
@@ -298,8 +305,9 @@ def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path) -> Sweep:
     for index, (combo, sc) in enumerate(zip(combos, scenarios)):
         digest = params_digest(combo)
         if digests.setdefault(digest, combo) != combo:  # 32 bits: ~1e-4 odds at 1000 combinations
-            raise SweepError(f"grid: combinations {digests[digest]} and {combo} share run-id hash {digest}; "
-                             "rename the sweep or reorder a list to get distinct ids")
+            raise SweepError(f"grid: combinations {digests[digest]} and {combo} share run-id hash {digest} "
+                             "(a one-in-four-billion coincidence); write one of their values differently, "
+                             "e.g. 1.0 for 1")
         for seed in seeds:
             runs.append(SweepRun(f"{name}-{digest}-s{seed:04d}", seed, combo,
                                  sc.model_copy(update={"seed": seed}), index))
@@ -318,8 +326,10 @@ def _resolve_combination(base: dict, combo: dict, sections: dict[str, str]) -> S
     if field in combo and field in sections:
         raise SweepError(f"{sections[field]}.{first}")
     if not combo:
-        raise SweepError(f"scenario: {first}")
-    raise SweepError(f"{first} (with {', '.join(f'{k}={_as_text(v)}' for k, v in combo.items())})")
+        raise SweepError(first if first.startswith("scenario: ") else f"scenario: {first}")
+    # a cross-field problem: name the combination that caused it
+    raise SweepError(f"{first.removeprefix('scenario: ')} "
+                     f"(with {', '.join(f'{k}={_as_text(v)}' for k, v in combo.items())})")
 
 
 def params_digest(params: dict[str, Any]) -> str:
@@ -389,9 +399,10 @@ class SerialExecutor:
         """Execute each run in turn."""
         for run in runs:
             try:
-                yield self.execute(run)
+                outcome = self.execute(run)
             except Exception as e:  # noqa: BLE001 - only reachable with a custom `execute`
-                yield RunOutcome(run.run_id, error=describe_error(e))
+                outcome = RunOutcome(run.run_id, error=describe_error(e))
+            yield outcome
 
 
 def _ignore_sigint() -> None:
@@ -513,8 +524,10 @@ class DaskExecutor:
         from dask.distributed import Client, LocalCluster
 
         if self.address == "local":
+            # the scheduler always serves HTTP: a free port (":0") instead of fighting over 8787, no dashboard
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=logging.ERROR)
+                                         dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                                         silence_logs=logging.ERROR)
             self._client = Client(self._cluster)
         else:
             try:
@@ -670,12 +683,16 @@ def _complete_runs(runs: list[SweepRun], out_dir: Path) -> set[str]:
 
 
 def _prepare(out_dir: Path, sw: Sweep, complete: set[str]) -> None:
-    """Create the sweep directory, write sweep.yaml, and clear what a killed sweep left behind."""
+    """Create the sweep directory, write sweep.yaml, and clear what a killed sweep left behind.
+
+    An earlier sweep.parquet goes too: it exists only once every run of this sweep has an outcome.
+    """
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     (out_dir / "failures").mkdir(exist_ok=True)
+    (out_dir / "sweep.parquet").unlink(missing_ok=True)
     _write_atomic(out_dir / "sweep.yaml", lambda p: p.write_text(sw.to_yaml()))
-    # Results.write's hidden temporaries of a sweep killed mid-write
-    for leftover in (out_dir / "runs").glob(".*.tmp-*"):
+    # the hidden temporaries and trash of Results.write and _record, if a sweep was killed mid-write
+    for leftover in [*(out_dir / "runs").glob(".*.tmp-*"), *(out_dir / "runs").glob(".*.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
     for run_id in complete:  # a failure record left next to a run that completed later
         (out_dir / "failures" / f"{run_id}.json").unlink(missing_ok=True)

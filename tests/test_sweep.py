@@ -1,0 +1,486 @@
+"""Sweeps: expansion and validation, the sweep directory and table, failures, resume after an
+interruption or a killed worker, and identical tables from serial, pool and Dask execution."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sim
+from sim.cli import main
+from sim.results import RUN_FILES
+from sim.sweep import (
+    AGGREGATE_METRICS, RUN_COLUMNS, WORKER_DIED, SweepError, SweepInterrupted, _complete_runs, aggregate,
+    execute_run, load_sweep, mean_ci95, run_sweep, t_critical,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "scenarios" / "sweeps" / "smoke.yaml"
+ACKS_RF = ROOT / "scenarios" / "sweeps" / "acks-rf.yaml"
+ACKS1 = ROOT / "scenarios" / "leader-crash-acks1.yaml"
+PARAMS = ["producers.0.acks", "topics.0.replication.factor", "topics.0.min.insync.replicas"]
+RUN_ID = re.compile(r"^smoke-[0-9a-f]{8}-s\d{4}$")
+
+
+def spec(**over) -> dict:
+    """A sweep over the acks=1 scenario (expansion only: nothing here runs)."""
+    data = {"name": "t", "scenario": str(ACKS1), "grid": {"producers.0.acks": [0, 1, "all"]}, "seeds": 2}
+    data.update(over)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def without_wall_time(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns="wall_time_s")
+
+
+# --- module-level executors (spawn workers import them by name) ---------------------------------
+def is_the_culprit(run) -> bool:
+    return run.seed == 1 and run.params["producers.0.acks"] == "all" and run.params[PARAMS[1]] == 3
+
+
+def execute_or_die(run):
+    """Kill the worker process (SIGKILL, like the OOM killer) on one run; simulate the others."""
+    if is_the_culprit(run):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return execute_run(run)
+
+
+def execute_or_raise(run):
+    """A model bug in one parameter combination: both of its seeds raise."""
+    if run.params["producers.0.acks"] == 1 and run.params[PARAMS[1]] == 2:
+        raise RuntimeError("injected model bug")
+    return execute_run(run)
+
+
+class CountingExecute:
+    """Serial-only executor that records what it ran, optionally Ctrl-C after `interrupt_after` runs."""
+
+    def __init__(self, interrupt_after: int | None = None):
+        self.calls: list[str] = []
+        self.interrupt_after = interrupt_after
+
+    def __call__(self, run):
+        if self.interrupt_after is not None and len(self.calls) == self.interrupt_after:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of a run
+        self.calls.append(run.run_id)
+        return execute_run(run)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """The smoke sweep run serially: the reference every other way of running it must match."""
+    out = tmp_path_factory.mktemp("sweep") / "serial"
+    report = run_sweep(SMOKE, workers=1, out=out)
+    return report, out
+
+
+# --- expansion -----------------------------------------------------------------------------------
+def test_smoke_expands_to_the_grid_times_the_zip_times_the_seeds():
+    sw = load_sweep(SMOKE)
+    assert (sw.name, len(sw.runs), sw.combinations, sw.seeds) == ("smoke", 8, 4, (0, 1))
+    assert sw.params == PARAMS
+    combos = {tuple(r.params[k] for k in PARAMS) for r in sw.runs}
+    assert combos == {(1, 2, 1), (1, 3, 2), ("all", 2, 1), ("all", 3, 2)}  # zip pairs, not a product
+    for r in sw.runs:
+        sc = r.scenario
+        assert sc.seed == r.seed and sc.duration == 5000 and sc.settle == 5000 and sc.faults[0].at == 2000
+        assert sc.producers[0].acks == (-1 if r.params["producers.0.acks"] == "all" else 1)
+        assert sc.topics[0].replication_factor == r.params[PARAMS[1]]
+        assert sc.topics[0].min_insync_replicas == r.params[PARAMS[2]]
+        # Kafka's default idempotence follows each run's acks (the base leaves it unset)
+        assert sc.producers[0].enable_idempotence == (r.params["producers.0.acks"] == "all")
+
+
+def test_grid_is_a_cartesian_product_first_key_slowest():
+    sw = load_sweep(spec(grid={"producers.0.acks": [0, 1, "all"], "producers.0.linger.ms": [0, 5]}, seeds=3))
+    assert len(sw.runs) == 18 and sw.combinations == 6
+    order = [tuple(r.params.values()) for r in sorted(sw.runs, key=lambda r: (r.combination, r.seed))][::3]
+    assert order == [(0, 0), (0, 5), (1, 0), (1, 5), ("all", 0), ("all", 5)]
+    assert {r.scenario.producers[0].linger_ms for r in sw.runs} == {0.0, 5.0}
+
+
+def test_zip_groups_vary_together_and_multiply_with_the_grid():
+    sw = load_sweep(spec(grid={"producers.0.acks": [1, "all"]}, seeds=1, zip=[
+        {"topics.0.replication.factor": [1, 2, 3], "topics.0.min.insync.replicas": [1, 1, 2]},
+        {"producers.0.linger.ms": [0, 10]}]))
+    assert len(sw.runs) == 2 * 3 * 2
+    pairs = {(r.scenario.topics[0].replication_factor, r.scenario.topics[0].min_insync_replicas) for r in sw.runs}
+    assert pairs == {(1, 1), (2, 1), (3, 2)}
+    assert sw.params == ["producers.0.acks", "topics.0.replication.factor", "topics.0.min.insync.replicas",
+                         "producers.0.linger.ms"]
+
+
+def test_seeds_count_means_0_to_n_minus_1_and_a_list_is_used_as_given():
+    assert load_sweep(spec(seeds=4)).seeds == (0, 1, 2, 3)
+    sw = load_sweep(spec(seeds=[7, 42]))
+    assert sw.seeds == (7, 42)
+    assert sorted({(r.seed, r.scenario.seed) for r in sw.runs}) == [(7, 7), (42, 42)]
+    assert load_sweep(spec(seeds=None)).seeds == (0,)  # default: one seed
+
+
+def test_no_grid_means_one_combination_and_the_name_defaults_to_the_file(tmp_path):
+    f = tmp_path / "only-seeds.yaml"
+    f.write_text(yaml.safe_dump({"scenario": str(ACKS1), "seeds": 3}))
+    sw = load_sweep(f)
+    assert (sw.name, sw.combinations, len(sw.runs), sw.params) == ("only-seeds", 1, 3, [])
+
+
+def test_run_ids_are_readable_unique_and_ignore_key_order():
+    sw = load_sweep(SMOKE)
+    ids = [r.run_id for r in sw.runs]
+    assert all(RUN_ID.match(i) for i in ids) and len(set(ids)) == len(ids)
+    # the same combination shares its hash across seeds; only the seed suffix differs
+    assert {i.rsplit("-s", 1)[0] for i in ids} == {f"smoke-{i.split('-')[1]}" for i in ids}
+    assert len({i.rsplit("-s", 1)[0] for i in ids}) == 4
+    swapped = spec(grid={"producers.0.linger.ms": [0, 5], "producers.0.acks": [1, "all"]})
+    straight = spec(grid={"producers.0.acks": [1, "all"], "producers.0.linger.ms": [0, 5]})
+    assert sorted(r.run_id for r in load_sweep(swapped).runs) == sorted(r.run_id for r in load_sweep(straight).runs)
+
+
+def test_run_ids_are_the_same_in_another_process_with_another_hash_seed():
+    here = sorted(r.run_id for r in load_sweep(SMOKE).runs)
+    code = f"from sim.sweep import load_sweep; print(sorted(r.run_id for r in load_sweep({str(SMOKE)!r}).runs))"
+    for hash_seed in ("1", "987654"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == str(here)
+
+
+def test_bundled_acks_rf_sweep_pairs_only_valid_insync_settings():
+    sw = load_sweep(ACKS_RF)
+    assert (len(sw.runs), sw.combinations, sw.seeds) == (150, 15, tuple(range(10)))
+    settings_ = {(r.scenario.producers[0].acks, r.scenario.topics[0].replication_factor,
+                  r.scenario.topics[0].min_insync_replicas) for r in sw.runs}
+    assert len(settings_) == 15
+    assert all(min_isr <= rf for _, rf, min_isr in settings_)
+    assert {a for a, _, _ in settings_} == {0, 1, -1}
+    assert {rf for _, rf, _ in settings_} == {1, 2, 3} and {m for _, _, m in settings_} == {1, 2}
+    assert all([f.kind for f in r.scenario.faults] == ["crash"] for r in sw.runs)
+
+
+INVALID = {
+    "unknown top-level key": (spec(grd={}), "grd: unknown key (allowed: name, description, scenario, set, grid, zip, seeds)"),
+    "unknown dotted key": (spec(grid={"producers.0.ack": [1]}), "grid.producers.0.ack: unknown key 'ack' under producers.0 (allowed: "),
+    "index out of range": (spec(grid={"producers.3.acks": [1]}), "grid.producers.3.acks: producers has 1 entries; '3' is not an index (allowed: 0..0)"),
+    "unknown key in a zip": (spec(zip=[{"topics.0.replication.factr": [1]}]), "zip.0.topics.0.replication.factr: unknown key 'replication' under topics.0 (allowed: min.insync.replicas, name, partitions, replication.factor, "),
+    "unknown key in set": (spec(set={"durration": "5s"}), "set.durration: unknown key 'durration' under scenario"),
+    "value the scenario rejects": (spec(grid={"producers.0.acks": [1, "al"]}), "grid.producers.0.acks: acks must be one of: all, -1, 0, 1 (or legacy N >= 2), got 'al'"),
+    "value of the wrong type": (spec(grid={"producers.0.retries": [3, "many"]}), "grid.producers.0.retries: Input should be a valid integer"),
+    "combination the scenario rejects": (spec(grid={"topics.0.replication.factor": [3, 4]}), "topic events: replication.factor 4 exceeds 3 brokers (INVALID_REPLICATION_FACTOR) (with topics.0.replication.factor=4)"),
+    "not a list": (spec(grid={"producers.0.acks": "all"}), "grid.producers.0.acks: must be a list of values, e.g. [0, 1, all]"),
+    "empty list": (spec(grid={"producers.0.acks": []}), "grid.producers.0.acks: must list at least one value"),
+    "zip lengths differ": (spec(zip=[{"topics.0.replication.factor": [1, 2], "topics.0.min.insync.replicas": [1]}]), "zip.0: lists must have the same length (topics.0.replication.factor has 2, topics.0.min.insync.replicas has 1)"),
+    "key in grid and zip": (spec(zip=[{"producers.0.acks": [1]}]), "zip.0.producers.0.acks: already set in grid (a key may appear once)"),
+    "key in set and grid": (spec(set={"producers.0.acks": 1}), "set.producers.0.acks: also swept in grid (a key may appear once)"),
+    "overlapping keys": (spec(grid={"producers.0.acks": [1], "producers.0": [{"topic": "events", "rate": "1/s"}]}), "grid.producers.0.acks: overlaps grid.producers.0"),
+    "seed swept": (spec(grid={"seed": [1, 2]}), "grid.seed: use `seeds` to vary the seed"),
+    "zero seeds": (spec(seeds=0), "seeds: must be a count 1..1000000 (seeds 0..N-1) or a list of seeds, got 0"),
+    "repeated seed": (spec(seeds=[1, 1]), "seeds: the list repeats a seed"),
+    "negative seed": (spec(seeds=[1, -2]), "seeds: a list of seeds must be non-empty integers in 0..2**63-1, got -2"),
+    "no scenario": (spec(scenario=None), "scenario: required: a path to the base scenario or an inline scenario"),
+    "missing base file": (spec(scenario="/nonexistent/base.yaml"), "scenario: /nonexistent/base.yaml: no such scenario file"),
+    "bad name": (spec(name="my sweep"), "name: must be letters, digits, '.', '_' or '-'"),
+    "not a mapping": ([1, 2], "sweep: expected a mapping at the top level, got list"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_invalid_sweeps_are_one_line_errors_naming_the_field(case):
+    data, message = INVALID[case]
+    with pytest.raises(SweepError) as e:
+        load_sweep(data)
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "{bad}"], "error: grid.producers.0.acks: acks must be one of"),
+    (["sweep", "{missing}"], "error: {missing}: no such sweep file"),
+    (["sweep", "{dir}"], "error: {dir}: is a directory, expected a sweep YAML file"),
+    (["sweep", str(SMOKE), "--workers", "0"], "error: Invalid value for '--workers'"),
+    (["sweep", str(SMOKE), "--dask", "bogus://host:1"], "error: dask: cannot connect to a Dask scheduler at 'bogus://host:1'"),
+    (["sweep", str(SMOKE), "--dask", "tcp://127.0.0.1:1", "--workers", "2"], "error: workers: applies to the local pool"),
+])
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_is_written(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec(grid={"producers.0.acks": ["al"]})))
+    (tmp_path / "adir").mkdir()
+    paths = {"bad": bad, "missing": tmp_path / "missing.yaml", "dir": tmp_path / "adir"}
+    rc = main([a.format(**paths) for a in args])
+    cap = capsys.readouterr()
+    assert rc == 2, cap
+    assert cap.err.startswith(message.format(**paths)) and cap.err.count("\n") == 1, cap.err
+    assert cap.out == "" and "Traceback" not in cap.err
+    assert not (tmp_path / "results").exists()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    acks=st.lists(st.sampled_from([0, 1, "all", -1]), min_size=1, max_size=3, unique=True),
+    linger=st.lists(st.integers(0, 1000), min_size=1, max_size=3, unique=True),
+    zipped=st.integers(0, 3),
+    seeds=st.one_of(st.integers(1, 4), st.lists(st.integers(0, 10**6), min_size=1, max_size=4, unique=True)),
+)
+def test_expansion_property(acks, linger, zipped, seeds):
+    zip_ = [{"producers.0.retries": list(range(zipped)), "producers.0.batch.size": [1000 * (i + 1) for i in range(zipped)]}]
+    sw = load_sweep(spec(grid={"producers.0.acks": acks, "producers.0.linger.ms": linger},
+                         zip=zip_ if zipped else None, seeds=seeds))
+    n_seeds = seeds if isinstance(seeds, int) else len(seeds)
+    combos = len(acks) * len(linger) * (zipped or 1)
+    assert len(sw.runs) == combos * n_seeds and sw.combinations == combos
+    assert len({r.run_id for r in sw.runs}) == len(sw.runs)
+    for r in sw.runs:  # every run's scenario carries exactly its parameters and seed
+        assert r.scenario.producers[0].linger_ms == r.params["producers.0.linger.ms"]
+        assert r.scenario.producers[0].acks == (-1 if r.params["producers.0.acks"] == "all" else r.params["producers.0.acks"])
+        assert r.scenario.seed == r.seed and r.run_id.endswith(f"-s{r.seed:04d}")
+
+
+# --- the sweep directory and table --------------------------------------------------------------
+def test_sweep_directory_layout(serial):
+    report, out = serial
+    assert sorted(p.name for p in out.iterdir()) == ["failures", "runs", "sweep.parquet", "sweep.yaml"]
+    ids = sorted(r.run_id for r in report.sweep.runs)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ids  # no temporaries left behind
+    for run_id in ids:
+        assert sorted(p.name for p in (out / "runs" / run_id).iterdir()) == sorted(RUN_FILES)
+    assert list((out / "failures").iterdir()) == []
+    assert (report.ran, report.skipped, report.failed) == (8, 0, 0)
+
+
+def test_sweep_parquet_contract(serial):
+    report, out = serial
+    frame = pd.read_parquet(out / "sweep.parquet")
+    pd.testing.assert_frame_equal(frame, report.frame)  # the API returns exactly the file
+    assert list(frame.columns[:9]) == [*RUN_COLUMNS, *PARAMS]
+    assert frame["run_id"].tolist() == sorted(frame["run_id"]) and len(frame) == 8
+    assert set(frame["status"]) == {"ok"} and frame["error"].isna().all()
+    assert set(frame["scenario"]) == {"leader-crash-acks1"} and set(frame["fault_kinds"]) == {"crash"}
+    # acks mixes 1 and "all": stored as strings; RF and min.insync stay numeric
+    assert sorted(set(frame["producers.0.acks"])) == ["1", "all"]
+    assert str(frame["topics.0.replication.factor"].dtype) == "int64"
+    assert "failovers" not in frame and "warnings" not in frame and "produce_latency_ms" not in frame
+    for col in ("records_lost", "acked_lost", "throughput_rps", "produce_latency_ms.p99", "failover_ms.max",
+                "unavailable_ms.p50", "wall_time_s"):
+        assert col in frame
+    for _, row in frame.iterrows():  # every flattened scalar is the run's own summary.json value
+        summary = json.loads((out / "runs" / row["run_id"] / "summary.json").read_text())
+        assert row["seed"] == summary["seed"]
+        assert row["records_lost"] == summary["records_lost"] and row["acked_lost"] == summary["acked_lost"]
+        assert row["produce_latency_ms.p99"] == summary["produce_latency_ms"]["p99"]
+        assert row["failover_ms.max"] == summary["failover_ms"]["max"]
+        assert row["unavailable_ms.p50"] == summary["unavailable_ms"]["p50"]
+
+
+def test_run_directory_holds_the_runs_scenario_and_seed(serial):
+    report, out = serial
+    for run in report.sweep.runs:
+        d = out / "runs" / run.run_id
+        assert (d / "scenario.yaml").read_text() == run.scenario.to_yaml()
+        assert json.loads((d / "summary.json").read_text())["seed"] == run.seed
+
+
+def test_sweep_yaml_is_a_sweep_file_giving_the_same_runs(serial):
+    report, out = serial
+    again = load_sweep(out / "sweep.yaml")
+    assert [(r.run_id, r.scenario.to_yaml()) for r in again.runs] == \
+        [(r.run_id, r.scenario.to_yaml()) for r in report.sweep.runs]
+
+
+def test_serial_pool_and_dask_local_give_identical_tables(serial, tmp_path):
+    report, _ = serial
+    pool = sim.sweep(SMOKE, workers=2, out=tmp_path / "pool")
+    dask = sim.sweep(SMOKE, dask="local", workers=2, out=tmp_path / "dask")
+    pd.testing.assert_frame_equal(without_wall_time(pool), without_wall_time(report.frame))
+    pd.testing.assert_frame_equal(without_wall_time(dask), without_wall_time(report.frame))
+    for run_id in report.frame["run_id"]:  # and identical run tables, not just summaries
+        for table in ("batches.parquet", "events.parquet"):
+            serial_t = pd.read_parquet(serial[1] / "runs" / run_id / table)
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pool" / "runs" / run_id / table), serial_t)
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "dask" / "runs" / run_id / table), serial_t)
+
+
+# --- failures and resume ------------------------------------------------------------------------
+def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on_then_resume_reruns_only_it(serial, tmp_path):
+    out = tmp_path / "s"
+    report = run_sweep(SMOKE, workers=1, out=out, execute=execute_or_raise)
+    frame = report.frame
+    bad = frame[(frame["producers.0.acks"] == "1") & (frame["topics.0.replication.factor"] == 2)]
+    assert len(bad) == 2 and report.failed == 2 and set(bad["status"]) == {"failed"}
+    assert set(frame.drop(bad.index)["status"]) == {"ok"}
+    assert all(e.startswith("RuntimeError: injected model bug (at test_sweep.py:") for e in bad["error"])
+    assert bad[["records_lost", "throughput_rps", "produce_latency_ms.p99"]].isna().all().all()
+    for _, row in bad.iterrows():
+        record = json.loads((out / "failures" / f"{row['run_id']}.json").read_text())
+        assert record == {"run_id": row["run_id"], "seed": row["seed"], "error": row["error"],
+                          "params": {"producers.0.acks": 1, "topics.0.replication.factor": 2,
+                                     "topics.0.min.insync.replicas": 1}}
+        assert not (out / "runs" / row["run_id"]).exists()
+
+    counting = CountingExecute()
+    resumed = run_sweep(SMOKE, workers=1, out=out, resume=True, execute=counting)
+    assert sorted(counting.calls) == sorted(bad["run_id"])  # only the failed runs ran again
+    assert (resumed.ran, resumed.skipped, resumed.failed) == (2, 6, 0)
+    assert list((out / "failures").iterdir()) == []
+    pd.testing.assert_frame_equal(without_wall_time(resumed.frame), without_wall_time(serial[0].frame))
+
+
+def test_resume_after_an_interrupted_sweep_loses_nothing_and_reruns_nothing_complete(serial, tmp_path):
+    out = tmp_path / "s"
+    interrupted = CountingExecute(interrupt_after=3)
+    with pytest.raises(SweepInterrupted) as e:  # Ctrl-C during the 4th run
+        run_sweep(SMOKE, workers=1, out=out, execute=interrupted)
+    assert isinstance(e.value, KeyboardInterrupt) and (e.value.complete, e.value.total) == (3, 8)
+    assert not (out / "sweep.parquet").exists()
+    finished = sorted(interrupted.calls)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == finished
+    stamps = {i: (out / "runs" / i / "summary.json").stat().st_mtime_ns for i in finished}
+    # what a worker killed in the middle of Results.write leaves: a hidden temporary directory
+    leftover = out / "runs" / f".{sorted(r.run_id for r in serial[0].sweep.runs)[-1]}.tmp-deadbeef"
+    leftover.mkdir()
+    (leftover / "scenario.yaml").write_text("partial")
+
+    (out / "sweep.parquet").write_text("a table from an earlier sweep")  # must not survive the next one
+
+    counting = CountingExecute(interrupt_after=0)  # interrupted again before any run: stale table gone
+    with pytest.raises(SweepInterrupted):
+        run_sweep(SMOKE, workers=1, out=out, resume=True, execute=counting)
+    assert not (out / "sweep.parquet").exists() and counting.calls == []
+
+    counting = CountingExecute()
+    resumed = run_sweep(SMOKE, workers=1, out=out, resume=True, execute=counting)
+    assert sorted(counting.calls) == sorted(set(serial[0].frame["run_id"]) - set(finished))
+    assert {i: (out / "runs" / i / "summary.json").stat().st_mtime_ns for i in finished} == stamps
+    assert not leftover.exists()
+    assert (resumed.ran, resumed.skipped) == (5, 3)
+    pd.testing.assert_frame_equal(without_wall_time(resumed.frame), without_wall_time(serial[0].frame))
+
+
+def test_resume_reruns_a_run_whose_scenario_changed(serial):
+    report, out = serial
+    assert _complete_runs(list(report.sweep.runs), out) == {r.run_id for r in report.sweep.runs}
+    edited = yaml.safe_load(SMOKE.read_text())
+    edited["scenario"] = str(ACKS1)
+    edited["set"]["duration"] = "6s"  # same name and grid, so the same run ids, but other runs
+    changed = load_sweep(edited)
+    assert {r.run_id for r in changed.runs} == {r.run_id for r in report.sweep.runs}
+    assert _complete_runs(list(changed.runs), out) == set()
+
+
+def test_a_killed_pool_worker_loses_no_finished_run_and_only_its_run_fails(serial, tmp_path):
+    out = tmp_path / "s"
+    report = run_sweep(SMOKE, workers=2, out=out, execute=execute_or_die)
+    frame = report.frame.set_index("run_id")
+    culprit = next(r.run_id for r in report.sweep.runs if is_the_culprit(r))
+    assert frame.loc[culprit, "status"] == "failed" and frame.loc[culprit, "error"] == WORKER_DIED
+    # the run that shared the broken pool was retried alone and completed, as did all the others
+    assert (frame.drop(culprit)["status"] == "ok").all()
+    ok = frame.drop(culprit).reset_index()
+    expected = serial[0].frame.set_index("run_id").drop(culprit).reset_index()
+    pd.testing.assert_frame_equal(without_wall_time(ok), without_wall_time(expected))
+    assert sorted(p.name for p in (out / "failures").iterdir()) == [f"{culprit}.json"]
+
+    resumed = run_sweep(SMOKE, workers=1, out=out, resume=True)
+    assert (resumed.ran, resumed.failed) == (1, 0)
+    pd.testing.assert_frame_equal(without_wall_time(resumed.frame), without_wall_time(serial[0].frame))
+
+
+def test_ctrl_c_on_the_cli_keeps_finished_runs_and_resume_completes(tmp_path):
+    """A real SIGINT to `kafkasim sweep` running a pool: exit 130, no traceback, nothing finished lost."""
+    sweep_file = tmp_path / "slow.yaml"
+    slow = yaml.safe_load(SMOKE.read_text())
+    slow.update(name="slow", scenario=str(ACKS1), seeds=2)
+    slow["set"]["duration"] = "20s"  # about half a second per run, 8 runs
+    sweep_file.write_text(yaml.safe_dump(slow))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sim.cli", "sweep", str(sweep_file), "--workers", "2", "--out", str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not [d for d in (out / "runs").glob("[!.]*")] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "interrupted: " in stderr and "Traceback" not in stderr and stdout == ""
+    kept = sorted(d.name for d in (out / "runs").glob("[!.]*"))
+    assert 1 <= len(kept) < 8 and all((out / "runs" / d / "summary.json").is_file() for d in kept)
+    assert f"interrupted: {len(kept)} of 8 runs are complete" in stderr
+    stamps = {d: (out / "runs" / d / "summary.json").stat().st_mtime_ns for d in kept}
+
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{8 - len(kept)} run now, {len(kept)} kept, 0 failed" in done.stderr
+    assert {d: (out / "runs" / d / "summary.json").stat().st_mtime_ns for d in kept} == stamps
+    assert len(pd.read_parquet(out / "sweep.parquet")) == 8
+
+
+# --- aggregation and the CLI table ---------------------------------------------------------------
+@pytest.mark.parametrize("df, expected", [(1, 12.7062), (2, 4.3027), (3, 3.1824), (9, 2.2622), (29, 2.0452),
+                                          (100, 1.9840), (1000, 1.9623), (5000, 1.9604)])
+def test_t_critical_matches_published_tables(df, expected):
+    assert t_critical(0.95, df) == pytest.approx(expected, abs=1e-4)
+
+
+def test_mean_ci95():
+    assert mean_ci95([]) == (pytest.approx(math.nan, nan_ok=True), pytest.approx(math.nan, nan_ok=True))
+    mean, half = mean_ci95([5.0])
+    assert mean == 5.0 and math.isnan(half)
+    mean, half = mean_ci95([1.0, 2.0, 3.0, 4.0])  # sd 1.29099, t(3) 3.18245
+    assert mean == 2.5 and half == pytest.approx(3.182446 * 1.290994 / 2, rel=1e-5)
+
+
+def test_aggregate_per_combination_in_sweep_order(serial):
+    report, _ = serial
+    agg = aggregate(report.frame, report.sweep)
+    assert agg[PARAMS].values.tolist() == [["1", 2, 1], ["1", 3, 2], ["all", 2, 1], ["all", 3, 2]]
+    assert agg["runs"].tolist() == [2] * 4 and agg["failed"].tolist() == [0] * 4
+    for _, row in agg.iterrows():
+        runs = report.frame[(report.frame[PARAMS[0]] == row[PARAMS[0]]) & (report.frame[PARAMS[1]] == row[PARAMS[1]])]
+        for metric in AGGREGATE_METRICS:
+            values = runs[metric].astype(float).tolist()
+            assert row[f"{metric}.mean"] == pytest.approx(sum(values) / 2)
+            # two seeds: sd = |a - b| / sqrt(2), half-width = t(1) * sd / sqrt(2)
+            assert row[f"{metric}.ci95"] == pytest.approx(12.7062 * abs(values[0] - values[1]) / 2, rel=1e-4)
+
+
+def test_cli_sweep_resume_prints_the_aggregate_table(capsys, serial):
+    report, out = serial
+    rc = main(["sweep", str(SMOKE), "--out", str(out), "--resume"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "smoke: mean ± 95% CI over seeds" in cap.out
+    for heading in ("acks", "replication.factor", "min.insync.replicas", "runs ok", "records_lost", "acked_lost",
+                    "throughput (rec/s)", "p99 latency (ms)", "failover (ms)"):
+        assert heading in cap.out
+    rows = [line for line in cap.out.splitlines() if line.startswith("│")]
+    assert len(rows) == 4 and all("2/2" in r and " ± " in r for r in rows)
+    assert "8 runs (4 combinations x 2 seeds); 8 complete, nothing to run" in cap.err
+    assert "0 run now, 8 kept, 0 failed" in cap.err
+
+
+def test_cli_exits_1_when_runs_failed(capsys, tmp_path, monkeypatch):
+    sweep_module = sys.modules["sim.sweep"]  # `sim.sweep` is the function
+
+    def broken(scenario, seed):
+        raise ValueError(f"no luck with seed {seed}")
+
+    monkeypatch.setattr(sweep_module, "simulate_run", broken)  # --workers 1 runs in this process
+    rc = main(["sweep", str(SMOKE), "--workers", "1", "--out", str(tmp_path / "s")])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "failed: smoke-" in cap.err and "ValueError: no luck with seed" in cap.err
+    assert "8 failed" in cap.err and len(list((tmp_path / "s" / "failures").iterdir())) == 8
+    assert pd.read_parquet(tmp_path / "s" / "sweep.parquet")["status"].eq("failed").all()
