@@ -20,6 +20,7 @@ import simpy
 
 from . import __version__
 from .checker import batches_table, check
+from .invariants import check_invariants
 from .metrics import e2e_latency, events_table, failovers, produce_latency, timeseries
 from .model.cluster import Cluster, partition_names
 from .recorder import Recorder
@@ -146,6 +147,9 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
         "offline_partitions_at_end": int(offline_end),
         "warnings": caught,
     }
+    violations = check_invariants(recorder)
+    summary["invariant_violations"] = len(violations)
+    summary["invariant_examples"] = violations[:5]
     return summary, batches, events, ts
 
 

@@ -74,3 +74,41 @@ def test_level_metric_is_time_weighted():
     got = _level_per_second(np.array([0.0, 500.0, 1500.0]), np.array([0.0, 1.0, 0.0]),
                             np.array([0.0, 1000.0, 2000.0, 3000.0]))
     assert got == pytest.approx([0.5, 0.5, 0.0])
+
+
+def test_invariants_hold_on_clean_facts_and_catch_each_violation():
+    from sim.invariants import check_invariants
+
+    def base():
+        r = Recorder(["p-0"], ["a"])
+        for bid in range(3):
+            r.batch_created(bid, 0, 0, 10, 10 * bid, 0.0, 1.0)
+            r.batch_done(5.0, bid, ACKED, 10 * bid, 0)
+            r.appended(1.0 + bid, 0, 0, 10 * bid, bid, 0)
+            r.record("final_log", 0, 10 * bid, bid, 10, 0, True)
+        r.hw_advanced(2.0, 0, 0, 0, 10)
+        r.hw_advanced(4.0, 0, 0, 0, 30)
+        return r
+
+    assert check_invariants(base()) == []
+    r = base()
+    r.batch_done(6.0, 1, FAILED, -1, 0)  # a second outcome
+    assert any("2 final outcomes" in v for v in check_invariants(r))
+    r = base()
+    r.hw_advanced(5.0, 0, 0, 0, 20)  # HW falls within epoch 0
+    assert any("HW fell from 30 to 20" in v for v in check_invariants(r))
+    r = base()
+    r.hw_advanced(5.0, 0, 0, 0, 45)  # past what the leader holds (30)
+    assert any("HW 45 beyond the 30 records" in v for v in check_invariants(r))
+    r = base()
+    r.appended(7.0, 1, 0, 30, 2, 0)  # another broker leads epoch 0 too
+    assert any("2 brokers appended as leader in epoch 0" in v for v in check_invariants(r))
+    r = base()
+    r.record("final_log", 0, 45, 2, 10, 0, True)  # a gap at the end of the committed log
+    assert any("jumps to offset 45, expected 30" in v for v in check_invariants(r))
+    r = Recorder(["p-0"], ["a"])
+    r.batch_created(0, 0, 0, 10, 0, 0.0, 1.0)
+    r.batch_done(5.0, 0, ACKED, 0, 0)
+    r.record("final_log", 0, 0, 1, 10, 0, True)
+    r.record("final_log", 0, 10, 0, 10, 0, True)  # acknowledged at 0, committed at 10
+    assert any("acknowledged at offset 0 but committed at [10]" in v for v in check_invariants(r))

@@ -18,7 +18,10 @@ SHORT = {"duration": "15s", "settle": "10s", "faults.0.at": "3s", "faults.0.rest
 
 
 def _run(name, seed, **over):
-    return sim.run(SCEN / name, seed=seed, overrides={**SHORT, **over})
+    r = sim.run(SCEN / name, seed=seed, overrides={**SHORT, **over})
+    # every run keeps the model invariants (sim.invariants), whatever else the test checks
+    assert r.summary["invariant_violations"] == 0, r.summary["invariant_examples"]
+    return r
 
 
 def test_acks1_leader_crash_under_load_loses_acknowledged_records():
