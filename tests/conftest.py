@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 import simpy
@@ -13,6 +14,15 @@ from sim.model.producer import ProducerBatch
 from sim.recorder import Recorder
 from sim.rng import RandomStreams
 from sim.scenario import Scenario
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="many more property-based examples (hypothesis)")
+
+
+def pytest_configure(config):
+    if config.getoption("--slow"):
+        os.environ["KAFKASIM_SLOW"] = "1"
 
 
 def tiny_scenario(**over) -> Scenario:

@@ -1,0 +1,117 @@
+"""Property-based tests: random clusters, workloads and crash schedules must keep Kafka's rules.
+
+Hypothesis draws a scenario and a fault schedule; each example is a short real simulation.
+A failing example is shrunk and printed as a scenario YAML that reproduces it
+(`kafkasim run that.yaml --seed N`). Examples: 150 per property by default, many more with
+`pytest --slow`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+import sim
+from sim.scenario import Scenario
+
+PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+SLOW = bool(os.environ.get("KAFKASIM_SLOW"))  # set by `pytest --slow`
+N = 2000 if SLOW else 150
+
+
+@st.composite
+def scenarios(draw, acks=None, idempotence=None):
+    brokers = draw(st.integers(3, 5))
+    rf = draw(st.integers(2, min(3, brokers)))
+    min_isr = draw(st.integers(1, rf))
+    partitions = draw(st.integers(1, 4))
+    acks_v = draw(st.sampled_from([0, 1, "all"])) if acks is None else acks
+    duration_ms = draw(st.integers(3000, 6000))
+    faults = []
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(200, duration_ms - 100))
+        target = draw(st.one_of(st.builds(lambda b: {"broker": b}, st.integers(0, brokers - 1)),
+                                st.builds(lambda p: {"leader_of": f"t-{p}"}, st.integers(0, partitions - 1))))
+        restart = draw(st.one_of(st.none(), st.integers(300, 5000)))
+        f = {"kind": "crash", "at": f"{at}ms", **target}
+        if restart is not None:
+            f["restart_after"] = f"{restart}ms"
+        faults.append(f)
+    producer = {
+        "topic": "t", "rate": f"{draw(st.integers(500, 8000))}/s",
+        "arrival": draw(st.sampled_from(["poisson", "constant"])), "acks": acks_v,
+        "instances": draw(st.integers(1, 3)),
+        "linger.ms": draw(st.sampled_from([1, 5, 20])),
+        "keys": draw(st.one_of(st.none(), st.integers(1, 50))),
+    }
+    if acks_v == "all" and idempotence is not None:
+        producer["enable.idempotence"] = idempotence
+    data = {
+        "name": "property",
+        "duration": f"{duration_ms}ms",
+        "settle": "6s",
+        "cluster": {"brokers": brokers, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300},
+        "network": {"latency": {"dist": "lognormal", "median": f"{draw(st.sampled_from([0.2, 1.0, 3.0]))}ms",
+                                "sigma": draw(st.sampled_from([0.1, 0.5, 1.0]))}},
+        "topics": [{"name": "t", "partitions": partitions, "replication.factor": rf, "min.insync.replicas": min_isr}],
+        "producers": [producer],
+        "consumers": draw(st.sampled_from([[], [{"group.id": "g", "topic": "t"}]])),
+        "faults": faults,
+    }
+    return Scenario.resolve(data), draw(st.integers(0, 2**16))
+
+
+def _run(sc: Scenario, seed: int):
+    note(f"# reproduce: kafkasim run scenario.yaml --seed {seed}\n{sc.to_yaml()}")
+    return sim.run(sc, seed=seed)
+
+
+def _max_down(events) -> int:
+    """The most brokers that were down at the same time during the run."""
+    ev = events[events["kind"].isin(["crash", "restart"])].sort_values("time_ms", kind="stable")
+    down, worst = set(), 0
+    for kind, b in zip(ev["kind"], ev["broker"]):
+        (down.add if kind == "crash" else down.discard)(int(b))
+        worst = max(worst, len(down))
+    return worst
+
+
+@settings(max_examples=N, **PROFILE)
+@given(scenarios())
+def test_invariants_hold_under_random_faults(case):
+    sc, seed = case
+    r = _run(sc, seed)
+    s = r.summary
+    assert s["invariant_violations"] == 0, s["invariant_examples"]
+    b = r.batches
+    assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == int(b.record_count.sum())
+    assert s["offline_partitions_at_end"] == 0  # every fault healed, no unclean election needed
+    # a definite error means the batch was never appended: no "failed" record may survive
+    assert s["failed_but_present"] == 0
+
+
+@settings(max_examples=N, **PROFILE)
+@given(scenarios(acks="all", idempotence=True))
+def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
+    """design.html: a committed message is not lost while at most min.insync-1 replicas fail at once."""
+    sc, seed = case
+    r = _run(sc, seed)
+    m = sc.topics[0].min_insync_replicas
+    if _max_down(r.events) <= m - 1:
+        assert r.summary["acked_lost"] == 0, r.summary
+    # idempotent producers never duplicate or reorder, whatever failed
+    assert r.summary["duplicates"] == 0 and r.summary["reordered"] == 0
+
+
+@settings(max_examples=N // 3, **PROFILE)
+@given(scenarios())
+def test_same_seed_same_facts(case):
+    sc, seed = case
+    a, b = _run(sc, seed), _run(sc, seed)
+    pd.testing.assert_frame_equal(a.batches, b.batches)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    drop = lambda s: {k: v for k, v in s.items() if k != "wall_time_s"}  # noqa: E731
+    assert drop(a.summary) == drop(b.summary)
