@@ -18,7 +18,7 @@ from typer.exceptions import TyperException
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .scenario import Scenario, ScenarioError
+from .scenario import Scenario, ScenarioError, printable
 
 __all__ = ["app", "main"]
 
@@ -48,8 +48,8 @@ class InputError(Exception):
 
 
 def _fail(message: str) -> None:
-    for line in str(message).splitlines() or [""]:
-        err_console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+    for line in str(message).split("\n") or [""]:
+        err_console.print(f"error: {printable(line)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError":
             err_console.print(e.format_message(), markup=False, highlight=False)
             return 2
-        err_console.print(f"error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        message = " ".join(printable(part) for part in e.format_message().split("\n") if part.strip())
+        err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except typer.Abort:
         err_console.print("aborted", markup=False)

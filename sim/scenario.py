@@ -368,6 +368,11 @@ def validate_scenario(data: Any) -> Scenario:
             raise ScenarioError(format_errors(e)) from None
 
 
+def printable(text: str) -> str:
+    """Escape control characters (a key like "\\r" must not break a one-line error)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def format_errors(err: ValidationError) -> str:
     """Render pydantic errors as `field.path: message (allowed: ...)`, one per line."""
     lines = []
@@ -383,6 +388,7 @@ def format_errors(err: ValidationError) -> str:
                 msg += f" (allowed: {', '.join(parent)})"
         elif e["type"] == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
+        loc, msg = printable(loc), printable(msg)
         if not loc and re.match(r"^[A-Za-z_][\w.]*: ", msg):
             lines.append(msg)  # a cross-field check that already names its field
         else:
