@@ -88,6 +88,44 @@ def _measure(name: str, overrides: dict, queue) -> None:
     })
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _memory_profile(name: str, overrides: dict, queue) -> None:
+    """Child process: RSS sampled as simulated time passes (does memory track only the facts?)."""
+    import sim
+
+    samples = []
+
+    def progress(now: float, end: float) -> None:
+        if not samples or now - samples[-1][0] >= end / 12 or now >= end:
+            samples.append((now, _rss_mib()))
+
+    res = sim.run(sim.load_scenario(SCENARIOS[name], overrides), progress=progress)
+    b = res.batches
+    rows = []
+    for t, rss in samples:
+        n = int((b["first_arrival_ms"] <= t).sum())
+        rows.append({"sim_min": round(t / 60000, 1), "batches_so_far": n, "rss_mib": round(rss, 1)})
+    base = rows[0]["rss_mib"]
+    for r in rows:
+        r["kib_per_1000_batches_above_start"] = round((r["rss_mib"] - base) * 1024 / max(r["batches_so_far"], 1) * 1000, 1)
+    queue.put({"scenario": name, "samples": rows,
+               "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+
+
+def memory_profile(name: str, overrides: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_memory_profile, args=(name, overrides, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
 def measure(name: str, overrides: dict) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -105,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-doubling", action="store_true",
                     help="also run `steady` with batch.size doubled and report the wall-time ratio")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("--memory", action="store_true",
+                    help="sample resident memory against simulated time (for soak: does it track the facts only?)")
     args = ap.parse_args(argv)
+    if args.memory:
+        for name in args.only or ["soak"]:
+            print(json.dumps(memory_profile(name, dict(SHORT[name]) if args.short else {}), indent=2))
+        return 0
     names = args.only or list(SCENARIOS)
     rows = []
     for name in names:
