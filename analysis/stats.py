@@ -1,7 +1,7 @@
 """Small statistics helpers: seed-level confidence intervals, weighted percentiles and ECDFs.
 
-No SciPy: the Student t quantile comes from the closed-form t CDF for integer degrees of
-freedom (Abramowitz & Stegun 26.7.3-4), inverted by bisection.
+The Student t quantile comes from SciPy; sim.sweep and sim.metrics use these helpers too, so
+the CLI's tables, the summaries and the plots agree to the last digit.
 """
 
 from __future__ import annotations
@@ -9,47 +9,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import t as student_t
 
 __all__ = ["t_quantile", "mean_ci", "weighted_percentiles", "weighted_ecdf", "ecdf_points"]
 
 
-def _t_central(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with `df` (integer >= 1) degrees of freedom."""
-    theta = math.atan(t / math.sqrt(df))
-    s, c = math.sin(theta), math.cos(theta)
-    if df % 2 == 1:
-        # (2/pi) (theta + sin(theta) (cos + 2/3 cos^3 + 2*4/(3*5) cos^5 + ... + cos^(df-2)))
-        total, term = 0.0, c
-        for k in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= c * c * (2 * k) / (2 * k + 1)
-        return (2.0 / math.pi) * (theta + s * total)
-    # sin(theta) (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ... + cos^(df-2))
-    total, term = 1.0, 1.0
-    for k in range(1, df // 2):
-        term *= c * c * (2 * k - 1) / (2 * k)
-        total += term
-    return s * total
-
-
 def t_quantile(confidence: float, df: int) -> float:
-    """The two-sided Student t critical value: P(|T| <= q) = confidence."""
+    """The two-sided Student t critical value: P(|T| <= q) = confidence (scipy.stats.t)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must be between 0 and 1")
     if df < 1:
         raise ValueError("degrees of freedom must be >= 1")
-    lo, hi = 0.0, 1.0
-    while _t_central(hi, df) < confidence:
-        hi *= 2.0
-    for _ in range(200):
-        mid = (lo + hi) / 2.0
-        if _t_central(mid, df) < confidence:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12:
-            break
-    return (lo + hi) / 2.0
+    return float(student_t.ppf((1.0 + confidence) / 2.0, df))
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]:

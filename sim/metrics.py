@@ -10,24 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.stats import weighted_percentiles as _weighted_percentiles
+
 from .recorder import OUTCOMES, Recorder
 
 __all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "timeseries", "events_table"]
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[float]) -> list[float | None]:
-    """Percentiles (0..100) of `values` where each value counts `weights` times."""
-    if len(values) == 0 or weights.sum() <= 0:
-        return [None for _ in qs]
-    order = np.argsort(values, kind="stable")
-    v, w = values[order], np.cumsum(weights[order])
-    total = w[-1]
-    out = []
-    for q in qs:
-        # the smallest value whose cumulative weight reaches q% of all records
-        i = int(np.searchsorted(w, q / 100.0 * total, side="left"))
-        out.append(float(v[min(i, len(v) - 1)]))
-    return out
+    """Percentiles (0..100) of `values` where each value counts `weights` times (None if empty)."""
+    return [None if np.isnan(v) else v for v in _weighted_percentiles(values, weights, qs)]
 
 
 def _mid_arrival(b: pd.DataFrame) -> np.ndarray:
