@@ -14,19 +14,38 @@ simulator. Rendering is headless (matplotlib's Agg canvas, no pyplot)::
     analysis.write_report("results/quickstart/seed-1")  # -> report.html
 """
 
-from .load import ResultsError, Run, Sweep, load, load_run, load_sweep
-from .metrics import (
-    down_intervals, failover_table, isr_intervals, latency_percentiles, leadership_intervals, level_metrics,
-    level_summary, loss_tally, produce_latencies, sent_per_second,
-)
-from .plots import (
-    NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
-)
-from .report import figure_specs, group_table, write_plots, write_report
-from .stats import mean_ci, weighted_ecdf, weighted_percentiles
-from .tables import (
-    aggregate, failover_samples, latency_ecdfs, latency_table, loss_table, runs_table, throughput_table,
-)
+import importlib
+
+# `load` is both a submodule and its main function: import it eagerly so the name is the function.
+from .load import ResultsError, Run, Sweep, load, load_run, load_sweep  # noqa: E402
+
+# Names are loaded on first use (PEP 562), so `from analysis.stats import ...` (as sim.metrics
+# and sim.sweep do) costs numpy only, not matplotlib and SciPy.
+_SOURCES = {
+    "metrics": ("down_intervals", "failover_table", "isr_intervals", "latency_percentiles", "leadership_intervals",
+                "level_metrics", "level_summary", "loss_tally", "produce_latencies", "sent_per_second"),
+    "plots": ("NothingToPlot", "failover_distribution", "failover_timeline", "latency_plot", "loss_map",
+              "save_figure", "throughput_cost"),
+    "report": ("figure_specs", "group_table", "write_plots", "write_report"),
+    "stats": ("mean_ci", "weighted_ecdf", "weighted_percentiles"),
+    "tables": ("aggregate", "failover_samples", "latency_ecdfs", "latency_table", "loss_table", "runs_table",
+               "throughput_table"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     # loading

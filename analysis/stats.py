@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import t as student_t
 
 __all__ = ["t_quantile", "mean_ci", "weighted_percentiles", "weighted_ecdf", "ecdf_points"]
 
@@ -20,6 +19,8 @@ def t_quantile(confidence: float, df: int) -> float:
         raise ValueError("confidence must be between 0 and 1")
     if df < 1:
         raise ValueError("degrees of freedom must be >= 1")
+    from scipy.stats import t as student_t  # imported on first use: SciPy is slow to import
+
     return float(student_t.ppf((1.0 + confidence) / 2.0, df))
 
 

@@ -48,7 +48,7 @@ def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOpt
         err_console.print(f"interrupted: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
     except OSError as e:
-        _fail(f"--out {out or Path('results') / 'sweeps'}: cannot write results ({e.strerror or e})")
+        _fail(f"--out {out or Path('results') / 'sweeps' / sw.name}: cannot write results ({e.strerror or e})")
     table = aggregate_table(aggregate(report.frame, sw), sw)
     if out_console.is_terminal:
         out_console.print(table)

@@ -44,7 +44,6 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import product
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
@@ -53,6 +52,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from analysis.stats import mean_ci
+
 from .results import Results
 from .runner import run as simulate_run
 from .scenario import Scenario, ScenarioError, _load_raw, apply_overrides
@@ -60,7 +61,7 @@ from .scenario import Scenario, ScenarioError, _load_raw, apply_overrides
 __all__ = [
     "sweep", "run_sweep", "load_sweep", "aggregate", "collect", "execute_run", "Sweep", "SweepSpec", "SweepRun",
     "SweepReport", "RunOutcome", "SweepError", "SweepInterrupted", "AGGREGATE_METRICS", "RUN_COLUMNS", "WORKER_DIED",
-    "mean_ci95", "t_critical", "params_digest", "available_cores",
+    "params_digest", "available_cores",
 ]
 
 SWEEP_NAME = r"^[A-Za-z0-9._-]+$"
@@ -846,8 +847,8 @@ def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike) -> pd.DataFrame:
     """Per parameter combination (in sweep order): runs, failed, and mean and 95% CI half-width
     across seeds of each of :data:`AGGREGATE_METRICS` (columns ``<metric>.mean``, ``<metric>.ci95``).
 
-    The interval is Student's t over the seeds whose run succeeded and reported the metric; with
-    fewer than two such seeds its half-width is NaN.
+    The interval is :func:`analysis.stats.mean_ci` (Student's t) over the seeds whose run succeeded
+    and reported the metric, as in the plots; with fewer than two such seeds it is NaN.
     """
     sw = load_sweep(sweep_or_path)
     combination = frame["run_id"].map({r.run_id: r.combination for r in sw.runs})
@@ -858,73 +859,7 @@ def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike) -> pd.DataFrame:
         row["runs"] = len(group)
         row["failed"] = len(group) - len(ok)
         for metric in AGGREGATE_METRICS:
-            values = ok[metric].dropna().astype(float).tolist() if metric in ok else []
-            row[f"{metric}.mean"], row[f"{metric}.ci95"] = mean_ci95(values)
+            mean, _, high, _ = mean_ci(ok[metric].astype(float) if metric in ok else [])
+            row[f"{metric}.mean"], row[f"{metric}.ci95"] = mean, high - mean  # NaN when undefined
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the two-sided 95% Student-t confidence interval (NaN where undefined)."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = math.fsum(values) / n
-    if n < 2:
-        return mean, math.nan
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, t_critical(0.95, n - 1) * sd / math.sqrt(n)
-
-
-@lru_cache(maxsize=256)
-def t_critical(confidence: float, df: int) -> float:
-    """Two-sided Student-t critical value: P(|T| <= t) = confidence for `df` degrees of freedom.
-
-    Exact (Abramowitz & Stegun 26.7.3/26.7.4, inverted by bisection) up to df 1000, Cornish-Fisher
-    beyond; scipy is not a dependency for one quantile.
-    """
-    if not 0 < confidence < 1 or df < 1:
-        raise ValueError("need 0 < confidence < 1 and df >= 1")
-    if df > 1000:
-        z = _normal_critical(confidence)
-        return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-    lo, hi = 0.0, 1.0
-    while _t_coverage(hi, df) < confidence:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if _t_coverage(mid, df) < confidence:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12:
-            break
-    return (lo + hi) / 2
-
-
-def _t_coverage(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer `df` (A&S 26.7.3 odd df, 26.7.4 even df)."""
-    theta = math.atan(t / math.sqrt(df))
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2 == 0:
-        term = total = 1.0
-        for k in range(1, df // 2):
-            term *= c2 * (2 * k - 1) / (2 * k)
-            total += term
-        return s * total
-    if df == 1:
-        return 2 * theta / math.pi
-    term = total = math.cos(theta)
-    for k in range(1, (df - 1) // 2):
-        term *= c2 * (2 * k) / (2 * k + 1)
-        total += term
-    return 2 / math.pi * (theta + s * total)
-
-
-def _normal_critical(confidence: float) -> float:
-    """Two-sided standard normal critical value, by bisection on erf."""
-    lo, hi = 0.0, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if math.erf(mid / math.sqrt(2)) < confidence else (lo, mid)
-    return (lo + hi) / 2
