@@ -273,6 +273,7 @@ class Broker:
         self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms, self._fetch_timed_out)
         self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
         self.fetch_sessions: dict[int, FetchSession] = {}  # follower broker id -> its fetch session
+        self.out_of_isr: set[int] = set()  # partitions led here whose ISR lacks some replica
         self._metadata_fetch_pending = False
 
     def start(self) -> None:
@@ -453,9 +454,18 @@ class Broker:
         r.log.assign_epoch_start_offset(rec.leader_epoch, r.log.leo)
         r.leader_epoch_start = r.log.leo
         # resetReplicaState: ISR members count as caught up now; LEOs unknown until they fetch.
-        r.remote = {b: RemoteReplica(now if b in rec.isr else 0.0) for b in r.spec.replicas if b != self.broker_id}
+        # (a replica outside the ISR has never been caught up: -inf, as Kafka's 0 is the Unix epoch)
+        r.remote = {b: RemoteReplica(now if b in rec.isr else float("-inf"))
+                    for b in r.spec.replicas if b != self.broker_id}
         self.recorder.event(now, "became_leader", self.broker_id, r.spec.index, rec.leader_epoch)
+        self._track_isr(r)
         self.maybe_increment_hw(r)
+
+    def _track_isr(self, r: Replica) -> None:
+        if r.is_leader and len(r.isr) < len(r.spec.replicas):
+            self.out_of_isr.add(r.spec.index)
+        else:
+            self.out_of_isr.discard(r.spec.index)
 
     def make_follower(self, r: Replica, rec: m.PartitionRecord, start_fetching: bool = True) -> None:
         """Follow the new leader (Partition.makeFollower); truncation happens on first fetch."""
@@ -470,6 +480,7 @@ class Broker:
         r.isr = rec.isr
         r.remote = {}
         r.pending_isr = None
+        self._track_isr(r)
         if rec.leader >= 0:
             fetcher = self.fetchers.get(rec.leader)
             if fetcher is None:
@@ -728,6 +739,7 @@ class Broker:
 
     def on_isr_changed(self, r: Replica) -> None:
         """A committed ISR change: requests may now complete (or fail under min ISR)."""
+        self._track_isr(r)
         self.maybe_increment_hw(r)
         self.maybe_expand_isr(r)
         self._complete_purgatory(r)
@@ -772,6 +784,12 @@ class Broker:
             if session is None or session.session_id != req.session_id:
                 self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, [], 0, True))
                 return
+        # Partitions where this follower is outside the ISR: reconsider them on every fetch, as
+        # Kafka does, even when the follower lists nothing new (it may be caught up and idle).
+        for p in session.partitions & self.out_of_isr:
+            r = self.replicas.get(p)
+            if r is not None and r.is_leader and follower in r.remote and follower not in r.isr:
+                self.maybe_expand_isr(r, fetching=follower)
         results, has_data = self._read_session(req, session)
         if has_data or req.max_wait_ms <= 0:
             self._respond_fetch(req, results)

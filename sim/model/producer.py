@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Producer", "ProducerBatch", "close_batches", "ACKED", "FAILED", "UNKNOWN"]
 
 ACKED, FAILED, UNKNOWN = 0, 1, 2
+EPOCH_STRIDE = 1_000_000  # producer id of epoch e: base id + e * EPOCH_STRIDE
 RECORD_OVERHEAD_BYTES = 8  # rough per-record framing in a v2 batch (varint lengths, deltas)
 BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
 
@@ -108,6 +109,8 @@ class Producer:
         self.recorder = recorder
         self.rng = rng
         self.end_ms = end_ms
+        self.base_pid = producer_id
+        self.epoch = 0
         self.pid = producer_id if config.enable_idempotence else -1
         self._batch_ids = batch_ids  # shared counter: batch ids are unique per run
         self.scope = f"{parent_scope}.{name}"
@@ -235,7 +238,8 @@ class Producer:
         self.next_seq[p] = seq + 1
         first_id = self.next_record_id[p]
         self.next_record_id[p] = first_id + count
-        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, self.env.now, self.pid, seq,
+        # delivery.timeout.ms counts from the first record's append to the batch (ProducerBatch.createdMs)
+        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, first_ms, self.pid, seq,
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
         self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         self.unfinished += 1
@@ -353,6 +357,8 @@ class Producer:
         self.timeouts.done(req)
         self.in_flight_per_broker[broker] -= 1
         for batch, error, offset in resp.results:
+            if batch.done:
+                continue  # expired in flight (delivery.timeout.ms): the answer comes too late
             if error == m.NONE or error == m.DUPLICATE_SEQUENCE_NUMBER:
                 self._complete(batch, ACKED, offset, broker)
             else:
@@ -367,7 +373,8 @@ class Producer:
         self.timeouts.done(req)
         self.in_flight_per_broker[broker] -= 1
         for batch in req.batches:
-            self._on_error(batch, error, broker)
+            if not batch.done:
+                self._on_error(batch, error, broker)
 
     def _request_timed_out(self, req: m.ProduceRequest) -> None:
         # The client cannot tell whether the broker appended: NetworkClient disconnects.
@@ -462,12 +469,40 @@ class Producer:
         batch.done = True
         self.unfinished -= 1
         self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
+        if outcome != ACKED and batch.pid >= 0 and batch.pid == self.pid and self.alive:
+            self._bump_epoch()
+
+    def _bump_epoch(self) -> None:
+        """KIP-360: after an idempotent batch fails, start a new producer epoch with sequences from 0.
+
+        Otherwise the hole the failed batch leaves in the sequence makes every later batch of that
+        partition OUT_OF_ORDER_SEQUENCE_NUMBER for ever. A new epoch is modelled as a new producer
+        id (the broker keeps idempotence state per id); batches already sent keep their identity.
+        """
+        self.epoch += 1
+        self.pid = self.base_pid + self.epoch * EPOCH_STRIDE
+        for p, q in self.queues.items():
+            seq = 0
+            for b in q:
+                if b.attempts == 0:
+                    b.pid, b.seq = self.pid, seq
+                    seq += 1
+            self.next_seq[p] = seq
+
+    def _expire_in_flight(self) -> None:
+        """Sender.getExpiredInflightBatches: in-flight batches past delivery.timeout.ms fail now."""
+        limit = self.env.now - self.config.delivery_timeout_ms
+        for _, req in list(self.in_flight.values()):
+            for b in req.batches:
+                if not b.done and b.created_ms <= limit:
+                    self._complete(b, UNKNOWN, -1, -1)  # it was sent: its fate is unknown
 
     def expire_batches(self):
         """Fail batches that waited in the accumulator past delivery.timeout.ms."""
         try:
             while True:
                 yield self.env.timeout(1000.0)
+                self._expire_in_flight()
                 self.maybe_send()
         except simpy.Interrupt:
             return
