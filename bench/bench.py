@@ -116,24 +116,23 @@ def _memory_profile(name: str, overrides: dict, queue) -> None:
                "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
 
 
-def memory_profile(name: str, overrides: dict) -> dict:
+def _in_fresh_process(target, name: str, overrides: dict) -> dict:
+    """Run `target` in a new interpreter, so each measurement has its own peak memory."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_memory_profile, args=(name, overrides, q))
+    p = ctx.Process(target=target, args=(name, overrides, q))
     p.start()
     out = q.get()
     p.join()
     return out
+
+
+def memory_profile(name: str, overrides: dict) -> dict:
+    return _in_fresh_process(_memory_profile, name, overrides)
 
 
 def measure(name: str, overrides: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_measure, args=(name, overrides, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
+    return _in_fresh_process(_measure, name, overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
