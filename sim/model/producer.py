@@ -15,6 +15,7 @@ batches growing past linger.ms while the sender is saturated.
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -139,6 +140,7 @@ class Producer:
         self.record_bytes = config.record_size + RECORD_OVERHEAD_BYTES
         self.records_per_batch = max(1, (config.batch_size - BATCH_OVERHEAD_BYTES) // self.record_bytes)
         self.processes: list[simpy.Process] = []
+        self._finished = False
 
     def start(self) -> None:
         self.processes = [self.env.process(self.send_batches()), self.env.process(self.expire_batches())]
@@ -220,10 +222,12 @@ class Producer:
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
+                # Each batch closes at its own time: one timer event with a callback per batch
+                # (cheaper than resuming this process per batch), scheduled in close order.
+                now = self.env.now
                 for c, k, count, first_ms, last_ms in closed:
-                    if c > self.env.now:
-                        yield self.env.timeout(c - self.env.now)
-                    self._enqueue_new(self.partitions[k], count, first_ms, last_ms)
+                    self.env.timeout(max(c - now, 0.0)).callbacks.append(
+                        partial(self._close_batch, self.partitions[k], count, first_ms, last_ms))
                 if final:
                     break
                 t0 = t1
@@ -231,6 +235,10 @@ class Producer:
                     yield self.env.timeout(t0 - self.env.now)
         except simpy.Interrupt:
             return
+
+    def _close_batch(self, p: int, count: int, first_ms: float, last_ms: float, _ev=None) -> None:
+        if self.alive and not self._finished:
+            self._enqueue_new(p, count, first_ms, last_ms)
 
     def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float) -> None:
         batch_id = next(self._batch_ids)
@@ -509,6 +517,7 @@ class Producer:
 
     def finish(self) -> None:
         """End of the run: whatever is still pending has no answer (indeterminate)."""
+        self._finished = True
         for q in self.queues.values():
             for b in q:
                 self._complete(b, UNKNOWN, -1, -1)
