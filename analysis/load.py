@@ -222,13 +222,19 @@ class Run:
         return self
 
 
+def _complete_dir(path: str | Path, kind: str, files) -> Path:
+    """The directory, if it exists and holds every file of a complete `kind` directory."""
+    d = Path(path)
+    _check_dir(d, kind)
+    missing = [f for f in files if not (d / f).is_file()]
+    if missing:
+        raise ResultsError(f"{d}: not a complete {kind} directory (missing {', '.join(missing)})")
+    return d
+
+
 def load_run(path: str | Path, *, tables: bool = True) -> Run:
     """Load a run directory; with ``tables=False`` the parquet tables are read on first use."""
-    d = Path(path)
-    _check_dir(d, "run")
-    missing = [f for f in RUN_FILES if not (d / f).is_file()]
-    if missing:
-        raise ResultsError(f"{d}: not a complete run directory (missing {', '.join(missing)})")
+    d = _complete_dir(path, "run", RUN_FILES)
     summary = _read_json(d / "summary.json")
     if not isinstance(summary, dict) or "sim_duration_ms" not in summary:
         raise ResultsError(f"{d / 'summary.json'}: not a run summary (no sim_duration_ms)")
@@ -289,11 +295,7 @@ class Sweep:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Load a sweep directory: ``sweep.parquet`` plus derived grouping and loss-rate columns."""
-    d = Path(path)
-    _check_dir(d, "sweep")
-    missing = [f for f in SWEEP_FILES if not (d / f).is_file()]
-    if missing:
-        raise ResultsError(f"{d}: not a complete sweep directory (missing {', '.join(missing)})")
+    d = _complete_dir(path, "sweep", SWEEP_FILES)
     spec = _read_yaml(d / "sweep.yaml")
     table = _read_parquet(d / "sweep.parquet")
     need = [c for c in ("run_id", "status") if c not in table.columns]
