@@ -94,9 +94,6 @@ class Recorder:
         """A discrete model event: fault, fencing, election, ISR change, truncation, HW stall."""
         self.record("events", t, kind, broker, partition, value, detail)
 
-    def count(self, table: str) -> int:
-        return len(self._cols[table][0])
-
     def arrays(self, table: str) -> dict[str, np.ndarray]:
         """The table as numpy columns with compact dtypes."""
         out = {}

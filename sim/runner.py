@@ -164,10 +164,11 @@ def scenario_warnings(sc: Scenario) -> list[str]:
 
 
 def _count_isr(events, shrink: bool) -> int:
-    isr = events[events["kind"] == "isr_change"]
+    """ISR shrinks (or expansions): changes whose new ISR size is below (above) the previous one."""
+    isr = events[events["kind"] == "isr_change"].sort_values(["partition_index", "time_ms"], kind="stable")
     if isr.empty:
         return 0
-    det = isr["detail"].str.extract(r"^\[([0-9,]*)\]->\[([0-9,]*)\]")
-    before = det[0].fillna("").str.count(r"\d+")
-    after = det[1].fillna("").str.count(r"\d+")
-    return int(((after < before) if shrink else (after > before)).sum())
+    prev = isr.groupby("partition_index", sort=False)["value"].shift(1)
+    size = isr["value"]
+    changed = prev.notna() & ((size < prev) if shrink else (size > prev))
+    return int(changed.sum())

@@ -35,7 +35,7 @@ __all__ = ["Broker", "Replica", "PartitionSpec"]
 class PartitionSpec:
     """Static facts of one partition: replica assignment and topic-level configs."""
 
-    __slots__ = ("index", "name", "replicas", "min_isr", "unclean", "record_size")
+    __slots__ = ("index", "name", "replicas", "min_isr", "unclean")
 
     def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool):
         self.index, self.name, self.replicas, self.min_isr, self.unclean = index, name, replicas, min_isr, unclean
@@ -659,13 +659,10 @@ class Broker:
         leo = log.leo
         new_hw = leo
         now = self.env.now
-        pending = r.pending_isr
-        maximal = pending if pending is not None and len(pending) > len(r.isr) else r.isr
-        lag_max = self.config.replica_lag_time_max_ms
+        maximal = r.maximal_isr()
         for b, rr in r.remote.items():
             # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
-            if rr.leo < new_hw and (b in maximal or ((rr.leo >= leo or now - rr.last_caught_up_ms <= lag_max)
-                                                     and b not in self.fenced)):
+            if rr.leo < new_hw and (b in maximal or (self._caught_up(rr, leo, now) and self._isr_eligible(b))):
                 new_hw = rr.leo
         if new_hw > log.hw:
             log.hw = new_hw
@@ -816,13 +813,10 @@ class Broker:
             log = r.log
             rr = r.remote.get(follower)
             fetch_offset = rr.leo if rr is not None else log.leo
-            pd = m.PartitionData(p, m.NONE, log.hw, log.leo)
-            if budget > 0 and 0 <= fetch_offset < log.leo:
-                i, j = log.read_range(fetch_offset, log.leo, min(req.partition_max_bytes, budget))
-                if j > i:
-                    self._fill(pd, log, i, j)
-                    budget -= sum(pd.nbytes)
-                    has_data = True
+            pd = self._read_partition(p, log, fetch_offset, log.leo, req, budget)
+            if pd.base:
+                budget -= sum(pd.nbytes)
+                has_data = True
             results.append(pd)
         # Marks made while serving this very request are already answered; what a full
         # response could not carry (byte limits) stays dirty for the next one.
@@ -837,6 +831,17 @@ class Broker:
             if served < r.log.leo:
                 session.dirty.add(pd.partition)
         return results, has_data
+
+    def _read_partition(self, p: int, log: Log, fetch_offset: int, upto: int, req: m.FetchRequest,
+                        budget: int) -> m.PartitionData:
+        """One partition's answer: the HW, the LEO and the batches from `fetch_offset` below `upto`
+        within the request's byte limits (at least one batch when any is due)."""
+        pd = m.PartitionData(p, m.NONE, log.hw, log.leo)
+        if budget > 0 and 0 <= fetch_offset < upto:
+            i, j = log.read_range(fetch_offset, upto, min(req.partition_max_bytes, budget))
+            if j > i:
+                self._fill(pd, log, i, j)
+        return pd
 
     @staticmethod
     def _fill(pd: m.PartitionData, log: Log, i: int, j: int) -> None:
@@ -892,13 +897,10 @@ class Broker:
                     results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw, log.leo))
                     has_data = True
                     continue
-            pd = m.PartitionData(p, m.NONE, log.hw, log.leo)
-            if budget > 0 and pf.fetch_offset < upto:
-                i, j = log.read_range(pf.fetch_offset, upto, min(req.partition_max_bytes, budget))
-                if j > i:
-                    self._fill(pd, log, i, j)
-                    budget -= sum(pd.nbytes)
-                    has_data = True
+            pd = self._read_partition(p, log, pf.fetch_offset, upto, req, budget)
+            if pd.base:
+                budget -= sum(pd.nbytes)
+                has_data = True
             results.append(pd)
         return results, has_data
 

@@ -134,10 +134,6 @@ class Log:
                 entry.add(seq[i], base[i])
 
     # --- reads -----------------------------------------------------------------------------
-    def index_of(self, offset: int) -> int:
-        """Index of the first batch with base offset >= `offset`."""
-        return bisect_left(self.base, offset)
-
     def read_range(self, offset: int, upto: int, max_bytes: int) -> tuple[int, int]:
         """Batch index range [i, j) from `offset` below `upto`, at most `max_bytes` (at least one batch)."""
         i = bisect_left(self.base, offset)

@@ -40,8 +40,6 @@ class Network:
         self.ms_per_byte = 1000.0 / bandwidth_bps if bandwidth_bps else 0.0
         self.endpoints: list[Endpoint] = []
         self._link_clock: dict[tuple[int, int], float] = {}
-        self.messages_sent = 0
-        self.messages_dropped = 0
 
     def attach(self, endpoint: Endpoint) -> None:
         self.endpoints.append(endpoint)
@@ -50,7 +48,6 @@ class Network:
         """Send `msg` from `src` to `dst`; a dead sender sends nothing."""
         if not src.alive:
             return
-        self.messages_sent += 1
         now = self.env.now
         arrive = now + self.latency.sample() + nbytes * self.ms_per_byte
         # A connection is a TCP stream: messages on one link arrive in the order they were sent.
@@ -67,7 +64,6 @@ class Network:
         if dst.alive and dst.incarnation == incarnation:
             dst.handle(msg)
             return
-        self.messages_dropped += 1
         if dst.host_up and src.alive:
             # Process down, host up: the connection is refused / reset, seen one latency later.
             self._notify_reset(dst, src)

@@ -136,7 +136,6 @@ class Producer:
         self.request_ids = 0
         self.timeouts = TimeoutQueue(env, config.request_timeout_ms, self._request_timed_out)
         self._wake_at: set[float] = set()
-        self.unfinished = 0  # batches created and not yet completed
         self.record_bytes = config.record_size + RECORD_OVERHEAD_BYTES
         self.records_per_batch = max(1, (config.batch_size - BATCH_OVERHEAD_BYTES) // self.record_bytes)
         self.processes: list[simpy.Process] = []
@@ -250,7 +249,6 @@ class Producer:
         b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, first_ms, self.pid, seq,
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
         self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
-        self.unfinished += 1
         q = self.queues[p]
         if not q and self.config.max_in_flight > 1:
             # Fast path: a broker with a free in-flight slot has nothing else ready to drain
@@ -475,7 +473,6 @@ class Producer:
         if batch.done:
             return
         batch.done = True
-        self.unfinished -= 1
         self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
         if outcome != ACKED and batch.pid >= 0 and batch.pid == self.pid and self.alive:
             self._bump_epoch()
