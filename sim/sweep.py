@@ -431,8 +431,9 @@ class PoolExecutor:
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is None:
             self._pool.shutdown(wait=True)
-        else:  # interrupted: do not wait for runs nobody will record
-            _terminate(self._pool)
+        else:  # interrupted: do not wait for runs nobody will record (a second Ctrl-C cannot cut this short)
+            with _sigint_flagged():
+                _terminate(self._pool)
 
     def _start_pool(self) -> ProcessPoolExecutor:
         # spawn: safe with the threads rich and the executor itself run, and the same on every OS
@@ -449,6 +450,11 @@ class PoolExecutor:
         pending = deque(runs)
         suspects: deque[SweepRun] = deque()  # in flight when a worker died: rerun alone
         inflight: dict[Any, tuple[SweepRun, int, bool]] = {}  # future -> (run, pool generation, alone)
+        with _sigint_flagged() as interrupted:
+            yield from self._drive(pending, suspects, inflight, interrupted)
+
+    def _drive(self, pending: deque, suspects: deque, inflight: dict, interrupted: threading.Event
+               ) -> Iterator[RunOutcome]:
         while pending or suspects or inflight:
             if suspects or any(alone for _, _, alone in inflight.values()):
                 if suspects and not inflight:
@@ -458,13 +464,14 @@ class PoolExecutor:
                     self._submit(pending, inflight, alone=False)
             if not inflight:
                 continue
-            try:
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # record runs that finished before the interrupt, then let it through
+            done = set()
+            while not done and not interrupted.is_set():
+                done, _ = wait(inflight, timeout=0.1, return_when=FIRST_COMPLETED)
+            if interrupted.is_set():
+                # record runs that finished before the interrupt, then raise it here, in our own code
                 for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
                     yield fut.result()
-                raise
+                raise KeyboardInterrupt
             lost = []
             for fut in done:
                 entry = inflight.pop(fut)
@@ -497,14 +504,21 @@ class PoolExecutor:
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool now: cancel queued runs and terminate the worker processes."""
+    """Stop a pool now: cancel queued runs, terminate the worker processes, wait a bounded time."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # private, the same since 3.2
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
     if terminate is not None:
         terminate()
-    else:  # the executor's process table: private, but the same since Python 3.2
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
+    else:
+        for process in processes:
             process.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)
+    # Never an unbounded wait here: a pool whose queues were cut mid-message must not hang Ctrl-C.
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=5)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 class DaskExecutor:
@@ -728,19 +742,31 @@ def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
 
 
 @contextmanager
-def _sigint_deferred():
-    """Hold Ctrl-C until the block ends (main thread only), then raise it."""
+def _sigint_flagged() -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C only sets the event it yields (main thread only; elsewhere never set).
+
+    The pool waits in short slices and checks the event, so the interrupt surfaces in our code and
+    never inside concurrent.futures' locking: a KeyboardInterrupt raised while `wait()` holds the
+    futures' locks can leave one held, and the executor's shutdown then hangs forever.
+    """
+    flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield flag
         return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
     try:
-        yield
+        yield flag
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-        if caught:
-            raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C until the block ends, then raise it."""
+    with _sigint_flagged() as interrupted:
+        yield
+    if interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 class _Progress:
