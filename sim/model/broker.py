@@ -748,7 +748,7 @@ class Broker:
         if req.replica_id >= 0:
             self.handle_follower_fetch(req)
             return
-        results, has_data = self._read_for_fetch(req)
+        results, has_data, _ = self._read_for_fetch(req)
         if has_data or req.max_wait_ms <= 0:
             self._respond_fetch(req, results)
             return
@@ -783,7 +783,7 @@ class Broker:
                 return
         # Partitions where this follower is outside the ISR: reconsider them on every fetch, as
         # Kafka does, even when the follower lists nothing new (it may be caught up and idle).
-        for p in session.partitions & self.out_of_isr:
+        for p in (session.partitions & self.out_of_isr) if self.out_of_isr else ():
             r = self.replicas.get(p)
             if r is not None and r.is_leader and follower in r.remote and follower not in r.isr:
                 self.maybe_expand_isr(r, fetching=follower)
@@ -798,12 +798,15 @@ class Broker:
     def _read_session(self, req: m.FetchRequest, session: FetchSession) -> tuple[list, bool]:
         """Read for the listed partitions, then for those that changed on our side."""
         dirty, session.dirty = session.dirty, set()
-        results, has_data = self._read_for_fetch(req)
-        listed = {pf.partition for pf in req.partitions}
+        if req.partitions:
+            results, has_data, budget = self._read_for_fetch(req)
+            listed = {pf.partition for pf in req.partitions}
+        else:  # a parked fetch completing, or a follower with nothing new to say
+            results, has_data, budget, listed = [], False, req.max_bytes, ()
         follower = req.replica_id
-        budget = req.max_bytes - sum(sum(pd.nbytes) for pd in results)
-        for p in sorted(dirty):
-            if p in listed or p not in session.partitions:
+        partitions = session.partitions
+        for p in (sorted(dirty) if len(dirty) > 1 else dirty):
+            if p in listed or p not in partitions:
                 continue
             r = self.replicas.get(p)
             if r is None or not r.is_leader:
@@ -820,15 +823,19 @@ class Broker:
             results.append(pd)
         # Marks made while serving this very request are already answered; what a full
         # response could not carry (byte limits) stays dirty for the next one.
-        session.dirty -= listed
+        if listed and session.dirty:
+            session.dirty -= listed
         replicas = self.replicas
         for pd in results:
             if pd.error != m.NONE or pd.diverging_epoch is not None:
                 continue
-            r = replicas[pd.partition]
-            rr = r.remote.get(follower)
-            served = pd.base[-1] + pd.count[-1] if pd.base else (rr.leo if rr is not None else r.log.leo)
-            if served < r.log.leo:
+            leo = replicas[pd.partition].log.leo
+            if pd.base:
+                served = pd.base[-1] + pd.count[-1]
+            else:
+                rr = replicas[pd.partition].remote.get(follower)
+                served = rr.leo if rr is not None else leo
+            if served < leo:
                 session.dirty.add(pd.partition)
         return results, has_data
 
@@ -853,7 +860,8 @@ class Broker:
         pd.seq = log.seq[i:j]
         pd.nbytes = log.nbytes[i:j]
 
-    def _read_for_fetch(self, req: m.FetchRequest) -> tuple[list, bool]:
+    def _read_for_fetch(self, req: m.FetchRequest) -> tuple[list, bool, int]:
+        """Answer each listed partition; also returns the response byte budget left."""
         results = []
         has_data = False
         budget = req.max_bytes
@@ -902,7 +910,7 @@ class Broker:
                 budget -= sum(pd.nbytes)
                 has_data = True
             results.append(pd)
-        return results, has_data
+        return results, has_data, budget
 
     def _respond_fetch(self, req: m.FetchRequest, results: list) -> None:
         nbytes = sum(sum(pd.nbytes) for pd in results) + 32 * len(results)
@@ -923,7 +931,7 @@ class Broker:
                                                            req.max_bytes, req.partition_max_bytes, [],
                                                            req.session_id, False), session)
         else:
-            results, _ = self._read_for_fetch(req)
+            results, _, _ = self._read_for_fetch(req)
         self._respond_fetch(req, results)
 
     def _mark_dirty(self, r: Replica, wake: bool) -> None:

@@ -39,7 +39,7 @@ class Network:
         self.latency = latency
         self.ms_per_byte = 1000.0 / bandwidth_bps if bandwidth_bps else 0.0
         self.endpoints: list[Endpoint] = []
-        self._link_clock: dict[tuple[int, int], float] = {}
+        self._link_clock: dict[tuple, float] = {}  # (src, dst) -> arrival of the last message
 
     def attach(self, endpoint: Endpoint) -> None:
         self.endpoints.append(endpoint)
@@ -48,17 +48,18 @@ class Network:
         """Send `msg` from `src` to `dst`; a dead sender sends nothing."""
         if not src.alive:
             return
-        now = self.env.now
+        env = self.env
+        now = env.now
         arrive = now + self.latency.sample() + nbytes * self.ms_per_byte
         # A connection is a TCP stream: messages on one link arrive in the order they were sent.
-        link = (id(src), id(dst))
-        last = self._link_clock.get(link, 0.0)
+        link = (src, dst)  # endpoints hash by identity
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
         if arrive < last:
             arrive = last
-        self._link_clock[link] = arrive
-        ev = self.env.timeout(arrive - now)
+        clocks[link] = arrive
         incarnation = dst.incarnation
-        ev.callbacks.append(lambda _ev: self._deliver(src, dst, incarnation, msg))
+        env.timeout(arrive - now).callbacks.append(lambda _ev: self._deliver(src, dst, incarnation, msg))
 
     def _deliver(self, src: Endpoint, dst: Endpoint, incarnation: int, msg: object) -> None:
         if dst.alive and dst.incarnation == incarnation:

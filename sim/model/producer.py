@@ -122,6 +122,9 @@ class Producer:
         self.acks = config.acks
         self.queues: dict[int, deque] = {p: deque() for p in partitions}
         self.ready: set[int] = set()
+        # No queued batch reaches delivery.timeout.ms before this time (a lower bound), so an
+        # append to a saturated broker need not run the sender just to look for expired batches.
+        self._expiry_bound = float("inf")
         self.metadata = MetadataClient(env, self, network, brokers, partitions, int(rng.integers(len(brokers))),
                                        config.retry_backoff_ms, config.request_timeout_ms, self.maybe_send)
         self.in_flight: dict[int, tuple] = {}  # request id -> (broker id, request)
@@ -259,6 +262,15 @@ class Producer:
                 return
         q.append(b)
         self.ready.add(p)
+        expires = b.created_ms + self.config.delivery_timeout_ms
+        if expires < self._expiry_bound:
+            self._expiry_bound = expires
+        leader = self.metadata.leaders.get(p, (-1, -1))[0]
+        if ((leader < 0 or not self.connected[leader] or self.in_flight_per_broker[leader] >= self.config.max_in_flight)
+                and self.env.now + TIME_EPS < self._expiry_bound):
+            # Nothing can go out now: every sendable batch was sent when its broker last freed a
+            # slot, this one's broker has none, and no queued batch is due to expire.
+            return
         self.maybe_send()
 
     # --- the sender ------------------------------------------------------------------------
@@ -276,6 +288,7 @@ class Producer:
         oldest_alive = now - cfg.delivery_timeout_ms
         by_broker: dict[int, list] = {}
         emptied = []
+        oldest = float("inf")  # created_ms of the oldest batch left queued (heads are the oldest)
         for p in sorted(ready) if len(ready) > 1 else tuple(ready):
             q = queues[p]
             while q and q[0].created_ms <= oldest_alive:
@@ -284,6 +297,8 @@ class Producer:
             if not q:
                 emptied.append(p)
                 continue
+            if q[0].created_ms < oldest:
+                oldest = q[0].created_ms
             leader, epoch = leaders.get(p, (-1, -1))
             if leader < 0 or in_flight[leader] >= max_in_flight or not self.connected[leader]:
                 continue
@@ -321,6 +336,7 @@ class Producer:
         for p in emptied:
             if not queues[p]:
                 ready.discard(p)
+        self._expiry_bound = oldest + cfg.delivery_timeout_ms
 
     def _partition_in_flight(self, p: int) -> bool:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
@@ -457,6 +473,7 @@ class Producer:
             i += 1
         q.insert(i, batch)
         self.ready.add(batch.partition)
+        self._expiry_bound = min(self._expiry_bound, batch.created_ms + self.config.delivery_timeout_ms)
 
     def _wake(self, at: float) -> None:
         if at in self._wake_at:
