@@ -67,11 +67,14 @@ def check_invariants(recorder: Recorder) -> list[str]:
     # one leader per (partition, epoch)
     lead = ap["as_leader"].astype(bool)
     if lead.any():
-        pe = np.unique(np.stack([ap["partition"][lead], ap["leader_epoch"][lead], ap["broker"][lead]]), axis=1)
-        pairs, counts = np.unique(pe[:2], axis=1, return_counts=True)
+        # one int64 key per (partition, epoch, broker): a 1-D unique is a plain sort
+        part, epoch, broker = (ap[c][lead].astype(np.int64) for c in ("partition", "leader_epoch", "broker"))
+        nb, ne = int(broker.max()) + 1, int(epoch.max()) + 2
+        triples = np.unique((part * ne + (epoch + 1)) * nb + broker)
+        pairs, counts = np.unique(triples // nb, return_counts=True)
         for i in np.nonzero(counts > 1)[0][:MAX_REPORTED]:
-            out.append(f"{pname(int(pairs[0, i]))}: {int(counts[i])} brokers appended as leader in epoch "
-                       f"{int(pairs[1, i])}")
+            out.append(f"{pname(int(pairs[i] // ne))}: {int(counts[i])} brokers appended as leader in epoch "
+                       f"{int(pairs[i] % ne) - 1}")
 
     # the final committed log is contiguous from 0
     fl = recorder.arrays("final_log")
@@ -87,11 +90,15 @@ def check_invariants(recorder: Recorder) -> list[str]:
 
         # acknowledged offsets are truthful
         acked = done["outcome"] == OUTCOMES.index("acked")
-        ack_off = dict(zip(done["batch_id"][acked].tolist(), done["offset"][acked].tolist()))
-        present: dict[int, list[int]] = {}
-        for bid, o in zip(fl["batch_id"][keep].tolist(), fl["offset"][keep].tolist()):
-            present.setdefault(bid, []).append(o)
-        wrong = [bid for bid, o in ack_off.items() if bid in present and o not in present[bid]]
-        out += [f"batch {bid}: acknowledged at offset {ack_off[bid]} but committed at {present[bid]}"
-                for bid in wrong[:MAX_REPORTED]]
+        cb, co = fl["batch_id"][keep].astype(np.int64), fl["offset"][keep].astype(np.int64)
+        ab, ao = done["batch_id"][acked].astype(np.int64), done["offset"][acked].astype(np.int64)
+        committed = np.isin(ab, cb)  # acknowledged batches that are in a committed log somewhere
+        ab, ao = ab[committed], ao[committed]
+        if len(ab):
+            # (batch, offset) pairs as one int64: dense batch rank above 40 bits of offset
+            ranks = np.unique(cb)
+            shift = np.int64(1) << np.int64(40)
+            truthful = np.isin(np.searchsorted(ranks, ab) * shift + ao, np.searchsorted(ranks, cb) * shift + co)
+            for bid, o in zip(ab[~truthful][:MAX_REPORTED].tolist(), ao[~truthful][:MAX_REPORTED].tolist()):
+                out.append(f"batch {bid}: acknowledged at offset {o} but committed at {co[cb == bid].tolist()}")
     return out

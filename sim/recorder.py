@@ -89,6 +89,16 @@ class Recorder:
         a = self._done
         a[0](t); a[1](batch_id); a[2](outcome); a[3](offset); a[4](broker)
 
+    def final_log(self, partition: int, base, batch_id, count, epoch, hw: int) -> None:
+        """One partition's whole final log at once, from the log's own array columns."""
+        n = len(base)
+        if not n:
+            return
+        a = self._cols["final_log"]
+        ends = np.frombuffer(base, dtype="i8") + np.frombuffer(count, dtype="i8")
+        a[0].extend([partition] * n); a[1].extend(base); a[2].extend(batch_id); a[3].extend(count.tolist())
+        a[4].extend(epoch); a[5].frombytes((ends <= hw).astype(np.int8).tobytes())
+
     def event(self, t: float, kind: str, broker: int = -1, partition: int = -1, value: int = 0,
               detail: str = "") -> None:
         """A discrete model event: fault, fencing, election, ISR change, truncation, HW stall."""

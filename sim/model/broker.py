@@ -522,8 +522,10 @@ class Broker:
         results: list = [None] * len(req.batches)
         waiting = []
         touched = []
+        replicas = self.replicas
+        appended = self.recorder.appended
         for k, b in enumerate(req.batches):
-            r = self.replicas.get(b.partition)
+            r = replicas.get(b.partition)
             if r is None or not r.is_leader:
                 results[k] = (b, m.NOT_LEADER_OR_FOLLOWER, -1)
                 continue
@@ -547,7 +549,7 @@ class Broker:
                         continue
             if base is None:
                 base = log.append(b.record_count, r.leader_epoch, b.batch_id, b.pid, b.seq, b.nbytes)
-                self.recorder.appended(now, self.broker_id, b.partition, base, b.batch_id, r.leader_epoch)
+                appended(now, self.broker_id, b.partition, base, b.batch_id, r.leader_epoch)
                 touched.append(r)
             if acks == -1 or acks >= 2:
                 waiting.append((r, base + b.record_count, k, b))
@@ -566,9 +568,10 @@ class Broker:
                 r.purgatory.append((required, pending, k))
             else:
                 r.legacy_waiters.append((required, pending, k))
-        for r in {id(w[0]): w[0] for w in waiting}.values():
+        for r in ({id(w[0]): w[0] for w in waiting}.values() if len(waiting) > 1 else (waiting[0][0],)):
             self.maybe_increment_hw(r)
-            self._check_legacy_waiters(r)
+            if r.legacy_waiters:
+                self._check_legacy_waiters(r)
         if not pending.done:
             tq = self.produce_timeouts.get(req.timeout_ms)
             if tq is None:
@@ -657,6 +660,9 @@ class Broker:
             r.hw_stalled = False
             self.recorder.event(self.env.now, "hw_resume", self.broker_id, r.spec.index, log.hw)
         leo = log.leo
+        hw = log.hw
+        if leo <= hw:
+            return
         new_hw = leo
         now = self.env.now
         maximal = r.maximal_isr()
@@ -664,7 +670,9 @@ class Broker:
             # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
             if rr.leo < new_hw and (b in maximal or (self._caught_up(rr, leo, now) and self._isr_eligible(b))):
                 new_hw = rr.leo
-        if new_hw > log.hw:
+                if new_hw <= hw:
+                    return  # a replica that counts is no further than the HW: it cannot move
+        if new_hw > hw:
             log.hw = new_hw
             self.recorder.hw_advanced(now, self.broker_id, r.spec.index, r.leader_epoch, new_hw)
             self._mark_dirty(r, wake=False)

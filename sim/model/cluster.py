@@ -139,6 +139,4 @@ class Cluster:
             holder = state.leader if state.leader >= 0 else state.isr[0]
             log = self.brokers[holder].logs[spec.index]
             hw = log.hw if self.brokers[holder].alive else log.checkpointed_hw
-            for i in range(len(log.base)):
-                rec.record("final_log", spec.index, log.base[i], log.batch_id[i], log.count[i], log.epoch[i],
-                           log.base[i] + log.count[i] <= hw)
+            rec.final_log(spec.index, log.base, log.batch_id, log.count, log.epoch, hw)
