@@ -80,6 +80,8 @@ def _measure(name: str, overrides: dict, queue) -> None:
         "events_per_wall_s": round(s["sim_events"] / wall),
         "real_time_factor": round(s["sim_duration_ms"] / 1000 / wall, 2),
         "events_per_batch": round(s["sim_events"] / max(s["batches"], 1), 2),
+        "produce_requests": s["messages_sent"].get("ProduceRequest", 0),
+        "fetch_requests": s["messages_sent"].get("FetchRequest", 0),
         "bare_simpy_events_per_s": round(bare),
         "records_per_bare_event": round(records / wall / bare, 3),
         "peak_mib": round(peak_mib, 1),
@@ -165,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s_16KiB": base["wall_s"], "wall_s_32KiB": doubled["wall_s"],
             "batches_16KiB": base["batches"], "batches_32KiB": doubled["batches"],
             "wall_ratio_32_over_16": round(doubled["wall_s"] / base["wall_s"], 3),
+            # what the wall ratio should be compared with: batches halve, but round trips (a
+            # follower fetch per produce request per follower, produce requests bounded by
+            # max.in.flight) do not, and the SimPy events count both
+            "batch_ratio_32_over_16": round(doubled["batches"] / base["batches"], 3),
+            "produce_request_ratio_32_over_16": round(doubled["produce_requests"] / max(base["produce_requests"], 1), 3),
+            "fetch_request_ratio_32_over_16": round(doubled["fetch_requests"] / max(base["fetch_requests"], 1), 3),
+            "event_ratio_32_over_16": round(doubled["sim_events"] / base["sim_events"], 3),
         }
     if args.json:
         print(json.dumps({"short": args.short, "runs": rows, **extra}, indent=2))

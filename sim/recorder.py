@@ -43,6 +43,7 @@ class Recorder:
         self.partition_names = list(partition_names or [])
         self.producer_names = list(producer_names or [])
         self.consumer_names = list(consumer_names or [])
+        self.messages_sent: dict[str, int] = {}  # network messages by type, filled in at the end of a run
         self._cols: dict[str, tuple] = {name: tuple(_column(dtype) for _, dtype in cols) for name, cols in TABLES.items()}
         # Bound appenders for the hot tables, so the model pays one call per column.
         self._created = [c.append for c in self._cols["batch_created"]]
@@ -73,6 +74,10 @@ class Recorder:
     def appended_many(self, t, broker, partition, offsets, batch_ids, epochs) -> None:
         """A follower appended a fetched run of batches at once."""
         n = len(offsets)
+        if n == 1:  # the usual case: one batch per partition per fetch
+            a = self._appended
+            a[0](t); a[1](broker); a[2](partition); a[3](offsets[0]); a[4](batch_ids[0]); a[5](epochs[0]); a[6](False)
+            return
         a = self._cols["appended"]
         a[0].extend([t] * n); a[1].extend([broker] * n); a[2].extend([partition] * n)
         a[3].extend(offsets); a[4].extend(batch_ids); a[5].extend(epochs); a[6].extend(bytes(n))

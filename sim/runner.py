@@ -130,6 +130,8 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
         "produce_duration_ms": float(sc.duration),
         "wall_time_s": round(wall, 4),
         "sim_events": int(n_events),
+        # requests and responses on the wire by type: the round trips a configuration costs
+        "messages_sent": dict(recorder.messages_sent),
         **{k: v for k, v in counts.items() if k != "records_produced"},
         "batches": int(len(batches)),
         "throughput_rps": counts["records_acked"] / (sc.duration / 1000.0),

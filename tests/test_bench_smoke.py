@@ -24,6 +24,7 @@ def test_bench_short_runs_and_reports_every_metric():
         assert r["bare_simpy_events_per_s"] > 10_000
         assert r["records_per_bare_event"] > 0 and r["peak_mib"] > 0
         assert r["acked_lost"] == 0  # acks=all, min.insync 2, one broker down at a time
+        assert r["produce_requests"] > 0 and r["fetch_requests"] > 0
     # the batch is the unit of work: a few SimPy events per batch at steady load, not per record
     assert runs["steady"]["events_per_batch"] < 10
     assert runs["steady"]["records"] / runs["steady"]["sim_events"] > 20

@@ -144,6 +144,25 @@ def test_acks0_fate_is_unknown_and_loss_is_counted():
         lost += s["records_lost"]
     # records sent to the dead leader's socket before the client noticed are gone
     assert lost > 0
+    # Kafka sends no ProduceResponse for acks=0; with acks=1 every request the leader got is answered
+    assert s["messages_sent"]["ProduceRequest"] > 0 and "ProduceResponse" not in s["messages_sent"]
+
+
+def test_round_trips_are_counted_and_follow_batching():
+    """messages_sent counts requests on the wire: doubling batch.size at the same rate halves batches
+    but not produce requests or follower fetches (round trips are bounded by RTT and max.in.flight)."""
+    over = {"producers.0.instances": 2, "topics.0.partitions": 3, "duration": "6s", "settle": "2s",
+            "faults": []}
+    small = _run("leader-crash-acks1.yaml", 0, **over, **{"producers.0.batch.size": "4KiB"}).summary
+    big = _run("leader-crash-acks1.yaml", 0, **over, **{"producers.0.batch.size": "8KiB"}).summary
+    for s in (small, big):
+        m = s["messages_sent"]
+        # one response per request when nothing fails (fetches still parked at the end are unanswered)
+        assert m["ProduceResponse"] == m["ProduceRequest"]
+        assert 0.99 * m["FetchRequest"] <= m["FetchResponse"] <= m["FetchRequest"]
+        assert m["ProduceRequest"] <= s["batches"]  # a request carries one batch or more
+    assert big["batches"] < 0.6 * small["batches"]
+    assert big["messages_sent"]["ProduceRequest"] < small["messages_sent"]["ProduceRequest"]
 
 
 def test_idempotent_producer_recovers_after_a_batch_expires():

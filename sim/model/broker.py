@@ -698,7 +698,8 @@ class Broker:
             self.maybe_expand_isr(r, fetching=follower)
         if advanced:
             self.maybe_increment_hw(r)
-            self._check_legacy_waiters(r)
+            if r.legacy_waiters:
+                self._check_legacy_waiters(r)
 
     def maybe_expand_isr(self, r: Replica, fetching: int | None = None) -> None:
         """Propose adding caught-up, unfenced followers to the ISR (Partition.maybeExpandIsr).

@@ -130,6 +130,8 @@ class Cluster:
         for c in self.consumers:
             c.finish()
         self.snapshot_logs()
+        self.recorder.messages_sent = {t.__name__: n for t, n in sorted(self.network.sent.items(),
+                                                                         key=lambda kv: kv[0].__name__)}
 
     def snapshot_logs(self) -> None:
         """Emit every partition's final log, as held by its leader (or last ISR member if offline)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from collections import deque
 
 __all__ = ["Log", "ProducerStateEntry"]
 
@@ -25,13 +26,12 @@ class ProducerStateEntry:
 
     def __init__(self) -> None:
         self.last_seq = -1
-        self.recent: list[tuple[int, int]] = []  # (sequence, base offset), newest last
+        # (sequence, base offset), newest last; the oldest falls off by itself
+        self.recent: deque[tuple[int, int]] = deque(maxlen=NUM_BATCHES_TO_RETAIN)
 
     def add(self, seq: int, base: int) -> None:
         self.last_seq = seq
         self.recent.append((seq, base))
-        if len(self.recent) > NUM_BATCHES_TO_RETAIN:
-            del self.recent[0]
 
     def offset_of(self, seq: int) -> int | None:
         for s, base in self.recent:
@@ -121,17 +121,21 @@ class Log:
         self.nbytes.extend(data.nbytes)
         self.leo = base[-1] + count[-1]
         cache = self.epoch_cache
+        if not cache or epoch[-1] > cache[-1][0]:  # epochs never decrease along a log
+            for i in range(len(base)):
+                e = epoch[i]
+                if not cache or e > cache[-1][0]:
+                    cache.append((e, base[i]))
         producers = self.producers
         for i in range(len(base)):
-            e = epoch[i]
-            if not cache or e > cache[-1][0]:
-                cache.append((e, base[i]))
             p = pid[i]
             if p >= 0:
                 entry = producers.get(p)
                 if entry is None:
                     entry = producers[p] = ProducerStateEntry()
-                entry.add(seq[i], base[i])
+                s = seq[i]
+                entry.last_seq = s  # ProducerStateEntry.add, inlined: this loop is hot
+                entry.recent.append((s, base[i]))
 
     # --- reads -----------------------------------------------------------------------------
     def read_range(self, offset: int, upto: int, max_bytes: int) -> tuple[int, int]:
@@ -186,7 +190,7 @@ class Log:
             if entry is None:
                 entry = producers[p] = ProducerStateEntry()
                 entry.last_seq = seqs[i]
-            entry.recent.insert(0, (seqs[i], bases[i]))
+            entry.recent.appendleft((seqs[i], bases[i]))
             if len(need) == len(self.producers) and all(v >= NUM_BATCHES_TO_RETAIN for v in need.values()):
                 break
         self.producers = producers
