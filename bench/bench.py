@@ -8,7 +8,7 @@ a ratio the machine's load cancels out of (`records_per_bare_event`).
 
     python bench/bench.py                 # all scenarios, full length
     python bench/bench.py --short         # CI smoke run: durations cut to a few seconds
-    python bench/bench.py --only steady --batch-doubling --json
+    python bench/bench.py --only steady --batch-doubling --record-doubling --json
 """
 
 from __future__ import annotations
@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="run only these scenarios")
     ap.add_argument("--batch-doubling", action="store_true",
                     help="also run `steady` with batch.size doubled and report the wall-time ratio")
+    ap.add_argument("--record-doubling", action="store_true",
+                    help="also run `steady` with rate and batch.size doubled (same batches, twice the "
+                         "records) and report the wall-time ratio: records themselves should cost ~nothing")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--memory", action="store_true",
                     help="sample resident memory against simulated time (for soak: does it track the facts only?)")
@@ -174,6 +177,17 @@ def main(argv: list[str] | None = None) -> int:
             "produce_request_ratio_32_over_16": round(doubled["produce_requests"] / max(base["produce_requests"], 1), 3),
             "fetch_request_ratio_32_over_16": round(doubled["fetch_requests"] / max(base["fetch_requests"], 1), 3),
             "event_ratio_32_over_16": round(doubled["sim_events"] / base["sim_events"], 3),
+        }
+    if args.record_doubling:
+        over = dict(SHORT["steady"]) if args.short else {}
+        base = next((r for r in rows if r["scenario"] == "steady"), None) or measure("steady", over)
+        print("running steady with rate and batch.size doubled ...", file=sys.stderr, flush=True)
+        doubled = measure("steady", {**over, "producers.0.rate": "2000000/s", "producers.0.batch.size": "32KiB"})
+        extra["record_doubling"] = {
+            "wall_s_1M_16KiB": base["wall_s"], "wall_s_2M_32KiB": doubled["wall_s"],
+            "record_ratio": round(doubled["records"] / base["records"], 3),
+            "batch_ratio": round(doubled["batches"] / base["batches"], 3),
+            "wall_ratio": round(doubled["wall_s"] / base["wall_s"], 3),
         }
     if args.json:
         print(json.dumps({"short": args.short, "runs": rows, **extra}, indent=2))

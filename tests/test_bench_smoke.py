@@ -28,3 +28,17 @@ def test_bench_short_runs_and_reports_every_metric():
     # the batch is the unit of work: a few SimPy events per batch at steady load, not per record
     assert runs["steady"]["events_per_batch"] < 10
     assert runs["steady"]["records"] / runs["steady"]["sim_events"] > 20
+
+
+def test_bench_doubling_modes_report_their_ratios():
+    """--batch-doubling halves batches at the same records; --record-doubling doubles records at the same batches."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--short", "--only", "steady",
+                          "--batch-doubling", "--record-doubling", "--json"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    bd, rd = report["batch_doubling"], report["record_doubling"]
+    assert 0.45 <= bd["batch_ratio_32_over_16"] <= 0.55
+    assert bd["produce_request_ratio_32_over_16"] > 0 and bd["fetch_request_ratio_32_over_16"] > 0
+    assert bd["wall_ratio_32_over_16"] > 0 and bd["event_ratio_32_over_16"] < 1
+    assert 1.9 <= rd["record_ratio"] <= 2.1 and 0.9 <= rd["batch_ratio"] <= 1.1 and rd["wall_ratio"] > 0
