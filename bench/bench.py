@@ -17,6 +17,7 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -58,14 +59,14 @@ def _measure(name: str, overrides: dict, queue) -> None:
     """Child process: bare loop, then the scenario; reports numbers through `queue`."""
     import sim
 
-    bare_before = bare_simpy_rate()
+    bare_before = [bare_simpy_rate(200_000) for _ in range(3)]
     scenario = sim.load_scenario(SCENARIOS[name], overrides)
     t0 = time.perf_counter()
     res = sim.run(scenario)
     wall = time.perf_counter() - t0
-    bare_after = bare_simpy_rate()
+    bare_after = [bare_simpy_rate(200_000) for _ in range(3)]
     s = res.summary
-    bare = (bare_before + bare_after) / 2
+    bare = statistics.median(bare_before + bare_after)  # three short loops before and three after the run
     records = s["records_sent"]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     queue.put({
