@@ -6,7 +6,10 @@ and what is allowed, exit code 2, and no traceback. Progress goes to stderr, res
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -198,6 +201,9 @@ app.command("report")(report_cli)
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: click usage errors become one line with exit code 2."""
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        # `kill -USR1 <pid>` prints every thread's stack: how to see where a long sweep or run is
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         rv = app(args=argv, standalone_mode=False)
     except TyperException as e:  # usage errors: bad flags, bad values, missing arguments

@@ -411,7 +411,14 @@ def test_ctrl_c_on_the_cli_keeps_finished_runs_and_resume_completes(tmp_path):
     while not [d for d in (out / "runs").glob("[!.]*")] and time.monotonic() < deadline:
         time.sleep(0.02)
     p.send_signal(signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=60)
+    try:
+        stdout, stderr = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # hung: show where every thread of the sweep is, then fail
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        p.kill()
+        stdout, stderr = p.communicate()
+        pytest.fail(f"kafkasim sweep did not stop within 60 s of SIGINT; its threads:\n{stderr[-6000:]}")
     assert p.returncode == 130, stderr
     assert "interrupted: " in stderr and "Traceback" not in stderr and stdout == ""
     kept = sorted(d.name for d in (out / "runs").glob("[!.]*"))
