@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: click usage errors become one line with exit code 2."""
     if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
         # `kill -USR1 <pid>` prints every thread's stack: how to see where a long sweep or run is
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        try:
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+        except (AttributeError, ValueError, OSError):  # no usable stderr file descriptor (embedded, captured)
+            pass
     try:
         rv = app(args=argv, standalone_mode=False)
     except TyperException as e:  # usage errors: bad flags, bad values, missing arguments
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(printable(part) for part in e.format_message().split("\n") if part.strip())
         err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
         return 2
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted", markup=False)
         return 130
     except typer.Exit as e:

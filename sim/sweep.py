@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 import traceback
 import uuid
 import warnings
@@ -423,6 +424,7 @@ class PoolExecutor:
     def __init__(self, workers: int, execute: ExecuteFn):
         self.workers, self.execute = workers, execute
         self._generation = 0
+        self._dead_since: float | None = None  # when a worker of the current pool was first seen dead
 
     def __enter__(self) -> "PoolExecutor":
         self._pool = self._start_pool()
@@ -444,6 +446,25 @@ class PoolExecutor:
     def _restart_pool(self) -> None:
         self._pool.shutdown(wait=False)
         self._pool = self._start_pool()
+        self._dead_since = None
+
+    def _unstick_if_a_worker_died(self) -> None:
+        """Break the pool by hand when a worker died halfway through sending its result.
+
+        CPython's pool manager thread notices a dead worker only between messages: once the first
+        bytes of a result arrive it waits for the rest, for ever if the sender was killed (SIGKILL,
+        the OOM killer). A worker dead for 2 s with the pool still not broken is that case: see
+        :func:`_break_stuck_pool`. The runs in flight then fail as BrokenProcessPool and are retried
+        one at a time, as for any other dead worker.
+        """
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        if not any(p.exitcode is not None for p in processes):
+            self._dead_since = None
+        elif self._dead_since is None:
+            self._dead_since = time.monotonic()
+        elif time.monotonic() - self._dead_since > 2.0:
+            _break_stuck_pool(self._pool, processes)
+            self._dead_since = None
 
     def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
         """Submit runs as workers free up; yield each outcome as it completes."""
@@ -467,6 +488,8 @@ class PoolExecutor:
             done = set()
             while not done and not interrupted.is_set():
                 done, _ = wait(inflight, timeout=0.1, return_when=FIRST_COMPLETED)
+                if not done:
+                    self._unstick_if_a_worker_died()
             if interrupted.is_set():
                 # record runs that finished before the interrupt, then raise it here, in our own code
                 for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
@@ -512,11 +535,29 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     else:
         for process in processes:
             process.terminate()
-    # Never an unbounded wait here: a pool whose queues were cut mid-message must not hang Ctrl-C.
-    pool.shutdown(wait=False, cancel_futures=True)
+    _break_stuck_pool(pool, processes, cancel=True)
+
+
+def _break_stuck_pool(pool: ProcessPoolExecutor, processes: list, cancel: bool = False) -> None:
+    """Kill the pool's workers and make its manager thread see the end of the result pipe.
+
+    A worker killed while writing a result (a multi-megabyte pickle) leaves the manager thread
+    waiting for the rest of that message; `shutdown()` and the interpreter's exit would then
+    wait for that thread for ever. Once every worker is gone, this process holds the last
+    write end of the result pipe: closing it turns the wait into EOF and the pool breaks as
+    usual. (The private attributes are those of CPython 3.9-3.13.)
+    """
+    manager = getattr(pool, "_executor_manager_thread", None)  # read before shutdown() drops it
+    results = getattr(pool, "_result_queue", None)
+    for process in processes:
+        if process.exitcode is None:
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=cancel)
     for process in processes:
         process.join(timeout=5)
-    manager = getattr(pool, "_executor_manager_thread", None)
+    writer = getattr(results, "_writer", None)
+    if writer is not None and not writer.closed:
+        writer.close()
     if manager is not None:
         manager.join(timeout=5)
 
@@ -762,11 +803,25 @@ def _sigint_flagged() -> Iterator[threading.Event]:
 
 @contextmanager
 def _sigint_deferred():
-    """Hold Ctrl-C until the block ends, then raise it."""
-    with _sigint_flagged() as interrupted:
+    """Hold Ctrl-C until the block ends, then hand it to the handler it was meant for.
+
+    Under the pool that handler only sets the pool's flag, so the pool still yields every run
+    that finished before it stops; elsewhere it raises KeyboardInterrupt as usual.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
-    if interrupted.is_set():
-        raise KeyboardInterrupt
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # the pool's flag, or default_int_handler (raises)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 class _Progress:

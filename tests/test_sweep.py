@@ -476,3 +476,24 @@ def test_cli_exits_1_when_runs_failed(capsys, tmp_path, monkeypatch):
     assert "failed: smoke-" in cap.err and "ValueError: no luck with seed" in cap.err
     assert "8 failed" in cap.err and len(list((tmp_path / "s" / "failures").iterdir())) == 8
     assert pd.read_parquet(tmp_path / "s" / "sweep.parquet")["status"].eq("failed").all()
+
+
+def test_ctrl_c_while_recording_a_run_keeps_the_runs_that_finished_meanwhile(tmp_path, monkeypatch):
+    """A Ctrl-C held back while one run is written still lets the pool hand over every finished run."""
+    sweep_module = sys.modules["sim.sweep"]  # the module (`sim.sweep` is also the API function)
+    record, calls = sweep_module._record, []
+
+    def slow_record(out_dir, run, outcome):
+        calls.append(run.run_id)
+        if len(calls) == 1:
+            time.sleep(2.0)  # the other worker finishes its run meanwhile
+            os.kill(os.getpid(), signal.SIGINT)
+        record(out_dir, run, outcome)
+
+    monkeypatch.setattr(sweep_module, "_record", slow_record)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(SweepInterrupted) as e:
+        run_sweep(SMOKE, workers=2, out=tmp_path / "out")
+    kept = [d for d in (tmp_path / "out" / "runs").glob("[!.]*")]
+    assert len(kept) == e.value.complete >= 2 and len(calls) >= 2
+    assert signal.getsignal(signal.SIGINT) is before

@@ -117,3 +117,24 @@ def test_garbage_sweep_files_exit_2_and_write_nothing(tmp_path_factory, capsys, 
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines and all(ln.startswith("error: ") for ln in lines) and "Traceback" not in err
     assert not (d / "out").exists()
+
+
+def _pool_fault(mode: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "tests" / "pool_faults.py"), mode, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_a_worker_killed_halfway_through_sending_its_result_does_not_hang_the_sweep(tmp_path):
+    """The pool manager would wait for the rest of the message for ever; the run is retried instead."""
+    t0 = time.monotonic()
+    out = _pool_fault("died", tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == ["outcome r1 error=None", "exited"]
+    assert time.monotonic() - t0 < 30
+
+
+def test_ctrl_c_while_a_worker_is_halfway_through_sending_exits(tmp_path):
+    """The pool is stopped and the interpreter exits instead of joining a stuck manager thread."""
+    out = _pool_fault("interrupted", tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == ["interrupted", "exited"]

@@ -288,7 +288,6 @@ class Producer:
         oldest_alive = now - cfg.delivery_timeout_ms
         by_broker: dict[int, list] = {}
         emptied = []
-        oldest = float("inf")  # created_ms of the oldest batch left queued (heads are the oldest)
         for p in sorted(ready) if len(ready) > 1 else tuple(ready):
             q = queues[p]
             while q and q[0].created_ms <= oldest_alive:
@@ -297,8 +296,6 @@ class Producer:
             if not q:
                 emptied.append(p)
                 continue
-            if q[0].created_ms < oldest:
-                oldest = q[0].created_ms
             leader, epoch = leaders.get(p, (-1, -1))
             if leader < 0 or in_flight[leader] >= max_in_flight or not self.connected[leader]:
                 continue
@@ -336,7 +333,9 @@ class Producer:
         for p in emptied:
             if not queues[p]:
                 ready.discard(p)
-        self._expiry_bound = oldest + cfg.delivery_timeout_ms
+        # From the heads left now: a retried batch of an older producer epoch may sit behind newer ones.
+        self._expiry_bound = min((queues[p][0].created_ms for p in ready if queues[p]),
+                                 default=float("inf")) + cfg.delivery_timeout_ms
 
     def _partition_in_flight(self, p: int) -> bool:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
