@@ -477,6 +477,11 @@ class PoolExecutor:
     def _drive(self, pending: deque, suspects: deque, inflight: dict, interrupted: threading.Event
                ) -> Iterator[RunOutcome]:
         while pending or suspects or inflight:
+            if interrupted.is_set():
+                # hand over the runs that finished before the interrupt, then raise it here, in our code
+                for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
+                    yield fut.result()
+                raise KeyboardInterrupt
             if suspects or any(alone for _, _, alone in inflight.values()):
                 if suspects and not inflight:
                     self._submit(suspects, inflight, alone=True)
@@ -486,15 +491,10 @@ class PoolExecutor:
             if not inflight:
                 continue
             done = set()
-            while not done and not interrupted.is_set():
+            while not done and not interrupted.is_set():  # short waits: Ctrl-C is noticed within 0.1 s
                 done, _ = wait(inflight, timeout=0.1, return_when=FIRST_COMPLETED)
                 if not done:
                     self._unstick_if_a_worker_died()
-            if interrupted.is_set():
-                # record runs that finished before the interrupt, then raise it here, in our own code
-                for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
-                    yield fut.result()
-                raise KeyboardInterrupt
             lost = []
             for fut in done:
                 entry = inflight.pop(fut)

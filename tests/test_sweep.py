@@ -57,6 +57,13 @@ def execute_or_die(run):
     return execute_run(run)
 
 
+def execute_and_mark(run):
+    """Simulate, then leave a mark in $KAFKASIM_TEST_MARKS: the coordinator can tell a run finished."""
+    outcome = execute_run(run)
+    (Path(os.environ["KAFKASIM_TEST_MARKS"]) / run.run_id).touch()
+    return outcome
+
+
 def execute_or_raise(run):
     """A model bug in one parameter combination: both of its seeds raise."""
     if run.params["producers.0.acks"] == 1 and run.params[PARAMS[1]] == 2:
@@ -483,17 +490,24 @@ def test_ctrl_c_while_recording_a_run_keeps_the_runs_that_finished_meanwhile(tmp
     sweep_module = sys.modules["sim.sweep"]  # the module (`sim.sweep` is also the API function)
     record, calls = sweep_module._record, []
 
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("KAFKASIM_TEST_MARKS", str(marks))  # spawned pool workers inherit it
+
     def slow_record(out_dir, run, outcome):
         calls.append(run.run_id)
         if len(calls) == 1:
-            time.sleep(2.0)  # the other worker finishes its run meanwhile
+            deadline = time.monotonic() + 60
+            while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the other worker has finished a run too
             os.kill(os.getpid(), signal.SIGINT)
         record(out_dir, run, outcome)
 
     monkeypatch.setattr(sweep_module, "_record", slow_record)
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(SweepInterrupted) as e:
-        run_sweep(SMOKE, workers=2, out=tmp_path / "out")
-    kept = [d for d in (tmp_path / "out" / "runs").glob("[!.]*")]
-    assert len(kept) == e.value.complete >= 2 and len(calls) >= 2
+        run_sweep(SMOKE, workers=2, out=tmp_path / "out", execute=execute_and_mark)
+    kept = {d.name for d in (tmp_path / "out" / "runs").glob("[!.]*")}
+    finished = {m.name for m in marks.iterdir()}
+    assert len(finished) >= 2 and finished <= kept and len(kept) == e.value.complete
     assert signal.getsignal(signal.SIGINT) is before
