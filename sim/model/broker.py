@@ -556,7 +556,7 @@ class Broker:
             else:
                 results[k] = (b, m.NONE, base)
         for r in touched:
-            self._wake_followers(r)
+            self._mark_dirty(r, wake=True)
         if acks == 0:
             return  # Kafka sends no response for acks=0
         if not waiting:
@@ -665,7 +665,8 @@ class Broker:
             return
         new_hw = leo
         now = self.env.now
-        maximal = r.maximal_isr()
+        pending = r.pending_isr  # r.maximal_isr(), inlined: this runs on every append and fetch
+        maximal = pending if pending is not None and len(pending) > len(r.isr) else r.isr
         for b, rr in r.remote.items():
             # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
             if rr.leo < new_hw and (b in maximal or (self._caught_up(rr, leo, now) and self._isr_eligible(b))):
