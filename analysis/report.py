@@ -11,8 +11,6 @@ import base64
 import html
 import io
 import math
-import os
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .load import Run, Sweep, load
+from .load import Run, Sweep, load, write_atomic
 from .metrics import failover_table, level_metrics, level_summary
 from .plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
@@ -408,10 +406,5 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
            + sections[0] + "<h2>Figures</h2>" + _figures_html(source) + "".join(sections[1:])
            + _scenario_html(source) + "</body></html>\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.write_text(doc, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda p: p.write_text(doc, encoding="utf-8"))
     return path

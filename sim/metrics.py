@@ -26,11 +26,15 @@ def _mid_arrival(b: pd.DataFrame) -> np.ndarray:
     return (b["first_arrival_ms"].to_numpy() + b["last_arrival_ms"].to_numpy()) / 2.0
 
 
+def _acked_latency(batches: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Acknowledged batches, their produce latency (mid-batch arrival to ack, ms) and record counts."""
+    acked = batches[batches["outcome"] == "acked"]
+    return acked, acked["acked_ms"].to_numpy() - _mid_arrival(acked), acked["record_count"].to_numpy()
+
+
 def produce_latency(batches: pd.DataFrame) -> dict:
     """Send (record arrival) to acknowledgement, per record: p50, p99, p99.9, max (ms)."""
-    acked = batches[batches["outcome"] == "acked"]
-    lat = acked["acked_ms"].to_numpy() - _mid_arrival(acked)
-    w = acked["record_count"].to_numpy()
+    acked, lat, w = _acked_latency(batches)
     p50, p99, p999 = weighted_percentiles(lat, w, [50, 99, 99.9])
     mx = float((acked["acked_ms"].to_numpy() - acked["first_arrival_ms"].to_numpy()).max()) if len(acked) else None
     return {"p50": p50, "p99": p99, "p999": p999, "max": mx}
@@ -171,14 +175,12 @@ def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[in
     edges = np.arange(n_bins + 1) * 1000.0
     edges[-1] = max(edges[-1], end_ms)
     out = pd.DataFrame({"second": np.arange(n_bins), "time_ms": edges[:-1]})
-    acked = batches[batches["outcome"] == "acked"]
+    acked, lat, w = _acked_latency(batches)
     sec = np.minimum((acked["acked_ms"].to_numpy() // 1000).astype(int), n_bins - 1)
-    out["records_acked"] = np.bincount(sec, weights=acked["record_count"].to_numpy(), minlength=n_bins).astype(np.int64)
+    out["records_acked"] = np.bincount(sec, weights=w, minlength=n_bins).astype(np.int64)
     failed = batches[batches["outcome"] == "failed"]
     fsec = np.minimum((failed["last_arrival_ms"].to_numpy() // 1000).astype(int), n_bins - 1)
     out["records_failed"] = np.bincount(fsec, weights=failed["record_count"].to_numpy(), minlength=n_bins).astype(np.int64)
-    lat = acked["acked_ms"].to_numpy() - _mid_arrival(acked)
-    w = acked["record_count"].to_numpy()
     p50 = np.full(n_bins, np.nan)
     p99 = np.full(n_bins, np.nan)
     if len(sec):

@@ -50,7 +50,6 @@ class Recorder:
         self._sent = [c.append for c in self._cols["batch_sent"]]
         self._appended = [c.append for c in self._cols["appended"]]
         self._hw = [c.append for c in self._cols["hw_advanced"]]
-        self._consumed = [c.append for c in self._cols["consumed"]]
         self._done = [c.append for c in self._cols["batch_done"]]
 
     def record(self, table: str, *values) -> None:
@@ -86,9 +85,12 @@ class Recorder:
         a = self._hw
         a[0](t); a[1](broker); a[2](partition); a[3](epoch); a[4](hw)
 
-    def consumed(self, t, consumer, partition, offset, batch_id) -> None:
-        a = self._consumed
-        a[0](t); a[1](consumer); a[2](partition); a[3](offset); a[4](batch_id)
+    def consumed_many(self, t, consumer, partition, offsets, batch_ids) -> None:
+        """A consumer received a run of batches from one partition (log-array slices)."""
+        n = len(offsets)
+        a = self._cols["consumed"]
+        a[0].extend([t] * n); a[1].extend([consumer] * n); a[2].extend([partition] * n)
+        a[3].extend(offsets); a[4].extend(batch_ids)
 
     def batch_done(self, t, batch_id, outcome: int, offset, broker) -> None:
         a = self._done

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.load import RUN_FILES  # the one list of a run directory's files, shared with analysis
+
 from .scenario import Scenario
 
 __all__ = ["Results", "RUN_FILES", "read_results"]
-
-RUN_FILES = ("scenario.yaml", "summary.json", "batches.parquet", "events.parquet", "timeseries.parquet")
 
 
 def _jsonable(o):

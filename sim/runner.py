@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import time
-import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any, Callable

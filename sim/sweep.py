@@ -54,6 +54,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from analysis.stats import mean_ci
+from analysis.load import write_atomic
+from analysis.tables import flatten_summary
 
 from .results import Results
 from .runner import run as simulate_run
@@ -708,7 +710,7 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
         except KeyboardInterrupt:
             raise SweepInterrupted(len(_complete_runs(ordered, out_dir)), len(ordered), out_dir) from None
     frame = collect(sw, out_dir)
-    _write_atomic(out_dir / "sweep.parquet", lambda p: frame.to_parquet(p, index=False))
+    write_atomic(out_dir / "sweep.parquet", lambda p: frame.to_parquet(p, index=False))
     return SweepReport(sw, out_dir, pd.read_parquet(out_dir / "sweep.parquet"), finished, len(complete))
 
 
@@ -746,7 +748,7 @@ def _prepare(out_dir: Path, sw: Sweep, complete: set[str]) -> None:
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     (out_dir / "failures").mkdir(exist_ok=True)
     (out_dir / "sweep.parquet").unlink(missing_ok=True)
-    _write_atomic(out_dir / "sweep.yaml", lambda p: p.write_text(sw.to_yaml()))
+    write_atomic(out_dir / "sweep.yaml", lambda p: p.write_text(sw.to_yaml()))
     # the hidden temporaries and trash of Results.write and _record, if a sweep was killed mid-write
     for leftover in [*(out_dir / "runs").glob(".*.tmp-*"), *(out_dir / "runs").glob(".*.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
@@ -768,18 +770,7 @@ def _record(out_dir: Path, run: SweepRun, outcome: RunOutcome) -> None:
             shutil.rmtree(trash, ignore_errors=True)
         record = {"run_id": run.run_id, "seed": run.seed, "params": run.params, "error": outcome.error}
         text = json.dumps(record, indent=2, default=str) + "\n"
-        _write_atomic(failure, lambda p: p.write_text(text))
-
-
-def _write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write through a temporary sibling and rename it into place."""
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        write_atomic(failure, lambda p: p.write_text(text))
 
 
 @contextmanager
@@ -878,7 +869,7 @@ def collect(sw: Sweep, out_dir: str | Path) -> pd.DataFrame:
         if summary_path.is_file():
             status.append("ok")
             errors.append(None)
-            flat.append(_flatten(json.loads(summary_path.read_text())))
+            flat.append(flatten_summary(json.loads(summary_path.read_text())))
         else:
             status.append("failed")
             errors.append(json.loads(failure_path.read_text())["error"] if failure_path.is_file()
@@ -899,17 +890,6 @@ def collect(sw: Sweep, out_dir: str | Path) -> pd.DataFrame:
     for key in keys:
         columns[key] = _column([row.get(key) for row in flat], nullable_ints=True)
     return pd.DataFrame(columns)
-
-
-def _flatten(summary: dict, prefix: str = "") -> dict[str, Any]:
-    """Scalars of a summary with dotted names; lists (failovers, warnings) are left out."""
-    out: dict[str, Any] = {}
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        elif not isinstance(value, list):
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _column(values: list, nullable_ints: bool) -> pd.Series:

@@ -39,9 +39,9 @@ def _recorder():
                 (1, 0, 6, 13, 0, True), (1, 13, 5, 11, 0, True),
                 (1, 24, 4, 7, 0, False)]:  # uncommitted tail: does not count as present
         r.record("final_log", *row)
-    r.consumed(20.0, 0, 0, 0, 0)
-    r.consumed(21.0, 0, 0, 10, 2)
-    r.consumed(22.0, 0, 0, 10, 2)
+    r.consumed_many(20.0, 0, 0, [0], [0])
+    r.consumed_many(21.0, 0, 0, [10], [2])
+    r.consumed_many(22.0, 0, 0, [10], [2])
     return r
 
 

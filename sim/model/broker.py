@@ -426,12 +426,8 @@ class Broker:
                     self.make_leader(r, rec)
                 else:
                     self.make_follower(r, rec, start_fetching=False)
-            elif rec.leader_epoch == r.leader_epoch and rec.partition_epoch > r.partition_epoch:
-                r.isr = rec.isr
-                r.partition_epoch = rec.partition_epoch
-                r.pending_isr = None
-                if r.is_leader:
-                    self.on_isr_changed(r)
+            else:
+                self._apply_isr_record(r, rec)
         if unfenced:
             for r in self.replicas.values():
                 if r.is_leader and any(b in r.remote and b not in r.isr for b in unfenced):
@@ -471,7 +467,8 @@ class Broker:
         """Follow the new leader (Partition.makeFollower); truncation happens on first fetch."""
         if r.is_leader:
             self._fail_purgatory(r, m.NOT_LEADER_OR_FOLLOWER)
-            self._complete_parked(r)
+            self._mark_dirty(r, wake=True)  # parked fetches answer now: NOT_LEADER_OR_FOLLOWER
+            self._wake_consumers(r)
         self._stop_following(r)
         r.is_leader = False
         r.leader_id = rec.leader
@@ -497,12 +494,9 @@ class Broker:
     def truncate_on_divergence(self, r: Replica, leader_epoch: int, leader_end_offset: int) -> None:
         """KIP-279/595: truncate to the end of the last epoch both logs agree on."""
         log = r.log
-        if leader_epoch < 0:
-            target = leader_end_offset
-        else:
-            local_epoch, local_end = log.end_offset_for_epoch(leader_epoch)
-            target = min(leader_end_offset, local_end) if local_epoch == leader_epoch else \
-                min(leader_end_offset, local_end if local_end >= 0 else leader_end_offset)
+        # our end of the largest epoch <= the leader's (unknown: -1, e.g. for leader_epoch -1)
+        _, local_end = log.end_offset_for_epoch(leader_epoch)
+        target = leader_end_offset if local_end < 0 else min(leader_end_offset, local_end)
         target = max(0, min(target, log.leo))
         removed = log.truncate_to(target)
         self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
@@ -570,8 +564,7 @@ class Broker:
                 r.legacy_waiters.append((required, pending, k))
         for r in ({id(w[0]): w[0] for w in waiting}.values() if len(waiting) > 1 else (waiting[0][0],)):
             self.maybe_increment_hw(r)
-            if r.legacy_waiters:
-                self._check_legacy_waiters(r)
+            self._check_legacy_waiters(r)
         if not pending.done:
             tq = self.produce_timeouts.get(req.timeout_ms)
             if tq is None:
@@ -699,8 +692,7 @@ class Broker:
             self.maybe_expand_isr(r, fetching=follower)
         if advanced:
             self.maybe_increment_hw(r)
-            if r.legacy_waiters:
-                self._check_legacy_waiters(r)
+            self._check_legacy_waiters(r)
 
     def maybe_expand_isr(self, r: Replica, fetching: int | None = None) -> None:
         """Propose adding caught-up, unfenced followers to the ISR (Partition.maybeExpandIsr).
@@ -737,6 +729,11 @@ class Broker:
         if resp.error != m.NONE or rec is None:
             r.pending_isr = None
             return
+        self._apply_isr_record(r, rec)
+
+    def _apply_isr_record(self, r: Replica, rec: m.PartitionRecord) -> None:
+        """A newer partition epoch within our leader epoch: adopt its ISR (from the metadata log or an
+        AlterPartition reply, whichever arrives first)."""
         if rec.leader_epoch == r.leader_epoch and rec.partition_epoch > r.partition_epoch:
             r.isr = rec.isr
             r.partition_epoch = rec.partition_epoch
@@ -789,7 +786,7 @@ class Broker:
         else:
             session = self.fetch_sessions.get(follower)
             if session is None or session.session_id != req.session_id:
-                self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, [], 0, True))
+                self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, [], session_error=True))
                 return
         # Partitions where this follower is outside the ISR: reconsider them on every fetch, as
         # Kafka does, even when the follower lists nothing new (it may be caught up and idle).
@@ -805,10 +802,12 @@ class Broker:
         session.parked = parked
         self._expire_parked_later(parked)
 
-    def _read_session(self, req: m.FetchRequest, session: FetchSession) -> tuple[list, bool]:
-        """Read for the listed partitions, then for those that changed on our side."""
+    def _read_session(self, req: m.FetchRequest, session: FetchSession,
+                      serve_listed: bool = True) -> tuple[list, bool]:
+        """Read for the listed partitions (unless they were served already), then for those that
+        changed on our side."""
         dirty, session.dirty = session.dirty, set()
-        if req.partitions:
+        if serve_listed and req.partitions:
             results, has_data, budget = self._read_for_fetch(req)
             listed = {pf.partition for pf in req.partitions}
         else:  # a parked fetch completing, or a follower with nothing new to say
@@ -853,7 +852,7 @@ class Broker:
                         budget: int) -> m.PartitionData:
         """One partition's answer: the HW, the LEO and the batches from `fetch_offset` below `upto`
         within the request's byte limits (at least one batch when any is due)."""
-        pd = m.PartitionData(p, m.NONE, log.hw, log.leo)
+        pd = m.PartitionData(p, m.NONE, log.hw)
         if budget > 0 and 0 <= fetch_offset < upto:
             i, j = log.read_range(fetch_offset, upto, min(req.partition_max_bytes, budget))
             if j > i:
@@ -900,11 +899,11 @@ class Broker:
                             end = log.epoch_cache[0][1]
                         elif epoch < 0:
                             end = 0
-                        results.append(m.PartitionData(p, m.NONE, log.hw, log.leo, diverging_epoch=(epoch, end)))
+                        results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(epoch, end)))
                         has_data = True
                         continue
                 elif pf.fetch_offset > 0 and pf.fetch_offset > log.leo:
-                    results.append(m.PartitionData(p, m.NONE, log.hw, log.leo, diverging_epoch=(-1, log.leo)))
+                    results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(-1, log.leo)))
                     has_data = True
                     continue
                 self.update_follower_fetch_state(r, follower, pf.fetch_offset)
@@ -912,7 +911,7 @@ class Broker:
             else:
                 upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)
                 if pf.fetch_offset > log.leo:
-                    results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw, log.leo))
+                    results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw))
                     has_data = True
                     continue
             pd = self._read_partition(p, log, pf.fetch_offset, upto, req, budget)
@@ -924,7 +923,7 @@ class Broker:
 
     def _respond_fetch(self, req: m.FetchRequest, results: list) -> None:
         nbytes = sum(sum(pd.nbytes) for pd in results) + 32 * len(results)
-        self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, results, nbytes), nbytes)
+        self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, results), nbytes)
 
     def _complete_fetch(self, parked: ParkedFetch) -> None:
         if parked.done or not self.alive:
@@ -937,9 +936,7 @@ class Broker:
                 return  # superseded by a newer session of the same follower
             session.parked = None
             # the listed partitions were processed on arrival; now serve whatever moved since
-            results, _ = self._read_session(m.FetchRequest(req.client, req.request_id, req.replica_id, 0,
-                                                           req.max_bytes, req.partition_max_bytes, [],
-                                                           req.session_id, False), session)
+            results, _ = self._read_session(req, session, serve_listed=False)
         else:
             results, _, _ = self._read_for_fetch(req)
         self._respond_fetch(req, results)
@@ -955,15 +952,8 @@ class Broker:
                 if wake and s.parked is not None:
                     self._complete_fetch(s.parked)
 
-    def _wake_followers(self, r: Replica) -> None:
-        self._mark_dirty(r, wake=True)
-
     def _wake_consumers(self, r: Replica) -> None:
         if r.parked_consumers:
             parked, r.parked_consumers = r.parked_consumers, []
             for f in parked:
                 self._complete_fetch(f)
-
-    def _complete_parked(self, r: Replica) -> None:
-        self._wake_followers(r)
-        self._wake_consumers(r)

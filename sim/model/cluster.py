@@ -61,12 +61,13 @@ class Cluster:
         assign_rng = streams.stream("cluster.assignment")
         self.partitions: list[PartitionSpec] = []
         self.topic_partitions: dict[str, list[int]] = {}
+        names = partition_names(scenario)
         for t in scenario.topics:
             start = int(assign_rng.integers(cfg.brokers))
             idx = []
             for p, replicas in enumerate(assign_replicas(cfg.brokers, t.partitions, t.replication_factor, start,
                                                          cfg.racks)):
-                spec = PartitionSpec(len(self.partitions), f"{t.name}-{p}", replicas, t.min_insync_replicas,
+                spec = PartitionSpec(len(self.partitions), names[len(self.partitions)], replicas, t.min_insync_replicas,
                                      t.unclean_leader_election_enable)
                 idx.append(spec.index)
                 self.partitions.append(spec)

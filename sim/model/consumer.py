@@ -48,7 +48,6 @@ class Consumer:
         self.host_up = True
         self.incarnation = 1
         self.positions = dict.fromkeys(partitions, 0)
-        self.committed = dict.fromkeys(partitions, 0)
         self.in_flight: dict[int, m.FetchRequest] = {}  # broker id -> fetch
         self.backoff_until = [0.0] * len(brokers)
         self.request_ids = 0
@@ -116,11 +115,12 @@ class Consumer:
             if not pd.base:
                 continue
             pos = self.positions[p]
-            bases, counts, ids = pd.base, pd.count, pd.batch_id
-            for i in range(len(bases)):
-                if bases[i] + counts[i] <= pos:
-                    continue
-                rec.consumed(now, self.index, p, bases[i], ids[i])
+            bases, counts = pd.base, pd.count
+            i = 0
+            while i < len(bases) and bases[i] + counts[i] <= pos:
+                i += 1  # already consumed (the fetch overlapped our position): a prefix
+            if i < len(bases):
+                rec.consumed_many(now, self.index, p, bases[i:], pd.batch_id[i:])
             self.positions[p] = max(pos, bases[-1] + counts[-1])
         if refresh:
             self.metadata.request()
@@ -152,8 +152,8 @@ class Consumer:
         try:
             while True:
                 yield self.env.timeout(self.config.auto_commit_interval_ms)
-                self.committed.update(self.positions)
-                self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(self.committed.values()), self.name)
+                # the committed offsets are the positions at this moment
+                self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(self.positions.values()), self.name)
         except simpy.Interrupt:
             return
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -18,18 +17,6 @@ class Distribution:
         self.kind, self.params, self.rng = kind, params, rng
         self._buf = np.empty(0)
         self._i = 0
-
-    @property
-    def mean(self) -> float:
-        """Analytic mean in ms (normal is truncated at 0, so its mean is approximate)."""
-        p = self.params
-        if self.kind == "constant":
-            return p["value"]
-        if self.kind == "uniform":
-            return (p["low"] + p["high"]) / 2
-        if self.kind in ("normal", "exponential"):
-            return p["mean"]
-        return p["median"] * math.exp(p["sigma"] ** 2 / 2)
 
     def _refill(self) -> None:
         p, n, r = self.params, self.chunk, self.rng

@@ -86,7 +86,6 @@ class PartitionData:
     partition: int
     error: str
     high_watermark: int = 0
-    log_end_offset: int = 0
     # slices of the leader's log columns (immutable empty defaults: building a response is hot)
     base: list | tuple = ()
     count: list | tuple = ()
@@ -103,7 +102,6 @@ class FetchResponse:
     request_id: int
     broker: int
     partitions: list  # PartitionData
-    nbytes: int = 0
     session_error: bool = False  # FETCH_SESSION_ID_NOT_FOUND: the follower must send a full request
 
 

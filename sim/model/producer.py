@@ -253,27 +253,28 @@ class Producer:
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
         self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         q = self.queues[p]
-        if not q and self.config.max_in_flight > 1:
+        leader = self.metadata.leader(p)
+        if not q and self.config.max_in_flight > 1 and self._can_send_to(leader):
             # Fast path: a broker with a free in-flight slot has nothing else ready to drain
             # (it would have been sent already), so the request holds just this batch.
-            leader = self.metadata.leaders.get(p, (-1, -1))[0]
-            if leader >= 0 and self.connected[leader] and self.in_flight_per_broker[leader] < self.config.max_in_flight:
-                self._send_request(leader, [b])
-                return
+            self._send_request(leader, [b])
+            return
         q.append(b)
         self.ready.add(p)
         expires = b.created_ms + self.config.delivery_timeout_ms
         if expires < self._expiry_bound:
             self._expiry_bound = expires
-        leader = self.metadata.leaders.get(p, (-1, -1))[0]
-        if ((leader < 0 or not self.connected[leader] or self.in_flight_per_broker[leader] >= self.config.max_in_flight)
-                and self.env.now + TIME_EPS < self._expiry_bound):
+        if not self._can_send_to(leader) and self.env.now + TIME_EPS < self._expiry_bound:
             # Nothing can go out now: every sendable batch was sent when its broker last freed a
             # slot, this one's broker has none, and no queued batch is due to expire.
             return
         self.maybe_send()
 
     # --- the sender ------------------------------------------------------------------------
+    def _can_send_to(self, broker: int) -> bool:
+        """A known leader, connected, with a free in-flight slot (NetworkClient.isReady/canSendMore)."""
+        return broker >= 0 and self.connected[broker] and self.in_flight_per_broker[broker] < self.config.max_in_flight
+
     def maybe_send(self) -> None:
         """Drain ready batches into produce requests, one batch per partition per request."""
         ready = self.ready
@@ -297,7 +298,7 @@ class Producer:
                 emptied.append(p)
                 continue
             leader, epoch = leaders.get(p, (-1, -1))
-            if leader < 0 or in_flight[leader] >= max_in_flight or not self.connected[leader]:
+            if not self._can_send_to(leader):
                 continue
             head = q[0]
             if head.retry_at > now:
