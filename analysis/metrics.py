@@ -15,6 +15,7 @@ All times are simulated milliseconds from the start of the run.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -32,6 +33,23 @@ __all__ = [
 _LEADERSHIP_KINDS = ("leader_elected", "partition_offline")
 
 
+def _once_per_run(fn):
+    """Derive a table once per Run: several metrics, plots and the report read the same intervals.
+
+    Callers get their own copy, so changing it cannot corrupt what the next caller sees.
+    """
+    key = f"_derived_{fn.__name__}"
+
+    @functools.wraps(fn)
+    def derived(run: Run) -> pd.DataFrame:
+        cache = run.__dict__  # where functools.cached_property keeps Run's tables too
+        if key not in cache:
+            cache[key] = fn(run)
+        return cache[key].copy()
+    return derived
+
+
+@_once_per_run
 def down_intervals(run: Run) -> pd.DataFrame:
     """When each broker was down: crash to restart (or to the end of the run).
 
@@ -68,6 +86,7 @@ def _intervals(times: np.ndarray, end_ms: float) -> tuple[np.ndarray, np.ndarray
     return starts, ends
 
 
+@_once_per_run
 def leadership_intervals(run: Run) -> pd.DataFrame:
     """Who led each partition, when, and whether it could take writes.
 
@@ -120,6 +139,7 @@ def _split_by_down(start: float, end: float, windows: np.ndarray | None) -> list
     return out
 
 
+@_once_per_run
 def isr_intervals(run: Run) -> pd.DataFrame:
     """The in-sync replica set of each partition over time.
 
@@ -166,6 +186,7 @@ def min_insync_by_partition(run: Run) -> dict[str, int]:
     return out
 
 
+@_once_per_run
 def level_metrics(run: Run) -> pd.DataFrame:
     """Per partition, time-weighted over the whole run.
 
@@ -183,10 +204,13 @@ def level_metrics(run: Run) -> pd.DataFrame:
     elections = ev[(ev["kind"].isin(_LEADERSHIP_KINDS)) & (ev["time_ms"] > 0)]
     changes = elections.groupby("partition")["time_ms"].count()
     total = run.end_ms
+    # split the tables by partition in one pass, not one scan of every row per partition
+    isr_of = dict(tuple(isr.groupby("partition_index", sort=False)))
+    lead_of = dict(tuple(lead.groupby("partition_index", sort=False)))
     rows = []
     for idx, name in _partitions(run):
-        gi = isr[isr["partition_index"] == idx]
-        gl = lead[lead["partition_index"] == idx]
+        gi = isr_of.get(idx, isr.iloc[:0])
+        gl = lead_of.get(idx, lead.iloc[:0])
         dur = (gi["end_ms"] - gi["start_ms"]).to_numpy()
         sizes = gi["isr_size"].to_numpy()
         rf = int(gi["replication_factor"].iloc[0]) if len(gi) else replication_by_partition(run.scenario).get(name, 1)
