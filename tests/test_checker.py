@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,23 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
     r.record("final_log", 0, 0, 1, 10, 0, True)
     r.record("final_log", 0, 10, 0, 10, 0, True)  # acknowledged at 0, committed at 10
     assert any("acknowledged at offset 0 but committed at [10]" in v for v in check_invariants(r))
+
+
+def test_a_run_reports_the_invariant_violations_of_a_model_bug(monkeypatch):
+    """The invariants run on every run: a leader that announces a HW beyond its log shows up in the summary."""
+    import sim
+    from sim.model.broker import Broker
+
+    advance = Broker.maybe_increment_hw
+
+    def buggy(self, r):
+        advance(self, r)
+        if r.is_leader and r.log.leo > 0:  # the bug: a HW past the data this leader holds
+            self.recorder.hw_advanced(self.env.now, self.broker_id, r.spec.index, r.leader_epoch, r.log.leo + 1)
+
+    monkeypatch.setattr(Broker, "maybe_increment_hw", buggy)
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    s = sim.run(quickstart, seed=0,
+                overrides={"duration": "3s", "settle": "1s", "faults": []}).summary
+    assert s["invariant_violations"] > 0
+    assert all("HW fell" in e or "beyond the" in e for e in s["invariant_examples"])

@@ -53,6 +53,18 @@ def test_acks_all_min_insync_2_single_crash_loses_nothing_over_20_seeds():
         assert s["records_consumed"] == s["records_acked"]
 
 
+def test_acks_all_keeps_what_acks1_loses_under_the_same_crash():
+    """The load at which a crash catches acks=1's unreplicated tail (10 producers on one partition):
+    acks=all with min.insync 2 loses nothing on the same seeds. Control: acks=1 loses records."""
+    over = {"producers.0.instances": 10, "topics.0.partitions": 1}
+    acks1_lost = 0
+    for seed in range(6):
+        safe = _run("leader-crash-acks1.yaml", seed, **over, **{"producers.0.acks": "all"}).summary
+        assert safe["acked_lost"] == 0, f"seed {seed}"
+        acks1_lost += _run("leader-crash-acks1.yaml", seed, **over).summary["acked_lost"]
+    assert acks1_lost > 0  # the crash does hit an unreplicated tail at this load
+
+
 def test_duplicates_without_idempotence_and_none_with_it():
     """Ambiguous failures (a leader dies holding acks=all requests) are retried: duplicates
     without idempotence, none with it (same seeds, same arrivals)."""
