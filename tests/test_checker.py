@@ -114,6 +114,15 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
     r.record("final_log", 0, 0, 1, 10, 0, True)
     r.record("final_log", 0, 10, 0, 10, 0, True)  # acknowledged at 0, committed at 10
     assert any("acknowledged at offset 0 but committed at [10]" in v for v in check_invariants(r))
+    # a retried batch appended twice (no idempotence): its acknowledgement may name either copy
+    for acked_at, truthful in ((0, True), (10, True), (20, False)):
+        r = Recorder(["p-0"], ["a"])
+        r.batch_created(0, 0, 0, 10, 0, 0.0, 1.0)
+        r.batch_done(5.0, 0, ACKED, acked_at, 0)
+        r.record("final_log", 0, 0, 0, 10, 0, True)
+        r.record("final_log", 0, 10, 0, 10, 0, True)
+        found = [v for v in check_invariants(r) if "acknowledged at" in v]
+        assert found == ([] if truthful else ["batch 0: acknowledged at offset 20 but committed at [0, 10]"])
 
 
 def test_a_run_reports_the_invariant_violations_of_a_model_bug(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 
 import numpy as np
 
@@ -15,11 +16,13 @@ class Distribution:
 
     def __init__(self, kind: str, rng: np.random.Generator, **params: float):
         self.kind, self.params, self.rng = kind, params, rng
-        self._buf = np.empty(0)
-        self._i = 0
+        self._draws = iter(())  # the current chunk's draws, as Python floats
 
     def _refill(self) -> None:
         p, n, r = self.params, self.chunk, self.rng
+        if self.kind == "constant":
+            self._draws = itertools.repeat(p["value"])
+            return
         if self.kind == "uniform":
             buf = r.uniform(p["low"], p["high"], n)
         elif self.kind == "normal":
@@ -28,17 +31,16 @@ class Distribution:
             buf = p["median"] * np.exp(r.normal(0.0, p["sigma"], n))
         else:
             buf = r.exponential(p["mean"], n)
-        self._buf, self._i = buf.tolist(), 0
+        self._draws = iter(buf.tolist())
 
     def sample(self) -> float:
         """One draw in ms."""
-        if self.kind == "constant":
-            return self.params["value"]
-        if self._i >= len(self._buf):
+        # one draw per network message: an iterator step is the cheapest way to hand it out
+        try:
+            return next(self._draws)
+        except StopIteration:
             self._refill()
-        v = self._buf[self._i]
-        self._i += 1
-        return v
+            return next(self._draws)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())

@@ -15,7 +15,6 @@ batches growing past linger.ms while the sender is saturated.
 from __future__ import annotations
 
 from collections import deque
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -158,31 +157,36 @@ class Producer:
         n = self.rng.poisson(rate_ms * (t1 - t0))
         return np.sort(self.rng.uniform(t0, t1, n))
 
-    def _assign_partitions(self, n: int) -> np.ndarray:
-        """Partition index (0..P-1 within the topic) of each of `n` records, in arrival order."""
+    def _split_by_partition(self, times: np.ndarray) -> list:
+        """The arrival times of each partition (slot 0..P-1 of the topic), each in arrival order."""
         P = len(self.partitions)
         cfg = self.config
+        n = len(times)
+        if cfg.partitioner == "sticky":
+            # Sticky (KIP-480, uniform since KIP-794): stay on one partition for batch.size bytes,
+            # so the records come in runs, and each partition's times are its runs joined.
+            runs: list[list] = [[] for _ in range(P)]
+            i = 0
+            while i < n:
+                if self._sticky_left <= 0:
+                    self._sticky_partition = int(self.rng.integers(P))
+                    self._sticky_left = self.records_per_batch
+                k = min(self._sticky_left, n - i)
+                runs[self._sticky_partition].append(times[i:i + k])
+                self._sticky_left -= k
+                i += k
+            return [r[0] if len(r) == 1 else np.concatenate(r) if r else times[:0] for r in runs]
         if cfg.partitioner == "hash":
             keys = self.rng.integers(0, cfg.keys, n, dtype=np.uint64)
             # A fixed integer hash stands in for murmur2(key bytes): same key, same partition.
             h = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
-            return (h % np.uint64(P)).astype(np.int64)
-        if cfg.partitioner == "round-robin":
-            out = (self._rr + np.arange(n)) % P
+            parts = (h % np.uint64(P)).astype(np.int64)
+        else:  # round-robin
+            parts = (self._rr + np.arange(n)) % P
             self._rr = (self._rr + n) % P
-            return out
-        # Sticky (KIP-480, uniform since KIP-794): stay on one partition for batch.size bytes.
-        out = np.empty(n, dtype=np.int64)
-        i = 0
-        while i < n:
-            if self._sticky_left <= 0:
-                self._sticky_partition = int(self.rng.integers(P))
-                self._sticky_left = self.records_per_batch
-            k = min(self._sticky_left, n - i)
-            out[i:i + k] = self._sticky_partition
-            self._sticky_left -= k
-            i += k
-        return out
+        order = np.argsort(parts, kind="stable")
+        bounds = np.searchsorted(parts[order], np.arange(P + 1))
+        return [times[order[bounds[k]:bounds[k + 1]]] for k in range(P)]
 
     def send_batches(self):
         """Generate arrivals chunk by chunk, close batches, and hand each to the sender on time."""
@@ -203,14 +207,11 @@ class Producer:
                 final = t1 >= self.end_ms
                 times = self._arrivals(t0, t1, n_generated)
                 n_generated += len(times)
-                parts = self._assign_partitions(len(times))
+                per_partition = self._split_by_partition(times) if len(times) else None
                 closed = []  # (close time, partition slot, count, first ms, last ms)
-                if len(times):
-                    order = np.argsort(parts, kind="stable")
-                    bounds = np.searchsorted(parts[order], np.arange(P + 1))
                 for k in range(P):
-                    if len(times):
-                        mine = times[order[bounds[k]:bounds[k + 1]]]
+                    if per_partition is not None:
+                        mine = per_partition[k]
                         pt = np.concatenate((open_times[k], mine)) if len(open_times[k]) else mine
                     else:
                         pt = open_times[k]
@@ -224,12 +225,12 @@ class Producer:
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
-                # Each batch closes at its own time: one timer event with a callback per batch
-                # (cheaper than resuming this process per batch), scheduled in close order.
+                # Each batch closes at its own time: one timer event per batch, carrying the batch
+                # as its value, with a callback (cheaper than resuming this process per batch).
                 now = self.env.now
-                for c, k, count, first_ms, last_ms in closed:
-                    self.env.timeout(max(c - now, 0.0)).callbacks.append(
-                        partial(self._close_batch, self.partitions[k], count, first_ms, last_ms))
+                timeout, on_close = self.env.timeout, self._close_batch
+                for batch in closed:
+                    timeout(max(batch[0] - now, 0.0), batch).callbacks.append(on_close)
                 if final:
                     break
                 t0 = t1
@@ -238,9 +239,10 @@ class Producer:
         except simpy.Interrupt:
             return
 
-    def _close_batch(self, p: int, count: int, first_ms: float, last_ms: float, _ev=None) -> None:
+    def _close_batch(self, ev: simpy.Timeout) -> None:
         if self.alive and not self._finished:
-            self._enqueue_new(p, count, first_ms, last_ms)
+            _, k, count, first_ms, last_ms = ev.value  # (close time, partition slot, count, first, last)
+            self._enqueue_new(self.partitions[k], count, first_ms, last_ms)
 
     def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float) -> None:
         batch_id = next(self._batch_ids)
@@ -253,18 +255,20 @@ class Producer:
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
         self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         q = self.queues[p]
-        leader = self.metadata.leader(p)
-        if not q and self.config.max_in_flight > 1 and self._can_send_to(leader):
+        leader = self.metadata.leaders.get(p, (-1, -1))[0]
+        cfg = self.config
+        sendable = self._can_send_to(leader)
+        if sendable and not q and cfg.max_in_flight > 1:
             # Fast path: a broker with a free in-flight slot has nothing else ready to drain
             # (it would have been sent already), so the request holds just this batch.
             self._send_request(leader, [b])
             return
         q.append(b)
         self.ready.add(p)
-        expires = b.created_ms + self.config.delivery_timeout_ms
+        expires = first_ms + cfg.delivery_timeout_ms
         if expires < self._expiry_bound:
             self._expiry_bound = expires
-        if not self._can_send_to(leader) and self.env.now + TIME_EPS < self._expiry_bound:
+        if not sendable and self.env.now + TIME_EPS < self._expiry_bound:
             # Nothing can go out now: every sendable batch was sent when its broker last freed a
             # slot, this one's broker has none, and no queued batch is due to expire.
             return
