@@ -657,18 +657,18 @@ class Broker:
         if leo <= hw:
             return
         new_hw = leo
-        now = self.env.now
         pending = r.pending_isr  # r.maximal_isr(), inlined: this runs on every append and fetch
         maximal = pending if pending is not None and len(pending) > len(r.isr) else r.isr
         for b, rr in r.remote.items():
             # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
-            if rr.leo < new_hw and (b in maximal or (self._caught_up(rr, leo, now) and self._isr_eligible(b))):
+            if rr.leo < new_hw and (b in maximal
+                                    or (self._caught_up(rr, leo, self.env.now) and self._isr_eligible(b))):
                 new_hw = rr.leo
                 if new_hw <= hw:
                     return  # a replica that counts is no further than the HW: it cannot move
         if new_hw > hw:
             log.hw = new_hw
-            self.recorder.hw_advanced(now, self.broker_id, r.spec.index, r.leader_epoch, new_hw)
+            self.recorder.hw_advanced(self.env.now, self.broker_id, r.spec.index, r.leader_epoch, new_hw)
             self._mark_dirty(r, wake=False)
             self._complete_purgatory(r)
             self._wake_consumers(r)
@@ -755,9 +755,9 @@ class Broker:
         if req.replica_id >= 0:
             self.handle_follower_fetch(req)
             return
-        results, has_data, _ = self._read_for_fetch(req)
+        results, has_data, budget = self._read_for_fetch(req)
         if has_data or req.max_wait_ms <= 0:
-            self._respond_fetch(req, results)
+            self._respond_fetch(req, results, budget)
             return
         parked = ParkedFetch(req)
         for pf in req.partitions:
@@ -794,18 +794,18 @@ class Broker:
             r = self.replicas.get(p)
             if r is not None and r.is_leader and follower in r.remote and follower not in r.isr:
                 self.maybe_expand_isr(r, fetching=follower)
-        results, has_data = self._read_session(req, session)
+        results, has_data, budget = self._read_session(req, session)
         if has_data or req.max_wait_ms <= 0:
-            self._respond_fetch(req, results)
+            self._respond_fetch(req, results, budget)
             return
         parked = ParkedFetch(req)
         session.parked = parked
         self._expire_parked_later(parked)
 
     def _read_session(self, req: m.FetchRequest, session: FetchSession,
-                      serve_listed: bool = True) -> tuple[list, bool]:
+                      serve_listed: bool = True) -> tuple[list, bool, int]:
         """Read for the listed partitions (unless they were served already), then for those that
-        changed on our side."""
+        changed on our side; also returns the response byte budget left."""
         dirty, session.dirty = session.dirty, set()
         if serve_listed and req.partitions:
             results, has_data, budget = self._read_for_fetch(req)
@@ -846,7 +846,7 @@ class Broker:
                 served = rr.leo if rr is not None else leo
             if served < leo:
                 session.dirty.add(pd.partition)
-        return results, has_data
+        return results, has_data, budget
 
     def _read_partition(self, p: int, log: Log, fetch_offset: int, upto: int, req: m.FetchRequest,
                         budget: int) -> m.PartitionData:
@@ -921,8 +921,9 @@ class Broker:
             results.append(pd)
         return results, has_data, budget
 
-    def _respond_fetch(self, req: m.FetchRequest, results: list) -> None:
-        nbytes = sum(sum(pd.nbytes) for pd in results) + 32 * len(results)
+    def _respond_fetch(self, req: m.FetchRequest, results: list, budget: int) -> None:
+        """Send what was read; `budget` is what the reads left of req.max_bytes."""
+        nbytes = req.max_bytes - budget + 32 * len(results)
         self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, results), nbytes)
 
     def _complete_fetch(self, parked: ParkedFetch) -> None:
@@ -936,10 +937,10 @@ class Broker:
                 return  # superseded by a newer session of the same follower
             session.parked = None
             # the listed partitions were processed on arrival; now serve whatever moved since
-            results, _ = self._read_session(req, session, serve_listed=False)
+            results, _, budget = self._read_session(req, session, serve_listed=False)
         else:
-            results, _, _ = self._read_for_fetch(req)
-        self._respond_fetch(req, results)
+            results, _, budget = self._read_for_fetch(req)
+        self._respond_fetch(req, results, budget)
 
     def _mark_dirty(self, r: Replica, wake: bool) -> None:
         """Partition `r` changed on the leader: tell each follower's session (and wake it on new data)."""

@@ -127,15 +127,13 @@ class Log:
                 if not cache or e > cache[-1][0]:
                     cache.append((e, base[i]))
         producers = self.producers
-        for i in range(len(base)):
-            p = pid[i]
+        for p, s, b in zip(pid, seq, base):
             if p >= 0:
                 entry = producers.get(p)
                 if entry is None:
                     entry = producers[p] = ProducerStateEntry()
-                s = seq[i]
                 entry.last_seq = s  # ProducerStateEntry.add, inlined: this loop is hot
-                entry.recent.append((s, base[i]))
+                entry.recent.append((s, b))
 
     # --- reads -----------------------------------------------------------------------------
     def read_range(self, offset: int, upto: int, max_bytes: int) -> tuple[int, int]:

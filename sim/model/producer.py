@@ -293,6 +293,7 @@ class Producer:
         oldest_alive = now - cfg.delivery_timeout_ms
         by_broker: dict[int, list] = {}
         emptied = []
+        connected = self.connected
         for p in sorted(ready) if len(ready) > 1 else tuple(ready):
             q = queues[p]
             while q and q[0].created_ms <= oldest_alive:
@@ -302,7 +303,8 @@ class Producer:
                 emptied.append(p)
                 continue
             leader, epoch = leaders.get(p, (-1, -1))
-            if not self._can_send_to(leader):
+            # _can_send_to, inlined: this loop runs on every response
+            if leader < 0 or not connected[leader] or in_flight[leader] >= max_in_flight:
                 continue
             head = q[0]
             if head.retry_at > now:
@@ -339,8 +341,12 @@ class Producer:
             if not queues[p]:
                 ready.discard(p)
         # From the heads left now: a retried batch of an older producer epoch may sit behind newer ones.
-        self._expiry_bound = min((queues[p][0].created_ms for p in ready if queues[p]),
-                                 default=float("inf")) + cfg.delivery_timeout_ms
+        oldest = float("inf")
+        for p in ready:
+            q = queues[p]
+            if q and q[0].created_ms < oldest:
+                oldest = q[0].created_ms
+        self._expiry_bound = oldest + cfg.delivery_timeout_ms
 
     def _partition_in_flight(self, p: int) -> bool:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
@@ -348,13 +354,16 @@ class Producer:
     def _send_request(self, broker: int, batches: list) -> None:
         now = self.env.now
         self.request_ids += 1
-        req = m.ProduceRequest(self, self.request_ids, self.acks, self.config.request_timeout_ms, batches,
-                               sum(b.nbytes for b in batches))
+        leaders = self.metadata.leaders
+        sent = self.recorder.batch_sent
+        nbytes = 0
         for b in batches:
             b.attempts += 1
-            b.sent_epoch = self.metadata.leaders[b.partition][1]
-            self.recorder.batch_sent(now, b.batch_id, broker, b.attempts)
-        self.network.send(self, self.brokers[broker], req, req.nbytes)
+            b.sent_epoch = leaders[b.partition][1]
+            sent(now, b.batch_id, broker, b.attempts)
+            nbytes += b.nbytes
+        req = m.ProduceRequest(self, self.request_ids, self.acks, self.config.request_timeout_ms, batches, nbytes)
+        self.network.send(self, self.brokers[broker], req, nbytes)
         if self.acks == 0:
             # acks=0: "considered sent" once on the socket; the client never learns the fate.
             for b in batches:
