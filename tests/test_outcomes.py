@@ -191,3 +191,22 @@ def test_idempotent_producer_recovers_after_a_batch_expires():
     assert len(late) > 0 and (late.outcome == "acked").all()
     assert r.summary["acked_lost"] == 0 and r.summary["duplicates"] == 0
     assert r.summary["invariant_violations"] == 0
+
+
+@pytest.mark.parametrize("partitioner", ["sticky", "round-robin"])
+def test_sticky_partitioner_fills_one_partition_at_a_time(partitioner):
+    """KIP-480: unkeyed records stick to one partition for a batch's worth, so batches of different
+    partitions never overlap in time and are larger than round-robin's at the same rate."""
+    over = {"faults": [], "consumers": [], "duration": "3s", "settle": "1s", "topics.0.partitions": 6,
+            "producers.0.instances": 1,
+            "producers.0.rate": "20000/s", "producers.0.partitioner": partitioner, "producers.0.acks": 1}
+    b = sim.run(SCEN / "leader-crash-acks1.yaml", seed=4, overrides=over).batches.sort_values("first_arrival_ms")
+    first, last = b["first_arrival_ms"].to_numpy(), b["last_arrival_ms"].to_numpy()
+    overlapping = int((first[1:] < last[:-1]).sum())
+    mean_records = b["record_count"].mean()
+    if partitioner == "sticky":
+        assert overlapping == 0
+        assert mean_records > 60  # linger.ms (5 ms at 20,000 records/s: about 100) closes most batches
+    else:
+        assert overlapping > len(b) / 2
+        assert mean_records < 25  # each of 6 partitions gets a sixth of the records per linger.ms

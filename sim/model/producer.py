@@ -164,17 +164,21 @@ class Producer:
         n = len(times)
         if cfg.partitioner == "sticky":
             # Sticky (KIP-480, uniform since KIP-794): stay on one partition for batch.size bytes,
-            # so the records come in runs, and each partition's times are its runs joined.
+            # then move to a random one. The records come in runs, so each partition's times are
+            # its runs joined; the chunk's partition switches are drawn in one call.
+            rpb = self.records_per_batch
+            first = min(max(self._sticky_left, 0), n)  # the rest of the current partition's run
+            switches = -(-(n - first) // rpb)
             runs: list[list] = [[] for _ in range(P)]
-            i = 0
-            while i < n:
-                if self._sticky_left <= 0:
-                    self._sticky_partition = int(self.rng.integers(P))
-                    self._sticky_left = self.records_per_batch
-                k = min(self._sticky_left, n - i)
-                runs[self._sticky_partition].append(times[i:i + k])
-                self._sticky_left -= k
-                i += k
+            if first:
+                runs[self._sticky_partition].append(times[:first])
+                self._sticky_left -= first
+            if switches:
+                picks = self.rng.integers(P, size=switches).tolist()
+                for i, k in zip(range(first, n, rpb), picks):
+                    runs[k].append(times[i:i + rpb])
+                self._sticky_partition = picks[-1]
+                self._sticky_left = rpb - (n - first - (switches - 1) * rpb)
             return [r[0] if len(r) == 1 else np.concatenate(r) if r else times[:0] for r in runs]
         if cfg.partitioner == "hash":
             keys = self.rng.integers(0, cfg.keys, n, dtype=np.uint64)
