@@ -23,27 +23,27 @@ class TimeoutQueue:
         self.timeout_ms = timeout_ms
         self.on_timeout = on_timeout
         self._queue: deque = deque()
-        self._live: set[int] = set()
+        self._live: set = set()  # keys still waiting (requests hash by identity)
         self._scheduled = False
         self._generation = 0
 
     def add(self, key: object) -> None:
         """Start the clock for `key` (an in-flight request)."""
         self._queue.append((self.env.now + self.timeout_ms, key))
-        self._live.add(id(key))
+        self._live.add(key)
         if not self._scheduled:
             self._schedule(self.timeout_ms)
 
     def done(self, key: object) -> bool:
         """Stop the clock for `key`; False if it already expired (or was never added)."""
         try:
-            self._live.remove(id(key))
+            self._live.remove(key)
         except KeyError:
             return False
         # Responses mostly come back in send order: drop finished requests from the front now,
         # so the queue (and the requests it keeps alive) stays short.
         q, live = self._queue, self._live
-        while q and id(q[0][1]) not in live:
+        while q and q[0][1] not in live:
             q.popleft()
         return True
 
@@ -65,10 +65,10 @@ class TimeoutQueue:
         self._scheduled = False
         now = self.env.now
         q, live = self._queue, self._live
-        while q and (q[0][0] <= now or id(q[0][1]) not in live):
+        while q and (q[0][0] <= now or q[0][1] not in live):
             deadline, key = q.popleft()
-            if id(key) in live:
-                live.remove(id(key))
+            if key in live:
+                live.remove(key)
                 self.on_timeout(key)
         if q:
             self._schedule(q[0][0] - now)
