@@ -138,6 +138,20 @@ def measure(name: str, overrides: dict) -> dict:
     return _in_fresh_process(_measure, name, overrides)
 
 
+def cost_model(a: dict, b: dict) -> dict:
+    """Split wall time into a cost per batch and a cost per round trip (produce or fetch request
+    with its response), solving wall = per_batch * batches + per_round_trip * round trips over two
+    runs. A rough estimate (fixed costs are folded in), but it shows where the time goes."""
+    b1, r1 = a["batches"], a["produce_requests"] + a["fetch_requests"]
+    b2, r2 = b["batches"], b["produce_requests"] + b["fetch_requests"]
+    det = b1 * r2 - b2 * r1
+    if det == 0:
+        return {}
+    per_batch = (a["wall_s"] * r2 - b["wall_s"] * r1) / det
+    per_round_trip = (b1 * b["wall_s"] - b2 * a["wall_s"]) / det
+    return {"est_us_per_batch": round(per_batch * 1e6, 2), "est_us_per_round_trip": round(per_round_trip * 1e6, 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--short", action="store_true", help="smoke run with durations cut to seconds")
@@ -178,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             "produce_request_ratio_32_over_16": round(doubled["produce_requests"] / max(base["produce_requests"], 1), 3),
             "fetch_request_ratio_32_over_16": round(doubled["fetch_requests"] / max(base["fetch_requests"], 1), 3),
             "event_ratio_32_over_16": round(doubled["sim_events"] / base["sim_events"], 3),
+            **cost_model(base, doubled),
         }
     if args.record_doubling:
         over = dict(SHORT["steady"]) if args.short else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -42,3 +43,19 @@ def test_bench_doubling_modes_report_their_ratios():
     assert bd["produce_request_ratio_32_over_16"] > 0 and bd["fetch_request_ratio_32_over_16"] > 0
     assert bd["wall_ratio_32_over_16"] > 0 and bd["event_ratio_32_over_16"] < 1
     assert 1.9 <= rd["record_ratio"] <= 2.1 and 0.9 <= rd["batch_ratio"] <= 1.1 and rd["wall_ratio"] > 0
+    assert "est_us_per_batch" in bd and "est_us_per_round_trip" in bd
+
+
+def test_cost_model_splits_wall_time_into_batches_and_round_trips():
+    spec = importlib.util.spec_from_file_location("kafkasim_bench", ROOT / "bench" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cost_model = bench.cost_model
+
+    # 20 us per batch and 10 us per round trip, recovered from two runs
+    a = {"batches": 400_000, "produce_requests": 200_000, "fetch_requests": 190_000}
+    b = {"batches": 200_000, "produce_requests": 150_000, "fetch_requests": 185_000}
+    for r in (a, b):
+        r["wall_s"] = 20e-6 * r["batches"] + 10e-6 * (r["produce_requests"] + r["fetch_requests"])
+    assert cost_model(a, b) == {"est_us_per_batch": 20.0, "est_us_per_round_trip": 10.0}
+    assert cost_model(a, a) == {}  # one run cannot be split
