@@ -211,6 +211,7 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
         ("leader elections", "leader_elections"), ("unclean elections", "unclean_elections"),
         ("ISR shrinks", "isr_shrinks"), ("ISR expands", "isr_expands"), ("truncations", "truncations"),
         ("offline partitions at end", "offline_partitions_at_end"),
+        ("under-replicated partitions at end", "under_replicated_partitions_at_end"),
         ("simulated time (ms)", "sim_duration_ms"), ("wall time (s)", "wall_time_s"),
     ]
     out = [(label, key, get(key)) for label, key in rows if get(key) is not None or key in s]

@@ -145,7 +145,8 @@ def print_summary(s: dict) -> None:
          " / ".join(_fmt(s["unavailable_ms"][k]) for k in ("p50", "max"))),
         ("leader elections / unclean", f"{s['leader_elections']} / {s['unclean_elections']}"),
         ("ISR shrinks / expands", f"{s['isr_shrinks']} / {s['isr_expands']}"),
-        ("offline partitions at end", s["offline_partitions_at_end"]),
+        ("offline / under-replicated partitions at end",
+         f"{s['offline_partitions_at_end']} / {s['under_replicated_partitions_at_end']}"),
         ("SimPy events / wall time (s)", f"{_fmt(s['sim_events'])} / {s['wall_time_s']:.2f}"),
     ]
     for k, v in rows:

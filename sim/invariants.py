@@ -6,7 +6,9 @@ Each returns human-readable violations; an empty list means the run kept the pro
 - a leader's HW never decreases within its leader epoch, and never exceeds what it holds;
 - at most one broker appends as leader in each (partition, leader epoch);
 - the final committed log of every partition is contiguous from offset 0, one batch per offset range;
-- an acknowledged batch that survives sits at the offset its acknowledgement reported.
+- an acknowledged batch that survives sits at the offset its acknowledgement reported;
+- log matching: below its own HW, every replica holds what the final leader holds at the same
+  offsets (KIP-101/279 truncation by leader epoch), unless an unclean election gave that up.
 
 Guarantees that hold only under conditions (acks=all with min.insync and at most m-1 failures
 loses nothing; idempotence means no duplicates) are checked by the tests that set them up.
@@ -110,4 +112,25 @@ def check_invariants(recorder: Recorder) -> list[str]:
             reported += 1
             if reported == MAX_REPORTED:
                 break
+
+    # log matching: a replica's committed prefix agrees with the leader's log, offset by offset
+    rl = recorder.arrays("replica_log")
+    if len(rl["offset"]):
+        ev = recorder.arrays("events")
+        unclean = np.unique(ev["partition"][ev["kind"] == "unclean_election"])
+        sel = ~np.isin(rl["partition"], unclean)
+        rb, rp, ro, rid = (rl[c][sel] for c in ("broker", "partition", "offset", "batch_id"))
+        # (partition, offset) as one int64 key: partition above 40 bits of offset
+        shift = np.int64(1) << np.int64(40)
+        lkey = fl["partition"].astype(np.int64) * shift + fl["offset"]
+        order = np.argsort(lkey, kind="stable")
+        lkey, lid = lkey[order], fl["batch_id"][order]
+        rkey = rp.astype(np.int64) * shift + ro
+        i = np.minimum(np.searchsorted(lkey, rkey), max(len(lkey) - 1, 0))
+        found = (lkey[i] == rkey) if len(lkey) else np.zeros(len(rkey), dtype=bool)
+        leader_id = np.where(found, lid[i] if len(lid) else -1, -1)
+        for j in np.nonzero(leader_id != rid)[0][:MAX_REPORTED]:
+            there = f"batch {int(leader_id[j])}" if found[j] else "nothing"
+            out.append(f"{pname(int(rp[j]))}: broker {int(rb[j])} holds batch {int(rid[j])} at offset {int(ro[j])} "
+                       f"below its HW, but the leader has {there} there")
     return out

@@ -32,6 +32,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                ("detail", "U200")),
     "final_log": (("partition", "i4"), ("offset", "i8"), ("batch_id", "i8"), ("record_count", "i4"),
                   ("leader_epoch", "i4"), ("committed", "?")),
+    # the other replicas' logs at the end, below each one's own HW (what it believes committed)
+    "replica_log": (("broker", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8")),
 }
 
 
@@ -105,6 +107,18 @@ class Recorder:
         ends = np.frombuffer(base, dtype="i8") + np.frombuffer(count, dtype="i8")
         a[0].extend([partition] * n); a[1].extend(base); a[2].extend(batch_id); a[3].extend(count.tolist())
         a[4].extend(epoch); a[5].frombytes((ends <= hw).astype(np.int8).tobytes())
+
+    def replica_log(self, broker: int, partition: int, base, batch_id, count, hw: int) -> None:
+        """A non-leader replica's final log, the batches below its own HW, from the log's columns."""
+        n = len(base)
+        if not n:
+            return
+        ends = np.frombuffer(base, dtype="i8") + np.frombuffer(count, dtype="i8")
+        k = int(np.searchsorted(ends, hw, side="right"))  # batches wholly below the HW
+        if not k:
+            return
+        a = self._cols["replica_log"]
+        a[0].extend([broker] * k); a[1].extend([partition] * k); a[2].extend(base[:k]); a[3].extend(batch_id[:k])
 
     def event(self, t: float, kind: str, broker: int = -1, partition: int = -1, value: int = 0,
               detail: str = "") -> None:

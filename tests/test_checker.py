@@ -88,6 +88,7 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
             r.batch_done(5.0, bid, ACKED, 10 * bid, 0)
             r.appended(1.0 + bid, 0, 0, 10 * bid, bid, 0)
             r.record("final_log", 0, 10 * bid, bid, 10, 0, True)
+            r.record("replica_log", 1, 0, 10 * bid, bid)  # a follower's committed prefix, as the leader's
         r.hw_advanced(2.0, 0, 0, 0, 10)
         r.hw_advanced(4.0, 0, 0, 0, 30)
         return r
@@ -114,6 +115,15 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
     r.record("final_log", 0, 0, 1, 10, 0, True)
     r.record("final_log", 0, 10, 0, 10, 0, True)  # acknowledged at 0, committed at 10
     assert any("acknowledged at offset 0 but committed at [10]" in v for v in check_invariants(r))
+    # log matching: below its HW a follower holds what the leader holds, unless an election was unclean
+    r = base()
+    r.record("replica_log", 2, 0, 10, 7)  # another batch at offset 10
+    r.record("replica_log", 2, 0, 35, 8)  # an offset the leader has no batch at
+    found = [v for v in check_invariants(r) if "below its HW" in v]
+    assert found == ["p-0: broker 2 holds batch 7 at offset 10 below its HW, but the leader has batch 1 there",
+                     "p-0: broker 2 holds batch 8 at offset 35 below its HW, but the leader has nothing there"]
+    r.event(6.0, "unclean_election", 2, 0, 2)
+    assert not [v for v in check_invariants(r) if "below its HW" in v]
     # a retried batch appended twice (no idempotence): its acknowledgement may name either copy
     for acked_at, truthful in ((0, True), (10, True), (20, False)):
         r = Recorder(["p-0"], ["a"])
@@ -143,3 +153,24 @@ def test_a_run_reports_the_invariant_violations_of_a_model_bug(monkeypatch):
                 overrides={"duration": "3s", "settle": "1s", "faults": []}).summary
     assert s["invariant_violations"] > 0
     assert all("HW fell" in e or "beyond the" in e for e in s["invariant_examples"])
+
+
+def test_a_follower_whose_log_differs_from_the_leaders_is_reported(monkeypatch):
+    """Every replica's committed prefix is recorded at the end and compared with the leader's log."""
+    import sim
+    from sim.model.log import Log
+
+    append_fetched = Log.append_fetched
+
+    def corrupt(self, data):  # the bug: a follower stores other batches than the ones it fetched
+        append_fetched(self, data)
+        n = len(data.batch_id)
+        self.batch_id[-n:] = type(self.batch_id)("q", [b + 1_000_000 for b in data.batch_id])
+
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    over = {"duration": "3s", "settle": "1s", "faults": []}
+    assert sim.run(quickstart, seed=0, overrides=over).summary["invariant_violations"] == 0
+    monkeypatch.setattr(Log, "append_fetched", corrupt)
+    s = sim.run(quickstart, seed=0, overrides=over).summary
+    assert s["invariant_violations"] > 0
+    assert all("below its HW, but the leader has batch" in e for e in s["invariant_examples"])

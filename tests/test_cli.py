@@ -38,7 +38,7 @@ SUMMARY_KEYS = [
     "scenario", "seed", "version", "sim_duration_ms", "wall_time_s", "sim_events", "records_sent", "records_acked",
     "records_failed", "records_unknown", "records_lost", "acked_lost", "duplicates", "reordered", "records_consumed",
     "throughput_rps", "produce_latency_ms", "e2e_latency_ms", "failovers", "failover_ms", "unclean_elections",
-    "offline_partitions_at_end",
+    "offline_partitions_at_end", "under_replicated_partitions_at_end",
 ]
 
 

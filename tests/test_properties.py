@@ -53,7 +53,9 @@ def scenarios(draw, acks=None, idempotence=None):
         "name": "property",
         "duration": f"{duration_ms}ms",
         "settle": "6s",
-        "cluster": {"brokers": brokers, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300},
+        # a short replica.lag.time.max.ms lets followers leave and rejoin the ISR within a run
+        "cluster": {"brokers": brokers, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300,
+                    "replica.lag.time.max.ms": draw(st.sampled_from([300, 1000, 30000]))},
         "network": {"latency": {"dist": "lognormal", "median": f"{draw(st.sampled_from([0.2, 1.0, 3.0]))}ms",
                                 "sigma": draw(st.sampled_from([0.1, 0.5, 1.0]))}},
         "topics": [{"name": "t", "partitions": partitions, "replication.factor": rf, "min.insync.replicas": min_isr}],
@@ -89,6 +91,8 @@ def test_invariants_hold_under_random_faults(case):
     b = r.batches
     assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == int(b.record_count.sum())
     assert s["offline_partitions_at_end"] == 0  # every fault healed, no unclean election needed
+    # ... and every replica caught up (truncating what diverged) and rejoined the ISR during the settle
+    assert s["under_replicated_partitions_at_end"] == 0
     # a definite error means the batch was never appended: no "failed" record may survive
     assert s["failed_but_present"] == 0
 

@@ -135,11 +135,17 @@ class Cluster:
                                                                          key=lambda kv: kv[0].__name__)}
 
     def snapshot_logs(self) -> None:
-        """Emit every partition's final log, as held by its leader (or last ISR member if offline)."""
+        """Emit every partition's final log, as held by its leader (or last ISR member if offline),
+        and the committed prefix of every other replica (for the log-matching invariant)."""
         rec = self.recorder
         for spec in self.partitions:
             state = self.controller.state[spec.index]
             holder = state.leader if state.leader >= 0 else state.isr[0]
-            log = self.brokers[holder].logs[spec.index]
-            hw = log.hw if self.brokers[holder].alive else log.checkpointed_hw
-            rec.final_log(spec.index, log.base, log.batch_id, log.count, log.epoch, hw)
+            for b in spec.replicas:
+                broker = self.brokers[b]
+                log = broker.logs[spec.index]
+                hw = log.hw if broker.alive else log.checkpointed_hw
+                if b == holder:
+                    rec.final_log(spec.index, log.base, log.batch_id, log.count, log.epoch, hw)
+                else:
+                    rec.replica_log(b, spec.index, log.base, log.batch_id, log.count, hw)
