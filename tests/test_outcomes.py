@@ -193,6 +193,25 @@ def test_idempotent_producer_recovers_after_a_batch_expires():
     assert r.summary["invariant_violations"] == 0
 
 
+def test_only_a_sent_idempotent_batch_that_fails_starts_a_new_epoch():
+    """RecordAccumulator.drain gives a batch its producer id and sequence when it is first sent, so
+    a batch that expires in the accumulator leaves no hole and needs no new epoch (KIP-360)."""
+    from sim.runner import simulate
+
+    # a 1 KiB-batch backlog behind max.in.flight=1 that delivery.timeout.ms keeps expiring
+    over = ["duration=2s", "settle=1s", "faults=[]", "producers.0.instances=1", "producers.0.rate=20000/s",
+            "producers.0.acks=all", "producers.0.max.in.flight.requests.per.connection=1",
+            "producers.0.linger.ms=0", "producers.0.batch.size=1KiB", "producers.0.request.timeout.ms=500",
+            "producers.0.delivery.timeout.ms=520", "network.bandwidth=50MB/s"]
+    sc = sim.load_scenario(SCEN / "quickstart.yaml", overrides=over)
+    cluster, rec, _ = simulate(sc, seed=1)
+    done, sent = rec.arrays("batch_done"), set(rec.arrays("batch_sent")["batch_id"].tolist())
+    failed = done["batch_id"][done["outcome"] != 0].tolist()
+    unsent = [b for b in failed if b not in sent]
+    assert len(unsent) > 1000  # expired before their first send
+    assert cluster.producers[0].epoch <= len(failed) - len(unsent)  # at most one per failed sent batch
+
+
 @pytest.mark.parametrize("partitioner", ["sticky", "round-robin"])
 def test_sticky_partitioner_fills_one_partition_at_a_time(partitioner):
     """KIP-480: unkeyed records stick to one partition for a batch's worth, so batches of different

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Producer", "ProducerBatch", "close_batches", "ACKED", "FAILED", "UNKNOWN"]
 
 ACKED, FAILED, UNKNOWN = 0, 1, 2
+NO_SEQUENCE = -1  # RecordBatch.NO_SEQUENCE: an idempotent batch not drained yet
 EPOCH_STRIDE = 1_000_000  # producer id of epoch e: base id + e * EPOCH_STRIDE
 RECORD_OVERHEAD_BYTES = 8  # rough per-record framing in a v2 batch (varint lengths, deltas)
 BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
@@ -250,12 +251,15 @@ class Producer:
 
     def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float) -> None:
         batch_id = next(self._batch_ids)
-        seq = self.next_seq[p]
-        self.next_seq[p] = seq + 1
+        if self.pid >= 0:
+            seq = NO_SEQUENCE  # idempotent: the producer id and sequence are assigned when drained
+        else:
+            seq = self.next_seq[p]  # no idempotence: the sequence only orders retries in the queue
+            self.next_seq[p] = seq + 1
         first_id = self.next_record_id[p]
         self.next_record_id[p] = first_id + count
         # delivery.timeout.ms counts from the first record's append to the batch (ProducerBatch.createdMs)
-        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, first_ms, self.pid, seq,
+        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, first_ms, -1, seq,
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
         self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         q = self.queues[p]
@@ -362,6 +366,11 @@ class Producer:
         sent = self.recorder.batch_sent
         nbytes = 0
         for b in batches:
+            if b.seq == NO_SEQUENCE:
+                # RecordAccumulator.drain: a batch gets the current producer id, epoch and next
+                # sequence when first drained; a retry keeps them (changing them could duplicate it).
+                b.pid, b.seq = self.pid, self.next_seq[b.partition]
+                self.next_seq[b.partition] = b.seq + 1
             b.attempts += 1
             b.sent_epoch = leaders[b.partition][1]
             sent(now, b.batch_id, broker, b.attempts)
@@ -486,7 +495,7 @@ class Producer:
         """Put a retried batch back in sequence order (RecordAccumulator.reenqueue / insertInSequenceOrder)."""
         q = self.queues[batch.partition]
         i = 0
-        while i < len(q) and q[i].seq < batch.seq:
+        while i < len(q) and 0 <= q[i].seq < batch.seq:  # before the batches never sent
             i += 1
         q.insert(i, batch)
         self.ready.add(batch.partition)
@@ -508,25 +517,22 @@ class Producer:
             return
         batch.done = True
         self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
-        if outcome != ACKED and batch.pid >= 0 and batch.pid == self.pid and self.alive:
+        # A batch never sent has no sequence (batch.pid < 0), so it leaves no hole; at the end of
+        # the run nothing more is sent.
+        if outcome != ACKED and batch.pid >= 0 and batch.pid == self.pid and self.alive and not self._finished:
             self._bump_epoch()
 
     def _bump_epoch(self) -> None:
-        """KIP-360: after an idempotent batch fails, start a new producer epoch with sequences from 0.
+        """KIP-360: after a sent idempotent batch fails, start a new producer epoch with sequences from 0.
 
         Otherwise the hole the failed batch leaves in the sequence makes every later batch of that
         partition OUT_OF_ORDER_SEQUENCE_NUMBER for ever. A new epoch is modelled as a new producer
-        id (the broker keeps idempotence state per id); batches already sent keep their identity.
+        id (the broker keeps idempotence state per id); batches already sent keep their identity,
+        and batches not sent yet have none until they are drained.
         """
         self.epoch += 1
         self.pid = self.base_pid + self.epoch * EPOCH_STRIDE
-        for p, q in self.queues.items():
-            seq = 0
-            for b in q:
-                if b.attempts == 0:
-                    b.pid, b.seq = self.pid, seq
-                    seq += 1
-            self.next_seq[p] = seq
+        self.next_seq = dict.fromkeys(self.partitions, 0)
 
     def _expire_in_flight(self) -> None:
         """Sender.getExpiredInflightBatches: in-flight batches past delivery.timeout.ms fail now."""
