@@ -94,21 +94,30 @@ def check_invariants(recorder: Recorder) -> list[str]:
         acked = done["outcome"] == OUTCOMES.index("acked")
         cb, co = fl["batch_id"][keep].astype(np.int64), fl["offset"][keep].astype(np.int64)
         ab, ao = done["batch_id"][acked].astype(np.int64), done["offset"][acked].astype(np.int64)
-        # Batch ids are dense (0..n-1), so per-batch tables replace sorting: copies of each batch
-        # in committed logs, and the offset of one of them.
+        # Batch ids are dense (0..n-1) in a run, so per-batch tables replace sorting: the copies of
+        # each batch in committed logs, and the offset of one of them. Other ids are ranked first.
         size = max(n, int(cb.max()) + 1, int(ab.max()) + 1 if len(ab) else 0)
+        if cb.min() < 0 or (len(ab) and ab.min() < 0) or size > 2 * (n + len(cb) + len(ab)) + 1:
+            ids, ranks = np.unique(np.concatenate((cb, ab)), return_inverse=True)
+            cb, ab, size = ranks[:len(cb)], ranks[len(cb):], len(ids)
+        else:
+            ids = None
         copies = np.bincount(cb, minlength=size)
         offset_of = np.full(size, -1, dtype=np.int64)
         offset_of[cb] = co
         committed = copies[ab] > 0  # acknowledged batches that are in a committed log somewhere
         ab, ao = ab[committed], ao[committed]
         untruthful = np.nonzero(offset_of[ab] != ao)[0]
+        # a batch committed twice (a duplicate without idempotence) may match another copy
+        twice = copies[cb] > 1
+        copy_at = set(zip(cb[twice].tolist(), co[twice].tolist()))
         reported = 0
         for i in untruthful.tolist():
-            at = co[cb == ab[i]]
-            if copies[ab[i]] > 1 and ao[i] in at:
-                continue  # a batch committed twice (a duplicate without idempotence): another copy matches
-            out.append(f"batch {int(ab[i])}: acknowledged at offset {int(ao[i])} but committed at {at.tolist()}")
+            b, o = int(ab[i]), int(ao[i])
+            if copies[b] > 1 and (b, o) in copy_at:
+                continue
+            out.append(f"batch {b if ids is None else int(ids[b])}: acknowledged at offset {o} but committed at "
+                       f"{co[cb == b].tolist()}")
             reported += 1
             if reported == MAX_REPORTED:
                 break

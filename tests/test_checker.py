@@ -133,6 +133,12 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
         r.record("final_log", 0, 10, 0, 10, 0, True)
         found = [v for v in check_invariants(r) if "acknowledged at" in v]
         assert found == ([] if truthful else ["batch 0: acknowledged at offset 20 but committed at [0, 10]"])
+    # ids a run never makes (negative, sparse and huge) are still checked, without a table that large
+    for bid in (-5, 10**12):
+        r = Recorder(["p-0"], ["a"])
+        r.batch_done(5.0, bid, ACKED, 0, 0)
+        r.record("final_log", 0, 10, bid, 10, 0, True)
+        assert f"batch {bid}: acknowledged at offset 0 but committed at [10]" in check_invariants(r)
 
 
 def test_a_run_reports_the_invariant_violations_of_a_model_bug(monkeypatch):

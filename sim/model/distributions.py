@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 __all__ = ["Distribution", "make_latency"]
@@ -21,7 +19,7 @@ class Distribution:
     def _refill(self) -> None:
         p, n, r = self.params, self.chunk, self.rng
         if self.kind == "constant":
-            self._draws = itertools.repeat(p["value"])
+            self._draws = iter([p["value"]] * n)
             return
         if self.kind == "uniform":
             buf = r.uniform(p["low"], p["high"], n)

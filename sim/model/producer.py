@@ -186,9 +186,11 @@ class Producer:
             # A fixed integer hash stands in for murmur2(key bytes): same key, same partition.
             h = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
             parts = (h % np.uint64(P)).astype(np.int64)
-        else:  # round-robin
+        elif cfg.partitioner == "round-robin":
             parts = (self._rr + np.arange(n)) % P
             self._rr = (self._rr + n) % P
+        else:  # pragma: no cover - the scenario validates the partitioner
+            raise ValueError(f"unknown partitioner {cfg.partitioner!r}")
         order = np.argsort(parts, kind="stable")
         bounds = np.searchsorted(parts[order], np.arange(P + 1))
         return [times[order[bounds[k]:bounds[k + 1]]] for k in range(P)]
