@@ -49,22 +49,28 @@ def check_invariants(recorder: Recorder) -> list[str]:
         dec = np.nonzero(same & (h[1:] < h[:-1]))[0]
         out += [f"{pname(int(p[i]))}: HW fell from {int(h[i])} to {int(h[i + 1])} on broker {int(b[i])} in "
                 f"epoch {int(e[i])}" for i in dec[:MAX_REPORTED]]
+        # What each broker held when it announced each HW: the largest batch end it had appended to
+        # that partition by then. One sort of appends and HW rows together, grouped by (broker,
+        # partition) and ordered by time, appends first at equal times; a running maximum, lifted
+        # by a per-group offset so it restarts in each group, gives the answer for every HW row.
         counts = created["record_count"]
-        ends = ap["offset"] + (counts[ap["batch_id"]] if n else 0)
-        viol = 0
-        for (bb, pp) in set(zip(hw["broker"].tolist(), hw["partition"].tolist())):
-            sel_h = (hw["broker"] == bb) & (hw["partition"] == pp)
-            sel_a = (ap["broker"] == bb) & (ap["partition"] == pp)
-            ta, ea = ap["time_ms"][sel_a], ends[sel_a]
-            order = np.argsort(ta, kind="stable")
-            ta, leo = ta[order], np.maximum.accumulate(ea[order]) if len(ea) else ea
-            th, hh = hw["time_ms"][sel_h], hw["hw"][sel_h]
-            idx = np.searchsorted(ta, th, side="right") - 1
-            held = np.where(idx >= 0, leo[np.maximum(idx, 0)] if len(leo) else 0, 0)
-            for i in np.nonzero(hh > held)[0][: MAX_REPORTED - viol]:
-                out.append(f"{pname(pp)}: HW {int(hh[i])} beyond the {int(held[i])} records broker {bb} held "
-                           f"at {th[i]:.3f} ms")
-                viol += 1
+        ends = (ap["offset"] + (counts[ap["batch_id"]] if n else 0)).astype(np.int64)
+        P = int(max(hw["partition"].max(), ap["partition"].max() if len(ap["partition"]) else 0)) + 1
+        group = np.concatenate((ap["broker"].astype(np.int64) * P + ap["partition"],
+                                hw["broker"].astype(np.int64) * P + hw["partition"]))
+        is_hw = np.concatenate((np.zeros(len(ends), dtype=np.int8), np.ones(len(hw["hw"]), dtype=np.int8)))
+        order = np.lexsort((is_hw, np.concatenate((ap["time_ms"], hw["time_ms"])), group))
+        span = int(max(ends.max() if len(ends) else 0, 0)) + 2
+        lift = group[order] * span
+        value = np.concatenate((ends + 1, np.zeros(len(hw["hw"]), dtype=np.int64)))[order]  # 0: no batch yet
+        held = np.maximum.accumulate(value + lift) - lift - 1  # -1: nothing appended yet
+        rows = order[is_hw[order] == 1] - len(ends)  # HW rows, in group and time order
+        held = np.maximum(held[is_hw[order] == 1], 0)
+        over = np.nonzero(hw["hw"][rows] > held)[0][:MAX_REPORTED]
+        for i in over:
+            j = rows[i]
+            out.append(f"{pname(int(hw['partition'][j]))}: HW {int(hw['hw'][j])} beyond the {int(held[i])} records "
+                       f"broker {int(hw['broker'][j])} held at {hw['time_ms'][j]:.3f} ms")
 
     # one leader per (partition, epoch)
     lead = ap["as_leader"].astype(bool)

@@ -39,3 +39,25 @@ def test_equal_requests_are_still_distinct_keys():
     assert tq.done(a) is True
     env.run(until=10)
     assert len(expired) == 1 and expired[0] is b
+
+
+def test_a_request_sent_from_the_timeout_callback_adds_no_second_wake_up_chain():
+    """A retry sent when a request times out must not start another wake-up chain: with one chain
+    per retry, the wake-ups would grow with the square of the run's length."""
+    env = simpy.Environment()
+    expired = []
+    ids = iter(range(10**6))
+
+    def retry(req):
+        expired.append(env.now)
+        tq.add(m.MetadataRequest(None, next(ids)))  # the retry goes out at once
+
+    tq = TimeoutQueue(env, 10.0, retry)
+    for _ in range(3):
+        tq.add(m.MetadataRequest(None, next(ids)))
+    wake_ups = 0
+    while env.peek() < 10_005:
+        env.step()
+        wake_ups += 1
+    assert len(expired) == 3 * 1000  # each request and each retry expires once, every 10 ms
+    assert wake_ups == 1000  # one wake-up per deadline (a chain per retry made it 500,500)

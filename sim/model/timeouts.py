@@ -62,7 +62,9 @@ class TimeoutQueue:
     def _fire(self, generation: int) -> None:
         if generation != self._generation:
             return
-        self._scheduled = False
+        # The wake-up stays pending while requests expire: one that `on_timeout` sends at once (a
+        # retry) queues behind the head and is covered by the single wake-up scheduled below. (Were
+        # `add` to schedule its own, every retry would start another chain of wake-ups for good.)
         now = self.env.now
         q, live = self._queue, self._live
         while q and (q[0][0] <= now or q[0][1] not in live):
@@ -70,5 +72,8 @@ class TimeoutQueue:
             if key in live:
                 live.remove(key)
                 self.on_timeout(key)
+        if generation != self._generation:
+            return  # cleared meanwhile: whatever was added since has its own wake-up
+        self._scheduled = False
         if q:
             self._schedule(q[0][0] - now)
