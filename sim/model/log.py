@@ -173,6 +173,8 @@ class Log:
 
     def rebuild_producer_state(self) -> None:
         """Rebuild idempotence state by scanning the log tail (as on recovery or truncation)."""
+        if not self.producers:
+            return  # no idempotent batch was ever appended: nothing to find (and no full scan)
         producers: dict[int, ProducerStateEntry] = {}
         pids, seqs, bases = self.pid, self.seq, self.base
         need: dict[int, int] = {}
