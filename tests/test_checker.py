@@ -109,12 +109,9 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
     r = base()
     r.record("final_log", 0, 45, 2, 10, 0, True)  # a gap at the end of the committed log
     assert any("jumps to offset 45, expected 30" in v for v in check_invariants(r))
-    r = Recorder(["p-0"], ["a"])
-    r.batch_created(0, 0, 0, 10, 0, 0.0, 1.0)
-    r.batch_done(5.0, 0, ACKED, 0, 0)
-    r.record("final_log", 0, 0, 1, 10, 0, True)
-    r.record("final_log", 0, 10, 0, 10, 0, True)  # acknowledged at 0, committed at 10
-    assert any("acknowledged at offset 0 but committed at [10]" in v for v in check_invariants(r))
+    r = base()
+    r.batch_done(5.0, 2, ACKED, 0, 0)  # a second answer for batch 2, naming offset 0: it was appended at 20
+    assert any("batch 2: acknowledged at offset 0 but appended by leaders at [20]" in v for v in check_invariants(r))
     # log matching: below its HW a follower holds what the leader holds, unless an election was unclean
     r = base()
     r.record("replica_log", 2, 0, 10, 7)  # another batch at offset 10
@@ -124,22 +121,23 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
                      "p-0: broker 2 holds batch 8 at offset 35 below its HW, but the leader has nothing there"]
     r.event(6.0, "unclean_election", 2, 0, 2)
     assert not [v for v in check_invariants(r) if "below its HW" in v]
-    # a retried batch appended twice (no idempotence): its acknowledgement may name either copy
+    # a retried batch appended twice (no idempotence): its acknowledgement may name either append,
+    # and need not name the copy that survives (under acks=1 the acknowledged one may be lost)
     for acked_at, truthful in ((0, True), (10, True), (20, False)):
         r = Recorder(["p-0"], ["a"])
         r.batch_created(0, 0, 0, 10, 0, 0.0, 1.0)
         r.batch_done(5.0, 0, ACKED, acked_at, 0)
-        r.record("final_log", 0, 0, 0, 10, 0, True)
-        r.record("final_log", 0, 10, 0, 10, 0, True)
+        r.appended(1.0, 0, 0, 0, 0, 0)
+        r.appended(2.0, 1, 0, 10, 0, 1)  # the retry, on the next leader
+        r.record("final_log", 0, 0, 0, 10, 0, True)  # only the first copy survives
         found = [v for v in check_invariants(r) if "acknowledged at" in v]
-        assert found == ([] if truthful else ["batch 0: acknowledged at offset 20 but committed at [0, 10]"])
+        assert found == ([] if truthful else ["batch 0: acknowledged at offset 20 but appended by leaders at [0, 10]"])
     # ids a run never makes (negative, sparse and huge) are still checked, without a table that large
     for bid in (-5, 10**12):
         r = Recorder(["p-0"], ["a"])
         r.batch_done(5.0, bid, ACKED, 0, 0)
-        r.record("final_log", 0, 10, bid, 10, 0, True)
-        assert f"batch {bid}: acknowledged at offset 0 but committed at [10]" in check_invariants(r)
-
+        r.appended(1.0, 0, 0, 10, bid, 0)
+        assert f"batch {bid}: acknowledged at offset 0 but appended by leaders at [10]" in check_invariants(r)
 
 def test_a_run_reports_the_invariant_violations_of_a_model_bug(monkeypatch):
     """The invariants run on every run: a leader that announces a HW beyond its log shows up in the summary."""
@@ -180,3 +178,21 @@ def test_a_follower_whose_log_differs_from_the_leaders_is_reported(monkeypatch):
     s = sim.run(quickstart, seed=0, overrides=over).summary
     assert s["invariant_violations"] > 0
     assert all("below its HW, but the leader has batch" in e for e in s["invariant_examples"])
+
+
+def test_a_leader_that_names_the_wrong_offset_is_reported(monkeypatch):
+    """Acknowledgements are checked against the leaders' appends in every run."""
+    import sim
+    from sim.model import messages as m
+    from sim.model.broker import Broker
+
+    respond = Broker._respond_produce
+
+    def off_by_one(self, req, results):  # the bug: the answer names the offset after the batch's
+        respond(self, req, [(b, e, o + 1 if e == m.NONE and o >= 0 else o) for b, e, o in results])
+
+    monkeypatch.setattr(Broker, "_respond_produce", off_by_one)
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    s = sim.run(quickstart, seed=0, overrides={"duration": "2s", "settle": "1s", "faults": []}).summary
+    assert s["invariant_violations"] > 0
+    assert all("acknowledged at offset" in e and "but appended by leaders at" in e for e in s["invariant_examples"])
