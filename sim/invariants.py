@@ -50,27 +50,33 @@ def check_invariants(recorder: Recorder) -> list[str]:
         out += [f"{pname(int(p[i]))}: HW fell from {int(h[i])} to {int(h[i + 1])} on broker {int(b[i])} in "
                 f"epoch {int(e[i])}" for i in dec[:MAX_REPORTED]]
         # What each broker held when it announced each HW: the largest batch end it had appended to
-        # that partition by then. One sort of appends and HW rows together, grouped by (broker,
-        # partition) and ordered by time, appends first at equal times; a running maximum, lifted
-        # by a per-group offset so it restarts in each group, gives the answer for every HW row.
+        # that partition by then. Per broker (to bound memory), one sort of its appends and HW rows
+        # together by partition and time, appends first at equal times; a running maximum, lifted
+        # by a per-partition offset so it restarts for each partition, answers every HW row.
         counts = created["record_count"]
-        ends = (ap["offset"] + (counts[ap["batch_id"]] if n else 0)).astype(np.int64)
-        P = int(max(hw["partition"].max(), ap["partition"].max() if len(ap["partition"]) else 0)) + 1
-        group = np.concatenate((ap["broker"].astype(np.int64) * P + ap["partition"],
-                                hw["broker"].astype(np.int64) * P + hw["partition"]))
-        is_hw = np.concatenate((np.zeros(len(ends), dtype=np.int8), np.ones(len(hw["hw"]), dtype=np.int8)))
-        order = np.lexsort((is_hw, np.concatenate((ap["time_ms"], hw["time_ms"])), group))
-        span = int(max(ends.max() if len(ends) else 0, 0)) + 2
-        lift = group[order] * span
-        value = np.concatenate((ends + 1, np.zeros(len(hw["hw"]), dtype=np.int64)))[order]  # 0: no batch yet
-        held = np.maximum.accumulate(value + lift) - lift - 1  # -1: nothing appended yet
-        rows = order[is_hw[order] == 1] - len(ends)  # HW rows, in group and time order
-        held = np.maximum(held[is_hw[order] == 1], 0)
-        over = np.nonzero(hw["hw"][rows] > held)[0][:MAX_REPORTED]
-        for i in over:
-            j = rows[i]
-            out.append(f"{pname(int(hw['partition'][j]))}: HW {int(hw['hw'][j])} beyond the {int(held[i])} records "
-                       f"broker {int(hw['broker'][j])} held at {hw['time_ms'][j]:.3f} ms")
+        ends_all = (ap["offset"] + (counts[ap["batch_id"]] if n else 0)).astype(np.int64)
+        span = int(max(ends_all.max() if len(ends_all) else 0, 0)) + 2
+        reported = 0
+        for broker in np.unique(hw["broker"]).tolist():
+            sa = np.nonzero(ap["broker"] == broker)[0]
+            sh = np.nonzero(hw["broker"] == broker)[0]
+            part = np.concatenate((ap["partition"][sa], hw["partition"][sh])).astype(np.int64)
+            is_hw = np.concatenate((np.zeros(len(sa), dtype=bool), np.ones(len(sh), dtype=bool)))
+            order = np.lexsort((is_hw, np.concatenate((ap["time_ms"][sa], hw["time_ms"][sh])), part))
+            lift = part[order] * span
+            del part
+            value = np.concatenate((ends_all[sa] + 1, np.zeros(len(sh), dtype=np.int64)))[order]  # 0: none yet
+            value += lift
+            held = np.maximum.accumulate(value) - lift - 1  # -1: nothing appended yet
+            del value, lift
+            hw_pos = is_hw[order]
+            rows = sh[order[hw_pos] - len(sa)]  # this broker's HW rows, by partition and time
+            held = np.maximum(held[hw_pos], 0)
+            for i in np.nonzero(hw["hw"][rows] > held)[0][:MAX_REPORTED - reported]:
+                j = rows[i]
+                out.append(f"{pname(int(hw['partition'][j]))}: HW {int(hw['hw'][j])} beyond the {int(held[i])} "
+                           f"records broker {broker} held at {hw['time_ms'][j]:.3f} ms")
+                reported += 1
 
     # one leader per (partition, epoch)
     lead = ap["as_leader"].astype(bool)
