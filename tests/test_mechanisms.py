@@ -173,6 +173,51 @@ def test_follower_truncates_its_unreplicated_tail_by_leader_epoch(tiny):
         assert [e[0] for e in t.brokers[b].logs[0].epoch_cache] == [0, 1]
 
 
+def test_follower_truncates_to_its_own_end_of_an_epoch_the_leader_lacks(tiny, monkeypatch):
+    """KIP-279: a follower whose last epoch the leader never saw truncates to the end of the largest
+    epoch both have, by its own end of that epoch (not the leader's, which is later)."""
+    from sim.model.broker import ReplicaFetcher
+
+    t = tiny
+    net = t.cluster.network
+    stalled: set[int] = set()  # brokers that fetch from no leader, whichever it is
+    fetch = ReplicaFetcher.maybe_fetch
+    monkeypatch.setattr(ReplicaFetcher, "maybe_fetch",
+                        lambda self: None if self.broker.broker_id in stalled else fetch(self))
+
+    def stall(x):
+        stalled.add(x)
+        t.stall_fetcher(x)
+
+    t.run(10)
+    a, b, c = t.cluster.partitions[0].replicas
+    t.client.produce(net, t.brokers[a], [t.client.batch(count=10, batch_id=1)], acks=1)  # on all three
+    t.run(100)
+    stall(b)
+    t.client.produce(net, t.brokers[a], [t.client.batch(count=5, batch_id=2)], acks=1)  # a and c: 10..15
+    t.run(200)
+    stall(c)
+    t.brokers[a].crash()
+    stalled.discard(b)
+    t.resume_fetcher(b)
+    t.run(15_000)
+    assert t.leader() == b  # epoch 1, whose log ends at 10
+    t.client.produce(net, t.brokers[b], [t.client.batch(count=3, batch_id=3)], acks=1)  # b only: 10..13
+    t.run(15_100)
+    t.brokers[b].crash()
+    t.run(28_000)
+    assert t.leader() == c  # epoch 2, with epoch 0 up to 15 and no epoch 1
+    stalled.discard(c)
+    t.client.produce(net, t.brokers[c], [t.client.batch(count=4, batch_id=4)], acks=1)  # 15..19
+    t.run(28_100)
+    t.brokers[b].restart()
+    t.run(40_000)
+    # b's last epoch (1) is unknown to c, whose largest epoch <= 1 is 0, ending at 15 on c but at
+    # 10 on b: b truncates to 10, then fetches 2 and 4
+    assert [e[4] for e in t.events("truncation") if e[2] == b] == [10]
+    assert list(t.brokers[b].logs[0].batch_id) == [1, 2, 4]
+
+
 def test_idempotent_producer_retry_is_deduplicated(tiny):
     t = tiny
     net = t.cluster.network
