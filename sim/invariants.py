@@ -25,6 +25,23 @@ __all__ = ["check_invariants"]
 MAX_REPORTED = 20
 
 
+def _pair_keys(first: np.ndarray, second: np.ndarray, n_left: int) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 key per (first, second) pair, equal exactly when both parts are; the rows are
+    split after `n_left` into the keys of the two tables being matched.
+
+    Ids and offsets of a run are small non-negative numbers, so `first * span + second` is exact;
+    other values are ranked first, so that no value range can make two pairs collide.
+    """
+    first, second = first.astype(np.int64), second.astype(np.int64)
+    if len(first) == 0:
+        return first[:n_left], first[n_left:]
+    for part in (first, second):
+        if part.min() < 0 or part.max() >= 2**31:
+            part[:] = np.unique(part, return_inverse=True)[1]
+    key = first * (int(second.max()) + 1) + second
+    return key[:n_left], key[n_left:]
+
+
 def check_invariants(recorder: Recorder) -> list[str]:
     """All violations found in the run's facts (at most MAX_REPORTED per rule)."""
     out: list[str] = []
@@ -111,31 +128,11 @@ def check_invariants(recorder: Recorder) -> list[str]:
     if len(ab):
         lead = ap["as_leader"].astype(bool)
         cb, co = ap["batch_id"][lead].astype(np.int64), ap["offset"][lead].astype(np.int64)
-        # Batch ids are dense (0..n-1) in a run, so per-batch tables replace sorting: the leader
-        # appends of each batch, and the offset of one of them. Other ids are ranked first.
-        size = max(n, int(cb.max()) + 1 if len(cb) else 0, int(ab.max()) + 1)
-        if (len(cb) and cb.min() < 0) or ab.min() < 0 or size > 2 * (n + len(cb) + len(ab)) + 1:
-            ids, ranks = np.unique(np.concatenate((cb, ab)), return_inverse=True)
-            cb, ab, size = ranks[:len(cb)], ranks[len(cb):], len(ids)
-        else:
-            ids = None
-        copies = np.bincount(cb, minlength=size)
-        offset_of = np.full(size, -1, dtype=np.int64)
-        offset_of[cb] = co
-        untruthful = np.nonzero(offset_of[ab] != ao)[0]
-        # a batch appended more than once (a retry without idempotence) may match another append
-        twice = copies[cb] > 1
-        append_at = set(zip(cb[twice].tolist(), co[twice].tolist()))
-        reported = 0
-        for i in untruthful.tolist():
-            b, o = int(ab[i]), int(ao[i])
-            if copies[b] > 1 and (b, o) in append_at:
-                continue
-            out.append(f"batch {b if ids is None else int(ids[b])}: acknowledged at offset {o} but appended by "
-                       f"leaders at {co[cb == b].tolist()}")
-            reported += 1
-            if reported == MAX_REPORTED:
-                break
+        # a batch appended more than once (a retry without idempotence) may name any of its appends
+        acked_key, append_key = _pair_keys(np.concatenate((ab, cb)), np.concatenate((ao, co)), len(ab))
+        for i in np.nonzero(~np.isin(acked_key, append_key))[0][:MAX_REPORTED].tolist():
+            out.append(f"batch {int(ab[i])}: acknowledged at offset {int(ao[i])} but appended by "
+                       f"leaders at {co[cb == ab[i]].tolist()}")
 
     # log matching: a replica's committed prefix agrees with the leader's log, offset by offset
     rl = recorder.arrays("replica_log")
@@ -144,12 +141,9 @@ def check_invariants(recorder: Recorder) -> list[str]:
         unclean = np.unique(ev["partition"][ev["kind"] == "unclean_election"])
         sel = ~np.isin(rl["partition"], unclean)
         rb, rp, ro, rid = (rl[c][sel] for c in ("broker", "partition", "offset", "batch_id"))
-        # (partition, offset) as one int64 key: partition above 40 bits of offset
-        shift = np.int64(1) << np.int64(40)
-        lkey = fl["partition"].astype(np.int64) * shift + fl["offset"]
+        rkey, lkey = _pair_keys(np.concatenate((rp, fl["partition"])), np.concatenate((ro, fl["offset"])), len(rp))
         order = np.argsort(lkey, kind="stable")
         lkey, lid = lkey[order], fl["batch_id"][order]
-        rkey = rp.astype(np.int64) * shift + ro
         i = np.minimum(np.searchsorted(lkey, rkey), max(len(lkey) - 1, 0))
         found = (lkey[i] == rkey) if len(lkey) else np.zeros(len(rkey), dtype=bool)
         leader_id = np.where(found, lid[i] if len(lid) else -1, -1)

@@ -14,7 +14,8 @@ from analysis.stats import weighted_percentiles as _weighted_percentiles
 
 from .recorder import OUTCOMES, Recorder
 
-__all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "timeseries", "events_table"]
+__all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "timeseries", "events_table",
+           "under_replicated_at_end"]
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[float]) -> list[float | None]:
@@ -135,13 +136,32 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
 
 
 def _level_total(events: pd.DataFrame, indicator: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Time-weighted count of partitions whose indicator is on, per bin.
+    """Time-weighted count of partitions whose indicator is on, per bin."""
+    return _level_per_second(*_level_steps(events, indicator), edges)
+
+
+def under_replicated_at_end(events: pd.DataFrame, replication: dict[int, int]) -> int:
+    """Partitions whose last ISR is smaller than their replica set: the cluster has not fully recovered."""
+    isr, under = _under_replicated(events, replication)
+    _, total = _level_steps(isr, under)
+    return int(round(total[-1])) if len(total) else 0
+
+
+def _under_replicated(events: pd.DataFrame, replication: dict[int, int]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The ISR changes, and whether each leaves its partition under-replicated."""
+    isr = events[events["kind"] == "isr_change"]
+    rf = np.array([replication[int(p)] for p in isr["partition_index"].to_numpy()], dtype=np.int64)
+    return isr, isr["value"].to_numpy() < rf
+
+
+def _level_steps(events: pd.DataFrame, indicator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Count of partitions whose indicator is on, as a step function (times, count from then on).
 
     Each event sets its partition's indicator; the total is a single step function built from
     the changes (new minus previous indicator of the same partition).
     """
     if len(events) == 0:
-        return np.zeros(len(edges) - 1)
+        return np.zeros(0), np.zeros(0)
     t = events["time_ms"].to_numpy()
     p = events["partition_index"].to_numpy()
     order = np.lexsort((t, p))  # by partition, then time
@@ -150,9 +170,7 @@ def _level_total(events: pd.DataFrame, indicator: np.ndarray, edges: np.ndarray)
     prev = np.where(same, np.concatenate(([0.0], ind[:-1])), 0.0)
     delta = ind - prev
     by_time = np.argsort(t[order], kind="stable")
-    times = t[order][by_time]
-    total = np.cumsum(delta[by_time])
-    return _level_per_second(times, total, edges)
+    return t[order][by_time], np.cumsum(delta[by_time])
 
 
 def _level_per_second(times: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -192,9 +210,7 @@ def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[in
                 p50[s], p99[s] = weighted_percentiles(lat[idx], w[idx], [50, 99])
     out["latency_p50_ms"] = p50
     out["latency_p99_ms"] = p99
-    isr = events[events["kind"] == "isr_change"]
-    rf = np.array([replication[int(p)] for p in isr["partition_index"].to_numpy()], dtype=np.int64)
-    out["under_replicated_partitions"] = _level_total(isr, isr["value"].to_numpy() < rf, edges)
+    out["under_replicated_partitions"] = _level_total(*_under_replicated(events, replication), edges)
     lead = _leadership(events)
     out["offline_partitions"] = _level_total(lead, lead["broker"].to_numpy() < 0, edges)
     return out

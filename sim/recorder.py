@@ -104,7 +104,7 @@ class Recorder:
         if not n:
             return
         a = self._cols["final_log"]
-        ends = np.frombuffer(base, dtype="i8") + np.frombuffer(count, dtype="i8")
+        ends = _batch_ends(base, count)
         a[0].extend([partition] * n); a[1].extend(base); a[2].extend(batch_id); a[3].extend(count.tolist())
         a[4].extend(epoch); a[5].frombytes((ends <= hw).astype(np.int8).tobytes())
 
@@ -113,8 +113,7 @@ class Recorder:
         n = len(base)
         if not n:
             return
-        ends = np.frombuffer(base, dtype="i8") + np.frombuffer(count, dtype="i8")
-        k = int(np.searchsorted(ends, hw, side="right"))  # batches wholly below the HW
+        k = int(np.searchsorted(_batch_ends(base, count), hw, side="right"))  # batches wholly below the HW
         if not k:
             return
         a = self._cols["replica_log"]
@@ -139,6 +138,11 @@ class Recorder:
 
 # numpy dtype -> (array typecode, the numpy dtype of that typecode's buffer)
 _TYPECODES = {"f8": ("d", "f8"), "i8": ("q", "i8"), "i4": ("i", "i4"), "i1": ("b", "i1"), "?": ("b", "i1")}
+
+
+def _batch_ends(base, count) -> np.ndarray:
+    """End offset of each batch of a log, from its 'q' array columns (no copy of the columns)."""
+    return np.frombuffer(base, dtype="i8") + np.frombuffer(count, dtype="i8")
 
 
 def _column(dtype: str):

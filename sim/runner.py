@@ -20,7 +20,7 @@ import simpy
 from . import __version__
 from .checker import batches_table, check
 from .invariants import check_invariants
-from .metrics import e2e_latency, events_table, failovers, produce_latency, timeseries
+from .metrics import e2e_latency, events_table, failovers, produce_latency, timeseries, under_replicated_at_end
 from .model.cluster import Cluster, partition_names
 from .recorder import Recorder
 from .results import Results
@@ -146,7 +146,7 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
         "isr_expands": int(_count_isr(events, shrink=False)),
         "truncations": int((events["kind"] == "truncation").sum()),
         "offline_partitions_at_end": int(offline_end),
-        "under_replicated_partitions_at_end": _under_replicated_at_end(events, replication),
+        "under_replicated_partitions_at_end": under_replicated_at_end(events, replication),
         "warnings": caught,
     }
     violations = check_invariants(recorder)
@@ -163,13 +163,6 @@ def scenario_warnings(sc: Scenario) -> list[str]:
             out.append(f"producers.{i}.acks={p.acks} is the Kafka 0.8 legacy form (any {p.acks} ISR replicas "
                        "incl. the leader); modern Kafka rejects it with INVALID_REQUIRED_ACKS")
     return out
-
-
-def _under_replicated_at_end(events, replication: dict[int, int]) -> int:
-    """Partitions whose last ISR is smaller than their replica set: the cluster has not fully recovered."""
-    isr = events[events["kind"] == "isr_change"].sort_values("time_ms", kind="stable")
-    last = isr.groupby("partition_index", sort=False)["value"].last()
-    return int(sum(1 for p, size in last.items() if size < replication[int(p)]))
 
 
 def _count_isr(events, shrink: bool) -> int:
