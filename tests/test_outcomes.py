@@ -229,3 +229,14 @@ def test_sticky_partitioner_fills_one_partition_at_a_time(partitioner):
     else:
         assert overlapping > len(b) / 2
         assert mean_records < 25  # each of 6 partitions gets a sixth of the records per linger.ms
+
+
+def test_a_broker_still_down_at_the_end_leaves_its_partitions_under_replicated():
+    """summary.under_replicated_partitions_at_end counts the partitions whose ISR is still short."""
+    over = {"duration": "30s", "settle": "1s", "faults.0.restart_after": "100s"}  # back only after the run
+    r = sim.run(SCEN / "quickstart.yaml", seed=0, overrides=over)
+    assert r.scenario.cluster.brokers == 3 and all(t.replication_factor == 3 for t in r.scenario.topics)
+    # RF 3 on 3 brokers: the broker still down holds a replica of every partition
+    assert r.summary["under_replicated_partitions_at_end"] == sum(t.partitions for t in r.scenario.topics)
+    healed = sim.run(SCEN / "quickstart.yaml", seed=0, overrides={"duration": "30s", "settle": "15s"})  # healed at 30 s
+    assert healed.summary["under_replicated_partitions_at_end"] == 0
