@@ -233,7 +233,9 @@ def test_sticky_partitioner_fills_one_partition_at_a_time(partitioner):
 
 def test_a_broker_still_down_at_the_end_leaves_its_partitions_under_replicated():
     """summary.under_replicated_partitions_at_end counts the partitions whose ISR is still short."""
-    over = {"duration": "30s", "settle": "1s", "faults.0.restart_after": "100s"}  # back only after the run
+    # back only after the run: faults heal at `duration`, and a restarted broker registers, catches
+    # up and rejoins every ISR within a second, so no settle period at all
+    over = {"duration": "30s", "settle": "0s", "faults.0.restart_after": "100s"}
     r = sim.run(SCEN / "quickstart.yaml", seed=0, overrides=over)
     assert r.scenario.cluster.brokers == 3 and all(t.replication_factor == 3 for t in r.scenario.topics)
     # RF 3 on 3 brokers: the broker still down holds a replica of every partition

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 
 from . import messages as m
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["Broker", "Replica", "PartitionSpec"]
+
+# Broker-to-controller requests (registration, AlterPartition) are resent when unanswered within
+# the broker's request.timeout.ms (NodeToControllerChannelManager), default 30 s.
+BROKER_TO_CONTROLLER_TIMEOUT_MS = 30_000.0
+# A metadata log fetch is given up after the long-poll wait plus controller.quorum.request.timeout.ms (2 s).
+METADATA_FETCH_TIMEOUT_MS = 500.0 + 2_000.0
 
 
 class PartitionSpec:
@@ -67,7 +74,7 @@ class Replica:
     """One partition on this broker: its log (on disk) and, when leading, the leader state."""
 
     __slots__ = ("spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
-                 "remote", "pending_isr", "leader_epoch_start", "purgatory", "legacy_waiters",
+                 "remote", "pending_isr", "alter_in_flight", "leader_epoch_start", "purgatory", "legacy_waiters",
                  "parked_consumers", "hw_stalled", "min_isr")
 
     def __init__(self, spec: PartitionSpec, log: Log, min_isr: int):
@@ -81,6 +88,7 @@ class Replica:
         self.isr: tuple = ()
         self.remote: dict[int, RemoteReplica] = {}
         self.pending_isr: tuple | None = None  # AlterPartition in flight
+        self.alter_in_flight: m.AlterPartition | None = None
         self.leader_epoch_start = 0
         self.purgatory: deque = deque()  # (required offset, PendingProduce, index), ascending
         self.legacy_waiters: list = []  # acks=N >= 2 (Kafka 0.8)
@@ -131,15 +139,38 @@ class ReplicaFetcher:
         self.backing_off = False
         self.session_id = 0  # 0: no session, the next fetch is a full one
         self.changed: set[int] = set()  # partitions whose fetch state moved since the last request
+        self.delayed: set[int] = set()  # partitions sitting out replica.fetch.backoff.ms after an error
 
     def add_partition(self, p: int) -> None:
+        self.delayed.discard(p)
         self.partitions.add(p)
         self.session_id = 0
 
     def remove_partition(self, p: int) -> None:
+        self.delayed.discard(p)
         if p in self.partitions:
             self.partitions.discard(p)
             self.session_id = 0
+
+    def delay_partition(self, p: int) -> None:
+        """AbstractFetcherThread.delayPartitions: a partition whose fetch returned an error sits out
+        replica.fetch.backoff.ms while the others keep fetching."""
+        self.partitions.discard(p)
+        self.delayed.add(p)
+        self.session_id = 0
+        b = self.broker
+        incarnation = b.incarnation
+
+        def resume(_ev):
+            if b.incarnation != incarnation or p not in self.delayed:
+                return
+            self.delayed.discard(p)
+            r = b.replicas.get(p)
+            if r is not None and not r.is_leader and r.leader_id == self.leader_id:
+                self.add_partition(p)
+                self.maybe_fetch()
+
+        b.env.timeout(b.config.replica_fetch_backoff_ms).callbacks.append(resume)
 
     def maybe_fetch(self) -> None:
         """Send the next fetch unless one is in flight or we are backing off."""
@@ -195,14 +226,13 @@ class ReplicaFetcher:
             self.session_id = 0  # the leader lost our session (it restarted): start a new one
             self.maybe_fetch()
             return
-        error = False
         for pd in resp.partitions:
             r = b.replicas.get(pd.partition)
             if r is None or r.is_leader or r.leader_id != self.leader_id or pd.partition not in self.partitions:
                 continue
             log = r.log
             if pd.error != m.NONE:
-                error = True
+                self.delay_partition(pd.partition)
                 continue
             if pd.diverging_epoch is not None:
                 b.truncate_on_divergence(r, *pd.diverging_epoch)
@@ -218,11 +248,7 @@ class ReplicaFetcher:
             new_hw = min(pd.high_watermark, log.leo)
             if new_hw > log.hw:
                 log.hw = new_hw
-        if error:
-            self.session_id = 0
-            self.back_off()
-        else:
-            self.maybe_fetch()
+        self.maybe_fetch()
 
     def on_failure(self) -> None:
         """Connection reset or request timeout: back off and retry with a new session."""
@@ -233,6 +259,17 @@ class ReplicaFetcher:
         self.back_off()
 
 
+def _park(purgatory: deque, entry: tuple) -> None:
+    """Keep a purgatory in ascending required-offset order (a duplicate may need less than the tail)."""
+    if not purgatory or purgatory[-1][0] <= entry[0]:
+        purgatory.append(entry)
+        return
+    i = len(purgatory)
+    while i > 0 and purgatory[i - 1][0] > entry[0]:
+        i -= 1
+    purgatory.insert(i, entry)
+
+
 class Broker:
     """A Kafka broker process on a host: replicas, fetchers, heartbeats, ISR expiry."""
 
@@ -240,8 +277,9 @@ class Broker:
 
     def __init__(self, env: simpy.Environment, broker_id: int, config: "ClusterConfig",
                  partitions: list[PartitionSpec], network: "Network", recorder: "Recorder",
-                 parent_scope: str = "cluster"):
+                 rng: np.random.Generator | None = None, parent_scope: str = "cluster"):
         self.env = env
+        self.rng = rng
         self.broker_id = broker_id
         self.config = config
         self.partitions = partitions
@@ -274,10 +312,22 @@ class Broker:
         self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
         self.fetch_sessions: dict[int, FetchSession] = {}  # follower broker id -> its fetch session
         self.out_of_isr: set[int] = set()  # partitions led here whose ISR lacks some replica
+        self.alter_timeouts = TimeoutQueue(self.env, BROKER_TO_CONTROLLER_TIMEOUT_MS, self._alter_partition_timed_out)
         self._metadata_fetch_pending = False
+        self._metadata_fetch_id = 0
+        # KRaft registration of this incarnation (BrokerLifecycleManager): metadata is applied only
+        # once registered, and the broker is "starting" until the controller unfences it.
+        self.registered = False
+        self.registration_offset = 0
+        self.starting = True
 
-    def start(self) -> None:
-        """Start (or restart) the broker process: recover logs, register, begin heartbeating."""
+    def start(self, bootstrapped: bool = False) -> None:
+        """Start (or restart) the broker process: recover logs, register, begin heartbeating.
+
+        `bootstrapped`: the run's first start, into a settled cluster that already has this broker
+        registered and unfenced (the cluster hands it the initial metadata). A restart registers a
+        new incarnation and catches up with the metadata log before it acts on any of it.
+        """
         self.alive = True
         self.incarnation += 1
         for p, log in self.logs.items():
@@ -287,10 +337,36 @@ class Broker:
             spec = self.partitions[p]
             self.replicas[p] = Replica(spec, log, self.effective_min_isr(spec))
         self.processes = [
-            self.env.process(self.send_heartbeats()),
             self.env.process(self.expire_lagging_replicas()),
             self.env.process(self.checkpoint_high_watermarks()),
         ]
+        if bootstrapped:
+            self.registered, self.starting = True, False
+            # Brokers start at different moments, so their heartbeat schedules have different
+            # phases: failover time then depends on the seed, not only on the fault time.
+            interval = self.config.broker_heartbeat_interval_ms
+            phase = float(self.rng.uniform(0.0, interval)) if self.rng is not None else 0.0
+            self.processes.append(self.env.process(self.send_heartbeats(phase)))
+            self.fetch_metadata()
+        else:
+            self.register()
+
+    def register(self) -> None:
+        """BrokerRegistration of this incarnation, resent until answered (BrokerLifecycleManager)."""
+        if not self.alive or self.registered:
+            return
+        self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation))
+        incarnation = self.incarnation
+        self.env.timeout(BROKER_TO_CONTROLLER_TIMEOUT_MS).callbacks.append(
+            lambda _ev: self.register() if self.incarnation == incarnation else None)
+
+    def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
+        if resp.broker_epoch != self.incarnation or self.registered:
+            return
+        self.registered = True
+        self.registration_offset = resp.registration_offset
+        self.recorder.event(self.env.now, "broker_registered_ack", self.broker_id, -1, resp.registration_offset)
+        self.processes.append(self.env.process(self.send_heartbeats(0.0)))
         self.fetch_metadata()
 
     def crash(self) -> None:
@@ -302,6 +378,7 @@ class Broker:
             if proc.is_alive:
                 proc.interrupt("crash")
         self.fetch_timeouts.clear()
+        self.alter_timeouts.clear()
         for tq in self.produce_timeouts.values():
             tq.clear()
         self._reset_memory()
@@ -312,15 +389,22 @@ class Broker:
             self.start()
 
     # --- periodic processes ----------------------------------------------------------------
-    def send_heartbeats(self):
-        """BrokerHeartbeat to the controller every broker.heartbeat.interval.ms (KRaft)."""
+    def send_heartbeats(self, phase: float):
+        """BrokerHeartbeat to the controller every broker.heartbeat.interval.ms (KRaft), from `phase` on.
+
+        Heartbeats are periodic, so a lost heartbeat or response costs one interval, no more.
+        """
         try:
+            if phase > 0:
+                yield self.env.timeout(phase)
             while True:
-                self.network.send(self, self.controller,
-                                  m.BrokerHeartbeat(self.broker_id, self.incarnation, self.metadata_offset))
+                self.heartbeat()
                 yield self.env.timeout(self.config.broker_heartbeat_interval_ms)
         except simpy.Interrupt:
             return
+
+    def heartbeat(self) -> None:
+        self.network.send(self, self.controller, m.BrokerHeartbeat(self.broker_id, self.incarnation, self.metadata_offset))
 
     def expire_lagging_replicas(self):
         """Shrink the ISR of followers not caught up within replica.lag.time.max.ms.
@@ -365,15 +449,25 @@ class Broker:
         elif t is m.ProduceRequest:
             self.handle_produce(msg)
         elif t is m.MetadataRequest:
-            leaders = {p: (rec.leader, rec.leader_epoch) for p, rec in self.metadata.items()}
+            me, inc = self.broker_id, self.incarnation
+            # a leadership of our own previous incarnation is not ours: no leader known yet
+            leaders = {p: (rec.leader if rec.leader != me or rec.leader_broker_epoch == inc else -1, rec.leader_epoch)
+                       for p, rec in self.metadata.items()}
             self.network.send(self, msg.client, m.MetadataResponse(msg.request_id, self.broker_id, leaders),
                               16 * len(leaders))
         elif t is m.MetadataFetchResponse:
+            if msg.offset != self.metadata_offset or not self._metadata_fetch_pending:
+                return  # an answer to a fetch we gave up on (timed out): its successor is in flight
             self._metadata_fetch_pending = False
             self.apply_metadata(msg.records, msg.end_offset)
             self.fetch_metadata()
         elif t is m.AlterPartitionResponse:
             self.on_alter_partition_response(msg)
+        elif t is m.BrokerHeartbeatResponse:
+            if msg.broker_epoch == self.incarnation and not msg.fenced:
+                self.starting = False
+        elif t is m.BrokerRegistrationResponse:
+            self.on_registered(msg)
         else:  # pragma: no cover - a wiring bug, not an input error
             raise TypeError(f"{self.scope} cannot handle {t.__name__}")
 
@@ -395,10 +489,21 @@ class Broker:
 
     # --- metadata (KRaft metadata log, long-polled from the controller) ---------------------
     def fetch_metadata(self) -> None:
-        if not self.alive or self._metadata_fetch_pending:
+        """Long-poll the metadata log from the controller; a fetch unanswered within the long-poll wait
+        plus controller.quorum.request.timeout.ms is given up and sent again."""
+        if not self.alive or self._metadata_fetch_pending or not self.registered:
             return
         self._metadata_fetch_pending = True
+        self._metadata_fetch_id += 1
+        fetch_id, incarnation = self._metadata_fetch_id, self.incarnation
         self.network.send(self, self.controller, m.MetadataFetch(self.broker_id, self.incarnation, self.metadata_offset))
+
+        def expire(_ev):
+            if self.incarnation == incarnation and self._metadata_fetch_pending and self._metadata_fetch_id == fetch_id:
+                self._metadata_fetch_pending = False
+                self.fetch_metadata()
+
+        self.env.timeout(METADATA_FETCH_TIMEOUT_MS).callbacks.append(expire)
 
     def apply_metadata(self, records: list, end_offset: int) -> None:
         """Apply committed metadata records: broker fencing and partition leadership/ISR."""
@@ -408,24 +513,30 @@ class Broker:
         latest: dict[int, m.PartitionRecord] = {}
         unfenced: list[int] = []
         for rec in records:
-            if type(rec) is tuple:  # ("fence" | "unfence", broker id)
+            if type(rec) is tuple:  # ("fence" | "unfence" | "register", broker id)
                 if rec[0] == "fence":
                     self.fenced.add(rec[1])
-                else:
+                elif rec[0] == "unfence":
                     self.fenced.discard(rec[1])
                     unfenced.append(rec[1])
             else:
                 latest[rec.partition] = rec
+        me = self.broker_id
         for rec in latest.values():
             self.metadata[rec.partition] = rec
             r = self.replicas.get(rec.partition)
             if r is None:
                 continue
             if rec.leader_epoch > r.leader_epoch:
-                if rec.leader == self.broker_id:
+                if rec.leader != me:
+                    self.make_follower(r, rec, start_fetching=False)
+                elif rec.leader_broker_epoch == self.incarnation:
                     self.make_leader(r, rec)
                 else:
-                    self.make_follower(r, rec, start_fetching=False)
+                    # Elected while our previous incarnation was alive: that leadership died with
+                    # it (Kafka's controller has already moved it; here the election may still be
+                    # queued). Wait, leaderless, for the next leader epoch.
+                    self.make_follower(r, rec, start_fetching=False, leader=-1)
             else:
                 self._apply_isr_record(r, rec)
         if unfenced:
@@ -435,6 +546,10 @@ class Broker:
         # One fetch per leader for all partitions this delta moved to it (addPartitions).
         for fetcher in self.fetchers.values():
             fetcher.maybe_fetch()
+        if self.starting and self.metadata_offset >= self.registration_offset:
+            # BrokerLifecycleManager: caught up past our registration, heartbeat at once to be
+            # unfenced (rather than at the next periodic heartbeat).
+            self.heartbeat()
 
     def make_leader(self, r: Replica, rec: m.PartitionRecord) -> None:
         """Become leader in a new epoch (Partition.makeLeader)."""
@@ -446,6 +561,7 @@ class Broker:
         r.partition_epoch = rec.partition_epoch
         r.isr = rec.isr
         r.pending_isr = None
+        r.alter_in_flight = None
         r.hw_stalled = False
         r.log.assign_epoch_start_offset(rec.leader_epoch, r.log.leo)
         r.leader_epoch_start = r.log.leo
@@ -463,25 +579,30 @@ class Broker:
         else:
             self.out_of_isr.discard(r.spec.index)
 
-    def make_follower(self, r: Replica, rec: m.PartitionRecord, start_fetching: bool = True) -> None:
-        """Follow the new leader (Partition.makeFollower); truncation happens on first fetch."""
+    def make_follower(self, r: Replica, rec: m.PartitionRecord, start_fetching: bool = True,
+                      leader: int | None = None) -> None:
+        """Follow the new leader (Partition.makeFollower); truncation happens on first fetch.
+
+        `leader` overrides the record's leader (-1: none to follow)."""
+        leader = rec.leader if leader is None else leader
         if r.is_leader:
             self._fail_purgatory(r, m.NOT_LEADER_OR_FOLLOWER)
             self._mark_dirty(r, wake=True)  # parked fetches answer now: NOT_LEADER_OR_FOLLOWER
             self._wake_consumers(r)
         self._stop_following(r)
         r.is_leader = False
-        r.leader_id = rec.leader
+        r.leader_id = leader
         r.leader_epoch = rec.leader_epoch
         r.partition_epoch = rec.partition_epoch
         r.isr = rec.isr
         r.remote = {}
         r.pending_isr = None
+        r.alter_in_flight = None
         self._track_isr(r)
-        if rec.leader >= 0:
-            fetcher = self.fetchers.get(rec.leader)
+        if leader >= 0:
+            fetcher = self.fetchers.get(leader)
             if fetcher is None:
-                fetcher = self.fetchers[rec.leader] = ReplicaFetcher(self, rec.leader)
+                fetcher = self.fetchers[leader] = ReplicaFetcher(self, leader)
             fetcher.add_partition(r.spec.index)
             if start_fetching:
                 fetcher.maybe_fetch()
@@ -551,19 +672,32 @@ class Broker:
                 results[k] = (b, m.NONE, base)
         for r in touched:
             self._mark_dirty(r, wake=True)
+            # Partition.appendRecordsToLeader: maybeIncrementLeaderHW after every leader append,
+            # whatever the acks (the ISR may be just the leader: with RF 1 only this moves the HW).
+            self.maybe_increment_hw(r)
         if acks == 0:
-            return  # Kafka sends no response for acks=0
+            # KafkaApis.handleProduceRequest: acks=0 gets no response; on any error the broker
+            # closes the connection instead, so the client notices and refreshes its metadata.
+            if any(res is not None and res[1] != m.NONE for res in results):
+                self.network.close_connection(self, req.client)
+            return
         if not waiting:
             self._respond_produce(req, results)
             return
         pending = PendingProduce(req, results, len(waiting))
+        parked = []
         for r, required, k, b in waiting:
             if acks == -1:
-                r.purgatory.append((required, pending, k))
+                _park(r.purgatory, (required, pending, k))
             else:
                 r.legacy_waiters.append((required, pending, k))
-        for r in ({id(w[0]): w[0] for w in waiting}.values() if len(waiting) > 1 else (waiting[0][0],)):
-            self.maybe_increment_hw(r)
+            if not parked or parked[-1] is not r:
+                parked.append(r)
+        # DelayedOperationPurgatory.tryCompleteElseWatch: try to complete before waiting. A retry
+        # answered as a duplicate may already be below the HW; parked, it would wait for the next
+        # HW advance, which never comes when every in-flight slot holds such a duplicate.
+        for r in parked:
+            self._complete_purgatory(r)
             self._check_legacy_waiters(r)
         if not pending.done:
             tq = self.produce_timeouts.get(req.timeout_ms)
@@ -716,18 +850,38 @@ class Broker:
     def _alter_partition(self, r: Replica, new_isr: tuple) -> None:
         """Propose an ISR change to the controller (AlterPartition, KIP-497)."""
         r.pending_isr = new_isr
-        self.network.send(self, self.controller, m.AlterPartition(
-            self.broker_id, self.incarnation, r.spec.index, r.leader_epoch, r.partition_epoch, new_isr))
+        self._send_alter_partition(r)
         if len(new_isr) > len(r.isr):
             self.maybe_increment_hw(r)  # the maximal ISR grew
+
+    def _send_alter_partition(self, r: Replica) -> None:
+        self._request_ids += 1
+        req = m.AlterPartition(self._request_ids, self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
+                               r.partition_epoch, r.pending_isr)
+        r.alter_in_flight = req
+        self.alter_timeouts.add(req)
+        self.network.send(self, self.controller, req)
+
+    def _alter_partition_timed_out(self, req: m.AlterPartition) -> None:
+        """AlterPartitionManager: the request or its answer was lost; send the proposal again (a
+        proposal the controller already applied is refused as stale, and the change itself
+        arrives with the metadata log)."""
+        r = self.replicas.get(req.partition)
+        if r is not None and r.alter_in_flight is req and r.is_leader and r.pending_isr is not None:
+            self._send_alter_partition(r)
 
     def on_alter_partition_response(self, resp: m.AlterPartitionResponse) -> None:
         r = self.replicas.get(resp.partition)
         if r is None:
             return
+        mine = r.alter_in_flight is not None and r.alter_in_flight.request_id == resp.request_id
+        if mine:
+            self.alter_timeouts.done(r.alter_in_flight)
+            r.alter_in_flight = None
         rec = resp.record
         if resp.error != m.NONE or rec is None:
-            r.pending_isr = None
+            if mine:
+                r.pending_isr = None
             return
         self._apply_isr_record(r, rec)
 
@@ -738,6 +892,9 @@ class Broker:
             r.isr = rec.isr
             r.partition_epoch = rec.partition_epoch
             r.pending_isr = None
+            if r.alter_in_flight is not None:
+                self.alter_timeouts.done(r.alter_in_flight)
+                r.alter_in_flight = None
             if r.is_leader:
                 self.on_isr_changed(r)
 

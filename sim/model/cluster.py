@@ -73,7 +73,8 @@ class Cluster:
                 self.partitions.append(spec)
             self.topic_partitions[t.name] = idx
         self.partition_index = {s.name: s.index for s in self.partitions}
-        self.brokers = [Broker(env, b, cfg, self.partitions, self.network, recorder) for b in range(cfg.brokers)]
+        self.brokers = [Broker(env, b, cfg, self.partitions, self.network, recorder, streams.stream(f"cluster.broker{b}"))
+                        for b in range(cfg.brokers)]
         self.controller = Controller(env, cfg, self.partitions, self.network, recorder)
         self.controller.brokers_by_id = {b.broker_id: b for b in self.brokers}
         for b in self.brokers:
@@ -114,7 +115,7 @@ class Cluster:
         self.controller.bootstrap()
         self.controller.start()
         for b in self.brokers:
-            b.start()
+            b.start(bootstrapped=True)
         # The run begins from a settled cluster: brokers already know the initial leaders.
         for b in self.brokers:
             b.apply_metadata(list(self.controller.log), len(self.controller.log))

@@ -33,13 +33,18 @@ METADATA_FETCH_WAIT_MS = 500.0
 
 
 class BrokerRegistration:
-    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms")
+    """The controller's view of one broker (ClusterControlManager / BrokerHeartbeatManager)."""
+
+    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms", "registration_offset")
 
     def __init__(self, broker_id: int):
         self.broker_id = broker_id
         self.broker_epoch = -1
         self.fenced = True
         self.last_heartbeat_ms = -1.0
+        # metadata log offset just past the registration record: the broker is unfenced once it
+        # has caught up to it (BrokerHeartbeatManager: currentMetadataOffset >= registerBrokerRecordOffset)
+        self.registration_offset = 0
 
 
 class Controller:
@@ -74,7 +79,8 @@ class Controller:
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
         for spec in self.partitions:
-            rec = m.PartitionRecord(spec.index, spec.replicas[0], 0, 0, spec.replicas, spec.replicas)
+            rec = m.PartitionRecord(spec.index, spec.replicas[0], 0, 0, spec.replicas, spec.replicas,
+                                    leader_broker_epoch=1)
             self.state[spec.index] = rec
             self.log.append(rec)
             self.recorder.event(0.0, "leader_elected", rec.leader, spec.index, 0, "initial")
@@ -106,13 +112,15 @@ class Controller:
         self.recorder.event(now, "broker_fenced", reg.broker_id, -1, reg.broker_epoch)
         self._append(("fence", reg.broker_id))
         b = reg.broker_id
-        for p, rec in self.state.items():
+        for p, rec in list(self.state.items()):
             if b not in rec.replicas:
                 continue
+            # ReplicationControlManager.handleBrokerFenced: out of every ISR it is in (KRaft keeps
+            # the last member), and a new leader for what it led (queued: election_cost each).
+            if b in rec.isr and len(rec.isr) > 1:
+                self._change(rec, isr=tuple(x for x in rec.isr if x != b), why="fenced")
             if rec.leader == b:
                 self._queue_election(p)
-            elif b in rec.isr and len(rec.isr) > 1:
-                self._change(rec, isr=tuple(x for x in rec.isr if x != b), why="fenced")
 
     def unfence(self, reg: BrokerRegistration) -> None:
         reg.fenced = False
@@ -126,6 +134,8 @@ class Controller:
         t = type(msg)
         if t is m.BrokerHeartbeat:
             self.on_heartbeat(msg)
+        elif t is m.BrokerRegistration:
+            self.on_register(msg)
         elif t is m.MetadataFetch:
             self.on_metadata_fetch(msg)
         elif t is m.AlterPartition:
@@ -134,21 +144,41 @@ class Controller:
     def connection_lost(self, peer) -> None:
         self._parked.pop(getattr(peer, "broker_id", -1), None)
 
-    def on_heartbeat(self, hb: m.BrokerHeartbeat) -> None:
-        reg = self.registrations[hb.broker]
-        now = self.env.now
-        if hb.broker_epoch != reg.broker_epoch:
-            if hb.broker_epoch < reg.broker_epoch:
-                return  # a zombie incarnation
-            # A (re)started broker registers a new broker epoch; its old session is gone.
+    def on_register(self, req: m.BrokerRegistration) -> None:
+        """A (re)started broker registers a new incarnation (ClusterControlManager.registerBroker).
+
+        Its previous incarnation's session ends here: if it was still unfenced it is fenced now
+        (its ISR memberships and leaderships move on), and the new one stays fenced until it has
+        caught up with the metadata log past its registration record. A retried registration of
+        the same incarnation gets the same answer.
+        """
+        reg = self.registrations[req.broker]
+        broker = self.brokers_by_id[req.broker]
+        if req.broker_epoch < reg.broker_epoch:
+            return  # a zombie incarnation
+        if req.broker_epoch > reg.broker_epoch:
             if not reg.fenced:
                 self.fence(reg)
-            reg.broker_epoch = hb.broker_epoch
-            self.recorder.event(now, "broker_registered", hb.broker, -1, hb.broker_epoch)
-        reg.last_heartbeat_ms = now
-        # A broker is unfenced once it has caught up with the metadata log (KRaft).
-        if reg.fenced and hb.metadata_offset >= len(self.log):
+            reg.broker_epoch = req.broker_epoch
+            reg.last_heartbeat_ms = self.env.now
+            self.recorder.event(self.env.now, "broker_registered", req.broker, -1, req.broker_epoch)
+            self._append(("register", req.broker))
+            reg.registration_offset = len(self.log) + len(self._uncommitted)
+        resp = m.BrokerRegistrationResponse(req.broker_epoch, reg.registration_offset)
+        if reg.registration_offset > len(self.log):
+            self._after_commit.append((broker, resp))  # answered once the record is committed
+        else:
+            self.network.send(self, broker, resp)
+
+    def on_heartbeat(self, hb: m.BrokerHeartbeat) -> None:
+        reg = self.registrations[hb.broker]
+        if hb.broker_epoch != reg.broker_epoch:
+            return  # STALE_BROKER_EPOCH: a zombie, or an incarnation whose registration is not in yet
+        reg.last_heartbeat_ms = self.env.now
+        # Unfenced once caught up with the metadata log past its own registration record.
+        if reg.fenced and hb.metadata_offset >= reg.registration_offset:
             self.unfence(reg)
+        self.network.send(self, self.brokers_by_id[hb.broker], m.BrokerHeartbeatResponse(reg.broker_epoch, reg.fenced))
 
     # --- metadata log ---------------------------------------------------------------------------
     def _append(self, record) -> None:
@@ -183,7 +213,7 @@ class Controller:
 
     def _answer_fetch(self, broker_id: int, offset: int) -> None:
         records = self.log[offset:]
-        self.network.send(self, self.brokers_by_id[broker_id], m.MetadataFetchResponse(records, len(self.log)),
+        self.network.send(self, self.brokers_by_id[broker_id], m.MetadataFetchResponse(offset, records, len(self.log)),
                           48 * len(records))
 
     def _change(self, rec: m.PartitionRecord, *, leader: int | None = None, isr: tuple | None = None,
@@ -193,7 +223,12 @@ class Controller:
         new_leader = rec.leader if leader is None else leader
         new_isr = rec.isr if isr is None else isr
         epoch = rec.leader_epoch + (1 if leader is not None else 0)
-        new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, rec.replicas)
+        if leader is None:
+            leader_broker_epoch = rec.leader_broker_epoch
+        else:
+            leader_broker_epoch = self.registrations[leader].broker_epoch if leader >= 0 else -1
+        new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, rec.replicas,
+                                leader_broker_epoch)
         self.state[rec.partition] = new
         self._append(new)
         if leader is not None:
@@ -229,11 +264,16 @@ class Controller:
     def is_live(self, broker_id: int) -> bool:
         return not self.registrations[broker_id].fenced
 
+    def leads(self, rec: m.PartitionRecord) -> bool:
+        """The partition's leader is live and is the incarnation that was elected."""
+        return (rec.leader >= 0 and self.is_live(rec.leader)
+                and rec.leader_broker_epoch == self.registrations[rec.leader].broker_epoch)
+
     def elect_leader(self, p: int) -> None:
         """PartitionChangeBuilder: first live ISR member in assignment order, else unclean or offline."""
         rec = self.state[p]
-        if rec.leader >= 0 and self.is_live(rec.leader):
-            return  # already led by a live broker
+        if self.leads(rec):
+            return  # already led by a live broker (a restarted one that re-registered does not count)
         spec = self.partitions[p]
         live_isr = [b for b in rec.replicas if b in rec.isr and self.is_live(b)]
         if live_isr:
@@ -257,7 +297,8 @@ class Controller:
         leader = self.brokers_by_id[req.broker]
         reg = self.registrations[req.broker]
         error = m.NONE
-        if rec is None or rec.leader != req.broker or req.broker_epoch != reg.broker_epoch:
+        if (rec is None or rec.leader != req.broker or req.broker_epoch != reg.broker_epoch
+                or rec.leader_broker_epoch != req.broker_epoch):
             error = m.NOT_LEADER_OR_FOLLOWER
         elif req.leader_epoch != rec.leader_epoch:
             error = m.FENCED_LEADER_EPOCH
@@ -266,11 +307,11 @@ class Controller:
         elif any(b not in rec.isr and not self.is_live(b) for b in req.new_isr):
             error = "INELIGIBLE_REPLICA"  # KIP-903: fenced brokers may not join the ISR
         if error != m.NONE:
-            self.network.send(self, leader, m.AlterPartitionResponse(req.partition, error, None))
+            self.network.send(self, leader, m.AlterPartitionResponse(req.request_id, req.partition, error, None))
             return
         new = self._change(rec, isr=req.new_isr, why="alter_partition")
         # The leader hears back only once the change is committed to the metadata log.
-        self._after_commit.append((leader, m.AlterPartitionResponse(req.partition, m.NONE, new)))
+        self._after_commit.append((leader, m.AlterPartitionResponse(req.request_id, req.partition, m.NONE, new)))
 
 
 def _isr_str(isr: tuple) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "ProduceRequest", "ProduceResponse", "FetchRequest", "FetchResponse", "PartitionFetch",
     "PartitionData", "MetadataRequest", "MetadataResponse", "BrokerHeartbeat", "MetadataFetch",
     "MetadataFetchResponse", "AlterPartition", "AlterPartitionResponse", "PartitionRecord",
+    "BrokerRegistration", "BrokerRegistrationResponse", "BrokerHeartbeatResponse",
 ]
 
 # Kafka error names (clients/.../protocol/Errors.java)
@@ -126,6 +127,26 @@ class BrokerHeartbeat:
 
 
 @dataclass(slots=True, eq=False)
+class BrokerHeartbeatResponse:
+    broker_epoch: int
+    fenced: bool
+
+
+@dataclass(slots=True, eq=False)
+class BrokerRegistration:
+    """A (re)started broker registers a new incarnation (ClusterControlManager.registerBroker)."""
+
+    broker: int
+    broker_epoch: int
+
+
+@dataclass(slots=True, eq=False)
+class BrokerRegistrationResponse:
+    broker_epoch: int
+    registration_offset: int  # metadata log offset just past the registration record
+
+
+@dataclass(slots=True, eq=False)
 class MetadataFetch:
     broker: int
     broker_epoch: int
@@ -134,6 +155,7 @@ class MetadataFetch:
 
 @dataclass(slots=True, eq=False)
 class MetadataFetchResponse:
+    offset: int  # where `records` start: a response to an older fetch is ignored
     records: list
     end_offset: int
 
@@ -148,10 +170,17 @@ class PartitionRecord:
     partition_epoch: int
     isr: tuple
     replicas: tuple
+    # The broker epoch (incarnation) the leader had when elected. Kafka's controller moves
+    # leadership off a fenced broker in the same record batch as the fence
+    # (ReplicationControlManager.handleBrokerFenced); here elections take election_cost each, so a
+    # record can still name a dead incarnation as leader until its election runs. A broker never
+    # acts on a leadership of a previous incarnation.
+    leader_broker_epoch: int = -1
 
 
 @dataclass(slots=True, eq=False)
 class AlterPartition:
+    request_id: int
     broker: int
     broker_epoch: int
     partition: int
@@ -162,6 +191,7 @@ class AlterPartition:
 
 @dataclass(slots=True, eq=False)
 class AlterPartitionResponse:
+    request_id: int
     partition: int
     error: str
     record: PartitionRecord | None
