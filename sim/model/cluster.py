@@ -56,8 +56,9 @@ class Cluster:
         self.scenario = scenario
         self.recorder = recorder
         cfg = scenario.cluster
+        # loss draws from its own stream, so configuring loss never shifts the latency draws
         self.network = Network(env, make_latency(scenario.network.latency, streams.stream("cluster.network")),
-                               scenario.network.bandwidth)
+                               scenario.network.bandwidth, loss_rng=streams.stream("cluster.network.loss"))
         assign_rng = streams.stream("cluster.assignment")
         self.partitions: list[PartitionSpec] = []
         self.topic_partitions: dict[str, list[int]] = {}

@@ -1,10 +1,33 @@
-"""Links between endpoints: sampled latency, optional bandwidth, drops and connection resets.
+"""Links between endpoints: sampled latency, optional bandwidth, loss, drops and connection resets.
 
 Every message between brokers, the controller and clients crosses the network as one SimPy
 event with a callback (the cheapest event SimPy has). Each link is FIFO, like the TCP
 connection Kafka uses, so a later message never overtakes an earlier one. A message to an endpoint that is down is
 dropped. A *process* crash leaves the host's TCP stack up, so peers see a connection reset one
 latency later (RST), as a SIGKILLed broker behaves; anything else a sender learns by timeout.
+
+Bandwidth is a capacity of each sending endpoint's NIC (egress serialisation): a message starts
+transmitting when the previous message from the same sender has left the wire, so
+``tx_end = max(now, nic_free) + nbytes / bandwidth`` and ``arrival = tx_end + latency``. This is
+what limits a Kafka leader: it sends every follower's FetchResponse and every consumer's from one
+NIC, so replication fan-out and consumers compete for its egress. Messages from different senders
+transmit in parallel. The queue is per message, FIFO across all of the sender's connections (the
+kernel interleaves connections packet by packet, so a small message behind a large one waits a
+little longer here than on a real host). The receiver's NIC is not modelled: serving a receiver in
+arrival order would need a second event per message (arrivals from different senders are known
+only when they happen), and a broker's ingress (produce plus its own fetches) is rarely its
+bottleneck next to its egress. Without bandwidth no NIC state is kept at all.
+
+Loss is a per-link, per-direction probability that a message never arrives (a path that drops
+it: nothing is reset, the sender learns only by its own timeout, e.g. `request.timeout.ms`). A
+lost message was still sent (it counts in `sent` and used the sender's NIC) and is counted in
+`dropped`. Loss draws from its own random stream, and only for a message on a link with a
+non-zero probability, so a run without loss draws nothing from it and is bit-identical to a run
+of a model that has no loss at all; a lossy link does not shift the latency draws of other
+messages (every message draws its latency, lost or not).
+
+The cheapest `send` for the configuration is chosen once (at construction, and again when loss is
+switched on or off), so a run without bandwidth and loss pays nothing for either.
 """
 
 from __future__ import annotations
@@ -12,6 +35,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Protocol
 
+import numpy as np
 import simpy
 
 from .distributions import Distribution
@@ -33,21 +57,78 @@ class Endpoint(Protocol):
 
 
 class Network:
-    """Delivers messages between endpoints after a sampled one-way latency."""
+    """Delivers messages between endpoints after egress serialisation and a sampled one-way latency."""
 
-    def __init__(self, env: simpy.Environment, latency: Distribution, bandwidth_bps: float | None = None):
+    _loss_chunk = 4096  # uniforms drawn at a time for loss decisions (as Distribution buffers latencies)
+
+    def __init__(self, env: simpy.Environment, latency: Distribution, bandwidth_bps: float | None = None,
+                 loss_rng: np.random.Generator | None = None):
         self.env = env
         self.latency = latency
+        self.bandwidth_bps = bandwidth_bps
         self.ms_per_byte = 1000.0 / bandwidth_bps if bandwidth_bps else 0.0
         self.endpoints: list[Endpoint] = []
         self._link_clock: dict[tuple, float] = {}  # (src, dst) -> arrival of the last message
+        self._nic_free: dict[Endpoint, float] = {}  # sender -> time its NIC finishes what it was given
         self.sent: dict[type, int] = {}  # messages put on the wire, by message type
+        self.dropped: dict[type, int] = {}  # messages lost on a lossy link, by type (not those to a dead peer)
+        self.loss_rng = loss_rng
+        self._loss_all = 0.0  # probability on every link without its own setting
+        self._loss_link: dict[tuple, float] = {}  # (src, dst) -> probability, overrides _loss_all
+        self._uniforms = iter(())  # current chunk of loss draws
+        self._select_send()
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    def set_loss(self, src: Endpoint, dst: Endpoint, probability: float | None) -> None:
+        """Lose each message from `src` to `dst` (that direction only) with `probability`.
+
+        The link's own setting overrides `set_loss_all`; 0 makes it lossless, None removes the
+        setting so the link follows `set_loss_all` again.
+        """
+        if probability is None:
+            self._loss_link.pop((src, dst), None)
+        else:
+            self._loss_link[(src, dst)] = self._check_probability(probability)
+        self._select_send()
+
+    def set_loss_all(self, probability: float) -> None:
+        """Lose each message on every link without its own `set_loss` with `probability` (0 restores)."""
+        self._loss_all = self._check_probability(probability)
+        self._select_send()
+
+    def _check_probability(self, probability: float) -> float:
+        p = float(probability)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"loss probability must be in [0, 1], got {probability!r}")
+        if p > 0.0 and self.loss_rng is None:
+            raise ValueError("this Network has no loss random stream (pass loss_rng)")
+        return p
+
+    def _select_send(self) -> None:
+        """Bind `send` to the cheapest implementation for the bandwidth and loss configured."""
+        if self._loss_all > 0.0 or any(p > 0.0 for p in self._loss_link.values()):
+            self.send = self._send_any
+        elif self.ms_per_byte:
+            self.send = self._send_serialised
+        else:
+            self.send = self._send_plain
 
     def attach(self, endpoint: Endpoint) -> None:
         self.endpoints.append(endpoint)
 
+    # --- sending ---------------------------------------------------------------------------------
+
     def send(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
-        """Send `msg` from `src` to `dst`; a dead sender sends nothing."""
+        """Send `msg` of `nbytes` from `src` to `dst`; a dead sender sends nothing.
+
+        Each instance rebinds `send` to the cheapest `_send_*` variant for its configuration (see
+        `_select_send`); called through the class, this is the general one.
+        """
+        self._send_any(src, dst, msg, nbytes)
+
+    def _send_plain(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
+        """`send` without bandwidth or loss: arrival = now + latency (the hot path)."""
         if not src.alive:
             return
         env = self.env
@@ -55,7 +136,7 @@ class Network:
         sent = self.sent
         kind = type(msg)
         sent[kind] = sent.get(kind, 0) + 1
-        arrive = now + self.latency.sample() + nbytes * self.ms_per_byte
+        arrive = now + self.latency.sample()
         # A connection is a TCP stream: messages on one link arrive in the order they were sent.
         link = (src, dst)  # endpoints hash by identity
         clocks = self._link_clock
@@ -66,6 +147,69 @@ class Network:
         # partial, not a lambda: SimPy calls it straight from C, one Python frame fewer per message
         env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
+    def _send_serialised(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
+        """`send` with bandwidth: the sender's NIC transmits one message at a time, then latency."""
+        if not src.alive:
+            return
+        env = self.env
+        now = env.now
+        sent = self.sent
+        kind = type(msg)
+        sent[kind] = sent.get(kind, 0) + 1
+        # Egress serialisation: the bytes leave after everything the sender queued before them.
+        nic = self._nic_free
+        start = nic.get(src, now)
+        if start < now:
+            start = now
+        tx_end = start + nbytes * self.ms_per_byte
+        nic[src] = tx_end
+        arrive = tx_end + self.latency.sample()
+        link = (src, dst)
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
+        if arrive < last:  # TCP: no overtaking on one connection, even with a lucky latency draw
+            arrive = last
+        clocks[link] = arrive
+        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+
+    def _send_any(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
+        """`send` for any configuration, bound while some link is lossy: bandwidth if set, latency,
+        then maybe lose the message on the way."""
+        if not src.alive:
+            return
+        env = self.env
+        now = env.now
+        kind = type(msg)
+        self.sent[kind] = self.sent.get(kind, 0) + 1
+        tx_end = now
+        if self.ms_per_byte:
+            nic = self._nic_free
+            start = nic.get(src, now)
+            tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
+            nic[src] = tx_end  # a lost message was still transmitted by the sender
+        arrive = tx_end + self.latency.sample()  # drawn even if lost: other messages keep their draws
+        link = (src, dst)
+        p = self._loss_link.get(link, self._loss_all)
+        if p > 0.0 and self._uniform() < p:
+            # Lost on the path: no RST, no FIN; the sender finds out by its own timeout. It does not
+            # hold back the link's later messages (TCP's retransmission stall is not modelled).
+            self.dropped[kind] = self.dropped.get(kind, 0) + 1
+            return
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
+        if arrive < last:
+            arrive = last
+        clocks[link] = arrive
+        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+
+    def _uniform(self) -> float:
+        """One uniform draw in [0, 1) from the loss stream, from a buffered chunk."""
+        try:
+            return next(self._uniforms)
+        except StopIteration:
+            self._uniforms = iter(self.loss_rng.random(self._loss_chunk).tolist())
+            return next(self._uniforms)
+
     def _deliver(self, src: Endpoint, dst: Endpoint, incarnation: int, msg: object, _ev=None) -> None:
         if dst.alive and dst.incarnation == incarnation:
             dst.handle(msg)
@@ -73,6 +217,26 @@ class Network:
         if dst.host_up and src.alive:
             # Process down, host up: the connection is refused / reset, seen one latency later.
             self._notify_reset(dst, src)
+
+    # --- connections -----------------------------------------------------------------------------
+
+    def close_connection(self, closer: Endpoint, peer: Endpoint) -> None:
+        """`closer` closes its connection to `peer` (as a Kafka broker does after an acks=0 produce
+        error); `peer.connection_lost(closer)` follows one sampled latency later.
+
+        The FIN travels in the stream, after whatever `closer` already sent to `peer` (FIFO, and
+        behind the bytes queued on its NIC); it is not subject to loss (TCP retransmits a FIN). A
+        peer that died or restarted meanwhile is not told (its old connection is gone anyway).
+        """
+        if not closer.alive:
+            return
+        now = self.env.now
+        start = self._nic_free.get(closer, now) if self.ms_per_byte else now
+        arrive = (start if start > now else now) + self.latency.sample()
+        last = self._link_clock.get((closer, peer), 0.0)
+        if arrive < last:
+            arrive = last
+        self._schedule_connection_lost(peer, closer, arrive - now)
 
     def reset_connections(self, crashed: Endpoint) -> None:
         """A process died with its host up: every peer sees its connection reset (RST)."""
@@ -85,7 +249,11 @@ class Network:
         self._notify_reset(closer, peer)
 
     def _notify_reset(self, peer: Endpoint, victim: Endpoint) -> None:
-        ev = self.env.timeout(self.latency.sample())
+        """`victim` sees its connection to `peer` reset one sampled latency from now."""
+        self._schedule_connection_lost(victim, peer, self.latency.sample())
+
+    def _schedule_connection_lost(self, victim: Endpoint, peer: Endpoint, delay: float) -> None:
+        ev = self.env.timeout(delay)
         incarnation = victim.incarnation
         ev.callbacks.append(
             lambda _ev: victim.connection_lost(peer) if victim.alive and victim.incarnation == incarnation else None)

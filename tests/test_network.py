@@ -1,0 +1,304 @@
+"""Network: egress serialisation per sender (bandwidth), per-link loss, FIFO links, closed connections.
+
+Exact timelines with constant latencies: a Network built by hand between FakeClient endpoints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+
+from sim.model import messages as m
+from sim.model.distributions import Distribution
+from sim.model.network import Network
+from tests.conftest import FakeClient, Tiny, tiny_scenario
+
+MB = 1_000_000
+
+
+def make_net(bandwidth=None, latency_ms=1.0, loss_seed=7, latency=None):
+    env = simpy.Environment()
+    lat = latency or Distribution("constant", np.random.default_rng(0), value=latency_ms)
+    net = Network(env, lat, bandwidth, loss_rng=np.random.default_rng(loss_seed))
+    return env, net
+
+
+def endpoints(env, net, n):
+    eps = []
+    for i in range(n):
+        ep = FakeClient(env)
+        ep.endpoint_id = f"ep-{i}"
+        net.attach(ep)
+        eps.append(ep)
+    return eps
+
+
+def rng_state(rng):
+    return rng.bit_generator.state
+
+
+# --- bandwidth: egress serialisation per sender ----------------------------------------------------
+
+def test_ten_messages_from_one_sender_leave_its_nic_one_after_another():
+    """Defect 8: ten 1 MB messages at once over 1 MB/s took ~1,001 ms each, in parallel. The
+    sender's NIC transmits them one after another: the k-th arrives at k seconds plus latency."""
+    env, net = make_net(bandwidth=1 * MB)
+    a, b = endpoints(env, net, 2)
+    for i in range(10):
+        net.send(a, b, i, MB)
+    env.run()
+    assert [msg for _, msg in b.responses] == list(range(10))
+    assert [t for t, _ in b.responses] == pytest.approx([1000.0 * k + 1.0 for k in range(1, 11)])
+
+
+def test_two_senders_transmit_in_parallel():
+    """Each endpoint has its own NIC: two senders' messages to one receiver leave at the same
+    time (the receiver's NIC is not modelled), each sender's own messages one after another."""
+    env, net = make_net(bandwidth=1 * MB)
+    a, b, dst = endpoints(env, net, 3)
+    for i in range(3):
+        net.send(a, dst, ("a", i), MB)
+        net.send(b, dst, ("b", i), MB)
+    env.run()
+    got = {msg: t for t, msg in dst.responses}
+    for i in range(3):
+        assert got[("a", i)] == pytest.approx(1000.0 * (i + 1) + 1.0)
+        assert got[("b", i)] == pytest.approx(1000.0 * (i + 1) + 1.0)
+
+
+def test_nic_is_shared_by_all_connections_of_a_sender_and_idles_between_bursts():
+    """One NIC for every destination (a leader's fetch responses to all followers queue together);
+    a message sent after the NIC went idle starts at once, not at the old backlog's end."""
+    env, net = make_net(bandwidth=1 * MB)
+    a, b, c = endpoints(env, net, 3)
+    net.send(a, b, "to-b", MB)
+    net.send(a, c, "to-c", MB // 2)  # waits for the 1 MB to b, then 500 ms
+    env.run(until=5000.0)
+    net.send(a, b, "later", 0)  # NIC idle since 1500 ms
+    env.run()
+    assert b.responses == [(pytest.approx(1001.0), "to-b"), (pytest.approx(5001.0), "later")]
+    assert c.responses == [(pytest.approx(1501.0), "to-c")]
+
+
+def test_small_message_waits_behind_a_large_one_and_order_holds_with_random_latency():
+    """FIFO per link (TCP) with bandwidth and a widely spread latency: every message arrives in
+    send order and never before its own bytes left the sender's NIC."""
+    lat = Distribution("lognormal", np.random.default_rng(3), median=5.0, sigma=1.5)
+    env, net = make_net(bandwidth=10 * MB, latency=lat)
+    a, b = endpoints(env, net, 2)
+    sizes = np.random.default_rng(4).integers(0, 200_000, 400).tolist()
+    tx_end, t = [], 0.0
+    for i, n in enumerate(sizes):
+        net.send(a, b, i, n)
+        t += n / 10_000.0  # ms at 10 MB/s
+        tx_end.append(t)
+    env.run()
+    assert [msg for _, msg in b.responses] == list(range(len(sizes)))
+    arrivals = [t for t, _ in b.responses]
+    assert arrivals == sorted(arrivals)
+    assert all(at >= end - 1e-9 for at, end in zip(arrivals, tx_end))
+    assert arrivals[-1] >= tx_end[-1] > 3000.0  # 400 x ~100 kB at 10 MB/s: about 4 s of serialisation
+
+
+def test_without_bandwidth_size_costs_nothing_and_no_nic_state_is_kept():
+    """Bandwidth unset: arrival is send time plus latency whatever the size, with the cheap send."""
+    env, net = make_net(bandwidth=None)
+    a, b = endpoints(env, net, 2)
+    for i in range(5):
+        net.send(a, b, i, 10 * MB)
+    env.run()
+    assert b.responses == [(1.0, i) for i in range(5)]
+    assert net._nic_free == {}
+    assert net.send == net._send_plain
+
+
+# --- loss ------------------------------------------------------------------------------------------
+
+def test_loss_one_drops_everything_silently_and_counts_it_by_type():
+    """A lost message never arrives, and nobody is told: no reset, the sender learns by timeout."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    net.set_loss(a, b, 1.0)
+    for i in range(20):
+        net.send(a, b, m.BrokerHeartbeat(0, 1, 0))
+    net.send(a, b, "text")
+    net.send(b, a, "reply")  # the other direction is not lossy
+    env.run()
+    assert b.responses == [] and b.resets == [] and a.resets == []
+    assert a.responses == [(1.0, "reply")]
+    assert net.dropped == {m.BrokerHeartbeat: 20, str: 1}
+    assert net.sent == {m.BrokerHeartbeat: 20, str: 2}
+
+
+def test_loss_probability_drops_about_that_share_deterministically():
+    def run(seed):
+        env, net = make_net(loss_seed=seed)
+        a, b = endpoints(env, net, 2)
+        net.set_loss_all(0.3)
+        for i in range(10_000):
+            net.send(a, b, i)
+        env.run()
+        return [msg for _, msg in b.responses], net.dropped[int]
+
+    got, dropped = run(11)
+    assert dropped + len(got) == 10_000
+    assert 0.28 < dropped / 10_000 < 0.32
+    assert got == sorted(got)  # survivors keep their order
+    assert run(11) == (got, dropped)  # same seed, same losses
+    assert run(12)[0] != got
+
+
+def test_no_loss_configured_draws_nothing_from_the_loss_stream():
+    """Runs without loss must stay bit-identical to runs of the model before loss existed."""
+    env, net = make_net(bandwidth=1 * MB)
+    a, b = endpoints(env, net, 2)
+    before = rng_state(net.loss_rng)
+    for i in range(100):
+        net.send(a, b, i, 1000)
+        net.send(b, a, i, 1000)
+    net.set_loss(a, b, 0.5)  # one lossy link draws only for its own messages
+    net.set_loss(a, b, 0.0)  # and once lossless again, for none
+    for i in range(100):
+        net.send(a, b, i, 1000)
+    env.run()
+    assert rng_state(net.loss_rng) == before
+    assert net.dropped == {} and len(b.responses) == 200
+
+
+def test_loss_draws_only_for_messages_on_lossy_links():
+    env, net = make_net()
+    a, b, c = endpoints(env, net, 3)
+    net.set_loss(a, b, 0.5)
+    before = rng_state(net.loss_rng)
+    for i in range(5000):
+        net.send(a, c, i)  # not lossy
+        net.send(c, a, i)
+    env.run()
+    assert rng_state(net.loss_rng) == before and len(c.responses) == len(a.responses) == 5000
+    net.send(a, b, "x")
+    assert rng_state(net.loss_rng) != before
+
+
+def test_link_setting_overrides_all_links_and_none_restores_it():
+    env, net = make_net()
+    a, b, c = endpoints(env, net, 3)
+    net.set_loss_all(1.0)
+    net.set_loss(a, b, 0.0)  # this direction kept lossless
+    net.send(a, b, "kept")
+    net.send(a, c, "lost")
+    env.run()
+    net.set_loss(a, b, None)  # follows set_loss_all again
+    net.send(a, b, "lost too")
+    env.run()
+    net.set_loss_all(0.0)
+    net.send(a, c, "after")
+    env.run()
+    assert [msg for _, msg in b.responses] == ["kept"]
+    assert [msg for _, msg in c.responses] == ["after"]
+    assert net.dropped == {str: 2}
+    assert net.send == net._send_plain  # no loss left: back to the cheap path
+
+
+def test_lost_message_still_uses_the_senders_nic():
+    env, net = make_net(bandwidth=1 * MB)
+    a, b, c = endpoints(env, net, 3)
+    net.set_loss(a, b, 1.0)
+    net.send(a, b, "lost", MB)
+    net.send(a, c, "next", MB)
+    env.run()
+    assert c.responses == [(pytest.approx(2001.0), "next")]
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan")])
+def test_loss_probability_must_be_a_probability(p):
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    with pytest.raises(ValueError, match="loss probability"):
+        net.set_loss(a, b, p)
+    with pytest.raises(ValueError, match="loss probability"):
+        net.set_loss_all(p)
+
+
+def test_loss_needs_a_random_stream():
+    env = simpy.Environment()
+    net = Network(env, Distribution("constant", np.random.default_rng(0), value=1.0))
+    a, b = endpoints(env, net, 2)
+    with pytest.raises(ValueError, match="loss_rng"):
+        net.set_loss_all(0.1)
+    net.set_loss(a, b, 0.0)  # lossless needs no randomness
+
+
+def test_lost_produce_response_leaves_the_write_on_the_leader_and_the_client_unanswered():
+    """The ambiguous case: the leader appends (and its followers replicate) and acknowledges, the
+    answer is lost on the way back, the client is neither answered nor reset (it would time out)."""
+    t = Tiny(tiny_scenario())
+    leader = t.brokers[t.leader()]
+    t.cluster.network.set_loss(leader, t.client, 1.0)
+    t.client.produce(t.cluster.network, leader, [t.client.batch(batch_id=1)], acks=1)
+    t.run(1000.0)
+    assert sorted(b for _, b, off, bid in t.appended() if bid == 1 and off == 0) == [0, 1, 2]  # replicated
+    assert t.client.results() == [] and t.client.resets == []
+    assert t.cluster.network.dropped == {m.ProduceResponse: 1}
+
+
+def test_cluster_without_loss_never_touches_its_loss_stream():
+    t = Tiny(tiny_scenario())
+    fresh = Tiny(tiny_scenario())  # same seed: the stream's initial state
+    leader = t.brokers[t.leader()]
+    t.client.produce(t.cluster.network, leader, [t.client.batch()], acks=-1)
+    t.run(5000.0)
+    assert t.client.results() and t.cluster.network.sent[m.FetchRequest] > 10  # followers long-poll all along
+    assert rng_state(t.cluster.network.loss_rng) == rng_state(fresh.cluster.network.loss_rng)
+
+
+# --- close_connection ------------------------------------------------------------------------------
+
+def test_close_connection_tells_the_peer_once_one_latency_later():
+    env, net = make_net(latency_ms=2.0)
+    broker, client = endpoints(env, net, 2)
+    env.run(until=10.0)
+    net.close_connection(broker, client)
+    env.run()
+    assert client.resets == [(12.0, broker)]
+    assert broker.resets == []
+
+
+def test_close_connection_follows_what_the_closer_already_sent():
+    """The FIN is in the stream: the peer gets every byte sent before it, then the close."""
+    env, net = make_net(bandwidth=1 * MB)
+    broker, client = endpoints(env, net, 2)
+    net.send(broker, client, "response", MB)
+    net.close_connection(broker, client)
+    env.run()
+    assert client.responses == [(pytest.approx(1001.0), "response")]
+    assert client.resets == [(pytest.approx(1001.0), broker)]
+
+
+@pytest.mark.parametrize("fate", ["died", "restarted"])
+def test_close_connection_is_not_delivered_to_a_dead_or_restarted_peer(fate):
+    env, net = make_net(latency_ms=2.0)
+    broker, client = endpoints(env, net, 2)
+    net.close_connection(broker, client)
+    env.run(until=1.0)
+    if fate == "died":
+        client.alive = False
+    else:
+        client.incarnation += 1
+    env.run()
+    assert client.resets == []
+    # the same close to a live peer of the current incarnation arrives
+    client.alive = True
+    assert env.now == 2.0  # the first close's (undelivered) notification
+    net.close_connection(broker, client)
+    env.run()
+    assert client.resets == [(4.0, broker)]
+
+
+def test_dead_process_closes_nothing():
+    env, net = make_net()
+    broker, client = endpoints(env, net, 2)
+    broker.alive = False
+    net.close_connection(broker, client)
+    env.run()
+    assert client.resets == []
