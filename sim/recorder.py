@@ -46,6 +46,7 @@ class Recorder:
         self.producer_names = list(producer_names or [])
         self.consumer_names = list(consumer_names or [])
         self.messages_sent: dict[str, int] = {}  # network messages by type, filled in at the end of a run
+        self.messages_dropped: dict[str, int] = {}  # ... and those a lossy link lost
         self._cols: dict[str, tuple] = {name: tuple(_column(dtype) for _, dtype in cols) for name, cols in TABLES.items()}
         # Bound appenders for the hot tables, so the model pays one call per column.
         self._created = [c.append for c in self._cols["batch_created"]]

@@ -40,12 +40,19 @@ def _as_scenario(scenario: ScenarioLike, overrides: Any = None) -> Scenario:
     return Scenario.resolve(scenario if isinstance(scenario, (dict, Path)) else Path(scenario), overrides)
 
 
-def simulate(scenario: Scenario, seed: int, progress: ProgressFn | None = None) -> tuple[Cluster, Recorder, int]:
-    """Run the model; returns the cluster, the filled recorder and the SimPy events processed."""
+def simulate(scenario: Scenario, seed: int, progress: ProgressFn | None = None,
+             prepare: Callable[[Cluster], None] | None = None) -> tuple[Cluster, Recorder, int]:
+    """Run the model; returns the cluster, the filled recorder and the SimPy events processed.
+
+    `prepare(cluster)` runs once the cluster is built, before it starts: a hook for tests and
+    studies that reach into the model (e.g. `cluster.network.set_loss_all(0.01)`).
+    """
     env = simpy.Environment()
     streams = RandomStreams(seed)
     recorder = Recorder(partition_names(scenario))
     cluster = Cluster(env, scenario, streams, recorder)
+    if prepare is not None:
+        prepare(cluster)
     recorder.producer_names = [p.name for p in cluster.producers]
     recorder.consumer_names = [c.name for c in cluster.consumers]
     cluster.start()
@@ -85,7 +92,7 @@ def _advance(env: simpy.Environment, cluster: Cluster, scenario: Scenario, progr
 
 
 def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = None,
-        progress: ProgressFn | None = None) -> Results:
+        progress: ProgressFn | None = None, prepare: Callable[[Cluster], None] | None = None) -> Results:
     """Simulate `scenario` with `seed` (default: the scenario's) and measure the outcome."""
     sc = _as_scenario(scenario, overrides)
     seed = sc.seed if seed is None else int(seed)
@@ -94,7 +101,7 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         wall0 = time.perf_counter()
-        cluster, recorder, n_events = simulate(sc, seed, progress)
+        cluster, recorder, n_events = simulate(sc, seed, progress, prepare)
         wall = time.perf_counter() - wall0
         caught += [str(x.message) for x in w]
     replication = {s.index: len(s.replicas) for s in cluster.partitions}
@@ -131,6 +138,7 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
         "sim_events": int(n_events),
         # requests and responses on the wire by type: the round trips a configuration costs
         "messages_sent": dict(recorder.messages_sent),
+        "messages_dropped": dict(recorder.messages_dropped),  # lost on lossy links (network.set_loss)
         **{k: v for k, v in counts.items() if k != "records_produced"},
         "batches": int(len(batches)),
         "throughput_rps": counts["records_acked"] / (sc.duration / 1000.0),

@@ -97,6 +97,31 @@ def test_invariants_hold_under_random_faults(case):
     assert s["failed_but_present"] == 0
 
 
+def _lossy(probability: float, until_ms: float):
+    """A `prepare` hook: every link loses `probability` of its messages until `until_ms` (faults heal)."""
+    def prepare(cluster):
+        cluster.network.set_loss_all(probability)
+        cluster.env.timeout(until_ms).callbacks.append(lambda _ev: cluster.network.set_loss_all(0.0))
+    return prepare
+
+
+@settings(max_examples=N // 5, **PROFILE)
+@given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
+def test_invariants_hold_and_replicas_recover_with_message_loss(case, loss):
+    """Every request/response exchange survives the loss of either message (timeouts and retries, as
+    Kafka has them): nothing wedges, and after the settle every replica is back in the ISR."""
+    sc, seed = case
+    note(f"# every link loses {loss:.1%} of its messages until {sc.duration:.0f} ms")
+    # a lost follower fetch waits out replica.socket.timeout.ms (30 s): settle long enough for it
+    sc = sc.model_copy(update={"settle": 45_000.0})
+    r = sim.run(sc, seed=seed, prepare=_lossy(loss, sc.duration))
+    s = r.summary
+    assert s["invariant_violations"] == 0, s["invariant_examples"]
+    assert s["offline_partitions_at_end"] == 0
+    assert s["under_replicated_partitions_at_end"] == 0
+    assert s["failed_but_present"] == 0
+
+
 @settings(max_examples=N, **PROFILE)
 @given(scenarios(acks="all", idempotence=True))
 def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):

@@ -133,8 +133,9 @@ class Cluster:
         for c in self.consumers:
             c.finish()
         self.snapshot_logs()
-        self.recorder.messages_sent = {t.__name__: n for t, n in sorted(self.network.sent.items(),
-                                                                         key=lambda kv: kv[0].__name__)}
+        by_name = lambda counts: {t.__name__: n for t, n in sorted(counts.items(), key=lambda kv: kv[0].__name__)}  # noqa: E731
+        self.recorder.messages_sent = by_name(self.network.sent)
+        self.recorder.messages_dropped = by_name(self.network.dropped)
 
     def snapshot_logs(self) -> None:
         """Emit every partition's final log, as held by its leader (or last ISR member if offline),

@@ -244,10 +244,6 @@ class Network:
             if ep is not crashed and ep.alive:
                 self._notify_reset(crashed, ep)
 
-    def close_connection(self, closer: Endpoint, peer: Endpoint) -> None:
-        """`closer` closes its connection to `peer`, which sees it one latency later."""
-        self._notify_reset(closer, peer)
-
     def _notify_reset(self, peer: Endpoint, victim: Endpoint) -> None:
         """`victim` sees its connection to `peer` reset one sampled latency from now."""
         self._schedule_connection_lost(victim, peer, self.latency.sample())
