@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .scenario import Scenario, ScenarioError, printable
+from .versions import describe
 
 __all__ = ["app", "main"]
 
@@ -161,6 +162,8 @@ def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
     """Check a scenario file (and overrides) without running it."""
     sc = _load(scenario, set_)
     if show:
+        # a YAML comment, so the output stays a loadable scenario
+        out_console.print(f"# {describe(sc.cluster.kafka_version)}", markup=False, highlight=False, soft_wrap=True)
         out_console.print(sc.to_yaml(), markup=False, highlight=False, soft_wrap=True)  # never re-wrap YAML
     n_parts = sum(t.partitions for t in sc.topics)
     out_console.print(f"ok: {sc.name}: {sc.cluster.brokers} brokers, {len(sc.topics)} topic(s), {n_parts} partitions, "

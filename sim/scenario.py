@@ -4,11 +4,14 @@ Keys that Kafka has (``acks``, ``min.insync.replicas``, ``linger.ms`` ...) keep 
 names and defaults, so a Kafka user can paste producer, broker and topic configs. Durations are
 strings with units and become float milliseconds here, once; Kafka's ``*.ms`` keys also take
 bare numbers in milliseconds. ``Scenario.resolve`` loads YAML, applies dotted ``--set``
-overrides and validates; every problem becomes a one-line :class:`ScenarioError`.
+overrides and validates; every problem becomes a one-line :class:`ScenarioError`. Defaults and
+behaviours that changed between Kafka releases come from one table (sim/versions.py), picked by
+``cluster.kafka.version``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -22,11 +25,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
 from .units import format_bandwidth, format_ms, format_rate, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+from .versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka_version
 
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
@@ -153,14 +159,29 @@ class NetworkConfig(_Model):
 
 
 # --- cluster / brokers ---------------------------------------------------------------------------
+def _version_text(v: Any) -> Any:
+    """YAML reads `kafka.version: 3.7` (and `--set cluster.kafka.version=3.7`) as a number: take its text."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, float) and math.isfinite(v):
+        return f"{v}"  # 3.7 -> "3.7", 4.0 -> "4.0"
+    if isinstance(v, int):
+        return f"{v}.0"  # 4 -> "4.0"
+    return v
+
+
+KafkaVersionName = Annotated[Literal[tuple(VERSIONS)], BeforeValidator(_version_text)]  # type: ignore[valid-type]
+"""A supported `kafka.version` (the rows of sim.versions.VERSIONS)."""
+
+
 class ClusterConfig(_Model):
     """Brokers, the KRaft controller, and broker-level Kafka configs."""
 
     brokers: int = Field(3, ge=1, le=1000, description="number of brokers (ids 0..n-1)")
     racks: list[str] | None = Field(None, description="rack of each broker (broker.rack)")
-    kafka_version: Literal["3.6", "3.7", "3.8", "3.9", "4.0"] = Field(
-        "3.9", alias="kafka.version",
-        description="protocol generation; >= 3.7 enforces the strict min-ISR HW rule (KIP-966 part 1)")
+    kafka_version: KafkaVersionName = Field(
+        DEFAULT_VERSION, alias="kafka.version",
+        description="the Kafka release whose version-dependent defaults and behaviours apply (sim/versions.py)")
     election_cost: Duration = Field(
         5.0, description="controller time per partition leader election (Rao 2015: ~5 ms)")
     broker_session_timeout_ms: PositiveMs = Field(9000, alias="broker.session.timeout.ms")
@@ -184,6 +205,11 @@ class ClusterConfig(_Model):
             raise ValueError("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms")
         return self
 
+    @property
+    def version_defaults(self) -> KafkaVersion:
+        """The sim.versions row of `kafka.version`: every version-dependent default and behaviour."""
+        return kafka_version(self.kafka_version)
+
 
 class TopicConfig(_Model):
     """A topic; ``min.insync.replicas`` and unclean election default to the broker values."""
@@ -197,7 +223,11 @@ class TopicConfig(_Model):
 
 # --- clients -----------------------------------------------------------------------------------
 class ProducerConfig(_Model):
-    """An open-loop producer (or `instances` identical ones) with KafkaProducer configs."""
+    """An open-loop producer (or `instances` identical ones) with KafkaProducer configs.
+
+    Defaults that depend on the Kafka version are None here and filled in by the Scenario
+    validator from the row of `cluster.kafka.version` (sim/versions.py).
+    """
 
     name: str | None = Field(None, description="default producer-<index>")
     topic: str
@@ -211,21 +241,42 @@ class ProducerConfig(_Model):
     acks: Acks = -1
     enable_idempotence: bool | None = Field(None, alias="enable.idempotence")
     retries: int = Field(INT32_MAX, ge=0, le=INT32_MAX)
-    linger_ms: KafkaMs = Field(5, alias="linger.ms")
+    linger_ms: KafkaMs | None = Field(
+        None, alias="linger.ms", description="default by kafka.version: 0 up to 3.9, 5 from 4.0 (KIP-1030)")
     batch_size: Size = Field(16384, alias="batch.size", ge=0, le=INT32_MAX)
     max_in_flight: int = Field(5, ge=1, le=1000, alias="max.in.flight.requests.per.connection")
     retry_backoff_ms: KafkaMs = Field(100, alias="retry.backoff.ms")
-    retry_backoff_max_ms: KafkaMs = Field(1000, alias="retry.backoff.max.ms")
+    retry_backoff_max_ms: KafkaMs | None = Field(
+        None, alias="retry.backoff.max.ms",
+        description="from Kafka 3.7 (KIP-580), default 1000; absent before (constant retry.backoff.ms)")
     request_timeout_ms: PositiveMs = Field(30000, alias="request.timeout.ms")
     delivery_timeout_ms: PositiveMs = Field(120000, alias="delivery.timeout.ms")
     reconnect_backoff_ms: KafkaMs = Field(50, alias="reconnect.backoff.ms")
     reconnect_backoff_max_ms: KafkaMs = Field(1000, alias="reconnect.backoff.max.ms")
     start: Duration = Field(0.0, description="when the producer starts sending")
 
+    _kafka_version: str | None = PrivateAttr(None)  # set by the Scenario validator
+
+    @property
+    def version_defaults(self) -> KafkaVersion:
+        """The sim.versions row this producer was resolved with (the default version if built alone)."""
+        return kafka_version(self._kafka_version or DEFAULT_VERSION)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_configs(self, handler) -> dict:
+        # retry.backoff.max.ms does not exist before Kafka 3.7 (KIP-580): leave it out, never null,
+        # so that a resolved 3.6 scenario validates again to the same object
+        data = handler(self)
+        if self.retry_backoff_max_ms is None:
+            data.pop("retry.backoff.max.ms", None)
+            data.pop("retry_backoff_max_ms", None)
+        return data
+
     @model_validator(mode="after")
     def _resolve_idempotence(self) -> "ProducerConfig":
         # KIP-679 (3.0+): idempotence defaults to true unless a setting conflicts, in which case
         # it is silently disabled; set explicitly with a conflict it is a ConfigException.
+        # max.in.flight > 5 with it unset is left None: the fallback depends on the version (KAFKA-17927).
         conflicts = []
         if self.acks != -1:
             conflicts.append("acks=all")
@@ -234,11 +285,10 @@ class ProducerConfig(_Model):
         if self.max_in_flight > 5:
             conflicts.append("max.in.flight.requests.per.connection <= 5")
         if self.enable_idempotence is None:
-            object.__setattr__(self, "enable_idempotence", not conflicts)
+            if self.max_in_flight <= 5:
+                object.__setattr__(self, "enable_idempotence", not conflicts)
         elif self.enable_idempotence and conflicts:
             raise ValueError("enable.idempotence=true requires " + ", ".join(conflicts))
-        if self.delivery_timeout_ms < self.request_timeout_ms + self.linger_ms:
-            raise ValueError("delivery.timeout.ms must be >= request.timeout.ms + linger.ms (Kafka rejects it)")
         if self.partitioner == "hash" and self.keys is None:
             raise ValueError("partitioner 'hash' needs keys (a key space size)")
         if self.partitioner is None:
@@ -324,10 +374,17 @@ class Scenario(_Model):
                                                    if t.unclean_leader_election_enable is None
                                                    else t.unclean_leader_election_enable),
             }))
+        kv = self.cluster.version_defaults
+        if not kv.kraft_unclean_election:
+            where = ["cluster"] if self.cluster.unclean_leader_election_enable else []
+            where += [f"topics.{i}" for i, t in enumerate(self.topics) if t.unclean_leader_election_enable]
+            if where:
+                raise ValueError(f"{where[0]}.unclean.leader.election.enable: true needs kafka.version 3.9 or later, "
+                                 f"the first KRaft release that honours it (KAFKA-12670); this scenario has "
+                                 f"{kv.version} (allowed: false)")
         object.__setattr__(self, "topics", resolved)
-        for i, p in enumerate(self.producers):
-            if p.topic not in by_name:
-                raise ValueError(f"producers.{i}.topic: unknown topic {p.topic!r} (allowed: {', '.join(names)})")
+        object.__setattr__(self, "producers", [self._resolve_producer(i, p, names)
+                                               for i, p in enumerate(self.producers)])
         for i, c in enumerate(self.consumers):
             if c.topic not in by_name:
                 raise ValueError(f"consumers.{i}.topic: unknown topic {c.topic!r} (allowed: {', '.join(names)})")
@@ -342,6 +399,35 @@ class Scenario(_Model):
             if f.at >= self.duration:
                 raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
         return self
+
+    def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
+        """Fill producer `i`'s version-dependent defaults from the row of cluster.kafka.version."""
+        if p.topic not in topics:
+            raise ValueError(f"producers.{i}.topic: unknown topic {p.topic!r} (allowed: {', '.join(topics)})")
+        kv = self.cluster.version_defaults
+        update: dict[str, Any] = {}
+        if p.linger_ms is None:
+            update["linger_ms"] = kv.linger_ms  # KIP-1030: 0 -> 5 in 4.0
+        if p.retry_backoff_max_ms is None:
+            if kv.retry_backoff_max_ms is not None:
+                update["retry_backoff_max_ms"] = kv.retry_backoff_max_ms
+        elif not kv.exponential_retry_backoff:
+            raise ValueError(f"producers.{i}.retry.backoff.max.ms: exists from Kafka 3.7 (KIP-580); kafka.version "
+                             f"{kv.version} retries after a constant retry.backoff.ms (remove it, or set "
+                             f"cluster.kafka.version to 3.7 or later)")
+        if p.enable_idempotence is None:  # unset with max.in.flight > 5
+            if not kv.idempotence_in_flight_fallback:
+                raise ValueError(f"producers.{i}.max.in.flight.requests.per.connection: {p.max_in_flight} needs "
+                                 f"enable.idempotence=false from Kafka 4.0, which no longer turns idempotence off "
+                                 f"silently (KAFKA-17927) (allowed: 1..5, or set enable.idempotence=false)")
+            update["enable_idempotence"] = False
+        linger = update.get("linger_ms", p.linger_ms)
+        if p.delivery_timeout_ms < p.request_timeout_ms + linger:
+            raise ValueError(f"producers.{i}: delivery.timeout.ms must be >= request.timeout.ms + linger.ms "
+                             f"(Kafka rejects it)")
+        resolved = p.model_copy(update=update) if update else p.model_copy()
+        resolved._kafka_version = kv.version
+        return resolved
 
     def to_yaml(self) -> str:
         """The fully resolved scenario, every default filled in, with Kafka's key names."""

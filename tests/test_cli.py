@@ -232,14 +232,45 @@ def test_validate_show_prints_the_resolved_yaml_unwrapped(capsys, monkeypatch):
     monkeypatch.setattr(cli, "out_console", Console(width=30))
     rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--show", "--set", "producers.0.linger.ms=10")
     assert rc == 0, err
-    *yaml_lines, ok = out.rstrip("\n").split("\n")
+    version_line, *yaml_lines, ok = out.rstrip("\n").split("\n")
+    assert version_line.startswith("# defaults of Kafka 4.0 applied (linger.ms=5 KIP-1030, ")  # a YAML comment
     assert ok.startswith("ok: quickstart: 3 brokers")
     expected = load_scenario(QUICKSTART, ["producers.0.linger.ms=10"])
-    shown = yaml.safe_load("\n".join(yaml_lines))
+    shown = yaml.safe_load("\n".join([version_line, *yaml_lines]))  # the comment keeps it loadable
     assert shown == yaml.safe_load(expected.to_yaml())
     assert Scenario.resolve(shown) == expected
     assert shown["producers"][0]["linger.ms"] == 10
     assert shown["producers"][0]["retries"] == 2_147_483_647  # defaults are filled in
+
+
+@pytest.mark.parametrize("version, linger, fragment", [
+    ("3.6", 0, "constant retry.backoff.ms, no retry.backoff.max.ms KIP-580"),
+    ("3.9", 0, "retry.backoff.max.ms=1000 exponential+jitter KIP-580"),
+    ("4.0", 5, "retry.backoff.max.ms=1000 exponential+jitter KIP-580"),
+])
+def test_validate_show_names_the_version_whose_defaults_applied(capsys, tmp_path, version, linger, fragment):
+    rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--show", "--set", f"cluster.kafka.version={version}")
+    assert rc == 0, err
+    first, rest = out.split("\n", 1)
+    assert first.startswith(f"# defaults of Kafka {version} applied (linger.ms={linger} KIP-1030, ")
+    assert fragment in first
+    shown = yaml.safe_load(rest.rsplit("ok: ", 1)[0])
+    assert shown["cluster"]["kafka.version"] == version
+    assert shown["producers"][0]["linger.ms"] == linger  # the concrete value, never null
+    assert ("retry.backoff.max.ms" in shown["producers"][0]) is (version != "3.6")
+    # the shown scenario is a file that validates again to the same scenario
+    f = tmp_path / "shown.yaml"
+    f.write_text(out.rsplit("ok: ", 1)[0])
+    assert load_scenario(f) == load_scenario(QUICKSTART, [f"cluster.kafka.version={version}"])
+    rc, again, err = cli_run(capsys, "validate", f, "--show")
+    assert rc == 0 and again.split("\n", 1)[0] == first
+
+
+def test_validate_rejects_retry_backoff_max_for_3_6_on_one_line(capsys):
+    err = assert_one_line_error(*cli_run(capsys, "validate", QUICKSTART, "--set", "cluster.kafka.version=3.6",
+                                         "--set", "producers.0.retry.backoff.max.ms=2000"))
+    assert err.startswith("error: producers.0.retry.backoff.max.ms: exists from Kafka 3.7 (KIP-580)")
+
 
 
 def test_validate_legacy_acks_warns_on_one_line(capsys):

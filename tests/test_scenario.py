@@ -6,6 +6,7 @@ import copy
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -24,6 +25,8 @@ from sim.scenario import (
     load_scenario,
     parse_override,
 )
+from sim.versions import DEFAULT_VERSION, SOURCES, VERSIONS, KafkaVersion, describe, kafka_version, version_tuple
+from tests.conftest import Tiny, tiny_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -126,7 +129,7 @@ def test_kafka_producer_defaults():
 def test_kafka_broker_and_cluster_defaults():
     c = load_scenario(minimal()).cluster
     assert c.brokers == 3
-    assert c.kafka_version == "3.9"
+    assert c.kafka_version == "4.0"  # the newest release the model follows (was 3.9: issue 10, defect 9)
     assert c.replica_lag_time_max_ms == 30_000.0
     assert c.broker_session_timeout_ms == 9_000.0
     assert c.broker_heartbeat_interval_ms == 2_000.0
@@ -185,9 +188,12 @@ def test_idempotence_silently_off_when_acks_conflicts(acks):
     assert p.enable_idempotence is False
 
 
-@pytest.mark.parametrize("kw", [{"retries": 0}, {"max.in.flight.requests.per.connection": 6}])
-def test_idempotence_silently_off_on_other_conflicts(kw):
-    assert producer(**kw).enable_idempotence is False
+def test_idempotence_silently_off_on_other_conflicts():
+    assert producer(retries=0).enable_idempotence is False
+    # max.in.flight > 5 only up to 3.9; 4.0 refuses it (KAFKA-17927, see the version tests below)
+    p = load_scenario(minimal(cluster={"kafka.version": "3.9"},
+                              producers=[{"topic": "t", "rate": "1/s", "max.in.flight.requests.per.connection": 6}]))
+    assert p.producers[0].enable_idempotence is False
 
 
 def test_idempotence_explicit_false_is_kept():
@@ -241,6 +247,222 @@ def test_delivery_timeout_must_cover_request_timeout_and_linger():
     msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "delivery.timeout.ms": 30_000}]))
     assert msg.startswith("producers.0: delivery.timeout.ms must be >= request.timeout.ms + linger.ms")
     assert producer(**{"delivery.timeout.ms": 30_005}).delivery_timeout_ms == 30_005.0
+
+
+# --- Kafka versions: every version-dependent default from one table (sim/versions.py) ----------
+ALL_VERSIONS = ["3.6", "3.7", "3.8", "3.9", "4.0"]
+
+
+def versioned(version: str, **producer_kw) -> Scenario:
+    return load_scenario(minimal(cluster={"kafka.version": version},
+                                 producers=[{"topic": "t", "rate": "1000/s", **producer_kw}]))
+
+
+def test_the_table_covers_every_supported_version_oldest_first():
+    assert list(VERSIONS) == ALL_VERSIONS
+    assert DEFAULT_VERSION == "4.0"
+    assert all(isinstance(row, KafkaVersion) and row.version == v for v, row in VERSIONS.items())
+    # every column cites its source
+    columns = [f for f in KafkaVersion.__dataclass_fields__ if f != "version"]
+    assert sorted(SOURCES) == sorted(columns)
+
+
+def test_versions_compare_numerically_not_as_strings():
+    assert "3.10" < "3.7"  # why strings must not be compared
+    assert version_tuple("3.10") > version_tuple("3.7") > version_tuple("3.6")
+    assert version_tuple("4.0") > version_tuple("3.9")
+    assert [VERSIONS[v].key for v in ALL_VERSIONS] == sorted(version_tuple(v) for v in ALL_VERSIONS)
+
+
+def test_default_kafka_version_is_4_0_with_its_defaults():
+    sc = load_scenario(minimal())
+    assert sc.cluster.kafka_version == "4.0"
+    p = sc.producers[0]
+    assert p.linger_ms == 5 and p.retry_backoff_max_ms == 1000  # what the default results always had
+    assert p.version_defaults is VERSIONS["4.0"] and sc.cluster.version_defaults is VERSIONS["4.0"]
+
+
+@pytest.mark.parametrize("version, linger", [("3.6", 0), ("3.7", 0), ("3.8", 0), ("3.9", 0), ("4.0", 5)])
+def test_linger_ms_default_follows_kafka_version(version, linger):
+    # KIP-1030: linger.ms 0 -> 5 in 4.0 (before this change every version got 5)
+    p = versioned(version).producers[0]
+    assert p.linger_ms == linger
+    assert yaml.safe_load(versioned(version).to_yaml())["producers"][0]["linger.ms"] == linger
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+@pytest.mark.parametrize("linger", [0, 2.5, 7, 5])
+def test_explicit_linger_ms_wins(version, linger):
+    assert versioned(version, **{"linger.ms": linger}).producers[0].linger_ms == linger
+
+
+def test_null_linger_ms_means_the_version_default():
+    sc = load_scenario(QUICKSTART, ["cluster.kafka.version=3.8", "producers.0.linger.ms=null"])
+    assert sc.producers[0].linger_ms == 0
+
+
+@pytest.mark.parametrize("version, backoff_max, exponential", [
+    ("3.6", None, False), ("3.7", 1000, True), ("3.8", 1000, True), ("3.9", 1000, True), ("4.0", 1000, True)])
+def test_retry_backoff_max_ms_exists_from_3_7(version, backoff_max, exponential):
+    sc = versioned(version)
+    p = sc.producers[0]
+    assert p.retry_backoff_max_ms == backoff_max
+    assert p.version_defaults.exponential_retry_backoff is exponential
+    shown = yaml.safe_load(sc.to_yaml())["producers"][0]
+    assert ("retry.backoff.max.ms" in shown) is exponential  # absent in 3.6, never null
+    assert None not in (shown["linger.ms"], shown.get("retry.backoff.max.ms", 0), shown["enable.idempotence"])
+
+
+@pytest.mark.parametrize("value", [1000, 500, "2s"])
+def test_retry_backoff_max_ms_rejected_for_3_6(value):
+    msg = error_of(minimal(cluster={"kafka.version": "3.6"},
+                           producers=[{"topic": "t", "rate": "1/s", "retry.backoff.max.ms": value}]))
+    assert msg == ("producers.0.retry.backoff.max.ms: exists from Kafka 3.7 (KIP-580); kafka.version 3.6 retries "
+                   "after a constant retry.backoff.ms (remove it, or set cluster.kafka.version to 3.7 or later)")
+    assert versioned("3.7", **{"retry.backoff.max.ms": value}).producers[0].retry_backoff_max_ms > 0
+
+
+def test_retry_backoff_max_ms_rejected_for_3_6_by_override():
+    msg = error_of(QUICKSTART, ["cluster.kafka.version=3.6", "producers.0.retry.backoff.max.ms=2000"])
+    assert msg.startswith("producers.0.retry.backoff.max.ms: exists from Kafka 3.7 (KIP-580)")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_resolved_yaml_round_trips_for_every_version(version, tmp_path):
+    sc = load_scenario(QUICKSTART, [f"cluster.kafka.version={version}"])
+    text = sc.to_yaml()
+    assert ": null" not in "".join(line for line in text.splitlines(True) if "linger" in line or "retry" in line)
+    f = tmp_path / "resolved.yaml"
+    f.write_text(text)
+    again = load_scenario(f)
+    assert again == sc and again.to_yaml() == text
+    assert again.producers[0].version_defaults is VERSIONS[version]
+
+
+@pytest.mark.parametrize("value, version", [(3.6, "3.6"), (3.9, "3.9"), (4.0, "4.0"), (4, "4.0"), ("3.7", "3.7")])
+def test_kafka_version_accepts_yaml_numbers(value, version):
+    # `--set cluster.kafka.version=3.9` and `kafka.version: 3.9` are YAML floats
+    assert load_scenario(minimal(cluster={"kafka.version": value})).cluster.kafka_version == version
+
+
+@pytest.mark.parametrize("value", [3.5, 3.10, "3.10", 4.1, "4", True, "latest"])
+def test_unsupported_kafka_version_lists_the_allowed_ones(value):
+    msg = error_of(minimal(cluster={"kafka.version": value}))
+    assert msg == "cluster.kafka.version: must be one of '3.6', '3.7', '3.8', '3.9' or '4.0'"
+
+
+@pytest.mark.parametrize("version, strict", [("3.6", False), ("3.7", True), ("3.8", True), ("3.9", True),
+                                             ("4.0", True)])
+def test_brokers_take_the_strict_min_isr_rule_from_the_table(version, strict):
+    # KIP-966 part 1 (KAFKA-15583) from 3.7; the broker compared version strings before
+    t = Tiny(tiny_scenario(**{"cluster/kafka.version": version}))
+    assert {b.strict_min_isr for b in t.brokers} == {strict}
+
+
+@pytest.mark.parametrize("where", ["cluster", "topics.0"])
+@pytest.mark.parametrize("version", ["3.6", "3.7", "3.8"])
+def test_unclean_election_needs_kafka_3_9_in_kraft(version, where):
+    data = minimal(cluster={"kafka.version": version})
+    if where == "cluster":
+        data["cluster"]["unclean.leader.election.enable"] = True
+    else:
+        data["topics"][0]["unclean.leader.election.enable"] = True
+    msg = error_of(data)
+    assert msg == (f"{where}.unclean.leader.election.enable: true needs kafka.version 3.9 or later, the first KRaft "
+                   f"release that honours it (KAFKA-12670); this scenario has {version} (allowed: false)")
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_unclean_election_false_is_fine_everywhere_and_true_from_3_9(version):
+    assert load_scenario(minimal(cluster={"kafka.version": version, "unclean.leader.election.enable": False}))
+    if version_tuple(version) >= (3, 9):
+        sc = load_scenario(minimal(cluster={"kafka.version": version, "unclean.leader.election.enable": True}))
+        assert sc.topics[0].unclean_leader_election_enable is True
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.7", "3.8", "3.9"])
+@pytest.mark.parametrize("acks", ["all", 1])
+def test_max_in_flight_above_5_turns_idempotence_off_up_to_3_9(version, acks):
+    p = versioned(version, acks=acks, **{"max.in.flight.requests.per.connection": 6}).producers[0]
+    assert p.enable_idempotence is False and p.max_in_flight == 6
+
+
+@pytest.mark.parametrize("acks", ["all", 1])
+def test_max_in_flight_above_5_needs_idempotence_off_explicitly_from_4_0(acks):
+    # KAFKA-17927: ProducerConfig throws even with acks=1, since the check runs before the fallback
+    msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "acks": acks,
+                                       "max.in.flight.requests.per.connection": 6}]))
+    assert msg == ("producers.0.max.in.flight.requests.per.connection: 6 needs enable.idempotence=false from Kafka "
+                   "4.0, which no longer turns idempotence off silently (KAFKA-17927) (allowed: 1..5, or set "
+                   "enable.idempotence=false)")
+    p = versioned("4.0", acks=acks, **{"max.in.flight.requests.per.connection": 6,
+                                       "enable.idempotence": False}).producers[0]
+    assert p.enable_idempotence is False
+
+
+def test_delivery_timeout_check_uses_the_version_linger():
+    # 30 s = request.timeout.ms + linger.ms holds with 3.9's linger.ms 0, not with 4.0's 5
+    assert versioned("3.9", **{"delivery.timeout.ms": 30_000}).producers[0].delivery_timeout_ms == 30_000
+    assert error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "delivery.timeout.ms": 30_000}])).startswith(
+        "producers.0: delivery.timeout.ms must be >= request.timeout.ms + linger.ms")
+
+
+def test_describe_names_the_version_and_its_kips():
+    assert describe("4.0").startswith("defaults of Kafka 4.0 applied (linger.ms=5 KIP-1030, "
+                                      "retry.backoff.max.ms=1000 exponential+jitter KIP-580, ")
+    assert describe("3.6").startswith("defaults of Kafka 3.6 applied (linger.ms=0 KIP-1030, "
+                                      "constant retry.backoff.ms, no retry.backoff.max.ms KIP-580, ")
+    assert all("\n" not in describe(v) for v in ALL_VERSIONS)
+    with pytest.raises(KeyError, match="allowed: 3.6, 3.7, 3.8, 3.9, 4.0"):
+        kafka_version("3.10")
+
+
+# --- producer retry backoff by version ----------------------------------------------------------
+def _producer_under(version: str):
+    t = Tiny(tiny_scenario(**{"cluster/kafka.version": version,
+                              "producers": [{"topic": "t", "rate": "5/s", "arrival": "constant"}]}))
+    (p,) = t.cluster.producers
+    return t, p
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_backoff_is_constant_before_3_7_and_exponential_with_jitter_after(version):
+    _, p = _producer_under(version)
+    reference = np.random.Generator(np.random.PCG64())
+    reference.bit_generator.state = p.rng.bit_generator.state
+    backoffs = [p._backoff(attempt) for attempt in range(1, 9)]
+    if version == "3.6":
+        assert backoffs == [100] * 8  # a fixed retry.backoff.ms, no jitter
+        assert p.rng.bit_generator.state == reference.bit_generator.state  # and no random draw
+    else:
+        bases = [100, 200, 400, 800, 1000, 1000, 1000, 1000]  # doubling to retry.backoff.max.ms
+        assert all(0.8 * b <= x <= 1.2 * b for x, b in zip(backoffs, bases)), backoffs
+        assert len(set(backoffs)) == 8  # jittered
+        # exactly one draw per retry, as before the change (default results stay bit-identical)
+        assert backoffs == [b * float(reference.uniform(0.8, 1.2)) for b in bases]
+
+
+@pytest.mark.parametrize("version", ["3.6", "3.7"])
+def test_retries_under_not_enough_replicas_back_off_by_version(version):
+    """End to end: both followers die, every produce gets NOT_ENOUGH_REPLICAS (no leader change, so no
+    KIP-951 skip); the gap from a batch's error to its next send is the backoff."""
+    t, p = _producer_under(version)
+    t.run(10)
+    for b in (0, 1, 2):
+        if b != t.leader():
+            t.brokers[b].crash()
+    t.run(70_000)
+    errors, sent = t.recorder.arrays("produce_error"), t.recorder.arrays("batch_sent")
+    first = errors["batch_id"][0]
+    err_t = errors["time_ms"][errors["batch_id"] == first]
+    sent_t = sent["time_ms"][sent["batch_id"] == first]
+    gaps = np.array([sent_t[sent_t > e].min() - e for e in err_t if (sent_t > e).any()])
+    assert len(gaps) >= 10
+    if version == "3.6":
+        assert np.allclose(gaps, 100.0, atol=0.01)
+    else:
+        assert gaps.max() > 800 and len(np.unique(np.round(gaps, 3))) == len(gaps)  # grows, jittered
 
 
 # --- durations and sizes inside the schema -----------------------------------------------------

@@ -289,7 +289,7 @@ class Broker:
         self.endpoint_id = self.scope
         self.controller = None  # wired by the cluster
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
-        self.strict_min_isr = config.kafka_version >= "3.7"  # KIP-966 part 1 (KAFKA-15583)
+        self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
         # Disk: survives a process crash (the page cache survives too; no power loss here).
         self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
         self.alive = False

@@ -488,8 +488,13 @@ class Producer:
             self._complete(batch, UNKNOWN if batch.ambiguous else FAILED, -1, broker)
 
     def _backoff(self, attempts: int) -> float:
-        """KIP-580: retry.backoff.ms doubling to retry.backoff.max.ms, with +-20% jitter."""
+        """KIP-580 (3.7+): retry.backoff.ms doubling to retry.backoff.max.ms, with +-20% jitter.
+
+        Before 3.7 (the kafka.version row says so) every retry waits a constant retry.backoff.ms.
+        """
         cfg = self.config
+        if not cfg.version_defaults.exponential_retry_backoff:
+            return cfg.retry_backoff_ms  # 3.6 RecordAccumulator: a fixed retryBackoffMs, no jitter
         base = min(cfg.retry_backoff_ms * 2 ** max(attempts - 1, 0), max(cfg.retry_backoff_max_ms, cfg.retry_backoff_ms))
         return base * float(self.rng.uniform(0.8, 1.2))
 
