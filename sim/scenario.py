@@ -155,7 +155,8 @@ class NetworkConfig(_Model):
 
     latency: LatencyDist = Field(default_factory=lambda: LatencyDist(dist="constant", value="0.5ms"),
                                  description="one-way latency of every message")
-    bandwidth: Bandwidth | None = Field(None, description="per-message serialisation rate, e.g. '125MB/s'")
+    bandwidth: Bandwidth | None = Field(
+        None, description="each endpoint's NIC capacity: what it sends queues behind what it sent, e.g. '125MB/s'")
 
 
 # --- cluster / brokers ---------------------------------------------------------------------------
