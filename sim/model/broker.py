@@ -347,7 +347,7 @@ class Broker:
             interval = self.config.broker_heartbeat_interval_ms
             phase = float(self.rng.uniform(0.0, interval)) if self.rng is not None else 0.0
             self.processes.append(self.env.process(self.send_heartbeats(phase)))
-            self.fetch_metadata()
+            # the cluster hands over the initial metadata, then the broker long-polls for more
         else:
             self.register()
 

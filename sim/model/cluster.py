@@ -120,6 +120,7 @@ class Cluster:
         # The run begins from a settled cluster: brokers already know the initial leaders.
         for b in self.brokers:
             b.apply_metadata(list(self.controller.log), len(self.controller.log))
+            b.fetch_metadata()
         for p in self.producers:
             p.start()
         for c in self.consumers:
