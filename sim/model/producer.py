@@ -7,7 +7,10 @@ drains at most one batch per partition into each produce request (RecordAccumula
 keeps at most max.in.flight.requests.per.connection requests per broker, retries retriable errors
 with exponential backoff (KIP-580) until delivery.timeout.ms, refreshes metadata on
 NOT_LEADER_OR_FOLLOWER or a lost connection, and, when idempotent, stamps each batch with a
-producer id and sequence so the broker drops duplicates.
+producer id and sequence so the broker drops duplicates. Like Kafka's TransactionManager, an
+idempotent producer keeps each partition's sequences in order (one retried batch in flight at a
+time) and starts a new epoch with sequences from 0 when a gap shows (an out-of-order sequence
+right after the last acknowledged one, a failed batch, or an expired batch that was retried).
 Left out: buffer.memory back-pressure (arrivals never block), compression, transactions, and
 batches growing past linger.ms while the sender is saturated.
 """
@@ -43,7 +46,7 @@ class ProducerBatch:
 
     __slots__ = ("batch_id", "partition", "record_count", "first_record_id", "first_arrival_ms",
                  "last_arrival_ms", "created_ms", "pid", "seq", "nbytes", "attempts", "retry_at",
-                 "ambiguous", "done", "sent_epoch")
+                 "ambiguous", "done", "sent_epoch", "in_retry", "seq_reset")
 
     def __init__(self, batch_id, partition, record_count, first_record_id, first_ms, last_ms, created_ms,
                  pid, seq, nbytes):
@@ -62,6 +65,8 @@ class ProducerBatch:
         self.sent_epoch = -1  # leader epoch the last attempt was sent under
         self.ambiguous = False
         self.done = False
+        self.in_retry = False  # ProducerBatch.inRetry: reenqueued after a failed attempt
+        self.seq_reset = False  # ProducerBatch.sequenceHasBeenReset: rewritten by an epoch bump
 
 
 def close_batches(times: np.ndarray, cap: int, linger_ms: float, horizon: float) -> tuple[list, list, int]:
@@ -135,6 +140,17 @@ class Producer:
         self._reconnect_backoff = [config.reconnect_backoff_ms] * len(brokers)
         self._probes: dict[int, m.MetadataRequest] = {}
         self.next_seq = dict.fromkeys(partitions, 0)
+        # TransactionManager's per-partition bookkeeping (TopicPartitionEntry), idempotent only: the
+        # producer id (epoch) the partition's sequences belong to, its last acknowledged sequence,
+        # the batches drained and not completed in sequence order (inflightBatchesBySequence, which
+        # includes batches waiting for a retry), and the partitions whose sequences are unresolved
+        # because a batch that had been retried expired (partitionsWithUnresolvedSequences).
+        self._part_pid = dict.fromkeys(partitions, self.pid)
+        self._last_acked = dict.fromkeys(partitions, -1)
+        self._inflight: dict[int, deque] = {p: deque() for p in partitions}
+        self._unresolved: dict[int, int] = {}
+        self._bump_required = False
+        self._rewrite: set[int] = set()  # partitionsToRewriteSequences
         self.next_record_id = dict.fromkeys(partitions, 0)
         self.request_ids = 0
         self.timeouts = TimeoutQueue(env, config.request_timeout_ms, self._request_timed_out)
@@ -268,9 +284,11 @@ class Producer:
         leader = self.metadata.leaders.get(p, (-1, -1))[0]
         cfg = self.config
         sendable = self._can_send_to(leader)
-        if sendable and not q and cfg.max_in_flight > 1:
+        if (sendable and not q and cfg.max_in_flight > 1 and not self._bump_required and p not in self._unresolved
+                and (not self._inflight[p] or self._part_pid[p] == self.pid)):
             # Fast path: a broker with a free in-flight slot has nothing else ready to drain
-            # (it would have been sent already), so the request holds just this batch.
+            # (it would have been sent already), so the request holds just this batch (which an
+            # idempotent producer may drain: see _stop_drain).
             self._send_request(leader, [b])
             return
         q.append(b)
@@ -291,6 +309,8 @@ class Producer:
 
     def maybe_send(self) -> None:
         """Drain ready batches into produce requests, one batch per partition per request."""
+        if self._bump_required or self._unresolved:
+            self._resolve_sequences()  # Sender.runOnce, before draining
         ready = self.ready
         if not ready:
             return
@@ -308,7 +328,7 @@ class Producer:
             q = queues[p]
             while q and q[0].created_ms <= oldest_alive:
                 b = q.popleft()  # delivery.timeout.ms passed while waiting in the accumulator
-                self._complete(b, UNKNOWN if b.ambiguous else FAILED, -1, -1)
+                self._expire(b, UNKNOWN if b.ambiguous else FAILED)
             if not q:
                 emptied.append(p)
                 continue
@@ -331,13 +351,15 @@ class Producer:
                 by_broker[leader] = [p]
             else:
                 parts.append(p)
+        idempotent = self.pid >= 0
         for broker, parts in by_broker.items():
             while in_flight[broker] < max_in_flight and parts:
                 batches = []
                 rest = []
                 for p in parts:
                     q = queues[p]
-                    if q[0].retry_at <= now:
+                    head = q[0]
+                    if head.retry_at <= now and not (idempotent and self._stop_drain(p, head)):
                         batches.append(q.popleft())
                         if q:
                             rest.append(p)
@@ -361,6 +383,17 @@ class Producer:
     def _partition_in_flight(self, p: int) -> bool:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
 
+    def _stop_drain(self, p: int, head: ProducerBatch) -> bool:
+        """RecordAccumulator.shouldStopDrainBatchesForPartition, for an idempotent producer."""
+        inflight = self._inflight[p]
+        if head.seq == NO_SEQUENCE:
+            # A new batch waits while the partition has batches of an older epoch in flight (a
+            # new epoch's sequence 0 must not overtake them) or its sequences are unresolved.
+            return bool(inflight) and self._part_pid[p] != self.pid or p in self._unresolved
+        # A retried batch goes only when it is the first unacknowledged one of its partition
+        # (firstInFlightSequence): during retries a partition has one batch in flight.
+        return bool(inflight) and inflight[0] is not head
+
     def _send_request(self, broker: int, batches: list) -> None:
         now = self.env.now
         self.request_ids += 1
@@ -371,8 +404,17 @@ class Producer:
             if b.seq == NO_SEQUENCE:
                 # RecordAccumulator.drain: a batch gets the current producer id, epoch and next
                 # sequence when first drained; a retry keeps them (changing them could duplicate it).
-                b.pid, b.seq = self.pid, self.next_seq[b.partition]
-                self.next_seq[b.partition] = b.seq + 1
+                p = b.partition
+                if self._part_pid[p] != self.pid:
+                    # TransactionManager.maybeUpdateProducerIdAndEpoch: the partition's last batches
+                    # of an older epoch have completed (_stop_drain waited for them): start the
+                    # new epoch's sequences at 0.
+                    self._part_pid[p] = self.pid
+                    self.next_seq[p] = 0
+                    self._last_acked[p] = -1
+                b.pid, b.seq = self.pid, self.next_seq[p]
+                self.next_seq[p] = b.seq + 1
+                self._inflight[p].append(b)  # TransactionManager.addInFlightBatch
             b.attempts += 1
             b.sent_epoch = leaders[b.partition][1]
             sent(now, b.batch_id, broker, b.attempts)
@@ -471,6 +513,7 @@ class Producer:
         self.maybe_send()
 
     def _on_error(self, batch: ProducerBatch, error: str, broker: int) -> None:
+        """Sender.completeBatch for an error: retry (reenqueue) or fail the batch."""
         now = self.env.now
         cfg = self.config
         self.recorder.record("produce_error", now, batch.batch_id, broker, error)
@@ -478,14 +521,57 @@ class Producer:
             batch.ambiguous = True
         if error in (m.NOT_LEADER_OR_FOLLOWER, m.NETWORK_EXCEPTION, m.FENCED_LEADER_EPOCH, m.UNKNOWN_LEADER_EPOCH):
             self.metadata.request()
-        backoff = self._backoff(batch.attempts)
-        if (error in m.RETRIABLE and batch.attempts <= cfg.retries
-                and now + backoff < batch.created_ms + cfg.delivery_timeout_ms):
-            batch.retry_at = now + backoff
+        # Sender.canRetry: delivery.timeout.ms not reached and retries left, then the error decides
+        # (TransactionManager.canRetry when idempotent).
+        if (now < batch.created_ms + cfg.delivery_timeout_ms and batch.attempts <= cfg.retries
+                and (self._can_retry_idempotent(batch, error) if batch.pid >= 0 else error in m.RETRIABLE)):
+            batch.retry_at = now + self._backoff(batch.attempts)
+            batch.in_retry = True  # ProducerBatch.reenqueued
             self._reenqueue(batch)
             self._wake(batch.retry_at)
-        else:
-            self._complete(batch, UNKNOWN if batch.ambiguous else FAILED, -1, broker)
+            return
+        if batch.pid >= 0 and self.alive and not self._finished:
+            # TransactionManager.handleFailedBatch (idempotent, not transactional): the failed batch
+            # leaves a hole in the partition's sequence unless the broker has it, so start a new
+            # epoch for the partition. Sender.failBatch adjusts sequences only if the batch still
+            # had retries left (otherwise the broker may have taken it).
+            if error == m.OUT_OF_ORDER_SEQUENCE_NUMBER or batch.attempts <= cfg.retries:
+                self._request_bump(batch.partition)
+        self._complete(batch, UNKNOWN if batch.ambiguous else FAILED, -1, broker)
+
+    def _can_retry_idempotent(self, batch: ProducerBatch, error: str) -> bool:
+        """TransactionManager.canRetry for an idempotent, non-transactional producer."""
+        if error == m.OUT_OF_ORDER_SEQUENCE_NUMBER:
+            p = batch.partition
+            unresolved = self._unresolved.get(p)
+            if unresolved is None and (batch.seq_reset or batch.seq != self._last_acked[p] + 1):
+                # Not the batch right after the last acknowledged one: an earlier batch failed and
+                # this one is bound to be out of order until that one is resolved. Retry as is.
+                return True
+            if unresolved is None or batch.seq == unresolved:
+                # The next batch after the last acknowledged one is out of order: the log has a gap
+                # (an unclean election lost acknowledged batches, or a batch expired). Bump the epoch
+                # and restart this partition's sequences at 0 (bumpIdempotentEpochAndResetIdIfNeeded).
+                self._request_bump(p)
+            return True
+        return error in m.RETRIABLE
+
+    def _request_bump(self, p: int) -> None:
+        """TransactionManager.requestEpochBumpForPartition: done by the sender before its next drain."""
+        self._bump_required = True
+        self._rewrite.add(p)
+
+    def _resolve_sequences(self) -> None:
+        """TransactionManager.maybeResolveSequences, then bumpIdempotentEpochAndResetIdIfNeeded."""
+        if self._unresolved:
+            for p in [p for p in self._unresolved if not self._inflight[p]]:
+                # The partition drained: if the last acknowledged batch is the one before the next
+                # sequence, the expired batch made it (later ones were acknowledged); otherwise bump.
+                if self.next_seq[p] != self._last_acked[p] + 1:
+                    self._request_bump(p)
+                del self._unresolved[p]
+        if self._bump_required and self.alive and not self._finished:
+            self._bump_epoch()
 
     def _backoff(self, attempts: int) -> float:
         """KIP-580: retry.backoff.ms doubling to retry.backoff.max.ms, with +-20% jitter."""
@@ -519,22 +605,55 @@ class Producer:
             return
         batch.done = True
         self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
-        # A batch never sent has no sequence (batch.pid < 0), so it leaves no hole; at the end of
-        # the run nothing more is sent.
-        if outcome != ACKED and batch.pid >= 0 and batch.pid == self.pid and self.alive and not self._finished:
-            self._bump_epoch()
+        if batch.pid >= 0:  # drained by an idempotent producer
+            p = batch.partition
+            inflight = self._inflight[p]
+            if inflight and inflight[0] is batch:
+                inflight.popleft()  # TransactionManager.removeInFlightBatch
+            elif batch in inflight:
+                inflight.remove(batch)
+            if outcome == ACKED and batch.seq > self._last_acked[p]:
+                self._last_acked[p] = batch.seq  # maybeUpdateLastAckedSequence
+
+    def _expire(self, batch: ProducerBatch, outcome: int) -> None:
+        """Sender.sendProducerData for an expired batch: fail it without adjusting sequences; a batch
+        that was retried may or may not be in the log, so its partition's sequences are unresolved
+        (TransactionManager.markSequenceUnresolved) and no new batch of it is drained until the
+        batches in flight tell (maybeResolveSequences)."""
+        self._complete(batch, outcome, -1, -1)
+        if batch.pid >= 0 and batch.in_retry:
+            p = batch.partition
+            nxt = batch.seq + 1
+            if nxt > self._unresolved.get(p, -1):
+                self._unresolved[p] = nxt
 
     def _bump_epoch(self) -> None:
-        """KIP-360: after a sent idempotent batch fails, start a new producer epoch with sequences from 0.
+        """KIP-360, TransactionManager.bumpIdempotentProducerEpoch: a new producer epoch; the
+        partitions that asked for it (partitionsToRewriteSequences) restart their sequences at 0,
+        rewriting the producer id and sequence of their unacknowledged batches in order
+        (startSequencesAtBeginning; ProducerBatch.resetProducerState). Other partitions switch to
+        the new epoch, from sequence 0, once their batches in flight have completed
+        (maybeUpdateProducerIdAndEpoch, when their next batch is drained).
 
-        Otherwise the hole the failed batch leaves in the sequence makes every later batch of that
-        partition OUT_OF_ORDER_SEQUENCE_NUMBER for ever. A new epoch is modelled as a new producer
-        id (the broker keeps idempotence state per id); batches already sent keep their identity,
-        and batches not sent yet have none until they are drained.
+        A new epoch is modelled as a new producer id (the broker keeps idempotence state per id;
+        the broker asks a new epoch of a producer it knows to start at sequence 0). A rewritten
+        batch may still be on the wire in an earlier request: the model's request carries the batch
+        itself, so the broker reads the rewritten identity where Kafka's bytes have the old one;
+        both are out of order there (the old leader's state is behind), so the outcome is the same.
         """
         self.epoch += 1
-        self.pid = self.base_pid + self.epoch * EPOCH_STRIDE
-        self.next_seq = dict.fromkeys(self.partitions, 0)
+        self.pid = pid = self.base_pid + self.epoch * EPOCH_STRIDE
+        for p in self._rewrite:
+            seq = 0
+            for b in self._inflight[p]:
+                b.pid, b.seq, b.seq_reset = pid, seq, True
+                seq += 1
+            self._part_pid[p] = pid
+            self.next_seq[p] = seq
+            self._last_acked[p] = -1
+            self._unresolved.pop(p, None)
+        self._rewrite.clear()
+        self._bump_required = False
 
     def _expire_in_flight(self) -> None:
         """Sender.getExpiredInflightBatches: in-flight batches past delivery.timeout.ms fail now."""
@@ -542,7 +661,7 @@ class Producer:
         for _, req in list(self.in_flight.values()):
             for b in req.batches:
                 if not b.done and b.created_ms <= limit:
-                    self._complete(b, UNKNOWN, -1, -1)  # it was sent: its fate is unknown
+                    self._expire(b, UNKNOWN)  # it was sent: its fate is unknown
 
     def expire_batches(self):
         """Fail batches that waited in the accumulator past delivery.timeout.ms."""

@@ -1,0 +1,123 @@
+"""Producer mechanisms checked against Kafka's client: idempotent epoch bumps (TransactionManager),
+batches that stay open while the sender is blocked (RecordAccumulator), and the connection
+handling of NetworkClient (request timeouts, connection setup timeouts, resets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim
+from sim.model import messages as m
+from sim.model.producer import EPOCH_STRIDE
+from tests.conftest import Tiny, tiny_scenario
+
+SCEN = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+# --- (1) OUT_OF_ORDER_SEQUENCE_NUMBER after an unclean election --------------------------------
+
+def _unclean(seed: int, idempotent: bool):
+    """RF 3, min.insync 1, unclean election on, one partition: both followers crash at 5 s, the
+    leader (by then the only ISR member) at 16 s; broker 1 restarts at 20 s and is elected
+    uncleanly. Its log lacks what the old leader acknowledged after 5 s, so the producer's next
+    sequence is out of order there."""
+    over = {"duration": "35s", "settle": "10s", "consumers": [],
+            "topics.0.partitions": 1, "topics.0.min.insync.replicas": 1,
+            "topics.0.unclean.leader.election.enable": True,
+            "producers.0.enable.idempotence": idempotent,
+            "faults": [{"kind": "crash", "broker": 1, "at": "5s", "restart_after": "15s"},
+                       {"kind": "crash", "broker": 2, "at": "5s", "restart_after": "40s"},
+                       {"kind": "crash", "leader_of": "events-0", "at": "16s", "restart_after": "30s"}]}
+    r = sim.run(SCEN / "quickstart.yaml", seed=seed, overrides=over)
+    assert r.summary["invariant_violations"] == 0, r.summary["invariant_examples"]
+    return r
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_idempotent_producer_bumps_its_epoch_after_an_unclean_election(seed):
+    """TransactionManager.canRetry: OUT_OF_ORDER_SEQUENCE_NUMBER on the batch right after the last
+    acknowledged sequence means the log has a gap: bump the epoch, restart the partition's
+    sequences at 0 and retry. Acknowledgements resume about as fast as without idempotence."""
+    on, off = _unclean(seed, True), _unclean(seed, False)
+    for r in (on, off):
+        ev = r.events
+        assert (ev.kind == "unclean_election").sum() == 1
+    t_unclean = float(on.events.loc[on.events.kind == "unclean_election", "time_ms"].iloc[0])
+    resume = {}
+    for name, r in (("on", on), ("off", off)):
+        acked = np.sort(r.batches.loc[r.batches.outcome == "acked", "acked_ms"].to_numpy())
+        after = acked[acked > t_unclean]
+        assert len(after), f"idempotence {name}: no acknowledgement after the unclean election"
+        resume[name] = after[0] - t_unclean
+    # the producer reaches the new leader at its next reconnect attempt (reconnect.backoff.max.ms
+    # 1 s + 20 %), gets OUT_OF_ORDER_SEQUENCE_NUMBER, and retries with the new epoch after its
+    # retry backoff (retry.backoff.max.ms 1 s + 20 %)
+    assert resume["on"] < 2_000 and resume["on"] < resume["off"] + 1_300, resume
+    s_on, s_off = on.summary, off.summary
+    assert s_on["records_unknown"] <= s_off["records_unknown"] + 0.01 * s_on["records_sent"]
+    assert s_on["records_acked"] >= 0.99 * s_off["records_acked"]
+    assert s_on["duplicates"] == 0 and s_on["reordered"] == 0
+
+
+def test_broker_asks_a_new_epoch_of_a_known_producer_to_start_at_sequence_0(tiny):
+    """ProducerAppendInfo.checkSequence (3.x/4.0): a producer the partition has no state for may
+    start at any sequence; a new epoch of a producer it knows must start at 0 (the model gives
+    each epoch its own producer id: base id + epoch * EPOCH_STRIDE)."""
+    from sim.model.producer import EPOCH_STRIDE
+
+    t = tiny
+    net = t.cluster.network
+    t.run(10)
+    leader = t.brokers[t.leader()]
+    c = t.client
+    c.produce(net, leader, [c.batch(pid=1000, seq=5, batch_id=1)], acks=1)  # unknown producer: any sequence
+    t.run(20)
+    c.produce(net, leader, [c.batch(pid=1000 + EPOCH_STRIDE, seq=3, batch_id=2)], acks=1)  # new epoch, not 0
+    c.produce(net, leader, [c.batch(pid=1000 + EPOCH_STRIDE, seq=0, batch_id=3)], acks=1)  # new epoch from 0
+    c.produce(net, leader, [c.batch(pid=1000 + EPOCH_STRIDE, seq=1, batch_id=4)], acks=1)
+    c.produce(net, leader, [c.batch(pid=2000 + 2 * EPOCH_STRIDE, seq=7, batch_id=5)], acks=1)  # unknown producer
+    t.run(50)
+    assert [(r[1], r[2]) for r in c.results()] == [
+        (1, m.NONE), (2, m.OUT_OF_ORDER_SEQUENCE_NUMBER), (3, m.NONE), (4, m.NONE), (5, m.NONE)]
+    assert list(leader.logs[0].batch_id) == [1, 3, 4, 5]
+
+
+def _tiny_producer(**producer):
+    spec = {"topic": "t", "rate": "1000/s", "arrival": "constant", "acks": "all", "linger.ms": 5,
+            "request.timeout.ms": 1000, "delivery.timeout.ms": 120_000, **producer}
+    t = Tiny(tiny_scenario(producers=[spec]))
+    return t, t.cluster.producers[0]
+
+
+def test_out_of_order_next_batch_bumps_the_epoch_and_rewrites_the_sequences():
+    """The leader's producer state falls behind what it acknowledged (as after an unclean
+    election): the batch after the last acknowledged one is OUT_OF_ORDER_SEQUENCE_NUMBER, so the
+    producer bumps its epoch (a new producer id), restarts the partition's sequences at 0 and
+    retries; batches already sent later than it are renumbered in order, nothing is duplicated."""
+    t, prod = _tiny_producer()
+    t.run(200)
+    leader = t.brokers[t.leader()]
+    log = leader.logs[0]
+    assert prod.epoch == 0 and set(log.pid) == {prod.base_pid}
+    acked_before = len(log.batch_id)
+    log.producers[prod.base_pid].last_seq -= 3  # the leader "forgets" the last three batches' sequences
+    t.run(2_000)
+    err = t.recorder.arrays("produce_error")
+    oosn = err["time_ms"][err["error"] == m.OUT_OF_ORDER_SEQUENCE_NUMBER]
+    assert len(oosn) >= 1
+    assert prod.epoch == 1 and prod.pid == prod.base_pid + EPOCH_STRIDE
+    pids, seqs, ids = list(log.pid), list(log.seq), list(log.batch_id)
+    k = pids.index(prod.pid)
+    assert k == acked_before  # the new epoch starts right after what the leader held
+    assert seqs[k:] == list(range(len(seqs) - k)) and set(pids[k:]) == {prod.pid}
+    assert len(set(ids)) == len(ids) and ids == sorted(ids)  # no duplicate, in order
+    done = t.recorder.arrays("batch_done")
+    assert (done["outcome"] == 0).all()  # every batch acknowledged
+    # the retry came after one retry backoff (retry.backoff.ms 100 +-20 %)
+    first_new = t.recorder.arrays("appended")
+    t_new = min(tm for tm, b, broker in zip(first_new["time_ms"], first_new["batch_id"], first_new["broker"])
+                if b == ids[k] and broker == leader.broker_id)
+    assert 80 <= t_new - oosn[0] <= 125
