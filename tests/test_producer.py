@@ -121,3 +121,46 @@ def test_out_of_order_next_batch_bumps_the_epoch_and_rewrites_the_sequences():
     t_new = min(tm for tm, b, broker in zip(first_new["time_ms"], first_new["batch_id"], first_new["broker"])
                 if b == ids[k] and broker == leader.broker_id)
     assert 80 <= t_new - oosn[0] <= 125
+
+
+# --- (2) a batch stays open for appends until it is drained --------------------------------------
+
+def _stalled_leader(seed: int):
+    """acks=1, one partition at 2,000 records/s (10 records per linger.ms): its leader crashes at
+    3 s, and the producer cannot reach a leader until the new one is elected and found (~9 s)."""
+    over = {"duration": "15s", "settle": "5s", "faults.0.at": "3s", "faults.0.restart_after": "10s",
+            "producers.0.instances": 1, "producers.0.rate": "2000/s", "topics.0.partitions": 1, "consumers": []}
+    r = sim.run(SCEN / "leader-crash-acks1.yaml", seed=seed, overrides=over)
+    assert r.summary["invariant_violations"] == 0, r.summary["invariant_examples"]
+    return r
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_blocked_partition_builds_full_batches_and_drains_them_fast(seed):
+    """RecordAccumulator.append adds records to the last batch of the partition's deque until it is
+    full (batch.size) or drained: while the leader is unreachable a partition accumulates full
+    batches, not one per linger.ms, and the backlog drains in a few round trips."""
+    from sim.model.producer import BATCH_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
+
+    r = _stalled_leader(seed)
+    b = r.batches
+    rpb = (16384 - BATCH_OVERHEAD_BYTES) // (100 + RECORD_OVERHEAD_BYTES)  # records per 16 KiB batch
+    crash = float(r.events.loc[r.events.kind == "crash", "time_ms"].iloc[0])
+    acked = b[b.outcome == "acked"]
+    recovered = acked.loc[acked.acked_ms > crash + 50, "acked_ms"].min()  # first acknowledgement after the crash
+    assert recovered - crash > 5_000  # the partition was blocked for seconds
+    during = b[(b.first_arrival_ms > crash + 50) & (b.last_arrival_ms < recovered)]
+    records = int(during.record_count.sum())
+    assert records > 8_000
+    # full batches (the last may be partial), where one per linger.ms would be ~10 records each
+    assert len(during) <= records // rpb + 2, (len(during), records)
+    assert during.record_count.mean() > 0.9 * rpb
+    assert b.record_count.max() <= rpb
+    # batch ids stay dense and records contiguous per partition
+    assert (b.batch_id.to_numpy() == np.arange(len(b))).all()
+    order = b.sort_values("first_record_id")
+    assert (order.first_record_id.to_numpy()[1:] == (order.first_record_id + order.record_count).to_numpy()[:-1]).all()
+    # records that arrive 0.1-3 s after the recovery see ordinary latency: the backlog is gone
+    after = acked[(acked.first_arrival_ms > recovered + 100) & (acked.first_arrival_ms < recovered + 3_000)]
+    assert len(after) > 100
+    assert (after.acked_ms - after.first_arrival_ms).max() < 30  # linger.ms 5 + a round trip or two

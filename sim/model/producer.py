@@ -11,8 +11,11 @@ producer id and sequence so the broker drops duplicates. Like Kafka's Transactio
 idempotent producer keeps each partition's sequences in order (one retried batch in flight at a
 time) and starts a new epoch with sequences from 0 when a gap shows (an out-of-order sequence
 right after the last acknowledged one, a failed batch, or an expired batch that was retried).
+Records reach the accumulator in linger.ms-sized pieces and join the partition's last batch while
+it is not drained and has room (RecordAccumulator.append), so a blocked partition builds full batches.
 Left out: buffer.memory back-pressure (arrivals never block), compression, transactions, and
-batches growing past linger.ms while the sender is saturated.
+draining a batch before its piece's linger.ms has passed (Kafka drains the open batch of a
+partition whose earlier batch is ready).
 """
 
 from __future__ import annotations
@@ -231,7 +234,7 @@ class Producer:
                 times = self._arrivals(t0, t1, n_generated)
                 n_generated += len(times)
                 per_partition = self._split_by_partition(times) if len(times) else None
-                closed = []  # (close time, partition slot, count, first ms, last ms)
+                closed = []  # (close time, partition slot, count, first ms, last ms, start, arrival times)
                 for k in range(P):
                     if per_partition is not None:
                         mine = per_partition[k]
@@ -244,7 +247,7 @@ class Producer:
                                                        float("inf") if final else t1)
                     start = 0
                     for e, c in zip(ends, closes):
-                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1])))
+                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
@@ -264,22 +267,46 @@ class Producer:
 
     def _close_batch(self, ev: simpy.Timeout) -> None:
         if self.alive and not self._finished:
-            _, k, count, first_ms, last_ms = ev.value  # (close time, partition slot, count, first, last)
-            self._enqueue_new(self.partitions[k], count, first_ms, last_ms)
+            _, k, count, first_ms, last_ms, start, times = ev.value
+            self._enqueue_new(self.partitions[k], count, first_ms, last_ms, times, start)
 
-    def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float) -> None:
-        batch_id = next(self._batch_ids)
+    def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float, times=None, start: int = 0) -> None:
+        """Hand `count` records (arrival times `times[start:start + count]`) to the accumulator.
+
+        RecordAccumulator.append: records go into the last batch of the partition's deque while it
+        is open (not drained yet) and has room under batch.size (tryAppend), and start a new batch
+        otherwise. Records are handed over in linger.ms-sized pieces, so a partition that cannot
+        send (no leader, no connection, a full in-flight window, retries ahead) fills whole batches
+        instead of queueing one per linger.ms; a batch is one object however many pieces it takes.
+        """
+        first_id = self.next_record_id[p]
+        self.next_record_id[p] = first_id + count
+        q = self.queues[p]
+        if q:
+            tail = q[-1]
+            room = self.records_per_batch - tail.record_count
+            if tail.attempts == 0 and room > 0 and (count <= room or times is not None):
+                take = count if count <= room else room
+                tail.record_count += take
+                tail.nbytes += take * self.record_bytes
+                if take == count:
+                    tail.last_arrival_ms = last_ms
+                    if self.env.now + TIME_EPS >= self._expiry_bound:
+                        self.maybe_send()
+                    return
+                tail.last_arrival_ms = float(times[start + take - 1])
+                count -= take
+                first_id += take
+                first_ms = float(times[start + take])
         if self.pid >= 0:
             seq = NO_SEQUENCE  # idempotent: the producer id and sequence are assigned when drained
         else:
             seq = self.next_seq[p]  # no idempotence: the sequence only orders retries in the queue
             self.next_seq[p] = seq + 1
-        first_id = self.next_record_id[p]
-        self.next_record_id[p] = first_id + count
-        # delivery.timeout.ms counts from the first record's append to the batch (ProducerBatch.createdMs)
-        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, first_ms, -1, seq,
+        # delivery.timeout.ms counts from the first record's append to the batch (ProducerBatch.createdMs).
+        # The batch id is given, and the batch recorded, when it is closed for good (_record_created).
+        b = ProducerBatch(-1, p, count, first_id, first_ms, last_ms, first_ms, -1, seq,
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
-        self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         q = self.queues[p]
         leader = self.metadata.leaders.get(p, (-1, -1))[0]
         cfg = self.config
@@ -401,6 +428,8 @@ class Producer:
         sent = self.recorder.batch_sent
         nbytes = 0
         for b in batches:
+            if b.batch_id < 0:
+                self._record_created(b)  # first drained: closed for appends (ProducerBatch.close)
             if b.seq == NO_SEQUENCE:
                 # RecordAccumulator.drain: a batch gets the current producer id, epoch and next
                 # sequence when first drained; a retry keeps them (changing them could duplicate it).
@@ -600,10 +629,19 @@ class Producer:
 
         self.env.timeout(max(at - self.env.now, 0.0)).callbacks.append(fire)
 
+    def _record_created(self, b: ProducerBatch) -> None:
+        """Give the batch its id and record it, once no record can join it any more (drained, or
+        completed without being sent): ids are dense and in the order batches are recorded."""
+        b.batch_id = batch_id = next(self._batch_ids)
+        self.recorder.batch_created(batch_id, self.index, b.partition, b.record_count, b.first_record_id,
+                                    b.first_arrival_ms, b.last_arrival_ms)
+
     def _complete(self, batch: ProducerBatch, outcome: int, offset: int, broker: int) -> None:
         if batch.done:
             return
         batch.done = True
+        if batch.batch_id < 0:
+            self._record_created(batch)
         self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
         if batch.pid >= 0:  # drained by an idempotent producer
             p = batch.partition
