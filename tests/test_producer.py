@@ -164,3 +164,132 @@ def test_a_blocked_partition_builds_full_batches_and_drains_them_fast(seed):
     after = acked[(acked.first_arrival_ms > recovered + 100) & (acked.first_arrival_ms < recovered + 3_000)]
     assert len(after) > 100
     assert (after.acked_ms - after.first_arrival_ms).max() < 30  # linger.ms 5 + a round trip or two
+
+
+# --- (3), (4) connections: request timeouts, connection setup timeouts, resets -----------------
+
+probes_sent: set = set()  # reconnect probes seen by _log_sends (MetadataRequests a producer holds in _probes)
+
+
+def _is_probe(msg) -> bool:
+    return any(msg is p for p in probes_sent)
+
+
+def _log_sends(t, monkeypatch, drop=None):
+    """Record every message on the wire as (time, src, dst, message); `drop(src, dst, msg)` loses some."""
+    net = t.cluster.network
+    orig = net.send
+    sent = []
+
+    def send(src, dst, msg, nbytes=0):
+        sent.append((t.env.now, src, dst, msg))
+        if isinstance(msg, m.MetadataRequest) and msg in getattr(src, "_probes", {}).values():
+            probes_sent.add(msg)
+        if drop is not None and drop(src, dst, msg):
+            return
+        orig(src, dst, msg, nbytes)
+
+    monkeypatch.setattr(net, "send", send)
+    return sent
+
+
+def test_a_request_timeout_disconnects_the_node_and_fails_every_request_in_flight_to_it(monkeypatch):
+    """NetworkClient.handleTimedOutRequests: the first request past request.timeout.ms closes the
+    connection, so every request in flight to that broker fails at that moment (NETWORK_EXCEPTION,
+    ambiguous), nothing more is sent to it until a reconnect after reconnect.backoff.ms, and a
+    metadata update is requested."""
+    t, prod = _tiny_producer(acks=1)  # no idempotence: retries are not serialised per partition
+    t.run(100)
+    leader = t.brokers[t.leader()]
+    swallowed = []
+    monkeypatch.setattr(leader, "handle_produce", swallowed.append)  # a broker that stops answering
+    sent = _log_sends(t, monkeypatch)
+    t.run(1_090)
+    first = swallowed[0]
+    # max.in.flight 5: five requests went out 5 ms apart (one per linger.ms), then the window was full
+    reqs = [msg for _, src, dst, msg in sent if src is prod and isinstance(msg, m.ProduceRequest)]
+    assert len(reqs) == 5 and prod.in_flight_per_broker[leader.broker_id] == 5
+    t_sent = [tm for tm, src, dst, msg in sent if msg is first][0]
+    monkeypatch.undo()  # the broker answers again (and sends are no longer logged)
+    sent = _log_sends(t, monkeypatch)
+    t.run(3_000)
+    timeout_at = t_sent + 1_000
+    err = t.recorder.arrays("produce_error")
+    failed = [(tm, b) for tm, b, e in zip(err["time_ms"], err["batch_id"], err["error"]) if e == m.NETWORK_EXCEPTION]
+    in_flight_ids = sorted(b.batch_id for r in reqs for b in r.batches)
+    assert sorted(b for _, b in failed) == in_flight_ids  # each failed once...
+    assert {tm for tm, _ in failed} == {timeout_at}  # ...all at the first request's timeout
+    # the connection is closed: a reconnect probe goes reconnect.backoff.ms (50 ms +-20 %) later;
+    # the next request follows once it is answered (a round trip, 2 ms) and the retried batch at
+    # the head of the partition's queue is past its retry backoff (retry.backoff.ms 100 +-20 %)
+    probes = [(tm, msg) for tm, src, dst, msg in sent if src is prod and dst is leader and _is_probe(msg)]
+    produce = [tm for tm, src, dst, msg in sent if src is prod and dst is leader and isinstance(msg, m.ProduceRequest)]
+    assert 40 <= probes[0][0] - timeout_at <= 60
+    assert produce[0] >= probes[0][0] + 2 and 80 <= produce[0] - timeout_at <= 120
+    # a metadata update was asked for at the disconnect
+    assert any(tm == timeout_at and isinstance(msg, m.MetadataRequest) and not _is_probe(msg)
+               for tm, src, dst, msg in sent if src is prod)
+    done = t.recorder.arrays("batch_done")
+    assert len(done["batch_id"]) > 0 and (done["outcome"] == 0).all()  # everything was acknowledged in the end
+
+
+@pytest.mark.parametrize("lose", ["probe", "answer"])
+def test_a_lost_reconnect_probe_times_out_and_is_retried(monkeypatch, lose):
+    """The reconnect probe stands in for the TCP handshake: if it or its answer is lost, the attempt
+    fails after socket.connection.setup.timeout.ms (10 s +-20 %, NetworkClient.handleTimedOutConnections)
+    and the producer tries again after its reconnect backoff, instead of never reconnecting."""
+    t, prod = _tiny_producer(acks=1)
+    t.run(100)
+    leader = t.brokers[t.leader()]
+    probes = []
+
+    def drop(src, dst, msg):
+        if lose == "probe" and src is prod and dst is leader and isinstance(msg, m.MetadataRequest):
+            if prod._probes.get(leader.broker_id) is msg and not probes:
+                probes.append(msg)
+                return True
+        if lose == "answer" and src is leader and dst is prod and isinstance(msg, m.MetadataResponse):
+            probe = prod._probes.get(leader.broker_id)
+            if probe is not None and probe.request_id == msg.request_id and not probes:
+                probes.append(probe)
+                return True
+        return False
+
+    sent = _log_sends(t, monkeypatch, drop)
+    prod.connection_lost(leader)  # a reset, as a broker closing the connection would cause
+    t.run(100 + 15_000)
+    assert len(probes) == 1
+    to_leader = [(tm, msg) for tm, src, dst, msg in sent if src is prod and dst is leader]
+    first_probe_at = [tm for tm, msg in to_leader if msg is probes[0]][0]
+    later = [(tm, msg) for tm, msg in to_leader if tm > first_probe_at]
+    second_probe_at = [tm for tm, msg in later if _is_probe(msg)][0]
+    # setup timeout 10 s +-20 %, then the reconnect backoff doubled (100 ms +-20 %)
+    assert 8_000 + 80 <= second_probe_at - first_probe_at <= 12_000 + 120
+    assert prod.connected[leader.broker_id]
+    first_produce = [tm for tm, msg in later if isinstance(msg, m.ProduceRequest)][0]
+    assert first_produce == second_probe_at + 2  # sending resumes once the new probe is answered
+    # nothing went to that broker while the lost attempt was pending
+    assert not [tm for tm, msg in to_leader if first_probe_at < tm < second_probe_at and not (
+        isinstance(msg, m.MetadataRequest) and not _is_probe(msg))]
+
+
+def test_acks0_producer_reconnects_after_the_broker_closes_the_connection(monkeypatch):
+    """A broker closes the connection on an acks=0 produce error (KafkaApis.handleProduceRequest):
+    the producer sees a reset, asks for metadata, backs off, reconnects and goes on sending."""
+    t, prod = _tiny_producer(acks=0)
+    t.run(100)
+    leader = t.brokers[t.leader()]
+    sent = _log_sends(t, monkeypatch)
+    prod.connection_lost(leader)  # what the broker's close looks like to the client
+    assert not prod.connected[leader.broker_id]
+    t.run(400)
+    mine = [(tm, dst, msg) for tm, src, dst, msg in sent if src is prod]
+    assert any(tm == 100 and isinstance(msg, m.MetadataRequest) and not _is_probe(msg)
+               for tm, dst, msg in mine)  # metadata update
+    probe_at = [tm for tm, dst, msg in mine if dst is leader and _is_probe(msg)][0]
+    assert 100 + 40 <= probe_at <= 100 + 60  # reconnect.backoff.ms 50 +-20 %
+    produce = [tm for tm, dst, msg in mine if dst is leader and isinstance(msg, m.ProduceRequest)]
+    assert produce and min(produce) == probe_at + 2  # nothing until the reconnect, then at once
+    assert prod.connected[leader.broker_id]
+    # then one batch per linger.ms (6 records at 1,000/s) as before the reset
+    assert max(np.diff(produce)) <= 6.0 + 1e-9 and max(produce) > 390

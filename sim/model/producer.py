@@ -42,6 +42,9 @@ NO_SEQUENCE = -1  # RecordBatch.NO_SEQUENCE: an idempotent batch not drained yet
 EPOCH_STRIDE = 1_000_000  # producer id of epoch e: base id + e * EPOCH_STRIDE
 RECORD_OVERHEAD_BYTES = 8  # rough per-record framing in a v2 batch (varint lengths, deltas)
 BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
+# CommonClientConfigs defaults (KIP-601); the scenario has no field for them yet
+SOCKET_CONNECTION_SETUP_TIMEOUT_MS = 10_000.0
+SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS = 30_000.0
 
 
 class ProducerBatch:
@@ -142,6 +145,11 @@ class Producer:
         self.connected = [True] * len(brokers)
         self._reconnect_backoff = [config.reconnect_backoff_ms] * len(brokers)
         self._probes: dict[int, m.MetadataRequest] = {}
+        self._setup_failures = [0] * len(brokers)  # failed connection attempts since the last success
+        self._setup_timeout_ms = float(getattr(config, "socket_connection_setup_timeout_ms",
+                                               SOCKET_CONNECTION_SETUP_TIMEOUT_MS))
+        self._setup_timeout_max_ms = max(float(getattr(config, "socket_connection_setup_timeout_max_ms",
+                                                       SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)), self._setup_timeout_ms)
         self.next_seq = dict.fromkeys(partitions, 0)
         # TransactionManager's per-partition bookkeeping (TopicPartitionEntry), idempotent only: the
         # producer id (epoch) the partition's sequences belong to, its last acknowledged sequence,
@@ -498,15 +506,24 @@ class Producer:
                 self._on_error(batch, error, broker)
 
     def _request_timed_out(self, req: m.ProduceRequest) -> None:
-        # The client cannot tell whether the broker appended: NetworkClient disconnects.
-        self._fail_request(req.request_id, m.NETWORK_EXCEPTION)
-        self.maybe_send()
+        """NetworkClient.handleTimedOutRequests: a request past request.timeout.ms closes the
+        connection to its node (processTimeoutDisconnection), which fails every request in flight
+        to that node ambiguously (cancelInFlightRequests: NETWORK_EXCEPTION, as a disconnect), puts
+        the node in reconnect backoff and asks for a metadata update."""
+        entry = self.in_flight.get(req.request_id)
+        if entry is not None:
+            self._disconnected(entry[0])
 
     def connection_lost(self, peer) -> None:
-        """A broker's connection was reset: every request in flight to it fails, ambiguously."""
+        """A broker's connection was reset (or refused): NetworkClient.processDisconnection."""
         broker = getattr(peer, "broker_id", None)
-        if broker is None:
-            return
+        if broker is not None:
+            self._disconnected(broker)
+
+    def _disconnected(self, broker: int) -> None:
+        """NetworkClient.processDisconnection: every request in flight to the broker fails (it may
+        or may not have been appended), the connection enters reconnect backoff
+        (ClusterConnectionStates.disconnected) and the client asks for fresh metadata."""
         for rid, (b, _req) in list(self.in_flight.items()):
             if b == broker:
                 self._fail_request(rid, m.NETWORK_EXCEPTION)
@@ -515,10 +532,12 @@ class Producer:
         if self.connected[broker]:
             self.connected[broker] = False
             self._reconnect_backoff[broker] = cfg.reconnect_backoff_ms
-        elif broker in self._probes:  # a reconnect attempt was refused
+            self._setup_failures[broker] = 0
+        elif broker in self._probes:  # a reconnect attempt failed (refused, or timed out)
             del self._probes[broker]
             self._reconnect_backoff[broker] = min(self._reconnect_backoff[broker] * 2,
                                                   max(cfg.reconnect_backoff_max_ms, cfg.reconnect_backoff_ms))
+            self._setup_failures[broker] += 1  # ClusterConnectionStates.updateConnectionSetupTimeout
         else:
             return
         delay = self._reconnect_backoff[broker] * float(self.rng.uniform(0.8, 1.2))
@@ -527,18 +546,43 @@ class Producer:
         self.maybe_send()
 
     def _reconnect(self, broker: int) -> None:
-        """Try to connect again (an ApiVersions round trip stands in for the TCP handshake)."""
+        """Try to connect again (a metadata round trip stands in for the TCP handshake and ApiVersions).
+
+        The attempt fails if the broker refuses it (a reset, see connection_lost) or if no answer
+        comes within socket.connection.setup.timeout.ms (NetworkClient.handleTimedOutConnections):
+        10 s doubling per failed attempt up to socket.connection.setup.timeout.max.ms (30 s), with
+        +-20 % jitter (ClusterConnectionStates.connectionSetupTimeout).
+        """
         if self.connected[broker] or broker in self._probes or not self.alive:
             return
         self.request_ids += 1
         probe = m.MetadataRequest(self, self.request_ids)
         self._probes[broker] = probe
         self.network.send(self, self.brokers[broker], probe)
+        term = min(self._setup_timeout_ms * 2 ** self._setup_failures[broker], self._setup_timeout_max_ms)
+        sent_at = self.env.now
+        # The jitter is drawn only if the probe is still unanswered at the earliest deadline, so
+        # answered probes (nearly all) leave the random stream alone.
+        self.env.timeout(0.8 * term).callbacks.append(
+            lambda _ev: self._probe_overdue(broker, probe, sent_at, term, None))
+
+    def _probe_overdue(self, broker: int, probe: m.MetadataRequest, sent_at: float, term: float,
+                       deadline: float | None) -> None:
+        if self._probes.get(broker) is not probe or not self.alive or self._finished:
+            return  # answered, or refused, meanwhile
+        if deadline is None:
+            deadline = sent_at + min(term * float(self.rng.uniform(0.8, 1.2)), self._setup_timeout_max_ms)
+            if deadline > self.env.now:
+                self.env.timeout(deadline - self.env.now).callbacks.append(
+                    lambda _ev: self._probe_overdue(broker, probe, sent_at, term, deadline))
+                return
+        self._disconnected(broker)  # a failed connection attempt: back off and try again
 
     def _connected(self, broker: int) -> None:
         del self._probes[broker]
         self.connected[broker] = True
         self._reconnect_backoff[broker] = self.config.reconnect_backoff_ms
+        self._setup_failures[broker] = 0  # ClusterConnectionStates.ready
         self.maybe_send()
 
     def _on_error(self, batch: ProducerBatch, error: str, broker: int) -> None:
