@@ -20,10 +20,10 @@ SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 # --- (1) OUT_OF_ORDER_SEQUENCE_NUMBER after an unclean election --------------------------------
 
 def _unclean(seed: int, idempotent: bool):
-    """RF 3, min.insync 1, unclean election on, one partition: both followers crash at 5 s, the
-    leader (by then the only ISR member) at 16 s; broker 1 restarts at 20 s and is elected
-    uncleanly. Its log lacks what the old leader acknowledged after 5 s, so the producer's next
-    sequence is out of order there."""
+    """RF 3 on 3 brokers, min.insync 1, unclean election on, one partition: brokers 1 and 2 crash
+    at 5 s, the leader (broker 0 by then, the only ISR member) at 16 s; broker 1 restarts at 20 s
+    and is elected uncleanly. Its log lacks what broker 0 acknowledged after 5 s, so the producer's
+    next sequence is out of order there."""
     over = {"duration": "35s", "settle": "10s", "consumers": [],
             "topics.0.partitions": 1, "topics.0.min.insync.replicas": 1,
             "topics.0.unclean.leader.election.enable": True,

@@ -419,7 +419,8 @@ class Producer:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
 
     def _stop_drain(self, p: int, head: ProducerBatch) -> bool:
-        """RecordAccumulator.shouldStopDrainBatchesForPartition, for an idempotent producer."""
+        """RecordAccumulator.shouldStopDrainBatchesForPartition, for an idempotent producer (Kafka
+        then stops draining the node for this request; the model skips just this partition)."""
         inflight = self._inflight[p]
         if head.seq == NO_SEQUENCE:
             # A new batch waits while the partition has batches of an older epoch in flight (a
