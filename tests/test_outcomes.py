@@ -128,8 +128,17 @@ def test_adding_a_consumer_does_not_change_the_producer_or_the_faults():
     """Per-component random streams: a new component does not shift anyone else's draws."""
     a = _run("quickstart.yaml", 3, **{"consumers": []})
     b = _run("quickstart.yaml", 3)
-    cols = ["batch_id", "partition", "record_count", "first_arrival_ms", "last_arrival_ms"]
-    pd.testing.assert_frame_equal(a.batches[cols], b.batches[cols])
+    # The records and their arrival times are the producer's own draws. Batch ids (given when a
+    # batch is drained) and the batches a blocked partition fills (a batch stays open until it is
+    # drained) follow the sender's timing, which the network's latencies move: compare records.
+    ka, kb = (r.batches.assign(end=r.batches.first_record_id + r.batches.record_count) for r in (a, b))
+    total = lambda k: k.groupby("partition", observed=True)["record_count"].sum()  # noqa: E731
+    pd.testing.assert_series_equal(total(ka), total(kb))
+    starts = ka.merge(kb, on=["partition", "first_record_id"])
+    ends = ka.merge(kb, on=["partition", "end"])
+    assert (starts.first_arrival_ms_x == starts.first_arrival_ms_y).all()
+    assert (ends.last_arrival_ms_x == ends.last_arrival_ms_y).all()
+    assert len(ka.merge(kb, on=["partition", "first_record_id", "record_count"])) >= 0.99 * len(ka)
     crash = lambda r: r.events[r.events.kind == "crash"][["time_ms", "broker"]].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(crash(a), crash(b))
     assert a.summary["records_consumed"] == 0 and b.summary["records_consumed"] > 0
@@ -208,7 +217,7 @@ def test_only_a_sent_idempotent_batch_that_fails_starts_a_new_epoch():
     done, sent = rec.arrays("batch_done"), set(rec.arrays("batch_sent")["batch_id"].tolist())
     failed = done["batch_id"][done["outcome"] != 0].tolist()
     unsent = [b for b in failed if b not in sent]
-    assert len(unsent) > 1000  # expired before their first send
+    assert len(unsent) > 100  # expired before their first send (full 1 KiB batches: a batch stays open until drained)
     assert cluster.producers[0].epoch <= len(failed) - len(unsent)  # at most one per failed sent batch
 
 

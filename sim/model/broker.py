@@ -662,6 +662,18 @@ class Broker:
                     elif b.seq != entry.last_seq + 1:
                         results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
                         continue
+                elif b.seq != 0:
+                    # ProducerAppendInfo.checkSequence (3.x/4.0): a producer the partition has no
+                    # state for may start at any sequence, but a new epoch of a producer it knows
+                    # must start at 0. The model gives each epoch its own producer id (see
+                    # Producer._bump_epoch), so look for an older epoch of the same producer.
+                    from .producer import EPOCH_STRIDE
+                    older = b.pid - EPOCH_STRIDE
+                    while older >= 0 and older not in log.producers:
+                        older -= EPOCH_STRIDE
+                    if older >= 0:
+                        results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
+                        continue
             if base is None:
                 base = log.append(b.record_count, r.leader_epoch, b.batch_id, b.pid, b.seq, b.nbytes)
                 appended(now, self.broker_id, b.partition, base, b.batch_id, r.leader_epoch)

@@ -7,9 +7,15 @@ drains at most one batch per partition into each produce request (RecordAccumula
 keeps at most max.in.flight.requests.per.connection requests per broker, retries retriable errors
 with exponential backoff (KIP-580) until delivery.timeout.ms, refreshes metadata on
 NOT_LEADER_OR_FOLLOWER or a lost connection, and, when idempotent, stamps each batch with a
-producer id and sequence so the broker drops duplicates.
+producer id and sequence so the broker drops duplicates. Like Kafka's TransactionManager, an
+idempotent producer keeps each partition's sequences in order (one retried batch in flight at a
+time) and starts a new epoch with sequences from 0 when a gap shows (an out-of-order sequence
+right after the last acknowledged one, a failed batch, or an expired batch that was retried).
+Records reach the accumulator in linger.ms-sized pieces and join the partition's last batch while
+it is not drained and has room (RecordAccumulator.append), so a blocked partition builds full batches.
 Left out: buffer.memory back-pressure (arrivals never block), compression, transactions, and
-batches growing past linger.ms while the sender is saturated.
+draining a batch before its piece's linger.ms has passed (Kafka drains the open batch of a
+partition whose earlier batch is ready).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ NO_SEQUENCE = -1  # RecordBatch.NO_SEQUENCE: an idempotent batch not drained yet
 EPOCH_STRIDE = 1_000_000  # producer id of epoch e: base id + e * EPOCH_STRIDE
 RECORD_OVERHEAD_BYTES = 8  # rough per-record framing in a v2 batch (varint lengths, deltas)
 BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
+# CommonClientConfigs defaults (KIP-601); the scenario has no field for them yet
+SOCKET_CONNECTION_SETUP_TIMEOUT_MS = 10_000.0
+SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS = 30_000.0
 
 
 class ProducerBatch:
@@ -43,7 +52,7 @@ class ProducerBatch:
 
     __slots__ = ("batch_id", "partition", "record_count", "first_record_id", "first_arrival_ms",
                  "last_arrival_ms", "created_ms", "pid", "seq", "nbytes", "attempts", "retry_at",
-                 "ambiguous", "done", "sent_epoch")
+                 "ambiguous", "done", "sent_epoch", "in_retry", "seq_reset")
 
     def __init__(self, batch_id, partition, record_count, first_record_id, first_ms, last_ms, created_ms,
                  pid, seq, nbytes):
@@ -62,6 +71,8 @@ class ProducerBatch:
         self.sent_epoch = -1  # leader epoch the last attempt was sent under
         self.ambiguous = False
         self.done = False
+        self.in_retry = False  # ProducerBatch.inRetry: reenqueued after a failed attempt
+        self.seq_reset = False  # ProducerBatch.sequenceHasBeenReset: rewritten by an epoch bump
 
 
 def close_batches(times: np.ndarray, cap: int, linger_ms: float, horizon: float) -> tuple[list, list, int]:
@@ -134,7 +145,23 @@ class Producer:
         self.connected = [True] * len(brokers)
         self._reconnect_backoff = [config.reconnect_backoff_ms] * len(brokers)
         self._probes: dict[int, m.MetadataRequest] = {}
+        self._setup_failures = [0] * len(brokers)  # failed connection attempts since the last success
+        self._setup_timeout_ms = float(getattr(config, "socket_connection_setup_timeout_ms",
+                                               SOCKET_CONNECTION_SETUP_TIMEOUT_MS))
+        self._setup_timeout_max_ms = max(float(getattr(config, "socket_connection_setup_timeout_max_ms",
+                                                       SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)), self._setup_timeout_ms)
         self.next_seq = dict.fromkeys(partitions, 0)
+        # TransactionManager's per-partition bookkeeping (TopicPartitionEntry), idempotent only: the
+        # producer id (epoch) the partition's sequences belong to, its last acknowledged sequence,
+        # the batches drained and not completed in sequence order (inflightBatchesBySequence, which
+        # includes batches waiting for a retry), and the partitions whose sequences are unresolved
+        # because a batch that had been retried expired (partitionsWithUnresolvedSequences).
+        self._part_pid = dict.fromkeys(partitions, self.pid)
+        self._last_acked = dict.fromkeys(partitions, -1)
+        self._inflight: dict[int, deque] = {p: deque() for p in partitions}
+        self._unresolved: dict[int, int] = {}
+        self._bump_required = False
+        self._rewrite: set[int] = set()  # partitionsToRewriteSequences
         self.next_record_id = dict.fromkeys(partitions, 0)
         self.request_ids = 0
         self.timeouts = TimeoutQueue(env, config.request_timeout_ms, self._request_timed_out)
@@ -215,7 +242,7 @@ class Producer:
                 times = self._arrivals(t0, t1, n_generated)
                 n_generated += len(times)
                 per_partition = self._split_by_partition(times) if len(times) else None
-                closed = []  # (close time, partition slot, count, first ms, last ms)
+                closed = []  # (close time, partition slot, count, first ms, last ms, start, arrival times)
                 for k in range(P):
                     if per_partition is not None:
                         mine = per_partition[k]
@@ -228,7 +255,7 @@ class Producer:
                                                        float("inf") if final else t1)
                     start = 0
                     for e, c in zip(ends, closes):
-                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1])))
+                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
@@ -248,29 +275,55 @@ class Producer:
 
     def _close_batch(self, ev: simpy.Timeout) -> None:
         if self.alive and not self._finished:
-            _, k, count, first_ms, last_ms = ev.value  # (close time, partition slot, count, first, last)
-            self._enqueue_new(self.partitions[k], count, first_ms, last_ms)
+            _, k, count, first_ms, last_ms, start, times = ev.value
+            self._enqueue_new(self.partitions[k], count, first_ms, last_ms, times, start)
 
-    def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float) -> None:
-        batch_id = next(self._batch_ids)
+    def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float, times=None, start: int = 0) -> None:
+        """Hand `count` records (arrival times `times[start:start + count]`) to the accumulator.
+
+        RecordAccumulator.append: records go into the last batch of the partition's deque while it
+        is open (not drained yet) and has room under batch.size (tryAppend), and start a new batch
+        otherwise. Records are handed over in linger.ms-sized pieces, so a partition that cannot
+        send (no leader, no connection, a full in-flight window, retries ahead) fills whole batches
+        instead of queueing one per linger.ms; a batch is one object however many pieces it takes.
+        """
+        first_id = self.next_record_id[p]
+        self.next_record_id[p] = first_id + count
+        q = self.queues[p]
+        if q:
+            tail = q[-1]
+            room = self.records_per_batch - tail.record_count
+            if tail.attempts == 0 and room > 0 and (count <= room or times is not None):
+                take = count if count <= room else room
+                tail.record_count += take
+                tail.nbytes += take * self.record_bytes
+                if take == count:
+                    tail.last_arrival_ms = last_ms
+                    if self.env.now + TIME_EPS >= self._expiry_bound:
+                        self.maybe_send()
+                    return
+                tail.last_arrival_ms = float(times[start + take - 1])
+                count -= take
+                first_id += take
+                first_ms = float(times[start + take])
         if self.pid >= 0:
             seq = NO_SEQUENCE  # idempotent: the producer id and sequence are assigned when drained
         else:
             seq = self.next_seq[p]  # no idempotence: the sequence only orders retries in the queue
             self.next_seq[p] = seq + 1
-        first_id = self.next_record_id[p]
-        self.next_record_id[p] = first_id + count
-        # delivery.timeout.ms counts from the first record's append to the batch (ProducerBatch.createdMs)
-        b = ProducerBatch(batch_id, p, count, first_id, first_ms, last_ms, first_ms, -1, seq,
+        # delivery.timeout.ms counts from the first record's append to the batch (ProducerBatch.createdMs).
+        # The batch id is given, and the batch recorded, when it is closed for good (_record_created).
+        b = ProducerBatch(-1, p, count, first_id, first_ms, last_ms, first_ms, -1, seq,
                           BATCH_OVERHEAD_BYTES + count * self.record_bytes)
-        self.recorder.batch_created(batch_id, self.index, p, count, first_id, first_ms, last_ms)
         q = self.queues[p]
         leader = self.metadata.leaders.get(p, (-1, -1))[0]
         cfg = self.config
         sendable = self._can_send_to(leader)
-        if sendable and not q and cfg.max_in_flight > 1:
+        if (sendable and not q and cfg.max_in_flight > 1 and not self._bump_required and p not in self._unresolved
+                and (not self._inflight[p] or self._part_pid[p] == self.pid)):
             # Fast path: a broker with a free in-flight slot has nothing else ready to drain
-            # (it would have been sent already), so the request holds just this batch.
+            # (it would have been sent already), so the request holds just this batch (which an
+            # idempotent producer may drain: see _stop_drain).
             self._send_request(leader, [b])
             return
         q.append(b)
@@ -291,6 +344,8 @@ class Producer:
 
     def maybe_send(self) -> None:
         """Drain ready batches into produce requests, one batch per partition per request."""
+        if self._bump_required or self._unresolved:
+            self._resolve_sequences()  # Sender.runOnce, before draining
         ready = self.ready
         if not ready:
             return
@@ -308,7 +363,7 @@ class Producer:
             q = queues[p]
             while q and q[0].created_ms <= oldest_alive:
                 b = q.popleft()  # delivery.timeout.ms passed while waiting in the accumulator
-                self._complete(b, UNKNOWN if b.ambiguous else FAILED, -1, -1)
+                self._expire(b, UNKNOWN if b.ambiguous else FAILED)
             if not q:
                 emptied.append(p)
                 continue
@@ -331,13 +386,15 @@ class Producer:
                 by_broker[leader] = [p]
             else:
                 parts.append(p)
+        idempotent = self.pid >= 0
         for broker, parts in by_broker.items():
             while in_flight[broker] < max_in_flight and parts:
                 batches = []
                 rest = []
                 for p in parts:
                     q = queues[p]
-                    if q[0].retry_at <= now:
+                    head = q[0]
+                    if head.retry_at <= now and not (idempotent and self._stop_drain(p, head)):
                         batches.append(q.popleft())
                         if q:
                             rest.append(p)
@@ -361,6 +418,18 @@ class Producer:
     def _partition_in_flight(self, p: int) -> bool:
         return any(b.partition == p for _, req in self.in_flight.values() for b in req.batches)
 
+    def _stop_drain(self, p: int, head: ProducerBatch) -> bool:
+        """RecordAccumulator.shouldStopDrainBatchesForPartition, for an idempotent producer (Kafka
+        then stops draining the node for this request; the model skips just this partition)."""
+        inflight = self._inflight[p]
+        if head.seq == NO_SEQUENCE:
+            # A new batch waits while the partition has batches of an older epoch in flight (a
+            # new epoch's sequence 0 must not overtake them) or its sequences are unresolved.
+            return bool(inflight) and self._part_pid[p] != self.pid or p in self._unresolved
+        # A retried batch goes only when it is the first unacknowledged one of its partition
+        # (firstInFlightSequence): during retries a partition has one batch in flight.
+        return bool(inflight) and inflight[0] is not head
+
     def _send_request(self, broker: int, batches: list) -> None:
         now = self.env.now
         self.request_ids += 1
@@ -368,11 +437,22 @@ class Producer:
         sent = self.recorder.batch_sent
         nbytes = 0
         for b in batches:
+            if b.batch_id < 0:
+                self._record_created(b)  # first drained: closed for appends (ProducerBatch.close)
             if b.seq == NO_SEQUENCE:
                 # RecordAccumulator.drain: a batch gets the current producer id, epoch and next
                 # sequence when first drained; a retry keeps them (changing them could duplicate it).
-                b.pid, b.seq = self.pid, self.next_seq[b.partition]
-                self.next_seq[b.partition] = b.seq + 1
+                p = b.partition
+                if self._part_pid[p] != self.pid:
+                    # TransactionManager.maybeUpdateProducerIdAndEpoch: the partition's last batches
+                    # of an older epoch have completed (_stop_drain waited for them): start the
+                    # new epoch's sequences at 0.
+                    self._part_pid[p] = self.pid
+                    self.next_seq[p] = 0
+                    self._last_acked[p] = -1
+                b.pid, b.seq = self.pid, self.next_seq[p]
+                self.next_seq[p] = b.seq + 1
+                self._inflight[p].append(b)  # TransactionManager.addInFlightBatch
             b.attempts += 1
             b.sent_epoch = leaders[b.partition][1]
             sent(now, b.batch_id, broker, b.attempts)
@@ -427,15 +507,24 @@ class Producer:
                 self._on_error(batch, error, broker)
 
     def _request_timed_out(self, req: m.ProduceRequest) -> None:
-        # The client cannot tell whether the broker appended: NetworkClient disconnects.
-        self._fail_request(req.request_id, m.NETWORK_EXCEPTION)
-        self.maybe_send()
+        """NetworkClient.handleTimedOutRequests: a request past request.timeout.ms closes the
+        connection to its node (processTimeoutDisconnection), which fails every request in flight
+        to that node ambiguously (cancelInFlightRequests: NETWORK_EXCEPTION, as a disconnect), puts
+        the node in reconnect backoff and asks for a metadata update."""
+        entry = self.in_flight.get(req.request_id)
+        if entry is not None:
+            self._disconnected(entry[0])
 
     def connection_lost(self, peer) -> None:
-        """A broker's connection was reset: every request in flight to it fails, ambiguously."""
+        """A broker's connection was reset (or refused): NetworkClient.processDisconnection."""
         broker = getattr(peer, "broker_id", None)
-        if broker is None:
-            return
+        if broker is not None:
+            self._disconnected(broker)
+
+    def _disconnected(self, broker: int) -> None:
+        """NetworkClient.processDisconnection: every request in flight to the broker fails (it may
+        or may not have been appended), the connection enters reconnect backoff
+        (ClusterConnectionStates.disconnected) and the client asks for fresh metadata."""
         for rid, (b, _req) in list(self.in_flight.items()):
             if b == broker:
                 self._fail_request(rid, m.NETWORK_EXCEPTION)
@@ -444,10 +533,12 @@ class Producer:
         if self.connected[broker]:
             self.connected[broker] = False
             self._reconnect_backoff[broker] = cfg.reconnect_backoff_ms
-        elif broker in self._probes:  # a reconnect attempt was refused
+            self._setup_failures[broker] = 0
+        elif broker in self._probes:  # a reconnect attempt failed (refused, or timed out)
             del self._probes[broker]
             self._reconnect_backoff[broker] = min(self._reconnect_backoff[broker] * 2,
                                                   max(cfg.reconnect_backoff_max_ms, cfg.reconnect_backoff_ms))
+            self._setup_failures[broker] += 1  # ClusterConnectionStates.updateConnectionSetupTimeout
         else:
             return
         delay = self._reconnect_backoff[broker] * float(self.rng.uniform(0.8, 1.2))
@@ -456,21 +547,47 @@ class Producer:
         self.maybe_send()
 
     def _reconnect(self, broker: int) -> None:
-        """Try to connect again (an ApiVersions round trip stands in for the TCP handshake)."""
+        """Try to connect again (a metadata round trip stands in for the TCP handshake and ApiVersions).
+
+        The attempt fails if the broker refuses it (a reset, see connection_lost) or if no answer
+        comes within socket.connection.setup.timeout.ms (NetworkClient.handleTimedOutConnections):
+        10 s doubling per failed attempt up to socket.connection.setup.timeout.max.ms (30 s), with
+        +-20 % jitter (ClusterConnectionStates.connectionSetupTimeout).
+        """
         if self.connected[broker] or broker in self._probes or not self.alive:
             return
         self.request_ids += 1
         probe = m.MetadataRequest(self, self.request_ids)
         self._probes[broker] = probe
         self.network.send(self, self.brokers[broker], probe)
+        term = min(self._setup_timeout_ms * 2 ** self._setup_failures[broker], self._setup_timeout_max_ms)
+        sent_at = self.env.now
+        # The jitter is drawn only if the probe is still unanswered at the earliest deadline, so
+        # answered probes (nearly all) leave the random stream alone.
+        self.env.timeout(0.8 * term).callbacks.append(
+            lambda _ev: self._probe_overdue(broker, probe, sent_at, term, None))
+
+    def _probe_overdue(self, broker: int, probe: m.MetadataRequest, sent_at: float, term: float,
+                       deadline: float | None) -> None:
+        if self._probes.get(broker) is not probe or not self.alive or self._finished:
+            return  # answered, or refused, meanwhile
+        if deadline is None:
+            deadline = sent_at + min(term * float(self.rng.uniform(0.8, 1.2)), self._setup_timeout_max_ms)
+            if deadline > self.env.now:
+                self.env.timeout(deadline - self.env.now).callbacks.append(
+                    lambda _ev: self._probe_overdue(broker, probe, sent_at, term, deadline))
+                return
+        self._disconnected(broker)  # a failed connection attempt: back off and try again
 
     def _connected(self, broker: int) -> None:
         del self._probes[broker]
         self.connected[broker] = True
         self._reconnect_backoff[broker] = self.config.reconnect_backoff_ms
+        self._setup_failures[broker] = 0  # ClusterConnectionStates.ready
         self.maybe_send()
 
     def _on_error(self, batch: ProducerBatch, error: str, broker: int) -> None:
+        """Sender.completeBatch for an error: retry (reenqueue) or fail the batch."""
         now = self.env.now
         cfg = self.config
         self.recorder.record("produce_error", now, batch.batch_id, broker, error)
@@ -478,14 +595,57 @@ class Producer:
             batch.ambiguous = True
         if error in (m.NOT_LEADER_OR_FOLLOWER, m.NETWORK_EXCEPTION, m.FENCED_LEADER_EPOCH, m.UNKNOWN_LEADER_EPOCH):
             self.metadata.request()
-        backoff = self._backoff(batch.attempts)
-        if (error in m.RETRIABLE and batch.attempts <= cfg.retries
-                and now + backoff < batch.created_ms + cfg.delivery_timeout_ms):
-            batch.retry_at = now + backoff
+        # Sender.canRetry: delivery.timeout.ms not reached and retries left, then the error decides
+        # (TransactionManager.canRetry when idempotent).
+        if (now < batch.created_ms + cfg.delivery_timeout_ms and batch.attempts <= cfg.retries
+                and (self._can_retry_idempotent(batch, error) if batch.pid >= 0 else error in m.RETRIABLE)):
+            batch.retry_at = now + self._backoff(batch.attempts)
+            batch.in_retry = True  # ProducerBatch.reenqueued
             self._reenqueue(batch)
             self._wake(batch.retry_at)
-        else:
-            self._complete(batch, UNKNOWN if batch.ambiguous else FAILED, -1, broker)
+            return
+        if batch.pid >= 0 and self.alive and not self._finished:
+            # TransactionManager.handleFailedBatch (idempotent, not transactional): the failed batch
+            # leaves a hole in the partition's sequence unless the broker has it, so start a new
+            # epoch for the partition. Sender.failBatch adjusts sequences only if the batch still
+            # had retries left (otherwise the broker may have taken it).
+            if error == m.OUT_OF_ORDER_SEQUENCE_NUMBER or batch.attempts <= cfg.retries:
+                self._request_bump(batch.partition)
+        self._complete(batch, UNKNOWN if batch.ambiguous else FAILED, -1, broker)
+
+    def _can_retry_idempotent(self, batch: ProducerBatch, error: str) -> bool:
+        """TransactionManager.canRetry for an idempotent, non-transactional producer."""
+        if error == m.OUT_OF_ORDER_SEQUENCE_NUMBER:
+            p = batch.partition
+            unresolved = self._unresolved.get(p)
+            if unresolved is None and (batch.seq_reset or batch.seq != self._last_acked[p] + 1):
+                # Not the batch right after the last acknowledged one: an earlier batch failed and
+                # this one is bound to be out of order until that one is resolved. Retry as is.
+                return True
+            if unresolved is None or batch.seq == unresolved:
+                # The next batch after the last acknowledged one is out of order: the log has a gap
+                # (an unclean election lost acknowledged batches, or a batch expired). Bump the epoch
+                # and restart this partition's sequences at 0 (bumpIdempotentEpochAndResetIdIfNeeded).
+                self._request_bump(p)
+            return True
+        return error in m.RETRIABLE
+
+    def _request_bump(self, p: int) -> None:
+        """TransactionManager.requestEpochBumpForPartition: done by the sender before its next drain."""
+        self._bump_required = True
+        self._rewrite.add(p)
+
+    def _resolve_sequences(self) -> None:
+        """TransactionManager.maybeResolveSequences, then bumpIdempotentEpochAndResetIdIfNeeded."""
+        if self._unresolved:
+            for p in [p for p in self._unresolved if not self._inflight[p]]:
+                # The partition drained: if the last acknowledged batch is the one before the next
+                # sequence, the expired batch made it (later ones were acknowledged); otherwise bump.
+                if self.next_seq[p] != self._last_acked[p] + 1:
+                    self._request_bump(p)
+                del self._unresolved[p]
+        if self._bump_required and self.alive and not self._finished:
+            self._bump_epoch()
 
     def _backoff(self, attempts: int) -> float:
         """KIP-580 (3.7+): retry.backoff.ms doubling to retry.backoff.max.ms, with +-20% jitter.
@@ -519,27 +679,69 @@ class Producer:
 
         self.env.timeout(max(at - self.env.now, 0.0)).callbacks.append(fire)
 
+    def _record_created(self, b: ProducerBatch) -> None:
+        """Give the batch its id and record it, once no record can join it any more (drained, or
+        completed without being sent): ids are dense and in the order batches are recorded."""
+        b.batch_id = batch_id = next(self._batch_ids)
+        self.recorder.batch_created(batch_id, self.index, b.partition, b.record_count, b.first_record_id,
+                                    b.first_arrival_ms, b.last_arrival_ms)
+
     def _complete(self, batch: ProducerBatch, outcome: int, offset: int, broker: int) -> None:
         if batch.done:
             return
         batch.done = True
+        if batch.batch_id < 0:
+            self._record_created(batch)
         self.recorder.batch_done(self.env.now, batch.batch_id, outcome, offset, broker)
-        # A batch never sent has no sequence (batch.pid < 0), so it leaves no hole; at the end of
-        # the run nothing more is sent.
-        if outcome != ACKED and batch.pid >= 0 and batch.pid == self.pid and self.alive and not self._finished:
-            self._bump_epoch()
+        if batch.pid >= 0:  # drained by an idempotent producer
+            p = batch.partition
+            inflight = self._inflight[p]
+            if inflight and inflight[0] is batch:
+                inflight.popleft()  # TransactionManager.removeInFlightBatch
+            elif batch in inflight:
+                inflight.remove(batch)
+            if outcome == ACKED and batch.seq > self._last_acked[p]:
+                self._last_acked[p] = batch.seq  # maybeUpdateLastAckedSequence
+
+    def _expire(self, batch: ProducerBatch, outcome: int) -> None:
+        """Sender.sendProducerData for an expired batch: fail it without adjusting sequences; a batch
+        that was retried may or may not be in the log, so its partition's sequences are unresolved
+        (TransactionManager.markSequenceUnresolved) and no new batch of it is drained until the
+        batches in flight tell (maybeResolveSequences)."""
+        self._complete(batch, outcome, -1, -1)
+        if batch.pid >= 0 and batch.in_retry:
+            p = batch.partition
+            nxt = batch.seq + 1
+            if nxt > self._unresolved.get(p, -1):
+                self._unresolved[p] = nxt
 
     def _bump_epoch(self) -> None:
-        """KIP-360: after a sent idempotent batch fails, start a new producer epoch with sequences from 0.
+        """KIP-360, TransactionManager.bumpIdempotentProducerEpoch: a new producer epoch; the
+        partitions that asked for it (partitionsToRewriteSequences) restart their sequences at 0,
+        rewriting the producer id and sequence of their unacknowledged batches in order
+        (startSequencesAtBeginning; ProducerBatch.resetProducerState). Other partitions switch to
+        the new epoch, from sequence 0, once their batches in flight have completed
+        (maybeUpdateProducerIdAndEpoch, when their next batch is drained).
 
-        Otherwise the hole the failed batch leaves in the sequence makes every later batch of that
-        partition OUT_OF_ORDER_SEQUENCE_NUMBER for ever. A new epoch is modelled as a new producer
-        id (the broker keeps idempotence state per id); batches already sent keep their identity,
-        and batches not sent yet have none until they are drained.
+        A new epoch is modelled as a new producer id (the broker keeps idempotence state per id;
+        the broker asks a new epoch of a producer it knows to start at sequence 0). A rewritten
+        batch may still be on the wire in an earlier request: the model's request carries the batch
+        itself, so the broker reads the rewritten identity where Kafka's bytes have the old one;
+        both are out of order there (the old leader's state is behind), so the outcome is the same.
         """
         self.epoch += 1
-        self.pid = self.base_pid + self.epoch * EPOCH_STRIDE
-        self.next_seq = dict.fromkeys(self.partitions, 0)
+        self.pid = pid = self.base_pid + self.epoch * EPOCH_STRIDE
+        for p in self._rewrite:
+            seq = 0
+            for b in self._inflight[p]:
+                b.pid, b.seq, b.seq_reset = pid, seq, True
+                seq += 1
+            self._part_pid[p] = pid
+            self.next_seq[p] = seq
+            self._last_acked[p] = -1
+            self._unresolved.pop(p, None)
+        self._rewrite.clear()
+        self._bump_required = False
 
     def _expire_in_flight(self) -> None:
         """Sender.getExpiredInflightBatches: in-flight batches past delivery.timeout.ms fail now."""
@@ -547,7 +749,7 @@ class Producer:
         for _, req in list(self.in_flight.values()):
             for b in req.batches:
                 if not b.done and b.created_ms <= limit:
-                    self._complete(b, UNKNOWN, -1, -1)  # it was sent: its fate is unknown
+                    self._expire(b, UNKNOWN)  # it was sent: its fate is unknown
 
     def expire_batches(self):
         """Fail batches that waited in the accumulator past delivery.timeout.ms."""
