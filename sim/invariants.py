@@ -4,11 +4,16 @@ Each returns human-readable violations; an empty list means the run kept the pro
 
 - every producer batch has exactly one final outcome;
 - a leader's HW never decreases within its leader epoch, and never exceeds what it holds;
-- at most one broker appends as leader in each (partition, leader epoch);
+- at most one broker appends as leader in each (partition, leader epoch), and one incarnation:
+  each epoch is begun (became_leader) once, and every append as leader in it is by the broker that
+  began it, after it did and before that broker next crashed (a restarted broker is a new
+  incarnation: it may not lead its old epoch again);
 - the final committed log of every partition is contiguous from offset 0, one batch per offset range;
 - an acknowledged batch was appended by a leader at the offset its acknowledgement reported;
 - log matching: below its own HW, every replica holds what the final leader holds at the same
-  offsets (KIP-101/279 truncation by leader epoch), unless an unclean election gave that up.
+  offsets (KIP-101/279 truncation by leader epoch), unless an unclean election gave that up;
+- consumers see committed records only: every batch a consumer received is in the final committed
+  log at the offset it was read from, unless an unclean election on its partition gave that up.
 
 Guarantees that hold only under conditions (acks=all with min.insync and at most m-1 failures
 loses nothing; idempotence means no duplicates) are checked by the tests that set them up.
@@ -95,17 +100,8 @@ def check_invariants(recorder: Recorder) -> list[str]:
                            f"records broker {broker} held at {hw['time_ms'][j]:.3f} ms")
                 reported += 1
 
-    # one leader per (partition, epoch)
-    lead = ap["as_leader"].astype(bool)
-    if lead.any():
-        # one int64 key per (partition, epoch, broker): a 1-D unique is a plain sort
-        part, epoch, broker = (ap[c][lead].astype(np.int64) for c in ("partition", "leader_epoch", "broker"))
-        nb, ne = int(broker.max()) + 1, int(epoch.max()) + 2
-        triples = np.unique((part * ne + (epoch + 1)) * nb + broker)
-        pairs, counts = np.unique(triples // nb, return_counts=True)
-        for i in np.nonzero(counts > 1)[0][:MAX_REPORTED]:
-            out.append(f"{pname(int(pairs[i] // ne))}: {int(counts[i])} brokers appended as leader in epoch "
-                       f"{int(pairs[i] % ne) - 1}")
+    # one leader per (partition, epoch) and incarnation
+    out += _leadership_violations(recorder, ap, pname)
 
     # the final committed log is contiguous from 0
     fl = recorder.arrays("final_log")
@@ -135,10 +131,10 @@ def check_invariants(recorder: Recorder) -> list[str]:
                        f"leaders at {co[cb == ab[i]].tolist()}")
 
     # log matching: a replica's committed prefix agrees with the leader's log, offset by offset
+    ev = recorder.arrays("events")
+    unclean = np.unique(ev["partition"][ev["kind"] == "unclean_election"])
     rl = recorder.arrays("replica_log")
     if len(rl["offset"]):
-        ev = recorder.arrays("events")
-        unclean = np.unique(ev["partition"][ev["kind"] == "unclean_election"])
         sel = ~np.isin(rl["partition"], unclean)
         rb, rp, ro, rid = (rl[c][sel] for c in ("broker", "partition", "offset", "batch_id"))
         rkey, lkey = _pair_keys(np.concatenate((rp, fl["partition"])), np.concatenate((ro, fl["offset"])), len(rp))
@@ -151,4 +147,107 @@ def check_invariants(recorder: Recorder) -> list[str]:
             there = f"batch {int(leader_id[j])}" if found[j] else "nothing"
             out.append(f"{pname(int(rp[j]))}: broker {int(rb[j])} holds batch {int(rid[j])} at offset {int(ro[j])} "
                        f"below its HW, but the leader has {there} there")
+
+    # consumers read committed data only: what a consumer received is in the final committed log
+    con = recorder.arrays("consumed")
+    if len(con["offset"]):
+        sel = ~np.isin(con["partition"], unclean)
+        cc, cp, co, cid, ct = (con[c][sel] for c in ("consumer", "partition", "offset", "batch_id", "time_ms"))
+        fp, fo, fid = fl["partition"][keep], fl["offset"][keep], fl["batch_id"][keep]
+        ckey, fkey = _pair_keys(np.concatenate((cp, fp)), np.concatenate((co, fo)), len(cp))
+        order = np.argsort(fkey, kind="stable")
+        fkey, fid = fkey[order], fid[order]
+        i = np.minimum(np.searchsorted(fkey, ckey), max(len(fkey) - 1, 0))
+        found = (fkey[i] == ckey) if len(fkey) else np.zeros(len(ckey), dtype=bool)
+        there_id = np.where(found, fid[i] if len(fid) else -1, -1)
+        cnames = recorder.consumer_names
+        for j in np.nonzero(there_id != cid)[0][:MAX_REPORTED]:
+            who = cnames[cc[j]] if 0 <= cc[j] < len(cnames) else f"consumer {int(cc[j])}"
+            there = f"batch {int(there_id[j])}" if found[j] else "nothing"
+            out.append(f"{pname(int(cp[j]))}: {who} consumed batch {int(cid[j])} at offset {int(co[j])} at "
+                       f"{ct[j]:.3f} ms, but the final committed log has {there} there")
+    return out
+
+
+def _leadership_violations(recorder: Recorder, ap: dict, pname) -> list[str]:
+    """One leader per (partition, epoch) and incarnation, from the became_leader and crash events.
+
+    (a) Each (partition, epoch) is begun once: a second became_leader, even by the same broker
+    (restarted while the metadata still named it leader, leading its old epoch again), is a violation.
+    (b) Every append as leader in (partition, E) is by the broker that first became leader of E,
+    at or after that, and no later than that broker's next crash. Of two brokers appending in one
+    epoch, one is not that broker, so (b) implies one leader per epoch.
+    In a partition whose leadership the facts do not record (hand-written facts) only the weaker
+    rule is checked: at most one broker appends as leader in each epoch.
+    """
+    out: list[str] = []
+    ev = recorder.arrays("events")
+    kind = ev["kind"]
+    became = kind == "became_leader"
+    bp, be = ev["partition"][became].astype(np.int64), ev["value"][became].astype(np.int64)
+    bb, bt = ev["broker"][became].astype(np.int64), ev["time_ms"][became]
+    lead = ap["as_leader"].astype(bool)
+    a_p = ap["partition"][lead].astype(np.int64)
+    # which appends are in a partition with recorded leadership (a lookup table: a few partitions
+    # against every append)
+    n_parts = int(max(bp.max(initial=-1), a_p.max(initial=-1))) + 1
+    table = np.zeros(max(n_parts, 0) + 1, dtype=bool)
+    table[bp[bp >= 0]] = True
+    known = table[np.where(a_p >= 0, a_p, n_parts)]
+    if not known.all():
+        # at most one broker appends as leader in each (partition, epoch); one int64 key per
+        # (partition, epoch, broker): a 1-D unique is a plain sort
+        part, epoch, broker = (ap[c][lead][~known].astype(np.int64) for c in ("partition", "leader_epoch", "broker"))
+        nb, ne = int(broker.max()) + 1, int(epoch.max()) + 2
+        triples = np.unique((part * ne + (epoch + 1)) * nb + broker)
+        pairs, counts = np.unique(triples // nb, return_counts=True)
+        for i in np.nonzero(counts > 1)[0][:MAX_REPORTED]:
+            out.append(f"{pname(int(pairs[i] // ne))}: {int(counts[i])} brokers appended as leader in epoch "
+                       f"{int(pairs[i] % ne) - 1}")
+    if not len(bp):
+        return out
+    sel = np.nonzero(lead)[0][known]
+    a_p = a_p[known]
+    a_e, a_b, a_t = (ap[c][sel] for c in ("leader_epoch", "broker", "time_ms"))
+    bkey, akey = _pair_keys(np.concatenate((bp, a_p)), np.concatenate((be, a_e)), len(bp))
+    order = np.lexsort((bt, bkey))  # by (partition, epoch), then time
+    skey = bkey[order]
+    first = np.concatenate(([True], skey[1:] != skey[:-1]))
+    starts = np.nonzero(first)[0]
+    counts = np.diff(np.append(starts, len(skey)))
+    for s, c in zip(starts[counts > 1][:MAX_REPORTED].tolist(), counts[counts > 1][:MAX_REPORTED].tolist()):
+        rows = order[s:s + c]
+        who = ", ".join(f"broker {int(bb[r])} at {bt[r]:.3f} ms" for r in rows)
+        out.append(f"{pname(int(bp[rows[0]]))}: leader epoch {int(be[rows[0]])} begun {c} times ({who})")
+    if not len(akey):
+        return out
+
+    # the first became_leader of each (partition, epoch), and its broker's next crash after it
+    firsts = order[first]
+    ukey, f_b, f_t = skey[first], bb[firsts], bt[firsts]
+    f_end = np.full(len(firsts), np.inf)
+    crash = kind == "crash"
+    c_b, c_t = ev["broker"][crash], ev["time_ms"][crash]
+    for b in np.unique(f_b).tolist():
+        ct = np.sort(c_t[c_b == b])
+        if len(ct):
+            mine = f_b == b
+            k = np.searchsorted(ct, f_t[mine], side="left")
+            f_end[mine] = np.where(k < len(ct), ct[np.minimum(k, len(ct) - 1)], np.inf)
+    i = np.minimum(np.searchsorted(ukey, akey), len(ukey) - 1)
+    found = ukey[i] == akey
+    bad = ~found | (a_b != f_b[i]) | (a_t < f_t[i]) | (a_t > f_end[i])
+    for j in np.nonzero(bad)[0][:MAX_REPORTED].tolist():
+        head = (f"{pname(int(a_p[j]))}: broker {int(a_b[j])} appended as leader in epoch {int(a_e[j])} at "
+                f"{a_t[j]:.3f} ms, ")
+        k = i[j]
+        if not found[j]:
+            out.append(head + f"but no broker became leader of epoch {int(a_e[j])}")
+        elif a_b[j] != f_b[k]:
+            out.append(head + f"but broker {int(f_b[k])} became leader of epoch {int(a_e[j])}")
+        elif a_t[j] < f_t[k]:
+            out.append(head + f"before it became leader of that epoch at {f_t[k]:.3f} ms")
+        else:
+            out.append(head + f"after it crashed at {f_end[k]:.3f} ms (it became leader of that epoch at "
+                       f"{f_t[k]:.3f} ms, in an earlier incarnation)")
     return out

@@ -74,12 +74,95 @@ def _first_per_partition(parts: np.ndarray, *cols: np.ndarray) -> dict[int, tupl
     return {int(p): tuple(c[i] for c in cols) for p, i in zip(uniq, idx)}
 
 
+def _answered_appends(ap: dict, lead: np.ndarray, w_id, w_off, w_b, w_t) -> np.ndarray:
+    """For each answer (batch, offset, broker, time): the row of `ap` (the appended facts) that it
+    names, or -1: the latest append as leader (rows `lead`) of that batch at that offset by that
+    broker, at or before the answer.
+
+    A batch is almost always appended as leader once: those answers are matched through a table
+    indexed by batch id; batches appended more than once (retries without idempotence), and ids
+    too sparse for a table, go through one sort by (batch, offset, broker, time).
+    """
+    src = np.full(len(w_id), -1, dtype=np.int64)
+    if not len(lead) or not len(w_id):
+        return src
+    a_id = ap["batch_id"][lead]
+    lo, hi = int(min(a_id.min(), w_id.min())), int(max(a_id.max(), w_id.max()))
+    if lo >= 0 and hi < 4 * (len(a_id) + len(w_id)) + 1024:
+        count = np.bincount(a_id, minlength=hi + 1)
+        where = np.full(hi + 1, -1, dtype=np.int64)
+        where[a_id] = lead  # exact for the batches appended once
+        n = count[w_id]
+        once = np.nonzero(n == 1)[0]
+        rows = where[w_id[once]]
+        ok = ((ap["offset"][rows] == w_off[once]) & (ap["broker"][rows] == w_b[once])
+              & (ap["time_ms"][rows] <= w_t[once]))
+        src[once[ok]] = rows[ok]
+        rest = np.nonzero(n > 1)[0]
+        if not len(rest):
+            return src
+        a_sel = lead[np.isin(a_id, w_id[rest])]
+    else:
+        rest, a_sel = np.arange(len(w_id)), lead
+    # appends and answers in one sort by (batch, offset, broker, time), appends first at equal
+    # times; each answer takes the last append before it within its (batch, offset, broker)
+    n_a = len(a_sel)
+    batch = np.concatenate((ap["batch_id"][a_sel], w_id[rest]))
+    offset = np.concatenate((ap["offset"][a_sel], w_off[rest]))
+    broker = np.concatenate((ap["broker"][a_sel], w_b[rest]))
+    is_ack = np.concatenate((np.zeros(n_a, dtype=bool), np.ones(len(rest), dtype=bool)))
+    order = np.lexsort((is_ack, np.concatenate((ap["time_ms"][a_sel], w_t[rest])), broker, offset, batch))
+    batch, offset, broker, is_ack = batch[order], offset[order], broker[order], is_ack[order]
+    pos = np.arange(len(order))
+    new_group = np.concatenate(([True], (batch[1:] != batch[:-1]) | (offset[1:] != offset[:-1])
+                                | (broker[1:] != broker[:-1])))
+    group_start = np.maximum.accumulate(np.where(new_group, pos, 0))
+    last_append = np.maximum.accumulate(np.where(is_ack, -1, pos))
+    at = np.nonzero(is_ack)[0]
+    has = last_append[at] >= group_start[at]
+    src[rest[order[at[has]] - n_a]] = a_sel[order[last_append[at[has]]]]
+    return src
+
+
+def _leader_writes(recorder: Recorder, batches: pd.DataFrame, acks_zero: bool, after_ms: float) -> tuple:
+    """The writes after `after_ms` that show a partition available, in time order, each with the
+    leader append it rests on: (time, partition, broker, leader epoch of the append, its time).
+
+    With acknowledgements, a write is an acknowledged batch and its append is the one the answer
+    names (`_answered_appends`); an answer naming no append as leader by the answering broker (a
+    duplicate found in a log it replicated as a follower) rests on none: epoch -1. For acks=0,
+    which has no acknowledgements, a write is an append as leader.
+    """
+    ap = recorder.arrays("appended")
+    if acks_zero:
+        lead = np.nonzero(ap["as_leader"].astype(bool) & (ap["time_ms"] > after_ms))[0]
+        a_t = ap["time_ms"][lead]
+        order = np.argsort(a_t, kind="stable")
+        lead = lead[order]
+        return a_t[order], ap["partition"][lead], ap["broker"][lead], ap["leader_epoch"][lead], a_t[order]
+    done = recorder.arrays("batch_done")
+    ok = (done["outcome"] == OUTCOMES.index("acked")) & (done["time_ms"] > after_ms)
+    w_t, w_id, w_off, w_b = done["time_ms"][ok], done["batch_id"][ok], done["offset"][ok], done["broker"][ok]
+    w_p = batches["partition_index"].to_numpy()[w_id] if len(w_id) else np.zeros(0, dtype=np.int64)
+    src = _answered_appends(ap, np.nonzero(ap["as_leader"])[0], w_id, w_off, w_b, w_t)
+    has = src >= 0
+    rows = np.maximum(src, 0)
+    w_e = np.where(has, ap["leader_epoch"][rows], -1) if len(ap["leader_epoch"]) else np.full(len(w_t), -1)
+    w_at = np.where(has, ap["time_ms"][rows], np.nan) if len(ap["time_ms"]) else np.full(len(w_t), np.nan)
+    order = np.argsort(w_t, kind="stable")
+    return w_t[order], w_p[order], w_b[order], w_e[order], w_at[order]
+
+
 def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, acks_zero: bool) -> list[dict]:
     """For every crash and every partition its victim led: time to a new leader and to a write.
 
-    `first_ack_ms` is the first acknowledgement from the new leader after the fault (for acks=0,
-    which has no acknowledgements, the first append on the new leader). Vectorised over
-    partitions: a 10,000-partition failover is measured in milliseconds.
+    The new leader is the first one elected after the fault (in leader epoch E). Unavailability
+    ends with `first_ack_ms`, the first acknowledgement after the fault of a batch appended as
+    leader by that broker in epoch E or later, at or after its election: never an answer the
+    crashed leader sent just before it died, nor a write it took after restarting in its old
+    epoch, even when that broker is the one elected again. For acks=0, which has no
+    acknowledgements, it is the first such append. So `first_ack_ms >= elected_ms` always.
+    Vectorised over partitions: a 10,000-partition failover is measured in milliseconds.
     """
     crashes = events[events["kind"] == "crash"]
     if crashes.empty:
@@ -88,19 +171,11 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
     lt = lead["time_ms"].to_numpy()
     lp = lead["partition_index"].to_numpy()
     lb = lead["broker"].to_numpy()
+    le = lead["value"].to_numpy()
     elected_kind = (lead["kind"] == "leader_elected").to_numpy()
-    if acks_zero:
-        ap = recorder.arrays("appended")
-        lead_app = ap["as_leader"].astype(bool)  # a new leader's own appends, not what it replicated
-        wt, wp, wb = ap["time_ms"][lead_app], ap["partition"][lead_app], ap["broker"][lead_app]
-    else:
-        done = recorder.arrays("batch_done")
-        ok = done["outcome"] == OUTCOMES.index("acked")
-        wt, wb = done["time_ms"][ok], done["broker"][ok]
-        wp = batches["partition_index"].to_numpy()[done["batch_id"][ok]]
-    order = np.argsort(wt, kind="stable")
-    wt, wp, wb = wt[order], wp[order], wb[order]
+    wt, wp, wb, we, wat = _leader_writes(recorder, batches, acks_zero, float(crashes["time_ms"].min()))
     names = recorder.partition_names
+    n_parts = len(names) if names else int(max(lp.max(initial=-1), wp.max(initial=-1))) + 1
     out = []
     for tf, victim in zip(crashes["time_ms"].to_numpy(), crashes["broker"].to_numpy()):
         tf, victim = float(tf), int(victim)
@@ -112,16 +187,19 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
         if not led:
             continue
         after = (~before) & elected_kind
-        first_elect = _first_per_partition(lp[after], lt[after], lb[after])
-        new_leader = np.full(len(names) if names else int(lp.max()) + 1, -2, dtype=np.int64)
+        first_elect = _first_per_partition(lp[after], lt[after], lb[after], le[after])
+        new_leader = np.full(n_parts, -2, dtype=np.int64)
+        new_epoch = np.zeros(n_parts, dtype=np.int64)
+        elected_at = np.full(n_parts, np.inf)
         for p in led:
             if p in first_elect:
-                new_leader[p] = first_elect[p][1]
-        w_after = wt > tf
-        hit = w_after & (wb == new_leader[wp])
-        first_write = _first_per_partition(wp[hit], wt[hit])
+                elected_at[p], new_leader[p], new_epoch[p] = first_elect[p]
+        k = int(np.searchsorted(wt, tf, side="right"))  # writes after the fault
+        p_k = wp[k:]
+        hit = (wb[k:] == new_leader[p_k]) & (we[k:] >= new_epoch[p_k]) & (wat[k:] >= elected_at[p_k])
+        first_write = _first_per_partition(p_k[hit], wt[k:][hit])
         for p in led:
-            elected, leader = first_elect.get(p, (None, -1))
+            elected, leader = first_elect.get(p, (None, -1))[:2]
             first = first_write.get(p, (None,))[0] if elected is not None else None
             elected = None if elected is None else float(elected)
             first = None if first is None else float(first)

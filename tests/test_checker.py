@@ -196,3 +196,53 @@ def test_a_leader_that_names_the_wrong_offset_is_reported(monkeypatch):
     s = sim.run(quickstart, seed=0, overrides={"duration": "2s", "settle": "1s", "faults": []}).summary
     assert s["invariant_violations"] > 0
     assert all("acknowledged at offset" in e and "but appended by leaders at" in e for e in s["invariant_examples"])
+
+
+def test_the_final_committed_log_ends_at_the_holders_hw():
+    """Committed means below the final leader's HW (Recorder.final_log): a batch that ends at the HW
+    is committed, one that ends past it (or straddles it) is not, however acknowledged."""
+    from array import array
+
+    def final(hw):
+        r = Recorder(["p-0"], ["a"])
+        for bid, (off, count) in enumerate([(0, 10), (10, 10), (20, 5)]):
+            r.batch_created(bid, 0, 0, count, off, 0.0, 1.0)
+            r.batch_sent(1.0, bid, 0, 1)
+            r.batch_done(2.0, bid, ACKED, off, 0)
+        r.final_log(0, array("q", [0, 10, 20]), array("q", [0, 1, 2]), array("q", [10, 10, 5]),
+                    array("i", [0, 0, 0]), hw)
+        return r
+
+    for hw, committed in ((25, [True, True, True]), (20, [True, True, False]), (19, [True, False, False]),
+                          (0, [False, False, False])):
+        r = final(hw)
+        assert r.arrays("final_log")["committed"].tolist() == committed
+        b = batches_table(r)
+        assert b.copies_in_log.tolist() == [int(c) for c in committed]
+        assert check(r, b)["acked_lost"] == sum(n for n, c in zip([10, 10, 5], committed) if not c)
+
+
+def test_acknowledged_records_beyond_the_final_leaders_hw_are_not_committed():
+    """acks=1, min.insync 3: a follower crashes at 5 s and is not fenced before the run ends at 10 s
+    (no settle), so the leader's HW stays where it was while it acknowledges 5 s more writes. The
+    checker cuts the final log at that HW, not at the leader's log end: those writes are not committed."""
+    import sim
+    from sim.runner import simulate
+
+    over = {"duration": "10s", "settle": "0s", "consumers": [], "topics.0.partitions": 1,
+            "topics.0.min.insync.replicas": 3, "producers.0.acks": 1, "producers.0.enable.idempotence": False,
+            "faults": [{"kind": "crash", "broker": 1, "at": "5s"}]}
+    sc = sim.load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml", overrides=over)
+    cluster, rec, _ = simulate(sc, seed=1)
+    state = cluster.controller.state[0]
+    assert state.leader != 1 and 1 in state.isr  # broker 1 is still an (unfenced) ISR member
+    log = cluster.brokers[state.leader].logs[0]
+    assert log.hw < log.leo - 1000
+    fl = rec.arrays("final_log")
+    ends = fl["offset"] + fl["record_count"]
+    assert fl["committed"].tolist() == (ends <= log.hw).tolist()
+    assert ends[fl["committed"]].max() == log.hw  # the HW sits at a batch boundary here
+    b = batches_table(rec)
+    c = check(rec, b)
+    assert c["records_acked"] == c["records_sent"] == log.leo  # every record was acknowledged
+    assert c["acked_lost"] == log.leo - log.hw  # and those past the HW are not in the committed log

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.recorder import OUTCOMES
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -186,20 +187,51 @@ def test_round_trips_are_counted_and_follow_batching():
     assert big["messages_sent"]["ProduceRequest"] < small["messages_sent"]["ProduceRequest"]
 
 
-def test_idempotent_producer_recovers_after_a_batch_expires():
+def _expired_in_flight(recorder, end_ms: float) -> pd.DataFrame:
+    """Batches whose last attempt was on the wire, unanswered, when delivery.timeout.ms ended them
+    (not acknowledged, no error after the last send, ended before the run did)."""
+    sent = pd.DataFrame(recorder.arrays("batch_sent")).groupby("batch_id")["time_ms"].max()
+    err = pd.DataFrame(recorder.arrays("produce_error")).groupby("batch_id")["time_ms"].max()
+    done = pd.DataFrame(recorder.arrays("batch_done")).set_index("batch_id")
+    done["last_sent"], done["last_error"] = sent, err
+    unanswered = done["last_sent"].notna() & ~(done["last_error"] >= done["last_sent"])
+    return done[unanswered & (done["outcome"] != OUTCOMES.index("acked")) & (done["time_ms"] < end_ms)]
+
+
+@pytest.mark.parametrize("request_timeout_ms, delivery_timeout_ms", [(30_000, 31_000), (3_000, 4_000)])
+def test_idempotent_producer_recovers_after_a_batch_expires(request_timeout_ms, delivery_timeout_ms):
     """KIP-360: a batch that expires leaves a hole in the sequence; the producer bumps its epoch
-    and resets sequences, so writes succeed again once the cluster is healthy."""
-    over = {"producers.0.rate": "2000/s", "producers.0.delivery.timeout.ms": 31_000, "duration": "90s",
-            "settle": "10s",
+    and resets sequences, so writes succeed again once the cluster is healthy. A batch that
+    expires while its request is on the wire may have been appended: its fate is unknown, never
+    a definite failure (with 3 s request timeouts, requests hang until the dead ISR members are
+    fenced, and batches queued behind them expire in flight)."""
+    from unittest import mock
+
+    import sim.runner
+
+    over = {"producers.0.rate": "2000/s", "producers.0.request.timeout.ms": request_timeout_ms,
+            "producers.0.delivery.timeout.ms": delivery_timeout_ms, "duration": "90s", "settle": "10s",
             "faults": [{"kind": "crash", "broker": 1, "at": "10s", "restart_after": "40s"},
                        {"kind": "crash", "broker": 2, "at": "10s", "restart_after": "40s"}]}
-    r = sim.run(SCEN / "quickstart.yaml", seed=1, overrides=over)
+    facts = {}
+    check_invariants = sim.runner.check_invariants
+
+    def keep_facts(recorder):
+        facts["recorder"] = recorder
+        return check_invariants(recorder)
+
+    with mock.patch.object(sim.runner, "check_invariants", keep_facts):
+        r = sim.run(SCEN / "quickstart.yaml", seed=1, overrides=over)
     b = r.batches
     assert (b.outcome != "acked").any()  # min.insync 2 with two brokers down: some batches expired
     late = b[b.first_arrival_ms > 60_000]  # written once the ISR is whole again
     assert len(late) > 0 and (late.outcome == "acked").all()
     assert r.summary["acked_lost"] == 0 and r.summary["duplicates"] == 0
     assert r.summary["invariant_violations"] == 0
+    in_flight = _expired_in_flight(facts["recorder"], 100_000)
+    assert (in_flight["outcome"] == OUTCOMES.index("unknown")).all(), in_flight  # not "failed"
+    if request_timeout_ms < 10_000:
+        assert len(in_flight) >= 5
 
 
 def test_only_a_sent_idempotent_batch_that_fails_starts_a_new_epoch():

@@ -97,6 +97,7 @@ class Cluster:
                 self.producers.append(p)
                 self.network.attach(p)
         self.consumers: list[Consumer] = []
+        self.group_offsets: dict[str, dict[int, int]] = {}  # group id -> committed offsets (__consumer_offsets)
         for spec in scenario.consumers:
             parts = self.topic_partitions[spec.topic]
             for i in range(spec.instances):
@@ -104,7 +105,7 @@ class Cluster:
                 name = f"{spec.group}-{i}"
                 assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]
                 c = Consumer(env, index, name, spec, assigned, self.brokers, self.network, recorder,
-                             streams.stream(f"cluster.consumer.{name}"))
+                             streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets)
                 self.consumers.append(c)
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,

@@ -1,8 +1,13 @@
 """A KafkaConsumer in a consumer group: fetches its partitions from their leaders up to the HW.
 
 One fetch request per leader broker covering the assigned partitions it leads, long-polled up to
-fetch.max.wait.ms; leader changes are followed through metadata refreshes; positions are
-committed every auto.commit.interval.ms when enable.auto.commit is on. The group protocol
+fetch.max.wait.ms; leader changes are followed through metadata refreshes. When
+enable.auto.commit is on, positions are committed every auto.commit.interval.ms to the group's
+committed offsets, a store owned by the cluster that outlives a consumer's memory (it stands in
+for the group coordinator's __consumer_offsets; a commit costs no round trip here). A consumer can
+crash and restart: it then resumes from its committed offsets, or where auto.offset.reset says when
+it has none (earliest: offset 0, there is no retention; latest: the partition's HW, learned from a
+fetch at no offset answered at once, standing in for ListOffsets). The group protocol
 (rebalances, session timeouts) is not modelled: partitions are assigned once, range-style.
 """
 
@@ -32,7 +37,8 @@ class Consumer:
 
     def __init__(self, env: simpy.Environment, index: int, name: str, config: "ConsumerConfig",
                  partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
-                 rng: np.random.Generator, parent_scope: str = "cluster"):
+                 rng: np.random.Generator, parent_scope: str = "cluster",
+                 group_offsets: dict[str, dict[int, int]] | None = None):
         self.env = env
         self.index = index
         self.name = name
@@ -47,20 +53,66 @@ class Consumer:
         self.alive = True
         self.host_up = True
         self.incarnation = 1
-        self.positions = dict.fromkeys(partitions, 0)
+        # The group's committed offsets (partition -> next offset to read), in a store of every
+        # group's offsets that the cluster owns (__consumer_offsets): not this consumer's memory.
+        self.committed: dict[int, int] = ({} if group_offsets is None else group_offsets).setdefault(config.group, {})
+        # next offset to read per partition; None: not known yet (auto.offset.reset=latest, looked up)
+        self.positions: dict[int, int | None] = dict.fromkeys(partitions, 0)
         self.in_flight: dict[int, m.FetchRequest] = {}  # broker id -> fetch
         self.backoff_until = [0.0] * len(brokers)
-        self.request_ids = 0
+        self.request_ids = 0  # never reset: answers to a previous incarnation's requests stay stale
         self.metadata = MetadataClient(env, self, network, brokers, partitions, int(rng.integers(len(brokers))),
                                        config.retry_backoff_ms, config.request_timeout_ms, self.fetch_all)
         self.timeouts = TimeoutQueue(env, config.request_timeout_ms + config.fetch_max_wait_ms, self._timed_out)
         self.processes: list[simpy.Process] = []
 
     def start(self) -> None:
+        self._initial_positions()
         if self.partitions:
             self.metadata.request()
             if self.config.enable_auto_commit:
                 self.processes.append(self.env.process(self.commit_offsets()))
+
+    def _initial_positions(self) -> None:
+        """Committed offsets first; else auto.offset.reset. At the start of a run every log is
+        empty, so earliest and latest are both offset 0 and need no lookup."""
+        latest = None if self.env.now > 0 else 0
+        for p in self.partitions:
+            if p in self.committed:
+                self.positions[p] = self.committed[p]
+            else:
+                self.positions[p] = 0 if self.config.auto_offset_reset == "earliest" else latest
+
+    def crash(self) -> None:
+        """Process crash: positions, fetches in flight and metadata are lost; the group's committed
+        offsets are not (they live with the group coordinator)."""
+        if not self.alive:
+            return
+        self.alive = False
+        for proc in self.processes:
+            if proc.is_alive:
+                proc.interrupt("crash")
+        self.processes = []
+        self.in_flight = {}
+        self.timeouts.clear()
+        md = self.metadata  # the client's metadata cache and its request in flight are memory too
+        md.timeouts.clear()
+        md.leaders.clear()
+        md._in_flight = None
+        md._last_ms = -1e18
+        self.positions = dict.fromkeys(self.partitions, None)
+        self.recorder.event(self.env.now, "consumer_crash", -1, -1, 0, self.name)
+        self.network.reset_connections(self)
+
+    def restart(self) -> None:
+        """Start a new incarnation: it resumes from the committed offsets (or auto.offset.reset)."""
+        if self.alive:
+            return
+        self.alive = True
+        self.incarnation += 1
+        self.backoff_until = [0.0] * len(self.brokers)
+        self.recorder.event(self.env.now, "consumer_restart", -1, -1, 0, self.name)
+        self.start()
 
     def fetch_all(self) -> None:
         for broker in range(len(self.brokers)):
@@ -71,16 +123,21 @@ class Consumer:
         if not self.alive or broker in self.in_flight or self.env.now + TIME_EPS < self.backoff_until[broker]:
             return
         parts = []
+        lookup = False
         for p in self.partitions:
             leader, epoch = self.metadata.leaders.get(p, (-1, -1))
             if leader == broker:
-                parts.append(m.PartitionFetch(p, self.positions[p], -1, epoch))
+                pos = self.positions[p]
+                if pos is None:
+                    lookup = True  # a fetch at no offset returns no data, only the HW (ListOffsets)
+                    pos = -1
+                parts.append(m.PartitionFetch(p, pos, -1, epoch))
         if not parts:
             return
         self.request_ids += 1
         cfg = self.config
-        req = m.FetchRequest(self, self.request_ids, -1, cfg.fetch_max_wait_ms, cfg.fetch_max_bytes,
-                             cfg.max_partition_fetch_bytes, parts)
+        req = m.FetchRequest(self, self.request_ids, -1, 0.0 if lookup else cfg.fetch_max_wait_ms,
+                             cfg.fetch_max_bytes, cfg.max_partition_fetch_bytes, parts)
         self.in_flight[broker] = req
         self.timeouts.add(req)
         self.network.send(self, self.brokers[broker], req, 32 * len(parts))
@@ -112,9 +169,14 @@ class Consumer:
             if pd.error != m.NONE:
                 refresh = True
                 continue
+            pos = self.positions[p]
+            if pos is None:  # auto.offset.reset=latest without a committed offset: start at the HW
+                self.positions[p] = pd.high_watermark
+                rec.event(now, "consumer_offset_reset", resp.broker, p, pd.high_watermark,
+                          f"{self.name}: no committed offset, auto.offset.reset=latest")
+                continue
             if not pd.base:
                 continue
-            pos = self.positions[p]
             bases, counts = pd.base, pd.count
             i = 0
             while i < len(bases) and bases[i] + counts[i] <= pos:
@@ -152,10 +214,15 @@ class Consumer:
         try:
             while True:
                 yield self.env.timeout(self.config.auto_commit_interval_ms)
-                # the committed offsets are the positions at this moment
-                self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(self.positions.values()), self.name)
+                self.commit()
         except simpy.Interrupt:
             return
+
+    def commit(self) -> None:
+        """Commit the current positions (those known) to the group's committed offsets."""
+        known = {p: pos for p, pos in self.positions.items() if pos is not None}
+        self.committed.update(known)
+        self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name)
 
     def finish(self) -> None:
         for proc in self.processes:
