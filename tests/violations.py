@@ -1,0 +1,23 @@
+"""Collect every invariant violation of the runs made inside a block (the summary keeps only 5 examples)."""
+
+from __future__ import annotations
+
+import contextlib
+from unittest import mock
+
+
+@contextlib.contextmanager
+def all_violations():
+    """Collect every invariant violation of the runs made inside (the summary keeps only 5 examples)."""
+    import sim.runner
+
+    found: list[str] = []
+    real = sim.runner.check_invariants
+
+    def keep(recorder):
+        out = real(recorder)
+        found.extend(out)
+        return out
+
+    with mock.patch.object(sim.runner, "check_invariants", keep):
+        yield found
