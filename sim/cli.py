@@ -73,9 +73,10 @@ def _warn(message: str) -> None:
 def _load(path: Path, overrides: list[str] | None) -> Scenario:
     """The resolved scenario, or a one-line error. Its warnings are the caller's to print (once)."""
     try:
-        with warnings.catch_warnings():
-            # Python's file:line + source form of e.g. legacy acks=2; scenario_warnings() words them per field
-            warnings.simplefilter("ignore")
+        # recorded and dropped: Python's file:line + source form of e.g. legacy acks=2, which
+        # scenario_warnings() words per field and the caller prints once
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
             return Scenario.resolve(path, overrides or [])
     except ScenarioError as e:
         _fail(str(e))

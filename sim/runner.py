@@ -198,6 +198,7 @@ ARRIVAL_BYTES = 48.0                   # per record of one chunk of generated ar
 EVENTS_PER_BATCH = 12.0
 SECONDS_PER_BATCH = 40e-6
 SECONDS_PER_IDLE_EVENT = 15e-6
+LONG_DURATION_MS = 86_400_000.0        # a simulated day: beyond it, blame the duration first
 WARN_WALL_S = 30 * 60.0                # warn when a run would take longer than this
 WARN_MEMORY_SHARE = 0.5                # ... or need more than this share of the memory available now
 
@@ -310,8 +311,8 @@ def estimate_work(sc: Scenario) -> WorkEstimate:
     idle_events = per_s * total_s
     events = EVENTS_PER_BATCH * batches + idle_events
     memory = BASE_BYTES + BYTES_PER_BATCH * batches + BYTES_PER_SIMULATED_SECOND * total_s + chunk
-    if BYTES_PER_BATCH * batches < BYTES_PER_SIMULATED_SECOND * total_s:
-        worst = "duration"
+    if BYTES_PER_BATCH * batches < BYTES_PER_SIMULATED_SECOND * total_s or sc.duration >= LONG_DURATION_MS:
+        worst = "duration"  # what to change: a day or more of simulated time is the unusual setting
     wall = SECONDS_PER_BATCH * batches + SECONDS_PER_IDLE_EVENT * idle_events
     return WorkEstimate(records, batches, events, memory, chunk, wall, worst)
 
@@ -327,7 +328,7 @@ def check_work(sc: Scenario, *, parallel: int = 1, memory: int | None = None,
     memory = physical_memory() if memory is None else memory
     available = available_memory() if available is None else available
     fix = ("lower the producers' rate or instances, or the duration, or raise batch.size and linger.ms"
-           if est.culprit != "duration" else "shorten duration (and settle)")
+           if est.culprit != "duration" else "shorten duration, or lower the producers' rate")
     if memory and max(est.memory_bytes, est.arrival_chunk_bytes) > memory:
         raise WorkTooLarge(f"{est.culprit}: this run needs {est.describe()}, more than the {_bytes(memory)} of "
                            f"memory this machine has: {fix}")
