@@ -136,7 +136,8 @@ def check_output(path: str | Path, kind: str, option: str = "") -> None:
     name = f"{option} {p}" if option else str(p)
     if kind == "report":
         if p.is_dir():
-            raise OutputError(f"{name}: is a directory; name the HTML file to write, e.g. {p / 'report.html'}")
+            raise OutputError(f"{name}: cannot write the report (it is a directory; name the HTML file, "
+                              f"e.g. {p / 'report.html'})")
         if p.exists() and not _is_report(p):
             raise OutputError(f"{name}: exists and is not a kafkasim report; kafkasim never overwrites "
                               f"other files: choose another path")
@@ -144,7 +145,8 @@ def check_output(path: str | Path, kind: str, option: str = "") -> None:
     if not p.exists():
         return
     if not p.is_dir():
-        raise OutputError(f"{name}: exists and is not a directory; choose another path")
+        verb = "figures" if kind == "plots" else "results"
+        raise OutputError(f"{name}: cannot write {verb} (it exists and is not a directory; choose another path)")
     entries = [e for e in _entries(p)]
     if not entries:
         return
