@@ -32,7 +32,7 @@ RUN_EXTRAS = ("plots", "report.html")
 """What `kafkasim plot` and `kafkasim report` add to a run directory by default."""
 SWEEP_FILES = ("sweep.yaml", "sweep.parquet", "runs", "failures", "plots", "report.html")
 """Everything a sweep directory may hold (plus hidden temporaries of an interrupted write)."""
-FIGURE_SUFFIXES = (".png", ".svg")
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 REPORT_MARK = "<title>kafkasim "
 """Every page `kafkasim report` writes has a title starting with this."""
 

@@ -78,7 +78,8 @@ __all__ = [
 MAX_RUNS = 100_000
 """The most runs one sweep may expand to (combinations x seeds): each is validated and held before any runs."""
 PARTIAL_TABLE_INTERVAL_S = 60.0
-"""While a sweep without a complete table runs, its partial table is rewritten at most this often."""
+"""While a sweep without a complete table runs, its partial table is written when the first run
+finishes, then at most this often: even a sweep killed with SIGKILL can be plotted."""
 
 SWEEP_NAME = r"^[A-Za-z0-9._-]+$"
 RUN_COLUMNS = ("run_id", "seed", "status", "error", "scenario", "fault_kinds")
@@ -742,7 +743,7 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
                  + (f"running {len(todo)} {_describe(executor)}" if todo else "nothing to run"))
         bar.start(len(todo), parallel, sum(estimates.get(r.combination, 0.0) for r in todo))
         finished = 0
-        partial_written = time.monotonic()
+        partial_written = -math.inf  # the first finished run writes a partial table at once (if none is complete)
         try:
             for outcome in executor.as_completed(todo):
                 with _sigint_deferred():  # a run that finished is written whole, even on Ctrl-C
@@ -754,7 +755,7 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
                 if time.monotonic() - partial_written > PARTIAL_TABLE_INTERVAL_S and finished < len(todo):
                     with _sigint_deferred():
                         _write_partial_table(sw, out_dir)
-                    partial_written = time.monotonic()
+                    partial_written = -math.inf  # the first finished run writes a partial table at once (if none is complete)
         except KeyboardInterrupt:
             with _sigint_deferred():
                 kept_table = _write_partial_table(sw, out_dir)
