@@ -9,7 +9,6 @@ snapshotted for the checker.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import time
 import warnings
