@@ -360,7 +360,8 @@ def _derive_columns(sweep: Sweep) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         for col, num in (("loss_rate", "records_lost"), ("acked_loss_rate", "acked_lost")):
             if num in t and "records_sent" in t:
-                t[col] = (pd.to_numeric(t[num], errors="coerce") / sent).where(sent > 0)
+                # plain float64 (NaN, not pd.NA, for runs without a result: failed or missing ones)
+                t[col] = (pd.to_numeric(t[num], errors="coerce") / sent).where(sent > 0).astype("float64")
             else:
                 t[col] = np.nan
 

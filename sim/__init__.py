@@ -3,7 +3,7 @@
 Notebook API::
 
     import sim
-    scenario = sim.load_scenario("scenarios/quickstart.yaml", overrides={"producers.0.acks": 1})
+    scenario = sim.load_scenario("scenarios/leader-crash-acks1.yaml", overrides={"producers.0.acks": "all"})
     results = sim.run(scenario, seed=1)
     results.summary["acked_lost"], results.batches, results.events, results.timeseries
     results.write("results/quickstart/seed-1")

@@ -1,15 +1,19 @@
 """The `kafkasim` command line: a thin typer layer over the Python API.
 
 Bad input (scenario files, flags, overrides) ends with a one-line `error: ...` naming the field
-and what is allowed, exit code 2, and no traceback. Progress goes to stderr, results to files.
+and what is allowed, exit code 2, and no traceback. Warnings print once, before a run starts.
+Progress goes to stderr (a bar on a terminal, a plain line every few seconds elsewhere), results
+to files. Output is never written over anything kafkasim did not write (sim.results.check_output).
 """
 
 from __future__ import annotations
 
 import faulthandler
+import re
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,10 +22,13 @@ import typer
 import yaml
 from rich.console import Console
 from typer.exceptions import TyperException
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .scenario import Scenario, ScenarioError, printable
+from . import __version__
+from .results import OutputError, check_output
+from .scenario import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
+                       scenario_warnings)
 from .versions import describe
 
 __all__ = ["app", "main"]
@@ -33,6 +40,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out_console = Console()
 err_console = Console(stderr=True)
@@ -57,17 +65,111 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _load(path: Path, overrides: list[str] | None, show_warnings: bool = True) -> Scenario:
+def _warn(message: str) -> None:
+    """One `warning: ...` line on stderr."""
+    err_console.print(f"warning: {printable(str(message))}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _load(path: Path, overrides: list[str] | None) -> Scenario:
+    """The resolved scenario, or a one-line error. Its warnings are the caller's to print (once)."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        # recorded and dropped: Python's file:line + source form of e.g. legacy acks=2, which
+        # scenario_warnings() words per field and the caller prints once
+        with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            sc = Scenario.resolve(path, overrides or [])
+            return Scenario.resolve(path, overrides or [])
     except ScenarioError as e:
         _fail(str(e))
-    # scenario warnings (e.g. legacy acks=2) as one line each, not Python's file:line + source dump
-    for w in caught if show_warnings else ():
-        err_console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
-    return sc
+
+
+def _check_work(sc: Scenario) -> list[str]:
+    """The scenario's warnings and the work estimate's (refusing a run that cannot fit in memory)."""
+    from .runner import WorkTooLarge, check_work
+
+    try:
+        est, work = check_work(sc)
+    except WorkTooLarge as e:
+        _fail(str(e))
+    return [*scenario_warnings(sc), *work]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out_console.print(f"kafkasim {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                          help="Print the kafkasim version and exit.")] = False,
+) -> None:
+    """Discrete-event simulator of Apache Kafka clusters for fault and durability studies."""
+
+
+SUFFIX_CHARS = re.compile(r"^[A-Za-z0-9._=,+-]+$")
+MAX_SUFFIX = 60
+
+
+def run_dir_suffix(overrides: dict) -> str:
+    """The run directory suffix of a run with overrides: readable (`producers.0.acks=all`) when short
+    and plain, else 8 hex digits of SHA-256 over the sorted overrides (as sweep run ids)."""
+    from .sweep import _as_text, params_digest
+
+    if not overrides:
+        return ""
+    text = ",".join(f"{k}={_as_text(v)}" for k, v in sorted(overrides.items()))
+    if len(text) <= MAX_SUFFIX and SUFFIX_CHARS.match(text):
+        return text
+    return params_digest(overrides)
+
+
+def default_run_dir(name: str, seed: int, overrides: dict) -> Path:
+    """results/<scenario>/seed-<N>/, or seed-<N>-<suffix>/ for a run with overrides."""
+    suffix = run_dir_suffix(overrides)
+    return Path("results") / name / (f"seed-{seed}-{suffix}" if suffix else f"seed-{seed}")
+
+
+class RunProgress:
+    """A single run's progress on stderr: a bar with ETA and simulated rate on a terminal, else a
+    plain line every PROGRESS_INTERVAL_S seconds (for `| tee`, nohup, CI logs)."""
+
+    PROGRESS_INTERVAL_S = 5.0
+
+    def __init__(self, label: str, end_ms: float):
+        self.label, self.end_ms = label, end_ms
+        self.tty = err_console.is_terminal
+        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                             TextColumn("{task.fields[sim]} simulated, {task.fields[rate]}"), TextColumn("ETA"),
+                             TimeRemainingColumn(), TimeElapsedColumn(),
+                             console=err_console, transient=True, disable=not self.tty)
+        self._t0 = self._last = time.monotonic()
+
+    def __enter__(self) -> "RunProgress":
+        self._bar.__enter__()
+        self._task = self._bar.add_task(self.label, total=self.end_ms, sim="0s", rate="")
+        self._t0 = self._last = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+    def __call__(self, now: float, end: float) -> None:
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        rate = now / 1000.0 / wall  # simulated seconds per wall second
+        rate_text = f"{rate:,.1f} sim s/s" if rate < 100 else f"{rate:,.0f} sim s/s"
+        sim = f"{now / 1000:,.0f}s/{end / 1000:,.0f}s"
+        self._bar.update(self._task, completed=now, sim=sim, rate=rate_text)
+        if not self.tty:
+            t = time.monotonic()
+            if t - self._last >= self.PROGRESS_INTERVAL_S or now >= end:
+                self._last = t
+                from .sweep import format_eta
+
+                eta = format_eta((end - now) / 1000.0 / rate) if rate > 0 else "?"
+                err_console.print(f"progress: {self.label}: {sim} simulated ({100 * now / end:.0f}%), "
+                                  f"{rate_text}, elapsed {format_eta(wall)}, ETA {eta}",
+                                  markup=False, highlight=False, soft_wrap=True)
 
 
 def bundled_scenario_dirs() -> list[Path]:
@@ -88,28 +190,33 @@ def run_cli(
     seed: SeedOption = None,
     set_: SetOption = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", help="Run directory (default: results/<scenario name>/seed-<N>/).")] = None,
+        "--out", help="Run directory (default: results/<scenario name>/seed-<N>/, or seed-<N>-<overrides>/ "
+                      "with --set). Replaces only an earlier run directory, never other files.")] = None,
 ) -> None:
     """Run a scenario, print a summary, and write the run directory."""
-    from .runner import run
+    from . import runner
 
-    sc = _load(scenario, set_, show_warnings=False)  # the run reports them (results.warnings)
+    sc = _load(scenario, set_)
     seed = sc.seed if seed is None else seed
-    out_dir = out or Path("results") / sc.name / f"seed-{seed}"
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                        TextColumn("{task.fields[sim]} simulated"), TimeElapsedColumn(),
-                        console=err_console, transient=True, disable=not err_console.is_terminal)
-    with progress:
-        task = progress.add_task(f"{sc.name} seed {seed}", total=sc.duration + sc.settle, sim="0s")
-
-        def on_progress(now: float, end: float) -> None:
-            progress.update(task, completed=now, sim=f"{now / 1000:.0f}s/{end / 1000:.0f}s")
-
-        results = run(sc, seed=seed, progress=on_progress)
+    overrides = dict(parse_override(o) for o in set_ or [])
+    out_dir = out or default_run_dir(sc.name, seed, overrides)
+    try:  # before running: a run that could not be written must not run for an hour first
+        check_output(out_dir, "run", option="--out")
+    except OutputError as e:
+        _fail(str(e))
+    shown = _check_work(sc.model_copy(update={"seed": seed}))
+    for w in shown:  # once, at the top
+        _warn(w)
+    with RunProgress(f"{sc.name} seed {seed}", sc.duration + sc.settle) as progress:
+        results = runner.run(sc, seed=seed, progress=progress)
+    results.summary["overrides"] = overrides
     for w in results.warnings:
-        err_console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
+        if w not in shown:  # raised while running: not printed yet
+            _warn(w)
     try:
         path = results.write(out_dir)
+    except OutputError as e:
+        _fail(f"--out {e}")
     except OSError as e:
         _fail(f"--out {out_dir}: cannot write results ({e.strerror or e})")
     print_summary(results.summary)
@@ -132,7 +239,8 @@ def print_summary(s: dict) -> None:
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = [
-        ("records sent", s["records_sent"]), ("records acked", s["records_acked"]),
+        ("records produced (offered)", s.get("records_produced")),
+        ("records sent (on the wire at least once)", s["records_sent"]), ("records acked", s["records_acked"]),
         ("records failed (client told)", s["records_failed"]), ("records unknown (no answer)", s["records_unknown"]),
         ("acked_lost (durability violation)", s["acked_lost"]), ("records_lost (sent, never told, gone)", s["records_lost"]),
         ("duplicates", s["duplicates"]), ("reordered", s["reordered"]), ("records consumed", s["records_consumed"]),
@@ -159,8 +267,12 @@ def print_summary(s: dict) -> None:
 def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
                  show: Annotated[bool, typer.Option("--show", help="Print the fully resolved scenario.")] = False,
                  ) -> None:
-    """Check a scenario file (and overrides) without running it."""
+    """Check a scenario file (and overrides) without running it; print its warnings and the work a run takes."""
+    from .runner import estimate_work
+
     sc = _load(scenario, set_)
+    for w in _check_work(sc):
+        _warn(w)
     if show:
         # a YAML comment, so the output stays a loadable scenario
         out_console.print(f"# {describe(sc.cluster.kafka_version)}", markup=False, highlight=False, soft_wrap=True)
@@ -169,28 +281,52 @@ def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
     out_console.print(f"ok: {sc.name}: {sc.cluster.brokers} brokers, {len(sc.topics)} topic(s), {n_parts} partitions, "
                       f"{sum(p.instances for p in sc.producers)} producer(s), {len(sc.faults)} fault(s)",
                       markup=False, highlight=False, soft_wrap=True)
+    out_console.print(f"{'# ' if show else ''}a run takes {estimate_work(sc).describe()} (rough estimate)",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+SCENARIO_GROUPS = {
+    "scenarios": "Scenarios (kafkasim run FILE)",
+    "sweeps": "Sweeps (kafkasim sweep FILE)",
+    "bench": "Benchmark scenarios (python bench/bench.py; kafkasim run FILE)",
+}
+
+
+def _classify(f: Path) -> tuple[str, str] | None:
+    """(group, description) of a YAML file, or None if it is neither a scenario nor a sweep."""
+    try:
+        data = load_yaml(f.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    description = " ".join(str(data.get("description", "")).split()) if isinstance(data, dict) else ""
+    if is_sweep_data(data):
+        return "sweeps", description
+    if is_scenario_data(data):
+        return ("bench" if f.parent.name == "bench" else "scenarios"), description
+    return None
 
 
 @app.command("scenarios")
 def scenarios_cli() -> None:
-    """List the bundled scenarios with their descriptions."""
-    t = Table(show_header=True, header_style="bold")
-    t.add_column("file", overflow="fold")  # never cut a path the user needs to pass back
-    t.add_column("description")
-    found = False
+    """List the bundled scenarios, sweeps and benchmark scenarios with their descriptions."""
+    groups: dict[str, list[tuple[str, str]]] = {g: [] for g in SCENARIO_GROUPS}
     for d in bundled_scenario_dirs():
-        for f in sorted(d.glob("*.yaml")):
-            try:
-                data = yaml.safe_load(f.read_text()) or {}
-            except yaml.YAMLError:
-                continue
-            if isinstance(data, dict) and "topics" in data:
-                found = True
-                t.add_row(str(f.relative_to(Path.cwd())) if f.is_relative_to(Path.cwd()) else str(f),
-                          str(data.get("description", "")))
-    if not found:
+        for f in [*sorted(d.glob("*.yaml")), *sorted(d.glob("*/*.yaml"))]:
+            kind = _classify(f)
+            if kind is not None:
+                shown = str(f.relative_to(Path.cwd())) if f.is_relative_to(Path.cwd()) else str(f)
+                groups[kind[0]].append((shown, kind[1]))
+    if not any(groups.values()):
         _fail("no bundled scenarios found (looked in ./scenarios and the source tree)")
-    out_console.print(t)
+    for group, rows in groups.items():
+        if not rows:
+            continue
+        t = Table(title=SCENARIO_GROUPS[group], title_justify="left", show_header=True, header_style="bold")
+        t.add_column("file", overflow="fold")  # never cut a path the user needs to pass back
+        t.add_column("description")
+        for row in rows:
+            t.add_row(*row)
+        out_console.print(t)
 
 
 # --- command groups that live in their own modules are registered here, one line each ---

@@ -2,7 +2,8 @@
 
 Thin shells over :func:`analysis.write_plots` and :func:`analysis.write_report`. A missing or
 invalid results directory ends in a one-line `error: ...` with exit code 2; the files written
-are listed on stderr.
+are listed on stderr. `--out` never overwrites what kafkasim did not write: a figure directory
+may hold only figures, a report path only an earlier report (sim.results.check_output).
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ def plot_cli(results_dir: ResultsArg,
     from analysis import ResultsError, write_plots
 
     from .cli import _fail, err_console
+    from .results import OutputError, check_output
+    from .sweep import sweep_dir_note
 
     try:
+        check_output(out or Path(results_dir) / "plots", "plots", option="--out")
         written = write_plots(results_dir, out)
-    except ResultsError as e:
+    except (ResultsError, OutputError) as e:
         _fail(str(e))
     except OSError as e:
         _fail(f"--out {out or Path(results_dir) / 'plots'}: cannot write figures ({e.strerror or e})")
+    note = sweep_dir_note(results_dir)
+    if note:
+        err_console.print(note, markup=False, highlight=False, soft_wrap=True)
     for path in written:
         err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
     if not written:
@@ -46,11 +53,17 @@ def report_cli(results_dir: ResultsArg,
     from analysis import ResultsError, write_report
 
     from .cli import _fail, err_console
+    from .results import OutputError, check_output
+    from .sweep import sweep_dir_note
 
     try:
+        check_output(out or Path(results_dir) / "report.html", "report", option="--out")
         path = write_report(results_dir, out)
-    except ResultsError as e:
+    except (ResultsError, OutputError) as e:
         _fail(str(e))
     except OSError as e:
         _fail(f"--out {out or Path(results_dir) / 'report.html'}: cannot write the report ({e.strerror or e})")
+    note = sweep_dir_note(results_dir)
+    if note:
+        err_console.print(note, markup=False, highlight=False, soft_wrap=True)
     err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)

@@ -1,8 +1,10 @@
 """`kafkasim sweep`: run a sweep file on every core (or a Dask cluster), then print mean ± 95% CI.
 
 A thin shell over :func:`sim.sweep.run_sweep`: bad sweep files, keys, values and flags end in
-one-line `error: ...` messages with exit code 2 before anything runs; Ctrl-C exits 130 keeping
-every finished run; a sweep in which some runs failed exits 1 after writing everything.
+one-line `error: ...` messages with exit code 2 before anything runs; warnings print once, before
+anything runs; Ctrl-C exits 130 keeping every finished run (running the sweep again runs only the
+rest; `--force` reruns everything); a sweep in which some runs failed exits 1 after writing
+everything.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from .results import OutputError, check_output
 from .sweep import AGGREGATE_METRICS, Sweep, SweepError, SweepInterrupted, aggregate, load_sweep, run_sweep
 
 __all__ = ["sweep_cli", "aggregate_table"]
@@ -30,25 +33,36 @@ DaskOption = Annotated[Optional[str], typer.Option(
 OutOption = Annotated[Optional[Path], typer.Option(
     "--out", help="Sweep directory (default: results/sweeps/<sweep name>/).")]
 ResumeOption = Annotated[bool, typer.Option(
-    "--resume", help="Keep the complete runs already in the sweep directory; run only the rest.")]
+    "--resume", help="Keep the complete runs already in the sweep directory and run only the rest "
+                     "(the default; the flag is kept for old scripts).")]
+ForceOption = Annotated[bool, typer.Option(
+    "--force", help="Run every run again, even those already complete in the sweep directory.")]
 
 
 def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOption = None,
-              out: OutOption = None, resume: ResumeOption = False) -> None:
-    """Run every parameter combination x seed of a sweep file; print mean and 95% CI per combination."""
-    # imported here: sim.cli imports this module while it is itself still loading
-    from .cli import _fail, err_console, out_console
+              out: OutOption = None, resume: ResumeOption = False, force: ForceOption = False) -> None:
+    """Run every parameter combination x seed of a sweep file; print mean and 95% CI per combination.
 
+    Runs already complete in the sweep directory are kept (never rerun unless --force).
+    """
+    # imported here: sim.cli imports this module while it is itself still loading
+    from .cli import _fail, _warn, err_console, out_console
+
+    if resume and force:
+        _fail("--resume and --force: choose one (--resume keeps finished runs, --force reruns them)")
+    sw = None
     try:
         sw = load_sweep(sweep_file)
-        report = run_sweep(sw, workers=workers, dask=dask, out=out, resume=resume, progress=True)
-    except SweepError as e:
+        check_output(out or Path("results") / "sweeps" / sw.name, "sweep", option="--out")
+        report = run_sweep(sw, workers=workers, dask=dask, out=out, force=force, progress=True, notes=_warn)
+    except (SweepError, OutputError) as e:
         _fail(str(e))
     except SweepInterrupted as e:
         err_console.print(f"interrupted: {e}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
     except OSError as e:
-        _fail(f"--out {out or Path('results') / 'sweeps' / sw.name}: cannot write results ({e.strerror or e})")
+        where = out or (Path("results") / "sweeps" / sw.name if sw is not None else sweep_file)
+        _fail(f"--out {where}: cannot write results ({e.strerror or e})")
     table = aggregate_table(aggregate(report.frame, sw), sw)
     if out_console.is_terminal:
         out_console.print(table)

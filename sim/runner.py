@@ -9,8 +9,10 @@ snapshotted for the checker.
 from __future__ import annotations
 
 import gc
+import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,9 +27,10 @@ from .model.cluster import Cluster, partition_names
 from .recorder import Recorder
 from .results import Results
 from .rng import RandomStreams
-from .scenario import Scenario, ScenarioLike
+from .scenario import Scenario, ScenarioError, ScenarioLike, scenario_warnings
 
-__all__ = ["run", "simulate"]
+__all__ = ["run", "simulate", "estimate_work", "check_work", "WorkEstimate", "WorkTooLarge", "scenario_warnings",
+           "physical_memory"]
 
 ProgressFn = Callable[[float, float], None]
 
@@ -98,6 +101,7 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
     seed = sc.seed if seed is None else int(seed)
     sc = sc.model_copy(update={"seed": seed})
     caught = scenario_warnings(sc)
+    caught += check_work(sc)[1]  # raises WorkTooLarge before anything is allocated
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         wall0 = time.perf_counter()
@@ -114,7 +118,19 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
     finally:
         if gc_enabled:
             gc.enable()
+    summary["overrides"] = _recorded_overrides(overrides)
     return Results(sc, seed, summary, batches, events, ts, caught)
+
+
+def _recorded_overrides(overrides: Any) -> dict:
+    """Overrides as summary.json records them: dotted key -> value (a --set list is parsed)."""
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return {str(k): v for k, v in overrides.items()}
+    from .scenario import parse_override
+
+    return dict(parse_override(o) for o in overrides)
 
 
 def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: float,
@@ -131,6 +147,7 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
     summary = {
         "scenario": sc.name,
         "seed": seed,
+        "overrides": {},  # dotted key -> value the scenario was run with (kafkasim run --set, overrides=)
         "version": __version__,
         "sim_duration_ms": float(sc.duration + sc.settle),
         "produce_duration_ms": float(sc.duration),
@@ -139,6 +156,9 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
         # requests and responses on the wire by type: the round trips a configuration costs
         "messages_sent": dict(recorder.messages_sent),
         "messages_dropped": dict(recorder.messages_dropped),  # lost on lossy links (network.set_loss)
+        # records_produced: every record the producers created (the offered load); records_sent: those
+        # put on the wire at least once (a record that expired in the accumulator never was)
+        "records_produced": counts["records_produced"],
         **{k: v for k, v in counts.items() if k != "records_produced"},
         "batches": int(len(batches)),
         "throughput_rps": counts["records_acked"] / (sc.duration / 1000.0),
@@ -163,14 +183,163 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
     return summary, batches, events, ts
 
 
-def scenario_warnings(sc: Scenario) -> list[str]:
-    """Settings a Kafka user should hear about even though the run goes ahead."""
-    out = []
+# --- how much work a run is, before it runs -----------------------------------------------------
+# Calibrated on the bundled and bench scenarios (Python 3.11, 2-core CI machine): peak memory per
+# producer batch (the batch, its facts and its rows in the result tables), SimPy events per batch
+# (request, response, replication, acknowledgement, consumption) and wall time per batch (its
+# share of round trips included, README "Performance") and per idle periodic event (heartbeats,
+# empty fetches). Estimates, good to a factor of two or three: enough to refuse what cannot fit
+# and to warn about what takes hours.
+BYTES_PER_BATCH = 1500.0
+BYTES_PER_SIMULATED_SECOND = 400.0     # the per-second timeseries and periodic facts
+BASE_BYTES = 200 * 2**20               # the interpreter, numpy, pandas, pyarrow
+ARRIVAL_BYTES = 48.0                   # per record of one chunk of generated arrivals
+EVENTS_PER_BATCH = 12.0
+SECONDS_PER_BATCH = 40e-6
+SECONDS_PER_IDLE_EVENT = 15e-6
+LONG_DURATION_MS = 86_400_000.0        # a simulated day: beyond it, blame the duration first
+WARN_WALL_S = 30 * 60.0                # warn when a run would take longer than this
+WARN_MEMORY_SHARE = 0.5                # ... or need more than this share of the memory available now
+
+
+class WorkTooLarge(ScenarioError):
+    """A run that cannot fit in this machine's memory: one line saying why and what to change."""
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 if unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable on Linux; else the physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return physical_memory()
+
+
+def _bytes(n: float) -> str:
+    for unit, f in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= f:
+            return f"{n / f:,.1f} {unit}" if n / f < 1e6 else f"{n / f:.1e} {unit}"
+    return f"{n / 1024:,.0f} KiB"
+
+
+def _count(n: float) -> str:
+    if n >= 1e12:
+        return f"{n:.1e}"
+    for unit, f in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= f:
+            return f"{n / f:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def _duration(s: float) -> str:
+    if s >= 86400 * 365:
+        return f"{s / (86400 * 365):,.1f} years"
+    for unit, f in (("days", 86400), ("h", 3600), ("min", 60)):
+        if s >= f:
+            return f"{s / f:.1f} {unit}"
+    return f"{s:.0f} s"
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """What a run of a scenario will cost, estimated from the scenario alone."""
+
+    records: float
+    """Records the producers create (the offered load)."""
+    batches: float
+    events: float
+    """SimPy events."""
+    memory_bytes: float
+    """Peak memory of the run, measurement included."""
+    arrival_chunk_bytes: float
+    """The largest block of arrivals generated at once."""
+    wall_s: float
+    """Wall time on a machine like the CI's (rough)."""
+    culprit: str
+    """The dotted field that contributes most: the one to change."""
+
+    def describe(self) -> str:
+        return (f"about {_count(self.records)} records in {_count(self.batches)} batches, {_count(self.events)} "
+                f"events, {_bytes(self.memory_bytes)} of memory and {_duration(self.wall_s)}")
+
+
+def estimate_work(sc: Scenario) -> WorkEstimate:
+    """Records, batches, events, peak memory and wall time of one run of `sc`, before running it.
+
+    A batch holds ``batch.size / record.size`` records at most and closes after ``linger.ms``, so
+    a producer instance filling one partition at a time (sticky) makes batches of
+    ``rate x linger.ms`` records (at least one); keyed and round-robin producers spread their rate
+    over the topic's partitions.
+    """
+    partitions = {t.name: t.partitions for t in sc.topics}
+    total_s = (sc.duration + sc.settle) / 1000.0
+    records = batches = 0.0
+    chunk = 0.0
+    worst, worst_batches = "duration", -1.0
     for i, p in enumerate(sc.producers):
-        if p.acks >= 2:
-            out.append(f"producers.{i}.acks={p.acks} is the Kafka 0.8 legacy form (any {p.acks} ISR replicas "
-                       "incl. the leader); modern Kafka rejects it with INVALID_REQUIRED_ACKS")
-    return out
+        produce_s = max(0.0, sc.duration - p.start) / 1000.0
+        n = p.rate * p.instances * produce_s
+        cap = max(1.0, float(p.batch_size // p.record_size)) if p.batch_size else 1.0
+        per_partition_rate = p.rate if p.partitioner == "sticky" else p.rate / partitions.get(p.topic, 1)
+        per_batch = min(cap, max(1.0, per_partition_rate * p.linger_ms / 1000.0))
+        b = n / per_batch
+        records += n
+        batches += b
+        if b > worst_batches:
+            worst, worst_batches = f"producers.{i}.rate", b
+        rate_ms = p.rate / 1000.0
+        chunk_ms = max(5.0 * max(p.linger_ms, 1.0), min(1000.0, 20000.0 / max(rate_ms, 1e-9)))
+        chunk = max(chunk, rate_ms * chunk_ms * ARRIVAL_BYTES)
+    brokers = sc.cluster.brokers
+    consumers = sum(c.instances for c in sc.consumers)
+    per_s = (brokers * max(brokers - 1, 0) * 2 * 1000.0 / max(sc.cluster.replica_fetch_wait_max_ms, 1.0)
+             + brokers * 2 * 1000.0 / sc.cluster.broker_heartbeat_interval_ms
+             + sum(c.instances * brokers * 2 * 1000.0 / max(c.fetch_max_wait_ms, 1.0) for c in sc.consumers)
+             + 4.0 * brokers + consumers)
+    idle_events = per_s * total_s
+    events = EVENTS_PER_BATCH * batches + idle_events
+    memory = BASE_BYTES + BYTES_PER_BATCH * batches + BYTES_PER_SIMULATED_SECOND * total_s + chunk
+    if BYTES_PER_BATCH * batches < BYTES_PER_SIMULATED_SECOND * total_s or sc.duration >= LONG_DURATION_MS:
+        worst = "duration"  # what to change: a day or more of simulated time is the unusual setting
+    wall = SECONDS_PER_BATCH * batches + SECONDS_PER_IDLE_EVENT * idle_events
+    return WorkEstimate(records, batches, events, memory, chunk, wall, worst)
+
+
+def check_work(sc: Scenario, *, parallel: int = 1, memory: int | None = None,
+               available: int | None = None) -> tuple[WorkEstimate, list[str]]:
+    """Refuse a run that cannot fit in memory (:class:`WorkTooLarge`); warn about a very large one.
+
+    `parallel` runs at once (a sweep's workers) share the memory. Returns the estimate and the
+    warnings (one line each).
+    """
+    est = estimate_work(sc)
+    memory = physical_memory() if memory is None else memory
+    available = available_memory() if available is None else available
+    fix = ("lower the producers' rate or instances, or the duration, or raise batch.size and linger.ms"
+           if est.culprit != "duration" else "shorten duration, or lower the producers' rate")
+    if memory and max(est.memory_bytes, est.arrival_chunk_bytes) > memory:
+        raise WorkTooLarge(f"{est.culprit}: this run needs {est.describe()}, more than the {_bytes(memory)} of "
+                           f"memory this machine has: {fix}")
+    warnings_: list[str] = []
+    if available and est.memory_bytes * parallel > WARN_MEMORY_SHARE * available:
+        share = f"{parallel} runs at once need" if parallel > 1 else "this run needs"
+        warnings_.append(f"{est.culprit}: {share} {_bytes(est.memory_bytes * parallel)} of memory of the "
+                         f"{_bytes(available)} available now ({est.describe()} each)"
+                         + ("; fewer --workers would need less" if parallel > 1 else ""))
+    if est.wall_s > WARN_WALL_S:
+        warnings_.append(f"{est.culprit}: a long run: {est.describe()} (rough estimate; {fix} for a quicker one)")
+    return est, warnings_
 
 
 def _count_isr(events, shrink: bool) -> int:

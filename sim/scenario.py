@@ -37,6 +37,7 @@ from .versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka_version
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
 INT32_MAX = 2_147_483_647
@@ -289,7 +290,8 @@ class ProducerConfig(_Model):
             if self.max_in_flight <= 5:
                 object.__setattr__(self, "enable_idempotence", not conflicts)
         elif self.enable_idempotence and conflicts:
-            raise ValueError("enable.idempotence=true requires " + ", ".join(conflicts))
+            raise ValueError("enable.idempotence=true requires " + ", ".join(conflicts)
+                             + " (set enable.idempotence: false, or " + " and ".join(conflicts) + ")")
         if self.partitioner == "hash" and self.keys is None:
             raise ValueError("partitioner 'hash' needs keys (a key space size)")
         if self.partitioner is None:
@@ -399,6 +401,13 @@ class Scenario(_Model):
                                      f"scenario (e.g. '{names[0]}-0')")
             if f.at >= self.duration:
                 raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
+        for i, rf in enumerate(self.random_faults):
+            if rf.stop is not None and rf.stop < rf.start:
+                raise ValueError(f"random_faults.{i}.stop: {format_ms(rf.stop)} is before start {format_ms(rf.start)} "
+                                 f"(allowed: stop >= start)")
+            if rf.max_down > self.cluster.brokers:
+                raise ValueError(f"random_faults.{i}.max_down: {rf.max_down} is more than the {self.cluster.brokers} "
+                                 f"brokers (allowed: 1..{self.cluster.brokers})")
         return self
 
     def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
@@ -438,9 +447,71 @@ class Scenario(_Model):
     def resolve(cls, source: str | Path | dict, overrides: dict[str, Any] | list[str] | None = None) -> "Scenario":
         """Load a scenario from a path, YAML text or dict, apply dotted overrides, validate."""
         data = _load_raw(source)
+        if not isinstance(source, dict) and is_sweep_data(data):
+            raise ScenarioError(f"{source}: is a sweep file (it names a base scenario and what to vary), not a "
+                                f"scenario; run it with `kafkasim sweep {source}`")
         if overrides:
             data = apply_overrides(data, overrides)
         return validate_scenario(data)
+
+
+def is_sweep_data(data: Any) -> bool:
+    """Whether raw YAML data is a sweep file (a base `scenario` and what to vary) rather than a scenario."""
+    return isinstance(data, dict) and "scenario" in data and "topics" not in data
+
+
+def is_scenario_data(data: Any) -> bool:
+    """Whether raw YAML data is a scenario file (it has topics and names no base scenario)."""
+    return isinstance(data, dict) and "topics" in data and "scenario" not in data
+
+
+def _typical_latency(lat: LatencyDist) -> float:
+    """The central one-way latency of a link distribution (ms)."""
+    return {"constant": lambda: lat.value, "uniform": lambda: (lat.low + lat.high) / 2,
+            "normal": lambda: lat.mean, "lognormal": lambda: lat.median,
+            "exponential": lambda: lat.mean * math.log(2)}[lat.dist]()
+
+
+def scenario_warnings(sc: Scenario) -> list[str]:
+    """Settings a Kafka user should hear about even though the scenario is valid and runs.
+
+    One line each, naming the field. `kafkasim` prints them once, before a run, and every run
+    stores them in summary.json ("warnings").
+    """
+    out = []
+    for i, p in enumerate(sc.producers):
+        if p.acks >= 2:
+            out.append(f"producers.{i}.acks={p.acks} is the Kafka 0.8 legacy form (any {p.acks} ISR replicas "
+                       "incl. the leader); modern Kafka rejects it with INVALID_REQUIRED_ACKS")
+    kv = sc.cluster.version_defaults
+    for i, t in enumerate(sc.topics):
+        if t.min_insync_replicas > t.replication_factor:
+            # the raw topic value was replaced by the resolved one: say where it came from
+            where = (f"topics.{i}.min.insync.replicas" if t.min_insync_replicas != sc.cluster.min_insync_replicas
+                     else f"cluster.min.insync.replicas (inherited by topic {t.name})")
+            rf = t.replication_factor
+            if kv.strict_min_isr:
+                what = (f"Kafka {kv.version} caps the effective min ISR at the replication factor (KAFKA-15583, "
+                        f"3.7+), so acks=all writes need all {rf} replicas in sync")
+            else:
+                what = (f"Kafka {kv.version} accepts the topic but answers every acks=all write with "
+                        f"NOT_ENOUGH_REPLICAS (from 3.7 the effective min ISR is capped at the replication factor, "
+                        f"KAFKA-15583)")
+            out.append(f"{where}={t.min_insync_replicas} exceeds replication.factor {rf} of topic {t.name}: {what}")
+    for i, rf in enumerate(sc.random_faults):
+        if rf.max_down >= sc.cluster.brokers:
+            out.append(f"random_faults.{i}.max_down={rf.max_down}: every one of the {sc.cluster.brokers} brokers "
+                       "can be down at once, so the whole cluster can be unavailable (and partitions offline) "
+                       "until one restarts")
+        stop = sc.duration if rf.stop is None else min(rf.stop, sc.duration)
+        if rf.start >= stop:
+            out.append(f"random_faults.{i}.start={format_ms(rf.start)} is not before the end of producing "
+                       f"({format_ms(stop)}): no random fault will happen")
+    latency = _typical_latency(sc.network.latency)
+    if latency >= sc.duration:
+        out.append(f"network.latency: a typical one-way latency of {format_ms(latency)} is not shorter than the "
+                   f"duration {format_ms(sc.duration)}: hardly any request is answered while producers produce")
+    return out
 
 
 def validate_scenario(data: Any) -> Scenario:
@@ -512,13 +583,61 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+MAX_FILE_BYTES = 1024 * 1024
+"""The largest scenario or sweep file read (1 MiB): real ones are a few KB."""
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping repeats a key: YAML would silently keep the last value."""
+
+    def __init__(self, key: Any, mark, first):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.mark, self.first = key, mark, first
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that rejects a key repeated in one mapping (merge keys `<<` may still be overridden)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # unhashable: the base constructor reports it
+                    continue
+                if first is not key_node.start_mark:
+                    raise DuplicateKeyError(key, key_node.start_mark, first)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML like yaml.safe_load, but a repeated key is an error (DuplicateKeyError)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_text_capped(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most `limit` bytes of a file; a larger file (or an endless one, /dev/zero) is a ScenarioError."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ScenarioError(f"{path}: larger than {limit // 1024} KiB, which no kafkasim YAML file needs "
+                            f"(they are a few KB): is this the right file?")
+    return data
+
+
 def _load_raw(source: str | Path | dict) -> dict:
     if isinstance(source, dict):
         import copy
         return copy.deepcopy(source)
     path = Path(source)
+    if path.is_dir():
+        raise ScenarioError(f"{path}: is a directory, expected a scenario YAML file")
     try:
-        text = path.read_bytes()
+        text = read_text_capped(path)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
     except IsADirectoryError:
@@ -526,9 +645,12 @@ def _load_raw(source: str | Path | dict) -> dict:
     except OSError as e:
         raise ScenarioError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text.decode("utf-8"))
+        data = load_yaml(text.decode("utf-8"))
     except UnicodeDecodeError:
         raise ScenarioError(f"{path}: not a text file (invalid UTF-8)") from None
+    except DuplicateKeyError as e:
+        raise ScenarioError(f"{path}: duplicate key {printable(str(e.key))!r} at line {e.mark.line + 1} (first at line "
+                            f"{e.first.line + 1}); YAML would silently keep only the last value: keep one") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

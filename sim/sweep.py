@@ -10,16 +10,23 @@ Runs execute in this process (``workers=1``), in a spawn-based ``ProcessPoolExec
 one worker per core) or on a Dask distributed cluster (``dask="tcp://host:port"``, or ``"local"``
 for a ``LocalCluster``). Workers only simulate and send the :class:`~sim.results.Results` back;
 this process writes each run as it arrives, atomically. An interrupted or crashed sweep therefore
-keeps every finished run, and ``resume=True`` runs only what is missing. ``sweep.parquet`` is
-rebuilt from the run directories in run-id order, so it does not depend on what executed the
-runs or in which order they finished.
+keeps every finished run, and running the sweep again runs only what is missing: a finished run
+(complete, for the same resolved scenario) is never run again unless ``force=True``.
+``sweep.parquet`` is rebuilt from the run directories in run-id order, so it does not depend on
+what executed the runs or in which order they finished.
 
 Output directory (default ``results/sweeps/<name>/``)::
 
-    sweep.yaml              the resolved sweep (base scenario inlined, seeds listed)
+    sweep.yaml              the resolved sweep (base scenario inlined, seeds listed) of sweep.parquet
     runs/<run_id>/          a run directory (Results.write); complete iff summary.json exists
     failures/<run_id>.json  {run_id, seed, params, error} of a run that raised or whose worker died
     sweep.parquet           one row per run, sorted by run_id
+
+``sweep.parquet`` and ``sweep.yaml`` are written together, atomically, once every run has an
+outcome. A complete table is never deleted or replaced by a partial one: a sweep that is
+interrupted (or still running, every minute) writes a partial table, whose unfinished runs have
+status ``missing``, only where there is no complete table yet, so `kafkasim plot` and `report`
+work on the runs that finished. A directory that holds anything but a sweep is never written.
 
 ``sim.sweep`` is the function re-exported by ``sim/__init__``, which shadows this module as an
 attribute of ``sim``: import from it with ``from sim.sweep import ...``.
@@ -57,15 +64,22 @@ from analysis.stats import mean_ci
 from analysis.load import write_atomic
 from analysis.tables import flatten_summary
 
-from .results import Results
+from .results import OutputError, Results, check_output
+from .runner import WorkTooLarge, check_work
 from .runner import run as simulate_run
-from .scenario import Scenario, ScenarioError, _load_raw, apply_overrides
+from .scenario import Scenario, ScenarioError, _load_raw, apply_overrides, is_scenario_data, scenario_warnings
 
 __all__ = [
     "sweep", "run_sweep", "load_sweep", "aggregate", "collect", "execute_run", "Sweep", "SweepSpec", "SweepRun",
     "SweepReport", "RunOutcome", "SweepError", "SweepInterrupted", "AGGREGATE_METRICS", "RUN_COLUMNS", "WORKER_DIED",
-    "params_digest", "available_cores",
+    "params_digest", "available_cores", "MAX_RUNS", "sweep_dir_note",
 ]
+
+MAX_RUNS = 100_000
+"""The most runs one sweep may expand to (combinations x seeds): each is validated and held before any runs."""
+PARTIAL_TABLE_INTERVAL_S = 60.0
+"""While a sweep without a complete table runs, its partial table is written when the first run
+finishes, then at most this often: even a sweep killed with SIGKILL can be plotted."""
 
 SWEEP_NAME = r"^[A-Za-z0-9._-]+$"
 RUN_COLUMNS = ("run_id", "seed", "status", "error", "scenario", "fault_kinds")
@@ -90,11 +104,14 @@ class SweepError(ScenarioError):
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep: every run finished so far is on disk and a resumed sweep keeps it."""
+    """Ctrl-C during a sweep: every run finished so far is on disk and running the sweep again keeps it."""
 
-    def __init__(self, complete: int, total: int, out_dir: Path):
-        super().__init__(f"{complete} of {total} runs are complete in {out_dir}; resume the sweep to run the rest")
-        self.complete, self.total, self.out_dir = complete, total, out_dir
+    def __init__(self, complete: int, total: int, out_dir: Path, kept_table: bool = False):
+        table = ("sweep.parquet still holds the last complete sweep" if kept_table
+                 else "sweep.parquet lists the finished ones")
+        super().__init__(f"{complete} of {total} runs are complete in {out_dir} ({table}); run the sweep again "
+                         f"to run the rest")
+        self.complete, self.total, self.out_dir, self.kept_table = complete, total, out_dir, kept_table
 
 
 # --- the sweep file ------------------------------------------------------------------------------
@@ -233,6 +250,9 @@ def load_sweep(source: SweepLike) -> Sweep:
                 raise SweepError(str(e).replace("scenario YAML file", "sweep YAML file")
                                  .replace("scenario file", "sweep file")) from None
             default_name, base_dir = path.stem, path.parent
+            if is_scenario_data(data):
+                raise SweepError(f"{path}: is a scenario file, not a sweep; run it with `kafkasim run {path}`, "
+                                 f"or name it in a sweep file (scenario: {path.name})")
         else:
             data = source
         try:
@@ -296,6 +316,12 @@ def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path) -> Sweep:
         except ScenarioError as e:
             raise SweepError(f"{sections[key]}.{str(e).removeprefix('--set ')}") from None
 
+    n_seeds = spec.seeds if isinstance(spec.seeds, int) else len(spec.seeds)
+    n_combos = math.prod(len(v) for v in spec.grid.values()) * math.prod(
+        len(next(iter(g.values()))) for g in spec.zip_groups)
+    if n_combos * n_seeds > MAX_RUNS:
+        raise SweepError(f"seeds: {n_seeds:,} seeds x {n_combos:,} combinations = {n_combos * n_seeds:,} runs, more "
+                         f"than the {MAX_RUNS:,} one sweep may have (use fewer seeds or values, or split the sweep)")
     axes = [[{key: v} for v in values] for key, values in spec.grid.items()]
     axes += [[{k: vs[i] for k, vs in g.items()} for i in range(len(next(iter(g.values()))))]
              for g in spec.zip_groups]
@@ -356,6 +382,8 @@ class RunOutcome:
     run_id: str
     results: Results | None = None
     error: str | None = None
+    wall_s: float | None = None
+    """Seconds the run took where it ran (simulation and measurement): the sweep's ETA uses them."""
 
 
 ExecuteFn = Callable[[SweepRun], RunOutcome]
@@ -363,10 +391,12 @@ ExecuteFn = Callable[[SweepRun], RunOutcome]
 
 def execute_run(run: SweepRun) -> RunOutcome:
     """Simulate one run wherever the executor placed it; an exception becomes a failed outcome."""
+    t0 = time.perf_counter()
     try:
-        return RunOutcome(run.run_id, results=simulate_run(run.scenario, seed=run.seed))
+        return RunOutcome(run.run_id, results=simulate_run(run.scenario, seed=run.seed),
+                          wall_s=time.perf_counter() - t0)
     except Exception as e:  # noqa: BLE001 - any model error fails this run, never the sweep
-        return RunOutcome(run.run_id, error=describe_error(e))
+        return RunOutcome(run.run_id, error=describe_error(e), wall_s=time.perf_counter() - t0)
 
 
 def describe_error(e: BaseException) -> str:
@@ -667,38 +697,53 @@ class SweepReport:
 
 
 def sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str | None = None,
-          out: str | Path | None = None, resume: bool = False, progress: bool = False) -> pd.DataFrame:
+          out: str | Path | None = None, force: bool = False, progress: bool = False,
+          resume: bool | None = None) -> pd.DataFrame:
     """Run a sweep and return its table (exactly sweep.parquet: one row per run, by run id).
 
     `workers`: parallel runs in a process pool (default: one per core; 1 runs in this process).
     `dask`: a Dask scheduler address (``tcp://host:port``) or ``"local"`` for a LocalCluster.
-    `out`: the sweep directory (default ``results/sweeps/<name>/``). `resume`: keep complete runs
-    found there and run only the rest. `progress`: a progress bar and notes on stderr.
+    `out`: the sweep directory (default ``results/sweeps/<name>/``). Runs already complete there
+    (for the same resolved scenario) are kept and only the rest run; `force`: run every run again.
+    `progress`: a progress bar (or, off a terminal, a progress line every few seconds) on stderr.
+    `resume` is accepted for old scripts and changes nothing: keeping finished runs is the default.
     """
-    return run_sweep(sweep_or_path, workers=workers, dask=dask, out=out, resume=resume, progress=progress).frame
+    return run_sweep(sweep_or_path, workers=workers, dask=dask, out=out, force=force, progress=progress).frame
 
 
 def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str | None = None,
-              out: str | Path | None = None, resume: bool = False, progress: bool = False,
-              execute: ExecuteFn = execute_run) -> SweepReport:
-    """:func:`sweep`, returning a :class:`SweepReport`; `execute` must be a module-level function."""
+              out: str | Path | None = None, force: bool = False, progress: bool = False,
+              execute: ExecuteFn = execute_run, resume: bool | None = None,
+              notes: Callable[[str], None] | None = None) -> SweepReport:
+    """:func:`sweep`, returning a :class:`SweepReport`; `execute` must be a module-level function.
+
+    `notes` receives the sweep's warnings (one line each) before anything runs.
+    """
     sw = load_sweep(sweep_or_path)
     _check_executor_args(workers, dask)
     out_dir = Path(out) if out is not None else Path("results") / "sweeps" / sw.name
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SweepError(f"out: {out_dir} exists and is not a directory")
+    try:
+        check_output(out_dir, "sweep")
+    except OutputError as e:
+        raise SweepError(str(e)) from None
     ordered = sorted(sw.runs, key=lambda r: r.run_id)
-    complete = _complete_runs(ordered, out_dir) if resume else set()
+    complete = set() if force else _complete_runs(ordered, out_dir)
     todo = [r for r in ordered if r.run_id not in complete]
+    parallel = 1 if not todo else max(1, min(workers or available_cores(), len(todo)))
+    estimates, messages = sweep_warnings(sw, todo, parallel)
+    for line in messages:
+        if notes is not None:
+            notes(line)
     executor = _executor(workers, dask, len(todo), execute) if todo else SerialExecutor(execute)
     by_id = {r.run_id: r for r in ordered}
     with _Progress(progress, sw.name) as bar, executor:  # a bad Dask address fails here, before any write
-        _prepare(out_dir, sw, complete)
+        _prepare(out_dir, complete, force)
         bar.note(f"sweep {sw.name}: {len(ordered)} runs ({sw.combinations} combinations x {len(sw.seeds)} seeds); "
-                 + (f"{len(complete)} complete, " if resume else "")
+                 + (f"{len(complete)} complete, " if complete or not force else "rerunning all (--force), ")
                  + (f"running {len(todo)} {_describe(executor)}" if todo else "nothing to run"))
-        bar.start(len(todo))
+        bar.start(len(todo), parallel, sum(estimates.get(r.combination, 0.0) for r in todo))
         finished = 0
+        partial_written = -math.inf  # the first finished run writes a partial table at once (if none is complete)
         try:
             for outcome in executor.as_completed(todo):
                 with _sigint_deferred():  # a run that finished is written whole, even on Ctrl-C
@@ -706,12 +751,52 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
                 finished += 1
                 if outcome.error is not None:
                     bar.note(f"failed: {outcome.run_id}: {outcome.error.splitlines()[0]}")
-                bar.advance(failed=outcome.error is not None)
+                bar.advance(failed=outcome.error is not None, wall_s=outcome.wall_s)
+                if time.monotonic() - partial_written > PARTIAL_TABLE_INTERVAL_S and finished < len(todo):
+                    with _sigint_deferred():
+                        _write_partial_table(sw, out_dir)
+                    partial_written = -math.inf  # the first finished run writes a partial table at once (if none is complete)
         except KeyboardInterrupt:
-            raise SweepInterrupted(len(_complete_runs(ordered, out_dir)), len(ordered), out_dir) from None
+            with _sigint_deferred():
+                kept_table = _write_partial_table(sw, out_dir)
+            raise SweepInterrupted(len(_complete_runs(ordered, out_dir)), len(ordered), out_dir,
+                                   kept_table) from None
     frame = collect(sw, out_dir)
-    write_atomic(out_dir / "sweep.parquet", lambda p: frame.to_parquet(p, index=False))
+    _write_table(sw, out_dir, frame)
     return SweepReport(sw, out_dir, pd.read_parquet(out_dir / "sweep.parquet"), finished, len(complete))
+
+
+def sweep_warnings(sw: Sweep, todo: list[SweepRun], parallel: int) -> tuple[dict[int, float], list[str]]:
+    """The sweep's warnings, each once, before anything runs; and estimated seconds per run by combination.
+
+    Scenario warnings of every combination (naming it when they differ between combinations), and
+    the work estimate: a combination that cannot fit in memory is a :class:`SweepError`.
+    """
+    first = {}
+    for run in sw.runs:
+        first.setdefault(run.combination, run)
+    lines: dict[str, None] = {}
+    estimates: dict[int, float] = {}
+    per_combination = {}
+    for index, run in first.items():
+        per_combination[index] = scenario_warnings(run.scenario)
+    shared = set.intersection(*(set(w) for w in per_combination.values())) if per_combination else set()
+    for index, run in first.items():
+        where = ", ".join(f"{k}={_as_text(v)}" for k, v in run.params.items())
+        for w in per_combination[index]:
+            lines[w if w in shared or not where else f"{w} (with {where})"] = None
+        try:
+            est, work = check_work(run.scenario, parallel=parallel)
+        except WorkTooLarge as e:
+            raise SweepError(f"{e}" + (f" (with {where})" if where else "")) from None
+        estimates[index] = est.wall_s
+        for w in work:
+            lines[w if not where else f"{w} (with {where})"] = None
+    total = sum(estimates.get(r.combination, 0.0) for r in todo) / max(parallel, 1)
+    if total > 4 * 3600:
+        lines[f"a long sweep: {len(todo):,} runs, roughly {total / 3600:,.1f} h on {parallel} "
+              f"worker{'s' if parallel > 1 else ''} (rough estimate from the scenarios)"] = None
+    return estimates, list(lines)
 
 
 def _describe(executor) -> str:
@@ -740,20 +825,75 @@ def _complete_runs(runs: list[SweepRun], out_dir: Path) -> set[str]:
     return done
 
 
-def _prepare(out_dir: Path, sw: Sweep, complete: set[str]) -> None:
-    """Create the sweep directory, write sweep.yaml, and clear what a killed sweep left behind.
+def _prepare(out_dir: Path, complete: set[str], force: bool = False) -> None:
+    """Create the sweep directory and clear what a killed sweep left behind (its hidden temporaries).
 
-    An earlier sweep.parquet goes too: it exists only once every run of this sweep has an outcome.
+    sweep.parquet and sweep.yaml are left as they are: they change only when a new table is ready.
     """
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     (out_dir / "failures").mkdir(exist_ok=True)
-    (out_dir / "sweep.parquet").unlink(missing_ok=True)
-    write_atomic(out_dir / "sweep.yaml", lambda p: p.write_text(sw.to_yaml()))
     # the hidden temporaries and trash of Results.write and _record, if a sweep was killed mid-write
     for leftover in [*(out_dir / "runs").glob(".*.tmp-*"), *(out_dir / "runs").glob(".*.old-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out_dir.glob(".sweep.*.tmp-*"):
+        leftover.unlink(missing_ok=True)
     for run_id in complete:  # a failure record left next to a run that completed later
         (out_dir / "failures" / f"{run_id}.json").unlink(missing_ok=True)
+
+
+def _table_is_complete(path: Path) -> bool:
+    """Whether `path` is a readable sweep table in which every run has an outcome (no status "missing")."""
+    try:
+        status = pd.read_parquet(path, columns=["status"])["status"]
+    except Exception:  # noqa: BLE001 - absent, damaged or not a sweep table: not complete
+        return False
+    return not status.eq("missing").any()
+
+
+def _write_table(sw: Sweep, out_dir: Path, frame: pd.DataFrame) -> None:
+    """sweep.parquet, then the sweep.yaml that describes it, each atomically."""
+    write_atomic(out_dir / "sweep.parquet", lambda p: frame.to_parquet(p, index=False))
+    write_atomic(out_dir / "sweep.yaml", lambda p: p.write_text(sw.to_yaml()))
+
+
+def _write_partial_table(sw: Sweep, out_dir: Path) -> bool:
+    """Write the table of the runs finished so far, unless a complete table is there; True if one is kept."""
+    if _table_is_complete(out_dir / "sweep.parquet"):
+        return True
+    try:
+        _write_table(sw, out_dir, collect(sw, out_dir))
+    except OSError:
+        pass  # the runs are on disk; the next sweep writes the table
+    return False
+
+
+def sweep_dir_note(path: str | Path) -> str | None:
+    """A line for `kafkasim plot`/`report` about a sweep directory that is not complete, else None.
+
+    A partial table (an interrupted or running sweep): how many runs are missing. A complete table
+    with finished runs in runs/ that it does not list (a newer, larger sweep not finished yet): says
+    the figures show the last complete sweep.
+    """
+    d = Path(path)
+    table = d / "sweep.parquet"
+    if not table.is_file():
+        return None
+    try:
+        frame = pd.read_parquet(table, columns=["run_id", "status"])
+    except Exception:  # noqa: BLE001 - analysis reports an unreadable table itself
+        return None
+    missing = int(frame["status"].eq("missing").sum())
+    if missing:
+        return (f"note: {d.name} is a partial sweep: {missing} of {len(frame)} runs are missing; the figures "
+                f"and tables use the {int(frame['status'].eq('ok').sum())} runs that finished (run the sweep "
+                f"again to complete it)")
+    listed = set(frame["run_id"].astype(str))
+    extra = [r for r in (d / "runs").glob("[!.]*") if r.name not in listed and (r / "summary.json").is_file()] \
+        if (d / "runs").is_dir() else []
+    if extra:
+        return (f"note: {d.name}: {len(extra)} finished runs are not in sweep.parquet yet (a newer sweep was "
+                f"interrupted); the figures show the last complete sweep (run it again to include them)")
+    return None
 
 
 def _record(out_dir: Path, run: SweepRun, outcome: RunOutcome) -> None:
@@ -815,46 +955,104 @@ def _sigint_deferred():
             raise KeyboardInterrupt
 
 
+PROGRESS_INTERVAL_S = 5.0
+"""Off a terminal (a pipe, a log file, CI), a plain progress line at most this often."""
+
+
+def format_eta(seconds: float | None) -> str:
+    """Seconds as a short ETA: '45s', '12m05s', '3h20m'; '?' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 class _Progress:
-    """A rich progress bar on stderr (done/total, failures, ETA) plus one-line notes; off by default."""
+    """Progress on stderr: a rich bar on a terminal, else a plain line every few seconds; off by default.
+
+    The ETA comes from the durations of the runs completed so far (mean seconds per run x runs
+    left / runs in parallel); before the first completes, from the scenarios' work estimate.
+    """
 
     def __init__(self, enabled: bool, title: str):
         self.enabled, self.title = enabled, title
         self._progress = self._task = None
+        self._console = None
+        self.total = self.done = self.failed = 0
+        self.parallel = 1
+        self.estimate_s = 0.0
+        self.durations: list[float] = []
+        self._t0 = self._last_line = time.monotonic()
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            console = Console(stderr=True)
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[failed]} failed"), TextColumn("ETA"), TimeRemainingColumn(),
-                TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal)
-            self._progress.start()
+            self._console = Console(stderr=True)
+            if self._console.is_terminal:
+                self._progress = Progress(
+                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[failed]} failed"), TextColumn("ETA {task.fields[eta]}"),
+                    TimeElapsedColumn(), console=self._console, transient=True)
+                self._progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
 
-    def start(self, total: int) -> None:
-        """Show the bar for `total` runs to execute."""
-        if self._progress is not None:
-            self._task = self._progress.add_task(self.title, total=total, failed=0)
+    def eta(self) -> float | None:
+        """Seconds left: from completed-run durations, else the work estimate."""
+        left = self.total - self.done
+        if left <= 0:
+            return 0.0
+        width = max(1, min(self.parallel, left))
+        if self.durations:
+            per_run = sum(self.durations) / len(self.durations)
+            return per_run * left / width
+        if self.estimate_s > 0:
+            return self.estimate_s * left / max(self.total, 1) / width - (time.monotonic() - self._t0)
+        return None
 
-    def advance(self, failed: bool) -> None:
-        """One more run recorded."""
+    def _eta_text(self) -> str:
+        text = format_eta(self.eta())
+        return text if self.durations or text == "?" else f"~{text}"
+
+    def start(self, total: int, parallel: int = 1, estimate_s: float = 0.0) -> None:
+        """Show progress for `total` runs to execute, `parallel` at a time, estimated at `estimate_s` in all."""
+        self.total, self.parallel, self.estimate_s = total, parallel, estimate_s
+        self._t0 = self._last_line = time.monotonic()
+        if self._progress is not None:
+            self._task = self._progress.add_task(self.title, total=total, failed=0, eta=self._eta_text())
+
+    def advance(self, failed: bool, wall_s: float | None = None) -> None:
+        """One more run recorded (`wall_s`: how long it took where it ran)."""
+        self.done += 1
+        self.failed += int(failed)
+        if wall_s is None:  # a custom executor: its share of the time since the start
+            wall_s = (time.monotonic() - self._t0) * min(self.parallel, self.total) / self.done
+        self.durations.append(wall_s)
         if self._task is not None:
-            task = self._progress.tasks[self._task]
-            self._progress.update(self._task, advance=1, failed=task.fields["failed"] + int(failed))
+            self._progress.update(self._task, advance=1, failed=self.failed, eta=self._eta_text())
+        elif self._console is not None and self.total:
+            now = time.monotonic()
+            if now - self._last_line >= PROGRESS_INTERVAL_S or self.done == self.total:
+                self._last_line = now
+                rate = self.done / max(now - self._t0, 1e-9) * 60
+                self.note(f"progress: {self.title}: {self.done}/{self.total} runs done ({self.failed} failed), "
+                          f"{rate:,.1f} runs/min, elapsed {format_eta(now - self._t0)}, ETA {self._eta_text()}")
 
     def note(self, text: str) -> None:
-        """A line on stderr, above the bar."""
+        """A line on stderr (above the bar on a terminal)."""
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        elif self._console is not None:
+            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 # --- the sweep table -----------------------------------------------------------------------------
@@ -870,10 +1068,13 @@ def collect(sw: Sweep, out_dir: str | Path) -> pd.DataFrame:
             status.append("ok")
             errors.append(None)
             flat.append(flatten_summary(json.loads(summary_path.read_text())))
-        else:
+        elif failure_path.is_file():
             status.append("failed")
-            errors.append(json.loads(failure_path.read_text())["error"] if failure_path.is_file()
-                          else "no result: the run never finished")
+            errors.append(json.loads(failure_path.read_text())["error"])
+            flat.append({})
+        else:  # only in a partial table (an interrupted or running sweep)
+            status.append("missing")
+            errors.append("no result yet: the sweep was interrupted or is still running")
             flat.append({})
     columns: dict[str, pd.Series] = {
         "run_id": pd.Series([r.run_id for r in runs], dtype="str"),

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -217,14 +218,17 @@ def test_subprocess_validate_ok():
 def test_validate_ok(capsys):
     rc, out, err = cli_run(capsys, "validate", QUICKSTART)
     assert rc == 0 and err == ""
-    assert out == "ok: quickstart: 3 brokers, 1 topic(s), 6 partitions, 1 producer(s), 1 fault(s)\n"
+    ok, estimate = out.splitlines()
+    assert ok == "ok: quickstart: 3 brokers, 1 topic(s), 6 partitions, 1 producer(s), 1 fault(s)"
+    assert estimate.startswith("a run takes about 1.2M records in ") and estimate.endswith("(rough estimate)")
 
 
 def test_validate_applies_overrides(capsys):
     rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--set", "producers.0.instances=10",
                            "--set", "topics.0.partitions=12", "--set", "cluster.brokers=5", "--set", "faults=[]")
     assert rc == 0, err
-    assert out == "ok: quickstart: 5 brokers, 1 topic(s), 12 partitions, 10 producer(s), 0 fault(s)\n"
+    assert out.splitlines()[0] == "ok: quickstart: 5 brokers, 1 topic(s), 12 partitions, 10 producer(s), 0 fault(s)"
+    assert "about 12.0M records" in out.splitlines()[1]
 
 
 def test_validate_show_prints_the_resolved_yaml_unwrapped(capsys, monkeypatch):
@@ -232,7 +236,8 @@ def test_validate_show_prints_the_resolved_yaml_unwrapped(capsys, monkeypatch):
     monkeypatch.setattr(cli, "out_console", Console(width=30))
     rc, out, err = cli_run(capsys, "validate", QUICKSTART, "--show", "--set", "producers.0.linger.ms=10")
     assert rc == 0, err
-    version_line, *yaml_lines, ok = out.rstrip("\n").split("\n")
+    version_line, *yaml_lines, ok, estimate = out.rstrip("\n").split("\n")
+    assert estimate.startswith("# a run takes about")  # a comment: the printed file stays a scenario
     assert version_line.startswith("# defaults of Kafka 4.0 applied (linger.ms=5 KIP-1030, ")  # a YAML comment
     assert ok.startswith("ok: quickstart: 3 brokers")
     expected = load_scenario(QUICKSTART, ["producers.0.linger.ms=10"])
@@ -278,7 +283,7 @@ def test_validate_legacy_acks_warns_on_one_line(capsys):
                            "--set", "producers.0.enable.idempotence=false")
     assert rc == 0
     assert out.startswith("ok: quickstart")
-    assert err.startswith("warning: acks=2 is the Kafka 0.8 legacy form")
+    assert err.startswith("warning: producers.0.acks=2 is the Kafka 0.8 legacy form")
     assert err.count("\n") == 1
     assert "UserWarning" not in err and ".py:" not in err
 
@@ -325,11 +330,13 @@ def test_scenarios_never_truncates_a_path(capsys, monkeypatch, tmp_path):
 # --- run: a real, short simulation -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    """One real `kafkasim run` of the shortened quickstart, into a directory that already exists."""
+    """One real `kafkasim run` of the shortened quickstart, replacing an earlier run directory."""
     out_dir = tmp_path_factory.mktemp("cli-run") / "runs" / "quick"
     out_dir.mkdir(parents=True)
-    (out_dir / "stale.txt").write_text("from an earlier run")
-    (out_dir / "summary.json").write_text("{}")
+    (out_dir / "summary.json").write_text("{}")  # an earlier run (its files, nothing else) may be replaced
+    (out_dir / "scenario.yaml").write_text("name: earlier\n")
+    (out_dir / "plots").mkdir()
+    (out_dir / "plots" / "timeline.png").write_bytes(b"png")  # its figures go with it
     stdout, stderr = io.StringIO(), io.StringIO()
     with deadline(120), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         rc = main(["run", str(QUICKSTART), "--seed", RUN_SEED, *FAST, "--out", str(out_dir)])
@@ -342,6 +349,7 @@ def test_run_exit_code_and_output(real_run):
     assert f"wrote {real_run.dir}" in real_run.err
     assert "quickstart  seed 0" in real_run.out  # the summary table
     assert "records acked" in real_run.out and "acked_lost" in real_run.out
+    assert "records produced (offered)" in real_run.out
 
 
 def test_run_writes_exactly_the_run_files(real_run):
@@ -349,8 +357,8 @@ def test_run_writes_exactly_the_run_files(real_run):
     assert siblings(real_run.dir) == []  # no temporary or old directory left behind
 
 
-def test_run_overwrote_the_existing_directory_cleanly(real_run):
-    assert not (real_run.dir / "stale.txt").exists()
+def test_run_replaced_the_earlier_run_directory_cleanly(real_run):
+    assert not (real_run.dir / "plots").exists()
     assert json.loads((real_run.dir / "summary.json").read_text()) != {}
 
 
@@ -370,6 +378,9 @@ def test_run_summary_keys_and_values(real_run):
     # 20000 records/s for 5 s, Poisson
     assert 90_000 < s["records_sent"] < 110_000
     assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == s["records_sent"]
+    # the offered load: every record created (issue 11, item 14); none expired unsent here
+    assert s["records_produced"] == s["records_sent"]
+    assert s["overrides"] == {"duration": "5s", "settle": "2s", "faults.0.at": "2s", "faults.0.restart_after": "1s"}
     assert s["throughput_rps"] == pytest.approx(s["records_acked"] / 5.0)
     assert s["unclean_elections"] == 0  # unclean.leader.election.enable is false
     assert isinstance(s["failovers"], list)
@@ -387,6 +398,8 @@ def test_run_scenario_yaml_is_the_resolved_scenario_with_overrides(real_run):
                                                                                       1_000.0)
     text = (real_run.dir / "scenario.yaml").read_text()
     assert "linger.ms: 5" in text and "retries: 2147483647" in text  # every default written out
+    assert text.startswith("# made with overrides (already applied below): --set duration=5s --set settle=2s "
+                           "--set faults.0.at=2s --set faults.0.restart_after=1s\n")
 
 
 def test_run_parquet_tables(real_run):
@@ -446,18 +459,106 @@ def test_run_default_out_dir_and_seed(capsys, monkeypatch, tmp_path, fake_run):
     rc, out, err = cli_run(capsys, "run", QUICKSTART, "--seed", "7", "--set", "producers.0.instances=3")
     assert rc == 0, err
     assert fake_run[-1][1] == 7 and fake_run[-1][0].producers[0].instances == 3
-    assert (tmp_path / "results" / "quickstart" / "seed-7" / "summary.json").exists()
+    assert (tmp_path / "results" / "quickstart" / "seed-7-producers.0.instances=3" / "summary.json").exists()
 
 
-def test_run_rerun_overwrites(capsys, tmp_path, fake_run):
+def test_run_rerun_replaces_an_earlier_run(capsys, tmp_path, fake_run):
     out_dir = tmp_path / "r"
     assert cli_run(capsys, "run", QUICKSTART, "--seed", "3", "--out", out_dir)[0] == 0
-    (out_dir / "extra.txt").write_text("x")
+    assert cli_run(capsys, "report", out_dir)[0] == 0  # kafkasim's own additions go with the run
     assert cli_run(capsys, "run", QUICKSTART, "--seed", "4", "--out", out_dir)[0] == 0
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(RUN_FILES)
     assert json.loads((out_dir / "summary.json").read_text())["seed"] == 4
     assert Scenario.resolve(out_dir / "scenario.yaml").seed == 4
     assert siblings(out_dir) == []
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(d.rglob("*"))}
+
+
+@pytest.mark.parametrize("case", ["working-dir", "results-dir", "run-with-a-user-file", "a-file"])
+def test_run_out_never_replaces_what_kafkasim_did_not_write(capsys, tmp_path, monkeypatch, fake_run, case):
+    """Issue 11, item 1: `--out "$PWD"` and `--out results/` deleted everything in them."""
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    if case == "working-dir":  # --out "$PWD": a directory with the user's files
+        (work / "notes.md").write_text("my notes")
+        (work / "src").mkdir()
+        (work / "src" / "main.py").write_text("print()")
+        target = work
+    elif case == "results-dir":  # --out results/: README.md and earlier runs
+        assert cli_run(capsys, "run", QUICKSTART, "--seed", "3", "--out", work / "quickstart" / "seed-3")[0] == 0
+        (work / "README.md").write_text("what is in here")
+        target = work
+    elif case == "run-with-a-user-file":  # a run directory the user put a file into
+        assert cli_run(capsys, "run", QUICKSTART, "--seed", "3", "--out", work)[0] == 0
+        (work / "analysis-notes.txt").write_text("keep me")
+        target = work
+    else:
+        target = work / "file.txt"
+        target.write_text("a file")
+    before = _tree(tmp_path)
+    calls = len(fake_run)
+    err = assert_one_line_error(*cli_run(capsys, "run", QUICKSTART, "--seed", "4", "--out", target))
+    assert err.startswith(f"error: --out {target}: ")
+    if case != "a-file":
+        assert "not a kafkasim run directory" in err and "choose another path or a new child such as" in err
+    assert _tree(tmp_path) == before  # untouched, nothing written next to it
+    assert len(fake_run) == calls  # refused before running
+
+
+def test_run_out_into_an_empty_directory_or_a_new_child(capsys, tmp_path, fake_run):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli_run(capsys, "run", QUICKSTART, "--out", empty)[0] == 0
+    assert sorted(p.name for p in empty.iterdir()) == sorted(RUN_FILES)
+    assert cli_run(capsys, "run", QUICKSTART, "--out", tmp_path / "new" / "child")[0] == 0
+    assert (tmp_path / "new" / "child" / "summary.json").is_file()
+
+
+def test_results_write_refuses_a_directory_that_is_not_a_run(tmp_path):
+    from sim.results import OutputError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "data.csv").write_text("1,2")
+    with pytest.raises(OutputError, match="not a kafkasim run directory"):
+        tiny_results(1).write(out)
+    assert sorted(p.name for p in out.iterdir()) == ["data.csv"] and siblings(out) == []
+
+
+def test_runs_with_overrides_get_their_own_directories(capsys, monkeypatch, tmp_path, fake_run):
+    """Issue 11, item 2: the README's acks=1 and acks=all runs wrote the same directory."""
+    monkeypatch.chdir(tmp_path)
+    assert cli_run(capsys, "run", ACKS1, "--seed", "3")[0] == 0
+    assert cli_run(capsys, "run", ACKS1, "--seed", "3", "--set", "producers.0.acks=all")[0] == 0
+    base = tmp_path / "results" / "leader-crash-acks1"
+    assert sorted(p.name for p in base.iterdir()) == ["seed-3", "seed-3-producers.0.acks=all"]
+    plain, acks_all = base / "seed-3", base / "seed-3-producers.0.acks=all"
+    assert json.loads((plain / "summary.json").read_text())["overrides"] == {}
+    assert json.loads((acks_all / "summary.json").read_text())["overrides"] == {"producers.0.acks": "all"}
+    assert Scenario.resolve(plain / "scenario.yaml").producers[0].acks == 1
+    text = (acks_all / "scenario.yaml").read_text()
+    assert text.startswith("# made with overrides (already applied below): --set producers.0.acks=all\n")
+    assert Scenario.resolve(acks_all / "scenario.yaml").producers[0].acks == -1  # still a valid scenario
+    # many or unusual overrides: 8 hex digits of the sorted overrides, the same whatever their order
+    rc, out, err = cli_run(capsys, "run", ACKS1, "--seed", "3", "--set", "faults=[]", "--set", "duration=5s")
+    assert rc == 0, err
+    again = cli_run(capsys, "run", ACKS1, "--seed", "3", "--set", "duration=5s", "--set", "faults=[]")
+    assert again[0] == 0
+    hashed = [p.name for p in base.iterdir() if p.name not in ("seed-3", "seed-3-producers.0.acks=all")]
+    assert len(hashed) == 1 and re.fullmatch(r"seed-3-[0-9a-f]{8}", hashed[0])
+
+
+def test_version_and_short_help(capsys):
+    rc, out, err = cli_run(capsys, "--version")
+    assert rc == 0 and out == f"kafkasim {sim.__version__}\n"
+    rc, out, err = cli_run(capsys, "-h")
+    assert rc == 0 and "Usage:" in out and "--version" in out
+    rc, out, err = cli_run(capsys, "run", "-h")
+    assert rc == 0 and "--out" in out
 
 
 def test_run_failed_write_is_one_error_line_and_keeps_previous(capsys, tmp_path, monkeypatch, fake_run):
@@ -502,8 +603,9 @@ def test_write_creates_run_directory(tmp_path):
 def test_write_replaces_existing_directory(tmp_path):
     out = tmp_path / "run"
     tiny_results(1).write(out)
-    (out / "stale.parquet").write_text("old")
-    (out / "sub").mkdir()
+    (out / "plots").mkdir()  # what `kafkasim plot` and `report` add to a run go with it
+    (out / "plots" / "timeline.svg").write_text("<svg/>")
+    (out / "report.html").write_text("<!DOCTYPE html>\n<html><head><title>kafkasim run report: x</title>")
     tiny_results(2).write(str(out))  # a str works too
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
     assert json.loads((out / "summary.json").read_text()) == {"tag": 2}
@@ -554,3 +656,118 @@ def test_failed_summary_write_keeps_previous(tmp_path, monkeypatch):
         bad.write(out)
     assert json.loads((out / "summary.json").read_text()) == {"tag": 1}
     assert siblings(out) == []
+
+
+# --- issue 11, items 10 and 11: guard rails, warnings once at the top ---------------------------
+SHORT = ["--set", "duration=2s", "--set", "settle=1s", "--set", "faults=[]"]
+
+
+@pytest.mark.parametrize("override", ["producers.0.rate=1e12/s", "producers.0.rate=1e10/s", "duration=1000000000s"])
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_absurd_loads_are_refused_before_anything_is_allocated(capsys, monkeypatch, tmp_path, override, command):
+    monkeypatch.chdir(tmp_path)
+
+    def never(*a, **k):
+        raise AssertionError("the simulation must not start")
+
+    monkeypatch.setattr(sim.runner, "simulate", never)
+    import time
+    t0 = time.monotonic()
+    err = assert_one_line_error(*cli_run(capsys, command, QUICKSTART, "--set", override))
+    assert time.monotonic() - t0 < 10
+    field = "duration" if override.startswith("duration") else "producers.0.rate"
+    assert err.startswith(f"error: {field}: this run needs about ")
+    assert "of memory this machine has: " in err
+    assert ("shorten duration" in err) if field == "duration" else ("lower the producers' rate" in err)
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_python_api_refuses_an_absurd_load_too():
+    from sim.runner import WorkTooLarge
+
+    with pytest.raises(WorkTooLarge, match="memory this machine has"):
+        sim.run(load_scenario(QUICKSTART, ["producers.0.rate=1e12/s"]))
+
+
+def test_a_large_run_warns_once_at_the_top_and_records_it(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(sim.runner, "WARN_WALL_S", 0.0)  # every run counts as long
+    with deadline(60):
+        rc, out, err = cli_run(capsys, "run", QUICKSTART, *SHORT, "--set", "topics.0.replication.factor=2",
+                               "--set", "topics.0.min.insync.replicas=3", "--out", tmp_path / "r")
+    assert rc == 0, err
+    lines = err.splitlines()
+    warnings_ = [i for i, line in enumerate(lines) if line.startswith("warning: ")]
+    assert len(warnings_) == 2 and warnings_ == [0, 1], err  # once each, before anything else
+    assert "topics.0.min.insync.replicas=3 exceeds replication.factor 2" in lines[0]
+    assert "a long run: about" in lines[1]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert [f"warning: {w}" for w in summary["warnings"]] == lines[:2]
+
+
+def test_progress_lines_off_a_terminal(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli.RunProgress, "PROGRESS_INTERVAL_S", 0.0)
+    with deadline(60):
+        rc, out, err = cli_run(capsys, "run", QUICKSTART, "--seed", "0", *SHORT, "--out", tmp_path / "r")
+    assert rc == 0, err
+    progress = [line for line in err.splitlines() if line.startswith("progress: ")]
+    assert len(progress) >= 3, err
+    assert re.fullmatch(r"progress: quickstart seed 0: \d+s/3s simulated \(\d+%\), [\d.,]+ sim s/s, elapsed \S+, "
+                        r"ETA \S+", progress[0]), progress[0]
+    assert progress[-1].startswith("progress: quickstart seed 0: 3s/3s simulated (100%)")
+
+
+def test_progress_off_a_terminal_is_quiet_for_a_short_run(capsys, tmp_path):
+    with deadline(60):
+        rc, out, err = cli_run(capsys, "run", QUICKSTART, "--seed", "0", *SHORT, "--out", tmp_path / "r")
+    assert rc == 0, err
+    assert len([line for line in err.splitlines() if line.startswith("progress: ")]) <= 2  # the last, and at most one more
+
+
+def test_progress_on_a_terminal_shows_eta_and_simulated_rate(monkeypatch):
+    console = Console(file=io.StringIO(), force_terminal=True, width=160)
+    monkeypatch.setattr(cli, "err_console", console)
+    progress = cli.RunProgress("quickstart seed 0", 10_000.0)
+    with progress:
+        progress(5_000.0, 10_000.0)
+        shown = Console(file=io.StringIO(), width=160)
+        shown.print(progress._bar.make_tasks_table(progress._bar.tasks))  # the bar's line as drawn
+        line = shown.file.getvalue()
+    assert "ETA" in line and "5s/10s simulated" in line and "sim s/s" in line, line
+    assert "progress: " not in console.file.getvalue()  # no plain lines on a terminal
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_sweep_file_passed_to_run_says_so_in_one_line(capsys, tmp_path, command):
+    smoke = ROOT / "scenarios" / "sweeps" / "smoke.yaml"
+    err = assert_one_line_error(*cli_run(capsys, command, smoke))
+    assert err == (f"error: {smoke}: is a sweep file (it names a base scenario and what to vary), not a scenario; "
+                   f"run it with `kafkasim sweep {smoke}`\n")
+
+
+def test_validate_dev_zero_ends_quickly_with_one_line(capsys):
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero on this system")
+    err = assert_one_line_error(*cli_run(capsys, "validate", "/dev/zero"))
+    assert err.startswith("error: /dev/zero: larger than 1024 KiB")
+
+
+def test_duplicate_keys_are_one_error_line(capsys, tmp_path):
+    f = tmp_path / "dup.yaml"
+    f.write_text(QUICKSTART.read_text() + "duration: 5s\n")
+    err = assert_one_line_error(*cli_run(capsys, "validate", f))
+    assert err.startswith(f"error: {f}: duplicate key 'duration' at line ")
+
+
+# --- issue 11, item 14: scenarios lists sweeps and benchmarks -----------------------------------
+def test_scenarios_lists_scenarios_sweeps_and_benchmarks_grouped(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(cli, "out_console", Console(width=300))
+    rc, out, err = cli_run(capsys, "scenarios")
+    assert rc == 0, err
+    heads = ["Scenarios (kafkasim run FILE)", "Sweeps (kafkasim sweep FILE)", "Benchmark scenarios"]
+    positions = [out.index(h) for h in heads]
+    assert positions == sorted(positions)
+    scen, sweeps, bench = (out[positions[0]:positions[1]], out[positions[1]:positions[2]], out[positions[2]:])
+    assert "scenarios/quickstart.yaml" in scen and "scenarios/sweeps/" not in scen
+    assert "scenarios/sweeps/acks-rf.yaml" in sweeps and "scenarios/sweeps/smoke.yaml" in sweeps
+    assert "scenarios/bench/steady.yaml" in bench and "scenarios/bench/soak.yaml" in bench

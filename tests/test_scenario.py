@@ -202,7 +202,8 @@ def test_idempotence_explicit_false_is_kept():
 
 def test_idempotence_explicit_true_with_acks_1_is_an_error():
     msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "acks": 1, "enable.idempotence": True}]))
-    assert msg == "producers.0: enable.idempotence=true requires acks=all"
+    # the error says what to do (issue 11, item 12)
+    assert msg == "producers.0: enable.idempotence=true requires acks=all (set enable.idempotence: false, or acks=all)"
 
 
 @pytest.mark.parametrize("kw, needs", [
@@ -212,7 +213,8 @@ def test_idempotence_explicit_true_with_acks_1_is_an_error():
 ])
 def test_idempotence_explicit_true_with_other_conflicts_is_an_error(kw, needs):
     msg = error_of(minimal(producers=[{"topic": "t", "rate": "1/s", "enable.idempotence": True, **kw}]))
-    assert msg == f"producers.0: enable.idempotence=true requires {needs}"
+    assert msg == (f"producers.0: enable.idempotence=true requires {needs} "
+                   f"(set enable.idempotence: false, or {needs.replace(', ', ' and ')})")
 
 
 def test_quickstart_acks_1_conflicts_with_its_explicit_idempotence():
@@ -854,3 +856,84 @@ def test_valid_yaml_with_bad_content_names_the_field(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("name: x\nduration: 5s\ntopics: []\n")
     assert error_of(f).startswith("topics: List should have at least 1 item")
+
+
+# --- issue 11: questionable configs (items 10, 11) ----------------------------------------------
+from sim.scenario import MAX_FILE_BYTES, scenario_warnings  # noqa: E402
+
+
+@pytest.mark.parametrize("text, key, line, first", [
+    ("name: a\nduration: 5s\nname: b\ntopics: [{name: t}]\n", "name", 3, 1),
+    ("name: a\nduration: 5s\ntopics:\n  - name: t\n    partitions: 2\n    partitions: 3\n", "partitions", 6, 5),
+    ("name: a\nduration: 5s\ntopics: [{name: t}]\nproducers:\n  - {topic: t, rate: 1/s, acks: 1, acks: all}\n",
+     "acks", 5, 5),
+])
+def test_duplicate_yaml_keys_are_an_error_naming_the_line(tmp_path, text, key, line, first):
+    f = tmp_path / "dup.yaml"
+    f.write_text(text)
+    msg = error_of(f)
+    assert msg == (f"{f}: duplicate key {key!r} at line {line} (first at line {first}); YAML would silently keep "
+                   f"only the last value: keep one")
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    f = tmp_path / "merge.yaml"
+    f.write_text("topics: [{<<: {name: t, partitions: 2}, partitions: 3}]\nname: m\nduration: 5s\n")
+    assert Scenario.resolve(f).topics[0].partitions == 3  # an explicit key beats a merged one: no duplicate
+
+
+def test_a_huge_or_endless_file_is_refused_quickly(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * MAX_FILE_BYTES + b"\nname: x\n")
+    assert "larger than 1024 KiB" in error_of(big)
+    if Path("/dev/zero").exists():
+        import time
+        t0 = time.monotonic()
+        assert error_of(Path("/dev/zero")).startswith("/dev/zero: larger than 1024 KiB")
+        assert time.monotonic() - t0 < 5
+
+
+def test_a_sweep_file_is_not_a_scenario():
+    sweep = ROOT / "scenarios" / "sweeps" / "smoke.yaml"
+    assert error_of(sweep) == (f"{sweep}: is a sweep file (it names a base scenario and what to vary), not a "
+                               f"scenario; run it with `kafkasim sweep {sweep}`")
+
+
+def test_random_faults_stop_before_start_is_an_error():
+    msg = error_of(minimal(random_faults=[{"mean_interval": "5s", "downtime": "1s", "start": "8s", "stop": "2s"}]))
+    assert msg == "random_faults.0.stop: 2s is before start 8s (allowed: stop >= start)"
+
+
+def test_random_faults_max_down_above_the_brokers_is_an_error_and_all_of_them_a_warning():
+    msg = error_of(minimal(random_faults=[{"mean_interval": "5s", "downtime": "1s", "max_down": 4}]))
+    assert msg == "random_faults.0.max_down: 4 is more than the 3 brokers (allowed: 1..3)"
+    sc = load_scenario(minimal(random_faults=[{"mean_interval": "5s", "downtime": "1s", "max_down": 3}]))
+    (w,) = scenario_warnings(sc)
+    assert w.startswith("random_faults.0.max_down=3: every one of the 3 brokers can be down at once")
+    assert scenario_warnings(load_scenario(minimal(random_faults=[{"mean_interval": "5s", "downtime": "1s",
+                                                                   "max_down": 2}]))) == []
+
+
+@pytest.mark.parametrize("version, fragment", [
+    ("3.6", "Kafka 3.6 accepts the topic but answers every acks=all write with NOT_ENOUGH_REPLICAS"),
+    ("3.7", "Kafka 3.7 caps the effective min ISR at the replication factor (KAFKA-15583, 3.7+)"),
+    ("4.0", "Kafka 4.0 caps the effective min ISR at the replication factor (KAFKA-15583, 3.7+)"),
+])
+def test_min_insync_above_replication_factor_warns_what_the_version_does(version, fragment):
+    sc = load_scenario(QUICKSTART, [f"cluster.kafka.version={version}", "topics.0.replication.factor=2",
+                                    "topics.0.min.insync.replicas=3"])
+    (w,) = scenario_warnings(sc)
+    assert w.startswith("topics.0.min.insync.replicas=3 exceeds replication.factor 2 of topic events: ")
+    assert fragment in w
+    inherited = load_scenario(minimal(cluster={"min.insync.replicas": 3},
+                                      topics=[{"name": "t", "replication.factor": 2}]))
+    assert scenario_warnings(inherited)[0].startswith(
+        "cluster.min.insync.replicas (inherited by topic t)=3 exceeds replication.factor 2")
+    assert scenario_warnings(load_scenario(QUICKSTART)) == []
+
+
+def test_a_link_latency_longer_than_the_run_warns():
+    sc = load_scenario(minimal(network={"latency": {"dist": "constant", "value": "20s"}}))
+    (w,) = scenario_warnings(sc)
+    assert w.startswith("network.latency: a typical one-way latency of 20s is not shorter than the duration 10s")
+    assert scenario_warnings(load_scenario(minimal(network={"latency": {"dist": "constant", "value": "2s"}}))) == []

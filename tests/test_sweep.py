@@ -350,7 +350,10 @@ def test_resume_after_an_interrupted_sweep_loses_nothing_and_reruns_nothing_comp
     with pytest.raises(SweepInterrupted) as e:  # Ctrl-C during the 4th run
         run_sweep(SMOKE, workers=1, out=out, execute=interrupted)
     assert isinstance(e.value, KeyboardInterrupt) and (e.value.complete, e.value.total) == (3, 8)
-    assert not (out / "sweep.parquet").exists()
+    # no complete table yet: a partial one lists the finished runs, the rest as missing
+    partial = pd.read_parquet(out / "sweep.parquet")
+    assert len(partial) == 8 and partial["status"].value_counts().to_dict() == {"missing": 5, "ok": 3}
+    assert load_sweep(out / "sweep.yaml").name == "smoke"
     finished = sorted(interrupted.calls)
     assert sorted(p.name for p in (out / "runs").iterdir()) == finished
     stamps = {i: (out / "runs" / i / "summary.json").stat().st_mtime_ns for i in finished}
@@ -359,12 +362,12 @@ def test_resume_after_an_interrupted_sweep_loses_nothing_and_reruns_nothing_comp
     leftover.mkdir()
     (leftover / "scenario.yaml").write_text("partial")
 
-    (out / "sweep.parquet").write_text("a table from an earlier sweep")  # must not survive the next one
+    (out / "sweep.parquet").write_text("a damaged table")  # not a complete table: may be replaced
 
-    counting = CountingExecute(interrupt_after=0)  # interrupted again before any run: stale table gone
+    counting = CountingExecute(interrupt_after=0)  # interrupted again before any run
     with pytest.raises(SweepInterrupted):
         run_sweep(SMOKE, workers=1, out=out, resume=True, execute=counting)
-    assert not (out / "sweep.parquet").exists() and counting.calls == []
+    assert pd.read_parquet(out / "sweep.parquet")["status"].eq("missing").sum() == 5 and counting.calls == []
 
     counting = CountingExecute()
     resumed = run_sweep(SMOKE, workers=1, out=out, resume=True, execute=counting)
@@ -511,3 +514,205 @@ def test_ctrl_c_while_recording_a_run_keeps_the_runs_that_finished_meanwhile(tmp
     finished = {m.name for m in marks.iterdir()}
     assert len(finished) >= 2 and finished <= kept and len(kept) == e.value.complete
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# --- issue 11, item 3: a sweep never loses a complete table nor reruns a finished run ----------
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in ("sweep.parquet", "sweep.yaml")}
+
+
+def test_an_interrupted_larger_sweep_keeps_the_complete_table_and_sweep_yaml(serial, tmp_path):
+    import shutil
+
+    out = tmp_path / "s"
+    shutil.copytree(serial[1], out)
+    before = _snapshot(out)
+    more = yaml.safe_load(SMOKE.read_text())
+    more["scenario"] = str(ACKS1)
+    more["seeds"] = 3  # one more seed: 4 new runs
+    counting = CountingExecute(interrupt_after=2)
+    with pytest.raises(SweepInterrupted) as e:
+        run_sweep(more, workers=1, out=out, execute=counting)
+    assert e.value.kept_table and "sweep.parquet still holds the last complete sweep" in str(e.value)
+    assert _snapshot(out) == before  # neither deleted nor rewritten
+    assert len(counting.calls) == 2
+    assert all(c.endswith("-s0002") for c in counting.calls)  # only new runs ran
+    from sim.sweep import sweep_dir_note
+    note = sweep_dir_note(out)
+    assert note == ("note: s: 2 finished runs are not in sweep.parquet yet (a newer sweep was interrupted); the "
+                    "figures show the last complete sweep (run it again to include them)")
+    done = run_sweep(more, workers=1, out=out, execute=CountingExecute())
+    assert (done.ran, done.skipped, done.failed) == (2, 10, 0) and len(pd.read_parquet(out / "sweep.parquet")) == 12
+    assert load_sweep(out / "sweep.yaml").seeds == (0, 1, 2) and sweep_dir_note(out) is None
+
+
+def test_finished_runs_are_kept_by_default_on_every_executor_and_rerun_only_with_force(serial, tmp_path):
+    import shutil
+
+    out = tmp_path / "s"
+    shutil.copytree(serial[1], out)
+    stamps = {p.name: (p / "summary.json").stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    for kwargs in ({"workers": 1}, {"workers": 2}, {"dask": "local", "workers": 2}):
+        report = run_sweep(SMOKE, out=out, **kwargs)  # nothing to run: no pool or cluster is even started
+        assert (report.ran, report.skipped) == (0, 8), kwargs
+    assert {p.name: (p / "summary.json").stat().st_mtime_ns for p in (out / "runs").iterdir()} == stamps
+    counting = CountingExecute()
+    forced = run_sweep(SMOKE, workers=1, out=out, force=True, execute=counting)
+    assert (forced.ran, forced.skipped) == (8, 0) and len(counting.calls) == 8
+    pd.testing.assert_frame_equal(without_wall_time(forced.frame), without_wall_time(serial[0].frame))
+
+
+def test_cli_force_reruns_and_resume_is_accepted(capsys, serial, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from sim.results import read_results
+
+    out = tmp_path / "s"
+    shutil.copytree(serial[1], out)
+    assert main(["sweep", str(SMOKE), "--out", str(out)]) == 0
+    assert "0 run now, 8 kept, 0 failed" in capsys.readouterr().err
+    canned = read_results(next((serial[1] / "runs").iterdir()))
+    ran = []
+
+    def fake(scenario, seed):  # --workers 1 runs in this process
+        ran.append(seed)
+        return dataclasses.replace(canned, scenario=scenario, seed=seed, summary={**canned.summary, "seed": seed})
+
+    monkeypatch.setattr(sys.modules["sim.sweep"], "simulate_run", fake)
+    assert main(["sweep", str(SMOKE), "--out", str(out), "--force", "--workers", "1"]) == 0
+    assert "8 run now, 0 kept" in capsys.readouterr().err and len(ran) == 8
+    rc = main(["sweep", str(SMOKE), "--out", str(out), "--force", "--resume"])
+    assert rc == 2 and "--resume and --force: choose one" in capsys.readouterr().err
+
+
+# --- issue 11, item 1: --out never replaces what kafkasim did not write ---------------------------
+@pytest.mark.parametrize("case", ["user-files", "results-dir"])
+def test_sweep_out_refuses_a_directory_that_is_not_a_sweep(capsys, tmp_path, serial, case):
+    import shutil
+
+    target = tmp_path / "target"
+    target.mkdir()
+    if case == "user-files":
+        (target / "thesis.tex").write_text("chapter 1")
+    else:  # results/: a README and earlier runs
+        (target / "README.md").write_text("results live here")
+        shutil.copytree(serial[1] / "runs" / sorted(p.name for p in (serial[1] / "runs").iterdir())[0],
+                        target / "quickstart" / "seed-1")
+    before = {str(p): p.read_bytes() if p.is_file() else None for p in sorted(target.rglob("*"))}
+    rc = main(["sweep", str(SMOKE), "--out", str(target), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"error: --out {target}: not empty and not a kafkasim "
+                                                               f"sweep directory"), err
+    assert "choose another path or a new child such as" in err
+    assert {str(p): p.read_bytes() if p.is_file() else None for p in sorted(target.rglob("*"))} == before
+    with pytest.raises(SweepError, match="not a kafkasim sweep directory"):
+        run_sweep(SMOKE, workers=1, out=target)
+
+
+def _plots(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_plot_and_report_out_never_overwrite_user_files(capsys, tmp_path, serial):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    rc = main(["plot", str(serial[1]), "--out", str(mine)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"error: --out {mine}: not empty and not a directory of kafkasim figures")
+    assert _plots(mine) == ["notes.txt"]
+    page = tmp_path / "index.html"
+    page.write_text("<html>my homepage</html>")
+    rc = main(["report", str(serial[1]), "--out", str(page)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == f"error: --out {page}: exists and is not a kafkasim report; kafkasim never " \
+                              f"overwrites other files: choose another path\n"
+    assert page.read_text() == "<html>my homepage</html>"
+
+
+def test_plot_and_report_work_on_a_partial_sweep_and_say_what_is_missing(capsys, tmp_path):
+    out = tmp_path / "partial"
+    with pytest.raises(SweepInterrupted):
+        run_sweep(SMOKE, workers=1, out=out, execute=CountingExecute(interrupt_after=3))
+    figures = tmp_path / "figures"
+    assert main(["plot", str(out), "--out", str(figures)]) == 0
+    err = capsys.readouterr().err
+    assert ("note: partial is a partial sweep: 5 of 8 runs are missing; the figures and tables use the 3 runs that "
+            "finished") in err
+    assert any(p.suffix == ".png" for p in figures.iterdir())
+    assert main(["plot", str(out), "--out", str(figures)]) == 0  # figures may replace figures
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "5 of 8 runs are missing" in capsys.readouterr().err
+    assert main(["report", str(out)]) == 0  # a report may replace a report
+    capsys.readouterr()
+    assert (out / "report.html").is_file()
+    resumed = run_sweep(SMOKE, workers=1, out=out)  # plots/ and report.html do not make it foreign
+    assert (resumed.ran, resumed.skipped) == (5, 3)
+
+
+# --- issue 11, items 10, 11, 13: guard rails, warnings, progress ----------------------------------
+def test_a_scenario_file_passed_to_sweep_says_so_in_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["sweep", str(ACKS1)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == (f"error: {ACKS1}: is a scenario file, not a sweep; run it with `kafkasim run {ACKS1}`, "
+                               f"or name it in a sweep file (scenario: leader-crash-acks1.yaml)\n")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_million_seeds_is_refused_before_anything_is_expanded():
+    t0 = time.monotonic()
+    with pytest.raises(SweepError) as e:
+        load_sweep(spec(seeds=1_000_000))
+    assert time.monotonic() - t0 < 5
+    assert str(e.value) == ("seeds: 1,000,000 seeds x 3 combinations = 3,000,000 runs, more than the 100,000 one "
+                            "sweep may have (use fewer seeds or values, or split the sweep)")
+
+
+def test_a_combination_that_cannot_fit_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SweepError) as e:
+        run_sweep(spec(grid={"producers.0.rate": ["1000/s", "1e12/s"]}, seeds=1), workers=1, out=tmp_path / "s")
+    assert "memory this machine has" in str(e.value) and str(e.value).endswith("(with producers.0.rate=1e12/s)")
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_warnings_print_once_at_the_top(capsys, tmp_path):
+    data = spec(grid={"topics.0.min.insync.replicas": [2, 3]}, seeds=1)
+    data["set"] = {"topics.0.replication.factor": 2, "duration": "2s", "settle": "1s", "faults": [],
+                   "producers.0.instances": 1}
+    f = tmp_path / "w.yaml"
+    f.write_text(yaml.safe_dump(data))
+    rc = main(["sweep", str(f), "--workers", "1", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    lines = err.splitlines()
+    warning_lines = [i for i, line in enumerate(lines) if line.startswith("warning: ")]
+    assert warning_lines == [0], err
+    assert lines[0].startswith("warning: topics.0.min.insync.replicas=3 exceeds replication.factor 2") and \
+        lines[0].endswith("(with topics.0.min.insync.replicas=3)")
+
+
+def test_sweep_eta_comes_from_completed_run_durations():
+    from sim.sweep import _Progress, format_eta
+
+    bar = _Progress(False, "t")
+    bar.start(total=10, parallel=2, estimate_s=100.0)
+    assert bar._eta_text().startswith("~")  # before any run completes: the work estimate, marked as such
+    for _ in range(4):
+        bar.advance(failed=False, wall_s=30.0)
+    assert bar.eta() == pytest.approx(30.0 * 6 / 2)  # 6 runs left, 2 at a time, 30 s each
+    assert format_eta(bar.eta()) == "1m30s" and format_eta(7300) == "2h01m" and format_eta(None) == "?"
+
+
+def test_sweep_progress_lines_off_a_terminal(capsys, tmp_path, monkeypatch):
+    sweep_module = sys.modules["sim.sweep"]
+    monkeypatch.setattr(sweep_module, "PROGRESS_INTERVAL_S", 0.0)
+    data = spec(seeds=2)
+    data["set"] = {"duration": "1s", "settle": "1s", "faults": [], "producers.0.instances": 1}
+    run_sweep(data, workers=1, out=tmp_path / "s", progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("progress: ")]
+    assert len(lines) == 6
+    assert re.fullmatch(r"progress: t: 1/6 runs done \(0 failed\), [\d.,]+ runs/min, elapsed \S+, ETA \S+", lines[0])
+    assert lines[-1].startswith("progress: t: 6/6 runs done") and lines[-1].endswith("ETA 0s")

@@ -1,0 +1,170 @@
+"""Every command in README.md, run as written (issue 11, item 12).
+
+The fenced ``bash`` blocks are split into commands and run in README order in a scratch directory
+holding a copy of ``scenarios/``: ``.venv/bin/kafkasim ...`` in this process, with every
+simulated run shortened to a few simulated seconds (and sweeps to their first seed), so the
+whole README runs in well under a minute. The ``python`` blocks run there too, in order, and
+the ``yaml`` sweep example is validated as a sweep file. A command this test does not know how to
+run fails it: a new README command must be run here, or listed in SKIPPED with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import sim
+import sim.cli_sweep
+import sim.runner
+from sim.cli import main
+from sim.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+SKIPPED = {
+    "python3 -m venv .venv": "creates the environment this test runs in (.ci/run runs exactly this)",
+    ".venv/bin/pip install -q -e '.[test]'": "installs the package this test imports (.ci/run runs exactly this)",
+    ".venv/bin/python -m pytest -n 2 -q": "the test suite itself (.ci/run runs exactly this)",
+}
+BENCH = ".venv/bin/python bench/bench.py"
+"""Benchmarks take minutes: their flags are checked by bench.py's own parser; tests/test_bench_smoke.py runs them."""
+
+MAX_DURATION_MS, MAX_SETTLE_MS, MAX_INSTANCES = 2_000.0, 1_000.0, 2
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """(language, text) of every fenced block, in README order."""
+    return re.findall(r"^```(\w+)\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+
+
+def commands(block: str) -> list[str]:
+    """The shell commands of a bash block: one per line (comments dropped), split at `&&`."""
+    out = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        cmd: list[str] = []
+        for w in words + ["&&"]:
+            if w == "&&":
+                out.append(shlex.join(cmd))
+                cmd = []
+            else:
+                cmd.append(w)
+    return out
+
+
+def shorten(sc: Scenario) -> Scenario:
+    """The same scenario over at most 2 simulated seconds (+1 s settle), faults scaled into it."""
+    if sc.duration <= MAX_DURATION_MS and sc.settle <= MAX_SETTLE_MS and \
+            all(p.instances <= MAX_INSTANCES for p in sc.producers):
+        return sc
+    f = min(1.0, MAX_DURATION_MS / sc.duration)
+    over: dict = {"duration": f"{sc.duration * f}ms", "settle": f"{min(sc.settle, MAX_SETTLE_MS)}ms"}
+    for i, fault in enumerate(sc.faults):
+        over[f"faults.{i}.at"] = f"{fault.at * f}ms"
+        if fault.restart_after is not None:
+            over[f"faults.{i}.restart_after"] = f"{max(fault.restart_after * f, 1.0)}ms"
+    for i, p in enumerate(sc.producers):
+        over[f"producers.{i}.instances"] = min(p.instances, MAX_INSTANCES)
+    return Scenario.resolve(sc.model_dump(mode="json", by_alias=True), over).model_copy(update={"seed": sc.seed})
+
+
+@pytest.fixture
+def short_runs(monkeypatch):
+    """Every run and sweep started from here is shortened; sweeps keep their first seed."""
+    sweep_module = sys.modules["sim.sweep"]
+    real_run, real_load_sweep = sim.runner.run, sweep_module.load_sweep
+
+    def run(scenario, seed=None, *, overrides=None, progress=None, prepare=None):
+        sc = sim.runner._as_scenario(scenario, overrides)
+        res = real_run(shorten(sc), seed=seed, progress=progress, prepare=prepare)
+        res.summary["overrides"] = sim.runner._recorded_overrides(overrides)
+        return res
+
+    def load_sweep(source):
+        sw = real_load_sweep(source)
+        seeds = sw.seeds[:1]
+        runs = tuple(dataclasses.replace(r, scenario=shorten(r.scenario)) for r in sw.runs if r.seed in seeds)
+        return dataclasses.replace(sw, seeds=seeds, runs=runs)
+
+    monkeypatch.setattr(sim.runner, "run", run)
+    monkeypatch.setattr(sim, "run", run)
+    monkeypatch.setattr(sweep_module, "load_sweep", load_sweep)
+    monkeypatch.setattr(sim.cli_sweep, "load_sweep", load_sweep)
+
+
+def run_bench_flags(args: list[str], monkeypatch) -> None:
+    """bench.py's parser accepts `args` (the benchmark itself is not run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_bench", ROOT / "bench" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    class Parsed(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Parsed
+
+    monkeypatch.setattr(bench, "measure", stop)
+    monkeypatch.setattr(bench, "memory_profile", stop)
+    with pytest.raises(Parsed):
+        bench.main(args)
+
+
+def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, short_runs):
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    monkeypatch.chdir(tmp_path)
+    done: list[str] = []
+    for lang, text in readme_blocks():
+        if lang == "bash":
+            for cmd in commands(text):
+                words = shlex.split(cmd)
+                if cmd in SKIPPED:
+                    continue
+                if cmd.startswith(BENCH):
+                    run_bench_flags(words[2:], monkeypatch)
+                elif words[0] == ".venv/bin/kafkasim":
+                    rc = main(words[1:])
+                    cap = capsys.readouterr()
+                    assert rc == 0, f"README command failed: {cmd}\n{cap.err[-3000:]}"
+                    assert "Traceback" not in cap.err
+                else:
+                    pytest.fail(f"README command this test cannot run: {cmd!r} (run it here or add it to SKIPPED)")
+                done.append(cmd)
+        elif lang == "python":
+            try:
+                exec(compile(text, "README.md", "exec"), {"__name__": "readme"})
+            except Exception as e:  # noqa: BLE001 - report which snippet failed
+                pytest.fail(f"README python block failed: {type(e).__name__}: {e}\n{text}")
+            done.append(text.splitlines()[0])
+        elif lang == "yaml":  # the sweep file example
+            f = tmp_path / "scenarios" / "sweeps" / "readme-example.yaml"
+            f.write_text(text)
+            assert len(sim.load_sweep(f).runs) == 150  # every combination and seed validated
+            done.append("yaml")
+    # what the README says the commands wrote
+    assert (tmp_path / "results" / "quickstart" / "seed-1" / "summary.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "results" / "leader-crash-acks1").iterdir()) == \
+        ["seed-3", "seed-3-producers.0.acks=all"]
+    assert (tmp_path / "results" / "quickstart" / "seed-1" / "report.html").is_file()
+    assert (tmp_path / "results" / "my-study" / "seed-3" / "summary.json").is_file()
+    assert (tmp_path / "results" / "sweeps" / "acks-rf" / "sweep.parquet").is_file()
+    assert any((tmp_path / "figures").glob("*.png"))
+    assert len([d for d in done if d.startswith(".venv/bin/kafkasim")]) >= 12
+
+
+def test_the_readme_blocks_are_found():
+    langs = [lang for lang, _ in readme_blocks()]
+    assert langs.count("bash") >= 5 and langs.count("python") >= 3 and "yaml" in langs
+    every = [c for lang, text in readme_blocks() if lang == "bash" for c in commands(text)]
+    assert set(SKIPPED) <= set(every), "a SKIPPED command is no longer in the README: drop it"
