@@ -43,7 +43,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from .load import Run, Sweep, acks_order
 from .metrics import down_intervals, isr_intervals, leadership_intervals, min_insync_by_partition, sent_per_second
 from .tables import (
-    CONFIG_ORDER, Source, _sort_value, config_label, failover_samples, latency_ecdfs, latency_table, lost_per_second,
+    CONFIG_ORDER, Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs, latency_table, lost_per_second,
     lost_records, loss_table, offered_per_second, param_label, param_name, runs_table, throughput_table,
     varying_columns,
 )
@@ -218,7 +218,7 @@ def _row_axes(ax, labels: list[str], groups: list) -> None:
     ax.set_ylim(n - 0.5, -0.5)
     for i in range(1, n):
         if groups[i] != groups[i - 1]:
-            ax.axhline(i - 0.5, color="#bbbbbb", linewidth=0.6, zorder=0)
+            ax.axhline(i - 0.5, color="#bbbbbb", linewidth=0.6, zorder=0, gid="separator")
 
 
 def _whiskers(ax, y, mean, low, high, color, left: float, *, gid: str) -> None:
@@ -614,9 +614,9 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=1 if len(order) > 3 else len(order), fontsize=8)
     table = runs_table(source)
-    pooled_text = "; ".join(
-        f"pooled over {param_name(c)} ({', '.join(sorted(map(str, table[c].astype(str).unique())))})"
-        for c in pooled if c in table)
+    values = {c: sorted(table[c].unique().tolist(), key=lambda v: _sort_value(c, v)) for c in pooled if c in table}
+    pooled_text = ("pooled over " + ", ".join(f"{param_name(c)} ({', '.join(map(_value_text, v))})"
+                                              for c, v in values.items())) if values else ""
     what = ", ".join(param_name(c) for c in by_cols) if by_cols else "configuration"
     fig.suptitle(f"Failover time distribution by {what} ({_title_name(source)})"
                  + (f"\n{pooled_text}" if pooled_text else ""), fontsize=10)

@@ -28,7 +28,7 @@ __all__ = [
     "Source", "GROUP_COLUMNS", "runs_table", "flatten_summary", "aggregate", "loss_table", "throughput_table",
     "latency_table", "latency_ecdfs", "failover_samples", "default_failover_group", "sort_groups",
     "config_columns", "varying_columns", "param_name", "param_label", "config_label", "delivery_counts",
-    "latency_by", "offered_per_second", "lost_records", "lost_per_second",
+    "latency_by", "offered_per_second", "lost_records", "lost_per_second", "with_delivery",
 ]
 
 Source = Union[Sweep, Run, Sequence[Run]]
@@ -275,6 +275,24 @@ def delivery_counts(run: Run) -> dict:
     return dict(cache)
 
 
+def with_delivery(source: Source, table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (a `runs_table`) with per-run ``records_produced``, ``records_committed`` and the
+    rates ``offered_rps``, ``committed_rps``, ``sent_rps`` per second of producing."""
+    t = table.copy()
+    if t.empty:
+        return t
+    runs = dict(_runs(source))
+    secs = pd.to_numeric(t["produce_duration_ms"], errors="coerce") / 1000.0
+    counts = pd.DataFrame([delivery_counts(runs[str(r)]) for r in t["run_id"]], index=t.index)
+    t["records_produced"] = counts["records_produced"]
+    t["records_committed"] = counts["records_committed"]
+    t["offered_rps"] = counts["records_produced"] / secs
+    t["committed_rps"] = counts["records_committed"] / secs
+    if "records_sent" in t:
+        t["sent_rps"] = pd.to_numeric(t["records_sent"]) / secs
+    return t
+
+
 def throughput_table(source: Source, confidence: float = 0.95) -> pd.DataFrame:
     """Throughput per second of producing, by configuration, mean over seeds with bounded CIs.
 
@@ -283,16 +301,9 @@ def throughput_table(source: Source, confidence: float = 0.95) -> pd.DataFrame:
     ``committed_rps`` (records in the final committed log, whatever the client was told), plus
     ``produce_latency_ms.p50`` / ``.p99`` (the latency cost).
     """
-    t = runs_table(source).copy()
+    t = with_delivery(source, runs_table(source))
     if t.empty:
         return aggregate(t, GROUP_COLUMNS, [], confidence)
-    runs = dict(_runs(source))
-    secs = pd.to_numeric(t["produce_duration_ms"], errors="coerce") / 1000.0
-    counts = pd.DataFrame([delivery_counts(runs[str(r)]) for r in t["run_id"]], index=t.index)
-    t["offered_rps"] = counts["records_produced"] / secs
-    t["committed_rps"] = counts["records_committed"] / secs
-    if "records_sent" in t:
-        t["sent_rps"] = pd.to_numeric(t["records_sent"]) / secs
     by = _group_columns(source, t)
     out = aggregate(t, by, ["offered_rps", "sent_rps", "throughput_rps", "committed_rps",
                             "produce_latency_ms.p50", "produce_latency_ms.p99"], confidence)
