@@ -432,7 +432,8 @@ def _sweep_sections(sweep: Sweep) -> list[str]:
     same = _same_everywhere(sweep.ok, constant)
     clipped = any(agg.get(f"{m}_clipped", pd.Series(dtype=bool)).fillna(False).astype(bool).any() for m, _ in metrics)
     ns = sorted(set(agg["n"].astype(int))) if len(agg) else [0]
-    n_text = f"n = {ns[0]} seeds per configuration" if len(ns) == 1 else f"n = {ns[0]}-{ns[-1]} seeds per configuration"
+    n_text = (f"n = {ns[0]} seed{'s' * (ns[0] != 1)} per configuration" if len(ns) == 1
+              else f"n = {ns[0]}-{ns[-1]} seeds per configuration")
     note = ("Mean over seeds, and in brackets the 95% confidence interval of the mean (Student t over seeds, "
             f"{n_text}), cut to what the quantity can be: never below 0, a share never above 100%"
             + ("; &Dagger; marks an interval that was cut" if clipped else "")

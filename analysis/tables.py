@@ -315,12 +315,10 @@ LATENCY_KEYS = ("p50", "p99", "p999")
 
 
 def latency_by(source: Source, table: pd.DataFrame | None = None) -> list[str]:
-    """What latency is grouped by: acks and RF, and every other configuration column that varies
-    (min.insync, any swept parameter), so no swept parameter is pooled."""
+    """What latency is grouped by: acks, RF, min.insync, fault kind, and every other configuration
+    column that varies (any swept parameter), so nothing swept is pooled."""
     t = runs_table(source) if table is None else table
-    varying = varying_columns(t, config_columns(source, t))
-    return [c for c in ("acks", "replication_factor") if c in t] + [c for c in varying
-                                                                    if c not in ("acks", "replication_factor")]
+    return _group_columns(source, t)
 
 
 def latency_table(source: Source, by: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:

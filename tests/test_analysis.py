@@ -541,7 +541,8 @@ def test_latency_plot(study):
     fig = analysis.latency_plot(study)
     ecdfs = analysis.latency_ecdfs(study)
     # nothing swept is pooled: one ECDF per acks x RF x min.insync
-    assert len(ecdfs) == N_CONFIGS and set(ecdfs.attrs["by"]) == {"acks", "replication_factor", "min_insync_replicas"}
+    assert len(ecdfs) == N_CONFIGS
+    assert set(ecdfs.attrs["by"]) == {"acks", "replication_factor", "min_insync_replicas", "fault_kind"}
     for acks in ("1", "all"):
         ax = axes_by_gid(fig, f"latency:ecdf:acks={acks}")
         lines = [ln for ln in ax.lines if (ln.get_gid() or "").startswith("ecdf:")]
