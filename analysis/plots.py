@@ -43,9 +43,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from .load import Run, Sweep, acks_order
 from .metrics import down_intervals, isr_intervals, leadership_intervals, min_insync_by_partition, sent_per_second
 from .tables import (
-    CONFIG_ORDER, Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs, latency_table, lost_per_second,
-    lost_records, loss_table, offered_per_second, param_label, param_name, runs_table, throughput_table,
-    varying_columns,
+    CONFIG_ORDER, Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs, latency_table,
+    lost_per_second, lost_records, loss_table, offered_per_second, param_label, param_name, runs_table,
+    throughput_table, varying_columns,
 )
 
 __all__ = [
@@ -320,7 +320,7 @@ def loss_map(source: Source, path: str | Path | None = None, *, confidence: floa
                 _whiskers(ax, [y], [mean], [100.0 * r[f"{metric}_low"]], [100.0 * r[f"{metric}_high"]], color, lo,
                           gid=f"{metric}:{r['label']}")
                 ax.plot([mean], [y], marker="o", markersize=6, color=color, markeredgecolor="black",
-                        markeredgewidth=0.5, linestyle="none", zorder=3, label=f"_point",
+                        markeredgewidth=0.5, linestyle="none", zorder=3, label="_point",
                         gid=f"point:{metric}:{r['label']}")
                 tax.text(0.02, y, f"{_fmt_pct(mean)}  ({_fmt_count(lost)} of {_fmt_count(sent)}{n_note})",
                          va="center", ha="left", fontsize=7, gid=f"value:{metric}:{r['label']}")
@@ -340,7 +340,8 @@ def loss_map(source: Source, path: str | Path | None = None, *, confidence: floa
                     Line2D([], [], marker="<", color="#555555", linestyle="none",
                            label="interval cut at 0 (runs on to 0)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
-    const = _constant_text(rows, [c for c in constant if c != "fault_kind"] + (["fault_kind"] if len(kinds) == 1 else []))
+    shown = [c for c in constant if c != "fault_kind"] + (["fault_kind"] if len(kinds) == 1 else [])
+    const = _constant_text(rows, shown)
     fig.suptitle(f"Records lost ({_title_name(source)}{'; ' + const if const else ''})\n"
                  f"points: mean over seeds of each run's share lost; {_n_text(table)}; {_ci_text(table, confidence)}",
                  fontsize=9)
@@ -476,7 +477,8 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
     rest_cols = [c for c in label_cols if c != "acks"]
     acks = sorted(rows["acks"].astype(str).unique().tolist(), key=acks_order)
     ecdfs = ecdfs.copy()
-    ecdfs["rest"] = [config_label(r, rest_cols) if rest_cols else "all runs" for _, r in ecdfs.iterrows()]
+    whole = "this run" if isinstance(source, Run) else f"acks={acks[0]}" if len(acks) == 1 else "every run of the mode"
+    ecdfs["rest"] = [config_label(r, rest_cols) if rest_cols else whole for _, r in ecdfs.iterrows()]
     ecdfs["key"] = [tuple(_sort_value(c, r[c]) for c in rest_cols) for _, r in ecdfs.iterrows()]
     rests = list(dict.fromkeys(ecdfs.sort_values("key", kind="stable")["rest"]))
     styles = _line_styles(rests)
@@ -523,7 +525,7 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
     pax.set_xscale("log")
     pax.set_xlim(lo, hi)
     for i, (_, r) in enumerate(rows.iterrows()):
-        rest = config_label(r, rest_cols) if rest_cols else "all runs"
+        rest = config_label(r, rest_cols) if rest_cols else whole
         color = styles.get(rest, (PALETTE[0], "-", "o"))[0]
         p50, p99, p999 = vals[i]
         if not np.isfinite(p99):
@@ -545,7 +547,8 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
     handles = [Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="#333333", linestyle="none",
                       label="p50 of each run, mean over seeds"),
                Line2D([], [], marker="o", color="#333333", linestyle="none", label="p99 of each run, mean over seeds"),
-               Line2D([], [], marker="^", color="#333333", linestyle="none", label="p99.9 of each run, mean over seeds")]
+               Line2D([], [], marker="^", color="#333333", linestyle="none",
+                      label="p99.9 of each run, mean over seeds")]
     if int(table["n"].max()) > 1:
         handles += [Line2D([], [], color="#333333", label=f"{confidence:.0%} t interval of the p99 mean over seeds"),
                     Line2D([], [], marker="<", color="#333333", linestyle="none", label="interval cut at 0")]

@@ -503,7 +503,8 @@ def _checks_html(source: Run | Sweep) -> str:
                          "0 violations (every invariant held).</p>")
         else:
             items = "".join(f"<li>{_e(x)}</li>" for x in c["invariant_examples"])
-            parts.append(f"<div id='invariant-violations' class='check bad' data-value='{v}'><b>Model invariants: {v:,} "
+            parts.append(f"<div id='invariant-violations' class='check bad' data-value='{v}'>"
+                         f"<b>Model invariants: {v:,} "
                          f"violation{'s' * (v != 1)}.</b> The results of this run are not trustworthy; "
                          f"first examples:<ul>{items}</ul></div>")
         warnings = [(w, []) for w in c["warnings"]]

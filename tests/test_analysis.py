@@ -557,9 +557,10 @@ def test_latency_plot(study):
             line = by_gid(ax.lines, f"ecdf:acks={acks}:{rest}")
             np.testing.assert_array_equal(line.get_xdata(), g["x"])
             np.testing.assert_array_equal(line.get_ydata(), g["y"])
-            runs = [study.run(r) for r in study.ok[(study.ok["acks"] == acks)
-                                                   & (study.ok["replication_factor"] == g["replication_factor"])
-                                                   & (study.ok["min_insync_replicas"] == g["min_insync_replicas"])]["run_id"]]
+            ok = study.ok
+            ids = ok[(ok["acks"] == acks) & (ok["replication_factor"] == g["replication_factor"])
+                     & (ok["min_insync_replicas"] == g["min_insync_replicas"])]["run_id"]
+            runs = [study.run(r) for r in ids]
             assert len(runs) == 2
             lat = pd.concat([analysis.produce_latencies(r.batches) for r in runs])
             assert g["records"] == lat["records"].sum() == sum(r.summary["records_acked"] for r in runs)

@@ -24,7 +24,7 @@ import sim
 
 ROOT = Path(__file__).resolve().parents[1]
 
-INSTALL = ("install it with `apt-get install -y chromium chromium-driver` (Debian/Ubuntu, as root) and "
+INSTALL = ("install them with `apt-get install -y chromium chromium-driver` (Debian/Ubuntu, as root) and "
            "`pip install -e '.[test]'` (selenium)")
 
 # 8 short runs: acks 1/all x (RF 2, min.insync 1) / (RF 3, min.insync 2) x seeds 1, 2; a leader crash at 2 s.
@@ -157,8 +157,8 @@ def test_run_report_in_browser(browser, run_dir, tmp_path):
     assert _text(browser, "h1") == browser.title
     assert run.scenario["description"] in _text(browser, "#description")
     # the description comes first, before the checks and the tables
-    order = browser.execute_script(
-        "return ['#description', '#checks', '#summary'].map(s => document.querySelector(s).getBoundingClientRect().top)")
+    order = browser.execute_script("return ['#description', '#checks', '#summary']"
+                                   ".map(s => document.querySelector(s).getBoundingClientRect().top)")
     assert order == sorted(order)
     checks = _text(browser, "#invariant-violations")
     assert "2 violations" in checks and "hw_monotone: broker 1 events-0" in checks
