@@ -517,7 +517,8 @@ def _checks_html(source: Run | Sweep) -> str:
                            for rid, n, ex in bad)
             total = sum(n for _, n, _ in bad)
             parts.append(f"<div id='invariant-violations' class='check bad' data-value='{total}'><b>Model invariants: "
-                         f"{total:,} violations in {len(bad)} of {c['runs']} runs.</b> Those runs are not "
+                         f"{total:,} violation{'s' * (total != 1)} in {len(bad)} of {c['runs']} runs.</b> "
+                         f"Those runs are not "
                          f"trustworthy:<ul>{rows}</ul></div>")
         else:
             checked = c["runs"] - len(c["unrecorded"])
