@@ -3,16 +3,25 @@
 Figures are built with the object-oriented API on an Agg canvas (no pyplot, no global figure
 state, no display needed), so they render the same in tests, the CLI and notebooks.
 
-- `loss_map`: message-loss and acknowledged-loss rate by acks x replication factor, faceted
-  by min.insync.replicas and fault kind, mean over seeds with confidence intervals;
-- `failover_timeline`: one run over time: throughput, p50/p99 produce latency,
-  under-replicated/offline partitions, broker downtime shaded, and one Gantt lane per
-  partition showing its leader, ISR size, leader-down and offline periods;
+Sweep figures list configurations as rows (a forest plot): one row per combination of every
+parameter that varies (acks, replication factor, min.insync.replicas, fault kind, and any other
+swept key), labelled in words ("acks=all, RF 3, min.insync 2"); only seeds, the replications,
+are ever pooled. Points are means over seeds; whiskers the Student t 95% interval over seeds
+cut at what the quantity can be (never below 0), marked with a "<" where it was cut; every
+figure says n. Colours are the Okabe-Ito palette, safe for colour-blind readers.
+
+- `loss_map`: message-loss and acknowledged-loss rate per configuration on a log scale, with
+  "0 of N" written where nothing was lost;
+- `throughput_cost`: offered, committed and acknowledged records per second, and the latency
+  each configuration pays;
+- `latency_plot`: record-weighted produce latency ECDF, one panel per acks mode and one line
+  per configuration, and p50 / p99 / p99.9 per configuration;
 - `failover_distribution`: ECDF of failover times (fault to election, fault to first
-  acknowledged write) across runs and partitions, by scenario, partition count or a swept value;
-- `latency_plot`: record-weighted produce latency ECDF by acks (and RF), and p99 by
-  acks x RF with confidence intervals;
-- `throughput_cost`: acknowledged throughput by acks x RF with confidence intervals.
+  acknowledged write) across runs and partitions, one line per configuration;
+- `failover_timeline`: one run over time: offered, sent, acknowledged and failed records per
+  second, lost records by arrival second, p50/p99 produce latency, under-replicated/offline
+  partitions, broker downtime shaded, and one Gantt lane per partition showing its leader,
+  ISR size, leader-down and offline periods.
 
 Every plotted number comes from a table function in `analysis.tables` / `analysis.metrics`,
 so a figure can be checked against its table.
@@ -29,27 +38,37 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .load import Run, Sweep, acks_order
 from .metrics import down_intervals, isr_intervals, leadership_intervals, min_insync_by_partition, sent_per_second
 from .tables import (
-    Source, failover_samples, latency_ecdfs, latency_table, loss_table, runs_table, throughput_table,
+    CONFIG_ORDER, Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs, latency_table,
+    lost_per_second, lost_records, loss_table, offered_per_second, param_label, param_name, runs_table,
+    throughput_table, varying_columns,
 )
 
 __all__ = [
     "NothingToPlot", "save_figure", "loss_map", "failover_timeline", "failover_distribution", "latency_plot",
-    "throughput_cost", "ACKS_COLORS", "BROKER_COLORS",
+    "throughput_cost", "ACKS_COLORS", "BROKER_COLORS", "PALETTE",
 ]
 
-ACKS_COLORS = {"0": "#d62728", "1": "#ff7f0e", "all": "#1f77b4"}
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour vision deficiency.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
+             "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#999999"}
+PALETTE = [OKABE_ITO[c] for c in ("blue", "orange", "green", "purple", "sky", "vermillion", "black", "yellow")]
+"""Line colours for configurations, in order (cycled with line styles past eight)."""
+ACKS_COLORS = {"0": OKABE_ITO["purple"], "1": OKABE_ITO["orange"], "all": OKABE_ITO["blue"]}
 """One colour per acks mode, the same in every figure."""
-BROKER_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+BROKER_COLORS = [OKABE_ITO[c] for c in ("blue", "green", "purple", "sky", "yellow", "grey")] + ["#8c564b", "#bcbd22"]
 """Leader colours in the timeline lanes, by broker id (cycled)."""
-RF_COLORS = ["#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b"]
-OFFLINE_COLOR = "#d62728"
-FAULT_COLOR = "#d62728"
-ISR_COLORS = {"full": "#d9d9d9", "under": "#fdae61", "below_min": "#d7191c"}
+OFFLINE_COLOR = OKABE_ITO["black"]
+FAULT_COLOR = "#7f7f7f"
+LOST_COLORS = {"acked": OKABE_ITO["vermillion"], "unknown": OKABE_ITO["purple"]}
+ISR_COLORS = {"full": "#bfe3d6", "under": OKABE_ITO["yellow"], "below_min": OKABE_ITO["vermillion"]}
+LINESTYLES = ["-", "--", ":", "-."]
 DPI = 150
+ROW_IN = 0.3  # inches per configuration row
 
 
 class NothingToPlot(ValueError):
@@ -91,15 +110,46 @@ def _title_name(source: Source) -> str:
 
 
 def _fmt_pct(v: float) -> str:
+    """A percentage with enough digits to tell 0.0004% from 0: two significant digits."""
     if not np.isfinite(v):
         return "-"
     if v == 0:
-        return "0"
+        return "0%"
     if abs(v) >= 10:
         return f"{v:.0f}%"
-    if abs(v) >= 0.1:
-        return f"{v:.2g}%" if abs(v) < 1 else f"{v:.1f}%"
-    return f"{v:.1g}%"
+    return f"{v:.2g}%" if abs(v) >= 1e-4 else f"{v:.1e}%"
+
+
+def _fmt_share(x: float) -> str:
+    """A share as a percentage that never rounds to 100% or 0% unless it is exactly that."""
+    if not np.isfinite(x):
+        return "-"
+    if x in (0.0, 1.0):
+        return f"{100 * x:.0f}%"
+    for d in range(1, 7):
+        text = f"{100 * x:.{d}f}"
+        if 0 < float(text) < 100:
+            return text + "%"
+    return f"{100 * x:.7f}%"
+
+
+def _fmt_axis_pct(v: float, _pos=None) -> str:
+    if v <= 0:
+        return "0%"
+    if v >= 1:
+        return f"{v:g}%"
+    return f"{v:.10f}".rstrip("0") + "%"
+
+
+def _fmt_count(v: float) -> str:
+    """Exact below 100,000, else three significant digits with k/M/G."""
+    if not np.isfinite(v):
+        return "-"
+    v = float(v)
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e5, "k")):
+        if abs(v) >= div:
+            return f"{v / (div if unit != 'k' else 1e3):.3g}{unit if unit != 'k' else 'k'}"
+    return f"{v:,.0f}"
 
 
 def _fmt_rate(v: float) -> str:
@@ -112,333 +162,467 @@ def _fmt_rate(v: float) -> str:
     return f"{v:.0f}"
 
 
-def _ci_note(table: pd.DataFrame, confidence: float) -> str:
+def _fmt_ms(v: float) -> str:
+    if not np.isfinite(v):
+        return "-"
+    if v >= 10_000:
+        return f"{v / 1000:.1f} s"
+    if v >= 10:
+        return f"{v:,.0f} ms"
+    return f"{v:.1f} ms"
+
+
+def _n_text(table: pd.DataFrame, what: str = "row") -> str:
     ns = sorted(set(table["n"].astype(int)))
-    n = f"n = {ns[0]} seed{'s' if ns[0] != 1 else ''} per bar" if len(ns) == 1 else \
-        f"n = {ns[0]}-{ns[-1]} seeds per bar (marked where fewer than {ns[-1]})"
-    ci = f"whiskers: {confidence:.0%} CI of the mean (Student t over seeds)" if ns[-1] > 1 else \
-        "one seed: no confidence interval"
-    return f"bars: mean over seeds; {n}\n{ci}"
+    if len(ns) == 1:
+        return f"n = {ns[0]} seed{'s' if ns[0] != 1 else ''} per {what}"
+    return f"n = {ns[0]}-{ns[-1]} seeds per {what} (n written where fewer than {ns[-1]})"
 
 
-def _present_rfs(sub: pd.DataFrame, rfs: list) -> list:
-    """The replication factors that have data in this facet (bars are dodged among these only)."""
-    have = set(sub["replication_factor"].tolist())
-    return [rf for rf in rfs if rf in have]
+def _ci_text(table: pd.DataFrame, confidence: float) -> str:
+    if int(table["n"].max()) <= 1:
+        return "one seed per row: no interval"
+    return (f"whiskers: {confidence:.0%} Student t interval over seeds, cut at 0 where it would go below "
+            f"(marked <)")
 
 
-def _dodge(rf, present: list, width: float) -> float:
-    return (present.index(rf) - (len(present) - 1) / 2) * width
+# --- configuration rows (forest plots) ------------------------------------------------------------
+def _display_order(by: Sequence[str]) -> list[str]:
+    return [c for c in CONFIG_ORDER if c in by] + [c for c in by if c not in CONFIG_ORDER]
 
 
-def _rf_color(rf, rfs: list) -> str:
-    """The same colour for a replication factor in every facet: darker for more replicas."""
-    j = rfs.index(rf)
-    return RF_COLORS[min(j + max(0, len(RF_COLORS) - len(rfs) - 1), len(RF_COLORS) - 1)]
+def _config_rows(table: pd.DataFrame, exclude: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """`table` sorted for display (acks, RF, min.insync, fault, other swept keys) with a ``label``
+    column, the columns the labels name (those that vary) and the constant ones (for the title)."""
+    by = table.attrs.get("by") or [c for c in CONFIG_ORDER if c in table]
+    order = [c for c in _display_order(by) if c not in exclude]
+    label_cols = varying_columns(table, order)
+    constant = [c for c in order if c not in label_cols and c in table]
+    t = table.copy()
+    keys = t.apply(lambda r: tuple(_sort_value(c, r[c]) for c in order), axis=1) if len(t) else []
+    t["_key"] = list(keys)
+    t = t.sort_values("_key", kind="stable").drop(columns="_key").reset_index(drop=True)
+    cols = label_cols or order[:1]
+    t["label"] = [config_label(r, cols) for _, r in t.iterrows()]
+    return t, label_cols, constant
 
 
-def _figure_legend(fig: Figure, axes, **kw) -> None:
-    """One legend for all facets: every distinct visible label, in first-seen order."""
-    seen: dict[str, object] = {}
-    for ax in np.ravel(axes):
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, h)
-    if seen:
-        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=len(seen), fontsize=8, **kw)
+def _constant_text(table: pd.DataFrame, constant: Sequence[str]) -> str:
+    return ", ".join(param_label(c, table[c].iloc[0]) for c in constant) if len(table) else ""
 
 
-def _grouped_bars(ax, sub: pd.DataFrame, metric: str, acks: list[str], rfs: list, *, scale: float = 1.0,
-                  fmt=_fmt_pct, n_full: int | None = None, zero_note: dict[str, str] | None = None) -> None:
-    """Bars of `<metric>_mean` at x = acks, one bar per replication factor, with CI whiskers."""
-    present = _present_rfs(sub, rfs)
-    width = 0.8 / max(len(present), 2)
-    x_of = {a: i for i, a in enumerate(acks)}
-    for rf in present:
-        s = sub[sub["replication_factor"] == rf]
-        s = s.set_index("acks").reindex([a for a in acks if a in set(s["acks"])])
-        x = np.array([x_of[a] for a in s.index], dtype=float) + _dodge(rf, present, width)
-        mean = s[f"{metric}_mean"].to_numpy(dtype=float) * scale
-        low = s[f"{metric}_low"].to_numpy(dtype=float) * scale
-        high = s[f"{metric}_high"].to_numpy(dtype=float) * scale
-        color = _rf_color(rf, rfs)
-        ax.bar(x, np.nan_to_num(mean), width * 0.92, color=color, edgecolor="#333333", linewidth=0.5,
-               label=f"RF={rf}", gid=f"bars:{metric}:RF={rf}")
-        has_ci = ~np.isnan(low)
-        if has_ci.any():
-            ax.errorbar(x[has_ci], mean[has_ci], yerr=[mean[has_ci] - low[has_ci], high[has_ci] - mean[has_ci]],
-                        fmt="none", ecolor="black", elinewidth=1, capsize=3, label=f"_ci:{metric}:RF={rf}",
-                        gid=f"ci:{metric}:RF={rf}")
-        top = np.where(np.isnan(high), mean, np.fmax(high, mean))
-        for xi, yi, ti, a, n in zip(x, mean, top, s.index, s["n"]):
-            if zero_note and a in zero_note and yi == 0:
-                continue  # one note for the whole acks group, below
-            text = fmt(yi)
-            if n_full is not None and int(n) != n_full:
-                text += f"\nn={int(n)}"
-            ax.annotate(text, (xi, np.nan_to_num(ti)), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7)
-    for a, note in (zero_note or {}).items():
-        g = sub[sub["acks"] == a]
-        if a in x_of and len(g) and (g[f"{metric}_mean"].fillna(0) == 0).all():
-            ax.annotate(note, (x_of[a], 0), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=7, color="#555555")
-    ax.set_xticks(range(len(acks)), [f"acks={a}" for a in acks])
-    ax.set_xlim(-0.6, len(acks) - 0.4)
-    ax.margins(y=0.18)
-    ax.set_ylim(bottom=0)
-    ax.grid(axis="y", alpha=0.3)
+def _row_axes(ax, labels: list[str], groups: list) -> None:
+    """Rows top to bottom, light separators where the first label column (acks) changes."""
+    n = len(labels)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_ylim(n - 0.5, -0.5)
+    for i in range(1, n):
+        if groups[i] != groups[i - 1]:
+            ax.axhline(i - 0.5, color="#bbbbbb", linewidth=0.6, zorder=0, gid="separator")
 
 
-def _facets(table: pd.DataFrame) -> tuple[list, list, list[str], list]:
-    mins = sorted(table["min_insync_replicas"].dropna().unique().tolist())
-    kinds = sorted(table["fault_kind"].astype(str).unique().tolist(), key=lambda k: (k == "none", k))
-    acks = sorted(table["acks"].astype(str).unique().tolist(), key=acks_order)
-    rfs = sorted(table["replication_factor"].dropna().unique().tolist())
-    return mins, kinds, acks, rfs
+def _whiskers(ax, y, mean, low, high, color, left: float, *, gid: str) -> None:
+    """Interval whiskers at rows y; a lower bound at 0 (cut) runs to the left edge with a '<'."""
+    for yi, m, lo, hi in zip(y, mean, low, high):
+        if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= 0:
+            continue
+        start = lo if lo > 0 else left
+        ax.plot([start, hi], [yi, yi], color=color, linewidth=1.4, solid_capstyle="butt", zorder=2,
+                label=f"_ci:{gid}", gid=f"ci:{gid}")
+        ax.plot([hi], [yi], marker="|", color=color, markersize=7, zorder=2, label="_cap")
+        if lo <= 0:
+            ax.plot([left], [yi], marker="<", color=color, markersize=5, zorder=2, clip_on=False,
+                    label="_cut", gid=f"cut:{gid}")
+        elif m > 0:
+            ax.plot([lo], [yi], marker="|", color=color, markersize=7, zorder=2, label="_cap")
 
 
-def _same_ylim(axes, table: pd.DataFrame, metric: str, scale: float) -> None:
-    vals = np.r_[table[f"{metric}_mean"].to_numpy(dtype=float), table[f"{metric}_high"].to_numpy(dtype=float)]
-    top = np.nanmax(vals) * scale if np.isfinite(vals).any() else 0.0
-    top = top if top > 0 else 1.0
-    for ax in axes:
-        ax.set_ylim(0, top * 1.25)
+def _log_limits(values: np.ndarray, default=(1e-4, 1.0), top: float | None = None) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) == 0:
+        return default
+    lo = 10 ** np.floor(np.log10(v.min()) - 0.3)
+    hi = 10 ** np.ceil(np.log10(v.max()) + 0.05)
+    if top is not None:
+        hi = min(hi, top)
+        lo = min(lo, hi / 100)
+    if hi / lo < 100:
+        lo = hi / 100
+    return lo, hi
+
+
+def _text_axis(ax) -> None:
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
 
 
 # --- 1. loss map -----------------------------------------------------------------------------------
-def loss_map(source: Source, path: str | Path | None = None, *, confidence: float = 0.95) -> Figure:
-    """Message loss and acknowledged loss by acks x replication factor.
+_LOSS_METRICS = [("loss_rate", "records_lost", "message loss", "records_lost / records_sent"),
+                 ("acked_loss_rate", "acked_lost", "acknowledged loss", "acked_lost / records_sent")]
 
-    Columns come in pairs per fault kind: message loss (records_lost / records_sent: every
-    record sent that is gone and whose producer was never told, so acks=0 shows its loss) and
-    acknowledged loss (acked_lost / records_sent). Rows are min.insync.replicas values. Bars are
-    means over seeds with Student t confidence intervals; the data is `loss_table(source)`.
+
+def loss_map(source: Source, path: str | Path | None = None, *, confidence: float = 0.95) -> Figure:
+    """Message loss and acknowledged loss per configuration, on a log scale.
+
+    One row per configuration (acks, replication factor, min.insync.replicas and any other
+    swept parameter that varies); a pair of panels per fault kind: message loss
+    (records_lost / records_sent: sent, gone, and the producer was never told, which is how
+    acks=0 loses data) and acknowledged loss (acked_lost / records_sent). Points are means over
+    seeds of each run's rate with bounded Student t intervals; the text beside each row gives
+    the mean and the records lost of those sent over all seeds, and "0 of N" is written where
+    nothing was lost (a log axis cannot show 0). The data is `loss_table(source)`.
     """
     table = loss_table(source, confidence)
     if table.empty:
         raise NothingToPlot("no finished runs: nothing to plot")
-    mins, kinds, acks, rfs = _facets(table)
+    kinds = sorted(table["fault_kind"].astype(str).unique().tolist(), key=lambda k: (k == "none", k))
+    rows, label_cols, constant = _config_rows(table, exclude=["fault_kind"])
+    labels = list(dict.fromkeys(rows["label"]))
+    first = label_cols[0] if label_cols else None
+    groups = [rows.loc[rows["label"] == lab, first].iloc[0] if first else 0 for lab in labels]
+    y_of = {lab: i for i, lab in enumerate(labels)}
+    lo, hi = _log_limits(np.r_[table["loss_rate_mean"], table["loss_rate_high"], table["acked_loss_rate_mean"],
+                               table["acked_loss_rate_high"]] * 100.0, top=100.0)
     n_full = int(table["n"].max())
-    metrics = [("loss_rate", "message loss", "records_lost / records_sent (%)"),
-               ("acked_loss_rate", "acknowledged loss", "acked_lost / records_sent (%)")]
-    fig = _figure(max(7.0, 3.7 * 2 * len(kinds)), 1.4 + 3.1 * len(mins))
-    axes = fig.subplots(len(mins), 2 * len(kinds), squeeze=False)
-    per_metric: dict[str, list] = {"loss_rate": [], "acked_loss_rate": []}
-    for r, m in enumerate(mins):
-        for c, kind in enumerate(kinds):
-            sub = table[(table["min_insync_replicas"] == m) & (table["fault_kind"].astype(str) == kind)]
-            for k, (metric, title, ylabel) in enumerate(metrics):
-                ax = axes[r][2 * c + k]
-                ax.set_gid(f"loss:{metric}:min.insync={m}:fault={kind}")
-                zero = {"0": "0: nothing\nacknowledged"} if metric == "acked_loss_rate" else None
-                _grouped_bars(ax, sub, metric, acks, rfs, scale=100.0, n_full=n_full, zero_note=zero)
-                ax.set_title(f"{title}\nmin.insync.replicas={m:g}, fault: {kind}", fontsize=9)
-                ax.set_ylabel(ylabel, fontsize=8)
-                per_metric[metric].append(ax)
-    for metric, axs in per_metric.items():
-        _same_ylim(axs, table, metric, 100.0)
-    _figure_legend(fig, axes, title="replication factor", title_fontsize=8)
-    fig.suptitle(f"Message loss by acks and replication factor ({_title_name(source)})\n"
-                 f"{_ci_note(table, confidence)}", fontsize=9)
+    ncol = 2 * len(kinds)
+    fig = _figure(2.4 + 4.6 * ncol, 1.9 + ROW_IN * len(labels))
+    axes = fig.subplots(1, 2 * ncol, sharey=True, width_ratios=[3.0, 1.6] * ncol, squeeze=False)[0]
+    for c, kind in enumerate(kinds):
+        sub = rows[rows["fault_kind"].astype(str) == kind]
+        for k, (metric, count, title, formula) in enumerate(_LOSS_METRICS):
+            ax, tax = axes[2 * (2 * c + k)], axes[2 * (2 * c + k) + 1]
+            gid = f"loss:{metric}:fault={kind}"
+            ax.set_gid(gid)
+            tax.set_gid(f"text:{gid}")
+            ax.set_xscale("log")
+            ax.set_xlim(lo, hi)
+            _row_axes(ax, labels, groups)
+            _text_axis(tax)
+            for _, r in sub.iterrows():
+                y = y_of[r["label"]]
+                mean = 100.0 * float(r[f"{metric}_mean"])
+                sent = r.get("records_sent_total", np.nan)
+                lost = r.get(f"{count}_total", np.nan)
+                color = _acks_color(r["acks"])
+                n = int(r["n"])
+                n_note = f", n={n}" if n != n_full else ""
+                if metric == "acked_loss_rate" and str(r["acks"]) == "0":
+                    ax.text(lo * 1.15, y, "nothing acknowledged (acks=0)", va="center", ha="left", fontsize=7,
+                            color="#555555", gid=f"noack:{metric}:{r['label']}")
+                    continue
+                if not np.isfinite(mean):
+                    continue
+                if mean == 0:
+                    ax.text(lo * 1.15, y, f"0 of {_fmt_count(sent)} lost{n_note}", va="center", ha="left", fontsize=7,
+                            color="#333333", gid=f"zero:{metric}:{r['label']}")
+                    continue
+                _whiskers(ax, [y], [mean], [100.0 * r[f"{metric}_low"]], [100.0 * r[f"{metric}_high"]], color, lo,
+                          gid=f"{metric}:{r['label']}")
+                ax.plot([mean], [y], marker="o", markersize=6, color=color, markeredgecolor="black",
+                        markeredgewidth=0.5, linestyle="none", zorder=3, label="_point",
+                        gid=f"point:{metric}:{r['label']}")
+                tax.text(0.02, y, f"{_fmt_pct(mean)}  ({_fmt_count(lost)} of {_fmt_count(sent)}{n_note})",
+                         va="center", ha="left", fontsize=7, gid=f"value:{metric}:{r['label']}")
+            ax.xaxis.set_major_locator(LogLocator(base=10, numticks=12))
+            ax.xaxis.set_major_formatter(FuncFormatter(_fmt_axis_pct))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.tick_params(axis="x", labelsize=7)
+            ax.grid(axis="x", alpha=0.3, which="major")
+            where = f", fault: {kind}" if len(kinds) > 1 else ""
+            ax.set_title(f"{title}{where}", fontsize=9)
+            ax.set_xlabel(f"{formula} (log scale)", fontsize=8)
+            tax.set_title("mean (lost of sent, all seeds)", fontsize=7, loc="left")
+    handles = [Line2D([], [], marker="o", color=_acks_color(a), markeredgecolor="black", linestyle="none",
+                      label=f"acks={a}") for a in sorted(table["acks"].astype(str).unique(), key=acks_order)]
+    if int(table["n"].max()) > 1:
+        handles += [Line2D([], [], color="#555555", linewidth=1.4, label=f"{confidence:.0%} t interval over seeds"),
+                    Line2D([], [], marker="<", color="#555555", linestyle="none",
+                           label="interval cut at 0 (runs on to 0)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    shown = [c for c in constant if c != "fault_kind"] + (["fault_kind"] if len(kinds) == 1 else [])
+    const = _constant_text(rows, shown)
+    fig.suptitle(f"Records lost ({_title_name(source)}{'; ' + const if const else ''})\n"
+                 f"points: mean over seeds of each run's share lost; {_n_text(table)}; {_ci_text(table, confidence)}",
+                 fontsize=9)
     return _done(fig, path)
 
 
 # --- 5. throughput cost -----------------------------------------------------------------------------
 def throughput_cost(source: Source, path: str | Path | None = None, *, confidence: float = 0.95) -> Figure:
-    """Acknowledged throughput (records acked per second of producing) by acks x replication factor.
+    """What durability costs: delivered load and produce latency per configuration.
 
-    Bars are means over seeds with Student t confidence intervals, hollow diamonds the rate the
-    producers sent at (the offered load); facets as in `loss_map`. With open-loop producers an
-    acks mode costs throughput only where records fail or go unacknowledged (acks=0 acknowledges
-    nothing). The data is `throughput_table(source)`.
+    Left: records per second of producing, mean over seeds: the bar is what was committed (in
+    the final log, whatever the client was told, so acks=0 counts what it wrote), the hollow
+    diamond the offered load (records produced), the black dot what was acknowledged (none under
+    acks=0); the text gives committed and acknowledged as shares of offered. Right: the latency
+    each configuration pays, p50 and p99 produce latency (mean over seeds, p99 with its bounded
+    t interval). The data is `throughput_table(source)`.
     """
     table = throughput_table(source, confidence)
     if table.empty:
         raise NothingToPlot("no finished runs: nothing to plot")
-    mins, kinds, acks, rfs = _facets(table)
+    rows, label_cols, constant = _config_rows(table)
+    labels = rows["label"].tolist()
+    first = label_cols[0] if label_cols else None
+    groups = rows[first].tolist() if first else [0] * len(rows)
     n_full = int(table["n"].max())
-    fig = _figure(max(6.5, 4.6 * len(kinds)), 1.4 + 3.1 * len(mins))
-    axes = fig.subplots(len(mins), len(kinds), squeeze=False)
-    for r, m in enumerate(mins):
-        for c, kind in enumerate(kinds):
-            ax = axes[r][c]
-            ax.set_gid(f"throughput:min.insync={m}:fault={kind}")
-            sub = table[(table["min_insync_replicas"] == m) & (table["fault_kind"].astype(str) == kind)]
-            _grouped_bars(ax, sub, "throughput_rps", acks, rfs, fmt=_fmt_rate, n_full=n_full,
-                          zero_note={"0": "0: nothing\nacknowledged"})
-            if "sent_rps_mean" in sub:
-                present = _present_rfs(sub, rfs)
-                width = 0.8 / max(len(present), 2)
-                for j, rf in enumerate(present):
-                    s = sub[sub["replication_factor"] == rf]
-                    x = np.array([acks.index(a) for a in s["acks"]], dtype=float) + _dodge(rf, present, width)
-                    ax.plot(x, s["sent_rps_mean"].to_numpy(dtype=float), linestyle="none", marker="D",
-                            markerfacecolor="none", markeredgecolor="black", markersize=5,
-                            label="records sent/s (offered)" if j == 0 else f"_sent:RF={rf}",
-                            gid=f"sent:RF={rf}")
-            ax.set_title(f"min.insync.replicas={m:g}, fault: {kind}", fontsize=9)
-            ax.set_ylabel("acknowledged records / s", fontsize=8)
-    _same_ylim(axes.ravel(), table, "throughput_rps", 1.0)
-    if "sent_rps_mean" in table:
-        top = max(np.nanmax(table["sent_rps_mean"].to_numpy(dtype=float)), axes[0][0].get_ylim()[1] / 1.25)
-        for ax in axes.ravel():
-            ax.set_ylim(0, top * 1.25)
-    _figure_legend(fig, axes)
-    fig.suptitle(f"Throughput cost of durability ({_title_name(source)})\n{_ci_note(table, confidence)}",
-                 fontsize=9)
+    fig = _figure(15.0, 2.0 + ROW_IN * len(rows))
+    ax, tax, lax, ltax = fig.subplots(1, 4, sharey=True, width_ratios=[3.0, 1.9, 2.4, 1.4])
+    ax.set_gid("throughput:rps")
+    lax.set_gid("throughput:latency")
+    for a in (ax, lax):
+        _row_axes(a, labels, groups)
+    _text_axis(tax)
+    _text_axis(ltax)
+    y = np.arange(len(rows), dtype=float)
+    committed = rows["committed_rps_mean"].to_numpy(dtype=float)
+    offered = rows["offered_rps_mean"].to_numpy(dtype=float)
+    acked = rows["throughput_rps_mean"].to_numpy(dtype=float)
+    colors = [_acks_color(a) for a in rows["acks"]]
+    ax.barh(y, np.nan_to_num(committed), height=0.6, color=colors, edgecolor="#333333", linewidth=0.5,
+            gid="bars:committed_rps", label="committed (in the final log)")
+    for i, (_, r) in enumerate(rows.iterrows()):
+        _whiskers(ax, [y[i]], [committed[i]], [r["committed_rps_low"]], [r["committed_rps_high"]], "black", 0.0,
+                  gid=f"committed_rps:{r['label']}")
+    ax.plot(offered, y, linestyle="none", marker="D", markerfacecolor="white", markeredgecolor="black", markersize=6,
+            zorder=4, label="offered (records produced)", gid="offered_rps")
+    has_ack = rows["acks"].astype(str) != "0"
+    ax.plot(acked[has_ack], y[has_ack], linestyle="none", marker="o", color="black", markersize=3.5, zorder=5,
+            label="acknowledged", gid="acked_rps")
+    ax.set_xlim(0, max(1.0, np.nanmax(np.r_[offered, committed, acked]) * 1.08))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: _fmt_rate(v)))
+    ax.set_xlabel("records / s of producing (mean over seeds)", fontsize=8)
+    ax.set_title("delivered load", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    tax.set_title("committed, acknowledged\n(share of offered)", fontsize=7, loc="left")
+    for i, (_, r) in enumerate(rows.iterrows()):
+        share = committed[i] / offered[i] if offered[i] > 0 else np.nan
+        ack = "no acks (acks=0)" if str(r["acks"]) == "0" else f"acked {_fmt_share(acked[i] / offered[i])}"
+        n_note = f", n={int(r['n'])}" if int(r["n"]) != n_full else ""
+        tax.text(0.02, y[i], f"{_fmt_rate(committed[i])}/s ({_fmt_share(share)}); {ack}{n_note}", va="center",
+                 ha="left", fontsize=7, gid=f"value:throughput:{r['label']}")
+    # latency cost
+    p50 = rows["produce_latency_ms.p50_mean"].to_numpy(dtype=float)
+    p99 = rows["produce_latency_ms.p99_mean"].to_numpy(dtype=float)
+    lo, hi = _log_limits(np.r_[p50, p99, rows["produce_latency_ms.p99_high"].to_numpy(dtype=float)], default=(1, 1000))
+    lax.set_xscale("log")
+    lax.set_xlim(lo, hi)
+    for i, (_, r) in enumerate(rows.iterrows()):
+        if not np.isfinite(p99[i]):
+            lax.text(lo * 1.15, y[i], "no acks, no latency", va="center", fontsize=7, color="#555555")
+            ltax.text(0.02, y[i], "-", va="center", fontsize=7)
+            continue
+        c = _acks_color(r["acks"])
+        _whiskers(lax, [y[i]], [p99[i]], [r["produce_latency_ms.p99_low"]], [r["produce_latency_ms.p99_high"]], c,
+                  lo, gid=f"p99:{r['label']}")
+        lax.plot([p50[i]], [y[i]], marker="o", markerfacecolor="white", markeredgecolor=c, markersize=6,
+                 linestyle="none", zorder=3, gid=f"p50:{r['label']}")
+        lax.plot([p99[i]], [y[i]], marker="o", color=c, markeredgecolor="black", markeredgewidth=0.5, markersize=6,
+                 linestyle="none", zorder=3, gid=f"p99:{r['label']}")
+        ltax.text(0.02, y[i], f"p50 {_fmt_ms(p50[i])}, p99 {_fmt_ms(p99[i])}", va="center", fontsize=7,
+                  gid=f"value:latency:{r['label']}")
+    lax.set_xlabel("produce latency (ms, log scale)", fontsize=8)
+    lax.set_title("latency cost", fontsize=9)
+    lax.grid(axis="x", alpha=0.3, which="both")
+    handles = [Patch(facecolor=_acks_color(a), edgecolor="#333333", label=f"committed (in the final log), acks={a}")
+               for a in sorted(rows["acks"].astype(str).unique(), key=acks_order)]
+    handles += [Line2D([], [], marker="D", markerfacecolor="white", markeredgecolor="black", linestyle="none",
+                       label="offered (records produced)"),
+                Line2D([], [], marker="o", color="black", markersize=3.5, linestyle="none", label="acknowledged")]
+    handles += [Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="#333333", linestyle="none",
+                       label="p50 (mean over seeds)"),
+                Line2D([], [], marker="o", color="#333333", linestyle="none", label="p99 (mean over seeds)")]
+    if n_full > 1:
+        handles += [Line2D([], [], color="#333333", label=f"{confidence:.0%} t interval over seeds"),
+                    Line2D([], [], marker="<", color="#333333", linestyle="none", label="interval cut at 0")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8)
+    const = _constant_text(rows, constant)
+    fig.suptitle(f"Cost of durability: delivered load and latency ({_title_name(source)}"
+                 f"{'; ' + const if const else ''})\n{_n_text(table)}; producers are open loop, so durability costs "
+                 f"latency and lost or failed records rather than offered load", fontsize=9)
     return _done(fig, path)
 
 
 # --- 4. latency -----------------------------------------------------------------------------------
-_RF_STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def _line_styles(keys: list[str]) -> dict[str, tuple[str, str, str]]:
+    """(colour, line style, marker) per configuration key, the same in every panel of a figure.
+
+    Colour, dash and marker all change from one line to the next, so lines that coincide (two
+    configurations that behave alike) still show both."""
+    return {k: (PALETTE[i % len(PALETTE)], LINESTYLES[i % len(LINESTYLES)], MARKERS[i % len(MARKERS)])
+            for i, k in enumerate(keys)}
 
 
 def latency_plot(source: Source, path: str | Path | None = None, *, confidence: float = 0.95,
                  max_points: int = 1500) -> Figure:
-    """Produce latency by acks mode: record-weighted ECDF (left) and percentiles (right).
+    """Produce latency per configuration: record-weighted ECDFs (top) and percentiles (bottom).
 
-    Left: for each acks x RF group, the fraction of acknowledged records whose produce latency
-    (arrival at the producer to acknowledgement) is at or below x, pooling the group's runs
-    (`latency_ecdfs`). Right: p99 per run averaged over seeds (dots, with CI whiskers), with the
-    mean p50 (bar markers) and p99.9 (triangles) (`latency_table`). acks=0 has no
-    acknowledgements and so no latency.
+    Top: one panel per acks mode with acknowledgements, one line per configuration of the other
+    parameters that vary (replication factor, min.insync.replicas, any swept key): the fraction
+    of acknowledged records whose produce latency (arrival at the producer to acknowledgement)
+    is at or below x, the records of the configuration's seeds pooled (`latency_ecdfs`); nothing
+    that was swept is pooled. Bottom: per configuration, the mean over seeds of each run's p50
+    (hollow circle), p99 (filled circle, with its bounded t interval over seeds) and p99.9
+    (triangle) (`latency_table`). acks=0 has no acknowledgements and so no latency.
     """
     ecdfs = latency_ecdfs(source, max_points=max_points)
     table = latency_table(source, confidence=confidence)
     if table.empty:
         raise NothingToPlot("no finished runs: nothing to plot")
-    acks = sorted(table["acks"].astype(str).unique().tolist(), key=acks_order)
-    rfs = sorted(table["replication_factor"].unique().tolist())
-    fig = _figure(12.0, 4.6)
-    ax_e, ax_p = fig.subplots(1, 2, width_ratios=[1.35, 1.0])
-    ax_e.set_gid("latency:ecdf")
-    ax_p.set_gid("latency:percentiles")
-    no_latency = []
-    for _, row in ecdfs.iterrows():
-        a, rf = str(row["acks"]), row["replication_factor"]
-        style = _RF_STYLES[rfs.index(rf) % len(_RF_STYLES)] if rf in rfs else "-"
-        if len(row["x"]) == 0:
-            no_latency.append(f"acks={a}, RF={rf}")
+    rows, label_cols, constant = _config_rows(table)
+    rest_cols = [c for c in label_cols if c != "acks"]
+    acks = sorted(rows["acks"].astype(str).unique().tolist(), key=acks_order)
+    ecdfs = ecdfs.copy()
+    whole = "this run" if isinstance(source, Run) else f"acks={acks[0]}" if len(acks) == 1 else "every run of the mode"
+    ecdfs["rest"] = [config_label(r, rest_cols) if rest_cols else whole for _, r in ecdfs.iterrows()]
+    ecdfs["key"] = [tuple(_sort_value(c, r[c]) for c in rest_cols) for _, r in ecdfs.iterrows()]
+    rests = list(dict.fromkeys(ecdfs.sort_values("key", kind="stable")["rest"]))
+    styles = _line_styles(rests)
+    with_latency = [a for a in acks if (ecdfs.loc[ecdfs["acks"].astype(str) == a, "records"] > 0).any()]
+    without = [a for a in acks if a not in with_latency]
+    n_panels = max(1, len(with_latency))
+    fig = _figure(max(9.0, 4.6 * n_panels + 1.0), 4.6 + 1.4 + ROW_IN * len(rows))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[4.4, 1.2 + ROW_IN * len(rows)])
+    eaxes = top.subplots(1, n_panels, sharex=True, sharey=True, squeeze=False)[0]
+    for ax, a in zip(eaxes, with_latency or [None]):
+        ax.set_gid(f"latency:ecdf:acks={a}")
+        if a is None:
+            ax.text(0.5, 0.5, "no acknowledgements, so no latency", transform=ax.transAxes, ha="center", fontsize=8)
             continue
-        ax_e.plot(row["x"], row["y"], drawstyle="steps-post", color=_acks_color(a), linestyle=style,
-                  label=f"acks={a}, RF={rf} ({row['records']:,} records, {row['runs']} run{'s' * (row['runs'] != 1)})",
-                  gid=f"ecdf:acks={a}:RF={rf}")
-    for level in (0.5, 0.99):
-        ax_e.axhline(level, color="grey", linewidth=0.6, linestyle=":")
-        ax_e.annotate(f"p{level * 100:g}", (1.0, level), xycoords=("axes fraction", "data"), xytext=(2, 0),
-                      textcoords="offset points", va="center", fontsize=7, color="grey")
-    if ax_e.lines:
-        ax_e.set_xscale("log")
-    ax_e.set_ylim(0, 1.02)
-    ax_e.set_xlabel("produce latency: record arrival to acknowledgement (ms, log scale)")
-    ax_e.set_ylabel("fraction of acknowledged records")
-    ax_e.set_title("ECDF of produce latency, records of all seeds pooled", fontsize=9)
-    ax_e.grid(alpha=0.3, which="both")
-    if no_latency:
-        ax_e.text(0.02, 0.97, "no acknowledgements, so no latency:\n" + "\n".join(no_latency),
-                  transform=ax_e.transAxes, fontsize=7, va="top", color="#555555")
-    if ax_e.get_legend_handles_labels()[0]:
-        ax_e.legend(fontsize=7, loc="lower right")
+        for _, g in ecdfs[ecdfs["acks"].astype(str) == a].iterrows():
+            if len(g["x"]) == 0:
+                continue
+            color, ls, _ = styles[g["rest"]]
+            runs = int(g["runs"])
+            ax.plot(g["x"], g["y"], drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.5,
+                    label=f"{g['rest']} (n = {runs} seed{'s' * (runs != 1)}, {_fmt_count(g['records'])} records)",
+                    gid=f"ecdf:acks={a}:{g['rest']}")
+        for level in (0.5, 0.99):
+            ax.axhline(level, color="grey", linewidth=0.6, linestyle=":", label="_guide")
+            ax.annotate(f"y = {level:g} (p{level * 100:g})", (0.0, level), xycoords=("axes fraction", "data"),
+                        xytext=(3, -2), textcoords="offset points", va="top", fontsize=7, color="grey")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"acks={a}", fontsize=9)
+        ax.set_xlabel("produce latency: record arrival to acknowledgement (ms, log scale)", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="lower right", title="one line per configuration", title_fontsize=7)
+    eaxes[0].set_ylabel("fraction of acknowledged records", fontsize=8)
+    note = f"; acks={', '.join(without)}: no acknowledgements, so no latency" if without else ""
+    top.suptitle(f"ECDF of produce latency, the records of each configuration's seeds pooled{note}", fontsize=9)
 
-    width = 0.8 / max(len(rfs), 1)
-    for j, rf in enumerate(rfs):
-        s = table[table["replication_factor"] == rf].set_index("acks")
-        s = s.reindex([a for a in acks if a in s.index])
-        x = np.array([acks.index(a) for a in s.index], dtype=float) + _dodge(rf, rfs, width)
-        p99 = s["produce_latency_ms.p99_mean"].to_numpy(dtype=float)
-        ok = ~np.isnan(p99)
-        color = _rf_color(rf, rfs)
-        low = s["produce_latency_ms.p99_low"].to_numpy(dtype=float)
-        high = s["produce_latency_ms.p99_high"].to_numpy(dtype=float)
-        ci = ok & ~np.isnan(low)
-        if ci.any():
-            ax_p.errorbar(x[ci], p99[ci], yerr=[p99[ci] - low[ci], high[ci] - p99[ci]], fmt="none", ecolor="black",
-                          capsize=3, label=f"_ci:p99:RF={rf}", gid=f"ci:p99:RF={rf}", zorder=3)
-        ax_p.plot(x[ok], p99[ok], linestyle="none", marker="o", markersize=8, color=color, markeredgecolor="black",
-                  label=f"p99, RF={rf}", gid=f"p99:RF={rf}", zorder=4)
-        for key, marker in (("p50", "_"), ("p999", "^")):
-            v = s[f"produce_latency_ms.{key}_mean"].to_numpy(dtype=float)
-            ax_p.plot(x[ok], v[ok], linestyle="none", marker=marker, color="black", markersize=9 if key == "p50" else 5,
-                      label=(f"{'p50' if key == 'p50' else 'p99.9'}, mean over seeds" if j == 0 else f"_{key}:RF={rf}"),
-                      gid=f"{key}:RF={rf}", zorder=4)
-            for xi, lo_, hi_ in zip(x[ok], v[ok], p99[ok]):
-                ax_p.plot([xi, xi], sorted([lo_, hi_]), color="#999999", linewidth=0.8, zorder=2, label="_range")
-        for xi, yi in zip(x[ok], p99[ok]):
-            ax_p.annotate(f"{yi:,.0f} ms" if yi >= 10 else f"{yi:.1f} ms", (xi, yi), xytext=(0, -9),
-                          textcoords="offset points", ha="center", va="top", fontsize=6.5,
-                          bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
-    for a in acks:
-        if table.loc[table["acks"] == a, "produce_latency_ms.p99_mean"].isna().all():
-            ax_p.annotate("no acks, no latency", (acks.index(a), 0), xycoords=("data", "axes fraction"),
-                          xytext=(0, 3), textcoords="offset points", ha="center", fontsize=7, color="#555555")
-    if np.isfinite(table["produce_latency_ms.p99_mean"].to_numpy(dtype=float)).any():
-        ax_p.set_yscale("log")
-    ax_p.set_xticks(range(len(acks)), [f"acks={a}" for a in acks])
-    ax_p.set_xlim(-0.6, len(acks) - 0.4)
-    ax_p.set_ylabel("produce latency (ms, log scale)")
-    ns = sorted(set(table["n"].astype(int)))
-    ax_p.set_title(f"p99 per run, mean over seeds (n={'-'.join(map(str, sorted({ns[0], ns[-1]})))}); "
-                   f"whiskers: {confidence:.0%} CI", fontsize=9)
-    ax_p.grid(axis="y", alpha=0.3, which="both")
-    handles, labels = ax_p.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: (not labels[i].startswith("p99,"), i))
-    if handles:
-        ax_p.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="upper left")
-    runs = runs_table(source)
-    pooled = [label for c, label in (("min_insync_replicas", "min.insync.replicas"), ("fault_kind", "fault kinds"))
-              if c in runs and (runs.groupby(["acks", "replication_factor"])[c].nunique() > 1).any()]
-    note = f" (pooled over {', '.join(pooled)})" if pooled else ""
-    fig.suptitle(f"Produce latency by acks mode{note} ({_title_name(source)})", fontsize=10)
+    pax, ptax = bottom.subplots(1, 2, sharey=True, width_ratios=[3.0, 1.3])
+    pax.set_gid("latency:percentiles")
+    _row_axes(pax, rows["label"].tolist(), rows[label_cols[0]].tolist() if label_cols else [0] * len(rows))
+    _text_axis(ptax)
+    vals = rows[[f"produce_latency_ms.{k}_mean" for k in ("p50", "p99", "p999")]].to_numpy(dtype=float)
+    lo, hi = _log_limits(np.r_[vals.ravel(), rows["produce_latency_ms.p99_high"].to_numpy(dtype=float)],
+                         default=(1, 1000))
+    pax.set_xscale("log")
+    pax.set_xlim(lo, hi)
+    for i, (_, r) in enumerate(rows.iterrows()):
+        rest = config_label(r, rest_cols) if rest_cols else whole
+        color = styles.get(rest, (PALETTE[0], "-", "o"))[0]
+        p50, p99, p999 = vals[i]
+        if not np.isfinite(p99):
+            pax.text(lo * 1.15, i, "no acknowledgements, no latency", va="center", fontsize=7, color="#555555")
+            continue
+        _whiskers(pax, [i], [p99], [r["produce_latency_ms.p99_low"]], [r["produce_latency_ms.p99_high"]], color, lo,
+                  gid=f"p99:{r['label']}")
+        pax.plot([p50], [i], marker="o", markerfacecolor="white", markeredgecolor=color, markeredgewidth=1.2,
+                 markersize=6, linestyle="none", zorder=3, gid=f"p50:{r['label']}")
+        pax.plot([p99], [i], marker="o", color=color, markeredgecolor="black", markeredgewidth=0.5, markersize=6,
+                 linestyle="none", zorder=3, gid=f"p99:{r['label']}")
+        pax.plot([p999], [i], marker="^", color=color, markeredgecolor="black", markeredgewidth=0.5, markersize=6,
+                 linestyle="none", zorder=3, gid=f"p999:{r['label']}")
+        n = int(r["n"])
+        ptax.text(0.02, i, f"p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}, p99.9 {_fmt_ms(p999)} (n={n})", va="center",
+                  fontsize=7, gid=f"value:latency:{r['label']}")
+    pax.set_xlabel("produce latency (ms, log scale)", fontsize=8)
+    pax.grid(axis="x", alpha=0.3, which="both")
+    handles = [Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="#333333", linestyle="none",
+                      label="p50 of each run, mean over seeds"),
+               Line2D([], [], marker="o", color="#333333", linestyle="none", label="p99 of each run, mean over seeds"),
+               Line2D([], [], marker="^", color="#333333", linestyle="none",
+                      label="p99.9 of each run, mean over seeds")]
+    if int(table["n"].max()) > 1:
+        handles += [Line2D([], [], color="#333333", label=f"{confidence:.0%} t interval of the p99 mean over seeds"),
+                    Line2D([], [], marker="<", color="#333333", linestyle="none", label="interval cut at 0")]
+    else:
+        handles += [Line2D([], [], color="none", label="one seed per row: no interval")]
+    bottom.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7)
+    bottom.suptitle(f"Percentiles per configuration; {_n_text(table)}", fontsize=9)
+    const = _constant_text(rows, constant)
+    fig.suptitle(f"Produce latency ({_title_name(source)}{'; ' + const if const else ''})", fontsize=10)
     return _done(fig, path)
 
 
 # --- 3. failover time distribution --------------------------------------------------------------------
-def failover_distribution(source: Source, path: str | Path | None = None, *, by: str | None = None) -> Figure:
-    """ECDF of failover times over every (fault, partition) of every run, one line per group.
+def failover_distribution(source: Source, path: str | Path | None = None,
+                          *, by: str | Sequence[str] | None = None) -> Figure:
+    """ECDF of failover times over every (fault, partition) of every run, one line per configuration.
 
     Left: fault to new leader elected; right: fault to the first write acknowledged by the new
-    leader (what producers experience). Groups are `by` (default: partition count or scenario
-    if they vary, else a swept parameter that varies). Failovers that never completed before the
-    run ended are counted in the legend. The data is `failover_samples(source, by)`.
+    leader (what producers experience). Lines are the configurations of `by` (default: every
+    configuration column that varies except acks, see `default_failover_group`), labelled in
+    words ("RF 3, min.insync 2") with n: failovers, runs and seeds. What is pooled over is said
+    in the title. Failovers that never completed before the run ended keep a line below 1 and are
+    counted in the legend. The data is `failover_samples(source, by)`.
     """
     samples = failover_samples(source, by)
     if samples.empty:
         raise NothingToPlot("no failovers: no fault hit a partition leader")
-    by = samples.attrs.get("by", by or "scenario")
-    groups = list(dict.fromkeys(sorted(samples["group"].tolist(), key=lambda g: (str(type(g)), g))))
-    fig = _figure(11.0, 4.2)
+    by_cols = samples.attrs.get("by", [])
+    pooled = samples.attrs.get("pooled", [])
+    order = samples.drop_duplicates("group").sort_values("group_rank")["group"].tolist()
+    styles = _line_styles(order)
+    fig = _figure(11.0, 4.0 + 0.18 * len(order))
     axes = fig.subplots(1, 2, sharey=True)
-    cmap = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
     cols = [("election_ms", "fault to new leader elected"),
             ("unavailable_ms", "fault to first write acknowledged by the new leader")]
+    xmax = np.nanmax(samples[[c for c, _ in cols]].to_numpy(dtype=float), initial=0.0) / 1000.0
     for ax, (col, title) in zip(axes, cols):
         ax.set_gid(f"failover:{col}")
-        for i, g in enumerate(groups):
-            v = samples.loc[samples["group"] == g, col].to_numpy(dtype=float)
+        for g in order:
+            sel = samples["group"] == g
+            v = samples.loc[sel, col].to_numpy(dtype=float)
             done = np.sort(v[~np.isnan(v)]) / 1000.0
             never = int(np.isnan(v).sum())
-            runs = samples.loc[samples["group"] == g, "run_id"].nunique()
-            label = f"{by}={g}: {len(v)} failovers, {runs} run{'s' * (runs != 1)}"
+            runs = samples.loc[sel, "run_id"].nunique()
+            seeds = samples.loc[sel, "seed"].nunique()
+            label = (f"{g}: n = {len(v)} failovers in {runs} run{'s' * (runs != 1)} "
+                     f"({seeds} seed{'s' * (seeds != 1)})")
             if never:
-                label += f", {never} never"
+                label += f", {never} never completed"
+            color, ls, marker = styles[g]
             if len(done) == 0:
-                ax.plot([], [], label=label + " (none completed)", color=cmap[i % len(cmap)])
+                ax.plot([], [], label=label, color=color, linestyle=ls, marker=marker)
                 continue
             # fraction of all failovers of the group (the ones that never completed keep it below 1)
-            y = np.arange(1, len(done) + 1) / len(v)
+            y = np.r_[0.0, np.arange(1, len(done) + 1) / len(v)]
             x = np.r_[done[0], done]
-            y = np.r_[0.0, y]
-            ax.plot(x, y, drawstyle="steps-post", color=cmap[i % len(cmap)], marker="o" if len(done) <= 40 else None,
-                    markersize=3, label=label, gid=f"ecdf:{col}:{g}")
+            ax.plot(x, y, drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.5,
+                    marker=marker if len(done) <= 40 else None, markersize=4, markerfacecolor="none",
+                    label=label, gid=f"ecdf:{col}:{g}")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("seconds after the fault")
         ax.set_ylim(0, 1.02)
-        ax.set_xlim(0, max(1e-3, np.nanmax(samples[[c for c, _ in cols]].to_numpy(dtype=float), initial=0.0)
-                           / 1000.0 * 1.1))
+        ax.set_xlim(0, max(1e-3, xmax * 1.1))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
     axes[0].set_ylabel("fraction of failovers (partition x fault)")
-    fig.suptitle(f"Failover time distribution by {by} ({_title_name(source)})", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=1 if len(order) > 3 else len(order), fontsize=8)
+    table = runs_table(source)
+    values = {c: sorted(table[c].unique().tolist(), key=lambda v: _sort_value(c, v)) for c in pooled if c in table}
+    pooled_text = ("pooled over " + ", ".join(f"{param_name(c)} ({', '.join(map(_value_text, v))})"
+                                              for c, v in values.items())) if values else ""
+    what = ", ".join(param_name(c) for c in by_cols) if by_cols else "configuration"
+    fig.suptitle(f"Failover time distribution by {what} ({_title_name(source)})"
+                 + (f"\n{pooled_text}" if pooled_text else ""), fontsize=10)
     return _done(fig, path)
 
 
@@ -455,21 +639,31 @@ def _lane_partitions(run: Run, lead: pd.DataFrame, isr: pd.DataFrame, max_partit
     return [(i, names[i]) for i in sorted(busy)]
 
 
-def failover_timeline(run: Run, path: str | Path | None = None, *, max_partitions: int = 24) -> Figure:
-    """One run over time, so a reader sees when leadership moved and writes stalled.
+def failover_timeline(run: Run, path: str | Path | None = None, *, max_partitions: int = 24,
+                      note: str | None = None) -> Figure:
+    """One run over time, so a reader sees when leadership moved, writes stalled and records were lost.
 
-    Panels share the time axis (seconds): records sent, acknowledged and failed per second; p50 and
-    p99 produce latency per second (log scale; gaps are seconds with no acknowledgement); the
-    number of under-replicated and offline partitions (time-weighted per second); and one lane
-    per partition (Gantt): the upper bar is coloured by the leader broker, hatched where that
-    leader is down but not yet fenced (writes stall), red where the partition is offline; the
-    lower strip is the ISR size (grey: full, orange: under-replicated, red: below
-    min.insync.replicas), cross-hatched while a crashed broker is still in the ISR (acks=all
-    writes wait for it until the controller fences it). Triangles mark leadership changes,
-    crosses log truncations (a replica dropping records it had; for acks=1 this is how
-    acknowledged records are lost).
-    Shaded: when each crashed broker was down. Dashed: producers stop and faults heal. With more
-    than `max_partitions` partitions, those whose leader or ISR changed come first.
+    Panels share the time axis (seconds):
+
+    1. records per second: offered (produced: arrivals at the producers, a wide light band),
+       sent (first put on the wire, dashed), acknowledged (solid) and failed (the client was told);
+    2. records lost, by the second they arrived at the producer: acknowledged then lost
+       (vermillion) and never acknowledged and lost (purple, the client was not told), with a
+       rug of the lost batches' arrival times; "0 of N" when nothing was lost;
+    3. p50 and p99 produce latency per second (log scale; gaps are seconds with no acknowledgement);
+    4. under-replicated and offline partitions (time-weighted mean per second);
+    5. one lane per partition (Gantt): the upper bar is coloured by the leader broker, hatched
+       where that leader is down but not yet fenced (writes stall), black where the partition is
+       offline; the lower strip is the ISR size (pale green: full, yellow: under-replicated,
+       vermillion: below min.insync.replicas), cross-hatched while a crashed broker is still in
+       the ISR (acks=all writes wait for it until the controller fences it). Triangles mark
+       leadership changes, crosses log truncations (a replica dropping records it had; for
+       acks=1 this is how acknowledged records are lost).
+
+    Shaded grey: when each crashed broker was down. Dashed line: producers stop and faults heal.
+    Every legend sits right of its panel, outside the data. With more than `max_partitions`
+    partitions, those whose leader or ISR changed come first. `note` is added to the title (a
+    sweep report says why it chose this run).
     """
     ts = run.timeseries
     lead = leadership_intervals(run)
@@ -482,44 +676,82 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
                      & (ev["detail"].astype(str).str.extract(r"removed=(\d+)", expand=False).fillna("1") != "0")]
     n_parts = len(set(lead["partition_index"]) | set(isr["partition_index"]))
     lane_h = 0.32
-    fig = _figure(12.0, 6.2 + lane_h * len(lanes))
-    ax_tp, ax_lat, ax_lvl, ax_ln = fig.subplots(
-        4, 1, sharex=True, height_ratios=[1.0, 1.0, 0.6, max(1.2, lane_h * len(lanes))])
+    fig = _figure(13.0, 8.0 + lane_h * len(lanes))
+    ax_tp, ax_lost, ax_lat, ax_lvl, ax_ln = fig.subplots(
+        5, 1, sharex=True, height_ratios=[1.0, 0.55, 0.9, 0.55, max(1.2, lane_h * len(lanes))])
     t = ts["time_ms"].to_numpy(dtype=float) / 1000.0
     end_s = run.end_ms / 1000.0
+    outside = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "borderaxespad": 0, "fontsize": 7}
 
     ax_tp.set_gid("timeline:throughput")
-    ax_tp.plot(t, sent_per_second(run).to_numpy(dtype=float), drawstyle="steps-post", color="#7f7f7f",
-               linewidth=0.9, linestyle="--", label="records sent / s", gid="records_sent")
-    ax_tp.plot(t, ts["records_acked"].to_numpy(dtype=float), drawstyle="steps-post", color="#1f77b4",
-               label="records acknowledged / s", gid="records_acked")
-    ax_tp.plot(t, ts["records_failed"].to_numpy(dtype=float), drawstyle="steps-post", color="#d62728",
-               label="records failed / s (client told)", gid="records_failed")
-    ax_tp.set_ylabel("records / s")
+    offered = offered_per_second(run).to_numpy(dtype=float)
+    ax_tp.plot(t, offered, drawstyle="steps-post", color=OKABE_ITO["sky"], linewidth=5, alpha=0.45,
+               solid_capstyle="butt", label="offered: records produced / s (arrivals)", gid="records_offered", zorder=1)
+    ax_tp.plot(t, ts["records_acked"].to_numpy(dtype=float), drawstyle="steps-post", color=OKABE_ITO["blue"],
+               linewidth=1.4, label="acknowledged / s", gid="records_acked", zorder=2)
+    ax_tp.plot(t, sent_per_second(run).to_numpy(dtype=float), drawstyle="steps-post", color="black",
+               linewidth=1.0, linestyle=(0, (3, 3)), label="sent / s (first send on the wire)", gid="records_sent",
+               zorder=3)
+    ax_tp.plot(t, ts["records_failed"].to_numpy(dtype=float), drawstyle="steps-post", color=OKABE_ITO["vermillion"],
+               linewidth=1.2, label="failed / s (client told)", gid="records_failed", zorder=4)
+    ax_tp.set_ylabel("records / s", fontsize=8)
     ax_tp.set_ylim(bottom=0)
-    ax_tp.legend(fontsize=7, loc="best")
+    ax_tp.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _fmt_rate(v)))
+    ax_tp.legend(**outside)
+
+    ax_lost.set_gid("timeline:lost")
+    lost = lost_per_second(run)
+    records = lost_records(run)
+    acked_lost = lost["acked_lost"].to_numpy(dtype=float)
+    unknown_lost = lost["unknown_lost"].to_numpy(dtype=float)
+    ax_lost.bar(t, acked_lost, width=1.0, align="edge", color=LOST_COLORS["acked"], edgecolor="white", linewidth=0.3,
+                label="acknowledged, then lost", gid="lost:acked")
+    ax_lost.bar(t, unknown_lost, width=1.0, align="edge", bottom=acked_lost, color=LOST_COLORS["unknown"],
+                edgecolor="white", linewidth=0.3, hatch="//", label="never acknowledged, lost (client not told)",
+                gid="lost:unknown")
+    if len(records):
+        for kind, color in LOST_COLORS.items():
+            r = records[records["kind"] == kind]
+            if len(r):
+                ax_lost.plot(r["arrival_ms"] / 1000.0, np.full(len(r), 0.9), transform=ax_lost.get_xaxis_transform(),
+                             marker="|", markersize=9, linestyle="none", color=color, label="_rug",
+                             gid=f"rug:{kind}")
+        ax_lost.set_ylim(0, max(1.0, np.nanmax(acked_lost + unknown_lost)) * 1.3)
+        ax_lost.legend(handles=[Patch(facecolor=LOST_COLORS["acked"], label="acknowledged, then lost"),
+                                Patch(facecolor=LOST_COLORS["unknown"], hatch="//",
+                                      label="never acknowledged, lost\n(client not told)"),
+                                Line2D([], [], marker="|", color="#333333", linestyle="none", markersize=9,
+                                       label="a lost batch (arrival time)")], **outside)
+    else:
+        ax_lost.set_ylim(0, 1)
+        ax_lost.text(0.5, 0.5, f"no record lost: 0 of {run.summary.get('records_sent', 0):,} sent",
+                     transform=ax_lost.transAxes, ha="center", va="center", fontsize=8, color="#333333",
+                     gid="lost:none")
+    ax_lost.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
+    ax_lost.set_ylabel("records lost\nby arrival s", fontsize=8)
 
     ax_lat.set_gid("timeline:latency")
-    ax_lat.plot(t, ts["latency_p99_ms"].to_numpy(dtype=float), drawstyle="steps-post", color="#d62728",
+    ax_lat.plot(t, ts["latency_p99_ms"].to_numpy(dtype=float), drawstyle="steps-post", color=OKABE_ITO["vermillion"],
                 label="p99", gid="latency_p99_ms")
-    ax_lat.plot(t, ts["latency_p50_ms"].to_numpy(dtype=float), drawstyle="steps-post", color="#1f77b4",
+    ax_lat.plot(t, ts["latency_p50_ms"].to_numpy(dtype=float), drawstyle="steps-post", color=OKABE_ITO["blue"],
                 label="p50", gid="latency_p50_ms")
     if np.isfinite(ts["latency_p99_ms"].to_numpy(dtype=float)).any():
         ax_lat.set_yscale("log")
     else:
         ax_lat.text(0.5, 0.5, "no acknowledgements" + (" (acks=0)" if run.facts["acks"] == "0" else ""),
                     transform=ax_lat.transAxes, ha="center", va="center", fontsize=8, color="#555555")
-    ax_lat.set_ylabel("produce latency\n(ms, log)")
-    ax_lat.legend(fontsize=7, loc="best", title="acks in that second", title_fontsize=7)
+    ax_lat.set_ylabel("produce latency\n(ms, log)", fontsize=8)
+    ax_lat.legend(title="of the records\nacknowledged\nin that second", title_fontsize=7, **outside)
 
     ax_lvl.set_gid("timeline:levels")
     ax_lvl.plot(t, ts["under_replicated_partitions"].to_numpy(dtype=float), drawstyle="steps-post",
-                color="#ff7f0e", label="under-replicated", gid="under_replicated_partitions")
-    ax_lvl.plot(t, ts["offline_partitions"].to_numpy(dtype=float), drawstyle="steps-post",
-                color=OFFLINE_COLOR, label="offline", gid="offline_partitions")
-    ax_lvl.set_ylabel("partitions")
+                color=OKABE_ITO["orange"], label="under-replicated", gid="under_replicated_partitions")
+    ax_lvl.plot(t, ts["offline_partitions"].to_numpy(dtype=float), drawstyle="steps-post", linestyle="--",
+                color=OFFLINE_COLOR, label="offline (no leader)", gid="offline_partitions")
+    ax_lvl.set_ylabel("partitions\n(mean in the s)", fontsize=8)
     ax_lvl.set_ylim(-0.05 * max(1, n_parts), max(1, n_parts) * 1.1)
-    ax_lvl.legend(fontsize=7, loc="best", ncols=2)
+    ax_lvl.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    ax_lvl.legend(**outside)
 
     ax_ln.set_gid("timeline:lanes")
     brokers_seen = set()
@@ -536,7 +768,7 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             hatches.append("////" if state == "leader down" else "")
         spans = list(zip(gl["start_ms"] / 1000.0, (gl["end_ms"] - gl["start_ms"]) / 1000.0))
         ax_ln.broken_barh(spans, (y - 0.05, 0.45), facecolors=colors, edgecolor="white", linewidth=0.5,
-                                 label=f"_leader:{name}", gid=f"leader:{name}")
+                          label=f"_leader:{name}", gid=f"leader:{name}")
         for (x0, w), h in zip(spans, hatches):
             if h:  # the stale leader keeps its colour; white hatching marks that it is down
                 ax_ln.broken_barh([(x0, w)], (y - 0.05, 0.45), facecolors="none", edgecolor="white", hatch=h,
@@ -549,12 +781,14 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
         ax_ln.broken_barh(ispans, (y - 0.4, 0.3), facecolors=icolors, edgecolor="white", linewidth=0.5,
                           label=f"_isr:{name}", gid=f"isr:{name}")
         stale = [sp for sp, n in zip(ispans, gi["members_down"]) if n > 0]
-        if stale:  # a crashed broker still counted in the ISR: acks=all waits for it
+        if stale:  # a crashed broker still counted in the ISR: acks=all writes wait for it
             ax_ln.broken_barh(stale, (y - 0.4, 0.3), facecolors="none", edgecolor="#555555", hatch="xxx",
                               linewidth=0.0, label=f"_isr_down:{name}", gid=f"isr_down:{name}")
         for (x0, w), s in zip(ispans, gi["isr_size"]):
-            if w >= 0.04 * end_s:
-                ax_ln.text(x0 + w / 2, y - 0.25, f"ISR {int(s)}", ha="center", va="center", fontsize=6)
+            if w >= 0.05 * end_s:
+                ax_ln.text(x0 + w / 2, y - 0.25, f"ISR {int(s)}", ha="center", va="center", fontsize=6,
+                           bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                                 "alpha": 0.85})
         trunc = truncations[truncations["partition_index"] == idx]
         if len(trunc):
             ax_ln.plot(trunc["time_ms"] / 1000.0, np.full(len(trunc), y + 0.175), marker="X", color="black",
@@ -570,36 +804,44 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     shown = f"{len(lanes)} of {n_parts} partitions (changed ones first)" if len(lanes) < n_parts else "partitions"
     ax_ln.set_ylabel(f"{shown}:\nleader (upper), ISR (lower)", fontsize=8)
 
-    for ax in (ax_tp, ax_lat, ax_lvl, ax_ln):
+    for ax in (ax_tp, ax_lost, ax_lat, ax_lvl, ax_ln):
         for _, d in down.iterrows():
-            ax.axvspan(d["start_ms"] / 1000.0, d["end_ms"] / 1000.0, color=FAULT_COLOR, alpha=0.08, linewidth=0,
-                       gid=f"down:broker{int(d['broker'])}")
+            ax.axvspan(d["start_ms"] / 1000.0, d["end_ms"] / 1000.0, color=FAULT_COLOR, alpha=0.18, linewidth=0,
+                       zorder=0, gid=f"down:broker{int(d['broker'])}")
         ax.axvline(run.produce_end_ms / 1000.0, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xlim(0, end_s)
+    ax_ln.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+    # labels above the top panel, outside the data: one row for downtime, one for the end of producing
     for _, d in down.iterrows():
         ax_tp.annotate(f"broker {int(d['broker'])} down", ((d["start_ms"] + d["end_ms"]) / 2000.0, 1.0),
-                       xycoords=("data", "axes fraction"), xytext=(0, -2), textcoords="offset points",
-                       ha="center", va="top", fontsize=7, color=FAULT_COLOR)
+                       xycoords=("data", "axes fraction"), xytext=(0, 2), textcoords="offset points",
+                       ha="center", va="bottom", fontsize=7, color="#333333", gid=f"label:down:{int(d['broker'])}")
     ax_tp.annotate("producers stop, faults heal", (run.produce_end_ms / 1000.0, 1.0),
-                   xycoords=("data", "axes fraction"), xytext=(3, -2), textcoords="offset points",
-                   ha="left", va="top", fontsize=7, color="grey")
+                   xycoords=("data", "axes fraction"), xytext=(0, 12), textcoords="offset points",
+                   ha="center", va="bottom", fontsize=7, color="grey", gid="label:produce_end")
 
     handles = [Patch(facecolor=BROKER_COLORS[b % len(BROKER_COLORS)], label=f"leader: broker {b}")
                for b in sorted(brokers_seen)]
     handles += [Patch(facecolor="#7f7f7f", edgecolor="white", hatch="////",
-                      label="leader down, not yet fenced (writes stall)"),
+                      label="leader down, not yet fenced\n(writes stall)"),
                 Patch(facecolor=OFFLINE_COLOR, label="offline (no leader)"),
                 Patch(facecolor=ISR_COLORS["full"], label="ISR full"),
                 Patch(facecolor=ISR_COLORS["under"], label="ISR < replication factor"),
                 Patch(facecolor=ISR_COLORS["below_min"], label="ISR < min.insync.replicas"),
                 Patch(facecolor=ISR_COLORS["full"], edgecolor="#555555", hatch="xxx",
-                      label="ISR member down, not yet removed\n(acks=all writes wait)"),
-                Patch(facecolor=FAULT_COLOR, alpha=0.15, label="broker down (crash to restart)")]
+                      label="ISR member down, not yet\nremoved (acks=all writes wait)"),
+                Patch(facecolor=FAULT_COLOR, alpha=0.3, label="broker down (crash to restart)")]
     handles += [Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="leadership change"),
                 Line2D([], [], marker="X", color="black", markeredgecolor="white", linestyle="none", markersize=7,
                        label="a replica truncated its log\n(records it had are removed)")]
-    ax_ln.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0)
+    ax_ln.legend(handles=handles, **outside)
     facts = run.facts
-    fig.suptitle(f"Failover timeline: {run.label} (acks={facts['acks']}, RF={facts['replication_factor']}, "
-                 f"min.insync.replicas={facts['min_insync_replicas']})", fontsize=10)
+    s = run.summary
+    sent = s.get("records_sent", 0)
+    if s.get("records_lost", 0) or s.get("acked_lost", 0):
+        loss = f"lost {s.get('records_lost', 0):,} of {sent:,} records sent ({s.get('acked_lost', 0):,} acknowledged)"
+    else:
+        loss = f"lost 0 of {sent:,} records sent"
+    fig.suptitle(f"Failover timeline: {run.label} (acks={facts['acks']}, RF {facts['replication_factor']}, "
+                 f"min.insync {facts['min_insync_replicas']}): {loss}" + (f"\n{note}" if note else ""), fontsize=10)
     return _done(fig, path)

@@ -25,10 +25,14 @@ from .metrics import failover_table, level_metrics, level_summary
 from .plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
 )
-from .tables import GROUP_COLUMNS, aggregate, failover_samples, runs_table
+from .plots import _display_order
+from .tables import (
+    _group_columns, _sort_value, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
+    runs_table, varying_columns, with_delivery,
+)
 
 __all__ = ["FigureSpec", "figure_specs", "write_plots", "write_report", "run_summary_rows", "representative_run",
-           "group_table"]
+           "representative_reason", "group_table", "run_checks", "sweep_checks"]
 
 
 @dataclass
@@ -44,9 +48,15 @@ class FigureSpec:
 def representative_run(sweep: Sweep) -> str | None:
     """The run a sweep report shows a timeline of.
 
-    Among finished runs, prefer one with a failover, then one that gets acknowledgements
-    (acks != 0), then the most acknowledged records lost, then the lowest run_id.
+    Among finished runs: the most acknowledged records lost; if none lost any, one that gets
+    acknowledgements (acks != 0) and had a failover, with the most records lost in all; then the
+    lowest run_id. `representative_reason` says which of these decided.
     """
+    rank = _rank(sweep)
+    return None if rank is None else str(rank["run_id"].iloc[0])
+
+
+def _rank(sweep: Sweep) -> pd.DataFrame | None:
     ok = sweep.ok
     if ok.empty:
         return None
@@ -55,41 +65,65 @@ def representative_run(sweep: Sweep) -> str | None:
         return pd.to_numeric(ok[col], errors="coerce").fillna(0) if col in ok else pd.Series(0, index=ok.index)
 
     rank = pd.DataFrame({
+        "acked_lost": num("acked_lost"),
+        "records_lost": num("records_lost"),
         "failover": (num("failover_ms.max") > 0) | (num("leader_elections") > 0),
         "acked": ok["acks"].astype(str) != "0" if "acks" in ok else True,
-        "acked_lost": num("acked_lost"),
         "run_id": ok["run_id"].astype(str),
     })
-    rank = rank.sort_values(["failover", "acked", "acked_lost", "run_id"], ascending=[False, False, False, True],
-                            kind="stable")
-    return str(rank["run_id"].iloc[0])
+    return rank.sort_values(["acked_lost", "acked", "failover", "records_lost", "run_id"],
+                            ascending=[False, False, False, False, True], kind="stable")
+
+
+def representative_reason(sweep: Sweep) -> str:
+    """Why `representative_run` chose its run, in words for a figure title."""
+    rank = _rank(sweep)
+    if rank is None:
+        return ""
+    top = rank.iloc[0]
+    if top["acked_lost"] > 0:
+        return f"chosen as the run with the most acknowledged records lost ({int(top['acked_lost']):,})"
+    what = " and ".join(w for w, ok in (("acknowledgements", top["acked"]), ("a failover", top["failover"])) if ok)
+    if top["records_lost"] > 0:
+        return (f"no run lost an acknowledged record; chosen as the run{' with ' + what if what else ''} "
+                f"that lost the most records ({int(top['records_lost']):,})")
+    return f"no run lost a record; chosen as the first run{' with ' + what if what else ''}"
 
 
 _CAPTIONS = {
-    "loss-map": "Share of records lost per run, averaged over seeds, by acks and replication factor; one pair of "
-                "panels per fault kind, one row per min.insync.replicas. Left of each pair: message loss "
-                "(records_lost / records_sent: sent, gone from the final log, and the producer was never told, "
-                "which is how acks=0 loses data). Right: acknowledged loss (acked_lost / records_sent: the producer "
-                "was told the write succeeded, a durability violation). Whiskers are confidence intervals over seeds.",
-    "throughput-cost": "Acknowledged records per second of producing, averaged over seeds, by acks and replication "
-                       "factor; diamonds mark the rate the producers sent at. Producers are open loop, so a durability "
-                       "setting costs throughput only where records fail or are never acknowledged; its cost in "
-                       "waiting shows in the latency figure.",
-    "latency": "Left: the fraction of acknowledged records whose produce latency (arrival at the producer to "
-               "acknowledgement) is at most x, records of all seeds pooled; the long tail is records that waited "
-               "out a failover. Right: p99 per run averaged over seeds with its confidence interval, and the mean "
-               "p50 and p99.9. acks=0 never acknowledges, so it has no produce latency.",
+    "loss-map": "Share of records lost, one row per configuration (every parameter that varies), on a log scale so "
+                "that 0.0004% shows; where nothing was lost the row says \"0 of N\" (N = records sent over all "
+                "seeds), which a log axis could not draw. Left: message loss (records_lost / records_sent: sent, gone "
+                "from the final log, and the producer was never told, which is how acks=0 loses data). Right: "
+                "acknowledged loss (acked_lost / records_sent: the producer was told the write succeeded, a "
+                "durability violation). Points are the mean over seeds of each run's share; whiskers the 95% "
+                "Student t interval over seeds, cut at 0 (marked <) where it would go below.",
+    "throughput-cost": "Left: records per second of producing, per configuration: the bar is what was committed (in "
+                       "the final log, whatever the client was told, so acks=0 counts what it wrote), the diamond the "
+                       "offered load (records produced), the dot what was acknowledged. Producers are open loop, so "
+                       "durability costs latency, and lost or failed records, rather than offered load. Right: the "
+                       "latency cost, p50 (hollow) and p99 (filled) produce latency, mean over seeds.",
+    "latency": "Top: one panel per acks mode, one line per configuration of the other parameters that vary (nothing "
+               "swept is pooled; only the seeds of a configuration are): the fraction of acknowledged records whose "
+               "produce latency (arrival at the producer to acknowledgement) is at most x. The long tail is records "
+               "that waited out a failover. Bottom: per configuration, each run's p50 (hollow circle), p99 (filled "
+               "circle, with the 95% t interval of its mean over seeds) and p99.9 (triangle), averaged over seeds; "
+               "the marks are separate percentiles, not an interval. acks=0 never acknowledges, so it has no produce "
+               "latency.",
     "failover-distribution": "For every fault and every partition the crashed broker led: the time from the crash "
                              "until the controller elected a new leader (left) and until the new leader acknowledged "
-                             "its first write (right, what producers experience). Each step is one failover.",
-    "timeline": "The run over time: records sent, acknowledged and failed per second, p50/p99 produce latency "
-                "per second, "
-                "and under-replicated/offline partitions; shaded while a broker was down. Below, one lane per "
-                "partition: the upper bar is coloured by the leader broker (hatched while that leader is down but "
-                "not yet fenced, so writes stall; red while offline) and the lower strip is the ISR size "
-                "(cross-hatched while a crashed broker is still in the ISR, which stalls acks=all writes). "
-                "Triangles mark leadership changes (elections, or a partition going offline); crosses mark log "
-                "truncations, where a replica dropped records it had (how acks=1 loses acknowledged writes).",
+                             "its first write (right, what producers experience). One line per configuration, with "
+                             "n (failovers, runs, seeds) in the legend; the title says what is pooled. Each step is "
+                             "one failover.",
+    "timeline": "The run over time: records offered (produced), sent, acknowledged and failed per second; the "
+                "records lost, by the second they arrived (acknowledged then lost, and never acknowledged and lost), "
+                "with a tick per lost batch; p50/p99 produce latency per second; under-replicated and offline "
+                "partitions; shaded grey while a broker was down. Below, one lane per partition: the upper bar is "
+                "coloured by the leader broker (hatched while that leader is down but not yet fenced, so writes "
+                "stall; black while offline) and the lower strip is the ISR size (yellow: under-replicated, "
+                "vermillion: below min.insync.replicas; cross-hatched while a crashed broker is still in the ISR, "
+                "which stalls acks=all writes). Triangles mark leadership changes; crosses mark log truncations, "
+                "where a replica dropped records it had (how acks=1 loses acknowledged writes).",
 }
 
 
@@ -97,19 +131,21 @@ def figure_specs(source: Run | Sweep) -> list[FigureSpec]:
     """The figures that apply to a run or a sweep, in report order (not yet drawn)."""
     specs: list[FigureSpec] = []
     if isinstance(source, Sweep):
-        specs.append(FigureSpec("loss-map", "Message loss by acks and replication factor", _CAPTIONS["loss-map"],
+        specs.append(FigureSpec("loss-map", "Records lost per configuration", _CAPTIONS["loss-map"],
                                 lambda: loss_map(source)))
         specs.append(FigureSpec("latency", "Produce latency by acks mode", _CAPTIONS["latency"],
                                 lambda: latency_plot(source)))
-        specs.append(FigureSpec("throughput-cost", "Throughput cost of durability", _CAPTIONS["throughput-cost"],
+        specs.append(FigureSpec("throughput-cost", "Cost of durability: delivered load and latency",
+                                _CAPTIONS["throughput-cost"],
                                 lambda: throughput_cost(source)))
         specs.append(FigureSpec("failover-distribution", "Failover time distribution",
                                 _CAPTIONS["failover-distribution"], lambda: failover_distribution(source)))
         rid = representative_run(source)
         if rid is not None:
             run = source.run(rid)
-            specs.append(FigureSpec(f"timeline-{rid}", f"Failover timeline of run {rid} ({run.label})",
-                                    _CAPTIONS["timeline"], lambda: failover_timeline(run)))
+            why = representative_reason(source)
+            specs.append(FigureSpec(f"timeline-{rid}", f"Failover timeline of run {rid} ({run.label}; {why})",
+                                    _CAPTIONS["timeline"], lambda: failover_timeline(run, note=f"run {rid}: {why}")))
     else:
         specs.append(FigureSpec("timeline", "Failover timeline", _CAPTIONS["timeline"],
                                 lambda: failover_timeline(source)))
@@ -215,10 +251,20 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
         ("simulated time (ms)", "sim_duration_ms"), ("wall time (s)", "wall_time_s"),
     ]
     out = [(label, key, get(key)) for label, key in rows if get(key) is not None or key in s]
-    out.insert(6, ("message loss rate (records_lost / records_sent)", "loss_rate",
-                   (s.get("records_lost", 0) / sent) if sent else None))
-    out.insert(7, ("acknowledged loss rate (acked_lost / records_sent)", "acked_loss_rate",
-                   (s.get("acked_lost", 0) / sent) if sent else None))
+    try:
+        counts = delivery_counts(run)
+    except Exception:  # a damaged batches table: the report still shows the summary
+        counts = {}
+    if counts:
+        out.insert(0, ("records produced (offered: arrivals at the producers)", "records_produced",
+                       counts["records_produced"]))
+        out.insert(7, ("records committed (in the final log, whatever the client was told)", "records_committed",
+                       counts["records_committed"]))
+    at = next(i for i, r in enumerate(out) if r[1] == "acked_lost") + 1
+    out.insert(at, ("message loss rate (records_lost / records_sent)", "loss_rate",
+                    (s.get("records_lost", 0) / sent) if sent else None))
+    out.insert(at + 1, ("acknowledged loss rate (acked_lost / records_sent)", "acked_loss_rate",
+                        (s.get("acked_lost", 0) / sent) if sent else None))
     return out
 
 
@@ -256,7 +302,8 @@ def _df_table(df: pd.DataFrame, table_id: str, row_key: str | None = None, label
 
 
 def _ci_table(df: pd.DataFrame, table_id: str, keys: list[tuple[str, str]], metrics: list[tuple[str, str]]) -> str:
-    """Groups with "mean (low-high)" cells; data-value/-low/-high hold the exact numbers."""
+    """Groups with "mean (low to high)" cells; data-value/-low/-high hold the exact numbers, and
+    data-clipped="true" (and a double dagger) marks an interval cut at a bound."""
     head = "".join(f'<th data-key="{_e(k)}">{_e(label)}</th>' for k, label in keys + metrics)
     rows = []
     for _, r in df.iterrows():
@@ -264,10 +311,11 @@ def _ci_table(df: pd.DataFrame, table_id: str, keys: list[tuple[str, str]], metr
         for m, _ in metrics:
             mean, lo, hi = (r.get(f"{m}_{x}") for x in ("mean", "low", "high"))
             show = _display(m, mean)
+            clipped = bool(r.get(f"{m}_clipped", False) is True or r.get(f"{m}_clipped", False) == True)  # noqa: E712
             if lo is not None and not (isinstance(lo, float) and math.isnan(lo)) and not lo == mean == hi:
-                show += f" ({_display(m, lo)} to {_display(m, hi)})"
+                show += f" ({_display(m, lo)} to {_display(m, hi)}{' ‡' if clipped else ''})"
             cells.append(f'<td data-key="{_e(m)}" data-value="{_e(_raw(mean))}" data-low="{_e(_raw(lo))}" '
-                         f'data-high="{_e(_raw(hi))}">{_e(show)}</td>')
+                         f'data-high="{_e(_raw(hi))}" data-clipped="{str(clipped).lower()}">{_e(show)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (f'<table id="{table_id}" class="grid"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
@@ -289,6 +337,10 @@ table.grid thead th{background:#f4f4f4;text-align:right}table.kv th{font-weight:
 figure{margin:1.2rem 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9rem;color:#444}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.8rem;border:1px solid #eee}
 .note{color:#666;font-size:.85rem}.scroll{overflow-x:auto}
+.description{font-size:1.05rem;margin:.4rem 0 .6rem}.description p{margin:.2rem 0}
+.check{padding:.4rem .7rem;margin:.4rem 0;border-left:4px solid #999;background:#f7f7f7}
+.check.ok{border-color:#009E73}.check.warn{border-color:#E69F00;background:#fff8e6}
+.check.bad{border-color:#D55E00;background:#fdeee6}.check ul{margin:.3rem 0}
 """
 
 
@@ -326,39 +378,76 @@ def _run_sections(run: Run) -> list[str]:
     if not fo.empty:
         out.append("<h2>Failovers</h2><p class='note'>One row per crash and partition the crashed broker led "
                    "(times in ms).</p>" + _df_table(fo, "failovers"))
-    warnings = run.summary.get("warnings") or []
-    if warnings:
-        out.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
     return out
 
 
-_SWEEP_RUN_COLUMNS = ["run_id", "seed", "status", "acks", "replication_factor", "min_insync_replicas", "fault_kind",
-                      "records_sent", "records_lost", "acked_lost", "loss_rate", "acked_loss_rate", "throughput_rps",
-                      "produce_latency_ms.p99", "failover_ms.max", "unavailable_ms.max"]
+_SWEEP_METRIC_COLUMNS = ["records_sent", "records_lost", "acked_lost", "loss_rate", "acked_loss_rate", "throughput_rps",
+                         "produce_latency_ms.p99", "failover_ms.max", "unavailable_ms.max", "invariant_violations"]
+_COLUMN_LABELS = {"run_id": "run", "seed": "seed", "status": "status", "records_sent": "records sent",
+                  "records_lost": "records lost", "acked_lost": "acked lost", "loss_rate": "message loss rate",
+                  "acked_loss_rate": "acknowledged loss rate", "throughput_rps": "throughput (acked rec/s)",
+                  "produce_latency_ms.p99": "p99 latency (ms)", "failover_ms.max": "failover max (ms)",
+                  "unavailable_ms.max": "unavailable max (ms)", "invariant_violations": "invariant violations",
+                  "n": "seeds (runs)"}
 
 
-_GROUP_KEYS = [("min_insync_replicas", "min.insync.replicas"), ("fault_kind", "fault"), ("acks", "acks"),
-               ("replication_factor", "RF"), ("n", "seeds (runs)")]
 _GROUP_METRICS = [("loss_rate", "message loss rate"), ("acked_loss_rate", "acknowledged loss rate"),
-                  ("throughput_rps", "throughput (acked rec/s)"), ("produce_latency_ms.p99", "p99 latency (ms)"),
+                  ("committed_rps", "committed (rec/s)"), ("throughput_rps", "acknowledged (rec/s)"),
+                  ("produce_latency_ms.p99", "p99 latency (ms)"),
                   ("failover_ms.max", "failover, max per run (ms)")]
 
 
 def group_table(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
-    """Per min.insync x fault kind x acks x RF: runs and mean/low/high over seeds of the headline metrics."""
-    return aggregate(runs_table(sweep), GROUP_COLUMNS, [m for m, _ in _GROUP_METRICS], confidence)
+    """Per configuration (min.insync x fault kind x acks x RF x any other swept parameter): runs and
+    mean/low/high over seeds of the headline metrics, intervals bounded (``<metric>_clipped``)."""
+    t = with_delivery(sweep, runs_table(sweep))
+    by = _group_columns(sweep, t)
+    out = aggregate(t, by, [m for m, _ in _GROUP_METRICS], confidence)
+    out.attrs["by"] = by
+    return out
+
+
+def _shown_config(sweep: Sweep, table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The configuration columns a sweep's tables show (those that vary, each once) and the constant ones."""
+    cols = config_columns(sweep, table)
+    varying = varying_columns(table, cols)
+    return varying, [c for c in cols if c not in varying and c in table]
+
+
+def _same_everywhere(table: pd.DataFrame, constant: list[str]) -> str:
+    if not constant or table.empty:
+        return ""
+    return "Same in every run: " + ", ".join(param_label(c, table[c].iloc[0]) for c in constant) + "."
 
 
 def _sweep_sections(sweep: Sweep) -> list[str]:
     agg = group_table(sweep)
     metrics = [(m, label) for m, label in _GROUP_METRICS if f"{m}_mean" in agg]
-    cols = [c for c in ["run_id", "seed", "status", *sweep.params] + _SWEEP_RUN_COLUMNS[3:] if c in sweep.table]
-    cols = list(dict.fromkeys(cols))
-    out = ["<h2>Summary by configuration</h2><p class='note'>Mean over seeds, and in brackets the 95% confidence "
-           "interval of the mean (Student t over seeds). Loss rates are shares of records sent: message loss = "
-           "records_lost / records_sent, acknowledged loss = acked_lost / records_sent.</p>"
-           + '<div class="scroll">' + _ci_table(agg, "groups", _GROUP_KEYS, metrics) + "</div>",
-           "<h2>Runs</h2>" + '<div class="scroll">' + _df_table(sweep.table[cols], "runs", row_key="run_id") + "</div>"]
+    varying, constant = _shown_config(sweep, sweep.ok if len(sweep.ok) else sweep.table)
+    keys = [(c, param_name(c)) for c in _display_order(varying) if c in agg] + [("n", "seeds (runs)")]
+    order = [c for c, _ in keys if c != "n"]
+    if order and len(agg):
+        agg = agg.assign(_k=[tuple(_sort_value(c, r[c]) for c in order) for _, r in agg.iterrows()])
+        agg = agg.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
+    same = _same_everywhere(sweep.ok, constant)
+    clipped = any(agg.get(f"{m}_clipped", pd.Series(dtype=bool)).fillna(False).astype(bool).any() for m, _ in metrics)
+    ns = sorted(set(agg["n"].astype(int))) if len(agg) else [0]
+    n_text = (f"n = {ns[0]} seed{'s' * (ns[0] != 1)} per configuration" if len(ns) == 1
+              else f"n = {ns[0]}-{ns[-1]} seeds per configuration")
+    note = ("Mean over seeds, and in brackets the 95% confidence interval of the mean (Student t over seeds, "
+            f"{n_text}), cut to what the quantity can be: never below 0, a share never above 100%"
+            + ("; &Dagger; marks an interval that was cut" if clipped else "")
+            + ". Loss rates are shares of records sent: message loss = records_lost / records_sent, acknowledged "
+              "loss = acked_lost / records_sent. " + _e(same))
+    run_cols = [c for c in ["run_id", "seed", "status", *_display_order(varying), *_SWEEP_METRIC_COLUMNS]
+                if c in sweep.table]
+    run_cols = list(dict.fromkeys(run_cols))
+    labels = {**_COLUMN_LABELS, **{c: param_name(c) for c in varying}}
+    out = [f"<h2>Summary by configuration</h2><p class='note'>{note}</p>"
+           + '<div class="scroll">' + _ci_table(agg, "groups", keys, metrics) + "</div>",
+           "<h2>Runs</h2>" + (f"<p class='note'>{_e(same)}</p>" if same else "")
+           + '<div class="scroll">' + _df_table(sweep.table[run_cols], "runs", row_key="run_id", labels=labels)
+           + "</div>"]
     fo = failover_samples(sweep)
     if not fo.empty:
         out.append(f"<p class='note'>{len(fo)} failovers over {fo['run_id'].nunique()} runs.</p>")
@@ -367,6 +456,104 @@ def _sweep_sections(sweep: Sweep) -> list[str]:
         items = "".join(f"<li><b>{_e(r['run_id'])}</b>: {_e(r.get('error') or '')}</li>" for _, r in failed.iterrows())
         out.append(f"<h2>Failed runs</h2><ul>{items}</ul>")
     return out
+
+
+# --- checks: invariant violations and warnings ------------------------------------------------------------
+def run_checks(run: Run) -> dict:
+    """A run's model-invariant check and warnings, as its summary.json records them.
+
+    ``invariant_violations`` is None when the summary does not record it (older results).
+    """
+    s = run.summary
+    v = s.get("invariant_violations")
+    return {"invariant_violations": None if v is None else int(v),
+            "invariant_examples": [str(x) for x in (s.get("invariant_examples") or [])],
+            "warnings": [str(w) for w in (s.get("warnings") or [])]}
+
+
+def sweep_checks(sweep: Sweep) -> dict:
+    """Invariant violations and warnings over every finished run of a sweep.
+
+    ``violations``: (run_id, count, examples) of each run with a violation; ``warnings``: each
+    distinct warning text with the runs that gave it; ``unrecorded``: runs whose summary does not
+    record the check.
+    """
+    violations, warnings, unrecorded = [], {}, []
+    for rid in sweep.ok["run_id"]:
+        c = run_checks(sweep.run(rid))
+        if c["invariant_violations"] is None:
+            unrecorded.append(str(rid))
+        elif c["invariant_violations"]:
+            violations.append((str(rid), c["invariant_violations"], c["invariant_examples"]))
+        for w in c["warnings"]:
+            warnings.setdefault(w, []).append(str(rid))
+    return {"runs": int(len(sweep.ok)), "violations": violations, "warnings": warnings, "unrecorded": unrecorded}
+
+
+def _checks_html(source: Run | Sweep) -> str:
+    parts = []
+    if isinstance(source, Run):
+        c = run_checks(source)
+        v = c["invariant_violations"]
+        if v is None:
+            parts.append("<p id='invariant-violations' class='check unknown' data-value=''>Model invariants: not "
+                         "recorded in this run's summary.json (results from an older kafkasim).</p>")
+        elif v == 0:
+            parts.append("<p id='invariant-violations' class='check ok' data-value='0'>Model invariants: "
+                         "0 violations (every invariant held).</p>")
+        else:
+            items = "".join(f"<li>{_e(x)}</li>" for x in c["invariant_examples"])
+            parts.append(f"<div id='invariant-violations' class='check bad' data-value='{v}'>"
+                         f"<b>Model invariants: {v:,} "
+                         f"violation{'s' * (v != 1)}.</b> The results of this run are not trustworthy; "
+                         f"first examples:<ul>{items}</ul></div>")
+        warnings = [(w, []) for w in c["warnings"]]
+    else:
+        c = sweep_checks(source)
+        bad = c["violations"]
+        if bad:
+            rows = "".join(f"<li><b>{_e(rid)}</b>: {n:,} violation{'s' * (n != 1)}"
+                           + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in ex) + "</ul>" if ex else "") + "</li>"
+                           for rid, n, ex in bad)
+            total = sum(n for _, n, _ in bad)
+            parts.append(f"<div id='invariant-violations' class='check bad' data-value='{total}'><b>Model invariants: "
+                         f"{total:,} violation{'s' * (total != 1)} in {len(bad)} of {c['runs']} runs.</b> "
+                         f"Those runs are not "
+                         f"trustworthy:<ul>{rows}</ul></div>")
+        else:
+            checked = c["runs"] - len(c["unrecorded"])
+            parts.append(f"<p id='invariant-violations' class='check ok' data-value='0'>Model invariants: 0 violations "
+                         f"in {checked} of {c['runs']} finished runs"
+                         + (f" ({len(c['unrecorded'])} do not record the check)" if c["unrecorded"] else "")
+                         + ".</p>")
+        warnings = sorted(c["warnings"].items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    if warnings:
+        items = []
+        for w, rids in warnings:
+            where = f" <span class='note'>({len(rids)} run{'s' * (len(rids) != 1)}: {_e(', '.join(rids[:5]))}" \
+                    f"{', ...' if len(rids) > 5 else ''})</span>" if rids else ""
+            items.append(f"<li>{_e(w)}{where}</li>")
+        parts.append(f"<div id='warnings' class='check warn' data-count='{len(warnings)}'><b>Warnings "
+                     f"({len(warnings)}):</b><ul>{''.join(items)}</ul></div>")
+    else:
+        parts.append("<p id='warnings' class='check ok' data-count='0'>Warnings: none.</p>")
+    return "<section id='checks'>" + "".join(parts) + "</section>"
+
+
+def _description(source: Run | Sweep) -> str:
+    """The scenario's (or the sweep's and its base scenario's) description, as written."""
+    if isinstance(source, Run):
+        texts = [source.scenario.get("description")]
+    else:
+        base = source.spec.get("scenario")
+        texts = [source.spec.get("description"), base.get("description") if isinstance(base, dict) else None]
+        if isinstance(base, dict) and base.get("description"):
+            texts[1] = f"Base scenario {base.get('name', '')}: {base['description']}".replace("  ", " ")
+    texts = [str(t).strip() for t in texts if t and str(t).strip()]
+    if not texts:
+        return "<p id='description' class='description empty'>No description: add a <code>description:</code> to the " \
+               "scenario or sweep file.</p>"
+    return "<div id='description' class='description'>" + "".join(f"<p>{_e(t)}</p>" for t in texts) + "</div>"
 
 
 def _scenario_html(source: Run | Sweep) -> str:
@@ -378,8 +565,9 @@ def _scenario_html(source: Run | Sweep) -> str:
     if len(ok):
         rid = str(ok["run_id"].iloc[0])
         text = (source.run_dir(rid) / "scenario.yaml").read_text()
+        swept = ", ".join(f"{k} ({param_name(k)})" if param_name(k) != k else k for k in source.params) or "none"
         out += (f"<h2>Scenario (resolved, run {_e(rid)})</h2><p class='note'>The other runs differ only in the swept "
-                f"keys ({_e(', '.join(source.params) or 'none')}) and the seed.</p><pre id='scenario'>{_e(text)}</pre>")
+                f"keys ({_e(swept)}) and the seed.</p><pre id='scenario'>{_e(text)}</pre>")
     return out
 
 
@@ -403,8 +591,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head><body>"
-           f"<h1>{_e(title)}</h1><p class='meta'>{_e(meta)}; generated {generated}</p>"
-           + sections[0] + "<h2>Figures</h2>" + _figures_html(source) + "".join(sections[1:])
+           f"<h1>{_e(title)}</h1>" + _description(source) + f"<p class='meta'>{_e(meta)}; generated {generated}</p>"
+           + _checks_html(source) + sections[0] + "<h2>Figures</h2>" + _figures_html(source) + "".join(sections[1:])
            + _scenario_html(source) + "</body></html>\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda p: p.write_text(doc, encoding="utf-8"))

@@ -2,6 +2,14 @@
 
 The Student t quantile comes from SciPy; sim.sweep and sim.metrics use these helpers too, so
 the CLI's tables, the summaries and the plots agree to the last digit.
+
+Confidence intervals in figures and reports are `bounded_mean_ci`: the Student t interval of
+the mean over seeds (the seeds are the independent replications; records within a run are not
+independent, so a binomial interval over records, Wilson or Clopper-Pearson, would be far too
+narrow), clipped to what the quantity can be (a count, rate or latency is never below 0, a share
+never above 1), and flagged when it was clipped so a figure or table can say so. With 2 or 3
+seeds the t interval is wide, which is the honest answer; a bootstrap percentile interval over
+2 or 3 values would only repeat the smallest and largest value seen.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import math
 
 import numpy as np
 
-__all__ = ["t_quantile", "mean_ci", "weighted_percentiles", "weighted_ecdf", "ecdf_points"]
+__all__ = ["t_quantile", "mean_ci", "bounded_mean_ci", "weighted_percentiles", "weighted_ecdf", "ecdf_points"]
 
 
 def t_quantile(confidence: float, df: int) -> float:
@@ -39,6 +47,23 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float, int]
         return (mean, math.nan, math.nan, 1)
     half = t_quantile(confidence, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
     return (mean, mean - half, mean + half, n)
+
+
+def bounded_mean_ci(values, confidence: float = 0.95, lower: float | None = 0.0,
+                    upper: float | None = None) -> tuple[float, float, float, int, bool]:
+    """`mean_ci` with the interval clipped to [lower, upper]: (mean, low, high, n, clipped).
+
+    ``clipped`` is True when the Student t interval reached past a bound and was cut there (the
+    mean never is: it is an average of values within the bounds). Use ``lower=None`` /
+    ``upper=None`` for no bound on that side.
+    """
+    mean, lo, hi, n = mean_ci(values, confidence)
+    clipped = False
+    if lower is not None and not math.isnan(lo) and lo < lower:
+        lo, clipped = float(lower), True
+    if upper is not None and not math.isnan(hi) and hi > upper:
+        hi, clipped = float(upper), True
+    return mean, lo, hi, n, clipped
 
 
 def weighted_percentiles(values, weights, qs) -> list[float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ import pandas as pd
 import pytest
 
 import analysis
+import analysis.report
 import sim
 from analysis.load import RUN_FILES, ResultsError
 from analysis.stats import ecdf_points, mean_ci, t_quantile, weighted_ecdf, weighted_percentiles
@@ -29,7 +31,8 @@ from sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# 12 runs of 10 simulated seconds: acks 0/1/all x (RF 2, min.insync 1) / (RF 3, min.insync 2) x seeds 1, 2.
+# 18 runs of 10 simulated seconds: acks 0/1/all x (RF 2, min.insync 1) / (RF 3, min.insync 1) / (RF 3,
+# min.insync 2) x seeds 1, 2: min.insync varies within RF 3, so a figure that pools over it is caught.
 # Fast failure detection so the crashed leader's partitions fail over well before it restarts.
 SWEEP = {
     "name": "analysis-test",
@@ -42,9 +45,10 @@ SWEEP = {
         "network.latency": {"dist": "lognormal", "median": "5ms", "sigma": 0.5},
     },
     "grid": {"producers.0.acks": [0, 1, "all"]},
-    "zip": [{"topics.0.replication.factor": [2, 3], "topics.0.min.insync.replicas": [1, 2]}],
+    "zip": [{"topics.0.replication.factor": [2, 3, 3], "topics.0.min.insync.replicas": [1, 1, 2]}],
     "seeds": [1, 2],
 }
+N_RUNS, N_CONFIGS = 18, 9
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +65,11 @@ def study(sweep_dir) -> analysis.Sweep:
 
 @pytest.fixture(scope="module")
 def run_dir(study) -> Path:
-    """One run directory of the sweep: acks=1, RF 3, seed 1 (the leader of events-0 crashes and fails over)."""
+    """One run directory of the sweep: acks=1, RF 3, min.insync 2, seed 1 (the leader of events-0 crashes and
+    fails over)."""
     t = study.table
-    row = t[(t["producers.0.acks"] == "1") & (t["topics.0.replication.factor"] == 3) & (t["seed"] == 1)]
+    row = t[(t["producers.0.acks"] == "1") & (t["topics.0.replication.factor"] == 3)
+            & (t["topics.0.min.insync.replicas"] == 2) & (t["seed"] == 1)]
     return study.run_dir(row["run_id"].iloc[0])
 
 
@@ -155,7 +161,7 @@ def test_load_errors_are_one_line(tmp_path, run_dir):
 def test_load_sweep_table_and_derived_columns(study, sweep_dir):
     t = study.table
     raw = pd.read_parquet(sweep_dir / "sweep.parquet")
-    assert list(t["run_id"]) == sorted(raw["run_id"]) and len(t) == 12
+    assert list(t["run_id"]) == sorted(raw["run_id"]) and len(t) == N_RUNS
     assert study.params == ["producers.0.acks", "topics.0.replication.factor", "topics.0.min.insync.replicas"]
     assert (t["acks"] == t["producers.0.acks"]).all()
     assert (t["replication_factor"] == t["topics.0.replication.factor"]).all()
@@ -187,15 +193,17 @@ def _fail_runs(sweep_dir: Path, dest: Path, run_ids: list[str]) -> Path:
 def test_failed_runs_are_left_out_and_listed(study, tmp_path):
     first = study.table["run_id"].iloc[0]
     copy = analysis.load_sweep(_fail_runs(study.path, tmp_path / "sweep", [first]))
-    assert first in copy.failures and len(copy.ok) == 11
+    assert first in copy.failures and len(copy.ok) == N_RUNS - 1
     row = copy.table.set_index("run_id").loc[first]
     assert row["acks"] == study.table.set_index("run_id").loc[first, "acks"]  # from the swept column
     counts = analysis.loss_table(copy)["n"].tolist()
-    assert sorted(counts) == [1, 2, 2, 2, 2, 2]
+    assert sorted(counts) == [1] + [2] * (N_CONFIGS - 1)
     fig = analysis.loss_map(copy)
-    assert "n = 1-2 seeds per bar" in fig._suptitle.get_text()
+    assert "n = 1-2 seeds per row" in fig._suptitle.get_text()
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.endswith("n=1") or "n=1)" in t for t in texts), texts  # the row with one seed says so
     page = parse_report(analysis.write_report(copy.path, tmp_path / "r.html"))
-    assert len(page.tables["runs"]) == 13  # header + every run, failed ones included
+    assert len(page.tables["runs"]) == N_RUNS + 1  # header + every run, failed ones included
     text = (tmp_path / "r.html").read_text()
     assert "Failed runs" in text and "RuntimeError: boom" in text
 
@@ -312,124 +320,341 @@ def test_ecdf_thinning_keeps_exact_points_and_the_tail():
 
 
 # --- figures -------------------------------------------------------------------------------------------------
+RAW_KEY = ("producers.", "topics.", "cluster.", "network.", "replication_factor", "min_insync_replicas")
+
+
+def texts_of(fig) -> list:
+    """Every Text the figure draws: titles, axes texts, legends, and the tick labels of ticks in view."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    tick_labels, drawn = set(), set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                tick_labels |= {id(tick.label1), id(tick.label2)}
+            if ax.axison and axis.get_visible():
+                drawn |= {id(lab) for tick in axis._update_ticks() for lab in (tick.label1, tick.label2)}
+    out, seen = [], set()
+    for t in fig.findobj(Text):
+        if id(t) in seen or (id(t) in tick_labels and id(t) not in drawn):
+            continue
+        seen.add(id(t))
+        if t.get_visible() and str(t.get_text()).strip():
+            out.append(t)
+    return out
+
+
+def assert_no_overlapping_text(fig) -> None:
+    """No two labels the figure draws overlap on the rendered canvas (ink boxes, 1 px tolerance)."""
+    texts = texts_of(fig)
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for t in texts:
+        bb = t.get_window_extent(renderer)
+        if bb.width > 0 and bb.height > 0:
+            boxes.append((t.get_text(), bb))
+    clashes = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            (ta, a), (tb, b) = boxes[i], boxes[j]
+            if min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1:
+                clashes.append((ta, tb))
+    assert not clashes, clashes[:10]
+
+
+def row_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_yticklabels()]
+
+
+def config_rows(study) -> pd.DataFrame:
+    """Every configuration of the test sweep, with its readable row label."""
+    t = study.ok
+    rows = t.groupby(["acks", "replication_factor", "min_insync_replicas"]).agg(
+        n=("run_id", "size"), sent=("records_sent", "sum"), lost=("records_lost", "sum"),
+        acked_lost=("acked_lost", "sum")).reset_index()
+    rows["label"] = [f"acks={a}, RF {rf}, min.insync {m}" for a, rf, m in
+                     zip(rows["acks"], rows["replication_factor"], rows["min_insync_replicas"])]
+    return rows
+
+
+def test_bounded_intervals():
+    """Counts and rates never get an interval below 0 (or a share above 1), and a cut interval says so."""
+    from analysis.stats import bounded_mean_ci
+
+    mean, lo, hi, n, clipped = bounded_mean_ci([0.0, 0.0, 9.0])
+    assert mean == 3.0 and lo == 0.0 and hi > 9.0 and n == 3 and clipped
+    assert mean_ci([0.0, 0.0, 9.0])[1] < 0  # the plain t interval (sim.sweep's) is unchanged
+    assert bounded_mean_ci([0.2, 0.9, 1.0], upper=1.0)[2] == 1.0
+    assert bounded_mean_ci([5.0, 6.0, 5.5, 5.2])[4] is False
+    assert math.isnan(bounded_mean_ci([4.0])[1]) and bounded_mean_ci([4.0])[4] is False
+    table = pd.DataFrame({"g": ["a"] * 3 + ["b"] * 3, "seed": [1, 2, 3] * 2,
+                          "loss_rate": [0.0, 0.0, 0.9, 0.5, 0.5, 0.5], "count": [0, 0, 50, 10, 11, 12]})
+    agg = analysis.aggregate(table, ["g"], ["loss_rate", "count"]).set_index("g")
+    assert agg.loc["a", "loss_rate_low"] == 0.0 and agg.loc["a", "loss_rate_clipped"]
+    assert agg.loc["a", "count_low"] == 0.0 and agg.loc["a", "count_clipped"]
+    assert not agg.loc["b", "count_clipped"] and agg.loc["b", "count_low"] > 0
+
+
+def test_every_interval_in_tables_respects_bounds(study):
+    tables = [analysis.loss_table(study), analysis.throughput_table(study), analysis.latency_table(study),
+              analysis.report.group_table(study)]
+    for table in tables:
+        lows = [c for c in table.columns if c.endswith("_low")]
+        assert lows
+        for c in lows:
+            v = table[c].to_numpy(dtype=float)
+            assert (v[~np.isnan(v)] >= 0).all(), c
+        for c in [c for c in table.columns if c.endswith("rate_high")]:
+            assert (table[c].dropna() <= 1).all(), c
+
+
+def test_readable_labels():
+    from analysis.tables import param_label, param_name
+
+    assert param_label("topics.0.replication.factor", 1) == "RF 1"
+    assert param_label("replication_factor", 3) == "RF 3"
+    assert param_label("topics.0.min.insync.replicas", 2.0) == "min.insync 2"
+    assert param_label("producers.0.acks", "all") == "acks=all" == param_label("acks", "all")
+    assert param_label("producers.0.linger.ms", 5) == "linger.ms=5"
+    assert param_name("cluster.broker.session.timeout.ms") == "broker.session.timeout.ms"
+    assert param_name("producers.1.acks") == "producer 1 acks"
+
+
 def test_loss_map(study):
     table = analysis.loss_table(study)
-    # the table is the mean over seeds of each run's rate, straight from sweep.parquet
+    # the table is the mean over seeds of each run's rate, straight from sweep.parquet, one row per configuration
     raw = study.table
+    assert len(table) == N_CONFIGS
     for _, g in table.iterrows():
-        rows = raw[(raw["acks"] == g["acks"]) & (raw["replication_factor"] == g["replication_factor"])]
+        rows = raw[(raw["acks"] == g["acks"]) & (raw["replication_factor"] == g["replication_factor"])
+                   & (raw["min_insync_replicas"] == g["min_insync_replicas"])]
         assert g["n"] == len(rows) == 2
         assert g["loss_rate_mean"] == pytest.approx((rows["records_lost"] / rows["records_sent"]).mean())
         assert g["acked_loss_rate_mean"] == pytest.approx((rows["acked_lost"] / rows["records_sent"]).mean())
+        assert g["records_sent_total"] == rows["records_sent"].sum()
     fig = analysis.loss_map(study)
-    assert len(fig.axes) == 4  # (message, acknowledged) x min.insync 1, 2; one fault kind
-    assert "n = 2 seeds per bar" in fig._suptitle.get_text() and "95% CI" in fig._suptitle.get_text()
-    for _, g in table.iterrows():
-        m, rf = g["min_insync_replicas"], g["replication_factor"]
-        for metric, ylabel in (("loss_rate", "records_lost / records_sent (%)"),
-                               ("acked_loss_rate", "acked_lost / records_sent (%)")):
-            ax = axes_by_gid(fig, f"loss:{metric}:min.insync={m}:fault=crash")
-            assert ax.get_ylabel() == ylabel
-            assert [t.get_text() for t in ax.get_xticklabels()] == ["acks=0", "acks=1", "acks=all"]
-            sub = table[(table["min_insync_replicas"] == m) & (table["replication_factor"] == rf)]
-            np.testing.assert_allclose(bar_heights(ax, f"bars:{metric}:RF={rf}"), 100 * sub[f"{metric}_mean"])
-            lows, highs = errorbar_extents(ax, f"ci:{metric}:RF={rf}")
-            np.testing.assert_allclose(lows, 100 * sub[f"{metric}_low"])
-            np.testing.assert_allclose(highs, 100 * sub[f"{metric}_high"])
-    # acks=0 shows its loss: the first bar (acks=0) of every message-loss panel is above zero
-    for m in (1, 2):
-        rf = {1: 2, 2: 3}[m]
-        ax = axes_by_gid(fig, f"loss:loss_rate:min.insync={m}:fault=crash")
-        assert bar_heights(ax, f"bars:loss_rate:RF={rf}")[0] > 0
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["RF=2", "RF=3"]
+    title = fig._suptitle.get_text()
+    assert "n = 2 seeds per row" in title and "95% Student t interval" in title and "cut at 0" in title
+    want = config_rows(study)
+    for metric, count in (("loss_rate", "lost"), ("acked_loss_rate", "acked_lost")):
+        ax = axes_by_gid(fig, f"loss:{metric}:fault=crash")
+        text_ax = axes_by_gid(fig, f"text:loss:{metric}:fault=crash")
+        assert ax.get_xscale() == "log"  # 0.0004% is as visible as 40%
+        labels = row_labels(axes_by_gid(fig, "loss:loss_rate:fault=crash"))  # rows share the y axis, labelled once
+        assert labels == want["label"].tolist()  # one readable row per configuration, acks in durability order
+        lo, hi = ax.get_xlim()
+        texts = {t.get_gid(): t.get_text() for t in ax.texts + text_ax.texts}
+        for _, r in want.iterrows():
+            g = table[(table["acks"] == r["acks"]) & (table["replication_factor"] == r["replication_factor"])
+                      & (table["min_insync_replicas"] == r["min_insync_replicas"])].iloc[0]
+            mean = 100 * g[f"{metric}_mean"]
+            if metric == "acked_loss_rate" and r["acks"] == "0":
+                assert texts[f"noack:{metric}:{r['label']}"] == "nothing acknowledged (acks=0)"
+            elif mean == 0:  # nothing lost: said in words, with the records it is out of
+                assert texts[f"zero:{metric}:{r['label']}"] == f"0 of {analysis.plots._fmt_count(r['sent'])} lost"
+            else:
+                point = by_gid(ax.lines, f"point:{metric}:{r['label']}")
+                assert point.get_xdata()[0] == pytest.approx(mean) and lo < mean < hi
+                assert point.get_ydata()[0] == labels.index(r["label"])
+                assert f"({analysis.plots._fmt_count(r[count])} of " in texts[f"value:{metric}:{r['label']}"]
+                ci = by_gid(ax.lines, f"ci:{metric}:{r['label']}")
+                x0, x1 = ci.get_xdata()
+                assert x1 == pytest.approx(100 * g[f"{metric}_high"])
+                if g[f"{metric}_low"] > 0:
+                    assert x0 == pytest.approx(100 * g[f"{metric}_low"])
+                else:  # cut at 0: runs to the left edge, marked
+                    assert x0 == lo and g[f"{metric}_clipped"]
+                    by_gid(ax.lines, f"cut:{metric}:{r['label']}")
+    # acks=0 shows its loss: some message-loss row of acks=0 has a point
+    assert any((ln.get_gid() or "").startswith("point:loss_rate:acks=0") for ln in fig.axes[0].lines)
+    # colour-blind safe, distinct colours per acks mode; a readable legend
+    colours = list(analysis.plots.ACKS_COLORS.values())
+    assert len(set(colours)) == 3 and set(colours) <= set(analysis.plots.OKABE_ITO.values())
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:3] == ["acks=0", "acks=1", "acks=all"] and "interval cut at 0 (runs on to 0)" in legend
+    assert not [t for t in texts_of(fig) if t.get_text().startswith(RAW_KEY)]
+    assert_no_overlapping_text(fig)
+
+
+def test_loss_map_nothing_lost_and_a_tiny_loss(study, tmp_path):
+    """A loss of 0.0004% is drawn inside the log axis; configurations that lost nothing say "0 of N"."""
+    import shutil
+
+    dest = tmp_path / "sweep"
+    shutil.copytree(study.path, dest)
+    table = pd.read_parquet(dest / "sweep.parquet")
+    table["records_lost"] = 0
+    table["acked_lost"] = 0
+    tiny = table.index[(table["producers.0.acks"] == "1") & (table["topics.0.replication.factor"] == 2)]
+    one = tiny[table.loc[tiny, "seed"] == 1]  # one record of ~120,000 in one of two seeds: about 0.0004%
+    table.loc[one, "acked_lost"] = 1
+    table.loc[one, "records_lost"] = 1
+    table.to_parquet(dest / "sweep.parquet", index=False)
+    sweep = analysis.load_sweep(dest)
+    fig = analysis.loss_map(sweep)
+    ax = axes_by_gid(fig, "loss:acked_loss_rate:fault=crash")
+    point = by_gid(ax.lines, "point:acked_loss_rate:acks=1, RF 2, min.insync 1")
+    x = point.get_xdata()[0]
+    rate = sweep.table.loc[sweep.table["run_id"].isin(table.loc[tiny, "run_id"]), "acked_loss_rate"].mean()
+    assert x == pytest.approx(100 * rate) and 1e-4 < x < 1e-3 and ax.get_xlim()[0] < x < ax.get_xlim()[1]
+    zeros = [t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("zero:")]
+    assert len(zeros) == N_CONFIGS - 1 - 3  # all but the tiny row and the three acks=0 rows
+    assert all(z.startswith("0 of ") and z.endswith(" lost") for z in zeros)
 
 
 def test_throughput_cost(study):
     table = analysis.throughput_table(study)
     raw = study.table
     fig = analysis.throughput_cost(study)
-    assert len(fig.axes) == 2
-    for _, g in table.iterrows():
-        rows = raw[(raw["acks"] == g["acks"]) & (raw["replication_factor"] == g["replication_factor"])]
-        assert g["throughput_rps_mean"] == pytest.approx(rows["throughput_rps"].mean())
-        assert g["sent_rps_mean"] == pytest.approx((rows["records_sent"] / 6.0).mean())
-    for m, rf in ((1, 2), (2, 3)):
-        ax = axes_by_gid(fig, f"throughput:min.insync={m}:fault=crash")
-        assert ax.get_ylabel() == "acknowledged records / s"
-        sub = table[table["replication_factor"] == rf]
-        np.testing.assert_allclose(bar_heights(ax, f"bars:throughput_rps:RF={rf}"), sub["throughput_rps_mean"])
-        np.testing.assert_allclose(by_gid(ax.lines, f"sent:RF={rf}").get_ydata(), sub["sent_rps_mean"])
-        assert bar_heights(ax, f"bars:throughput_rps:RF={rf}")[0] == 0  # acks=0 acknowledges nothing
+    ax, lax = axes_by_gid(fig, "throughput:rps"), axes_by_gid(fig, "throughput:latency")
+    want = config_rows(study)
+    assert row_labels(ax) == want["label"].tolist()
+    rows = analysis.plots._config_rows(table)[0]
+    for _, g in rows.iterrows():
+        sel = raw[(raw["acks"] == g["acks"]) & (raw["replication_factor"] == g["replication_factor"])
+                  & (raw["min_insync_replicas"] == g["min_insync_replicas"])]
+        runs = [study.run(r) for r in sel["run_id"]]
+        committed = [int(r.batches.loc[r.batches["copies_in_log"] > 0, "record_count"].sum()) for r in runs]
+        offered = [int(r.batches["record_count"].sum()) for r in runs]
+        assert g["committed_rps_mean"] == pytest.approx(np.mean(committed) / 6.0)
+        assert g["offered_rps_mean"] == pytest.approx(np.mean(offered) / 6.0)
+        assert g["throughput_rps_mean"] == pytest.approx(sel["throughput_rps"].mean())
+        if g["acks"] == "0":  # acks=0 is told nothing, but what it wrote is committed
+            assert g["throughput_rps_mean"] == 0 and g["committed_rps_mean"] > 0.9 * g["offered_rps_mean"]
+    bars = sorted([p for p in ax.patches if p.get_gid() == "bars:committed_rps"], key=lambda b: b.get_y())
+    np.testing.assert_allclose([b.get_width() for b in bars], rows["committed_rps_mean"])
+    np.testing.assert_allclose(by_gid(ax.lines, "offered_rps").get_xdata(), rows["offered_rps_mean"])
+    acked = by_gid(ax.lines, "acked_rps")
+    assert len(acked.get_xdata()) == (rows["acks"] != "0").sum()  # no acknowledged mark where nothing is acked
+    # the latency cost, per configuration
+    for _, g in rows[rows["acks"] != "0"].iterrows():
+        assert by_gid(lax.lines, f"p99:{g['label']}").get_xdata()[0] == pytest.approx(g["produce_latency_ms.p99_mean"])
+        assert by_gid(lax.lines, f"p50:{g['label']}").get_xdata()[0] == pytest.approx(g["produce_latency_ms.p50_mean"])
+    assert lax.get_xscale() == "log"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "offered (records produced)" in legend and "acknowledged" in legend
+    assert_no_overlapping_text(fig)
 
 
 def test_latency_plot(study):
     fig = analysis.latency_plot(study)
-    ax_e, ax_p = axes_by_gid(fig, "latency:ecdf"), axes_by_gid(fig, "latency:percentiles")
     ecdfs = analysis.latency_ecdfs(study)
-    assert len(ax_e.lines) - 2 == 4  # acks 1 and all x RF 2 and 3 (acks=0 has no latency), plus 2 guides
-    for _, g in ecdfs.iterrows():
-        if g["acks"] == "0":
-            assert g["records"] == 0 and len(g["x"]) == 0
-            continue
-        line = by_gid(ax_e.lines, f"ecdf:acks={g['acks']}:RF={g['replication_factor']}")
-        np.testing.assert_array_equal(line.get_xdata(), g["x"])
-        np.testing.assert_array_equal(line.get_ydata(), g["y"])
-        assert line.get_ydata()[-1] == 1.0
-        # the ECDF crosses 0.5 at the pooled median of the group's records
-        runs = [study.run(r) for r in study.ok[(study.ok["acks"] == g["acks"])
-                                               & (study.ok["replication_factor"] == g["replication_factor"])]["run_id"]]
-        lat = pd.concat([analysis.produce_latencies(r.batches) for r in runs])
-        assert g["records"] == lat["records"].sum() == sum(r.summary["records_acked"] for r in runs)
-        median = weighted_percentiles(lat["latency_ms"], lat["records"], [50])[0]
-        assert g["x"][np.searchsorted(g["y"], 0.5)] == median
-    assert ax_e.get_xscale() == "log" and ax_e.get_ylabel() == "fraction of acknowledged records"
+    # nothing swept is pooled: one ECDF per acks x RF x min.insync
+    assert len(ecdfs) == N_CONFIGS
+    assert set(ecdfs.attrs["by"]) == {"acks", "replication_factor", "min_insync_replicas", "fault_kind"}
+    for acks in ("1", "all"):
+        ax = axes_by_gid(fig, f"latency:ecdf:acks={acks}")
+        lines = [ln for ln in ax.lines if (ln.get_gid() or "").startswith("ecdf:")]
+        assert len(lines) == 3  # one line per (RF, min.insync) value
+        assert sorted(ln.get_label().split(" (")[0] for ln in lines) == [
+            "RF 2, min.insync 1", "RF 3, min.insync 1", "RF 3, min.insync 2"]
+        assert all("(n = 2 seeds, " in ln.get_label() for ln in lines)
+        styles = {(ln.get_color(), ln.get_linestyle()) for ln in lines}
+        assert len(styles) == 3  # lines that coincide still show both
+        for _, g in ecdfs[ecdfs["acks"] == acks].iterrows():
+            rest = f"RF {g['replication_factor']}, min.insync {g['min_insync_replicas']}"
+            line = by_gid(ax.lines, f"ecdf:acks={acks}:{rest}")
+            np.testing.assert_array_equal(line.get_xdata(), g["x"])
+            np.testing.assert_array_equal(line.get_ydata(), g["y"])
+            ok = study.ok
+            ids = ok[(ok["acks"] == acks) & (ok["replication_factor"] == g["replication_factor"])
+                     & (ok["min_insync_replicas"] == g["min_insync_replicas"])]["run_id"]
+            runs = [study.run(r) for r in ids]
+            assert len(runs) == 2
+            lat = pd.concat([analysis.produce_latencies(r.batches) for r in runs])
+            assert g["records"] == lat["records"].sum() == sum(r.summary["records_acked"] for r in runs)
+            median = weighted_percentiles(lat["latency_ms"], lat["records"], [50])[0]
+            assert g["x"][np.searchsorted(g["y"], 0.5)] == median
+        assert ax.get_xscale() == "log"
+    assert not [a for a in fig.axes if a.get_gid() == "latency:ecdf:acks=0"]  # acks=0: no latency, said in the title
+    pax = axes_by_gid(fig, "latency:percentiles")
     table = analysis.latency_table(study)
-    for rf in (2, 3):
-        sub = table[(table["replication_factor"] == rf) & (table["acks"] != "0")]
-        rows = study.table[(study.table["replication_factor"] == rf) & (study.table["acks"] != "0")]
-        np.testing.assert_allclose(sub["produce_latency_ms.p99_mean"],
-                                   rows.groupby("acks")["produce_latency_ms.p99"].mean().sort_index())
-        np.testing.assert_allclose(by_gid(ax_p.lines, f"p99:RF={rf}").get_ydata(), sub["produce_latency_ms.p99_mean"])
-        np.testing.assert_allclose(by_gid(ax_p.lines, f"p50:RF={rf}").get_ydata(), sub["produce_latency_ms.p50_mean"])
-        np.testing.assert_allclose(by_gid(ax_p.lines, f"p999:RF={rf}").get_ydata(),
-                                   sub["produce_latency_ms.p999_mean"])
-    assert [t.get_text() for t in ax_p.get_xticklabels()] == ["acks=0", "acks=1", "acks=all"]
-    assert any("no acks" in t.get_text() for t in ax_p.texts)
+    rows = analysis.plots._config_rows(table)[0]
+    assert row_labels(pax) == config_rows(study)["label"].tolist()
+    for _, g in rows[rows["acks"] != "0"].iterrows():
+        for key in ("p50", "p99", "p999"):
+            assert by_gid(pax.lines, f"{key}:{g['label']}").get_xdata()[0] == pytest.approx(
+                g[f"produce_latency_ms.{key}_mean"])
+    # no line joins p50 to p99: every drawn segment is the p99 interval, and says so
+    for ln in pax.lines:
+        if len(ln.get_xdata()) > 1 and ln.get_gid() != "separator":  # separators between acks modes span the axis
+            assert (ln.get_gid() or "").startswith("ci:p99:"), ln.get_gid()
+    legend = [t.get_text() for t in fig.subfigs[1].legends[0].get_texts()]
+    assert legend[:3] == ["p50 of each run, mean over seeds", "p99 of each run, mean over seeds",
+                          "p99.9 of each run, mean over seeds"]
+    assert "95% t interval of the p99 mean over seeds" in legend
+    assert not [t for t in texts_of(fig) if t.get_text().startswith(RAW_KEY)]
+    assert_no_overlapping_text(fig)
+
+
+def test_latency_plot_of_one_run_has_no_interval(run):
+    fig = analysis.latency_plot(run)
+    pax = axes_by_gid(fig, "latency:percentiles")
+    assert not [ln for ln in pax.lines if (ln.get_gid() or "").startswith("ci:")]
+    legend = [t.get_text() for t in fig.subfigs[1].legends[0].get_texts()]
+    assert "one seed per row: no interval" in legend and not [t for t in legend if "interval of" in t]
+    assert "n = 1 seed per row" in fig.subfigs[1]._suptitle.get_text()
 
 
 def test_failover_distribution(study):
     samples = analysis.failover_samples(study, by="acks")
-    assert len(samples) == sum(len(r.summary["failovers"]) for r in study.runs()) >= 12
+    assert len(samples) == sum(len(r.summary["failovers"]) for r in study.runs()) >= 18
     fig = analysis.failover_distribution(study, by="acks")
     for col in ("election_ms", "unavailable_ms"):
         ax = axes_by_gid(fig, f"failover:{col}")
         assert ax.get_xlabel() == "seconds after the fault"
         for acks in ("1", "all"):
-            v = samples.loc[samples["group"] == acks, col].to_numpy(dtype=float)
-            line = by_gid(ax.lines, f"ecdf:{col}:{acks}")
+            v = samples.loc[samples["group"] == f"acks={acks}", col].to_numpy(dtype=float)
+            line = by_gid(ax.lines, f"ecdf:{col}:acks={acks}")
             np.testing.assert_allclose(line.get_xdata()[1:], np.sort(v) / 1000.0)
             np.testing.assert_allclose(line.get_ydata()[1:], np.arange(1, len(v) + 1) / len(v))
-    legend = [t.get_text() for t in axes_by_gid(fig, "failover:unavailable_ms").get_legend().get_texts()]
-    n0 = int((samples["group"] == "0").sum())
-    assert f"acks=0: {n0} failovers, 4 runs" in legend  # acks=0 producers find the new leader too
-    assert analysis.tables.default_failover_group(study) == "topics.0.replication.factor"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    n0 = int((samples["group"] == "acks=0").sum())
+    assert f"acks=0: n = {n0} failovers in 6 runs (2 seeds)" in legend  # acks=0 producers find the new leader too
+    assert "pooled over RF (2, 3), min.insync (1, 2)" in fig._suptitle.get_text()
+
+
+def test_failover_distribution_default_groups_are_readable(study):
+    assert analysis.tables.default_failover_group(study) == ["replication_factor", "min_insync_replicas"]
+    fig = analysis.failover_distribution(study)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [t.split(":")[0] for t in legend] == ["RF 2, min.insync 1", "RF 3, min.insync 1", "RF 3, min.insync 2"]
+    assert all(": n = " in t and " failovers in 6 runs (2 seeds)" in t for t in legend), legend
+    assert not [t for t in texts_of(fig) if any(k in t.get_text() for k in ("topics.", "producers.", "_"))]
+    assert "pooled over acks (0, 1, all)" in fig._suptitle.get_text()
+    assert_no_overlapping_text(fig)
 
 
 def test_failover_timeline(run):
     fig = analysis.failover_timeline(run)
     ts = run.timeseries
     ax_tp = axes_by_gid(fig, "timeline:throughput")
-    np.testing.assert_array_equal(ax_tp.lines[1].get_xdata(), ts["time_ms"] / 1000.0)
+    np.testing.assert_array_equal(by_gid(ax_tp.lines, "records_acked").get_xdata(), ts["time_ms"] / 1000.0)
     np.testing.assert_array_equal(by_gid(ax_tp.lines, "records_acked").get_ydata(), ts["records_acked"])
     np.testing.assert_array_equal(by_gid(ax_tp.lines, "records_failed").get_ydata(), ts["records_failed"])
-    sent = by_gid(ax_tp.lines, "records_sent").get_ydata()
-    assert sent.sum() == run.summary["records_sent"]
+    sent = by_gid(ax_tp.lines, "records_sent")
+    assert sent.get_ydata().sum() == run.summary["records_sent"]
+    # the offered load: records produced per second of arrival, not wire sends
+    offered = by_gid(ax_tp.lines, "records_offered")
+    assert offered.get_ydata().sum() == pytest.approx(run.batches["record_count"].sum())
+    first = run.batches.groupby(run.batches["first_arrival_ms"] // 1000)["record_count"].sum()
+    assert offered.get_ydata()[0] == pytest.approx(first.iloc[0], rel=0.01)
+    # neither line hides the other: distinct colours, and sent is dashed on top of acknowledged
+    acked = by_gid(ax_tp.lines, "records_acked")
+    assert len({offered.get_color(), sent.get_color(), acked.get_color()}) == 3
+    assert sent.get_linestyle() != "-" and sent.get_zorder() > acked.get_zorder() > offered.get_zorder()
+    assert offered.get_linewidth() > acked.get_linewidth()
+    legend = [t.get_text() for t in ax_tp.get_legend().get_texts()]
+    assert "offered: records produced / s (arrivals)" in legend and "sent / s (first send on the wire)" in legend
     ax_lat = axes_by_gid(fig, "timeline:latency")
     np.testing.assert_array_equal(by_gid(ax_lat.lines, "latency_p99_ms").get_ydata(), ts["latency_p99_ms"])
     assert ax_lat.get_yscale() == "log"
     ax_lvl = axes_by_gid(fig, "timeline:levels")
     np.testing.assert_array_equal(by_gid(ax_lvl.lines, "under_replicated_partitions").get_ydata(),
                                   ts["under_replicated_partitions"])
+    ticks = [t for t in ax_lvl.get_yticks() if ax_lvl.get_ylim()[0] <= t <= ax_lvl.get_ylim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # whole partitions
     ax_ln = axes_by_gid(fig, "timeline:lanes")
     assert [t.get_text() for t in ax_ln.get_yticklabels()] == ["events-2", "events-1", "events-0"]
     lead = analysis.leadership_intervals(run)
@@ -439,7 +664,7 @@ def test_failover_timeline(run):
         np.testing.assert_allclose(spans, np.c_[g["start_ms"], g["end_ms"]] / 1000.0)
     # fault windows shaded on every panel, leader-down periods hatched, elections marked
     down = analysis.down_intervals(run).iloc[0]
-    for ax in (ax_tp, ax_lat, ax_lvl, ax_ln):
+    for ax in (ax_tp, ax_lat, ax_lvl, ax_ln, axes_by_gid(fig, "timeline:lost")):
         shade = by_gid(ax.patches, f"down:broker{down['broker']}")
         x0, x1 = shade.get_x(), shade.get_x() + shade.get_width()
         assert (x0, x1) == pytest.approx((down["start_ms"] / 1000.0, down["end_ms"] / 1000.0))
@@ -450,9 +675,39 @@ def test_failover_timeline(run):
     marks = [m for m in ax_ln.lines if (m.get_gid() or "").startswith("truncation:")]
     removed = run.events[run.events["kind"] == "truncation"]["detail"].str.extract(r"removed=(\d+)", expand=False)
     assert sum(len(m.get_xdata()) for m in marks) == int((removed.astype(int) > 0).sum())
-    legend = [t.get_text() for t in ax_ln.get_legend().get_texts()]
-    assert "leader down, not yet fenced (writes stall)" in legend and "offline (no leader)" in legend
-    assert "acks=1, RF=3, min.insync.replicas=2" in fig._suptitle.get_text()
+    handles = {t.get_text(): h for t, h in zip(ax_ln.get_legend().get_texts(), ax_ln.get_legend().legend_handles)}
+    assert "leader down, not yet fenced\n(writes stall)" in handles
+    offline, below = handles["offline (no leader)"], handles["ISR < min.insync.replicas"]
+    assert offline.get_facecolor() != below.get_facecolor()  # two states, two colours
+    assert "acks=1, RF 3, min.insync 2" in fig._suptitle.get_text()
+    assert_no_overlapping_text(fig)
+    # every legend sits outside its panel, right of the data
+    fig.canvas.draw()
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_failover_timeline_marks_lost_records(study):
+    """The timeline of the run a sweep report picks (most acknowledged loss) draws what was lost, by arrival."""
+    rid = analysis.report.representative_run(study)
+    row = study.ok.set_index("run_id").loc[rid]
+    assert row["acked_lost"] == study.ok["acked_lost"].max()
+    for run_id in {rid, study.ok.sort_values("records_lost")["run_id"].iloc[-1]}:
+        run = study.run(run_id)
+        fig = analysis.failover_timeline(run, note="chosen")
+        ax = axes_by_gid(fig, "timeline:lost")
+        acked = sum(p.get_height() for p in ax.patches if p.get_gid() == "lost:acked")
+        unknown = sum(p.get_height() for p in ax.patches if p.get_gid() == "lost:unknown")
+        assert acked == pytest.approx(run.summary["acked_lost"])
+        assert unknown == pytest.approx(run.summary["records_lost"] - run.summary["acked_lost"])
+        if run.summary["records_lost"]:
+            rug = [ln for ln in ax.lines if (ln.get_gid() or "").startswith("rug:")]
+            assert sum(len(ln.get_xdata()) for ln in rug) == len(analysis.tables.lost_records(run))
+        else:
+            assert by_gid(ax.texts, "lost:none").get_text().startswith("no record lost: 0 of ")
+        assert "chosen" in fig._suptitle.get_text()
+        assert_no_overlapping_text(fig)
 
 
 def test_save_figure_png_and_svg(run, tmp_path):
@@ -616,6 +871,9 @@ def test_report_run(capsys, run_dir, run, tmp_path):
 
 def test_report_sweep(study, tmp_path):
     out = analysis.write_report(study.path, tmp_path / "sweep.html")
+    text = _body_text(out)
+    assert text.index("Base scenario quickstart: 3 brokers") < text.index("Model invariants: 0 violations in") \
+        < text.index("Summary by configuration") < text.index("Figures")
     page = parse_report(out)
     assert not page.external
     assert_png_images(page.images, 5)  # loss map, latency, throughput, failover distribution, one timeline
@@ -627,14 +885,106 @@ def test_report_sweep(study, tmp_path):
         want = raw.loc[r["_attrs"]["data-row"]]
         for key in ("seed", "records_sent", "records_lost", "acked_lost", "throughput_rps", "produce_latency_ms.p99"):
             assert same(cells[key], None if pd.isna(want[key]) else want[key]), key
-    groups = analysis.report.group_table(study)
+    groups = analysis.report.group_table(study).set_index(["acks", "replication_factor", "min_insync_replicas"])
     rows = page.tables["groups"][1:]
-    assert len(rows) == len(groups) == 6
-    for r, (_, g) in zip(rows, groups.iterrows()):
+    assert len(rows) == len(groups) == N_CONFIGS
+    for r in rows:
         cells = {c["data-key"]: c for c in r["cells"]}
-        assert cells["acks"]["data-value"] == g["acks"] and same(cells["n"]["data-value"], g["n"])
-        for m in ("loss_rate", "acked_loss_rate", "throughput_rps"):
+        g = groups.loc[(cells["acks"]["data-value"], int(cells["replication_factor"]["data-value"]),
+                        int(cells["min_insync_replicas"]["data-value"]))]
+        assert same(cells["n"]["data-value"], g["n"])
+        for m in ("loss_rate", "acked_loss_rate", "throughput_rps", "committed_rps"):
             assert same(cells[m]["data-value"], g[f"{m}_mean"])
             assert same(cells[m]["data-low"], g[f"{m}_low"]) and same(cells[m]["data-high"], g[f"{m}_high"])
+            assert cells[m]["data-clipped"] == str(bool(g[f"{m}_clipped"])).lower()
     assert page.pre["sweep-spec"] == (study.path / "sweep.yaml").read_text()
     assert "name: quickstart" in page.pre["scenario"]
+
+
+def _body_text(path: Path) -> str:
+    """The report's visible text in document order (tags stripped)."""
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts, self._skip = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self._skip += tag in ("style", "script", "title")
+
+        def handle_endtag(self, tag):
+            self._skip -= tag in ("style", "script", "title")
+
+        def handle_data(self, data):
+            if not self._skip:
+                self.parts.append(data)
+
+    t = Text()
+    t.feed(path.read_text(encoding="utf-8"))
+    return " ".join(" ".join(t.parts).split())
+
+
+def test_report_run_shows_description_checks_and_warnings_first(run_dir, run, tmp_path):
+    import shutil
+
+    page = analysis.write_report(run_dir, tmp_path / "clean.html")
+    text = _body_text(page)
+    description = " ".join(run.scenario["description"].split())
+    assert text.index(description) < text.index("Summary") < text.index("Figures")
+    assert "Model invariants: 0 violations (every invariant held)." in text and "Warnings: none." in text
+    assert text.index("Model invariants") < text.index("Summary")
+    # a run with warnings and invariant violations says so at the top, with the examples
+    dirty = tmp_path / "dirty"
+    shutil.copytree(run_dir, dirty)
+    summary = json.loads((dirty / "summary.json").read_text())
+    summary.update(warnings=["min.insync.replicas 3 > replication.factor 2: every acks=all write fails"],
+                   invariant_violations=3, invariant_examples=["one leader per epoch: epoch 4 has leaders 0 and 2"])
+    (dirty / "summary.json").write_text(json.dumps(summary))
+    checks = tmp_path / "checks.html"
+    checks.write_text(analysis.report._checks_html(analysis.load_run(dirty)))  # the section the page opens with
+    text = _body_text(checks)
+    assert "Model invariants: 3 violations." in text and "epoch 4 has leaders 0 and 2" in text
+    assert "Warnings (1): min.insync.replicas 3 > replication.factor 2: every acks=all write fails" in text
+    assert "id='invariant-violations' class='check bad' data-value='3'" in checks.read_text()
+    # older results without the check say so instead of claiming it held
+    del summary["invariant_violations"]
+    (dirty / "summary.json").write_text(json.dumps(summary))
+    checks.write_text(analysis.report._checks_html(analysis.load_run(dirty)))
+    assert "Model invariants: not recorded" in _body_text(checks)
+
+
+def test_report_sweep_description_checks_and_columns_once(study, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(study.path, copy)
+    import yaml
+
+    spec = yaml.safe_load((copy / "sweep.yaml").read_text())
+    spec["description"] = "Acks against replication under a leader crash."
+    (copy / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    rid = study.ok["run_id"].iloc[3]
+    summary = json.loads((copy / "runs" / rid / "summary.json").read_text())
+    summary.update(warnings=["a warning of one run"], invariant_violations=1, invariant_examples=["HW went back"])
+    (copy / "runs" / rid / "summary.json").write_text(json.dumps(summary))
+    # the parts of the page without its figures (test_report_sweep renders a whole page and checks the order)
+    sweep = analysis.load_sweep(copy)
+    report = analysis.report
+    page = tmp_path / "parts.html"
+    page.write_text(report._description(sweep) + report._checks_html(sweep) + "".join(report._sweep_sections(sweep)))
+    text = _body_text(page)
+    assert text.index("Acks against replication under a leader crash.") < text.index("Summary by configuration")
+    assert f"Model invariants: 1 violation in 1 of {N_RUNS} runs." in text and "HW went back" in text
+    assert f"a warning of one run (1 run: {rid})" in text
+    parsed = parse_report(page)
+    html_text = page.read_text()
+    heads = re.findall(r'<table id="runs".*?<thead><tr>(.*?)</tr>', html_text, re.S)[0]
+    keys = re.findall(r'data-key="([^"]+)"', heads)
+    labels = re.findall(r">([^<]+)</th>", heads)
+    assert len(keys) == len(set(keys)) and len(labels) == len(set(labels)), labels
+    assert not [k for k in keys if k.startswith(("producers.", "topics."))]  # each swept parameter once, by name
+    assert {"acks", "RF", "min.insync"} <= set(labels)
+    assert "Same in every run: fault: crash." in text
+    group_heads = re.findall(r">([^<]+)</th>", re.findall(r'<table id="groups".*?<thead>(.*?)</thead>', html_text,
+                                                          re.S)[0])
+    assert group_heads[:4] == ["acks", "RF", "min.insync", "seeds (runs)"]
+    assert len(parsed.tables["groups"]) == N_CONFIGS + 1
