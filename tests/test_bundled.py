@@ -1,0 +1,91 @@
+"""Every bundled scenario shows what its description claims, at its default seed and full length.
+
+A user runs `kafkasim run scenarios/X.yaml` and reads the description next to the numbers: if the
+description says acknowledged writes are lost, they must be. The hour-long soak is run for its
+first 15 simulated minutes (its full length is the benchmark's job, `bench/bench.py`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sim
+
+SCEN = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def _run(name: str, **overrides):
+    r = sim.run(SCEN / name, overrides=overrides or None)
+    assert r.summary["invariant_violations"] == 0, r.summary["invariant_examples"]
+    return r
+
+
+def _kinds(r, kind):
+    return r.events[r.events.kind == kind]
+
+
+def test_every_bundled_scenario_is_covered_here():
+    names = {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if "sweeps" not in p.parts}
+    assert names == {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml",
+                     "bench/many-partitions.yaml", "bench/soak.yaml"}
+
+
+def test_quickstart_crashes_the_leader_at_20s_restarts_it_at_40s_and_loses_nothing():
+    r = _run("quickstart.yaml")
+    sc, s = r.scenario, r.summary
+    assert sc.producers[0].acks == -1 and sc.producers[0].enable_idempotence
+    assert sc.topics[0].replication_factor == 3 and sc.topics[0].min_insync_replicas == 2
+    crash, restart = _kinds(r, "crash"), _kinds(r, "restart")
+    assert crash.time_ms.tolist() == [20_000.0] and restart.time_ms.tolist() == [40_000.0]
+    victim = int(crash.broker.iloc[0])
+    first = _kinds(r, "leader_elected").query("time_ms == 0 and partition == 'events-0'")
+    assert int(first.broker.iloc[0]) == victim  # it was the leader of events-0
+    moved = _kinds(r, "leader_elected").query("time_ms > 20000 and partition == 'events-0'")
+    assert len(moved) >= 1 and int(moved.broker.iloc[0]) != victim
+    assert s["acked_lost"] == 0 and s["records_lost"] == 0 and s["duplicates"] == 0
+    assert s["under_replicated_partitions_at_end"] == 0
+
+
+def test_leader_crash_acks1_loses_the_acknowledged_tail_at_its_default_seed():
+    r = _run("leader-crash-acks1.yaml")
+    sc, s = r.scenario, r.summary
+    assert sc.producers[0].acks == 1 and not sc.producers[0].enable_idempotence
+    assert sc.producers[0].instances == 10 and sc.producers[0].rate == 20_000
+    crash = _kinds(r, "crash")
+    assert crash.time_ms.tolist() == [20_000.0]
+    assert s["acked_lost"] > 0
+    b = r.batches
+    lost = b[(b.outcome == "acked") & (b.copies_in_log == 0)]
+    # the tail: acknowledged just before the crash, on events-0 (the partition whose leader crashed)
+    assert (lost.partition == "events-0").all()
+    assert lost.acked_ms.max() <= 20_000 + 5 and lost.last_arrival_ms.min() > 20_000 - 1_000
+    assert s["truncations"] >= 1
+
+
+def test_bench_steady_one_leader_crash_and_restart_at_a_million_records_per_second():
+    r = _run("bench/steady.yaml")
+    s = r.summary
+    assert len(_kinds(r, "crash")) == 1 and len(_kinds(r, "restart")) == 1
+    assert s["records_produced"] / (r.scenario.duration / 1000) == pytest.approx(1_000_000, rel=0.01)
+    assert s["acked_lost"] == 0 and s["records_acked"] > 0.98 * s["records_produced"]
+
+
+def test_bench_many_partitions_fails_over_about_2000_leaders_5ms_apart():
+    r = _run("bench/many-partitions.yaml")
+    elected = _kinds(r, "leader_elected").query("time_ms > 0 and time_ms < 30000").sort_values("time_ms")
+    assert 1_800 <= len(elected) <= 2_200  # broker 0 of 5 leads a fifth of 10,000 partitions
+    gaps = elected.time_ms.diff().dropna()
+    assert gaps.median() == pytest.approx(5.0)  # elections run one at a time, 5 ms each
+    assert r.summary["acked_lost"] == 0
+
+
+def test_bench_soak_crashes_random_brokers_about_every_5_minutes_for_60s():
+    r = _run("bench/soak.yaml", duration="15m")
+    crash, restart = _kinds(r, "crash"), _kinds(r, "restart")
+    assert 1 <= len(crash) <= 8  # mean interval 5 min over 15 min
+    for t, b in zip(restart.time_ms, restart.broker):
+        if t < r.scenario.duration:  # a crash near the end is healed early, at `duration`
+            assert ((crash.broker == b) & ((crash.time_ms - (t - 60_000)).abs() < 1)).any()
+    assert r.summary["acked_lost"] == 0 and r.summary["under_replicated_partitions_at_end"] == 0
