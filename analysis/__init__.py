@@ -18,6 +18,8 @@ import importlib
 
 # `load` is both a submodule and its main function: import it eagerly so the name is the function.
 from .load import ResultsError, Run, Sweep, load, load_run, load_sweep  # noqa: E402
+# so is `compare`: eager too (it costs numpy and pandas only; matplotlib is imported when it draws).
+from .compare import compare, compare_latency, compare_name  # noqa: E402
 
 # Names are loaded on first use (PEP 562), so `from analysis.stats import ...` (as sim.metrics
 # and sim.sweep do) costs numpy only, not matplotlib and SciPy.
@@ -57,6 +59,8 @@ __all__ = [
     # across runs
     "runs_table", "aggregate", "group_table", "loss_table", "throughput_table", "latency_table", "latency_ecdfs", "failover_samples",
     "mean_ci", "weighted_percentiles", "weighted_ecdf",
+    # two runs side by side
+    "compare", "compare_latency", "compare_name",
     # figures and files
     "loss_map", "failover_timeline", "failover_distribution", "latency_plot", "throughput_cost", "save_figure",
     "NothingToPlot", "figure_specs", "write_plots", "write_report",

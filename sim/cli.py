@@ -333,7 +333,8 @@ def scenarios_cli() -> None:
 # (keep this block: `sweep` comes from sim/cli_sweep.py, `plot`/`report` from sim/cli_analysis.py)
 from .cli_sweep import sweep_cli  # noqa: E402
 app.command("sweep")(sweep_cli)
-from .cli_analysis import plot_cli, report_cli  # noqa: E402
+from .cli_analysis import compare_cli, plot_cli, report_cli  # noqa: E402
+app.command("compare")(compare_cli)
 app.command("plot")(plot_cli)
 app.command("report")(report_cli)
 # --- end of command registrations ---

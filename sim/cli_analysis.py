@@ -1,6 +1,6 @@
-"""`kafkasim plot` and `kafkasim report`: figures and an HTML page from a run or sweep directory.
+"""`kafkasim plot`, `kafkasim report` and `kafkasim compare`: figures, an HTML page, two runs side by side.
 
-Thin shells over :func:`analysis.write_plots` and :func:`analysis.write_report`. A missing or
+Thin shells over :func:`analysis.write_plots`, :func:`analysis.write_report` and :func:`analysis.compare`. A missing or
 invalid results directory ends in a one-line `error: ...` with exit code 2; the files written
 are listed on stderr. `--out` never overwrites what kafkasim did not write: a figure directory
 may hold only figures, a report path only an earlier report (sim.results.check_output).
@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["plot_cli", "report_cli"]
+__all__ = ["compare_cli", "plot_cli", "report_cli"]
 
 ResultsArg = Annotated[Path, typer.Argument(
     help="A run directory (kafkasim run) or a sweep directory (kafkasim sweep).", show_default=False)]
@@ -67,3 +67,80 @@ def report_cli(results_dir: ResultsArg,
     if note:
         err_console.print(note, markup=False, highlight=False, soft_wrap=True)
     err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _fmt_cell(key: str, v: float, signed: bool = False) -> str:
+    import math
+    if not math.isfinite(v):
+        return "-"
+    sign = "+" if signed and v > 0 else ""
+    if key.endswith("_ms") or "_ms." in key:
+        return "0.0" if round(v, 1) == 0 else f"{sign}{v:,.1f}"
+    if float(v).is_integer():
+        return f"{sign}{int(v):,}"
+    return f"{sign}{v:,.1f}"
+
+
+def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kafkasim run).", show_default=False)],
+                run_b: Annotated[Path, typer.Argument(help="Another run directory.", show_default=False)],
+                out: Annotated[Optional[Path], typer.Option(
+                    "--out", help="Directory for the latency figure (default: results/compare/<a>-vs-<b>/).")] = None,
+                ) -> None:
+    """Two runs side by side: a summary table with the difference B - A, and their produce latency ECDFs overlaid."""
+    import math
+
+    from rich.table import Table
+
+    from analysis import ResultsError, compare, compare_latency, compare_name
+
+    from .cli import _fail, err_console, out_console
+    from .results import OutputError, check_output
+
+    try:
+        table = compare(run_a, run_b)
+        out_dir = out or Path("results") / "compare" / compare_name(run_a, run_b)
+        check_output(out_dir, "plots", option="--out")
+    except (ResultsError, OutputError) as e:
+        _fail(str(e))
+    label_a, label_b = table.attrs["labels"]
+    t = Table(title=f"A: {label_a}\nB: {label_b}", title_justify="left")
+    t.add_column("metric")
+    t.add_column("A", justify="right")
+    t.add_column("B", justify="right")
+    t.add_column("B - A", justify="right")
+    t.add_column("change", justify="right")
+    for metric, r in table.iterrows():
+        rel = r["relative"]
+        change = f"{rel:+.1%}" if math.isfinite(rel) and r["difference"] != 0 else ""
+        t.add_row(str(metric), _fmt_cell(r["key"], r["a"]), _fmt_cell(r["key"], r["b"]),
+                  _fmt_cell(r["key"], r["difference"], signed=True), change)
+    out_console.print(t)
+    err_console.print(f"A: {table.attrs['a']}\nB: {table.attrs['b']}", markup=False, highlight=False, soft_wrap=True)
+    try:
+        written = _write_compare_figure(run_a, run_b, out_dir, compare_latency)
+    except OSError as e:
+        _fail(f"--out {out_dir}: cannot write figures ({e.strerror or e})")
+    for path in written:
+        err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _write_compare_figure(run_a, run_b, out_dir: Path, draw) -> list[Path]:
+    """Draw into a hidden temporary sibling directory, then move the files in: never half a figure."""
+    import os
+    import shutil
+    import uuid
+
+    from analysis.plots import save_figure
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".latency.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        files = save_figure(draw(run_a, run_b), tmp / "latency")
+        written = []
+        for f in files:
+            os.replace(f, out_dir / f.name)
+            written.append(out_dir / f.name)
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

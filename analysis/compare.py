@@ -1,0 +1,212 @@
+"""Two runs side by side: a summary table with differences and an overlaid produce-latency ECDF.
+
+`kafkasim compare RUN_A RUN_B` is a thin shell over these::
+
+    import analysis
+    analysis.compare("results/quickstart/seed-1", "results/quickstart/seed-1-producers.0.acks=1")
+    analysis.compare_latency(run_a, run_b, "figures/latency")   # -> latency.png and latency.svg
+
+Only run directories compare (a sweep's runs are under ``<sweep>/runs/<run_id>/``). The
+difference is always B minus A, in the unit of the row; a metric a run has no value for (no
+failover happened, `acks=0` has no acknowledgements and so no latency) is NaN there and in the
+difference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .load import ResultsError, Run, is_sweep_dir, load_run
+from .metrics import produce_latencies
+from .stats import ecdf_points, weighted_ecdf
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["COMPARE_METRICS", "compare", "compare_latency", "compare_name", "run_labels"]
+
+COMPARE_METRICS: list[tuple[str, str]] = [
+    ("records produced (offered)", "records_produced"),
+    ("records sent", "records_sent"),
+    ("records acked", "records_acked"),
+    ("records failed (client told)", "records_failed"),
+    ("records unknown (no answer)", "records_unknown"),
+    ("records_lost (sent, never told, gone)", "records_lost"),
+    ("acked_lost (durability violation)", "acked_lost"),
+    ("duplicates", "duplicates"),
+    ("throughput (acked rec/s)", "throughput_rps"),
+    ("produce latency p50 (ms)", "produce_latency_ms.p50"),
+    ("produce latency p99 (ms)", "produce_latency_ms.p99"),
+    ("produce latency p99.9 (ms)", "produce_latency_ms.p999"),
+    ("end-to-end latency p50 (ms)", "e2e_latency_ms.p50"),
+    ("end-to-end latency p99 (ms)", "e2e_latency_ms.p99"),
+    ("failover: fault -> leader elected p50 (ms)", "failover_ms.p50"),
+    ("failover: fault -> leader elected max (ms)", "failover_ms.max"),
+    ("unavailable: fault -> first ack on new leader p50 (ms)", "unavailable_ms.p50"),
+    ("unavailable: fault -> first ack on new leader max (ms)", "unavailable_ms.max"),
+    ("invariant violations", "invariant_violations"),
+]
+"""(row label, dotted summary.json key) of every row `compare` returns, in order."""
+
+
+def _as_run(run: str | Path | Run, which: str) -> Run:
+    if isinstance(run, Run):
+        return run
+    p = Path(run)
+    if p.is_dir() and is_sweep_dir(p):
+        raise ResultsError(f"{which} {p}: a sweep directory, not a run; compare two of its runs, "
+                           f"e.g. {p / 'runs' / '<run_id>'}")
+    if p.is_dir() and not (p / "summary.json").is_file():
+        raise ResultsError(f"{which} {p}: not a kafkasim run directory (no summary.json); "
+                           "pass a directory `kafkasim run` wrote, e.g. results/quickstart/seed-1")
+    try:
+        return load_run(p, tables=False)
+    except ResultsError as e:
+        raise ResultsError(f"{which} {e}") from None
+
+
+def _value(summary: dict, key: str) -> float:
+    v: object = summary
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return float("nan")
+        v = v[part]
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def compare(run_a: str | Path | Run, run_b: str | Path | Run) -> pd.DataFrame:
+    """One row per metric (COMPARE_METRICS), indexed by its label: key, a, b, difference (b - a), relative.
+
+    `relative` is the difference as a fraction of A (NaN where A is 0 or missing). Values come
+    from each run's summary.json, so they are the numbers `kafkasim run` printed.
+    """
+    a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
+    rows = []
+    for label, key in COMPARE_METRICS:
+        va, vb = _value(a.summary, key), _value(b.summary, key)
+        diff = vb - va
+        rel = diff / va if np.isfinite(va) and va != 0 else float("nan")
+        rows.append({"metric": label, "key": key, "a": va, "b": vb, "difference": diff, "relative": rel})
+    frame = pd.DataFrame(rows).set_index("metric")
+    frame.attrs.update(a=str(a.path), b=str(b.path), labels=run_labels(a, b))
+    return frame
+
+
+def _overrides(run: Run) -> dict:
+    o = run.summary.get("overrides") or {}
+    return {str(k): v for k, v in o.items()} if isinstance(o, dict) else {}
+
+
+def _resolved(scenario, key: str):
+    """The value of a dotted override key in a resolved scenario (Kafka keys hold dots themselves)."""
+    node, parts = scenario, key.split(".")
+    while parts:
+        if isinstance(node, list):
+            if not parts[0].isdigit() or int(parts[0]) >= len(node):
+                return None
+            node, parts = node[int(parts[0])], parts[1:]
+            continue
+        if not isinstance(node, dict):
+            return None
+        for n in range(len(parts), 0, -1):  # the longest key that exists: "enable.idempotence" before "enable"
+            if ".".join(parts[:n]) in node:
+                node, parts = node[".".join(parts[:n])], parts[n:]
+                break
+        else:
+            return None
+    return node
+
+
+def _text(v) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def run_labels(run_a: Run, run_b: Run) -> tuple[str, str]:
+    """What tells the two runs apart, for legends: scenario and seed, then each overridden key that differs.
+
+    A key overridden in one run only is shown with the value the other run resolved to."""
+    oa, ob = _overrides(run_a), _overrides(run_b)
+    keys = [k for k in dict.fromkeys([*oa, *ob]) if oa.get(k, object()) != ob.get(k, object())]
+    labels = []
+    for run, mine in ((run_a, oa), (run_b, ob)):
+        differ = [f"{k}={_text(mine[k] if k in mine else _resolved(run.scenario, k))}" for k in keys]
+        labels.append(run.label + (f" ({', '.join(differ)})" if differ else ""))
+    if labels[0] == labels[1]:
+        labels = [f"{labels[0]} [{run_a.path}]", f"{labels[1]} [{run_b.path}]"]
+    return labels[0], labels[1]
+
+
+def _slug(run: Run) -> str:
+    name = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{run.name}-{run.path.name}" if not run.path.name.startswith(run.name)
+                  else run.path.name).strip("._")
+    if len(name) > 60:
+        name = f"{name[:40]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return name or "run"
+
+
+def compare_name(run_a: str | Path | Run, run_b: str | Path | Run) -> str:
+    """The default output directory's name, ``<a>-vs-<b>`` (under results/compare/)."""
+    a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
+    return f"{_slug(a)}-vs-{_slug(b)}"
+
+
+def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str | Path | None = None,
+                    *, max_points: int = 1500) -> "Figure":
+    """The record-weighted produce-latency ECDFs of two runs on one axis (A solid blue, B dashed orange).
+
+    Each line: the fraction of acknowledged records whose latency (arrival at the producer to
+    acknowledgement) is at or below x; p50 and p99 of each run are marked and written in the
+    legend. A run without acknowledgements (acks=0) has no line and the legend says so.
+    """
+    from .plots import OKABE_ITO, _figure, _fmt_count, _fmt_ms, save_figure  # matplotlib on use only
+
+    a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
+    labels = run_labels(a, b)
+    fig = _figure(9.0, 5.2)
+    ax = fig.subplots()
+    ax.set_gid("compare:latency")
+    styles = [(OKABE_ITO["blue"], "-", "o"), (OKABE_ITO["orange"], "--", "s")]
+    drawn = 0
+    for tag, run, label, (color, ls, marker) in zip("AB", (a, b), labels, styles):
+        lat = produce_latencies(run.read_batches(["outcome", "first_arrival_ms", "last_arrival_ms", "acked_ms",
+                                                  "record_count"]))
+        x, y = weighted_ecdf(lat["latency_ms"].to_numpy(), lat["records"].to_numpy())
+        if len(x) == 0:
+            ax.plot([], [], color=color, linestyle=ls, label=f"{tag}: {label}: no acknowledgements, so no latency")
+            continue
+        x = np.maximum(x, 1e-3)  # a log axis cannot draw 0
+        p50 = float(x[np.searchsorted(y, 0.5)])
+        p99 = float(x[min(np.searchsorted(y, 0.99), len(x) - 1)])
+        px, py = ecdf_points(x, y, max_points)
+        ax.plot(px, py, drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.6, gid=f"ecdf:{tag}",
+                label=f"{tag}: {label}\n    p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}; "
+                      f"{_fmt_count(int(lat['records'].sum()))} acknowledged records")
+        ax.plot([p50, p99], [0.5, 0.99], marker=marker, color=color, markeredgecolor="black", markeredgewidth=0.5,
+                linestyle="none", zorder=3, gid=f"percentiles:{tag}", label="_marks")
+        drawn += 1
+    for level, side in ((0.5, 1.0), (0.99, 0.0)):  # p50 label at the right, p99 at the left: clear of the marks
+        ax.axhline(level, color="grey", linewidth=0.6, linestyle=":", label="_guide")
+        ax.annotate(f"y = {level:g} (p{level * 100:g})", (side, level), xycoords=("axes fraction", "data"),
+                    xytext=(-3 if side else 3, -2), textcoords="offset points", va="top",
+                    ha="right" if side else "left", fontsize=7, color="grey")
+    if drawn:
+        ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("produce latency: record arrival to acknowledgement (ms, log scale)", fontsize=8)
+    ax.set_ylabel("fraction of acknowledged records", fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=1, frameon=False,
+              title="markers: each run's p50 and p99", title_fontsize=7)
+    fig.suptitle("Produce latency ECDF, two runs overlaid", fontsize=10)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -1,0 +1,123 @@
+"""`kafkasim compare RUN_A RUN_B` and `analysis.compare` (issue 11, item 14)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import analysis
+import sim
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = {"duration": "3s", "settle": "2s", "faults.0.at": "1s"}
+ACKS1 = {"producers.0.acks": 1, "producers.0.enable.idempotence": False}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("compare")
+    out = []
+    for name, over in (("acks-all", SHORT), ("acks-1", {**SHORT, **ACKS1})):
+        sc = sim.load_scenario(ROOT / "scenarios" / "quickstart.yaml", overrides=over)
+        res = sim.run(sc, seed=1)
+        res.summary["overrides"] = {k: v for k, v in over.items()}
+        out.append(res.write(base / name))
+    return out[0], out[1]
+
+
+def test_compare_frame(runs):
+    a, b = runs
+    frame = analysis.compare(a, b)
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.columns) == ["key", "a", "b", "difference", "relative"]
+    keys = set(frame["key"])
+    for k in ("records_produced", "records_sent", "records_acked", "records_lost", "acked_lost", "records_unknown",
+              "duplicates", "throughput_rps", "produce_latency_ms.p50", "produce_latency_ms.p99",
+              "produce_latency_ms.p999", "e2e_latency_ms.p50", "e2e_latency_ms.p99", "failover_ms.p50",
+              "failover_ms.max", "unavailable_ms.p50", "unavailable_ms.max", "invariant_violations"):
+        assert k in keys, k
+    sa, sb = (analysis.load_run(p, tables=False).summary for p in runs)
+    row = frame.set_index("key").loc["produce_latency_ms.p50"]
+    assert row["a"] == pytest.approx(sa["produce_latency_ms"]["p50"])
+    assert row["b"] == pytest.approx(sb["produce_latency_ms"]["p50"])
+    assert row["difference"] == pytest.approx(row["b"] - row["a"])
+    # acks=1 acknowledges on the leader's append: its median is far below acks=all's
+    assert row["difference"] < 0
+    acked = frame.set_index("key").loc["records_acked"]
+    assert acked["a"] == sa["records_acked"] and acked["b"] == sb["records_acked"]
+    # what tells the runs apart, with the value the other run resolved to
+    la, lb = frame.attrs["labels"]
+    assert "producers.0.acks=all" in la and "producers.0.acks=1" in lb
+    assert "enable.idempotence=true" in la and "enable.idempotence=false" in lb
+
+
+def test_compare_missing_values_are_nan(runs, tmp_path):
+    a, _ = runs
+    frame = analysis.compare(a, a)
+    assert (frame["difference"].fillna(0) == 0).all()
+    # a summary without failovers (no fault happened) has no failover row values
+    import json
+    import shutil
+    c = tmp_path / "c"
+    shutil.copytree(a, c)
+    s = json.loads((c / "summary.json").read_text())
+    s["failover_ms"] = {"p50": None, "max": None}
+    (c / "summary.json").write_text(json.dumps(s))
+    row = analysis.compare(a, c).set_index("key").loc["failover_ms.p50"]
+    assert math.isnan(row["b"]) and math.isnan(row["difference"])
+
+
+def test_compare_cli_table_and_figure(runs, tmp_path, monkeypatch, capsys):
+    a, b = runs
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", str(a), str(b)]) == 0
+    cap = capsys.readouterr()
+    for text in ("records produced", "acked_lost", "duplicates", "throughput", "p99.9", "end-to-end latency p99",
+                 "unavailable", "invariant violations", "B - A"):
+        assert text in cap.out, text
+    out = tmp_path / "results" / "compare" / analysis.compare_name(a, b)
+    assert {p.name for p in out.iterdir()} == {"latency.png", "latency.svg"}
+    assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {out.relative_to(tmp_path) / 'latency.png'}" in cap.err
+    # again: an earlier figure directory is replaced, nothing else is there
+    assert main(["compare", str(a), str(b)]) == 0
+    assert {p.name for p in out.iterdir()} == {"latency.png", "latency.svg"}
+    # --out elsewhere
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "latency.svg").is_file()
+
+
+def test_compare_figure_overlays_both_runs(runs):
+    fig = analysis.compare_latency(*runs)
+    ax = fig.axes[0]
+    gids = {line.get_gid() for line in ax.get_lines()}
+    assert {"ecdf:A", "ecdf:B", "percentiles:A", "percentiles:B"} <= gids
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("A: ") for t in legend) and any(t.startswith("B: ") for t in legend)
+
+
+def test_compare_errors_are_one_line_exit_2(runs, tmp_path, monkeypatch, capsys):
+    a, b = runs
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.yaml").write_text("name: x\n")
+    cases = [
+        (["compare", str(a), "nonexistent"], "RUN_B nonexistent: no such run directory"),
+        (["compare", str(tmp_path / "mine"), str(b)], "not a kafkasim run directory"),
+        (["compare", str(a), str(tmp_path / "sweep")], "a sweep directory, not a run"),
+        (["compare", str(a), str(b), "--out", str(tmp_path / "mine")], "not empty and not a directory of kafkasim"),
+        (["compare", str(a), str(b), "--out", str(tmp_path / "mine" / "notes.txt")], "not a directory"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert not (tmp_path / "results").exists()
