@@ -176,6 +176,10 @@ KafkaVersionName = Annotated[Literal[tuple(VERSIONS)], BeforeValidator(_version_
 """A supported `kafka.version` (the rows of sim.versions.VERSIONS)."""
 
 
+RENAMED_CLUSTER_KEYS = {"election_cost": "controller.election.cost.ms"}
+"""Old cluster keys still accepted (with a warning) for one release after their rename: old -> new."""
+
+
 class ClusterConfig(_Model):
     """Brokers, the KRaft controller, and broker-level Kafka configs."""
 
@@ -184,8 +188,10 @@ class ClusterConfig(_Model):
     kafka_version: KafkaVersionName = Field(
         DEFAULT_VERSION, alias="kafka.version",
         description="the Kafka release whose version-dependent defaults and behaviours apply (sim/versions.py)")
-    election_cost: Duration = Field(
-        5.0, description="controller time per partition leader election (Rao 2015: ~5 ms)")
+    controller_election_cost_ms: KafkaMs = Field(
+        5, alias="controller.election.cost.ms", ge=0,
+        description="kafkasim's own key (Kafka has no such config): controller time per partition leader "
+                    "election (Rao 2015: ~5 ms); formerly `election_cost`")
     broker_session_timeout_ms: PositiveMs = Field(9000, alias="broker.session.timeout.ms")
     broker_heartbeat_interval_ms: PositiveMs = Field(2000, alias="broker.heartbeat.interval.ms")
     replica_lag_time_max_ms: PositiveMs = Field(30000, alias="replica.lag.time.max.ms")
@@ -198,6 +204,25 @@ class ClusterConfig(_Model):
         5000, alias="replica.high.watermark.checkpoint.interval.ms")
     min_insync_replicas: int = Field(1, ge=1, alias="min.insync.replicas")
     unclean_leader_election_enable: bool = Field(False, alias="unclean.leader.election.enable")
+
+    _renamed: tuple[tuple[str, str], ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _old_names(cls, data: Any, handler) -> "ClusterConfig":
+        """Accept the keys of RENAMED_CLUSTER_KEYS under their old names for one release (a warning)."""
+        renamed = []
+        if isinstance(data, dict):
+            for old, new in RENAMED_CLUSTER_KEYS.items():
+                if old in data:
+                    if new in data:
+                        raise ValueError(f"{old} is the old name of {new}: set only {new}")
+                    data = {(new if k == old else k): v for k, v in data.items()}
+                    renamed.append((old, new))
+        inst = handler(data)
+        if renamed:
+            inst._renamed = tuple(renamed)
+        return inst
 
     @model_validator(mode="after")
     def _check(self) -> "ClusterConfig":
@@ -479,6 +504,9 @@ def scenario_warnings(sc: Scenario) -> list[str]:
     stores them in summary.json ("warnings").
     """
     out = []
+    for old, new in sc.cluster._renamed:
+        out.append(f"cluster.{old} is deprecated: it is now cluster.{new} (kafkasim's own key, Kafka has none); "
+                   f"the old name is accepted until the next release")
     for i, p in enumerate(sc.producers):
         if p.acks >= 2:
             out.append(f"producers.{i}.acks={p.acks} is the Kafka 0.8 legacy form (any {p.acks} ISR replicas "
@@ -716,9 +744,10 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path))} is a value, not a section")
         known = set(node) | set(_known_keys(path))
+        old_names = set(RENAMED_CLUSTER_KEYS) if path == ["cluster"] else set()  # accepted, not listed
         for j in range(len(segs), i, -1):
             key = ".".join(segs[i:j])
-            if key in known:
+            if key in known or key in old_names:
                 break
         else:
             allowed = sorted(known)

@@ -246,7 +246,7 @@ def test_without_idempotence_a_retry_is_a_duplicate(tiny):
 
 
 def test_elections_are_serial_so_failover_grows_with_partitions():
-    sc = tiny_scenario(**{"topics/0/partitions": 30, "cluster/election_cost": "5ms"})
+    sc = tiny_scenario(**{"topics/0/partitions": 30, "cluster/controller.election.cost.ms": "5ms"})
     t = Tiny(sc)
     t.run(10)
     victim = 0

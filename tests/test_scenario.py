@@ -137,7 +137,33 @@ def test_kafka_broker_and_cluster_defaults():
     assert c.replica_fetch_max_bytes == 1_048_576
     assert c.min_insync_replicas == 1
     assert c.unclean_leader_election_enable is False
-    assert c.election_cost == 5.0
+    assert c.controller_election_cost_ms == 5.0
+
+
+def test_election_cost_is_now_a_kafka_style_key_and_the_old_name_warns(tmp_path):
+    """`cluster.election_cost` became `controller.election.cost.ms` (issue 11, item 14): a KafkaMs field
+    (bare milliseconds or a duration), the old name accepted with a stored warning for one release."""
+    import sim
+    from sim.scenario import scenario_warnings
+    new = load_scenario({**minimal(), "cluster": {"controller.election.cost.ms": 12}})
+    assert new.cluster.controller_election_cost_ms == 12.0 and scenario_warnings(new) == []
+    assert "controller.election.cost.ms: 12" in yaml.safe_dump(new.model_dump(by_alias=True, mode="json"))
+    assert load_scenario({**minimal(), "cluster": {"controller.election.cost.ms": "1s"}}
+                         ).cluster.controller_election_cost_ms == 1000.0
+    old = load_scenario({**minimal(), "cluster": {"election_cost": "12ms"}})
+    assert old.cluster.controller_election_cost_ms == 12.0
+    (w,) = scenario_warnings(old)
+    assert w.startswith("cluster.election_cost is deprecated: it is now cluster.controller.election.cost.ms")
+    over = load_scenario(minimal(), overrides=["cluster.election_cost=3ms"])
+    assert over.cluster.controller_election_cost_ms == 3.0 and len(scenario_warnings(over)) == 1
+    with pytest.raises(ScenarioError, match="election_cost is the old name of controller.election.cost.ms"):
+        load_scenario({**minimal(), "cluster": {"election_cost": "1ms", "controller.election.cost.ms": 2}})
+    with pytest.raises(ScenarioError, match="controller.election.cost.ms"):
+        load_scenario({**minimal(), "cluster": {"controller.election.cost.ms": -1}})
+    # a run stores the warning in summary.json
+    res = sim.run(load_scenario({**minimal(), "duration": "1s", "settle": "1s",
+                                 "cluster": {"election_cost": "5ms"}}), seed=0)
+    assert any(x.startswith("cluster.election_cost is deprecated") for x in res.summary["warnings"])
 
 
 def test_scenario_topic_consumer_and_network_defaults():

@@ -256,8 +256,8 @@ class Controller:
                 yield self._election_wakeup
                 continue
             p = self._elections.popleft()
-            if self.config.election_cost > 0:
-                yield self.env.timeout(self.config.election_cost)
+            if self.config.controller_election_cost_ms > 0:
+                yield self.env.timeout(self.config.controller_election_cost_ms)
             self._queued.discard(p)
             self.elect_leader(p)
 
