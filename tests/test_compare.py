@@ -121,3 +121,41 @@ def test_compare_errors_are_one_line_exit_2(runs, tmp_path, monkeypatch, capsys)
         assert len(err.strip().splitlines()) == 1, err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert not (tmp_path / "results").exists()
+
+
+# --- the rest of item 14: the notebook extra, README wording, shell completion -------------------
+def test_notebook_extra_and_readme_line():
+    import tomllib
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("jupyterlab") for d in extras["notebook"])
+    assert not any(d.startswith("jupyterlab") for d in extras["test"])  # tests never install it
+    readme = (ROOT / "README.md").read_text()
+    assert ".venv/bin/pip install -e '.[notebook]' && .venv/bin/jupyter lab notebooks/" in readme
+    assert (ROOT / "notebooks" / "durability-study.ipynb").is_file()
+
+
+@pytest.mark.parametrize("term, explained", [
+    ("Jepsen-style", "as the Jepsen test suite does"),
+    ("settle", "extra simulated time with no"),
+    ("purgatory", "where a Kafka broker parks a request it cannot answer yet"),
+])
+def test_readme_explains_terms_where_first_used(term, explained):
+    """The explanation sits within a few lines of the term's first use, not somewhere later."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    first = text.find(term)
+    assert first >= 0
+    assert explained in text[first:first + 400], f"{term!r} is not explained where it is first used"
+
+
+def test_readme_compare_command_and_election_key():
+    readme = (ROOT / "README.md").read_text()
+    assert ".venv/bin/kafkasim compare results/" in readme
+    assert "`cluster.election_cost`" not in readme and "controller.election.cost.ms" in readme
+
+
+@pytest.mark.xfail(strict=True, reason="shell completion is disabled in sim/cli.py (add_completion=False); "
+                                       "enabling it is a one-line change there, owned by another change")
+def test_shell_completion_is_offered(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--install-completion" in out and "--show-completion" in out

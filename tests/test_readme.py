@@ -32,6 +32,9 @@ SKIPPED = {
     "python3 -m venv .venv": "creates the environment this test runs in (.ci/run runs exactly this)",
     ".venv/bin/pip install -q -e '.[test]'": "installs the package this test imports (.ci/run runs exactly this)",
     ".venv/bin/python -m pytest -n 2 -q": "the test suite itself (.ci/run runs exactly this)",
+    ".venv/bin/pip install -e '.[notebook]'": "installs JupyterLab, which tests never install "
+                                              "(test_notebook_extra checks the extra and this line)",
+    ".venv/bin/jupyter lab notebooks/": "starts an interactive server (tests/test_notebook.py executes the notebook)",
 }
 BENCH = ".venv/bin/python bench/bench.py"
 """Benchmarks take minutes: their flags are checked by bench.py's own parser; tests/test_bench_smoke.py runs them."""
@@ -161,6 +164,9 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, sho
     assert (tmp_path / "results" / "sweeps" / "acks-rf" / "sweep.parquet").is_file()
     assert any((tmp_path / "figures").glob("*.png"))
     assert len([d for d in done if d.startswith(".venv/bin/kafkasim")]) >= 12
+    # `kafkasim compare` of the two leader-crash-acks1 runs
+    (compared,) = (tmp_path / "results" / "compare").iterdir()
+    assert sorted(p.name for p in compared.iterdir()) == ["latency.png", "latency.svg"]
 
 
 def test_the_readme_blocks_are_found():
