@@ -153,8 +153,6 @@ def test_readme_compare_command_and_election_key():
     assert "`cluster.election_cost`" not in readme and "controller.election.cost.ms" in readme
 
 
-@pytest.mark.xfail(strict=True, reason="shell completion is disabled in sim/cli.py (add_completion=False); "
-                                       "enabling it is a one-line change there, owned by another change")
 def test_shell_completion_is_offered(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
