@@ -51,6 +51,16 @@ SetOption = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="KEY=VALUE",
     help="Override a scenario value by dotted path, e.g. --set producers.0.acks=1 "
          "--set topics.0.min.insync.replicas=2 (repeatable).")]
+ProducerConfigOption = Annotated[Optional[Path], typer.Option(
+    "--producer-config", metavar="FILE",
+    help="A Kafka producer config file (Java .properties, e.g. producer.properties): its keys apply to every "
+         "producer of the scenario; real Kafka keys the model does not use are listed as not modelled.")]
+BrokerConfigOption = Annotated[Optional[Path], typer.Option(
+    "--broker-config", metavar="FILE",
+    help="A Kafka broker config file (server.properties): its keys apply to `cluster`.")]
+TopicConfigOption = Annotated[Optional[Path], typer.Option(
+    "--topic-config", metavar="FILE",
+    help="A Kafka topic config file (as `kafka-configs --describe` lists them): its keys apply to every topic.")]
 SeedOption = Annotated[Optional[int], typer.Option(
     "--seed", min=0, help="Random seed (default: the scenario's `seed`). Same seed, same results.")]
 
@@ -80,6 +90,36 @@ def _load(path: Path, overrides: list[str] | None) -> Scenario:
             return Scenario.resolve(path, overrides or [])
     except ScenarioError as e:
         _fail(str(e))
+
+
+def _load_with_configs(path: Path, overrides: list[str] | None, producer: Path | None, broker: Path | None,
+                       topic: Path | None) -> tuple[Scenario, dict, list[str]]:
+    """The resolved scenario with Kafka .properties files applied (as dotted overrides, before --set),
+    every override applied (dotted key -> value), and the files' warnings (not-modelled keys)."""
+    from .kafka_config import map_config_files
+
+    sc = _load(path, overrides)
+    set_pairs = dict(parse_override(o) for o in overrides or [])
+    if producer is None and broker is None and topic is None:
+        return sc, set_pairs, []
+    try:
+        mapping = map_config_files({"producers": sc.producers, "topics": sc.topics},
+                                   producer=producer, broker=broker, topic=topic)
+    except ScenarioError as e:
+        _fail(str(e))
+    combined = {**mapping.overrides, **set_pairs}  # --set wins over a config file
+    try:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            sc = Scenario.resolve(path, combined)
+    except ScenarioError as e:
+        lines = []
+        for line in str(e).split("\n"):
+            origin = next((o for k, o in mapping.origin.items()
+                           if (line.startswith(k + ":") or line.startswith(k + ".")) and k not in set_pairs), None)
+            lines.append(f"{line} (from {origin})" if origin else line)
+        _fail("\n".join(lines))
+    return sc, combined, mapping.warnings
 
 
 def _check_work(sc: Scenario) -> list[str]:
@@ -189,6 +229,9 @@ def run_cli(
     scenario: ScenarioArg,
     seed: SeedOption = None,
     set_: SetOption = None,
+    producer_config: ProducerConfigOption = None,
+    broker_config: BrokerConfigOption = None,
+    topic_config: TopicConfigOption = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Run directory (default: results/<scenario name>/seed-<N>/, or seed-<N>-<overrides>/ "
                       "with --set). Replaces only an earlier run directory, never other files.")] = None,
@@ -196,20 +239,21 @@ def run_cli(
     """Run a scenario, print a summary, and write the run directory."""
     from . import runner
 
-    sc = _load(scenario, set_)
+    sc, overrides, config_warnings = _load_with_configs(scenario, set_, producer_config, broker_config, topic_config)
     seed = sc.seed if seed is None else seed
-    overrides = dict(parse_override(o) for o in set_ or [])
     out_dir = out or default_run_dir(sc.name, seed, overrides)
     try:  # before running: a run that could not be written must not run for an hour first
         check_output(out_dir, "run", option="--out")
     except OutputError as e:
         _fail(str(e))
-    shown = _check_work(sc.model_copy(update={"seed": seed}))
+    shown = [*config_warnings, *_check_work(sc.model_copy(update={"seed": seed}))]
     for w in shown:  # once, at the top
         _warn(w)
     with RunProgress(f"{sc.name} seed {seed}", sc.duration + sc.settle) as progress:
         results = runner.run(sc, seed=seed, progress=progress)
     results.summary["overrides"] = overrides
+    if config_warnings:  # summary.json: warnings, the config files' first (sim.run does not see the files)
+        results.summary["warnings"] = [*config_warnings, *results.summary.get("warnings", [])]
     for w in results.warnings:
         if w not in shown:  # raised while running: not printed yet
             _warn(w)
@@ -266,12 +310,14 @@ def print_summary(s: dict) -> None:
 @app.command("validate")
 def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
                  show: Annotated[bool, typer.Option("--show", help="Print the fully resolved scenario.")] = False,
+                 producer_config: ProducerConfigOption = None, broker_config: BrokerConfigOption = None,
+                 topic_config: TopicConfigOption = None,
                  ) -> None:
     """Check a scenario file (and overrides) without running it; print its warnings and the work a run takes."""
     from .runner import estimate_work
 
-    sc = _load(scenario, set_)
-    for w in _check_work(sc):
+    sc, _, config_warnings = _load_with_configs(scenario, set_, producer_config, broker_config, topic_config)
+    for w in [*config_warnings, *_check_work(sc)]:
         _warn(w)
     if show:
         # a YAML comment, so the output stays a loadable scenario
