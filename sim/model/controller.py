@@ -3,7 +3,7 @@
 Brokers heartbeat every broker.heartbeat.interval.ms; one silent for broker.session.timeout.ms
 is fenced: it leaves every ISR, and each partition it led gets a new leader, the first live ISR
 member in assignment order, with a bumped leader epoch. Elections run one at a time, each costing
-`election_cost` of controller time, so failover grows with the number of partitions (Rao 2015:
+`controller.election.cost.ms` of controller time, so failover grows with the number of partitions (Rao 2015:
 ~5 ms per partition). With no live ISR member the partition goes offline unless
 unclean.leader.election.enable picks any live replica. Changes are committed to a metadata log
 that brokers long-poll (KRaft brokers fetch the metadata topic), after a commit linger of
@@ -116,7 +116,7 @@ class Controller:
             if b not in rec.replicas:
                 continue
             # ReplicationControlManager.handleBrokerFenced: out of every ISR it is in (KRaft keeps
-            # the last member), and a new leader for what it led (queued: election_cost each).
+            # the last member), and a new leader for what it led (queued: controller.election.cost.ms each).
             if b in rec.isr and len(rec.isr) > 1:
                 self._change(rec, isr=tuple(x for x in rec.isr if x != b), why="fenced")
             if rec.leader == b:
@@ -249,7 +249,7 @@ class Controller:
             self._election_wakeup.succeed()
 
     def elect_leaders(self):
-        """Work through queued elections one partition at a time, `election_cost` each."""
+        """Work through queued elections one partition at a time, `controller.election.cost.ms` each."""
         while True:
             if not self._elections:
                 self._election_wakeup = self.env.event()

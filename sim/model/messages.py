@@ -172,7 +172,7 @@ class PartitionRecord:
     replicas: tuple
     # The broker epoch (incarnation) the leader had when elected. Kafka's controller moves
     # leadership off a fenced broker in the same record batch as the fence
-    # (ReplicationControlManager.handleBrokerFenced); here elections take election_cost each, so a
+    # (ReplicationControlManager.handleBrokerFenced); here elections take controller.election.cost.ms each, so a
     # record can still name a dead incarnation as leader until its election runs. A broker never
     # acts on a leadership of a previous incarnation.
     leader_broker_epoch: int = -1
