@@ -95,11 +95,7 @@ class Consumer:
         self.processes = []
         self.in_flight = {}
         self.timeouts.clear()
-        md = self.metadata  # the client's metadata cache and its request in flight are memory too
-        md.timeouts.clear()
-        md.leaders.clear()
-        md._in_flight = None
-        md._last_ms = -1e18
+        self.metadata.reset()  # the client's metadata cache and its request in flight are memory too
         self.positions = dict.fromkeys(self.partitions, None)
         self.recorder.event(self.env.now, "consumer_crash", -1, -1, 0, self.name)
         self.network.reset_connections(self)

@@ -82,6 +82,13 @@ class MetadataClient:
             self._in_flight = None
             self.request(force=True)
 
+    def reset(self) -> None:
+        """The owner crashed: the leader cache and the request in flight were memory."""
+        self.timeouts.clear()
+        self.leaders.clear()
+        self._in_flight = None
+        self._last_ms = -1e18
+
     def on_response(self, resp: m.MetadataResponse) -> None:
         req = self._in_flight
         if req is None or resp.request_id != req.request_id:

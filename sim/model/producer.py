@@ -146,10 +146,6 @@ class Producer:
         self._reconnect_backoff = [config.reconnect_backoff_ms] * len(brokers)
         self._probes: dict[int, m.MetadataRequest] = {}
         self._setup_failures = [0] * len(brokers)  # failed connection attempts since the last success
-        self._setup_timeout_ms = float(getattr(config, "socket_connection_setup_timeout_ms",
-                                               SOCKET_CONNECTION_SETUP_TIMEOUT_MS))
-        self._setup_timeout_max_ms = max(float(getattr(config, "socket_connection_setup_timeout_max_ms",
-                                                       SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)), self._setup_timeout_ms)
         self.next_seq = dict.fromkeys(partitions, 0)
         # TransactionManager's per-partition bookkeeping (TopicPartitionEntry), idempotent only: the
         # producer id (epoch) the partition's sequences belong to, its last acknowledged sequence,
@@ -560,7 +556,8 @@ class Producer:
         probe = m.MetadataRequest(self, self.request_ids)
         self._probes[broker] = probe
         self.network.send(self, self.brokers[broker], probe)
-        term = min(self._setup_timeout_ms * 2 ** self._setup_failures[broker], self._setup_timeout_max_ms)
+        term = min(SOCKET_CONNECTION_SETUP_TIMEOUT_MS * 2 ** self._setup_failures[broker],
+                   SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)
         sent_at = self.env.now
         # The jitter is drawn only if the probe is still unanswered at the earliest deadline, so
         # answered probes (nearly all) leave the random stream alone.
@@ -572,7 +569,7 @@ class Producer:
         if self._probes.get(broker) is not probe or not self.alive or self._finished:
             return  # answered, or refused, meanwhile
         if deadline is None:
-            deadline = sent_at + min(term * float(self.rng.uniform(0.8, 1.2)), self._setup_timeout_max_ms)
+            deadline = sent_at + min(term * float(self.rng.uniform(0.8, 1.2)), SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)
             if deadline > self.env.now:
                 self.env.timeout(deadline - self.env.now).callbacks.append(
                     lambda _ev: self._probe_overdue(broker, probe, sent_at, term, deadline))
