@@ -737,7 +737,7 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
     executor = _executor(workers, dask, len(todo), execute) if todo else SerialExecutor(execute)
     by_id = {r.run_id: r for r in ordered}
     with _Progress(progress, sw.name) as bar, executor:  # a bad Dask address fails here, before any write
-        _prepare(out_dir, complete, force)
+        _prepare(out_dir, complete)
         bar.note(f"sweep {sw.name}: {len(ordered)} runs ({sw.combinations} combinations x {len(sw.seeds)} seeds); "
                  + (f"{len(complete)} complete, " if complete or not force else "rerunning all (--force), ")
                  + (f"running {len(todo)} {_describe(executor)}" if todo else "nothing to run"))
@@ -755,7 +755,7 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
                 if time.monotonic() - partial_written > PARTIAL_TABLE_INTERVAL_S and finished < len(todo):
                     with _sigint_deferred():
                         _write_partial_table(sw, out_dir)
-                    partial_written = -math.inf  # the first finished run writes a partial table at once (if none is complete)
+                    partial_written = time.monotonic()  # the next one PARTIAL_TABLE_INTERVAL_S later
         except KeyboardInterrupt:
             with _sigint_deferred():
                 kept_table = _write_partial_table(sw, out_dir)
@@ -825,7 +825,7 @@ def _complete_runs(runs: list[SweepRun], out_dir: Path) -> set[str]:
     return done
 
 
-def _prepare(out_dir: Path, complete: set[str], force: bool = False) -> None:
+def _prepare(out_dir: Path, complete: set[str]) -> None:
     """Create the sweep directory and clear what a killed sweep left behind (its hidden temporaries).
 
     sweep.parquet and sweep.yaml are left as they are: they change only when a new table is ready.
