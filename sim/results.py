@@ -147,7 +147,7 @@ def check_output(path: str | Path, kind: str, option: str = "") -> None:
     if not p.is_dir():
         verb = "figures" if kind == "plots" else "results"
         raise OutputError(f"{name}: cannot write {verb} (it exists and is not a directory; choose another path)")
-    entries = [e for e in _entries(p)]
+    entries = _entries(p)
     if not entries:
         return
     ok = {"run": _is_run_dir, "sweep": _is_sweep_dir, "plots": _is_figure_dir}[kind](p)

@@ -66,7 +66,6 @@ def test_broker_asks_a_new_epoch_of_a_known_producer_to_start_at_sequence_0(tiny
     """ProducerAppendInfo.checkSequence (3.x/4.0): a producer the partition has no state for may
     start at any sequence; a new epoch of a producer it knows must start at 0 (the model gives
     each epoch its own producer id: base id + epoch * EPOCH_STRIDE)."""
-    from sim.model.producer import EPOCH_STRIDE
 
     t = tiny
     net = t.cluster.network
@@ -115,7 +114,9 @@ def test_out_of_order_next_batch_bumps_the_epoch_and_rewrites_the_sequences():
     assert seqs[k:] == list(range(len(seqs) - k)) and set(pids[k:]) == {prod.pid}
     assert len(set(ids)) == len(ids) and ids == sorted(ids)  # no duplicate, in order
     done = t.recorder.arrays("batch_done")
-    assert (done["outcome"] == 0).all()  # every batch acknowledged
+    created = t.recorder.arrays("batch_created")["batch_id"]
+    assert len(created) > 0 and sorted(done["batch_id"].tolist()) == sorted(created.tolist())  # every batch answered
+    assert (done["outcome"] == 0).all()  # ... and acknowledged
     # the retry came after one retry backoff (retry.backoff.ms 100 +-20 %)
     first_new = t.recorder.arrays("appended")
     t_new = min(tm for tm, b, broker in zip(first_new["time_ms"], first_new["batch_id"], first_new["broker"])

@@ -114,7 +114,7 @@ def _open(browser, page: Path) -> list[dict]:
     """Load `page` from file:// after clearing the log; returns the SEVERE console entries."""
     browser.get_log("browser")  # drop whatever an earlier page logged
     browser.get(page.resolve().as_uri())
-    browser.execute_script("return document.readyState")
+    assert browser.execute_script("return document.readyState") == "complete"
     return [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
 
 
