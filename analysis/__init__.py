@@ -17,19 +17,19 @@ simulator. Rendering is headless (matplotlib's Agg canvas, no pyplot)::
 import importlib
 
 # `load` is both a submodule and its main function: import it eagerly so the name is the function.
-from .load import ResultsError, Run, Sweep, load, load_run, load_sweep  # noqa: E402
+from analysis.load import ResultsError, Run, Sweep, load, load_run, load_sweep  # noqa: E402
 # so is `compare`: eager too (it costs numpy and pandas only; matplotlib is imported when it draws).
-from .compare import compare, compare_latency, compare_name  # noqa: E402
+from analysis.compare import compare, compare_latency, compare_name  # noqa: E402
 
-# Names are loaded on first use (PEP 562), so `from analysis.stats import ...` (as sim.metrics
-# and sim.sweep do) costs numpy only, not matplotlib and SciPy.
+# Names are loaded on first use (PEP 562), so `from sim.measure.stats import ...` (as sim.measure.metrics
+# and sim.runs.sweep do) costs numpy only, not matplotlib and SciPy.
 _SOURCES = {
     "metrics": ("down_intervals", "failover_table", "isr_intervals", "latency_percentiles", "leadership_intervals",
                 "level_metrics", "level_summary", "loss_tally", "produce_latencies", "sent_per_second"),
     "plots": ("NothingToPlot", "failover_distribution", "failover_timeline", "latency_plot", "loss_map",
               "save_figure", "throughput_cost"),
     "report": ("figure_specs", "group_table", "write_plots", "write_report"),
-    "stats": ("mean_ci", "weighted_ecdf", "weighted_percentiles"),
+    "sim.measure.stats": ("mean_ci", "weighted_ecdf", "weighted_percentiles"),
     "tables": ("aggregate", "failover_samples", "latency_ecdfs", "latency_table", "loss_table", "runs_table",
                "throughput_table"),
 }
@@ -40,7 +40,7 @@ def __getattr__(name: str):
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(module if "." in module else f"analysis.{module}"), name)
     globals()[name] = value
     return value
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .load import ResultsError, Run, is_sweep_dir, load_run
-from .metrics import produce_latencies
-from .stats import ecdf_points, weighted_ecdf
+from analysis.load import ResultsError, Run, is_sweep_dir, load_run
+from analysis.metrics import produce_latencies
+from sim.measure.stats import ecdf_points, weighted_ecdf
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -167,7 +167,7 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
     acknowledgement) is at or below x; p50 and p99 of each run are marked and written in the
     legend. A run without acknowledgements (acks=0) has no line and the legend says so.
     """
-    from .plots import OKABE_ITO, _figure, _fmt_count, _fmt_ms, save_figure  # matplotlib on use only
+    from analysis.plots import OKABE_ITO, _figure, _fmt_count, _fmt_ms, save_figure  # matplotlib on use only
 
     a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
     labels = run_labels(a, b)

@@ -20,39 +20,22 @@ rates ``loss_rate`` (records_lost / records_sent) and ``acked_loss_rate``
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
+
+from sim.runs.contract import RUN_FILES, SWEEP_FILES, write_atomic
 
 __all__ = [
     "write_atomic",
     "ResultsError", "Run", "Sweep", "load", "load_run", "load_sweep", "is_run_dir", "is_sweep_dir",
     "RUN_FILES", "SWEEP_FILES", "acks_label", "acks_order", "scenario_facts",
 ]
-
-def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write `path` through a hidden temporary sibling renamed into place: readers never see half a file."""
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-RUN_FILES = ("scenario.yaml", "summary.json", "batches.parquet", "events.parquet", "timeseries.parquet")
-"""The files of a complete run directory (``sim.results`` writes exactly these)."""
-
-SWEEP_FILES = ("sweep.yaml", "sweep.parquet")
-"""The files of a complete sweep directory."""
 
 _TABLES = ("batches", "events", "timeseries")
 

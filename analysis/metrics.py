@@ -21,8 +21,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .load import Run, replication_by_partition
-from .stats import weighted_percentiles
+from analysis.load import Run, replication_by_partition
+from sim.measure.stats import weighted_percentiles
 
 __all__ = [
     "down_intervals", "leadership_intervals", "isr_intervals", "level_metrics", "level_summary",

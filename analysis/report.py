@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .load import Run, Sweep, load, write_atomic
-from .metrics import failover_table, level_metrics, level_summary
-from .plots import (
+from analysis.load import Run, Sweep, load, write_atomic
+from analysis.metrics import failover_table, level_metrics, level_summary
+from analysis.plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
 )
-from .plots import _display_order
-from .tables import (
+from analysis.plots import _display_order
+from analysis.tables import (
     _group_columns, _sort_value, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
     runs_table, varying_columns, with_delivery,
 )

@@ -20,9 +20,10 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .load import Run, Sweep, acks_order, scenario_facts
-from .metrics import failover_table, produce_latencies
-from .stats import bounded_mean_ci, ecdf_points, weighted_ecdf
+from sim.runs.contract import flatten_summary
+from analysis.load import Run, Sweep, acks_order, scenario_facts
+from analysis.metrics import failover_table, produce_latencies
+from sim.measure.stats import bounded_mean_ci, ecdf_points, weighted_ecdf
 
 __all__ = [
     "Source", "GROUP_COLUMNS", "runs_table", "flatten_summary", "aggregate", "loss_table", "throughput_table",
@@ -111,18 +112,6 @@ def config_label(row, columns: Sequence[str], sep: str = ", ") -> str:
     return sep.join(param_label(c, row[c]) for c in columns)
 
 
-def flatten_summary(summary: dict, prefix: str = "") -> dict:
-    """summary.json scalars with nested keys joined by dots (lists such as failovers are left out)."""
-    out = {}
-    for k, v in summary.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten_summary(v, key + "."))
-        elif not isinstance(v, (list, tuple)):
-            out[key] = v
-    return out
-
-
 def _runs(source: Source) -> list[tuple[str, Run]]:
     if isinstance(source, Sweep):
         return [(rid, source.run(rid)) for rid in source.ok["run_id"]]
@@ -168,7 +157,7 @@ def aggregate(table: pd.DataFrame, by: Sequence[str], metrics: Iterable[str],
     """Per group: ``n`` runs, ``seeds`` (distinct), and ``<metric>_mean/_low/_high/_n/_clipped``.
 
     ``_low``/``_high`` are the Student t confidence interval of the mean over the group's runs
-    (NaN with a single run) cut to what the metric can be (`analysis.stats.bounded_mean_ci`):
+    (NaN with a single run) cut to what the metric can be (`sim.measure.stats.bounded_mean_ci`):
     with `nonnegative`, never below 0 (counts, rates, latencies and throughput), and a share
     (a metric named ``*_rate``) never above 1. ``_clipped`` is True where the t interval reached
     past a bound and was cut, which figures and reports mark. Metrics missing from the table

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.sweep import available_cores, load_sweep, run_sweep
+from sim.runs.sweep import available_cores, load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

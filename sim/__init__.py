@@ -8,8 +8,14 @@ Notebook API::
     results.summary["acked_lost"], results.batches, results.events, results.timeseries
     results.write("results/quickstart/seed-1")
     frame = sim.sweep("scenarios/sweeps/acks-rf.yaml")  # one row per run, every core
+
+Layers (docs/architecture.md): `sim.scenario` (what the user declares) <- `sim.model` (the
+simulated cluster) <- `sim.measure` (metrics and checks from the model's facts) <- `sim.runs`
+(runs, sweeps, the results contract) <- `sim.cli`. The API names below load on first use, so a
+reader of results (`analysis`, which imports `sim.runs.contract`) never loads the model.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -17,10 +23,24 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
-from .results import Results, read_results  # noqa: E402
-from .runner import run  # noqa: E402
-from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
-from .sweep import SweepError, load_sweep, sweep  # noqa: E402  (shadows the sim.sweep module attribute)
+_API = {
+    "run": "sim.runs.runner", "Results": "sim.runs.results", "read_results": "sim.runs.results",
+    "load_scenario": "sim.scenario.schema", "Scenario": "sim.scenario.schema", "ScenarioError": "sim.scenario.schema",
+    "sweep": "sim.runs.sweep", "load_sweep": "sim.runs.sweep", "SweepError": "sim.runs.sweep",
+}
 
-__all__ = ["run", "load_scenario", "Scenario", "ScenarioError", "Results", "read_results", "sweep", "load_sweep",
-           "SweepError", "__version__"]
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str):
+    """The API's names, imported from their modules on first use (PEP 562)."""
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

@@ -11,9 +11,9 @@ import simpy
 from sim.model import messages as m
 from sim.model.cluster import Cluster, partition_names
 from sim.model.producer import ProducerBatch
-from sim.recorder import Recorder
-from sim.rng import RandomStreams
-from sim.scenario import Scenario
+from sim.model.recorder import Recorder
+from sim.model.rng import RandomStreams
+from sim.scenario.schema import Scenario
 
 
 def pytest_addoption(parser):

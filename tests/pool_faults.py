@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from sim.sweep import PoolExecutor, RunOutcome
+from sim.runs.sweep import PoolExecutor, RunOutcome
 
 
 class Run:

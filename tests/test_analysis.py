@@ -26,7 +26,7 @@ import analysis
 import analysis.report
 import sim
 from analysis.load import RUN_FILES, ResultsError
-from analysis.stats import ecdf_points, mean_ci, t_quantile, weighted_ecdf, weighted_percentiles
+from sim.measure.stats import ecdf_points, mean_ci, t_quantile, weighted_ecdf, weighted_percentiles
 from sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,25 +103,25 @@ def errorbar_extents(ax, gid: str) -> tuple[np.ndarray, np.ndarray]:
 
 # --- loading ----------------------------------------------------------------------------------------
 def test_run_files_are_the_simulators_contract():
-    from sim.results import RUN_FILES as SIM_RUN_FILES
+    from sim.runs.results import RUN_FILES as SIM_RUN_FILES
 
     assert RUN_FILES == SIM_RUN_FILES
 
 
 def test_analysis_reads_files_only_and_renders_headless(run_dir, tmp_path):
-    """Loading and plotting never imports the simulator (nor pyplot): analysis reads the files."""
+    """Loading and plotting never loads the model (nor simpy, nor pyplot): analysis reads the files."""
     code = textwrap.dedent(f"""
         import sys
         import analysis
         run = analysis.load_run({str(run_dir)!r})
         analysis.failover_timeline(run, {str(tmp_path / "timeline.png")!r})
         analysis.write_report({str(run_dir)!r}, {str(tmp_path / "r.html")!r})
-        bad = sorted(m for m in sys.modules if m == "sim" or m.startswith("sim.") or m == "matplotlib.pyplot")
+        bad = sorted(m for m in sys.modules if m.startswith(("sim.model", "sim.runs.runner", "sim.runs.sweep", "simpy"))
+                     or m == "matplotlib.pyplot")
         assert not bad, bad
+        assert "sim.runs.contract" in sys.modules  # it reads through the results contract
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
-    sources = "\n".join(p.read_text() for p in (ROOT / "analysis").glob("*.py"))
-    assert "import sim" not in sources and "from sim" not in sources
 
 
 def test_load_run_reads_every_table(run, run_dir):
@@ -302,7 +302,7 @@ def test_mean_ci():
 
 
 def test_weighted_percentiles_match_the_simulator():
-    from sim.metrics import weighted_percentiles as sim_percentiles
+    from sim.measure.metrics import weighted_percentiles as sim_percentiles
 
     rng = np.random.default_rng(3)
     v, w = rng.exponential(10, 500), rng.integers(1, 50, 500)
@@ -380,11 +380,11 @@ def config_rows(study) -> pd.DataFrame:
 
 def test_bounded_intervals():
     """Counts and rates never get an interval below 0 (or a share above 1), and a cut interval says so."""
-    from analysis.stats import bounded_mean_ci
+    from sim.measure.stats import bounded_mean_ci
 
     mean, lo, hi, n, clipped = bounded_mean_ci([0.0, 0.0, 9.0])
     assert mean == 3.0 and lo == 0.0 and hi > 9.0 and n == 3 and clipped
-    assert mean_ci([0.0, 0.0, 9.0])[1] < 0  # the plain t interval (sim.sweep's) is unchanged
+    assert mean_ci([0.0, 0.0, 9.0])[1] < 0  # the plain t interval (sim.runs.sweep's) is unchanged
     assert bounded_mean_ci([0.2, 0.9, 1.0], upper=1.0)[2] == 1.0
     assert bounded_mean_ci([5.0, 6.0, 5.5, 5.2])[4] is False
     assert math.isnan(bounded_mean_ci([4.0])[1]) and bounded_mean_ci([4.0])[4] is False

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.checker import batches_table, check
-from sim.metrics import _level_per_second, weighted_percentiles
-from sim.recorder import OUTCOMES, Recorder
+from sim.measure.checker import batches_table, check
+from sim.measure.metrics import _level_per_second, weighted_percentiles
+from sim.model.recorder import OUTCOMES, Recorder
 
 ACKED, FAILED, UNKNOWN = (OUTCOMES.index(x) for x in ("acked", "failed", "unknown"))
 
@@ -79,7 +79,7 @@ def test_level_metric_is_time_weighted():
 
 
 def test_invariants_hold_on_clean_facts_and_catch_each_violation():
-    from sim.invariants import check_invariants
+    from sim.measure.invariants import check_invariants
 
     def base():
         r = Recorder(["p-0"], ["a"])
@@ -227,7 +227,7 @@ def test_acknowledged_records_beyond_the_final_leaders_hw_are_not_committed():
     (no settle), so the leader's HW stays where it was while it acknowledges 5 s more writes. The
     checker cuts the final log at that HW, not at the leader's log end: those writes are not committed."""
     import sim
-    from sim.runner import simulate
+    from sim.runs.runner import simulate
 
     over = {"duration": "10s", "settle": "0s", "consumers": [], "topics.0.partitions": 1,
             "topics.0.min.insync.replicas": 3, "producers.0.acks": 1, "producers.0.enable.idempotence": False,

@@ -21,11 +21,11 @@ import yaml
 from rich.console import Console
 
 import sim
-import sim.cli as cli
-import sim.runner
+import sim.cli.app as cli
+import sim.runs.runner
 from sim.cli import main
-from sim.results import RUN_FILES, Results, read_results
-from sim.scenario import Scenario, load_scenario
+from sim.runs.results import RUN_FILES, Results, read_results
+from sim.scenario.schema import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -445,7 +445,7 @@ def fake_run(real_run, monkeypatch):
         return dataclasses.replace(canned, scenario=sc.model_copy(update={"seed": seed}), seed=seed,
                                    summary={**canned.summary, "seed": seed, "scenario": sc.name})
 
-    monkeypatch.setattr(sim.runner, "run", run)
+    monkeypatch.setattr(sim.runs.runner, "run", run)
     return calls
 
 
@@ -519,7 +519,7 @@ def test_run_out_into_an_empty_directory_or_a_new_child(capsys, tmp_path, fake_r
 
 
 def test_results_write_refuses_a_directory_that_is_not_a_run(tmp_path):
-    from sim.results import OutputError
+    from sim.runs.results import OutputError
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -670,7 +670,7 @@ def test_absurd_loads_are_refused_before_anything_is_allocated(capsys, monkeypat
     def never(*a, **k):
         raise AssertionError("the simulation must not start")
 
-    monkeypatch.setattr(sim.runner, "simulate", never)
+    monkeypatch.setattr(sim.runs.runner, "simulate", never)
     import time
     t0 = time.monotonic()
     err = assert_one_line_error(*cli_run(capsys, command, QUICKSTART, "--set", override))
@@ -683,14 +683,14 @@ def test_absurd_loads_are_refused_before_anything_is_allocated(capsys, monkeypat
 
 
 def test_the_python_api_refuses_an_absurd_load_too():
-    from sim.runner import WorkTooLarge
+    from sim.runs.runner import WorkTooLarge
 
     with pytest.raises(WorkTooLarge, match="memory this machine has"):
         sim.run(load_scenario(QUICKSTART, ["producers.0.rate=1e12/s"]))
 
 
 def test_a_large_run_warns_once_at_the_top_and_records_it(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(sim.runner, "WARN_WALL_S", 0.0)  # every run counts as long
+    monkeypatch.setattr(sim.runs.runner, "WARN_WALL_S", 0.0)  # every run counts as long
     with deadline(60):
         rc, out, err = cli_run(capsys, "run", QUICKSTART, *SHORT, "--set", "topics.0.replication.factor=2",
                                "--set", "topics.0.min.insync.replicas=3", "--out", tmp_path / "r")

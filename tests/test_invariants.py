@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim.invariants import check_invariants
-from sim.recorder import Recorder
+from sim.measure.invariants import check_invariants
+from sim.model.recorder import Recorder
 from tests.violations import all_violations
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"

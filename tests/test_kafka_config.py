@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from sim.cli import main
-from sim.kafka_config import MODELLED, NOT_MODELLED, convert_value, map_config_files, read_properties
-from sim.scenario import ClusterConfig, ProducerConfig, Scenario, ScenarioError, TopicConfig
+from sim.scenario.kafka_config import MODELLED, NOT_MODELLED, convert_value, map_config_files, read_properties
+from sim.scenario.schema import ClusterConfig, ProducerConfig, Scenario, ScenarioError, TopicConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"

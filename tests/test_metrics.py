@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim.checker import batches_table
-from sim.metrics import events_table, failovers
-from sim.recorder import OUTCOMES, Recorder
+from sim.measure.checker import batches_table
+from sim.measure.metrics import events_table, failovers
+from sim.model.recorder import OUTCOMES, Recorder
 
 ACKED = OUTCOMES.index("acked")
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
@@ -122,7 +122,7 @@ def test_an_answer_names_the_latest_matching_append_before_it():
     the latest append as leader of the same batch, offset and broker at or before the answer, else -1."""
     import numpy as np
 
-    from sim.metrics import _answered_appends
+    from sim.measure.metrics import _answered_appends
 
     rng = np.random.default_rng(7)
     for shift in (0, 10**12):  # dense ids use the table, ids that sparse the sort

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.recorder import OUTCOMES
+from sim.model.recorder import OUTCOMES
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -20,7 +20,7 @@ SHORT = {"duration": "15s", "settle": "10s", "faults.0.at": "3s", "faults.0.rest
 
 def _run(name, seed, **over):
     r = sim.run(SCEN / name, seed=seed, overrides={**SHORT, **over})
-    # every run keeps the model invariants (sim.invariants), whatever else the test checks
+    # every run keeps the model invariants (sim.measure.invariants), whatever else the test checks
     assert r.summary["invariant_violations"] == 0, r.summary["invariant_examples"]
     return r
 
@@ -207,20 +207,20 @@ def test_idempotent_producer_recovers_after_a_batch_expires(request_timeout_ms, 
     fenced, and batches queued behind them expire in flight)."""
     from unittest import mock
 
-    import sim.runner
+    import sim.runs.runner
 
     over = {"producers.0.rate": "2000/s", "producers.0.request.timeout.ms": request_timeout_ms,
             "producers.0.delivery.timeout.ms": delivery_timeout_ms, "duration": "90s", "settle": "10s",
             "faults": [{"kind": "crash", "broker": 1, "at": "10s", "restart_after": "40s"},
                        {"kind": "crash", "broker": 2, "at": "10s", "restart_after": "40s"}]}
     facts = {}
-    check_invariants = sim.runner.check_invariants
+    check_invariants = sim.runs.runner.check_invariants
 
     def keep_facts(recorder):
         facts["recorder"] = recorder
         return check_invariants(recorder)
 
-    with mock.patch.object(sim.runner, "check_invariants", keep_facts):
+    with mock.patch.object(sim.runs.runner, "check_invariants", keep_facts):
         r = sim.run(SCEN / "quickstart.yaml", seed=1, overrides=over)
     b = r.batches
     assert (b.outcome != "acked").any()  # min.insync 2 with two brokers down: some batches expired
@@ -237,7 +237,7 @@ def test_idempotent_producer_recovers_after_a_batch_expires(request_timeout_ms, 
 def test_only_a_sent_idempotent_batch_that_fails_starts_a_new_epoch():
     """RecordAccumulator.drain gives a batch its producer id and sequence when it is first sent, so
     a batch that expires in the accumulator leaves no hole and needs no new epoch (KIP-360)."""
-    from sim.runner import simulate
+    from sim.runs.runner import simulate
 
     # a 1 KiB-batch backlog behind max.in.flight=1 that delivery.timeout.ms keeps expiring
     over = ["duration=2s", "settle=1s", "faults=[]", "producers.0.instances=1", "producers.0.rate=20000/s",

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.scenario import Scenario
+from sim.scenario.schema import Scenario
 from tests.violations import all_violations
 
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

@@ -16,7 +16,7 @@ import pandas as pd
 import sim
 from sim.model import messages as m
 from sim.model.log import Log
-from sim.runner import simulate
+from sim.runs.runner import simulate
 from tests.conftest import Tiny, tiny_scenario
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 import sim
-import sim.cli_sweep
-import sim.runner
+import sim.cli.sweep
+import sim.runs.runner
 from sim.cli import main
-from sim.scenario import Scenario
+from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -83,13 +83,13 @@ def shorten(sc: Scenario) -> Scenario:
 @pytest.fixture
 def short_runs(monkeypatch):
     """Every run and sweep started from here is shortened; sweeps keep their first seed."""
-    sweep_module = sys.modules["sim.sweep"]
-    real_run, real_load_sweep = sim.runner.run, sweep_module.load_sweep
+    sweep_module = sys.modules["sim.runs.sweep.orchestrate"]  # where run_sweep looks load_sweep up
+    real_run, real_load_sweep = sim.runs.runner.run, sweep_module.load_sweep
 
     def run(scenario, seed=None, *, overrides=None, progress=None, prepare=None):
-        sc = sim.runner._as_scenario(scenario, overrides)
+        sc = sim.runs.runner._as_scenario(scenario, overrides)
         res = real_run(shorten(sc), seed=seed, progress=progress, prepare=prepare)
-        res.summary["overrides"] = sim.runner._recorded_overrides(overrides)
+        res.summary["overrides"] = sim.runs.runner._recorded_overrides(overrides)
         return res
 
     def load_sweep(source):
@@ -98,10 +98,10 @@ def short_runs(monkeypatch):
         runs = tuple(dataclasses.replace(r, scenario=shorten(r.scenario)) for r in sw.runs if r.seed in seeds)
         return dataclasses.replace(sw, seeds=seeds, runs=runs)
 
-    monkeypatch.setattr(sim.runner, "run", run)
+    monkeypatch.setattr(sim.runs.runner, "run", run)
     monkeypatch.setattr(sim, "run", run)
     monkeypatch.setattr(sweep_module, "load_sweep", load_sweep)
-    monkeypatch.setattr(sim.cli_sweep, "load_sweep", load_sweep)
+    monkeypatch.setattr(sim.cli.sweep, "load_sweep", load_sweep)
 
 
 def run_bench_flags(args: list[str], monkeypatch) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.results import RUN_FILES, read_results
+from sim.runs.results import RUN_FILES, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--set", "duration=8s", "--set", "settle=5s", "--set", "faults.0.at=3s", "--set", "faults.0.restart_after=2s"]

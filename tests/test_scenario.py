@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sim.scenario import (
+from sim.scenario.schema import (
     INT32_MAX,
     ClusterConfig,
     ConsumerConfig,
@@ -25,7 +25,7 @@ from sim.scenario import (
     load_scenario,
     parse_override,
 )
-from sim.versions import DEFAULT_VERSION, SOURCES, VERSIONS, KafkaVersion, describe, kafka_version, version_tuple
+from sim.scenario.versions import DEFAULT_VERSION, SOURCES, VERSIONS, KafkaVersion, describe, kafka_version, version_tuple
 from tests.conftest import Tiny, tiny_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_election_cost_is_now_a_kafka_style_key_and_the_old_name_warns(tmp_path)
     """`cluster.election_cost` became `controller.election.cost.ms` (issue 11, item 14): a KafkaMs field
     (bare milliseconds or a duration), the old name accepted with a stored warning for one release."""
     import sim
-    from sim.scenario import scenario_warnings
+    from sim.scenario.schema import scenario_warnings
     new = load_scenario({**minimal(), "cluster": {"controller.election.cost.ms": 12}})
     assert new.cluster.controller_election_cost_ms == 12.0 and scenario_warnings(new) == []
     assert "controller.election.cost.ms: 12" in yaml.safe_dump(new.model_dump(by_alias=True, mode="json"))
@@ -885,7 +885,7 @@ def test_valid_yaml_with_bad_content_names_the_field(tmp_path):
 
 
 # --- issue 11: questionable configs (items 10, 11) ----------------------------------------------
-from sim.scenario import MAX_FILE_BYTES, scenario_warnings  # noqa: E402
+from sim.scenario.schema import MAX_FILE_BYTES, scenario_warnings  # noqa: E402
 
 
 @pytest.mark.parametrize("text, key, line, first", [

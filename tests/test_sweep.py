@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 import sim
 from sim.cli import main
-from sim.results import RUN_FILES
-from sim.sweep import (
-    AGGREGATE_METRICS, RUN_COLUMNS, WORKER_DIED, SweepError, SweepInterrupted, _complete_runs, aggregate,
-    execute_run, load_sweep, run_sweep,
+from sim.runs.results import RUN_FILES
+from sim.runs.sweep import (
+    AGGREGATE_METRICS, RUN_COLUMNS, WORKER_DIED, SweepError, SweepInterrupted, aggregate, execute_run, load_sweep,
+    run_sweep,
 )
+from sim.runs.sweep.orchestrate import _complete_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "scenarios" / "sweeps" / "smoke.yaml"
@@ -158,7 +159,7 @@ def test_run_ids_are_readable_unique_and_ignore_key_order():
 
 def test_run_ids_are_the_same_in_another_process_with_another_hash_seed():
     here = sorted(r.run_id for r in load_sweep(SMOKE).runs)
-    code = f"from sim.sweep import load_sweep; print(sorted(r.run_id for r in load_sweep({str(SMOKE)!r}).runs))"
+    code = f"from sim.runs.sweep import load_sweep; print(sorted(r.run_id for r in load_sweep({str(SMOKE)!r}).runs))"
     for hash_seed in ("1", "987654"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -474,7 +475,7 @@ def test_cli_sweep_resume_prints_the_aggregate_table(capsys, serial):
 
 
 def test_cli_exits_1_when_runs_failed(capsys, tmp_path, monkeypatch):
-    sweep_module = sys.modules["sim.sweep"]  # `sim.sweep` is the function
+    sweep_module = sys.modules["sim.runs.sweep.executors"]  # where execute_run looks simulate_run up
 
     def broken(scenario, seed):
         raise ValueError(f"no luck with seed {seed}")
@@ -490,7 +491,7 @@ def test_cli_exits_1_when_runs_failed(capsys, tmp_path, monkeypatch):
 
 def test_ctrl_c_while_recording_a_run_keeps_the_runs_that_finished_meanwhile(tmp_path, monkeypatch):
     """A Ctrl-C held back while one run is written still lets the pool hand over every finished run."""
-    sweep_module = sys.modules["sim.sweep"]  # the module (`sim.sweep` is also the API function)
+    sweep_module = sys.modules["sim.runs.sweep.orchestrate"]
     record, calls = sweep_module._record, []
 
     marks = tmp_path / "marks"
@@ -537,7 +538,7 @@ def test_an_interrupted_larger_sweep_keeps_the_complete_table_and_sweep_yaml(ser
     assert _snapshot(out) == before  # neither deleted nor rewritten
     assert len(counting.calls) == 2
     assert all(c.endswith("-s0002") for c in counting.calls)  # only new runs ran
-    from sim.sweep import sweep_dir_note
+    from sim.runs.sweep import sweep_dir_note
     note = sweep_dir_note(out)
     assert note == ("note: s: 2 finished runs are not in sweep.parquet yet (a newer sweep was interrupted); the "
                     "figures show the last complete sweep (run it again to include them)")
@@ -566,7 +567,7 @@ def test_cli_force_reruns_and_resume_is_accepted(capsys, serial, tmp_path, monke
     import dataclasses
     import shutil
 
-    from sim.results import read_results
+    from sim.runs.results import read_results
 
     out = tmp_path / "s"
     shutil.copytree(serial[1], out)
@@ -579,7 +580,7 @@ def test_cli_force_reruns_and_resume_is_accepted(capsys, serial, tmp_path, monke
         ran.append(seed)
         return dataclasses.replace(canned, scenario=scenario, seed=seed, summary={**canned.summary, "seed": seed})
 
-    monkeypatch.setattr(sys.modules["sim.sweep"], "simulate_run", fake)
+    monkeypatch.setattr(sys.modules["sim.runs.sweep.executors"], "simulate_run", fake)
     assert main(["sweep", str(SMOKE), "--out", str(out), "--force", "--workers", "1"]) == 0
     assert "8 run now, 0 kept" in capsys.readouterr().err and len(ran) == 8
     rc = main(["sweep", str(SMOKE), "--out", str(out), "--force", "--resume"])
@@ -695,7 +696,7 @@ def test_sweep_warnings_print_once_at_the_top(capsys, tmp_path):
 
 
 def test_sweep_eta_comes_from_completed_run_durations():
-    from sim.sweep import _Progress, format_eta
+    from sim.runs.sweep.progress import _Progress, format_eta
 
     bar = _Progress(False, "t")
     bar.start(total=10, parallel=2, estimate_s=100.0)
@@ -707,8 +708,7 @@ def test_sweep_eta_comes_from_completed_run_durations():
 
 
 def test_sweep_progress_lines_off_a_terminal(capsys, tmp_path, monkeypatch):
-    sweep_module = sys.modules["sim.sweep"]
-    monkeypatch.setattr(sweep_module, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(sys.modules["sim.runs.sweep.progress"], "PROGRESS_INTERVAL_S", 0.0)
     data = spec(seeds=2)
     data["set"] = {"duration": "1s", "settle": "1s", "faults": [], "producers.0.instances": 1}
     run_sweep(data, workers=1, out=tmp_path / "s", progress=True)

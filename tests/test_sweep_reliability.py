@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import sim
 from sim.cli import main
-from sim.sweep import SweepError, load_sweep
+from sim.runs.sweep import SweepError, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "scenarios" / "sweeps" / "smoke.yaml"

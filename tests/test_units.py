@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sim.units import (
+from sim.scenario.units import (
     format_bandwidth, format_ms, format_rate, parse_bandwidth, parse_duration_ms, parse_rate, parse_size,
 )
 

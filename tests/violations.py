@@ -9,15 +9,15 @@ from unittest import mock
 @contextlib.contextmanager
 def all_violations():
     """Collect every invariant violation of the runs made inside (the summary keeps only 5 examples)."""
-    import sim.runner
+    import sim.runs.runner
 
     found: list[str] = []
-    real = sim.runner.check_invariants
+    real = sim.runs.runner.check_invariants
 
     def keep(recorder):
         out = real(recorder)
         found.extend(out)
         return out
 
-    with mock.patch.object(sim.runner, "check_invariants", keep):
+    with mock.patch.object(sim.runs.runner, "check_invariants", keep):
         yield found

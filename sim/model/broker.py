@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from . import messages as m
-from .log import Log
-from .timeouts import TimeoutQueue
+from sim.model import messages as m
+from sim.model.log import Log
+from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from ..scenario import ClusterConfig
-    from .network import Network
+    from sim.model.recorder import Recorder
+    from sim.scenario.schema import ClusterConfig
+    from sim.model.network import Network
 
 __all__ = ["Broker", "Replica", "PartitionSpec"]
 
@@ -667,7 +667,7 @@ class Broker:
                     # state for may start at any sequence, but a new epoch of a producer it knows
                     # must start at 0. The model gives each epoch its own producer id (see
                     # Producer._bump_epoch), so look for an older epoch of the same producer.
-                    from .producer import EPOCH_STRIDE
+                    from sim.model.producer import EPOCH_STRIDE
                     older = b.pid - EPOCH_STRIDE
                     while older >= 0 and older not in log.producers:
                         older -= EPOCH_STRIDE

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from .broker import Broker, PartitionSpec
-from .consumer import Consumer
-from .controller import Controller
-from .distributions import make_latency
-from .faults import FaultInjector
-from .network import Network
-from .producer import Producer
+from sim.model.broker import Broker, PartitionSpec
+from sim.model.consumer import Consumer
+from sim.model.controller import Controller
+from sim.model.distributions import make_latency
+from sim.model.faults import FaultInjector
+from sim.model.network import Network
+from sim.model.producer import Producer
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from ..rng import RandomStreams
-    from ..scenario import Scenario
+    from sim.model.recorder import Recorder
+    from sim.model.rng import RandomStreams
+    from sim.scenario.schema import Scenario
 
 __all__ = ["Cluster", "assign_replicas", "partition_names"]
 

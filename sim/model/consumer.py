@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from . import messages as m
-from .metadata import TIME_EPS, MetadataClient
-from .timeouts import TimeoutQueue
+from sim.model import messages as m
+from sim.model.metadata import TIME_EPS, MetadataClient
+from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from ..scenario import ConsumerConfig
-    from .network import Network
+    from sim.model.recorder import Recorder
+    from sim.scenario.schema import ConsumerConfig
+    from sim.model.network import Network
 
 __all__ = ["Consumer"]
 

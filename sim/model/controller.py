@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from . import messages as m
+from sim.model import messages as m
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from ..scenario import ClusterConfig
-    from .broker import PartitionSpec
-    from .network import Network
+    from sim.model.recorder import Recorder
+    from sim.scenario.schema import ClusterConfig
+    from sim.model.broker import PartitionSpec
+    from sim.model.network import Network
 
 __all__ = ["Controller"]
 

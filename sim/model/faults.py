@@ -13,10 +13,10 @@ import numpy as np
 import simpy
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from ..scenario import FaultSpec, RandomFaultSpec
-    from .broker import Broker
-    from .controller import Controller
+    from sim.model.recorder import Recorder
+    from sim.scenario.schema import FaultSpec, RandomFaultSpec
+    from sim.model.broker import Broker
+    from sim.model.controller import Controller
 
 __all__ = ["FaultInjector"]
 

@@ -10,8 +10,8 @@ from typing import Callable
 
 import simpy
 
-from . import messages as m
-from .timeouts import TimeoutQueue
+from sim.model import messages as m
+from sim.model.timeouts import TimeoutQueue
 
 __all__ = ["MetadataClient", "TIME_EPS"]
 

@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 import simpy
 
-from .distributions import Distribution
+from sim.model.distributions import Distribution
 
 __all__ = ["Network", "Endpoint"]
 

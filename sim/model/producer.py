@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
-from . import messages as m
-from .metadata import TIME_EPS, MetadataClient
-from .timeouts import TimeoutQueue
+from sim.model import messages as m
+from sim.model.metadata import TIME_EPS, MetadataClient
+from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
-    from ..recorder import Recorder
-    from ..scenario import ProducerConfig
-    from .network import Network
+    from sim.model.recorder import Recorder
+    from sim.scenario.schema import ProducerConfig
+    from sim.model.network import Network
 
 __all__ = ["Producer", "ProducerBatch", "close_batches", "ACKED", "FAILED", "UNKNOWN"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.stats import weighted_percentiles as _weighted_percentiles
+from sim.measure.stats import weighted_percentiles as _weighted_percentiles
 
-from .recorder import OUTCOMES, Recorder
+from sim.model.recorder import OUTCOMES, Recorder
 
 __all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "timeseries", "events_table",
            "under_replicated_at_end"]

@@ -3,7 +3,7 @@
 Thin shells over :func:`analysis.write_plots`, :func:`analysis.write_report` and :func:`analysis.compare`. A missing or
 invalid results directory ends in a one-line `error: ...` with exit code 2; the files written
 are listed on stderr. `--out` never overwrites what kafkasim did not write: a figure directory
-may hold only figures, a report path only an earlier report (sim.results.check_output).
+may hold only figures, a report path only an earlier report (sim.runs.results.check_output).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from sim.cli.errors import err_console, fail as _fail, out_console
 
 __all__ = ["compare_cli", "plot_cli", "report_cli"]
 
@@ -23,12 +25,10 @@ def plot_cli(results_dir: ResultsArg,
              out: Annotated[Optional[Path], typer.Option(
                  "--out", help="Directory for the figures (default: RESULTS_DIR/plots/).")] = None) -> None:
     """Write the figures that apply to a run or a sweep, as PNG and SVG."""
-    # imported here: sim.cli imports this module while it is itself still loading
     from analysis import ResultsError, write_plots
 
-    from .cli import _fail, err_console
-    from .results import OutputError, check_output
-    from .sweep import sweep_dir_note
+    from sim.runs.results import OutputError, check_output
+    from sim.runs.sweep import sweep_dir_note
 
     try:
         check_output(out or Path(results_dir) / "plots", "plots", option="--out")
@@ -52,9 +52,8 @@ def report_cli(results_dir: ResultsArg,
     """Write one self-contained HTML page: summary tables, figures and the resolved scenario."""
     from analysis import ResultsError, write_report
 
-    from .cli import _fail, err_console
-    from .results import OutputError, check_output
-    from .sweep import sweep_dir_note
+    from sim.runs.results import OutputError, check_output
+    from sim.runs.sweep import sweep_dir_note
 
     try:
         check_output(out or Path(results_dir) / "report.html", "report", option="--out")
@@ -93,8 +92,7 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
 
     from analysis import ResultsError, compare, compare_latency, compare_name
 
-    from .cli import _fail, err_console, out_console
-    from .results import OutputError, check_output
+    from sim.runs.results import OutputError, check_output
 
     try:
         table = compare(run_a, run_b)

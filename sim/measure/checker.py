@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .recorder import OUTCOMES, Recorder
+from sim.model.recorder import OUTCOMES, Recorder
 
 __all__ = ["check", "Classification"]
 

@@ -1,6 +1,6 @@
 """Small statistics helpers: seed-level confidence intervals, weighted percentiles and ECDFs.
 
-The Student t quantile comes from SciPy; sim.sweep and sim.metrics use these helpers too, so
+The Student t quantile comes from SciPy; sim.runs.sweep and sim.measure.metrics use these helpers too, so
 the CLI's tables, the summaries and the plots agree to the last digit.
 
 Confidence intervals in figures and reports are `bounded_mean_ci`: the Student t interval of

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .recorder import OUTCOMES, Recorder
+from sim.model.recorder import OUTCOMES, Recorder
 
 __all__ = ["check_invariants"]
 

@@ -3,7 +3,7 @@
 Bad input (scenario files, flags, overrides) ends with a one-line `error: ...` naming the field
 and what is allowed, exit code 2, and no traceback. Warnings print once, before a run starts.
 Progress goes to stderr (a bar on a terminal, a plain line every few seconds elsewhere), results
-to files. Output is never written over anything kafkasim did not write (sim.results.check_output).
+to files. Output is never written over anything kafkasim did not write (sim.runs.results.check_output).
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from typing import Annotated, Optional
 
 import typer
 import yaml
-from rich.console import Console
 from typer.exceptions import TyperException
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__
-from .results import OutputError, check_output
-from .scenario import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
+from sim import __version__
+from sim.cli.analysis import compare_cli, plot_cli, report_cli
+from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
+from sim.cli.sweep import sweep_cli
+from sim.runs.results import OutputError, check_output
+from sim.scenario.schema import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
                        scenario_warnings)
-from .versions import describe
+from sim.scenario.versions import describe
 
 __all__ = ["app", "main"]
 
@@ -42,8 +44,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out_console = Console()
-err_console = Console(stderr=True)
 
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file (see `kafkasim scenarios`).",
                                              show_default=False)]
@@ -65,21 +65,6 @@ SeedOption = Annotated[Optional[int], typer.Option(
     "--seed", min=0, help="Random seed (default: the scenario's `seed`). Same seed, same results.")]
 
 
-class InputError(Exception):
-    """Bad user input: reported on one line with exit code 2."""
-
-
-def _fail(message: str) -> None:
-    for line in str(message).split("\n") or [""]:
-        err_console.print(f"error: {printable(line)}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _warn(message: str) -> None:
-    """One `warning: ...` line on stderr."""
-    err_console.print(f"warning: {printable(str(message))}", markup=False, highlight=False, soft_wrap=True)
-
-
 def _load(path: Path, overrides: list[str] | None) -> Scenario:
     """The resolved scenario, or a one-line error. Its warnings are the caller's to print (once)."""
     try:
@@ -96,7 +81,7 @@ def _load_with_configs(path: Path, overrides: list[str] | None, producer: Path |
                        topic: Path | None) -> tuple[Scenario, dict, list[str]]:
     """The resolved scenario with Kafka .properties files applied (as dotted overrides, before --set),
     every override applied (dotted key -> value), and the files' warnings (not-modelled keys)."""
-    from .kafka_config import map_config_files
+    from sim.scenario.kafka_config import map_config_files
 
     sc = _load(path, overrides)
     set_pairs = dict(parse_override(o) for o in overrides or [])
@@ -124,7 +109,7 @@ def _load_with_configs(path: Path, overrides: list[str] | None, producer: Path |
 
 def _check_work(sc: Scenario) -> list[str]:
     """The scenario's warnings and the work estimate's (refusing a run that cannot fit in memory)."""
-    from .runner import WorkTooLarge, check_work
+    from sim.runs.runner import WorkTooLarge, check_work
 
     try:
         est, work = check_work(sc)
@@ -154,7 +139,7 @@ MAX_SUFFIX = 60
 def run_dir_suffix(overrides: dict) -> str:
     """The run directory suffix of a run with overrides: readable (`producers.0.acks=all`) when short
     and plain, else 8 hex digits of SHA-256 over the sorted overrides (as sweep run ids)."""
-    from .sweep import _as_text, params_digest
+    from sim.runs.sweep.spec import _as_text, params_digest
 
     if not overrides:
         return ""
@@ -204,7 +189,7 @@ class RunProgress:
             t = time.monotonic()
             if t - self._last >= self.PROGRESS_INTERVAL_S or now >= end:
                 self._last = t
-                from .sweep import format_eta
+                from sim.runs.sweep import format_eta
 
                 eta = format_eta((end - now) / 1000.0 / rate) if rate > 0 else "?"
                 err_console.print(f"progress: {self.label}: {sim} simulated ({100 * now / end:.0f}%), "
@@ -214,7 +199,7 @@ class RunProgress:
 
 def bundled_scenario_dirs() -> list[Path]:
     """Where bundled scenarios live: ./scenarios, then the source tree's scenarios/."""
-    here = Path(__file__).resolve().parents[1] / "scenarios"
+    here = Path(__file__).resolve().parents[2] / "scenarios"
     dirs = [Path.cwd() / "scenarios", here]
     seen, out = set(), []
     for d in dirs:
@@ -237,7 +222,7 @@ def run_cli(
                       "with --set). Replaces only an earlier run directory, never other files.")] = None,
 ) -> None:
     """Run a scenario, print a summary, and write the run directory."""
-    from . import runner
+    from sim.runs import runner
 
     sc, overrides, config_warnings = _load_with_configs(scenario, set_, producer_config, broker_config, topic_config)
     seed = sc.seed if seed is None else seed
@@ -314,7 +299,7 @@ def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
                  topic_config: TopicConfigOption = None,
                  ) -> None:
     """Check a scenario file (and overrides) without running it; print its warnings and the work a run takes."""
-    from .runner import estimate_work
+    from sim.runs.runner import estimate_work
 
     sc, _, config_warnings = _load_with_configs(scenario, set_, producer_config, broker_config, topic_config)
     for w in [*config_warnings, *_check_work(sc)]:
@@ -375,15 +360,10 @@ def scenarios_cli() -> None:
         out_console.print(t)
 
 
-# --- command groups that live in their own modules are registered here, one line each ---
-# (keep this block: `sweep` comes from sim/cli_sweep.py, `plot`/`report` from sim/cli_analysis.py)
-from .cli_sweep import sweep_cli  # noqa: E402
 app.command("sweep")(sweep_cli)
-from .cli_analysis import compare_cli, plot_cli, report_cli  # noqa: E402
 app.command("compare")(compare_cli)
 app.command("plot")(plot_cli)
 app.command("report")(report_cli)
-# --- end of command registrations ---
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.load import RUN_FILES  # the one list of a run directory's files, shared with analysis
+from sim.runs.contract import RUN_FILES  # the one list of a run directory's files, shared with analysis
 
-from .scenario import Scenario
+from sim.scenario.schema import Scenario
 
 __all__ = ["Results", "RUN_FILES", "read_results", "OutputError", "check_output", "output_kind"]
 

@@ -19,15 +19,15 @@ from typing import Any, Callable
 import numpy as np
 import simpy
 
-from . import __version__
-from .checker import batches_table, check
-from .invariants import check_invariants
-from .metrics import e2e_latency, events_table, failovers, produce_latency, timeseries, under_replicated_at_end
-from .model.cluster import Cluster, partition_names
-from .recorder import Recorder
-from .results import Results
-from .rng import RandomStreams
-from .scenario import Scenario, ScenarioError, ScenarioLike, scenario_warnings
+from sim import __version__
+from sim.measure.checker import batches_table, check
+from sim.measure.invariants import check_invariants
+from sim.measure.metrics import e2e_latency, events_table, failovers, produce_latency, timeseries, under_replicated_at_end
+from sim.model.cluster import Cluster, partition_names
+from sim.model.recorder import Recorder
+from sim.runs.results import Results
+from sim.model.rng import RandomStreams
+from sim.scenario.schema import Scenario, ScenarioError, ScenarioLike, scenario_warnings
 
 __all__ = ["run", "simulate", "estimate_work", "check_work", "WorkEstimate", "WorkTooLarge", "scenario_warnings",
            "physical_memory"]
@@ -128,7 +128,7 @@ def _recorded_overrides(overrides: Any) -> dict:
         return {}
     if isinstance(overrides, dict):
         return {str(k): v for k, v in overrides.items()}
-    from .scenario import parse_override
+    from sim.scenario.schema import parse_override
 
     return dict(parse_override(o) for o in overrides)
 

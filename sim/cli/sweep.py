@@ -1,6 +1,6 @@
 """`kafkasim sweep`: run a sweep file on every core (or a Dask cluster), then print mean ± 95% CI.
 
-A thin shell over :func:`sim.sweep.run_sweep`: bad sweep files, keys, values and flags end in
+A thin shell over :func:`sim.runs.sweep.run_sweep`: bad sweep files, keys, values and flags end in
 one-line `error: ...` messages with exit code 2 before anything runs; warnings print once, before
 anything runs; Ctrl-C exits 130 keeping every finished run (running the sweep again runs only the
 rest; `--force` reruns everything); a sweep in which some runs failed exits 1 after writing
@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from .results import OutputError, check_output
-from .sweep import AGGREGATE_METRICS, Sweep, SweepError, SweepInterrupted, aggregate, load_sweep, run_sweep
+from sim.runs.results import OutputError, check_output
+from sim.runs.sweep import AGGREGATE_METRICS, Sweep, SweepError, SweepInterrupted, aggregate, load_sweep, run_sweep
 
 __all__ = ["sweep_cli", "aggregate_table"]
 
@@ -45,8 +47,6 @@ def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOpt
 
     Runs already complete in the sweep directory are kept (never rerun unless --force).
     """
-    # imported here: sim.cli imports this module while it is itself still loading
-    from .cli import _fail, _warn, err_console, out_console
 
     if resume and force:
         _fail("--resume and --force: choose one (--resume keeps finished runs, --force reruns them)")

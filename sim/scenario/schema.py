@@ -31,8 +31,8 @@ from pydantic import (
     model_validator,
 )
 
-from .units import format_bandwidth, format_ms, format_rate, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
-from .versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka_version
+from sim.scenario.units import format_bandwidth, format_ms, format_rate, parse_bandwidth, parse_duration_ms, parse_rate, parse_size
+from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka_version
 
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
@@ -173,7 +173,7 @@ def _version_text(v: Any) -> Any:
 
 
 KafkaVersionName = Annotated[Literal[tuple(VERSIONS)], BeforeValidator(_version_text)]  # type: ignore[valid-type]
-"""A supported `kafka.version` (the rows of sim.versions.VERSIONS)."""
+"""A supported `kafka.version` (the rows of sim.scenario.versions.VERSIONS)."""
 
 
 RENAMED_CLUSTER_KEYS = {"election_cost": "controller.election.cost.ms"}
@@ -234,7 +234,7 @@ class ClusterConfig(_Model):
 
     @property
     def version_defaults(self) -> KafkaVersion:
-        """The sim.versions row of `kafka.version`: every version-dependent default and behaviour."""
+        """The sim.scenario.versions row of `kafka.version`: every version-dependent default and behaviour."""
         return kafka_version(self.kafka_version)
 
 
@@ -286,7 +286,7 @@ class ProducerConfig(_Model):
 
     @property
     def version_defaults(self) -> KafkaVersion:
-        """The sim.versions row this producer was resolved with (the default version if built alone)."""
+        """The sim.scenario.versions row this producer was resolved with (the default version if built alone)."""
         return kafka_version(self._kafka_version or DEFAULT_VERSION)
 
     @model_serializer(mode="wrap")

@@ -1,0 +1,377 @@
+"""Where runs execute: in this process, in a process pool, or on a Dask cluster."""
+
+from __future__ import annotations
+
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+
+from sim.runs.results import Results
+from sim.runs.runner import run as simulate_run
+from sim.runs.sweep.spec import (SweepError, SweepRun)
+
+
+WORKER_DIED = ("BrokenProcessPool: the worker process running this run died (killed or crashed), twice, "
+               "the second time running it alone; resuming the sweep reruns it")
+
+
+# --- executing runs ------------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    """What came back for one run: its results, or the error that stopped it."""
+
+    run_id: str
+    results: Results | None = None
+    error: str | None = None
+    wall_s: float | None = None
+    """Seconds the run took where it ran (simulation and measurement): the sweep's ETA uses them."""
+
+
+ExecuteFn = Callable[[SweepRun], RunOutcome]
+
+
+def execute_run(run: SweepRun) -> RunOutcome:
+    """Simulate one run wherever the executor placed it; an exception becomes a failed outcome."""
+    t0 = time.perf_counter()
+    try:
+        return RunOutcome(run.run_id, results=simulate_run(run.scenario, seed=run.seed),
+                          wall_s=time.perf_counter() - t0)
+    except Exception as e:  # noqa: BLE001 - any model error fails this run, never the sweep
+        return RunOutcome(run.run_id, error=describe_error(e), wall_s=time.perf_counter() - t0)
+
+
+def describe_error(e: BaseException) -> str:
+    """`Type: message (at file.py:line in function)`, naming the innermost frame."""
+    text = f"{type(e).__name__}: {e}"
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        f = frames[-1]
+        text += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
+    return text
+
+
+def _outcome_of(future, run: SweepRun) -> RunOutcome:
+    """The outcome held by a finished future; an exception outside the run fails the run."""
+    try:
+        return future.result()
+    except Exception as e:  # noqa: BLE001 - e.g. an unpicklable result, a Dask KilledWorker
+        return RunOutcome(run.run_id, error=describe_error(e))
+
+
+class SerialExecutor:
+    """Runs one after another in this process (``workers=1``): no start-up cost, easy to debug."""
+
+    def __init__(self, execute: ExecuteFn):
+        self.execute = execute
+
+    def __enter__(self) -> "SerialExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
+        """Execute each run in turn."""
+        for run in runs:
+            try:
+                outcome = self.execute(run)
+            except Exception as e:  # noqa: BLE001 - only reachable with a custom `execute`
+                outcome = RunOutcome(run.run_id, error=describe_error(e))
+            yield outcome
+
+
+def _ignore_sigint() -> None:
+    """Pool worker initializer: Ctrl-C is the parent's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class PoolExecutor:
+    """A spawn-based ``ProcessPoolExecutor`` with at most `workers` runs in flight.
+
+    When a worker process dies (SIGKILL, out of memory, a crash in native code) the broken pool
+    takes every run in flight with it. Those runs are retried in a fresh pool one at a time, each
+    alone, so a second death names its run exactly: that run is recorded as failed
+    (:data:`WORKER_DIED`) and the others complete. Then the sweep goes on at full width.
+    """
+
+    def __init__(self, workers: int, execute: ExecuteFn):
+        self.workers, self.execute = workers, execute
+        self._generation = 0
+        self._dead_since: float | None = None  # when a worker of the current pool was first seen dead
+
+    def __enter__(self) -> "PoolExecutor":
+        self._pool = self._start_pool()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self._pool.shutdown(wait=True)
+        else:  # interrupted: do not wait for runs nobody will record (a second Ctrl-C cannot cut this short)
+            with _sigint_flagged():
+                _terminate(self._pool)
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        # spawn: safe with the threads rich and the executor itself run, and the same on every OS
+        self._generation += 1
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_ignore_sigint)
+
+    def _restart_pool(self) -> None:
+        self._pool.shutdown(wait=False)
+        self._pool = self._start_pool()
+        self._dead_since = None
+
+    def _unstick_if_a_worker_died(self) -> None:
+        """Break the pool by hand when a worker died halfway through sending its result.
+
+        CPython's pool manager thread notices a dead worker only between messages: once the first
+        bytes of a result arrive it waits for the rest, for ever if the sender was killed (SIGKILL,
+        the OOM killer). A worker dead for 2 s with the pool still not broken is that case: see
+        :func:`_break_stuck_pool`. The runs in flight then fail as BrokenProcessPool and are retried
+        one at a time, as for any other dead worker.
+        """
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        if not any(p.exitcode is not None for p in processes):
+            self._dead_since = None
+        elif self._dead_since is None:
+            self._dead_since = time.monotonic()
+        elif time.monotonic() - self._dead_since > 2.0:
+            _break_stuck_pool(self._pool, processes)
+            self._dead_since = None
+
+    def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
+        """Submit runs as workers free up; yield each outcome as it completes."""
+        pending = deque(runs)
+        suspects: deque[SweepRun] = deque()  # in flight when a worker died: rerun alone
+        inflight: dict[Any, tuple[SweepRun, int, bool]] = {}  # future -> (run, pool generation, alone)
+        with _sigint_flagged() as interrupted:
+            yield from self._drive(pending, suspects, inflight, interrupted)
+
+    def _drive(self, pending: deque, suspects: deque, inflight: dict, interrupted: threading.Event
+               ) -> Iterator[RunOutcome]:
+        while pending or suspects or inflight:
+            if interrupted.is_set():
+                # hand over the runs that finished before the interrupt, then raise it here, in our code
+                for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
+                    yield fut.result()
+                raise KeyboardInterrupt
+            if suspects or any(alone for _, _, alone in inflight.values()):
+                if suspects and not inflight:
+                    self._submit(suspects, inflight, alone=True)
+            else:
+                while pending and len(inflight) < self.workers:
+                    self._submit(pending, inflight, alone=False)
+            if not inflight:
+                continue
+            done = set()
+            while not done and not interrupted.is_set():  # short waits: Ctrl-C is noticed within 0.1 s
+                done, _ = wait(inflight, timeout=0.1, return_when=FIRST_COMPLETED)
+                if not done:
+                    self._unstick_if_a_worker_died()
+            lost = []
+            for fut in done:
+                entry = inflight.pop(fut)
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    lost.append(entry)
+                else:
+                    yield _outcome_of(fut, entry[0])
+            if any(generation == self._generation for _, generation, _ in lost):
+                # the current pool is broken and fails every run it holds, all at once
+                for fut in wait([f for f, e in inflight.items() if e[1] == self._generation]).done:
+                    entry = inflight.pop(fut)
+                    if isinstance(fut.exception(), BrokenProcessPool):
+                        lost.append(entry)
+                    else:
+                        yield _outcome_of(fut, entry[0])
+                self._restart_pool()
+            for run, _, alone in sorted(lost, key=lambda e: e[0].run_id):
+                if alone:  # it ran alone and its worker died again: this run is the cause
+                    yield RunOutcome(run.run_id, error=WORKER_DIED)
+                else:
+                    suspects.append(run)
+
+    def _submit(self, queue: deque, inflight: dict, alone: bool) -> None:
+        run = queue.popleft()
+        try:
+            inflight[self._pool.submit(self.execute, run)] = (run, self._generation, alone)
+        except BrokenProcessPool:  # a worker died while idle: retry on a fresh pool
+            queue.appendleft(run)
+            self._restart_pool()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel queued runs, terminate the worker processes, wait a bounded time."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # private, the same since 3.2
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+    else:
+        for process in processes:
+            process.terminate()
+    _break_stuck_pool(pool, processes, cancel=True)
+
+
+def _break_stuck_pool(pool: ProcessPoolExecutor, processes: list, cancel: bool = False) -> None:
+    """Kill the pool's workers and make its manager thread see the end of the result pipe.
+
+    A worker killed while writing a result (a multi-megabyte pickle) leaves the manager thread
+    waiting for the rest of that message; `shutdown()` and the interpreter's exit would then
+    wait for that thread for ever. Once every worker is gone, this process holds the last
+    write end of the result pipe: closing it turns the wait into EOF and the pool breaks as
+    usual. (The private attributes are those of CPython 3.9-3.13.)
+    """
+    manager = getattr(pool, "_executor_manager_thread", None)  # read before shutdown() drops it
+    results = getattr(pool, "_result_queue", None)
+    for process in processes:
+        if process.exitcode is None:
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=cancel)
+    for process in processes:
+        process.join(timeout=5)
+    writer = getattr(results, "_writer", None)
+    if writer is not None and not writer.closed:
+        writer.close()
+    if manager is not None:
+        manager.join(timeout=5)
+
+
+class DaskExecutor:
+    """Runs as tasks on a Dask distributed cluster: a scheduler address, or ``"local"``.
+
+    ``"local"`` starts a ``LocalCluster`` of `workers` single-threaded worker processes and closes
+    it afterwards. With a remote scheduler the workers need kafkasim installed; results travel back
+    to this process, so no shared filesystem is needed. Dask itself reschedules a task whose
+    worker died (``distributed.scheduler.allowed-failures``); one that keeps killing workers ends
+    as ``KilledWorker`` and is recorded as failed.
+    """
+
+    def __init__(self, address: str, workers: int, execute: ExecuteFn):
+        self.address, self.workers, self.execute = address, workers, execute
+        self._cluster = self._client = None
+
+    def __enter__(self) -> "DaskExecutor":
+        from dask.distributed import Client, LocalCluster
+
+        if self.address == "local":
+            # the scheduler always serves HTTP: a free port (":0") instead of fighting over 8787, no dashboard
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=":0", scheduler_kwargs={"dashboard": False},
+                                         silence_logs=logging.ERROR)
+            self._client = Client(self._cluster)
+        else:
+            try:
+                self._client = Client(self.address, timeout="10s")
+            except (OSError, TimeoutError, ValueError, TypeError) as e:
+                raise SweepError(f"dask: cannot connect to a Dask scheduler at {self.address!r} "
+                                 f"({type(e).__name__}: {e}); expected tcp://host:port or 'local'") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
+        """Submit every run as a task; yield each outcome as its task finishes."""
+        from dask.distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]  # keys unique to this sweep even on a shared scheduler
+        futures = {self._client.submit(self.execute, run, key=f"kafkasim-{run.run_id}-{token}", pure=False): run
+                   for run in runs}
+        try:
+            for fut in as_completed(list(futures)):
+                run = futures.pop(fut)
+                outcome = _outcome_of(fut, run)
+                fut.release()
+                yield outcome
+        except KeyboardInterrupt:
+            for fut, run in list(futures.items()):
+                if fut.status == "finished":
+                    yield _outcome_of(fut, run)
+            raise
+
+
+def available_cores() -> int:
+    """Cores this process may use (CPU affinity and container limits included where the OS says)."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13+
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _check_executor_args(workers: Any, dask: Any) -> None:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SweepError(f"workers: must be a whole number >= 1, got {workers!r}")
+    if dask is not None:
+        if not isinstance(dask, str) or not dask.strip():
+            raise SweepError("dask: expected a scheduler address such as tcp://host:port, or 'local'")
+        if dask != "local" and workers is not None:
+            raise SweepError("workers: applies to the local pool and to --dask local; a remote Dask "
+                             "cluster runs on the workers it has")
+
+
+def _executor(workers: int | None, dask: str | None, todo: int, execute: ExecuteFn):
+    """The executor for `todo` runs: never more workers than runs, in-process for one."""
+    n = max(1, min(workers or available_cores(), todo))
+    if dask is not None:
+        return DaskExecutor(dask, n, execute)
+    return SerialExecutor(execute) if n == 1 else PoolExecutor(n, execute)
+
+
+@contextmanager
+def _sigint_flagged() -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C only sets the event it yields (main thread only; elsewhere never set).
+
+    The pool waits in short slices and checks the event, so the interrupt surfaces in our code and
+    never inside concurrent.futures' locking: a KeyboardInterrupt raised while `wait()` holds the
+    futures' locks can leave one held, and the executor's shutdown then hangs forever.
+    """
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+@contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C until the block ends, then hand it to the handler it was meant for.
+
+    Under the pool that handler only sets the pool's flag, so the pool still yields every run
+    that finished before it stops; elsewhere it raises KeyboardInterrupt as usual.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # the pool's flag, or default_int_handler (raises)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
