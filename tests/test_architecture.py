@@ -1,0 +1,134 @@
+"""The layers of docs/architecture.md, enforced: who may import whom, and no import circle.
+
+    sim.scenario  <-  sim.model  <-  sim.measure  <-  sim.runs  <-  sim.cli
+                                                         ^
+                                          analysis  -----'  (through sim.runs.contract only)
+
+Every import counts (module level or inside a function), except those under ``if TYPE_CHECKING:``,
+which exist for annotations only and never run.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# layer -> the layers (module prefixes) it may import, besides itself
+ALLOWED = {
+    "sim.scenario": (),
+    "sim.model": ("sim.scenario",),
+    "sim.measure": ("sim.model", "sim.scenario"),
+    "sim.runs": ("sim.measure", "sim.model", "sim.scenario"),
+    "sim.cli": ("sim.runs", "sim.measure", "sim.model", "sim.scenario", "analysis", "sim"),
+    "analysis": ("sim.runs.contract", "sim.measure.stats", "sim.scenario"),
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for d in ("sim", "analysis") for p in (ROOT / d).rglob("*.py")}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+@functools.cache
+def imports_of(module: str) -> frozenset[str]:
+    """The kafkasim modules `module` imports when it runs (absolute names, submodules resolved)."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                found.add(sub if sub in MODULES else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return frozenset(m for m in found if m.split(".")[0] in ("sim", "analysis"))
+
+
+def _layer(module: str) -> str | None:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def _allowed(importer: str, imported: str) -> bool:
+    layer = _layer(importer)
+    if layer is None:  # the `sim` package itself: its API names load from sim.runs and sim.scenario
+        return True
+    if _layer(imported) == layer or imported == "sim":  # the root package holds __version__ and lazy API names
+        return True
+    return any(imported == p or imported.startswith(p + ".") for p in ALLOWED[layer])
+
+
+def test_every_module_belongs_to_a_layer():
+    assert set(MODULES) - {m for m in MODULES if _layer(m)} == {"sim"}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_upward_import(module):
+    bad = sorted(m for m in imports_of(module) if not _allowed(module, m))
+    assert not bad, f"{module} imports {bad}: not allowed for layer {_layer(module)} (docs/architecture.md)"
+
+
+def test_no_import_circle():
+    graph = {m: imports_of(m) & set(MODULES) for m in MODULES}
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def walk(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if n == m:
+                continue
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state and (cycle := walk(n)):
+                return cycle
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (cycle := walk(m)):
+            pytest.fail("import circle: " + " -> ".join(cycle))
+
+
+def test_the_rules_catch_a_violation():
+    """The checker itself works: an upward import and a circle are both reported."""
+    assert not _allowed("sim.model.broker", "sim.measure.metrics")
+    assert not _allowed("analysis.plots", "sim.model.cluster")
+    assert not _allowed("sim.runs.runner", "analysis.tables")
+    assert _allowed("sim.measure.metrics", "sim.model.recorder")
+    assert "sim.model.messages" in imports_of("sim.model.broker")  # `from sim.model import messages as m`
