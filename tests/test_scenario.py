@@ -963,3 +963,17 @@ def test_a_link_latency_longer_than_the_run_warns():
     (w,) = scenario_warnings(sc)
     assert w.startswith("network.latency: a typical one-way latency of 20s is not shorter than the duration 10s")
     assert scenario_warnings(load_scenario(minimal(network={"latency": {"dist": "constant", "value": "2s"}}))) == []
+
+
+def test_overriding_the_version_of_a_resolved_scenario_refills_its_version_defaults():
+    """linger.ms and retry.backoff.max.ms filled from 4.0's row follow a new kafka.version; explicit values stay."""
+    from sim.runs.runner import _as_scenario
+
+    sc = load_scenario(ROOT / "scenarios/leader-crash-acks1.yaml")
+    assert (sc.producers[0].linger_ms, sc.producers[0].retry_backoff_max_ms) == (5.0, 1000.0)  # 4.0, the default
+    old = _as_scenario(sc, {"cluster.kafka.version": "3.6"}).producers[0]
+    assert (old.linger_ms, old.retry_backoff_max_ms) == (0.0, None)  # KIP-1030 and KIP-580 not yet there
+    back = _as_scenario(_as_scenario(sc, {"cluster.kafka.version": "3.6"}), {"cluster.kafka.version": "4.0"})
+    assert (back.producers[0].linger_ms, back.producers[0].retry_backoff_max_ms) == (5.0, 1000.0)
+    mine = _as_scenario(_as_scenario(sc, {"producers.0.linger.ms": "7ms"}), {"cluster.kafka.version": "3.9"})
+    assert mine.producers[0].linger_ms == 7.0  # what the user set is never replaced

@@ -38,7 +38,7 @@ ProgressFn = Callable[[float, float], None]
 def _as_scenario(scenario: ScenarioLike, overrides: Any = None) -> Scenario:
     if isinstance(scenario, Scenario):
         if overrides:
-            return Scenario.resolve(scenario.model_dump(mode="json", by_alias=True), overrides)
+            return Scenario.resolve(scenario.declared(), overrides)  # version defaults refill for a new version
         return scenario
     return Scenario.resolve(scenario if isinstance(scenario, (dict, Path)) else Path(scenario), overrides)
 

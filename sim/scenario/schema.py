@@ -283,6 +283,7 @@ class ProducerConfig(_Model):
     start: Duration = Field(0.0, description="when the producer starts sending")
 
     _kafka_version: str | None = PrivateAttr(None)  # set by the Scenario validator
+    _version_filled: frozenset = PrivateAttr(frozenset())  # fields the validator filled from _kafka_version's row
 
     @property
     def version_defaults(self) -> KafkaVersion:
@@ -462,7 +463,21 @@ class Scenario(_Model):
                              f"(Kafka rejects it)")
         resolved = p.model_copy(update=update) if update else p.model_copy()
         resolved._kafka_version = kv.version
+        resolved._version_filled = frozenset(update) | (p._version_filled if p._kafka_version == kv.version else frozenset())
         return resolved
+
+    def declared(self) -> dict:
+        """The scenario as data without the defaults filled in from `cluster.kafka.version`'s row.
+
+        Resolving it again with overrides (which may change the version) fills them from the new
+        version's row, so `linger.ms` becomes 0 when 4.0 is overridden to 3.9 (KIP-1030).
+        """
+        data = self.model_dump(mode="json", by_alias=True)
+        for p, raw in zip(self.producers, data["producers"]):
+            for name in p._version_filled:
+                field = type(p).model_fields[name]
+                raw.pop(field.alias or name, None)
+        return data
 
     def to_yaml(self) -> str:
         """The fully resolved scenario, every default filled in, with Kafka's key names."""
