@@ -253,7 +253,7 @@ class ProducerConfig(_Model):
     """An open-loop producer (or `instances` identical ones) with KafkaProducer configs.
 
     Defaults that depend on the Kafka version are None here and filled in by the Scenario
-    validator from the row of `cluster.kafka.version` (sim/versions.py).
+    validator from the row of `cluster.kafka.version` (sim/scenario/versions.py).
     """
 
     name: str | None = Field(None, description="default producer-<index>")
@@ -284,6 +284,15 @@ class ProducerConfig(_Model):
 
     _kafka_version: str | None = PrivateAttr(None)  # set by the Scenario validator
     _version_filled: frozenset = PrivateAttr(frozenset())  # fields the validator filled from _kafka_version's row
+
+    def __eq__(self, other: object) -> bool:
+        # which values were filled in is provenance, not configuration: a resolved producer equals
+        # the same producer read back from its YAML, where every value is explicit
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__ and self._kafka_version == other._kafka_version
+
+    __hash__ = _Model.__hash__  # frozen: hashable like every other scenario model
 
     @property
     def version_defaults(self) -> KafkaVersion:
