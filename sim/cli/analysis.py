@@ -9,7 +9,7 @@ may hold only figures, a report path only an earlier report (sim.runs.results.ch
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -21,25 +21,35 @@ ResultsArg = Annotated[Path, typer.Argument(
     help="A run directory (kafkasim run) or a sweep directory (kafkasim sweep).", show_default=False)]
 
 
-def plot_cli(results_dir: ResultsArg,
-             out: Annotated[Optional[Path], typer.Option(
-                 "--out", help="Directory for the figures (default: RESULTS_DIR/plots/).")] = None) -> None:
-    """Write the figures that apply to a run or a sweep, as PNG and SVG."""
-    from analysis import ResultsError, write_plots
+def _write_from_results(results_dir: Path, out: Path | None, default_name: str, kind: str, what: str,
+                        write: Callable[[Path, Path | None], object]):
+    """Check --out (never over what kafkasim did not write), `write`, and note a partial sweep."""
+    from analysis import ResultsError
 
     from sim.runs.results import OutputError, check_output
     from sim.runs.sweep import sweep_dir_note
 
+    target = out or Path(results_dir) / default_name
     try:
-        check_output(out or Path(results_dir) / "plots", "plots", option="--out")
-        written = write_plots(results_dir, out)
+        check_output(target, kind, option="--out")
+        written = write(results_dir, out)
     except (ResultsError, OutputError) as e:
         _fail(str(e))
     except OSError as e:
-        _fail(f"--out {out or Path(results_dir) / 'plots'}: cannot write figures ({e.strerror or e})")
+        _fail(f"--out {target}: cannot write {what} ({e.strerror or e})")
     note = sweep_dir_note(results_dir)
     if note:
         err_console.print(note, markup=False, highlight=False, soft_wrap=True)
+    return written
+
+
+def plot_cli(results_dir: ResultsArg,
+             out: Annotated[Optional[Path], typer.Option(
+                 "--out", help="Directory for the figures (default: RESULTS_DIR/plots/).")] = None) -> None:
+    """Write the figures that apply to a run or a sweep, as PNG and SVG."""
+    from analysis import write_plots
+
+    written = _write_from_results(results_dir, out, "plots", "plots", "figures", write_plots)
     for path in written:
         err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
     if not written:
@@ -50,21 +60,9 @@ def report_cli(results_dir: ResultsArg,
                out: Annotated[Optional[Path], typer.Option(
                    "--out", help="The HTML file (default: RESULTS_DIR/report.html).")] = None) -> None:
     """Write one self-contained HTML page: summary tables, figures and the resolved scenario."""
-    from analysis import ResultsError, write_report
+    from analysis import write_report
 
-    from sim.runs.results import OutputError, check_output
-    from sim.runs.sweep import sweep_dir_note
-
-    try:
-        check_output(out or Path(results_dir) / "report.html", "report", option="--out")
-        path = write_report(results_dir, out)
-    except (ResultsError, OutputError) as e:
-        _fail(str(e))
-    except OSError as e:
-        _fail(f"--out {out or Path(results_dir) / 'report.html'}: cannot write the report ({e.strerror or e})")
-    note = sweep_dir_note(results_dir)
-    if note:
-        err_console.print(note, markup=False, highlight=False, soft_wrap=True)
+    path = _write_from_results(results_dir, out, "report.html", "report", "the report", write_report)
     err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
