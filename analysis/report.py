@@ -531,9 +531,11 @@ def _descriptions(source: Run | Sweep) -> list[str]:
 @functools.cache
 def _templates() -> jinja2.Environment:
     """The report templates, shipped as package data in ``analysis/templates``; autoescape is on."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("analysis", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("analysis", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["thousands"] = lambda n: f"{n:,}"
+    return env
 
 
 def _render(source: Run | Sweep, *, figures: bool = True) -> str:
