@@ -3,19 +3,26 @@
 `write_plots` and `write_report` are what ``kafkasim plot`` and ``kafkasim report`` call. Both
 take a run or a sweep directory. The report embeds its figures as base64 PNG data URIs and
 uses no script, stylesheet or font from elsewhere, so it opens from disk in any browser.
+
+This module computes what the page shows (tables as `Table` rows of `Cell` text and exact values,
+figures, checks, descriptions); the page's markup and prose are jinja2 templates in
+``analysis/templates`` (``run.html.j2`` and ``sweep.html.j2`` on ``base.html.j2``), rendered with
+autoescape on, so every string from the results (scenario names and descriptions, parameter
+values, warnings, errors) is escaped by the template engine.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+import jinja2
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -181,7 +188,55 @@ def write_plots(results_dir: str | Path, out_dir: str | Path | None = None, *,
     return written
 
 
-# --- HTML ----------------------------------------------------------------------------------------------
+# --- HTML: what the page shows is computed here; its markup is templates/*.html.j2 -------------------------------
+# The templates are rendered with autoescape on: every string passed to them is escaped by jinja2 on output.
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: the text shown, and the exact numbers in its ``data-*`` attributes.
+
+    `low`/`high`/`clipped` are set on the cells of a confidence-interval table only (an empty
+    `low` is an attribute without a value, None no attribute).
+    """
+
+    key: str
+    text: str
+    value: str
+    low: str | None = None
+    high: str | None = None
+    clipped: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """A table row: `key` and `label` on a key-value row, `row` (``data-row``) on a grid row."""
+
+    cells: list[Cell]
+    key: str | None = None
+    label: str | None = None
+    row: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the page: ``kv`` (one labelled value per row) or ``grid`` (a header of (key, label))."""
+
+    id: str
+    kind: str
+    rows: list[Row]
+    head: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One figure as the page shows it: a PNG data URI, or the reason it does not apply."""
+
+    slug: str
+    title: str
+    caption: str
+    src: str | None
+    skipped: str | None = None
+
+
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -210,10 +265,6 @@ def _raw(v) -> str:
     if isinstance(v, float):
         return repr(v)
     return str(v)
-
-
-def _e(s) -> str:
-    return html.escape(str(s), quote=True)
 
 
 def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
@@ -282,43 +333,33 @@ def _display(key: str, v) -> str:
     return _pct(v) if key in _RATE_KEYS else _fmt(v)
 
 
-def _kv_table(rows: list[tuple[str, str, object]], table_id: str) -> str:
-    body = "".join(f'<tr data-key="{_e(k)}"><th>{_e(label)}</th><td data-value="{_e(_raw(v))}">'
-                   f"{_e(_display(k, v))}</td></tr>" for label, k, v in rows)
-    return f'<table id="{table_id}" class="kv"><tbody>{body}</tbody></table>'
+def _kv_table(rows: list[tuple[str, str, object]], table_id: str) -> Table:
+    return Table(table_id, "kv", [Row([Cell(k, _display(k, v), _raw(v))], key=k, label=label) for label, k, v in rows])
 
 
-def _df_table(df: pd.DataFrame, table_id: str, row_key: str | None = None, labels: dict | None = None) -> str:
+def _df_table(df: pd.DataFrame, table_id: str, row_key: str | None = None, labels: dict | None = None) -> Table:
     labels = labels or {}
-    head = "".join(f'<th data-key="{_e(c)}">{_e(labels.get(c, c))}</th>' for c in df.columns)
-    rows = []
-    for _, r in df.iterrows():
-        attr = f' data-row="{_e(r[row_key])}"' if row_key else ""
-        cells = "".join(f'<td data-key="{_e(c)}" data-value="{_e(_raw(r[c]))}">{_e(_display(c, r[c]))}</td>'
-                        for c in df.columns)
-        rows.append(f"<tr{attr}>{cells}</tr>")
-    return (f'<table id="{table_id}" class="grid"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    rows = [Row([Cell(c, _display(c, r[c]), _raw(r[c])) for c in df.columns],
+                row=None if row_key is None else str(r[row_key]))
+            for _, r in df.iterrows()]
+    return Table(table_id, "grid", rows, [(c, labels.get(c, c)) for c in df.columns])
 
 
-def _ci_table(df: pd.DataFrame, table_id: str, keys: list[tuple[str, str]], metrics: list[tuple[str, str]]) -> str:
+def _ci_table(df: pd.DataFrame, table_id: str, keys: list[tuple[str, str]], metrics: list[tuple[str, str]]) -> Table:
     """Groups with "mean (low to high)" cells; data-value/-low/-high hold the exact numbers, and
     data-clipped="true" (and a double dagger) marks an interval cut at a bound."""
-    head = "".join(f'<th data-key="{_e(k)}">{_e(label)}</th>' for k, label in keys + metrics)
     rows = []
     for _, r in df.iterrows():
-        cells = [f'<td data-key="{_e(k)}" data-value="{_e(_raw(r[k]))}">{_e(_fmt(r[k]))}</td>' for k, _ in keys]
+        cells = [Cell(k, _fmt(r[k]), _raw(r[k])) for k, _ in keys]
         for m, _ in metrics:
             mean, lo, hi = (r.get(f"{m}_{x}") for x in ("mean", "low", "high"))
             show = _display(m, mean)
             clipped = bool(r.get(f"{m}_clipped", False) is True or r.get(f"{m}_clipped", False) == True)  # noqa: E712
             if lo is not None and not (isinstance(lo, float) and math.isnan(lo)) and not lo == mean == hi:
                 show += f" ({_display(m, lo)} to {_display(m, hi)}{' ‡' if clipped else ''})"
-            cells.append(f'<td data-key="{_e(m)}" data-value="{_e(_raw(mean))}" data-low="{_e(_raw(lo))}" '
-                         f'data-high="{_e(_raw(hi))}" data-clipped="{str(clipped).lower()}">{_e(show)}</td>')
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<table id="{table_id}" class="grid"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            cells.append(Cell(m, show, _raw(mean), low=_raw(lo), high=_raw(hi), clipped=clipped))
+        rows.append(Row(cells))
+    return Table(table_id, "grid", rows, keys + metrics)
 
 
 def _png_data_uri(fig: Figure) -> str:
@@ -327,58 +368,36 @@ def _png_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1200px;
-padding:0 1rem;color:#222;line-height:1.45}
-h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
-.meta{color:#666;font-size:.9rem}table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
-th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}th{text-align:left;font-weight:600}
-table.grid thead th{background:#f4f4f4;text-align:right}table.kv th{font-weight:normal;color:#333}
-figure{margin:1.2rem 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9rem;color:#444}
-pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.8rem;border:1px solid #eee}
-.note{color:#666;font-size:.85rem}.scroll{overflow-x:auto}
-.description{font-size:1.05rem;margin:.4rem 0 .6rem}.description p{margin:.2rem 0}
-.check{padding:.4rem .7rem;margin:.4rem 0;border-left:4px solid #999;background:#f7f7f7}
-.check.ok{border-color:#009E73}.check.warn{border-color:#E69F00;background:#fff8e6}
-.check.bad{border-color:#D55E00;background:#fdeee6}.check ul{margin:.3rem 0}
-"""
+def _figures(source: Run | Sweep) -> list[Shown]:
+    return [Shown(spec.slug, spec.title, spec.caption, None, why) if fig is None
+            else Shown(spec.slug, spec.title, spec.caption, _png_data_uri(fig))
+            for spec, fig, why in _draw_all(source)]
 
 
-def _figures_html(source: Run | Sweep) -> str:
-    parts = []
-    for spec, fig, why in _draw_all(source):
-        if fig is None:
-            parts.append(f'<p class="note" data-skipped="{_e(spec.slug)}">{_e(spec.title)}: not shown ({_e(why)}).</p>')
-            continue
-        parts.append(f'<figure id="fig-{_e(spec.slug)}"><img alt="{_e(spec.title)}" src="{_png_data_uri(fig)}">'
-                     f"<figcaption><b>{_e(spec.title)}.</b> {_e(spec.caption)}</figcaption></figure>")
-    return "\n".join(parts)
+_LEVEL_ROWS = [
+    ("mean ISR size (time-weighted, mean over partitions)", "mean_isr_size"),
+    ("under-replicated partitions, time-weighted mean", "mean_under_replicated_partitions"),
+    ("under-replicated partitions, max at once", "max_under_replicated_partitions"),
+    ("offline partitions, time-weighted mean", "mean_offline_partitions"),
+    ("partition-seconds under-replicated", "partition_seconds_under_replicated"),
+    ("partition-seconds below min.insync.replicas", "partition_seconds_below_min_isr"),
+    ("partition-seconds with a crashed broker still in the ISR", "partition_seconds_isr_member_down"),
+    ("partition-seconds with the leader down (not yet fenced)", "partition_seconds_leader_down"),
+    ("partition-seconds offline", "partition_seconds_offline"),
+]
 
 
-def _run_sections(run: Run) -> list[str]:
+def _run_context(run: Run) -> dict:
     lvl = level_summary(run)
-    lvl_rows = [
-        ("mean ISR size (time-weighted, mean over partitions)", "mean_isr_size"),
-        ("under-replicated partitions, time-weighted mean", "mean_under_replicated_partitions"),
-        ("under-replicated partitions, max at once", "max_under_replicated_partitions"),
-        ("offline partitions, time-weighted mean", "mean_offline_partitions"),
-        ("partition-seconds under-replicated", "partition_seconds_under_replicated"),
-        ("partition-seconds below min.insync.replicas", "partition_seconds_below_min_isr"),
-        ("partition-seconds with a crashed broker still in the ISR", "partition_seconds_isr_member_down"),
-        ("partition-seconds with the leader down (not yet fenced)", "partition_seconds_leader_down"),
-        ("partition-seconds offline", "partition_seconds_offline"),
-    ]
-    out = [f"<h2>Summary</h2>{_kv_table(run_summary_rows(run), 'summary')}",
-           "<h2>Level metrics</h2><p class='note'>Time-weighted over the whole run from the recorded state changes "
-           "(leader elections, ISR changes, crashes and restarts).</p>"
-           + _kv_table([(label, k, lvl.get(k)) for label, k in lvl_rows], "levels")
-           + '<div class="scroll">' + _df_table(level_metrics(run).drop(columns=["run_ms"]), "partitions",
-                                                row_key="partition") + "</div>"]
     fo = failover_table(run)
-    if not fo.empty:
-        out.append("<h2>Failovers</h2><p class='note'>One row per crash and partition the crashed broker led "
-                   "(times in ms).</p>" + _df_table(fo, "failovers"))
-    return out
+    return {
+        "label": run.label, "path": str(run.path), "version": run.summary.get("version", "?"),
+        "summary": _kv_table(run_summary_rows(run), "summary"),
+        "levels": _kv_table([(label, k, lvl.get(k)) for label, k in _LEVEL_ROWS], "levels"),
+        "partitions": _df_table(level_metrics(run).drop(columns=["run_ms"]), "partitions", row_key="partition"),
+        "failovers": None if fo.empty else _df_table(fo, "failovers"),
+        "scenario": (run.path / "scenario.yaml").read_text(),
+    }
 
 
 _SWEEP_METRIC_COLUMNS = ["records_sent", "records_lost", "acked_lost", "loss_rate", "acked_loss_rate", "throughput_rps",
@@ -414,13 +433,14 @@ def _shown_config(sweep: Sweep, table: pd.DataFrame) -> tuple[list[str], list[st
     return varying, [c for c in cols if c not in varying and c in table]
 
 
-def _same_everywhere(table: pd.DataFrame, constant: list[str]) -> str:
+def _same_everywhere(table: pd.DataFrame, constant: list[str]) -> list[str]:
+    """The labels of the configuration values every run shares ("fault: crash", ...)."""
     if not constant or table.empty:
-        return ""
-    return "Same in every run: " + ", ".join(param_label(c, table[c].iloc[0]) for c in constant) + "."
+        return []
+    return [param_label(c, table[c].iloc[0]) for c in constant]
 
 
-def _sweep_sections(sweep: Sweep) -> list[str]:
+def _sweep_context(sweep: Sweep) -> dict:
     agg = group_table(sweep)
     metrics = [(m, label) for m, label in _GROUP_METRICS if f"{m}_mean" in agg]
     varying, constant = _shown_config(sweep, sweep.ok if len(sweep.ok) else sweep.table)
@@ -429,33 +449,30 @@ def _sweep_sections(sweep: Sweep) -> list[str]:
     if order and len(agg):
         agg = agg.assign(_k=[tuple(_sort_value(c, r[c]) for c in order) for _, r in agg.iterrows()])
         agg = agg.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
-    same = _same_everywhere(sweep.ok, constant)
     clipped = any(agg.get(f"{m}_clipped", pd.Series(dtype=bool)).fillna(False).astype(bool).any() for m, _ in metrics)
     ns = sorted(set(agg["n"].astype(int))) if len(agg) else [0]
-    n_text = (f"n = {ns[0]} seed{'s' * (ns[0] != 1)} per configuration" if len(ns) == 1
-              else f"n = {ns[0]}-{ns[-1]} seeds per configuration")
-    note = ("Mean over seeds, and in brackets the 95% confidence interval of the mean (Student t over seeds, "
-            f"{n_text}), cut to what the quantity can be: never below 0, a share never above 100%"
-            + ("; &Dagger; marks an interval that was cut" if clipped else "")
-            + ". Loss rates are shares of records sent: message loss = records_lost / records_sent, acknowledged "
-              "loss = acked_lost / records_sent. " + _e(same))
     run_cols = [c for c in ["run_id", "seed", "status", *_display_order(varying), *_SWEEP_METRIC_COLUMNS]
                 if c in sweep.table]
     run_cols = list(dict.fromkeys(run_cols))
     labels = {**_COLUMN_LABELS, **{c: param_name(c) for c in varying}}
-    out = [f"<h2>Summary by configuration</h2><p class='note'>{note}</p>"
-           + '<div class="scroll">' + _ci_table(agg, "groups", keys, metrics) + "</div>",
-           "<h2>Runs</h2>" + (f"<p class='note'>{_e(same)}</p>" if same else "")
-           + '<div class="scroll">' + _df_table(sweep.table[run_cols], "runs", row_key="run_id", labels=labels)
-           + "</div>"]
     fo = failover_samples(sweep)
-    if not fo.empty:
-        out.append(f"<p class='note'>{len(fo)} failovers over {fo['run_id'].nunique()} runs.</p>")
     failed = sweep.table[sweep.table["status"] != "ok"]
-    if len(failed):
-        items = "".join(f"<li><b>{_e(r['run_id'])}</b>: {_e(r.get('error') or '')}</li>" for _, r in failed.iterrows())
-        out.append(f"<h2>Failed runs</h2><ul>{items}</ul>")
-    return out
+    ctx = {
+        "name": sweep.name, "path": str(sweep.path), "n_runs": len(sweep.table), "n_ok": len(sweep.ok),
+        "groups": _ci_table(agg, "groups", keys, metrics), "seeds": (ns[0], ns[-1]), "clipped": clipped,
+        "same": _same_everywhere(sweep.ok, constant),
+        "runs": _df_table(sweep.table[run_cols], "runs", row_key="run_id", labels=labels),
+        "failovers": None if fo.empty else (len(fo), fo["run_id"].nunique()),
+        "failed": [(str(r["run_id"]), str(r.get("error") or "")) for _, r in failed.iterrows()],
+        "sweep_spec": (sweep.path / "sweep.yaml").read_text(), "scenario": None,
+    }
+    if len(sweep.ok):
+        rid = str(sweep.ok["run_id"].iloc[0])
+        ctx["scenario"] = {
+            "run_id": rid, "text": (sweep.run_dir(rid) / "scenario.yaml").read_text(),
+            "swept": [f"{k} ({param_name(k)})" if param_name(k) != k else k for k in sweep.params],
+        }
+    return ctx
 
 
 # --- checks: invariant violations and warnings ------------------------------------------------------------
@@ -490,57 +507,16 @@ def sweep_checks(sweep: Sweep) -> dict:
     return {"runs": int(len(sweep.ok)), "violations": violations, "warnings": warnings, "unrecorded": unrecorded}
 
 
-def _checks_html(source: Run | Sweep) -> str:
-    parts = []
+def _checks(source: Run | Sweep) -> dict:
+    """The checks the page opens with; ``warnings`` as (text, run ids), most frequent first for a sweep."""
     if isinstance(source, Run):
         c = run_checks(source)
-        v = c["invariant_violations"]
-        if v is None:
-            parts.append("<p id='invariant-violations' class='check unknown' data-value=''>Model invariants: not "
-                         "recorded in this run's summary.json (results from an older kafkasim).</p>")
-        elif v == 0:
-            parts.append("<p id='invariant-violations' class='check ok' data-value='0'>Model invariants: "
-                         "0 violations (every invariant held).</p>")
-        else:
-            items = "".join(f"<li>{_e(x)}</li>" for x in c["invariant_examples"])
-            parts.append(f"<div id='invariant-violations' class='check bad' data-value='{v}'>"
-                         f"<b>Model invariants: {v:,} "
-                         f"violation{'s' * (v != 1)}.</b> The results of this run are not trustworthy; "
-                         f"first examples:<ul>{items}</ul></div>")
-        warnings = [(w, []) for w in c["warnings"]]
-    else:
-        c = sweep_checks(source)
-        bad = c["violations"]
-        if bad:
-            rows = "".join(f"<li><b>{_e(rid)}</b>: {n:,} violation{'s' * (n != 1)}"
-                           + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in ex) + "</ul>" if ex else "") + "</li>"
-                           for rid, n, ex in bad)
-            total = sum(n for _, n, _ in bad)
-            parts.append(f"<div id='invariant-violations' class='check bad' data-value='{total}'><b>Model invariants: "
-                         f"{total:,} violation{'s' * (total != 1)} in {len(bad)} of {c['runs']} runs.</b> "
-                         f"Those runs are not "
-                         f"trustworthy:<ul>{rows}</ul></div>")
-        else:
-            checked = c["runs"] - len(c["unrecorded"])
-            parts.append(f"<p id='invariant-violations' class='check ok' data-value='0'>Model invariants: 0 violations "
-                         f"in {checked} of {c['runs']} finished runs"
-                         + (f" ({len(c['unrecorded'])} do not record the check)" if c["unrecorded"] else "")
-                         + ".</p>")
-        warnings = sorted(c["warnings"].items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    if warnings:
-        items = []
-        for w, rids in warnings:
-            where = f" <span class='note'>({len(rids)} run{'s' * (len(rids) != 1)}: {_e(', '.join(rids[:5]))}" \
-                    f"{', ...' if len(rids) > 5 else ''})</span>" if rids else ""
-            items.append(f"<li>{_e(w)}{where}</li>")
-        parts.append(f"<div id='warnings' class='check warn' data-count='{len(warnings)}'><b>Warnings "
-                     f"({len(warnings)}):</b><ul>{''.join(items)}</ul></div>")
-    else:
-        parts.append("<p id='warnings' class='check ok' data-count='0'>Warnings: none.</p>")
-    return "<section id='checks'>" + "".join(parts) + "</section>"
+        return {**c, "warnings": [(w, []) for w in c["warnings"]]}
+    c = sweep_checks(source)
+    return {**c, "warnings": sorted(c["warnings"].items(), key=lambda kv: (-len(kv[1]), kv[0]))}
 
 
-def _description(source: Run | Sweep) -> str:
+def _descriptions(source: Run | Sweep) -> list[str]:
     """The scenario's (or the sweep's and its base scenario's) description, as written."""
     if isinstance(source, Run):
         texts = [source.scenario.get("description")]
@@ -549,26 +525,27 @@ def _description(source: Run | Sweep) -> str:
         texts = [source.spec.get("description"), base.get("description") if isinstance(base, dict) else None]
         if isinstance(base, dict) and base.get("description"):
             texts[1] = f"Base scenario {base.get('name', '')}: {base['description']}".replace("  ", " ")
-    texts = [str(t).strip() for t in texts if t and str(t).strip()]
-    if not texts:
-        return "<p id='description' class='description empty'>No description: add a <code>description:</code> to the " \
-               "scenario or sweep file.</p>"
-    return "<div id='description' class='description'>" + "".join(f"<p>{_e(t)}</p>" for t in texts) + "</div>"
+    return [str(t).strip() for t in texts if t and str(t).strip()]
 
 
-def _scenario_html(source: Run | Sweep) -> str:
-    if isinstance(source, Run):
-        text = (source.path / "scenario.yaml").read_text()
-        return f"<h2>Scenario (resolved)</h2><pre id='scenario'>{_e(text)}</pre>"
-    out = f"<h2>Sweep</h2><pre id='sweep-spec'>{_e((source.path / 'sweep.yaml').read_text())}</pre>"
-    ok = source.ok
-    if len(ok):
-        rid = str(ok["run_id"].iloc[0])
-        text = (source.run_dir(rid) / "scenario.yaml").read_text()
-        swept = ", ".join(f"{k} ({param_name(k)})" if param_name(k) != k else k for k in source.params) or "none"
-        out += (f"<h2>Scenario (resolved, run {_e(rid)})</h2><p class='note'>The other runs differ only in the swept "
-                f"keys ({_e(swept)}) and the seed.</p><pre id='scenario'>{_e(text)}</pre>")
-    return out
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """The report templates, shipped as package data in ``analysis/templates``; autoescape is on."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("analysis", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["thousands"] = lambda n: f"{n:,}"
+    return env
+
+
+def _render(source: Run | Sweep, *, figures: bool = True) -> str:
+    """The report page of a run or sweep; without `figures` none is drawn (the section is empty)."""
+    kind = "sweep" if isinstance(source, Sweep) else "run"
+    page = _sweep_context(source) if kind == "sweep" else _run_context(source)
+    return _templates().get_template(f"{kind}.html.j2").render(
+        **page, descriptions=_descriptions(source), checks=_checks(source),
+        figures=_figures(source) if figures else [],
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -580,20 +557,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     path = Path(out) if out is not None else Path(results_dir) / "report.html"
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory")
-    if isinstance(source, Sweep):
-        title = f"kafkasim sweep report: {source.name}"
-        meta = f"{len(source.table)} runs ({len(source.ok)} ok) from {source.path}"
-        sections = _sweep_sections(source)
-    else:
-        title = f"kafkasim run report: {source.label}"
-        meta = f"{source.path}; kafkasim {source.summary.get('version', '?')}"
-        sections = _run_sections(source)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    doc = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-           f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head><body>"
-           f"<h1>{_e(title)}</h1>" + _description(source) + f"<p class='meta'>{_e(meta)}; generated {generated}</p>"
-           + _checks_html(source) + sections[0] + "<h2>Figures</h2>" + _figures_html(source) + "".join(sections[1:])
-           + _scenario_html(source) + "</body></html>\n")
+    doc = _render(source)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda p: p.write_text(doc, encoding="utf-8"))
     return path

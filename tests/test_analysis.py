@@ -786,11 +786,12 @@ def test_cli_unwritable_out_is_one_line(capsys, run_dir, tmp_path):
 
 # --- HTML report -------------------------------------------------------------------------------------------------
 class ReportParser(HTMLParser):
-    """Images, tables (cells with their data-* attributes) and <pre> blocks of a report."""
+    """Images, tables (cells with their data-* attributes), <pre> blocks and the attributes of elements by id."""
 
     def __init__(self):
         super().__init__()
         self.images: list[dict] = []
+        self.ids: dict[str, dict] = {}
         self.external: list[str] = []
         self.tables: dict[str, list[dict]] = {}
         self.pre: dict[str, str] = {}
@@ -798,6 +799,8 @@ class ReportParser(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if "id" in a:
+            self.ids[a["id"]] = {"tag": tag, **a}
         if tag == "img":
             self.images.append(a)
         if tag in ("script", "link", "iframe") or (a.get("src") or a.get("href") or "").startswith(("http", "//")):
@@ -940,16 +943,99 @@ def test_report_run_shows_description_checks_and_warnings_first(run_dir, run, tm
                    invariant_violations=3, invariant_examples=["one leader per epoch: epoch 4 has leaders 0 and 2"])
     (dirty / "summary.json").write_text(json.dumps(summary))
     checks = tmp_path / "checks.html"
-    checks.write_text(analysis.report._checks_html(analysis.load_run(dirty)))  # the section the page opens with
+    # the page without its figures (drawn and placed by the whole page above)
+    checks.write_text(analysis.report._render(analysis.load_run(dirty), figures=False))
     text = _body_text(checks)
     assert "Model invariants: 3 violations." in text and "epoch 4 has leaders 0 and 2" in text
     assert "Warnings (1): min.insync.replicas 3 > replication.factor 2: every acks=all write fails" in text
-    assert "id='invariant-violations' class='check bad' data-value='3'" in checks.read_text()
+    assert text.index("Model invariants: 3 violations.") < text.index("Warnings (1)") < text.index("Summary")
+    check = parse_report(checks).ids["invariant-violations"]
+    assert (check["class"], check["data-value"]) == ("check bad", "3")
     # older results without the check say so instead of claiming it held
     del summary["invariant_violations"]
     (dirty / "summary.json").write_text(json.dumps(summary))
-    checks.write_text(analysis.report._checks_html(analysis.load_run(dirty)))
+    checks.write_text(analysis.report._render(analysis.load_run(dirty), figures=False))
     assert "Model invariants: not recorded" in _body_text(checks)
+
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+def _assert_escaped(page: Path, shown: list[str]) -> None:
+    """No markup of the user's strings reached the page: each shows as text, none as an element."""
+    html_text = page.read_text(encoding="utf-8")
+    assert "<script" not in html_text.lower() and "<i>" not in html_text
+    assert "&lt;script&gt;" in html_text and not parse_report(page).external
+    text = _body_text(page)
+    for s in shown:
+        assert s in text, s
+
+
+def test_report_escapes_user_strings_of_a_run(run_dir, tmp_path):
+    """A scenario's name and description are shown as written, as text: the template engine escapes them."""
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    scenario = yaml.safe_load((copy / "scenario.yaml").read_text())
+    scenario.update(name=f"<i>quick</i>{SCRIPT}", description=f'Crash {SCRIPT} & "quotes" <i>here</i>')
+    (copy / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    summary = json.loads((copy / "summary.json").read_text())
+    summary.update(scenario=scenario["name"], warnings=[f"warned {SCRIPT}"], invariant_violations=1,
+                   invariant_examples=[f"example <i>{SCRIPT}</i>"])
+    (copy / "summary.json").write_text(json.dumps(summary))
+    page = tmp_path / "run.html"
+    page.write_text(analysis.report._render(analysis.load_run(copy), figures=False), encoding="utf-8")
+    _assert_escaped(page, [f"kafkasim run report: <i>quick</i>{SCRIPT} seed", scenario["description"],
+                           f"warned {SCRIPT}", f"example <i>{SCRIPT}</i>"])
+    assert parse_report(page).pre["scenario"] == (copy / "scenario.yaml").read_text()
+
+
+def test_report_escapes_user_strings_of_a_sweep(study, tmp_path):
+    """A sweep's name and description, swept parameter values, warnings and errors are escaped too."""
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "sweep"
+    shutil.copytree(study.path, copy)
+    spec = yaml.safe_load((copy / "sweep.yaml").read_text())
+    key = "producers.0.client.id"
+    spec.update(name=f"<i>s</i>{SCRIPT}", description=f"Sweep {SCRIPT} & <i>co</i>")
+    spec["grid"][key] = [SCRIPT, "<i>two</i>"]
+    (copy / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    table = pd.read_parquet(copy / "sweep.parquet")
+    table[key] = np.where(table["seed"] == 1, SCRIPT, "<i>two</i>")
+    table.loc[0, "status"], table.loc[0, "error"] = "failed", f"RuntimeError: {SCRIPT}"
+    table.to_parquet(copy / "sweep.parquet", index=False)
+    shutil.rmtree(copy / "runs" / table.loc[0, "run_id"])
+    rid = table.loc[1, "run_id"]
+    summary = json.loads((copy / "runs" / rid / "summary.json").read_text())
+    summary.update(warnings=[f"warned {SCRIPT}"])
+    (copy / "runs" / rid / "summary.json").write_text(json.dumps(summary))
+    page = tmp_path / "sweep.html"
+    page.write_text(analysis.report._render(analysis.load_sweep(copy), figures=False), encoding="utf-8")
+    _assert_escaped(page, [f"kafkasim sweep report: <i>s</i>{SCRIPT}", spec["description"], f"warned {SCRIPT}",
+                           f"RuntimeError: {SCRIPT}", f"{key} (client.id)"])
+    parsed = parse_report(page)
+    shown = {c["data-value"] for r in parsed.tables["runs"][1:] for c in r["cells"] if c["data-key"] == key}
+    assert shown == {SCRIPT, "<i>two</i>"}  # the swept values, as data and as text
+    assert {c["data-value"] for r in parsed.tables["groups"][1:] for c in r["cells"]
+            if c["data-key"] == key} == {SCRIPT, "<i>two</i>"}
+    assert parsed.pre["sweep-spec"] == (copy / "sweep.yaml").read_text()
+
+
+def test_report_templates_ship_with_the_package():
+    """Every template file matches the package-data globs of pyproject.toml, so `pip install .` includes it."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["analysis"]
+    files = [p.relative_to(ROOT / "analysis").as_posix() for p in (ROOT / "analysis" / "templates").rglob("*")
+             if p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), (files, globs)
 
 
 def test_report_sweep_description_checks_and_columns_once(study, tmp_path):
@@ -968,9 +1054,8 @@ def test_report_sweep_description_checks_and_columns_once(study, tmp_path):
     (copy / "runs" / rid / "summary.json").write_text(json.dumps(summary))
     # the parts of the page without its figures (test_report_sweep renders a whole page and checks the order)
     sweep = analysis.load_sweep(copy)
-    report = analysis.report
     page = tmp_path / "parts.html"
-    page.write_text(report._description(sweep) + report._checks_html(sweep) + "".join(report._sweep_sections(sweep)))
+    page.write_text(analysis.report._render(sweep, figures=False))
     text = _body_text(page)
     assert text.index("Acks against replication under a leader crash.") < text.index("Summary by configuration")
     assert f"Model invariants: 1 violation in 1 of {N_RUNS} runs." in text and "HW went back" in text
