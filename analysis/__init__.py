@@ -24,7 +24,7 @@ from analysis.compare import compare, compare_latency, compare_name  # noqa: E40
 # Names are loaded on first use (PEP 562), so `from sim.measure.stats import ...` (as sim.measure.metrics
 # and sim.runs.sweep do) costs numpy only, not matplotlib and SciPy.
 _SOURCES = {
-    "metrics": ("down_intervals", "failover_table", "isr_intervals", "latency_percentiles", "leadership_intervals",
+    "metrics": ("down_intervals", "failover_table", "fault_intervals", "isr_intervals", "latency_percentiles", "leadership_intervals",
                 "level_metrics", "level_summary", "loss_tally", "produce_latencies", "sent_per_second"),
     "plots": ("NothingToPlot", "failover_distribution", "failover_timeline", "latency_plot", "loss_map",
               "save_figure", "throughput_cost"),
@@ -53,7 +53,7 @@ __all__ = [
     # loading
     "load", "load_run", "load_sweep", "Run", "Sweep", "ResultsError",
     # level metrics (time-weighted)
-    "leadership_intervals", "isr_intervals", "down_intervals", "level_metrics", "level_summary",
+    "leadership_intervals", "isr_intervals", "fault_intervals", "down_intervals", "level_metrics", "level_summary",
     # tally metrics (per record / per failover)
     "produce_latencies", "latency_percentiles", "sent_per_second", "loss_tally", "failover_table",
     # across runs

@@ -4,7 +4,8 @@ Two kinds, kept apart (salabim's level/tally distinction):
 
 - **level** metrics are states that hold over time, built from state-change events and
   weighted by how long each state lasted: leadership (`leadership_intervals`), ISR size
-  (`isr_intervals`), broker downtime (`down_intervals`), and their per-partition and
+  (`isr_intervals`), faults of any kind (`fault_intervals`) and the broker downtime they cause
+  (`down_intervals`), and their per-partition and
   run-wide time-weighted summaries (`level_metrics`, `level_summary`);
 - **tally** metrics are distributions over individual occurrences: produce latency per
   acknowledged record (`produce_latencies`, `latency_percentiles`), the Jepsen-style record
@@ -25,12 +26,13 @@ from analysis.load import Run, replication_by_partition
 from sim.measure.stats import weighted_percentiles
 
 __all__ = [
-    "down_intervals", "leadership_intervals", "isr_intervals", "level_metrics", "level_summary",
+    "fault_intervals", "down_intervals", "leadership_intervals", "isr_intervals", "level_metrics", "level_summary",
     "produce_latencies", "latency_percentiles", "sent_per_second", "loss_tally", "failover_table",
     "min_insync_by_partition",
 ]
 
 _LEADERSHIP_KINDS = ("leader_elected", "partition_offline")
+_FAULT_START, _FAULT_END = "fault_start", "fault_end"  # sim/model/events.py (analysis never imports the model)
 
 
 def _once_per_run(fn):
@@ -49,26 +51,48 @@ def _once_per_run(fn):
     return derived
 
 
-@_once_per_run
-def down_intervals(run: Run) -> pd.DataFrame:
-    """When each broker was down: crash to restart (or to the end of the run).
+_FAULT_COLUMNS = ["fault", "fault_source", "fault_index", "target", "broker", "start_ms", "end_ms", "takes_down",
+                  "cause"]
 
-    Columns: broker, start_ms, end_ms, cause (the crash event's detail, e.g. "crash").
+
+@_once_per_run
+def fault_intervals(run: Run) -> pd.DataFrame:
+    """Every fault of any kind, from its fault_start to its fault_end (or to the end of the run).
+
+    Columns: fault (the kind), fault_source (faults or random_faults), fault_index, target (as the
+    fault names it), broker (-1: the fault is not on a broker), start_ms, end_ms, takes_down (it
+    stopped the target serving), cause (the fault_start's detail, e.g. "crash", "random crash").
+    A fault_end closes the open fault on the same broker.
     """
     ev = run.events
-    ev = ev[ev["kind"].isin(["crash", "restart"])].sort_values("time_ms", kind="stable")
-    rows, down = [], {}
-    for t, kind, broker, detail in zip(ev["time_ms"], ev["kind"], ev["broker"], ev["detail"]):
+    ev = ev[ev["kind"].isin([_FAULT_START, _FAULT_END])].sort_values("time_ms", kind="stable")
+    rows, open_ = [], {}
+    for t, kind, broker, fault, src, idx, target, down, detail in zip(
+            ev["time_ms"], ev["kind"], ev["broker"], ev["fault"], ev["fault_source"], ev["fault_index"],
+            ev["target"], ev["takes_down"], ev["detail"]):
         b = int(broker)
-        if kind == "crash" and b not in down:
-            down[b] = (float(t), str(detail))
-        elif kind == "restart" and b in down:
-            start, cause = down.pop(b)
-            rows.append((b, start, float(t), cause))
-    for b, (start, cause) in down.items():
-        rows.append((b, start, run.end_ms, cause))
-    out = pd.DataFrame(rows, columns=["broker", "start_ms", "end_ms", "cause"])
+        if kind == _FAULT_START and b not in open_:
+            open_[b] = [str(fault), str(src), int(idx), str(target), b, float(t), None, bool(down), str(detail)]
+        elif kind == _FAULT_END and b in open_:
+            row = open_.pop(b)
+            row[6] = float(t)
+            rows.append(row)
+    for row in open_.values():
+        row[6] = max(run.end_ms, row[5])
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=_FAULT_COLUMNS).astype({"fault_index": "int64", "broker": "int64"})
     return out.sort_values(["start_ms", "broker"], kind="stable", ignore_index=True)
+
+
+@_once_per_run
+def down_intervals(run: Run) -> pd.DataFrame:
+    """When each broker was down: from a fault of any kind that stopped it serving to that fault's end.
+
+    Columns: broker, start_ms, end_ms, cause (the fault_start's detail, e.g. "crash"), fault (its kind).
+    """
+    f = fault_intervals(run)
+    f = f[f["takes_down"].astype(bool) & (f["broker"] >= 0)]
+    return f[["broker", "start_ms", "end_ms", "cause", "fault"]].reset_index(drop=True)
 
 
 def _partitions(run: Run) -> list[tuple[int, str]]:
@@ -159,10 +183,9 @@ def isr_intervals(run: Run) -> pd.DataFrame:
     for p, g in isr.groupby("partition_index", sort=True):
         name = str(g["partition"].iloc[0])
         starts, ends = _intervals(g["time_ms"].to_numpy(), run.end_ms)
-        sets = g["detail"].astype(str).str.extract(r"(\[[0-9,]*\])(?:\s|$)", expand=False)
-        for s, e, size, members in zip(starts, ends, g["value"].to_numpy(), sets):
-            members = str(members)
-            ids = [int(x) for x in members.strip("[]").split(",") if x.strip().isdigit()]
+        for s, e, size, isr_ids in zip(starts, ends, g["value"].to_numpy(), g["isr"]):
+            ids = [int(x) for x in isr_ids]
+            members = "[" + ",".join(map(str, ids)) + "]"
             windows = [w for b in ids for w in down_by_broker.get(b, ())]
             cuts = sorted({s, e, *(float(t) for w in windows for t in w if s < t < e)})
             for cs, ce in zip(cuts[:-1], cuts[1:]):

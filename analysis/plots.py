@@ -41,7 +41,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from analysis.load import Run, Sweep, acks_order
-from analysis.metrics import down_intervals, isr_intervals, leadership_intervals, min_insync_by_partition, sent_per_second
+from analysis.metrics import down_intervals, fault_intervals, isr_intervals, leadership_intervals, min_insync_by_partition, sent_per_second
 from analysis.tables import (
     CONFIG_ORDER, Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs, latency_table,
     lost_per_second, lost_records, loss_table, offered_per_second, param_label, param_name, runs_table,
@@ -639,6 +639,20 @@ def _lane_partitions(run: Run, lead: pd.DataFrame, isr: pd.DataFrame, max_partit
     return [(i, names[i]) for i in sorted(busy)]
 
 
+def _fault_rows(faults) -> list[int]:
+    """A sub-row of the fault lane for each fault (start order), so overlapping faults do not cover each other."""
+    ends: list[float] = []
+    rows = []
+    for s, e in zip(faults["start_ms"], faults["end_ms"]):
+        row = next((i for i, end in enumerate(ends) if end <= s), len(ends))
+        if row == len(ends):
+            ends.append(e)
+        else:
+            ends[row] = e
+        rows.append(row)
+    return rows
+
+
 def failover_timeline(run: Run, path: str | Path | None = None, *, max_partitions: int = 24,
                       note: str | None = None) -> Figure:
     """One run over time, so a reader sees when leadership moved, writes stalled and records were lost.
@@ -660,7 +674,9 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
        leadership changes, crosses log truncations (a replica dropping records it had; for
        acks=1 this is how acknowledged records are lost).
 
-    Shaded grey: when each crashed broker was down. Dashed line: producers stop and faults heal.
+    Above the partition lanes, a fault lane: one bar per fault of any kind (fault_start to
+    fault_end), labelled with its kind and target; solid if it took its target down, hatched for a
+    degradation. Shaded grey: when a fault had a broker down. Dashed line: producers stop and faults heal.
     Every legend sits right of its panel, outside the data. With more than `max_partitions`
     partitions, those whose leader or ISR changed come first. `note` is added to the title (a
     sweep report says why it chose this run).
@@ -669,16 +685,19 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     lead = leadership_intervals(run)
     isr = isr_intervals(run)
     down = down_intervals(run)
+    faults = fault_intervals(run)
+    fault_rows = _fault_rows(faults)
+    n_fault_rows = max(fault_rows, default=-1) + 1
     min_isr = min_insync_by_partition(run)
     lanes = _lane_partitions(run, lead, isr, max_partitions)
     ev = run.events
-    truncations = ev[(ev["kind"] == "truncation")
-                     & (ev["detail"].astype(str).str.extract(r"removed=(\d+)", expand=False).fillna("1") != "0")]
+    truncations = ev[(ev["kind"] == "truncation") & (ev["removed"] != 0)]  # -1: not recorded, shown
     n_parts = len(set(lead["partition_index"]) | set(isr["partition_index"]))
     lane_h = 0.32
-    fig = _figure(13.0, 8.0 + lane_h * len(lanes))
+    n_rows = len(lanes) + (1 if n_fault_rows else 0)
+    fig = _figure(13.0, 8.0 + lane_h * n_rows)
     ax_tp, ax_lost, ax_lat, ax_lvl, ax_ln = fig.subplots(
-        5, 1, sharex=True, height_ratios=[1.0, 0.55, 0.9, 0.55, max(1.2, lane_h * len(lanes))])
+        5, 1, sharex=True, height_ratios=[1.0, 0.55, 0.9, 0.55, max(1.2, lane_h * n_rows)])
     t = ts["time_ms"].to_numpy(dtype=float) / 1000.0
     end_s = run.end_ms / 1000.0
     outside = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "borderaxespad": 0, "fontsize": 7}
@@ -798,11 +817,27 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             if not ((gl["start_ms"] / 1000.0 == x0) & (gl["state"] == "leader down")).any():
                 ax_ln.plot([x0], [y + 0.45], marker="v", color="black", markersize=4, linestyle="none",
                            label="_election", gid=f"election:{name}")
-    ax_ln.set_yticks(range(len(lanes)), [name for _, name in reversed(lanes)], fontsize=7)
-    ax_ln.set_ylim(-0.6, len(lanes) - 0.4)
+    ticks, labels = list(range(len(lanes))), [name for _, name in reversed(lanes)]
+    if n_fault_rows:  # the fault lane, above the partitions: every fault of any kind, start to end
+        y0, h = len(lanes) - 0.4, 0.9 / n_fault_rows
+        for (_, f), row in zip(faults.iterrows(), fault_rows):
+            x0, w = f["start_ms"] / 1000.0, (f["end_ms"] - f["start_ms"]) / 1000.0
+            yb = y0 + row * h + 0.05 * h
+            ax_ln.broken_barh([(x0, w)], (yb, 0.9 * h), facecolors=FAULT_COLOR if f["takes_down"] else "none",
+                              edgecolor=FAULT_COLOR, hatch="" if f["takes_down"] else "////", alpha=0.8,
+                              linewidth=0.8, label="_fault", gid=f"fault:{f['fault_source']}.{f['fault_index']}")
+            where = f" broker {int(f['broker'])}" if f["broker"] >= 0 and f"broker {int(f['broker'])}" != f["target"] else ""
+            ax_ln.text(x0 + min(w, end_s) / 2, yb + 0.45 * h, f"{f['fault']}: {f['target']}{where}", ha="center",
+                       va="center", fontsize=6, clip_on=True, gid=f"label:fault:{f['fault_source']}.{f['fault_index']}",
+                       bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        ticks.append(len(lanes) + 0.05)
+        labels.append("faults")
+    ax_ln.set_yticks(ticks, labels, fontsize=7)
+    ax_ln.set_ylim(-0.6, len(lanes) - 0.4 + (1.0 if n_fault_rows else 0.0))
     ax_ln.set_xlabel("simulated time (s)")
     shown = f"{len(lanes)} of {n_parts} partitions (changed ones first)" if len(lanes) < n_parts else "partitions"
-    ax_ln.set_ylabel(f"{shown}:\nleader (upper), ISR (lower)", fontsize=8)
+    ax_ln.set_ylabel(f"{shown}:\nleader (upper), ISR (lower)" + ("; faults on top" if n_fault_rows else ""),
+                     fontsize=8)
 
     for ax in (ax_tp, ax_lost, ax_lat, ax_lvl, ax_ln):
         for _, d in down.iterrows():
@@ -830,7 +865,9 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
                 Patch(facecolor=ISR_COLORS["below_min"], label="ISR < min.insync.replicas"),
                 Patch(facecolor=ISR_COLORS["full"], edgecolor="#555555", hatch="xxx",
                       label="ISR member down, not yet\nremoved (acks=all writes wait)"),
-                Patch(facecolor=FAULT_COLOR, alpha=0.3, label="broker down (crash to restart)")]
+                Patch(facecolor=FAULT_COLOR, alpha=0.3, label="broker down (fault start to end)"),
+                Patch(facecolor=FAULT_COLOR, alpha=0.8, label="fault lane: a fault that\ntakes its target down"),
+                Patch(facecolor="none", edgecolor=FAULT_COLOR, hatch="////", label="fault lane: a degradation")]
     handles += [Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="leadership change"),
                 Line2D([], [], marker="X", color="black", markeredgecolor="white", linestyle="none", markersize=7,
                        label="a replica truncated its log\n(records it had are removed)")]

@@ -8,7 +8,11 @@ the output before a change and diff it after::
     ... change ...
     python bench/fingerprint.py > /tmp/fp-after.txt && diff /tmp/fp-before.txt /tmp/fp-after.txt
 
-`--rename old=new` maps event kinds renamed on purpose, so the events hash stays comparable.
+`--rename old=new` maps event kinds renamed on purpose, so the events hash stays comparable;
+`--events-columns legacy` (or a comma list) hashes only those columns of the events table, so a
+change that only adds columns can be compared with a fingerprint taken before it::
+
+    python bench/fingerprint.py --rename fault_start=crash --rename fault_end=restart --events-columns legacy
 """
 
 from __future__ import annotations
@@ -47,13 +51,19 @@ CASES = [
 LOSSY = {"lossy-network": 0.02}
 
 
-def frame_hash(df: pd.DataFrame, rename: dict[str, str] | None = None) -> str:
-    df = df.copy()
+# the events columns before the structured fields of sim/model/events.py were added
+LEGACY_EVENT_COLUMNS = ["time_ms", "kind", "broker", "partition", "value", "detail", "partition_index"]
+
+
+def frame_hash(df: pd.DataFrame, rename: dict[str, str] | None = None, columns: list[str] | None = None) -> str:
+    df = df[columns].copy() if columns else df.copy()
     if rename and "kind" in df.columns:
         df["kind"] = df["kind"].astype(str).replace(rename)
     for c in df.columns:
         if isinstance(df[c].dtype, pd.CategoricalDtype):
             df[c] = df[c].astype(str)
+        elif df[c].dtype == object and any(isinstance(v, (tuple, list)) for v in df[c]):
+            df[c] = df[c].map(lambda v: ",".join(map(str, v)))  # an ISR tuple
     h = hashlib.sha256(",".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df, index=False).values.tobytes())
     return h.hexdigest()[:16]
@@ -67,17 +77,20 @@ def summary_hash(summary: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rename", action="append", default=[], help="old=new event kind renamed on purpose")
+    ap.add_argument("--events-columns", help="hash only these events columns: 'legacy' or a comma list")
     ap.add_argument("--only", help="run only cases whose label contains this")
     ap.add_argument("--no-sweep", action="store_true")
     args = ap.parse_args()
     rename = dict(r.split("=", 1) for r in args.rename)
+    ev_cols = (LEGACY_EVENT_COLUMNS if args.events_columns == "legacy"
+               else args.events_columns.split(",") if args.events_columns else None)
     import sim
     for label, path, seed, overrides in CASES:
         if args.only and args.only not in label:
             continue
         prepare = (lambda c, p=LOSSY[label]: c.network.set_loss_all(p)) if label in LOSSY else None
         res = sim.run(sim.load_scenario(ROOT / path, overrides=overrides), seed=seed, prepare=prepare)
-        print(f"{label:24s} batches={frame_hash(res.batches)} events={frame_hash(res.events, rename)} "
+        print(f"{label:24s} batches={frame_hash(res.batches)} events={frame_hash(res.events, rename, ev_cols)} "
               f"timeseries={frame_hash(res.timeseries)} summary={summary_hash(res.summary)} "
               f"acked_lost={res.summary.get('acked_lost')}", flush=True)
     if not args.no_sweep and not args.only:

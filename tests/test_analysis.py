@@ -656,7 +656,14 @@ def test_failover_timeline(run):
     ticks = [t for t in ax_lvl.get_yticks() if ax_lvl.get_ylim()[0] <= t <= ax_lvl.get_ylim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)  # whole partitions
     ax_ln = axes_by_gid(fig, "timeline:lanes")
-    assert [t.get_text() for t in ax_ln.get_yticklabels()] == ["events-2", "events-1", "events-0"]
+    assert [t.get_text() for t in ax_ln.get_yticklabels()] == ["events-2", "events-1", "events-0", "faults"]
+    # the fault lane: one bar per fault of any kind, labelled with its kind and target
+    faults = analysis.fault_intervals(run)
+    assert len(faults) == 1 and faults["fault"][0] == "crash"
+    bar = by_gid(ax_ln.collections, f"fault:{faults['fault_source'][0]}.{faults['fault_index'][0]}")
+    (path,) = bar.get_paths()
+    assert (path.vertices[:, 0].min(), path.vertices[:, 0].max()) == pytest.approx(
+        (faults["start_ms"][0] / 1000.0, faults["end_ms"][0] / 1000.0))
     lead = analysis.leadership_intervals(run)
     for name, g in lead.groupby("partition"):
         coll = by_gid(ax_ln.collections, f"leader:{name}")
@@ -673,8 +680,8 @@ def test_failover_timeline(run):
         mark = by_gid(ax_ln.lines, f"election:{fo['partition']}")
         assert mark.get_xdata()[0] == fo["elected_ms"] / 1000.0
     marks = [m for m in ax_ln.lines if (m.get_gid() or "").startswith("truncation:")]
-    removed = run.events[run.events["kind"] == "truncation"]["detail"].str.extract(r"removed=(\d+)", expand=False)
-    assert sum(len(m.get_xdata()) for m in marks) == int((removed.astype(int) > 0).sum())
+    removed = run.events.loc[run.events["kind"] == "truncation", "removed"]
+    assert sum(len(m.get_xdata()) for m in marks) == int((removed > 0).sum())
     handles = {t.get_text(): h for t, h in zip(ax_ln.get_legend().get_texts(), ax_ln.get_legend().legend_handles)}
     assert "leader down, not yet fenced\n(writes stall)" in handles
     offline, below = handles["offline (no leader)"], handles["ISR < min.insync.replicas"]

@@ -39,7 +39,7 @@ def test_quickstart_crashes_the_leader_at_20s_restarts_it_at_40s_and_loses_nothi
     sc, s = r.scenario, r.summary
     assert sc.producers[0].acks == -1 and sc.producers[0].enable_idempotence
     assert sc.topics[0].replication_factor == 3 and sc.topics[0].min_insync_replicas == 2
-    crash, restart = _kinds(r, "crash"), _kinds(r, "restart")
+    crash, restart = _kinds(r, "fault_start"), _kinds(r, "fault_end")
     assert crash.time_ms.tolist() == [20_000.0] and restart.time_ms.tolist() == [40_000.0]
     victim = int(crash.broker.iloc[0])
     first = _kinds(r, "leader_elected").query("time_ms == 0 and partition == 'events-0'")
@@ -55,7 +55,7 @@ def test_leader_crash_acks1_loses_the_acknowledged_tail_at_its_default_seed():
     sc, s = r.scenario, r.summary
     assert sc.producers[0].acks == 1 and not sc.producers[0].enable_idempotence
     assert sc.producers[0].instances == 10 and sc.producers[0].rate == 20_000
-    crash = _kinds(r, "crash")
+    crash = _kinds(r, "fault_start")
     assert crash.time_ms.tolist() == [20_000.0]
     assert s["acked_lost"] > 0
     b = r.batches
@@ -71,7 +71,7 @@ def test_leader_crash_acks1_loses_the_acknowledged_tail_at_its_default_seed():
 def test_bench_steady_one_leader_crash_and_restart_at_a_million_records_per_second():
     r = _run("bench/steady.yaml")
     s = r.summary
-    assert len(_kinds(r, "crash")) == 1 and len(_kinds(r, "restart")) == 1
+    assert len(_kinds(r, "fault_start")) == 1 and len(_kinds(r, "fault_end")) == 1
     assert s["records_produced"] / (r.scenario.duration / 1000) == pytest.approx(1_000_000, rel=0.01)
     assert s["acked_lost"] == 0 and s["records_acked"] > 0.98 * s["records_produced"]
 
@@ -87,7 +87,7 @@ def test_bench_many_partitions_fails_over_about_2000_leaders_5ms_apart():
 
 def test_bench_soak_crashes_random_brokers_about_every_5_minutes_for_60s():
     r = _run("bench/soak.yaml", duration="3m")
-    crash, restart = _kinds(r, "crash"), _kinds(r, "restart")
+    crash, restart = _kinds(r, "fault_start"), _kinds(r, "fault_end")
     assert len(crash) >= 1 and (restart.detail == "random downtime over").sum() >= 1
     for t, b in zip(restart.time_ms, restart.broker):
         if t < r.scenario.duration:  # a crash near the end is healed early, at `duration`

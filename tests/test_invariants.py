@@ -18,6 +18,10 @@ from tests.violations import all_violations
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 
+# the structured fields of a crash fault event (sim/model/events.py)
+CRASH = {"fault": "crash", "fault_index": 0, "fault_source": "faults", "target": "broker 0", "takes_down": True,
+         "kills_process": True}
+
 
 def _leadership_facts() -> Recorder:
     """p-0: broker 0 leads epoch 0 and crashes at 100 ms; broker 1 leads epoch 1 from 200 ms."""
@@ -27,7 +31,7 @@ def _leadership_facts() -> Recorder:
     r.appended(10.0, 0, 0, 0, 0, 0)
     r.appended(20.0, 0, 0, 10, 1, 0)
     r.appended_many(21.0, 1, 0, [0, 10], [0, 1], [0, 0])  # broker 1 follows
-    r.event(100.0, "crash", 0, -1, 0, "crash")
+    r.event(100.0, "fault_start", 0, -1, 0, "crash", **CRASH)
     r.event(190.0, "leader_elected", 1, 0, 1, "clean")
     r.event(200.0, "became_leader", 1, 0, 1)
     r.appended(210.0, 1, 0, 20, 2, 1)
@@ -49,7 +53,7 @@ def test_one_leader_per_epoch_and_incarnation_holds_on_clean_facts():
 def test_an_epoch_begun_twice_is_reported_even_by_the_same_broker():
     """Broker 0 restarts within its session timeout and leads its old epoch 0 again (defect 2)."""
     r = _leadership_facts()
-    r.event(150.0, "restart", 0, -1, 0, "scheduled")
+    r.event(150.0, "fault_end", 0, -1, 0, "scheduled", **CRASH)
     r.event(151.0, "became_leader", 0, 0, 0)
     assert _leadership(r) == ["p-0: leader epoch 0 begun 2 times (broker 0 at 0.000 ms, broker 0 at 151.000 ms)"]
     r.event(300.0, "became_leader", 2, 0, 1)  # and another broker in epoch 1
@@ -59,7 +63,7 @@ def test_an_epoch_begun_twice_is_reported_even_by_the_same_broker():
 def test_every_append_as_leader_is_by_the_incarnation_that_began_its_epoch():
     # the restarted broker appends in its old epoch, after the crash of the incarnation that began it
     r = _leadership_facts()
-    r.event(150.0, "restart", 0, -1, 0, "scheduled")
+    r.event(150.0, "fault_end", 0, -1, 0, "scheduled", **CRASH)
     r.appended(160.0, 0, 0, 20, 2, 0)
     assert _leadership(r) == ["p-0: broker 0 appended as leader in epoch 0 at 160.000 ms, after it crashed at "
                               "100.000 ms (it became leader of that epoch at 0.000 ms, in an earlier incarnation)"]
@@ -164,7 +168,7 @@ def test_random_faults_keep_every_invariant(downtime):
     for seed in (0, 1):
         with all_violations() as found:
             r = sim.run(SCEN / "quickstart.yaml", seed=seed, overrides=over)
-        assert (r.events.kind == "crash").sum() >= 2
+        assert (r.events.kind == "fault_start").sum() >= 2
         assert found == [], found[:5]
 
 
@@ -190,8 +194,8 @@ def test_the_defect_2_repro_restarts_its_leader_before_the_fencing():
     r = sim.run(SCEN / "leader-crash-acks1.yaml", seed=1, overrides=REPRO)
     assert r.scenario.topics[0].replication_factor == 3 and r.scenario.producers[0].acks == 1
     ev = r.events
-    crash = ev[ev.kind == "crash"].time_ms.iloc[0]
-    restart = ev[ev.kind == "restart"].time_ms.iloc[0]
+    crash = ev[ev.kind == "fault_start"].time_ms.iloc[0]
+    restart = ev[ev.kind == "fault_end"].time_ms.iloc[0]
     fenced = ev[(ev.kind == "broker_fenced") & (ev.time_ms > crash)].time_ms.iloc[0]
     assert crash == 5_000 and restart == 6_000 and fenced >= restart
 

@@ -19,6 +19,10 @@ from sim.model.recorder import OUTCOMES, Recorder
 ACKED = OUTCOMES.index("acked")
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 
+# the structured fields of a crash fault event (sim/model/events.py)
+CRASH = {"fault": "crash", "fault_index": 0, "fault_source": "faults", "target": "broker 0", "takes_down": True,
+         "kills_process": True}
+
 
 class Facts:
     """A one-partition history, written fact by fact (broker 0 leads epoch 0 from the start)."""
@@ -53,9 +57,9 @@ def test_the_crashed_leaders_own_late_response_does_not_end_the_outage():
     f = Facts()
     f.write(0, 0, 999.5, None)
     f.write(0, 0, 999.8, 1000.7)  # answered before the crash, the answer lands after it
-    f.r.event(1000.0, "crash", 0, -1, 0, "crash")
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "crash", **CRASH)
     f.r.event(9000.0, "partition_offline", -1, 0, 1, "no live ISR member")
-    f.r.event(21_990.0, "restart", 0, -1, 0, "scheduled")
+    f.r.event(21_990.0, "fault_end", 0, -1, 0, "scheduled", **CRASH)
     f.r.event(22_000.0, "leader_elected", 0, 0, 2, "clean")
     f.r.event(22_000.5, "became_leader", 0, 0, 2)
     f.write(0, 2, 22_010.0, 22_011.0)
@@ -71,8 +75,8 @@ def test_a_write_in_the_old_epoch_after_a_restart_does_not_end_the_outage():
     there (defect 2); the controller then elects it in epoch 1. Only a write of epoch 1 counts."""
     f = Facts()
     f.write(0, 0, 900.0, 901.0)
-    f.r.event(1000.0, "crash", 0, -1, 0, "crash")
-    f.r.event(1500.0, "restart", 0, -1, 0, "scheduled")
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "crash", **CRASH)
+    f.r.event(1500.0, "fault_end", 0, -1, 0, "scheduled", **CRASH)
     f.r.event(1502.0, "became_leader", 0, 0, 0)  # its old epoch, a new incarnation
     f.write(0, 0, 1503.0, 1504.0)  # acknowledged before any election
     f.r.event(1510.0, "leader_elected", 0, 0, 1, "clean")
@@ -91,7 +95,7 @@ def test_an_answer_must_name_the_new_leaders_own_append():
     f = Facts()
     dup = f.write(0, 0, 999.0, None)  # appended by the old leader, replicated to broker 1
     f.r.appended_many(999.5, 1, 0, [0], [dup], [0])  # (as a follower)
-    f.r.event(1000.0, "crash", 0, -1, 0, "crash")
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "crash", **CRASH)
     f.r.event(8000.0, "leader_elected", 1, 0, 1, "clean")
     f.r.batch_done(8001.0, dup, ACKED, 0, 1)  # the retry, answered by broker 1 as a duplicate
     f.write(2, 1, 8001.5, 8002.0)  # a broker that does not lead

@@ -140,7 +140,7 @@ def test_adding_a_consumer_does_not_change_the_producer_or_the_faults():
     assert (starts.first_arrival_ms_x == starts.first_arrival_ms_y).all()
     assert (ends.last_arrival_ms_x == ends.last_arrival_ms_y).all()
     assert len(ka.merge(kb, on=["partition", "first_record_id", "record_count"])) >= 0.99 * len(ka)
-    crash = lambda r: r.events[r.events.kind == "crash"][["time_ms", "broker"]].reset_index(drop=True)  # noqa: E731
+    crash = lambda r: r.events[r.events.kind == "fault_start"][["time_ms", "broker"]].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(crash(a), crash(b))
     assert a.summary["records_consumed"] == 0 and b.summary["records_consumed"] > 0
 

@@ -147,7 +147,7 @@ def test_a_blocked_partition_builds_full_batches_and_drains_them_fast(seed):
     r = _stalled_leader(seed)
     b = r.batches
     rpb = (16384 - BATCH_OVERHEAD_BYTES) // (100 + RECORD_OVERHEAD_BYTES)  # records per 16 KiB batch
-    crash = float(r.events.loc[r.events.kind == "crash", "time_ms"].iloc[0])
+    crash = float(r.events.loc[r.events.kind == "fault_start", "time_ms"].iloc[0])
     acked = b[b.outcome == "acked"]
     recovered = acked.loc[acked.acked_ms > crash + 50, "acked_ms"].min()  # first acknowledgement after the crash
     assert recovered - crash > 5_000  # the partition was blocked for seconds

@@ -74,10 +74,10 @@ def _run(sc: Scenario, seed: int):
 
 def _max_down(events) -> int:
     """The most brokers that were down at the same time during the run."""
-    ev = events[events["kind"].isin(["crash", "restart"])].sort_values("time_ms", kind="stable")
+    ev = events[events["kind"].isin(["fault_start", "fault_end"])].sort_values("time_ms", kind="stable")
     down, worst = set(), 0
     for kind, b in zip(ev["kind"], ev["broker"]):
-        (down.add if kind == "crash" else down.discard)(int(b))
+        (down.add if kind == "fault_start" else down.discard)(int(b))
         worst = max(worst, len(down))
     return worst
 

@@ -99,8 +99,8 @@ def test_a_broker_restarted_within_its_session_never_leads_its_old_epoch(seed):
     acknowledged records truncated ~25 ms later."""
     r = sim.run(QUICK_RESTART, seed=seed)
     ev = r.events
-    crash = ev[ev.kind == "crash"].iloc[0]
-    victim, restart_ms = int(crash.broker), float(ev[ev.kind == "restart"].time_ms.iloc[0])
+    crash = ev[ev.kind == "fault_start"].iloc[0]
+    victim, restart_ms = int(crash.broker), float(ev[ev.kind == "fault_end"].time_ms.iloc[0])
     became = ev[(ev.kind == "became_leader") & (ev.broker == victim)]
     old_epoch = int(became[became.time_ms < crash.time_ms].value.max())
     again = became[became.time_ms >= restart_ms]

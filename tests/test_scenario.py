@@ -15,7 +15,7 @@ from sim.scenario.schema import (
     INT32_MAX,
     ClusterConfig,
     ConsumerConfig,
-    FaultSpec,
+    CrashFault,
     LatencyDist,
     ProducerConfig,
     Scenario,
@@ -606,7 +606,7 @@ def _aliases(model) -> list[str]:
     (("topics", 0), "partition", TopicConfig),
     (("producers", 0), "linger", ProducerConfig),
     (("consumers", 0), "group", ConsumerConfig),
-    (("faults", 0), "time", FaultSpec),
+    (("faults", 0), "time", CrashFault),
 ])
 def test_unknown_key_names_dotted_path_and_allowed_keys(where, key, model):
     data = raw_quickstart()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.model.events import FAULT_START
 from sim.model.recorder import OUTCOMES, Recorder
 
 __all__ = ["check_invariants"]
@@ -226,7 +227,8 @@ def _leadership_violations(recorder: Recorder, ap: dict, pname) -> list[str]:
     firsts = order[first]
     ukey, f_b, f_t = skey[first], bb[firsts], bt[firsts]
     f_end = np.full(len(firsts), np.inf)
-    crash = kind == "crash"
+    # the end of an incarnation: any fault that ends the broker's process (a crash, ...), not a pause
+    crash = (kind == FAULT_START) & ev["kills_process"].astype(bool)
     c_b, c_t = ev["broker"][crash], ev["time_ms"][crash]
     for b in np.unique(f_b).tolist():
         ct = np.sort(c_t[c_b == b])

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from sim.measure.stats import weighted_percentiles as _weighted_percentiles
-
+from sim.model.events import FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
 
-__all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "timeseries", "events_table",
-           "under_replicated_at_end"]
+__all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
+           "events_table", "under_replicated_at_end"]
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[float]) -> list[float | None]:
@@ -55,12 +55,16 @@ def events_table(recorder: Recorder) -> pd.DataFrame:
     names = np.asarray(recorder.partition_names + [""], dtype=object)
     part = ev["partition"].copy()
     part[part < 0] = len(names) - 1
-    return pd.DataFrame({
+    cols = {
         "time_ms": ev["time_ms"], "kind": ev["kind"].astype(object), "broker": ev["broker"],
         "partition": names[part] if len(part) else np.empty(0, dtype=object),
         "value": ev["value"], "detail": ev["detail"].astype(object),
         "partition_index": ev["partition"],
-    })
+    }
+    # the structured fields of sim.model.events, after the fixed columns
+    for f in FIELDS.values():
+        cols[f.name] = ev[f.name].astype(object) if f.dtype.startswith("U") else ev[f.name]
+    return pd.DataFrame(cols)
 
 
 def _leadership(events: pd.DataFrame) -> pd.DataFrame:
@@ -153,8 +157,14 @@ def _leader_writes(recorder: Recorder, batches: pd.DataFrame, acks_zero: bool, a
     return w_t[order], w_p[order], w_b[order], w_e[order], w_at[order]
 
 
+def fault_starts(events: pd.DataFrame) -> pd.DataFrame:
+    """The faults, of any kind, that stopped a broker serving (fault_start with takes_down)."""
+    return events[(events["kind"] == FAULT_START) & events["takes_down"].astype(bool) & (events["broker"] >= 0)]
+
+
 def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, acks_zero: bool) -> list[dict]:
-    """For every crash and every partition its victim led: time to a new leader and to a write.
+    """For every fault that took a broker down (any kind) and every partition that broker led at
+    the time: time to a new leader and to a write.
 
     The new leader is the first one elected after the fault (in leader epoch E). Unavailability
     ends with `first_ack_ms`, the first acknowledgement after the fault of a batch appended as
@@ -164,7 +174,7 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
     acknowledgements, it is the first such append. So `first_ack_ms >= elected_ms` always.
     Vectorised over partitions: a 10,000-partition failover is measured in milliseconds.
     """
-    crashes = events[events["kind"] == "crash"]
+    crashes = fault_starts(events)
     if crashes.empty:
         return []
     lead = _leadership(events)

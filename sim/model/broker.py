@@ -621,7 +621,8 @@ class Broker:
         target = max(0, min(target, log.leo))
         removed = log.truncate_to(target)
         self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
-                            f"removed={removed} leader_epoch={leader_epoch} end_offset={leader_end_offset}")
+                            f"removed={removed} leader_epoch={leader_epoch} end_offset={leader_end_offset}",
+                            removed=removed, leader_epoch=leader_epoch, end_offset=leader_end_offset)
 
     # --- produce path (leader) ---------------------------------------------------------------
     def effective_min_isr(self, spec: PartitionSpec) -> int:
@@ -793,7 +794,8 @@ class Broker:
             if not r.hw_stalled and log.leo > log.hw:
                 r.hw_stalled = True
                 self.recorder.event(self.env.now, "hw_stall", self.broker_id, r.spec.index, log.hw,
-                                    f"isr={list(r.isr)} under min.insync.replicas={r.spec.min_isr}")
+                                    f"isr={list(r.isr)} under min.insync.replicas={r.spec.min_isr}",
+                                    isr=tuple(r.isr), min_isr=r.spec.min_isr)
             return
         if r.hw_stalled:
             r.hw_stalled = False

@@ -97,7 +97,7 @@ class Consumer:
         self.timeouts.clear()
         self.metadata.reset()  # the client's metadata cache and its request in flight are memory too
         self.positions = dict.fromkeys(self.partitions, None)
-        self.recorder.event(self.env.now, "consumer_crash", -1, -1, 0, self.name)
+        self.recorder.event(self.env.now, "consumer_crash", -1, -1, 0, self.name, client=self.name)
         self.network.reset_connections(self)
 
     def restart(self) -> None:
@@ -107,7 +107,7 @@ class Consumer:
         self.alive = True
         self.incarnation += 1
         self.backoff_until = [0.0] * len(self.brokers)
-        self.recorder.event(self.env.now, "consumer_restart", -1, -1, 0, self.name)
+        self.recorder.event(self.env.now, "consumer_restart", -1, -1, 0, self.name, client=self.name)
         self.start()
 
     def fetch_all(self) -> None:
@@ -159,7 +159,9 @@ class Consumer:
             if pd.error == m.OFFSET_OUT_OF_RANGE:
                 # auto.offset.reset: the log was truncated below our position (e.g. unclean election).
                 new = 0 if self.config.auto_offset_reset == "earliest" else pd.high_watermark
-                rec.event(now, "consumer_offset_reset", resp.broker, p, new, f"{self.name} from {self.positions[p]}")
+                rec.event(now, "consumer_offset_reset", resp.broker, p, new, f"{self.name} from {self.positions[p]}",
+                          client=self.name, from_offset=-1 if self.positions[p] is None else self.positions[p],
+                          reason="offset out of range")
                 self.positions[p] = new
                 continue
             if pd.error != m.NONE:
@@ -169,7 +171,8 @@ class Consumer:
             if pos is None:  # auto.offset.reset=latest without a committed offset: start at the HW
                 self.positions[p] = pd.high_watermark
                 rec.event(now, "consumer_offset_reset", resp.broker, p, pd.high_watermark,
-                          f"{self.name}: no committed offset, auto.offset.reset=latest")
+                          f"{self.name}: no committed offset, auto.offset.reset=latest", client=self.name,
+                          reason="no committed offset")
                 continue
             if not pd.base:
                 continue
@@ -218,7 +221,7 @@ class Consumer:
         """Commit the current positions (those known) to the group's committed offsets."""
         known = {p: pos for p, pos in self.positions.items() if pos is not None}
         self.committed.update(known)
-        self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name)
+        self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name, client=self.name)
 
     def finish(self) -> None:
         for proc in self.processes:

@@ -83,8 +83,8 @@ class Controller:
                                     leader_broker_epoch=1)
             self.state[spec.index] = rec
             self.log.append(rec)
-            self.recorder.event(0.0, "leader_elected", rec.leader, spec.index, 0, "initial")
-            self.recorder.event(0.0, "isr_change", rec.leader, spec.index, len(rec.isr), _isr_str(rec.isr))
+            self.recorder.event(0.0, "leader_elected", rec.leader, spec.index, 0, "initial", reason="initial")
+            self.recorder.event(0.0, "isr_change", rec.leader, spec.index, len(rec.isr), _isr_str(rec.isr), isr=tuple(rec.isr))
         for reg in self.registrations.values():
             reg.fenced = False
             reg.broker_epoch = 1  # each broker's first incarnation
@@ -233,10 +233,11 @@ class Controller:
         self._append(new)
         if leader is not None:
             kind = "partition_offline" if new_leader < 0 else "leader_elected"
-            self.recorder.event(now, kind, new_leader, rec.partition, epoch, why)
+            self.recorder.event(now, kind, new_leader, rec.partition, epoch, why, reason=why)
         if new_isr != rec.isr:
             self.recorder.event(now, "isr_change", new_leader, rec.partition, len(new_isr),
-                                f"{_isr_str(rec.isr)}->{_isr_str(new_isr)} {why}".strip())
+                                f"{_isr_str(rec.isr)}->{_isr_str(new_isr)} {why}".strip(), isr=tuple(new_isr),
+                                isr_before=tuple(rec.isr), reason=why)
         return new
 
     # --- elections --------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ class Controller:
         if spec.unclean and live:
             leader = live[0]
             self.recorder.event(self.env.now, "unclean_election", leader, p, rec.leader_epoch + 1,
-                                f"isr was {_isr_str(rec.isr)}")
+                                f"isr was {_isr_str(rec.isr)}", isr_before=tuple(rec.isr))
             self._change(rec, leader=leader, isr=(leader,), why="unclean")
             return
         if rec.leader >= 0:

@@ -13,6 +13,8 @@ from array import array
 
 import numpy as np
 
+from sim.model.events import EVENT_KINDS, FIELDS
+
 __all__ = ["Recorder", "TABLES", "OUTCOMES"]
 
 OUTCOMES = ("acked", "failed", "unknown")
@@ -28,8 +30,9 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("leader_epoch", "i4"), ("as_leader", "?")),
     "hw_advanced": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("leader_epoch", "i4"), ("hw", "i8")),
     "consumed": (("time_ms", "f8"), ("consumer", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8")),
+    # the fixed columns, then the structured fields of sim.model.events (each kind fills its own)
     "events": (("time_ms", "f8"), ("kind", "U32"), ("broker", "i4"), ("partition", "i4"), ("value", "i8"),
-               ("detail", "U200")),
+               ("detail", "U200"), *((f.name, f.dtype) for f in FIELDS.values())),
     "final_log": (("partition", "i4"), ("offset", "i8"), ("batch_id", "i8"), ("record_count", "i4"),
                   ("leader_epoch", "i4"), ("committed", "?")),
     # the other replicas' logs at the end, below each one's own HW (what it believes committed)
@@ -121,9 +124,22 @@ class Recorder:
         a[0].extend([broker] * k); a[1].extend([partition] * k); a[2].extend(base[:k]); a[3].extend(batch_id[:k])
 
     def event(self, t: float, kind: str, broker: int = -1, partition: int = -1, value: int = 0,
-              detail: str = "") -> None:
-        """A discrete model event: fault, fencing, election, ISR change, truncation, HW stall."""
-        self.record("events", t, kind, broker, partition, value, detail)
+              detail: str = "", **fields) -> None:
+        """A discrete model event of a kind declared in sim.model.events, with its structured fields.
+
+        Raises ValueError for an undeclared kind or a field its kind does not declare.
+        """
+        spec = EVENT_KINDS.get(kind)
+        if spec is None:
+            raise ValueError(f"undeclared event kind {kind!r}: declare it in sim/model/events.py")
+        if fields and not spec.fields_set.issuperset(fields):
+            raise ValueError(f"event kind {kind!r} has no field(s) {sorted(set(fields) - spec.fields_set)} "
+                             f"(declared: {', '.join(spec.fields) or 'none'})")
+        cols = self._cols["events"]
+        for col, v in zip(cols, (t, kind, broker, partition, value, detail)):
+            col.append(v)
+        for col, f in zip(cols[6:], FIELDS.values()):
+            col.append(fields.get(f.name, f.missing))
 
     def arrays(self, table: str) -> dict[str, np.ndarray]:
         """The table as numpy columns with compact dtypes."""
@@ -132,6 +148,10 @@ class Recorder:
             if isinstance(col, array):
                 out[name] = np.frombuffer(col, dtype=_TYPECODES[dtype][1]).astype(dtype) if len(col) \
                     else np.empty(0, dtype=dtype)
+            elif dtype == "O":  # tuples (an ISR): one object per row, never a 2-D array
+                out[name] = np.empty(len(col), dtype=object)
+                for i, v in enumerate(col):
+                    out[name][i] = v
             else:
                 out[name] = np.asarray(col, dtype=dtype) if col else np.empty(0, dtype=dtype)
         return out

@@ -23,9 +23,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     PrivateAttr,
+    Tag,
     ValidationError,
     model_serializer,
     model_validator,
@@ -36,7 +38,8 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
-    "ConsumerConfig", "FaultSpec", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
+    "RandomCrashFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
@@ -351,31 +354,83 @@ class ConsumerConfig(_Model):
 
 
 # --- faults ------------------------------------------------------------------------------------
-class FaultSpec(_Model):
-    """A scheduled fault. Target a broker id or the current leader of a topic-partition."""
+# A fault spec is a discriminated union on `kind`: the fields every fault has (when, which target,
+# when it heals) live in a base class, each kind adds its own in one subclass. A new kind is one
+# class here, listed in FaultSpec, plus its action in sim/model/faults.py. `kind` may be left out
+# for a crash (the only kind files had before the union).
+class ScheduledFault(_Model):
+    """Fields of every scheduled fault: start time and target (a broker id or a partition's leader)."""
 
-    kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
+    kind: str = Field(..., description="the fault kind")
     at: Duration
     broker: int | None = Field(None, ge=0)
     leader_of: str | None = Field(None, description="'topic-partition', e.g. 'events-0'")
-    restart_after: PositiveDuration | None = None
 
     @model_validator(mode="after")
-    def _one_target(self) -> "FaultSpec":
+    def _one_target(self) -> "ScheduledFault":
         if (self.broker is None) == (self.leader_of is None):
             raise ValueError("a fault needs exactly one of 'broker' or 'leader_of'")
         return self
 
+    @property
+    def heal_after(self) -> float | None:
+        """How long after it starts the fault ends (ms); None: when the faults heal at `duration`."""
+        return None
 
-class RandomFaultSpec(_Model):
-    """Faults at random times: exponential gaps with mean `mean_interval`, each on a random live broker."""
+    @property
+    def target(self) -> str:
+        """The target as written: 'broker 1' or 'leader_of events-0'."""
+        return f"broker {self.broker}" if self.broker is not None else f"leader_of {self.leader_of}"
+
+
+class CrashFault(ScheduledFault):
+    """A process crash (SIGKILL) of the target broker; the OS and page cache survive."""
 
     kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
+    restart_after: PositiveDuration | None = None
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class RandomFault(_Model):
+    """Fields of every random fault source: exponential gaps (MTBF) and repair time (MTTR), on random live brokers."""
+
+    kind: str = Field(..., description="the fault kind")
     mean_interval: PositiveDuration = Field(..., description="mean time between faults (exponential)")
-    downtime: PositiveDuration = Field(..., description="how long a crashed broker stays down")
+    downtime: PositiveDuration = Field(..., description="how long each fault lasts (time to repair)")
     start: Duration = Field(0.0, description="no random fault before this time")
     stop: Duration | None = Field(None, description="no random fault after this time (default: duration)")
     max_down: int = Field(1, ge=1, description="at most this many brokers down at once from this source")
+
+
+class RandomCrashFault(RandomFault):
+    """Process crashes of random live brokers, each restarted after `downtime`."""
+
+    kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
+
+
+def _fault_kind(v: Any) -> Any:
+    """The discriminator: a mapping's `kind` (crash when left out), a spec's own kind."""
+    kind = v.get("kind", "crash") if isinstance(v, dict) else getattr(v, "kind", None)
+    return kind if isinstance(kind, str) or kind is None else repr(kind)
+
+
+FaultSpec = Annotated[
+    Union[Annotated[CrashFault, Tag("crash")]],  # noqa: UP007 -- the list of kinds; add a kind here
+    Discriminator(_fault_kind),
+]
+"""A scheduled fault of any kind."""
+
+RandomFaultSpec = Annotated[
+    Union[Annotated[RandomCrashFault, Tag("crash")]],  # noqa: UP007
+    Discriminator(_fault_kind),
+]
+"""A random fault source of any kind."""
+
+FAULT_KINDS = {"faults": {"crash": CrashFault}, "random_faults": {"crash": RandomCrashFault}}
+"""The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
 
 
 # --- the scenario ------------------------------------------------------------------------------
@@ -587,13 +642,22 @@ def format_errors(err: ValidationError) -> str:
     """Render pydantic errors as `field.path: message (allowed: ...)`, one per line."""
     lines = []
     for e in err.errors(include_url=False):
-        loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-"))
+        raw = tuple(e["loc"])
+        parts = _without_kind_tags(raw)
         msg = e["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a fault's kind
+            if e["type"] == "union_tag_invalid" or isinstance(e.get("input"), dict):
+                parts = (*parts, "kind")
+                tags = e.get("ctx", {}).get("expected_tags") or _kind_tags(raw)
+                msg = f"must be one of {tags}"
+            else:
+                msg = f"must be a mapping with a kind (allowed kinds: {_kind_tags(raw)})"
+        loc = ".".join(str(x) for x in parts if not str(x).startswith("function-"))
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-            parent = _fields_at(e["loc"][:-1])
+            parent = _fields_at(raw[:-1])
             if parent:
                 msg += f" (allowed: {', '.join(parent)})"
         elif e["type"] == "literal_error":
@@ -613,11 +677,33 @@ def _fields_at(loc: tuple) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
 
 
+def _without_kind_tags(loc: tuple) -> tuple:
+    """`loc` without the kind tag pydantic puts after a fault's index (faults.0.crash.at -> faults.0.at)."""
+    return tuple(x for i, x in enumerate(loc) if not _is_kind_tag(loc, i))
+
+
+def _is_kind_tag(loc: tuple, i: int) -> bool:
+    return (i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] in FAULT_KINDS
+            and loc[i] in FAULT_KINDS[loc[i - 2]])
+
+
+def _kind_tags(loc: tuple) -> str:
+    """The allowed kinds of the fault list `loc` is in, quoted as pydantic lists choices."""
+    kinds = next((FAULT_KINDS[x] for x in loc if x in FAULT_KINDS), {})
+    return ", ".join(f"'{k}'" for k in kinds)
+
+
 def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The model class found at `loc` in the Scenario tree (None for plain values and unknown paths)."""
+    """The model class found at `loc` in the Scenario tree (None for plain values and unknown paths).
+
+    A fault's kind tag in `loc` (faults.0.crash) selects that kind's spec class.
+    """
     model: Any = Scenario
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
+            continue
+        if _is_kind_tag(loc, i):
+            model = FAULT_KINDS[loc[i - 2]][part]
             continue
         field = None
         for name, f in model.model_fields.items():
