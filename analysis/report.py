@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.load import Run, Sweep, load, write_atomic
+from analysis.load import Run, SweepResults, load, write_atomic
 from analysis.metrics import failover_table, level_metrics, level_summary
 from analysis.plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
@@ -45,7 +45,7 @@ class FigureSpec:
     draw: Callable[[], Figure]
 
 
-def representative_run(sweep: Sweep) -> str | None:
+def representative_run(sweep: SweepResults) -> str | None:
     """The run a sweep report shows a timeline of.
 
     Among finished runs: the most acknowledged records lost; if none lost any, one that gets
@@ -56,7 +56,7 @@ def representative_run(sweep: Sweep) -> str | None:
     return None if rank is None else str(rank["run_id"].iloc[0])
 
 
-def _rank(sweep: Sweep) -> pd.DataFrame | None:
+def _rank(sweep: SweepResults) -> pd.DataFrame | None:
     ok = sweep.ok
     if ok.empty:
         return None
@@ -75,7 +75,7 @@ def _rank(sweep: Sweep) -> pd.DataFrame | None:
                             ascending=[False, False, False, False, True], kind="stable")
 
 
-def representative_reason(sweep: Sweep) -> str:
+def representative_reason(sweep: SweepResults) -> str:
     """Why `representative_run` chose its run, in words for a figure title."""
     rank = _rank(sweep)
     if rank is None:
@@ -127,10 +127,10 @@ _CAPTIONS = {
 }
 
 
-def figure_specs(source: Run | Sweep) -> list[FigureSpec]:
+def figure_specs(source: Run | SweepResults) -> list[FigureSpec]:
     """The figures that apply to a run or a sweep, in report order (not yet drawn)."""
     specs: list[FigureSpec] = []
-    if isinstance(source, Sweep):
+    if isinstance(source, SweepResults):
         specs.append(FigureSpec("loss-map", "Records lost per configuration", _CAPTIONS["loss-map"],
                                 lambda: loss_map(source)))
         specs.append(FigureSpec("latency", "Produce latency by acks mode", _CAPTIONS["latency"],
@@ -155,7 +155,7 @@ def figure_specs(source: Run | Sweep) -> list[FigureSpec]:
     return specs
 
 
-def _draw_all(source: Run | Sweep) -> Iterator[tuple[FigureSpec, Figure | None, str | None]]:
+def _draw_all(source: Run | SweepResults) -> Iterator[tuple[FigureSpec, Figure | None, str | None]]:
     for spec in figure_specs(source):
         try:
             yield spec, spec.draw(), None
@@ -344,7 +344,7 @@ pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.8rem;border:1px so
 """
 
 
-def _figures_html(source: Run | Sweep) -> str:
+def _figures_html(source: Run | SweepResults) -> str:
     parts = []
     for spec, fig, why in _draw_all(source):
         if fig is None:
@@ -397,7 +397,7 @@ _GROUP_METRICS = [("loss_rate", "message loss rate"), ("acked_loss_rate", "ackno
                   ("failover_ms.max", "failover, max per run (ms)")]
 
 
-def group_table(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
+def group_table(sweep: SweepResults, confidence: float = 0.95) -> pd.DataFrame:
     """Per configuration (min.insync x fault kind x acks x RF x any other swept parameter): runs and
     mean/low/high over seeds of the headline metrics, intervals bounded (``<metric>_clipped``)."""
     t = with_delivery(sweep, runs_table(sweep))
@@ -407,7 +407,7 @@ def group_table(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
     return out
 
 
-def _shown_config(sweep: Sweep, table: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _shown_config(sweep: SweepResults, table: pd.DataFrame) -> tuple[list[str], list[str]]:
     """The configuration columns a sweep's tables show (those that vary, each once) and the constant ones."""
     cols = config_columns(sweep, table)
     varying = varying_columns(table, cols)
@@ -420,7 +420,7 @@ def _same_everywhere(table: pd.DataFrame, constant: list[str]) -> str:
     return "Same in every run: " + ", ".join(param_label(c, table[c].iloc[0]) for c in constant) + "."
 
 
-def _sweep_sections(sweep: Sweep) -> list[str]:
+def _sweep_sections(sweep: SweepResults) -> list[str]:
     agg = group_table(sweep)
     metrics = [(m, label) for m, label in _GROUP_METRICS if f"{m}_mean" in agg]
     varying, constant = _shown_config(sweep, sweep.ok if len(sweep.ok) else sweep.table)
@@ -471,7 +471,7 @@ def run_checks(run: Run) -> dict:
             "warnings": [str(w) for w in (s.get("warnings") or [])]}
 
 
-def sweep_checks(sweep: Sweep) -> dict:
+def sweep_checks(sweep: SweepResults) -> dict:
     """Invariant violations and warnings over every finished run of a sweep.
 
     ``violations``: (run_id, count, examples) of each run with a violation; ``warnings``: each
@@ -490,7 +490,7 @@ def sweep_checks(sweep: Sweep) -> dict:
     return {"runs": int(len(sweep.ok)), "violations": violations, "warnings": warnings, "unrecorded": unrecorded}
 
 
-def _checks_html(source: Run | Sweep) -> str:
+def _checks_html(source: Run | SweepResults) -> str:
     parts = []
     if isinstance(source, Run):
         c = run_checks(source)
@@ -540,7 +540,7 @@ def _checks_html(source: Run | Sweep) -> str:
     return "<section id='checks'>" + "".join(parts) + "</section>"
 
 
-def _description(source: Run | Sweep) -> str:
+def _description(source: Run | SweepResults) -> str:
     """The scenario's (or the sweep's and its base scenario's) description, as written."""
     if isinstance(source, Run):
         texts = [source.scenario.get("description")]
@@ -556,7 +556,7 @@ def _description(source: Run | Sweep) -> str:
     return "<div id='description' class='description'>" + "".join(f"<p>{_e(t)}</p>" for t in texts) + "</div>"
 
 
-def _scenario_html(source: Run | Sweep) -> str:
+def _scenario_html(source: Run | SweepResults) -> str:
     if isinstance(source, Run):
         text = (source.path / "scenario.yaml").read_text()
         return f"<h2>Scenario (resolved)</h2><pre id='scenario'>{_e(text)}</pre>"
@@ -580,7 +580,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     path = Path(out) if out is not None else Path(results_dir) / "report.html"
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory")
-    if isinstance(source, Sweep):
+    if isinstance(source, SweepResults):
         title = f"kafkasim sweep report: {source.name}"
         meta = f"{len(source.table)} runs ({len(source.ok)} ok) from {source.path}"
         sections = _sweep_sections(source)
