@@ -21,7 +21,6 @@ rates ``loss_rate`` (records_lost / records_sent) and ``acked_loss_rate``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,6 @@ import pandas as pd
 from sim.runs.contract import (RUN_FILES, SWEEP_FILES, ResultsError, Run, SweepResults, acks_label, acks_order,
                                is_run_dir, is_sweep_dir, read_run, read_sweep, read_yaml, replication_by_partition,
                                scenario_facts, write_atomic)
-
 
 __all__ = [
     "write_atomic",

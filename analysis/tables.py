@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import pandas as pd
