@@ -72,7 +72,7 @@ def _as_run(run: str | Path | Run, which: str) -> Run:
 
 
 def _value(summary: RunSummary, key: str) -> float:
-    v: object = summary
+    v: object = summary.to_dict()
     for part in key.split("."):
         if not isinstance(v, dict) or part not in v:
             return float("nan")

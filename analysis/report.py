@@ -221,7 +221,7 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
     s = run.summary
 
     def get(path: str):
-        node = s
+        node = s.to_dict()
         for part in path.split("."):
             if not isinstance(node, dict) or part not in node:
                 return None
