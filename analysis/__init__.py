@@ -1,11 +1,11 @@
 """Tables and figures from kafkasim results: run and sweep directories in, DataFrames and plots out.
 
 Analysis reads the results contract only (``scenario.yaml``, ``summary.json`` and the parquet
-tables of a run; ``sweep.yaml`` and ``sweep.parquet`` of a sweep) and never imports the
-simulator. Rendering is headless (matplotlib's Agg canvas, no pyplot)::
+tables of a run; ``sweep.yaml`` and ``sweep.parquet`` of a sweep), through `sim.runs.contract`,
+and never imports the model, the runner or the sweep. Rendering is headless (matplotlib's Agg canvas, no pyplot)::
 
     import analysis
-    sweep = analysis.load_sweep("results/sweeps/durability")
+    sweep = analysis.load_sweep_results("results/sweeps/durability")
     analysis.loss_table(sweep)                       # mean loss rates over seeds with CIs
     fig = analysis.loss_map(sweep, "plots/loss-map")  # -> loss-map.png and loss-map.svg
     run = analysis.load_run("results/quickstart/seed-1")
@@ -15,32 +15,39 @@ simulator. Rendering is headless (matplotlib's Agg canvas, no pyplot)::
 """
 
 import importlib
+import warnings
 
-# `load` is both a submodule and its main function: import it eagerly so the name is the function.
-from analysis.load import ResultsError, Run, Sweep, load, load_run, load_sweep  # noqa: E402
-# so is `compare`: eager too (it costs numpy and pandas only; matplotlib is imported when it draws).
-from analysis.compare import compare, compare_latency, compare_name  # noqa: E402
+# `load` and `compare` are both submodules and functions: imported eagerly, so the names are the functions.
+from analysis.load import ResultsError, Run, SweepResults, load, load_run, load_sweep_results
+from analysis.compare import compare, compare_latency, compare_name
+from analysis.metrics import (down_intervals, failover_table, fault_intervals, isr_intervals, latency_percentiles,
+                              leadership_intervals, level_metrics, level_summary, loss_tally, produce_latencies,
+                              sent_per_second)
+from analysis.tables import (aggregate, failover_samples, latency_ecdfs, latency_table, loss_table, runs_table,
+                             throughput_table)
+from sim.measure.stats import mean_ci, weighted_ecdf, weighted_percentiles
 
-# Names are loaded on first use (PEP 562), so `from sim.measure.stats import ...` (as sim.measure.metrics
-# and sim.runs.sweep do) costs numpy only, not matplotlib and SciPy.
-_SOURCES = {
-    "metrics": ("down_intervals", "failover_table", "fault_intervals", "isr_intervals", "latency_percentiles", "leadership_intervals",
-                "level_metrics", "level_summary", "loss_tally", "produce_latencies", "sent_per_second"),
+# Figures and the report load on first use (PEP 562): they import matplotlib, which takes about a
+# second, so `import analysis` for tables and metrics (and `kafkasim compare` without a figure) stays quick.
+_LAZY = {
     "plots": ("NothingToPlot", "failover_distribution", "failover_timeline", "latency_plot", "loss_map",
               "save_figure", "throughput_cost"),
     "report": ("figure_specs", "group_table", "write_plots", "write_report"),
-    "sim.measure.stats": ("mean_ci", "weighted_ecdf", "weighted_percentiles"),
-    "tables": ("aggregate", "failover_samples", "latency_ecdfs", "latency_table", "loss_table", "runs_table",
-               "throughput_table"),
 }
-_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+_DEPRECATED = {"Sweep": "SweepResults", "load_sweep": "load_sweep_results"}
+"""Old names, renamed so they are not mistaken for `sim.load_sweep` (a sweep file) and `sim.runs.sweep.Sweep`."""
 
 
 def __getattr__(name: str):
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(f"analysis.{name} is renamed analysis.{new}", DeprecationWarning, stacklevel=2)
+        return globals()[new]
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module if "." in module else f"analysis.{module}"), name)
+    value = getattr(importlib.import_module(f"analysis.{module}"), name)
     globals()[name] = value
     return value
 
@@ -51,7 +58,7 @@ def __dir__():
 
 __all__ = [
     # loading
-    "load", "load_run", "load_sweep", "Run", "Sweep", "ResultsError",
+    "load", "load_run", "load_sweep_results", "Run", "SweepResults", "ResultsError",
     # level metrics (time-weighted)
     "leadership_intervals", "isr_intervals", "fault_intervals", "down_intervals", "level_metrics", "level_summary",
     # tally metrics (per record / per failover)

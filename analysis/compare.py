@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import ResultsError, Run, is_sweep_dir, load_run
-from analysis.metrics import produce_latencies
 from sim.measure.stats import ecdf_points, weighted_ecdf
+from sim.runs.contract import RunSummary, produce_latencies
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -71,8 +71,8 @@ def _as_run(run: str | Path | Run, which: str) -> Run:
         raise ResultsError(f"{which} {e}") from None
 
 
-def _value(summary: dict, key: str) -> float:
-    v: object = summary
+def _value(summary: RunSummary, key: str) -> float:
+    v: object = summary.to_dict()
     for part in key.split("."):
         if not isinstance(v, dict) or part not in v:
             return float("nan")
@@ -102,7 +102,7 @@ def compare(run_a: str | Path | Run, run_b: str | Path | Run) -> pd.DataFrame:
 
 
 def _overrides(run: Run) -> dict:
-    o = run.summary.get("overrides") or {}
+    o = run.summary.overrides or {}
     return {str(k): v for k, v in o.items()} if isinstance(o, dict) else {}
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Run, replication_by_partition
+from sim.runs.contract import produce_latencies, tally_outcomes
 from sim.measure.stats import weighted_percentiles
 
 __all__ = [
@@ -294,16 +295,8 @@ def level_summary(run: Run) -> dict:
 
 
 # --- tally metrics -------------------------------------------------------------------------------
-def produce_latencies(batches: pd.DataFrame) -> pd.DataFrame:
-    """Produce latency of every acknowledged batch: latency_ms (mid arrival to ack) and records.
-
-    A batch's records arrived between its first and last arrival; like the simulator's summary,
-    each batch counts its records at the latency of its mid arrival.
-    """
-    acked = batches[batches["outcome"].astype(str) == "acked"]
-    mid = (acked["first_arrival_ms"].to_numpy() + acked["last_arrival_ms"].to_numpy()) / 2.0
-    return pd.DataFrame({"latency_ms": acked["acked_ms"].to_numpy() - mid,
-                         "records": acked["record_count"].to_numpy().astype(np.int64)})
+# produce_latencies (mid arrival to ack, per acknowledged batch) is the results contract's, the
+# definition the run summary's produce_latency_ms uses.
 
 
 def sent_per_second(run: Run) -> pd.Series:
@@ -329,25 +322,13 @@ def _pkey(q: float) -> str:
 
 
 def loss_tally(batches: pd.DataFrame) -> dict:
-    """Record outcomes counted from the batches table, as the checker classifies them.
+    """Record outcomes counted from the batches table, as the checker classifies them, with loss rates.
 
-    Returns records_sent, records_acked, records_failed, records_unknown, acked_lost,
-    records_lost, and the rates loss_rate = records_lost / records_sent and
-    acked_loss_rate = acked_lost / records_sent.
+    The counts of `sim.runs.contract.tally_outcomes` (records_sent, records_acked, records_failed,
+    records_unknown, acked_lost, records_lost, ...: the run summary's), and the rates
+    loss_rate = records_lost / records_sent and acked_loss_rate = acked_lost / records_sent.
     """
-    count = batches["record_count"].to_numpy(dtype=np.int64)
-    outcome = batches["outcome"].astype(str).to_numpy()
-    absent = batches["copies_in_log"].to_numpy() == 0
-    sent = ~np.isnan(batches["sent_ms"].to_numpy(dtype=float))
-    acked, failed, unknown = outcome == "acked", outcome == "failed", outcome == "unknown"
-    out = {
-        "records_sent": int(count[sent].sum()),
-        "records_acked": int(count[acked].sum()),
-        "records_failed": int(count[failed].sum()),
-        "records_unknown": int(count[unknown].sum()),
-        "acked_lost": int(count[acked & absent].sum()),
-        "records_lost": int(count[(acked | unknown) & absent & sent].sum()),
-    }
+    out: dict = tally_outcomes(batches)
     s = out["records_sent"]
     out["loss_rate"] = out["records_lost"] / s if s else math.nan
     out["acked_loss_rate"] = out["acked_lost"] / s if s else math.nan
@@ -363,7 +344,7 @@ def failover_table(run: Run) -> pd.DataFrame:
     """
     cols = ["fault_ms", "broker", "partition", "new_leader", "elected_ms", "first_ack_ms",
             "election_ms", "unavailable_ms"]
-    df = pd.DataFrame(run.summary.get("failovers") or [], columns=cols)
+    df = pd.DataFrame(run.summary.failovers or [], columns=cols)
     for c in ("fault_ms", "elected_ms", "first_ack_ms", "election_ms", "unavailable_ms"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     return df

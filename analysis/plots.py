@@ -40,8 +40,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from analysis.load import Run, Sweep, acks_order
-from analysis.metrics import down_intervals, fault_intervals, isr_intervals, leadership_intervals, min_insync_by_partition, sent_per_second
+from analysis.load import Run, SweepResults, acks_order
+from analysis.metrics import (down_intervals, fault_intervals, isr_intervals, leadership_intervals, min_insync_by_partition,
+                               sent_per_second)
 from analysis.tables import (
     CONFIG_ORDER, Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs, latency_table,
     lost_per_second, lost_records, loss_table, offered_per_second, param_label, param_name, runs_table,
@@ -102,7 +103,7 @@ def _acks_color(a: str) -> str:
 
 
 def _title_name(source: Source) -> str:
-    if isinstance(source, Sweep):
+    if isinstance(source, SweepResults):
         return f"sweep {source.name}"
     if isinstance(source, Run):
         return source.label

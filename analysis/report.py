@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.load import Run, Sweep, load, write_atomic
+from analysis.load import Run, SweepResults, load, write_atomic
 from analysis.metrics import failover_table, level_metrics, level_summary
 from analysis.plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
@@ -52,7 +52,7 @@ class FigureSpec:
     draw: Callable[[], Figure]
 
 
-def representative_run(sweep: Sweep) -> str | None:
+def representative_run(sweep: SweepResults) -> str | None:
     """The run a sweep report shows a timeline of.
 
     Among finished runs: the most acknowledged records lost; if none lost any, one that gets
@@ -63,7 +63,7 @@ def representative_run(sweep: Sweep) -> str | None:
     return None if rank is None else str(rank["run_id"].iloc[0])
 
 
-def _rank(sweep: Sweep) -> pd.DataFrame | None:
+def _rank(sweep: SweepResults) -> pd.DataFrame | None:
     ok = sweep.ok
     if ok.empty:
         return None
@@ -82,7 +82,7 @@ def _rank(sweep: Sweep) -> pd.DataFrame | None:
                             ascending=[False, False, False, False, True], kind="stable")
 
 
-def representative_reason(sweep: Sweep) -> str:
+def representative_reason(sweep: SweepResults) -> str:
     """Why `representative_run` chose its run, in words for a figure title."""
     rank = _rank(sweep)
     if rank is None:
@@ -134,10 +134,10 @@ _CAPTIONS = {
 }
 
 
-def figure_specs(source: Run | Sweep) -> list[FigureSpec]:
+def figure_specs(source: Run | SweepResults) -> list[FigureSpec]:
     """The figures that apply to a run or a sweep, in report order (not yet drawn)."""
     specs: list[FigureSpec] = []
-    if isinstance(source, Sweep):
+    if isinstance(source, SweepResults):
         specs.append(FigureSpec("loss-map", "Records lost per configuration", _CAPTIONS["loss-map"],
                                 lambda: loss_map(source)))
         specs.append(FigureSpec("latency", "Produce latency by acks mode", _CAPTIONS["latency"],
@@ -162,7 +162,7 @@ def figure_specs(source: Run | Sweep) -> list[FigureSpec]:
     return specs
 
 
-def _draw_all(source: Run | Sweep) -> Iterator[tuple[FigureSpec, Figure | None, str | None]]:
+def _draw_all(source: Run | SweepResults) -> Iterator[tuple[FigureSpec, Figure | None, str | None]]:
     for spec in figure_specs(source):
         try:
             yield spec, spec.draw(), None
@@ -272,7 +272,7 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
     s = run.summary
 
     def get(path: str):
-        node = s
+        node = s.to_dict()
         for part in path.split("."):
             if not isinstance(node, dict) or part not in node:
                 return None
@@ -368,7 +368,7 @@ def _png_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figures(source: Run | Sweep) -> list[Shown]:
+def _figures(source: Run | SweepResults) -> list[Shown]:
     return [Shown(spec.slug, spec.title, spec.caption, None, why) if fig is None
             else Shown(spec.slug, spec.title, spec.caption, _png_data_uri(fig))
             for spec, fig, why in _draw_all(source)]
@@ -416,7 +416,7 @@ _GROUP_METRICS = [("loss_rate", "message loss rate"), ("acked_loss_rate", "ackno
                   ("failover_ms.max", "failover, max per run (ms)")]
 
 
-def group_table(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
+def group_table(sweep: SweepResults, confidence: float = 0.95) -> pd.DataFrame:
     """Per configuration (min.insync x fault kind x acks x RF x any other swept parameter): runs and
     mean/low/high over seeds of the headline metrics, intervals bounded (``<metric>_clipped``)."""
     t = with_delivery(sweep, runs_table(sweep))
@@ -426,7 +426,7 @@ def group_table(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
     return out
 
 
-def _shown_config(sweep: Sweep, table: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _shown_config(sweep: SweepResults, table: pd.DataFrame) -> tuple[list[str], list[str]]:
     """The configuration columns a sweep's tables show (those that vary, each once) and the constant ones."""
     cols = config_columns(sweep, table)
     varying = varying_columns(table, cols)
@@ -440,7 +440,7 @@ def _same_everywhere(table: pd.DataFrame, constant: list[str]) -> list[str]:
     return [param_label(c, table[c].iloc[0]) for c in constant]
 
 
-def _sweep_context(sweep: Sweep) -> dict:
+def _sweep_context(sweep: SweepResults) -> dict:
     agg = group_table(sweep)
     metrics = [(m, label) for m, label in _GROUP_METRICS if f"{m}_mean" in agg]
     varying, constant = _shown_config(sweep, sweep.ok if len(sweep.ok) else sweep.table)
@@ -488,7 +488,7 @@ def run_checks(run: Run) -> dict:
             "warnings": [str(w) for w in (s.get("warnings") or [])]}
 
 
-def sweep_checks(sweep: Sweep) -> dict:
+def sweep_checks(sweep: SweepResults) -> dict:
     """Invariant violations and warnings over every finished run of a sweep.
 
     ``violations``: (run_id, count, examples) of each run with a violation; ``warnings``: each
@@ -507,7 +507,7 @@ def sweep_checks(sweep: Sweep) -> dict:
     return {"runs": int(len(sweep.ok)), "violations": violations, "warnings": warnings, "unrecorded": unrecorded}
 
 
-def _checks(source: Run | Sweep) -> dict:
+def _checks(source: Run | SweepResults) -> dict:
     """The checks the page opens with; ``warnings`` as (text, run ids), most frequent first for a sweep."""
     if isinstance(source, Run):
         c = run_checks(source)
@@ -516,7 +516,7 @@ def _checks(source: Run | Sweep) -> dict:
     return {**c, "warnings": sorted(c["warnings"].items(), key=lambda kv: (-len(kv[1]), kv[0]))}
 
 
-def _descriptions(source: Run | Sweep) -> list[str]:
+def _descriptions(source: Run | SweepResults) -> list[str]:
     """The scenario's (or the sweep's and its base scenario's) description, as written."""
     if isinstance(source, Run):
         texts = [source.scenario.get("description")]
@@ -538,9 +538,9 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def _render(source: Run | Sweep, *, figures: bool = True) -> str:
+def _render(source: Run | SweepResults, *, figures: bool = True) -> str:
     """The report page of a run or sweep; without `figures` none is drawn (the section is empty)."""
-    kind = "sweep" if isinstance(source, Sweep) else "run"
+    kind = "sweep" if isinstance(source, SweepResults) else "run"
     page = _sweep_context(source) if kind == "sweep" else _run_context(source)
     return _templates().get_template(f"{kind}.html.j2").render(
         **page, descriptions=_descriptions(source), checks=_checks(source),

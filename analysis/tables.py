@@ -1,6 +1,6 @@
 """Tables across runs: one row per run, seed-level means with confidence intervals, samples.
 
-Every function takes a *source*: a `Sweep`, one `Run`, or a list of runs. Replications are the
+Every function takes a *source*: a `SweepResults`, one `Run`, or a list of runs. Replications are the
 seeds: a group's mean and its Student t confidence interval are over the runs (seeds) in the
 group, never over records, because records within a run are not independent (a crash loses a
 whole tail at once).
@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterable, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import pandas as pd
 
-from sim.runs.contract import flatten_summary
-from analysis.load import Run, Sweep, acks_order, scenario_facts
-from analysis.metrics import failover_table, produce_latencies
-from sim.measure.stats import bounded_mean_ci, ecdf_points, weighted_ecdf
+from analysis.load import Run, SweepResults, acks_order, scenario_facts
+from analysis.metrics import failover_table
+from sim.measure.stats import ecdf_points, weighted_ecdf
+from sim.runs.contract import aggregate, flatten_summary, mid_arrival, produce_latencies, sort_groups
 
 __all__ = [
     "Source", "GROUP_COLUMNS", "runs_table", "flatten_summary", "aggregate", "loss_table", "throughput_table",
@@ -32,7 +32,7 @@ __all__ = [
     "latency_by", "offered_per_second", "lost_records", "lost_per_second", "with_delivery",
 ]
 
-Source = Union[Sweep, Run, Sequence[Run]]
+Source = Union[SweepResults, Run, Sequence[Run]]
 
 GROUP_COLUMNS = ["min_insync_replicas", "fault_kind", "acks", "replication_factor"]
 """The durability settings every sweep table is grouped by (more columns join them when other
@@ -113,7 +113,7 @@ def config_label(row, columns: Sequence[str], sep: str = ", ") -> str:
 
 
 def _runs(source: Source) -> list[tuple[str, Run]]:
-    if isinstance(source, Sweep):
+    if isinstance(source, SweepResults):
         return [(rid, source.run(rid)) for rid in source.ok["run_id"]]
     if isinstance(source, Run):
         return [(source.path.name, source)]
@@ -126,7 +126,7 @@ def runs_table(source: Source) -> pd.DataFrame:
     For a sweep this is its table (``sweep.parquet`` plus derived columns) restricted to runs
     with status "ok"; for runs it is built from their summaries in the same shape.
     """
-    if isinstance(source, Sweep):
+    if isinstance(source, SweepResults):
         return source.ok.reset_index(drop=True)
     rows = []
     for rid, run in _runs(source):
@@ -138,48 +138,8 @@ def runs_table(source: Source) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _sort_key(col: str):
-    if col == "acks":
-        return lambda s: s.map(lambda v: acks_order(str(v)))
-    return None
-
-
-def sort_groups(df: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Sort rows by grouping columns, acks in durability order (0, 1, all)."""
-    out = df
-    for col in reversed(list(by)):
-        out = out.sort_values(col, key=_sort_key(col), kind="stable")
-    return out.reset_index(drop=True)
-
-
-def aggregate(table: pd.DataFrame, by: Sequence[str], metrics: Iterable[str],
-              confidence: float = 0.95, nonnegative: bool = True) -> pd.DataFrame:
-    """Per group: ``n`` runs, ``seeds`` (distinct), and ``<metric>_mean/_low/_high/_n/_clipped``.
-
-    ``_low``/``_high`` are the Student t confidence interval of the mean over the group's runs
-    (NaN with a single run) cut to what the metric can be (`sim.measure.stats.bounded_mean_ci`):
-    with `nonnegative`, never below 0 (counts, rates, latencies and throughput), and a share
-    (a metric named ``*_rate``) never above 1. ``_clipped`` is True where the t interval reached
-    past a bound and was cut, which figures and reports mark. Metrics missing from the table
-    are skipped.
-    """
-    by = list(by)
-    metrics = [m for m in metrics if m in table.columns]
-    rows = []
-    if table.empty:
-        return pd.DataFrame(columns=by + ["n", "seeds"])
-    for key, g in table.groupby(by, sort=False, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        row = dict(zip(by, key))
-        row["n"] = int(len(g))
-        row["seeds"] = int(g["seed"].nunique()) if "seed" in g else int(len(g))
-        for m in metrics:
-            upper = 1.0 if nonnegative and m.endswith("_rate") else None
-            mean, lo, hi, n, clipped = bounded_mean_ci(pd.to_numeric(g[m], errors="coerce").to_numpy(dtype=float),
-                                                       confidence, lower=0.0 if nonnegative else None, upper=upper)
-            row.update({f"{m}_mean": mean, f"{m}_low": lo, f"{m}_high": hi, f"{m}_n": n, f"{m}_clipped": clipped})
-        rows.append(row)
-    return sort_groups(pd.DataFrame(rows), by)
+# aggregate (mean and bounded CI per group, <metric>_mean/_low/_high/_n/_clipped) and sort_groups are
+# the results contract's: the `kafkasim sweep` table uses the same aggregate.
 
 
 def varying_columns(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -211,7 +171,7 @@ def config_columns(source: Source, table: pd.DataFrame | None = None) -> list[st
     """
     t = runs_table(source) if table is None else table
     cols = [c for c in CONFIG_ORDER if c in t]
-    params = source.params if isinstance(source, Sweep) else []
+    params = source.params if isinstance(source, SweepResults) else []
     for p in params:
         if p in t and p not in cols and p != "seed" and not _determined_by(t, p, cols):
             cols.append(p)
@@ -258,7 +218,7 @@ def delivery_counts(run: Run) -> dict:
     if not cache:
         b = run.read_batches(["record_count", "copies_in_log"])
         count = b["record_count"].to_numpy(dtype=np.int64)
-        produced = run.summary.get("records_produced")
+        produced = run.summary.records_produced
         cache["records_produced"] = int(produced) if produced is not None else int(count.sum())
         cache["records_committed"] = int(count[b["copies_in_log"].to_numpy() > 0].sum())
     return dict(cache)
@@ -442,7 +402,7 @@ def lost_records(run: Run) -> pd.DataFrame:
     outcome = b["outcome"].astype(str)
     lost = (b["copies_in_log"] == 0) & b["sent_ms"].notna() & outcome.isin(["acked", "unknown"])
     b = b[lost]
-    return pd.DataFrame({"arrival_ms": (b["first_arrival_ms"].to_numpy() + b["last_arrival_ms"].to_numpy()) / 2.0,
+    return pd.DataFrame({"arrival_ms": mid_arrival(b),
                          "first_arrival_ms": b["first_arrival_ms"].to_numpy(),
                          "last_arrival_ms": b["last_arrival_ms"].to_numpy(),
                          "records": b["record_count"].to_numpy().astype(np.int64),

@@ -59,8 +59,8 @@ def sweep_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def study(sweep_dir) -> analysis.Sweep:
-    return analysis.load_sweep(sweep_dir)
+def study(sweep_dir) -> analysis.SweepResults:
+    return analysis.load_sweep_results(sweep_dir)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_load_run_reads_every_table(run, run_dir):
 
 def test_load_detects_run_or_sweep(run_dir, sweep_dir):
     assert isinstance(analysis.load(run_dir), analysis.Run)
-    assert isinstance(analysis.load(sweep_dir), analysis.Sweep)
+    assert isinstance(analysis.load(sweep_dir), analysis.SweepResults)
 
 
 def test_load_errors_are_one_line(tmp_path, run_dir):
@@ -192,7 +192,7 @@ def _fail_runs(sweep_dir: Path, dest: Path, run_ids: list[str]) -> Path:
 
 def test_failed_runs_are_left_out_and_listed(study, tmp_path):
     first = study.table["run_id"].iloc[0]
-    copy = analysis.load_sweep(_fail_runs(study.path, tmp_path / "sweep", [first]))
+    copy = analysis.load_sweep_results(_fail_runs(study.path, tmp_path / "sweep", [first]))
     assert first in copy.failures and len(copy.ok) == N_RUNS - 1
     row = copy.table.set_index("run_id").loc[first]
     assert row["acks"] == study.table.set_index("run_id").loc[first, "acks"]  # from the swept column
@@ -491,7 +491,7 @@ def test_loss_map_nothing_lost_and_a_tiny_loss(study, tmp_path):
     table.loc[one, "acked_lost"] = 1
     table.loc[one, "records_lost"] = 1
     table.to_parquet(dest / "sweep.parquet", index=False)
-    sweep = analysis.load_sweep(dest)
+    sweep = analysis.load_sweep_results(dest)
     fig = analysis.loss_map(sweep)
     ax = axes_by_gid(fig, "loss:acked_loss_rate:fault=crash")
     point = by_gid(ax.lines, "point:acked_loss_rate:acks=1, RF 2, min.insync 1")
@@ -1060,7 +1060,7 @@ def test_report_sweep_description_checks_and_columns_once(study, tmp_path):
     summary.update(warnings=["a warning of one run"], invariant_violations=1, invariant_examples=["HW went back"])
     (copy / "runs" / rid / "summary.json").write_text(json.dumps(summary))
     # the parts of the page without its figures (test_report_sweep renders a whole page and checks the order)
-    sweep = analysis.load_sweep(copy)
+    sweep = analysis.load_sweep_results(copy)
     page = tmp_path / "parts.html"
     page.write_text(analysis.report._render(sweep, figures=False))
     text = _body_text(page)

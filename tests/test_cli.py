@@ -651,7 +651,7 @@ def test_failed_summary_write_keeps_previous(tmp_path, monkeypatch):
     out = tmp_path / "run"
     tiny_results(1).write(out)
     bad = tiny_results(2)
-    bad.summary["oops"] = object()  # not JSON serialisable: fails at the very last file
+    bad.summary.extra["oops"] = object()  # not JSON serialisable: fails at the very last file
     with pytest.raises(TypeError):
         bad.write(out)
     assert json.loads((out / "summary.json").read_text()) == {"tag": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
     for name, over in (("acks-all", SHORT), ("acks-1", {**SHORT, **ACKS1})):
         sc = sim.load_scenario(ROOT / "scenarios" / "quickstart.yaml", overrides=over)
         res = sim.run(sc, seed=1)
-        res.summary["overrides"] = {k: v for k, v in over.items()}
+        res.summary = dataclasses.replace(res.summary, overrides={k: v for k, v in over.items()})
         out.append(res.write(base / name))
     return out[0], out[1]
 

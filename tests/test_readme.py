@@ -86,10 +86,10 @@ def short_runs(monkeypatch):
     sweep_module = sys.modules["sim.runs.sweep.orchestrate"]  # where run_sweep looks load_sweep up
     real_run, real_load_sweep = sim.runs.runner.run, sweep_module.load_sweep
 
-    def run(scenario, seed=None, *, overrides=None, progress=None, prepare=None):
+    def run(scenario, seed=None, *, overrides=None, progress=None, prepare=None, checked=None):
         sc = sim.runs.runner._as_scenario(scenario, overrides)
-        res = real_run(shorten(sc), seed=seed, progress=progress, prepare=prepare)
-        res.summary["overrides"] = sim.runs.runner._recorded_overrides(overrides)
+        res = real_run(shorten(sc), seed=seed, progress=progress, prepare=prepare, checked=checked)
+        res.summary = dataclasses.replace(res.summary, overrides=sim.runs.runner._recorded_overrides(overrides))
         return res
 
     def load_sweep(source):

@@ -98,7 +98,7 @@ def sweep_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(sweep_dir, tmp_path_factory) -> Path:
     """A run of the sweep, copied, with a warning and an invariant violation written into its summary."""
-    study = analysis.load_sweep(sweep_dir)
+    study = analysis.load_sweep_results(sweep_dir)
     src = study.run_dir(study.ok["run_id"].iloc[0])
     dest = tmp_path_factory.mktemp("browser-run") / "run"
     shutil.copytree(src, dest)

@@ -449,14 +449,18 @@ def test_aggregate_per_combination_in_sweep_order(serial):
     report, _ = serial
     agg = aggregate(report.frame, report.sweep)
     assert agg[PARAMS].values.tolist() == [["1", 2, 1], ["1", 3, 2], ["all", 2, 1], ["all", 3, 2]]
-    assert agg["runs"].tolist() == [2] * 4 and agg["failed"].tolist() == [0] * 4
+    assert agg["n"].tolist() == [2] * 4 and agg["ok"].tolist() == [2] * 4
     for _, row in agg.iterrows():
         runs = report.frame[(report.frame[PARAMS[0]] == row[PARAMS[0]]) & (report.frame[PARAMS[1]] == row[PARAMS[1]])]
         for metric in AGGREGATE_METRICS:
             values = runs[metric].astype(float).tolist()
-            assert row[f"{metric}.mean"] == pytest.approx(sum(values) / 2)
+            assert row[f"{metric}_mean"] == pytest.approx(sum(values) / 2)
             # two seeds: sd = |a - b| / sqrt(2), half-width = t(0.975, 1) * sd / sqrt(2), t = 12.7062
-            assert row[f"{metric}.ci95"] == pytest.approx(12.7062 * abs(values[0] - values[1]) / 2, rel=1e-4)
+            half = 12.7062 * abs(values[0] - values[1]) / 2
+            assert row[f"{metric}_high"] - row[f"{metric}_mean"] == pytest.approx(half, rel=1e-4, abs=1e-9)
+            assert row[f"{metric}_mean"] - row[f"{metric}_low"] == pytest.approx(half, rel=1e-4, abs=1e-9)
+    # one naming across the sweep table and analysis: no dotted .mean/.ci95 columns
+    assert not [c for c in agg.columns if c.endswith((".mean", ".ci95"))]
 
 
 def test_cli_sweep_resume_prints_the_aggregate_table(capsys, serial):

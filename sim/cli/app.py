@@ -8,6 +8,7 @@ to files. Output is never written over anything kafkasim did not write (sim.runs
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import re
 import signal
@@ -28,6 +29,7 @@ from sim import __version__
 from sim.cli.analysis import compare_cli, plot_cli, report_cli
 from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
 from sim.cli.sweep import sweep_cli
+from sim.runs.contract import RunSummary
 from sim.runs.results import OutputError, check_output
 from sim.scenario.schema import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
                        scenario_warnings)
@@ -236,9 +238,10 @@ def run_cli(
         _warn(w)
     with RunProgress(f"{sc.name} seed {seed}", sc.duration + sc.settle) as progress:
         results = runner.run(sc, seed=seed, progress=progress)
-    results.summary["overrides"] = overrides
-    if config_warnings:  # summary.json: warnings, the config files' first (sim.run does not see the files)
-        results.summary["warnings"] = [*config_warnings, *results.summary.get("warnings", [])]
+    # summary.json: the overrides the CLI applied (config files and --set), and the config files'
+    # warnings first (sim.run sees neither: it gets the resolved scenario)
+    results.summary = dataclasses.replace(results.summary, overrides=overrides,
+                                          warnings=[*config_warnings, *(results.summary.warnings or [])])
     for w in results.warnings:
         if w not in shown:  # raised while running: not printed yet
             _warn(w)
@@ -262,30 +265,30 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def print_summary(s: dict) -> None:
+def print_summary(s: RunSummary) -> None:
     """A rich table of the run's headline numbers."""
-    t = Table(title=f"{s['scenario']}  seed {s['seed']}", show_header=True, header_style="bold")
+    t = Table(title=f"{s.scenario}  seed {s.seed}", show_header=True, header_style="bold")
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = [
-        ("records produced (offered)", s.get("records_produced")),
-        ("records sent (on the wire at least once)", s["records_sent"]), ("records acked", s["records_acked"]),
-        ("records failed (client told)", s["records_failed"]), ("records unknown (no answer)", s["records_unknown"]),
-        ("acked_lost (durability violation)", s["acked_lost"]), ("records_lost (sent, never told, gone)", s["records_lost"]),
-        ("duplicates", s["duplicates"]), ("reordered", s["reordered"]), ("records consumed", s["records_consumed"]),
-        ("throughput (acked rec/s)", s["throughput_rps"]),
+        ("records produced (offered)", s.records_produced),
+        ("records sent (on the wire at least once)", s.records_sent), ("records acked", s.records_acked),
+        ("records failed (client told)", s.records_failed), ("records unknown (no answer)", s.records_unknown),
+        ("acked_lost (durability violation)", s.acked_lost), ("records_lost (sent, never told, gone)", s.records_lost),
+        ("duplicates", s.duplicates), ("reordered", s.reordered), ("records consumed", s.records_consumed),
+        ("throughput (acked rec/s)", s.throughput_rps),
         ("produce latency p50 / p99 / p99.9 / max (ms)",
-         " / ".join(_fmt(s["produce_latency_ms"][k]) for k in ("p50", "p99", "p999", "max"))),
-        ("end-to-end latency p50 / p99 (ms)", " / ".join(_fmt(s["e2e_latency_ms"][k]) for k in ("p50", "p99"))),
+         " / ".join(_fmt(s.produce_latency_ms[k]) for k in ("p50", "p99", "p999", "max"))),
+        ("end-to-end latency p50 / p99 (ms)", " / ".join(_fmt(s.e2e_latency_ms[k]) for k in ("p50", "p99"))),
         ("failover: fault -> leader elected p50 / max (ms)",
-         " / ".join(_fmt(s["failover_ms"][k]) for k in ("p50", "max"))),
+         " / ".join(_fmt(s.failover_ms[k]) for k in ("p50", "max"))),
         ("unavailable: fault -> first ack on new leader p50 / max (ms)",
-         " / ".join(_fmt(s["unavailable_ms"][k]) for k in ("p50", "max"))),
-        ("leader elections / unclean", f"{s['leader_elections']} / {s['unclean_elections']}"),
-        ("ISR shrinks / expands", f"{s['isr_shrinks']} / {s['isr_expands']}"),
+         " / ".join(_fmt(s.unavailable_ms[k]) for k in ("p50", "max"))),
+        ("leader elections / unclean", f"{s.leader_elections} / {s.unclean_elections}"),
+        ("ISR shrinks / expands", f"{s.isr_shrinks} / {s.isr_expands}"),
         ("offline / under-replicated partitions at end",
-         f"{s['offline_partitions_at_end']} / {s['under_replicated_partitions_at_end']}"),
-        ("SimPy events / wall time (s)", f"{_fmt(s['sim_events'])} / {s['wall_time_s']:.2f}"),
+         f"{s.offline_partitions_at_end} / {s.under_replicated_partitions_at_end}"),
+        ("SimPy events / wall time (s)", f"{_fmt(s.sim_events)} / {s.wall_time_s:.2f}"),
     ]
     for k, v in rows:
         t.add_row(k, _fmt(v))

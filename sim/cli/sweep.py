@@ -86,8 +86,8 @@ def aggregate_table(agg, sw: Sweep) -> Table:
         t.add_column(heading, justify="right", no_wrap=True)
     for _, row in agg.iterrows():
         cells = [str(row[k]) for k in sw.params]
-        cells.append(f"{row['runs'] - row['failed']}/{row['runs']}")
-        cells += [_mean_ci(row[f"{m}.mean"], row[f"{m}.ci95"]) for m in AGGREGATE_METRICS]
+        cells.append(f"{row['ok']}/{row['n']}")
+        cells += [_mean_ci(row[f"{m}_mean"], row[f"{m}_high"] - row[f"{m}_mean"]) for m in AGGREGATE_METRICS]
         t.add_row(*cells)
     return t
 

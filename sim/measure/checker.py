@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model.recorder import OUTCOMES, Recorder
+from sim.runs.contract import tally_outcomes
 
 __all__ = ["check", "Classification"]
 
@@ -109,27 +110,13 @@ def count_reordered(recorder: Recorder, batches: pd.DataFrame) -> int:
 
 
 def check(recorder: Recorder, batches: pd.DataFrame | None = None) -> Classification:
-    """Classify every record of the run; returns record counts."""
+    """Classify every record of the run; returns record counts.
+
+    The counts that follow from the batches table alone are `sim.runs.contract.tally_outcomes`
+    (which analysis uses too); ``reordered`` needs the final logs.
+    """
     if batches is None:
         batches = batches_table(recorder)
-    count = batches["record_count"].to_numpy(dtype=np.int64)
-    outcome = batches["outcome"].cat.codes.to_numpy()
-    copies = batches["copies_in_log"].to_numpy()
-    acked = outcome == OUTCOMES.index("acked")
-    failed = outcome == OUTCOMES.index("failed")
-    unknown = outcome == OUTCOMES.index("unknown")
-    absent = copies == 0
-    sent_any = ~np.isnan(batches["sent_ms"].to_numpy())
-    return Classification(
-        records_sent=int(count[sent_any].sum()),
-        records_produced=int(count.sum()),
-        records_acked=int(count[acked].sum()),
-        records_failed=int(count[failed].sum()),
-        records_unknown=int(count[unknown].sum()),
-        acked_lost=int(count[acked & absent].sum()),
-        records_lost=int(count[(acked | unknown) & absent & sent_any].sum()),
-        failed_but_present=int(count[failed & ~absent].sum()),
-        duplicates=int((count * np.maximum(copies - 1, 0)).sum()),
-        reordered=count_reordered(recorder, batches),
-        records_consumed=int(count[batches["times_consumed"].to_numpy() > 0].sum()),
-    )
+    counts = tally_outcomes(batches)
+    consumed = counts.pop("records_consumed")
+    return Classification(**counts, reordered=count_reordered(recorder, batches), records_consumed=consumed)

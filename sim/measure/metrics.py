@@ -13,6 +13,7 @@ import pandas as pd
 from sim.measure.stats import weighted_percentiles as _weighted_percentiles
 from sim.model.events import FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
+from sim.runs.contract import mid_arrival, produce_latencies
 
 __all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
            "events_table", "under_replicated_at_end"]
@@ -23,20 +24,15 @@ def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[float
     return [None if np.isnan(v) else v for v in _weighted_percentiles(values, weights, qs)]
 
 
-def _mid_arrival(b: pd.DataFrame) -> np.ndarray:
-    return (b["first_arrival_ms"].to_numpy() + b["last_arrival_ms"].to_numpy()) / 2.0
-
-
-def _acked_latency(batches: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Acknowledged batches, their produce latency (mid-batch arrival to ack, ms) and record counts."""
-    acked = batches[batches["outcome"] == "acked"]
-    return acked, acked["acked_ms"].to_numpy() - _mid_arrival(acked), acked["record_count"].to_numpy()
-
-
 def produce_latency(batches: pd.DataFrame) -> dict:
-    """Send (record arrival) to acknowledgement, per record: p50, p99, p99.9, max (ms)."""
-    acked, lat, w = _acked_latency(batches)
-    p50, p99, p999 = weighted_percentiles(lat, w, [50, 99, 99.9])
+    """Send (record arrival) to acknowledgement, per record: p50, p99, p99.9, max (ms).
+
+    Percentiles of `sim.runs.contract.produce_latencies` (mid arrival to ack), weighted by records;
+    max is from the batch's first arrival.
+    """
+    lat = produce_latencies(batches)
+    p50, p99, p999 = weighted_percentiles(lat["latency_ms"].to_numpy(), lat["records"].to_numpy(), [50, 99, 99.9])
+    acked = batches[batches["outcome"] == "acked"]
     mx = float((acked["acked_ms"].to_numpy() - acked["first_arrival_ms"].to_numpy()).max()) if len(acked) else None
     return {"p50": p50, "p99": p99, "p999": p999, "max": mx}
 
@@ -44,7 +40,7 @@ def produce_latency(batches: pd.DataFrame) -> dict:
 def e2e_latency(batches: pd.DataFrame) -> dict:
     """Record arrival at the producer to first consumption, per record: p50, p99 (ms)."""
     got = batches[batches["times_consumed"] > 0]
-    lat = got["consumed_ms"].to_numpy() - _mid_arrival(got)
+    lat = got["consumed_ms"].to_numpy() - mid_arrival(got)
     p50, p99 = weighted_percentiles(lat, got["record_count"].to_numpy(), [50, 99])
     return {"p50": p50, "p99": p99}
 
@@ -281,7 +277,9 @@ def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[in
     edges = np.arange(n_bins + 1) * 1000.0
     edges[-1] = max(edges[-1], end_ms)
     out = pd.DataFrame({"second": np.arange(n_bins), "time_ms": edges[:-1]})
-    acked, lat, w = _acked_latency(batches)
+    acked = batches[batches["outcome"] == "acked"]
+    latencies = produce_latencies(batches)  # the rows of `acked`, in order
+    lat, w = latencies["latency_ms"].to_numpy(), latencies["records"].to_numpy()
     sec = np.minimum((acked["acked_ms"].to_numpy() // 1000).astype(int), n_bins - 1)
     out["records_acked"] = np.bincount(sec, weights=w, minlength=n_bins).astype(np.int64)
     failed = batches[batches["outcome"] == "failed"]

@@ -14,13 +14,15 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import simpy
 
 from sim import __version__
 from sim.measure.checker import batches_table, check
+from sim.runs.contract import RunSummary
 from sim.measure.invariants import check_invariants
 from sim.measure.metrics import e2e_latency, events_table, failovers, produce_latency, timeseries, under_replicated_at_end
 from sim.model.cluster import Cluster, partition_names
@@ -29,7 +31,7 @@ from sim.runs.results import Results
 from sim.model.rng import RandomStreams
 from sim.scenario.schema import Scenario, ScenarioError, ScenarioLike, scenario_warnings
 
-__all__ = ["run", "simulate", "estimate_work", "check_work", "WorkEstimate", "WorkTooLarge", "scenario_warnings",
+__all__ = ["run", "simulate", "estimate_work", "check_work", "work_warnings", "WorkEstimate", "WorkTooLarge", "scenario_warnings",
            "physical_memory"]
 
 ProgressFn = Callable[[float, float], None]
@@ -95,13 +97,22 @@ def _advance(env: simpy.Environment, cluster: Cluster, scenario: Scenario, progr
 
 
 def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = None,
-        progress: ProgressFn | None = None, prepare: Callable[[Cluster], None] | None = None) -> Results:
-    """Simulate `scenario` with `seed` (default: the scenario's) and measure the outcome."""
+        progress: ProgressFn | None = None, prepare: Callable[[Cluster], None] | None = None,
+        checked: Sequence[str] | None = None) -> Results:
+    """Simulate `scenario` with `seed` (default: the scenario's) and measure the outcome.
+
+    `checked`: the scenario's warnings and work-estimate warnings when the caller has already
+    computed them for this scenario (a sweep does, once per combination, before anything runs);
+    by default they are computed here, and a run that cannot fit in memory is refused.
+    """
     sc = _as_scenario(scenario, overrides)
     seed = sc.seed if seed is None else int(seed)
     sc = sc.model_copy(update={"seed": seed})
-    caught = scenario_warnings(sc)
-    caught += check_work(sc)[1]  # raises WorkTooLarge before anything is allocated
+    if checked is None:
+        caught = scenario_warnings(sc)
+        caught += check_work(sc)[1]  # raises WorkTooLarge before anything is allocated
+    else:
+        caught = list(checked)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         wall0 = time.perf_counter()
@@ -114,11 +125,11 @@ def run(scenario: ScenarioLike, seed: int | None = None, *, overrides: Any = Non
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        summary, batches, events, ts = _measure(sc, seed, recorder, n_events, wall, replication, offline_end, caught)
+        summary, batches, events, ts = _measure(sc, seed, _recorded_overrides(overrides), recorder, n_events, wall,
+                                                replication, offline_end, caught)
     finally:
         if gc_enabled:
             gc.enable()
-    summary["overrides"] = _recorded_overrides(overrides)
     return Results(sc, seed, summary, batches, events, ts, caught)
 
 
@@ -133,8 +144,9 @@ def _recorded_overrides(overrides: Any) -> dict:
     return dict(parse_override(o) for o in overrides)
 
 
-def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: float,
-             replication: dict[int, int], offline_end: int, caught: list[str]):
+def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_events: int, wall: float,
+             replication: dict[int, int], offline_end: int, caught: list[str]
+             ) -> tuple[RunSummary, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Checker and metrics over the recorded facts."""
     batches = batches_table(recorder)
     events = events_table(recorder)
@@ -144,42 +156,38 @@ def _measure(sc: Scenario, seed: int, recorder: Recorder, n_events: int, wall: f
     ts = timeseries(batches, events, replication, sc.duration + sc.settle)
     elect = [f["election_ms"] for f in fo if f["election_ms"] is not None]
     unavail = [f["unavailable_ms"] for f in fo if f["unavailable_ms"] is not None]
-    summary = {
-        "scenario": sc.name,
-        "seed": seed,
-        "overrides": {},  # dotted key -> value the scenario was run with (kafkasim run --set, overrides=)
-        "version": __version__,
-        "sim_duration_ms": float(sc.duration + sc.settle),
-        "produce_duration_ms": float(sc.duration),
-        "wall_time_s": round(wall, 4),
-        "sim_events": int(n_events),
-        # requests and responses on the wire by type: the round trips a configuration costs
-        "messages_sent": dict(recorder.messages_sent),
-        "messages_dropped": dict(recorder.messages_dropped),  # lost on lossy links (network.set_loss)
-        # records_produced: every record the producers created (the offered load); records_sent: those
-        # put on the wire at least once (a record that expired in the accumulator never was)
-        "records_produced": counts["records_produced"],
-        **{k: v for k, v in counts.items() if k != "records_produced"},
-        "batches": int(len(batches)),
-        "throughput_rps": counts["records_acked"] / (sc.duration / 1000.0),
-        "produce_latency_ms": produce_latency(batches),
-        "e2e_latency_ms": e2e_latency(batches),
-        "failovers": fo,
-        "failover_ms": {"p50": float(np.median(elect)) if elect else None, "max": max(elect) if elect else None},
-        "unavailable_ms": {"p50": float(np.median(unavail)) if unavail else None,
-                           "max": max(unavail) if unavail else None},
-        "unclean_elections": int((events["kind"] == "unclean_election").sum()),
-        "leader_elections": int(((events["kind"] == "leader_elected") & (events["time_ms"] > 0)).sum()),
-        "isr_shrinks": int(_count_isr(events, shrink=True)),
-        "isr_expands": int(_count_isr(events, shrink=False)),
-        "truncations": int((events["kind"] == "truncation").sum()),
-        "offline_partitions_at_end": int(offline_end),
-        "under_replicated_partitions_at_end": under_replicated_at_end(events, replication),
-        "warnings": caught,
-    }
     violations = check_invariants(recorder)
-    summary["invariant_violations"] = len(violations)
-    summary["invariant_examples"] = violations[:5]
+    summary = RunSummary(
+        scenario=sc.name,
+        seed=seed,
+        overrides=overrides,
+        version=__version__,
+        sim_duration_ms=float(sc.duration + sc.settle),
+        produce_duration_ms=float(sc.duration),
+        wall_time_s=round(wall, 4),
+        sim_events=int(n_events),
+        messages_sent=dict(recorder.messages_sent),
+        messages_dropped=dict(recorder.messages_dropped),
+        **counts,
+        batches=int(len(batches)),
+        throughput_rps=counts["records_acked"] / (sc.duration / 1000.0),
+        produce_latency_ms=produce_latency(batches),
+        e2e_latency_ms=e2e_latency(batches),
+        failovers=fo,
+        failover_ms={"p50": float(np.median(elect)) if elect else None, "max": max(elect) if elect else None},
+        unavailable_ms={"p50": float(np.median(unavail)) if unavail else None,
+                        "max": max(unavail) if unavail else None},
+        unclean_elections=int((events["kind"] == "unclean_election").sum()),
+        leader_elections=int(((events["kind"] == "leader_elected") & (events["time_ms"] > 0)).sum()),
+        isr_shrinks=int(_count_isr(events, shrink=True)),
+        isr_expands=int(_count_isr(events, shrink=False)),
+        truncations=int((events["kind"] == "truncation").sum()),
+        offline_partitions_at_end=int(offline_end),
+        under_replicated_partitions_at_end=under_replicated_at_end(events, replication),
+        warnings=caught,
+        invariant_violations=len(violations),
+        invariant_examples=violations[:5],
+    )
     return summary, batches, events, ts
 
 
@@ -321,9 +329,15 @@ def check_work(sc: Scenario, *, parallel: int = 1, memory: int | None = None,
     """Refuse a run that cannot fit in memory (:class:`WorkTooLarge`); warn about a very large one.
 
     `parallel` runs at once (a sweep's workers) share the memory. Returns the estimate and the
-    warnings (one line each).
+    warnings (one line each): :func:`estimate_work`, then :func:`work_warnings`.
     """
     est = estimate_work(sc)
+    return est, work_warnings(est, parallel=parallel, memory=memory, available=available)
+
+
+def work_warnings(est: WorkEstimate, *, parallel: int = 1, memory: int | None = None,
+                  available: int | None = None) -> list[str]:
+    """:func:`check_work` for an estimate already made: raises :class:`WorkTooLarge`, returns the warnings."""
     memory = physical_memory() if memory is None else memory
     available = available_memory() if available is None else available
     fix = ("lower the producers' rate or instances, or the duration, or raise batch.size and linger.ms"
@@ -339,7 +353,7 @@ def check_work(sc: Scenario, *, parallel: int = 1, memory: int | None = None,
                          + ("; fewer --workers would need less" if parallel > 1 else ""))
     if est.wall_s > WARN_WALL_S:
         warnings_.append(f"{est.culprit}: a long run: {est.describe()} (rough estimate; {fix} for a quicker one)")
-    return est, warnings_
+    return warnings_
 
 
 def _count_isr(events, shrink: bool) -> int:

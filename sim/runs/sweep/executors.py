@@ -49,7 +49,7 @@ def execute_run(run: SweepRun) -> RunOutcome:
     """Simulate one run wherever the executor placed it; an exception becomes a failed outcome."""
     t0 = time.perf_counter()
     try:
-        return RunOutcome(run.run_id, results=simulate_run(run.scenario, seed=run.seed),
+        return RunOutcome(run.run_id, results=simulate_run(run.scenario, seed=run.seed, checked=run.checked),
                           wall_s=time.perf_counter() - t0)
     except Exception as e:  # noqa: BLE001 - any model error fails this run, never the sweep
         return RunOutcome(run.run_id, error=describe_error(e), wall_s=time.perf_counter() - t0)

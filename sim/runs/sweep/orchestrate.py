@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 
+import dataclasses
 import json
 import math
-import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from sim.runs.contract import write_atomic
-
+from sim.runs.contract import ResultsError, discard, is_temporary, read_sweep_table, write_atomic
 from sim.runs.results import OutputError, check_output
-from sim.runs.runner import WorkTooLarge, check_work
+from sim.runs.runner import WorkTooLarge, estimate_work, work_warnings
 from sim.scenario.schema import scenario_warnings
 from sim.runs.sweep.spec import (SweepError, SweepRun, Sweep, SweepLike, load_sweep, _as_text)
 from sim.runs.sweep.executors import (RunOutcome, ExecuteFn, execute_run, SerialExecutor, PoolExecutor, DaskExecutor, available_cores, _check_executor_args, _executor, _sigint_deferred)
@@ -93,7 +91,8 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
     complete = set() if force else _complete_runs(ordered, out_dir)
     todo = [r for r in ordered if r.run_id not in complete]
     parallel = 1 if not todo else max(1, min(workers or available_cores(), len(todo)))
-    estimates, messages = sweep_warnings(sw, todo, parallel)
+    estimates, messages, checked = sweep_warnings(sw, todo, parallel)
+    todo = [dataclasses.replace(r, checked=checked[r.combination]) for r in todo]  # not computed again per run
     for line in messages:
         if notes is not None:
             notes(line)
@@ -129,8 +128,10 @@ def run_sweep(sweep_or_path: SweepLike, *, workers: int | None = None, dask: str
     return SweepReport(sw, out_dir, pd.read_parquet(out_dir / "sweep.parquet"), finished, len(complete))
 
 
-def sweep_warnings(sw: Sweep, todo: list[SweepRun], parallel: int) -> tuple[dict[int, float], list[str]]:
-    """The sweep's warnings, each once, before anything runs; and estimated seconds per run by combination.
+def sweep_warnings(sw: Sweep, todo: list[SweepRun],
+                   parallel: int) -> tuple[dict[int, float], list[str], dict[int, tuple[str, ...]]]:
+    """The sweep's warnings, each once, before anything runs; estimated seconds per run by combination;
+    and by combination, the warnings each of its runs records (as `sim.run` alone would compute them).
 
     Scenario warnings of every combination (naming it when they differ between combinations), and
     the work estimate: a combination that cannot fit in memory is a :class:`SweepError`.
@@ -140,6 +141,7 @@ def sweep_warnings(sw: Sweep, todo: list[SweepRun], parallel: int) -> tuple[dict
         first.setdefault(run.combination, run)
     lines: dict[str, None] = {}
     estimates: dict[int, float] = {}
+    checked: dict[int, tuple[str, ...]] = {}
     per_combination = {}
     for index, run in first.items():
         per_combination[index] = scenario_warnings(run.scenario)
@@ -148,18 +150,21 @@ def sweep_warnings(sw: Sweep, todo: list[SweepRun], parallel: int) -> tuple[dict
         where = ", ".join(f"{k}={_as_text(v)}" for k, v in run.params.items())
         for w in per_combination[index]:
             lines[w if w in shared or not where else f"{w} (with {where})"] = None
+        est = estimate_work(run.scenario)
         try:
-            est, work = check_work(run.scenario, parallel=parallel)
+            work = work_warnings(est, parallel=parallel)
         except WorkTooLarge as e:
             raise SweepError(f"{e}" + (f" (with {where})" if where else "")) from None
         estimates[index] = est.wall_s
         for w in work:
             lines[w if not where else f"{w} (with {where})"] = None
+        alone = work if parallel == 1 else work_warnings(est, parallel=1)
+        checked[index] = (*per_combination[index], *alone)
     total = sum(estimates.get(r.combination, 0.0) for r in todo) / max(parallel, 1)
     if total > 4 * 3600:
         lines[f"a long sweep: {len(todo):,} runs, roughly {total / 3600:,.1f} h on {parallel} "
               f"worker{'s' if parallel > 1 else ''} (rough estimate from the scenarios)"] = None
-    return estimates, list(lines)
+    return estimates, list(lines), checked
 
 
 def _describe(executor) -> str:
@@ -195,8 +200,8 @@ def _prepare(out_dir: Path, complete: set[str]) -> None:
     """
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     (out_dir / "failures").mkdir(exist_ok=True)
-    # the hidden temporaries and trash of Results.write and _record, if a sweep was killed mid-write
-    for leftover in [*(out_dir / "runs").glob(".*.tmp-*"), *(out_dir / "runs").glob(".*.old-*")]:
+    # the hidden temporaries and trash of write_atomic and discard, if a sweep was killed mid-write
+    for leftover in [e for e in (out_dir / "runs").iterdir() if is_temporary(e)]:
         shutil.rmtree(leftover, ignore_errors=True)
     for leftover in out_dir.glob(".sweep.*.tmp-*"):
         leftover.unlink(missing_ok=True)
@@ -207,8 +212,8 @@ def _prepare(out_dir: Path, complete: set[str]) -> None:
 def _table_is_complete(path: Path) -> bool:
     """Whether `path` is a readable sweep table in which every run has an outcome (no status "missing")."""
     try:
-        status = pd.read_parquet(path, columns=["status"])["status"]
-    except Exception:  # noqa: BLE001 - absent, damaged or not a sweep table: not complete
+        status = read_sweep_table(path, columns=["status"])["status"]
+    except ResultsError:  # absent, damaged or not a sweep table: not complete
         return False
     return not status.eq("missing").any()
 
@@ -242,8 +247,8 @@ def sweep_dir_note(path: str | Path) -> str | None:
     if not table.is_file():
         return None
     try:
-        frame = pd.read_parquet(table, columns=["run_id", "status"])
-    except Exception:  # noqa: BLE001 - analysis reports an unreadable table itself
+        frame = read_sweep_table(table, columns=["run_id", "status"])
+    except ResultsError:  # analysis reports an unreadable table itself
         return None
     missing = int(frame["status"].eq("missing").sum())
     if missing:
@@ -267,10 +272,7 @@ def _record(out_dir: Path, run: SweepRun, outcome: RunOutcome) -> None:
         outcome.results.write(run_dir)
         failure.unlink(missing_ok=True)
     else:
-        if run_dir.exists():  # an older result of this run id must not outlive its rerun
-            trash = run_dir.parent / f".{run_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(run_dir, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+        discard(run_dir)  # an older result of this run id must not outlive its rerun
         record = {"run_id": run.run_id, "seed": run.seed, "params": run.params, "error": outcome.error}
         text = json.dumps(record, indent=2, default=str) + "\n"
         write_atomic(failure, lambda p: p.write_text(text))

@@ -111,6 +111,9 @@ class SweepRun:
     """The fully resolved scenario, with ``seed`` set to this run's seed."""
     combination: int
     """Index of the parameter combination in expansion order (grid keys, then zip groups)."""
+    checked: tuple[str, ...] | None = None
+    """The run's scenario and work warnings, computed once per combination before the sweep runs
+    (`sim.runs.runner.run(checked=...)`); None: the run computes them."""
 
 
 @dataclass(frozen=True)

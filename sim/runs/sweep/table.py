@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from sim.measure.stats import mean_ci
-from sim.runs.contract import flatten_summary
-
-from sim.runs.sweep.spec import (Sweep, SweepLike, load_sweep, _as_text)
+from sim.runs.contract import aggregate as aggregate_groups
+from sim.runs.contract import flatten_summary, read_summary
+from sim.runs.sweep.spec import Sweep, SweepLike, _as_text, load_sweep
 
 
 RUN_COLUMNS = ("run_id", "seed", "status", "error", "scenario", "fault_kinds")
@@ -26,7 +24,7 @@ AGGREGATE_METRICS = {
     "produce_latency_ms.p99": "p99 latency (ms)",
     "failover_ms.max": "failover (ms)",
 }
-"""sweep.parquet columns averaged per parameter combination, with their table headings.
+"""sweep.parquet columns averaged per parameter combination (the `kafkasim sweep` table), with their headings.
 Failover is the per-run maximum over partitions of fault -> new leader elected."""
 
 
@@ -42,7 +40,7 @@ def collect(sw: Sweep, out_dir: str | Path) -> pd.DataFrame:
         if summary_path.is_file():
             status.append("ok")
             errors.append(None)
-            flat.append(flatten_summary(json.loads(summary_path.read_text())))
+            flat.append(flatten_summary(read_summary(summary_path)))
         elif failure_path.is_file():
             status.append("failed")
             errors.append(json.loads(failure_path.read_text())["error"])
@@ -80,23 +78,21 @@ def _column(values: list, nullable_ints: bool) -> pd.Series:
     return pd.Series([None if v is None else _as_text(v) for v in values], dtype="str")
 
 
-def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike) -> pd.DataFrame:
-    """Per parameter combination (in sweep order): runs, failed, and mean and 95% CI half-width
-    across seeds of each of :data:`AGGREGATE_METRICS` (columns ``<metric>.mean``, ``<metric>.ci95``).
+def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike, *, nonnegative: bool = False) -> pd.DataFrame:
+    """Per parameter combination, in sweep order: `sim.runs.contract.aggregate` of :data:`AGGREGATE_METRICS`.
 
-    The interval is :func:`sim.measure.stats.mean_ci` (Student's t) over the seeds whose run succeeded
-    and reported the metric, as in the plots; with fewer than two such seeds it is NaN.
+    Columns: the swept keys, ``n`` (runs), ``seeds``, ``ok`` (runs that succeeded), and
+    ``<metric>_mean``, ``_low``, ``_high``, ``_n`` (runs that succeeded and reported it),
+    ``_clipped``: the Student t interval over seeds,
+    as in the plots; with fewer than two such seeds it is NaN. The `kafkasim sweep` table shows
+    mean ± (high - mean): unbounded by default (`nonnegative=False`) so it is symmetric.
     """
     sw = load_sweep(sweep_or_path)
     combination = frame["run_id"].map({r.run_id: r.combination for r in sw.runs})
-    rows = []
-    for _, group in frame.groupby(combination, sort=True):
-        row: dict[str, Any] = {key: group[key].iloc[0] for key in sw.params}
-        ok = group[group["status"] == "ok"]
-        row["runs"] = len(group)
-        row["failed"] = len(group) - len(ok)
-        for metric in AGGREGATE_METRICS:
-            mean, _, high, _ = mean_ci(ok[metric].astype(float) if metric in ok else [])
-            row[f"{metric}.mean"], row[f"{metric}.ci95"] = mean, high - mean  # NaN when undefined
-        rows.append(row)
-    return pd.DataFrame(rows)
+    ordered = frame.iloc[combination.to_numpy().argsort(kind="stable")]
+    out = aggregate_groups(ordered, list(sw.params), list(AGGREGATE_METRICS), nonnegative=nonnegative,
+                           sort=False)
+    ok = frame["status"].eq("ok").groupby(combination, sort=True).sum()  # rows are in combination order
+    out.insert(out.columns.get_loc("seeds") + 1, "ok", ok.to_numpy().astype(int))
+    return out
+
