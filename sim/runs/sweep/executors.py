@@ -15,7 +15,7 @@ import traceback
 import uuid
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, wait
-from concurrent.futures.process import BrokenProcessPool  # loky's BrokenProcessPool and TerminatedWorkerError subclass it
+from concurrent.futures.process import BrokenProcessPool  # loky's, and its TerminatedWorkerError, subclass it
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
