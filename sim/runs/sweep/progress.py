@@ -1,4 +1,4 @@
-"""Progress on stderr, of a sweep or a single run: a rich bar on a terminal, a plain line every few seconds elsewhere."""
+"""Progress on stderr, of a sweep or of one run: a rich bar on a terminal, a plain line every few seconds elsewhere."""
 
 from __future__ import annotations
 
