@@ -1,8 +1,11 @@
 """A worker that dies, or hangs, halfway through sending its result: run by test_sweep_reliability.
 
-CPython's pool manager thread waits for the rest of a half-sent result for ever, and so would the
-sweep and the interpreter's exit. The worker writes a message header promising 1 MB, 1 kB of it,
-and then either SIGKILLs itself (`died`) or sleeps (`interrupted`: the coordinator gets Ctrl-C).
+A run's outcome is pickled after a 1 MB payload, and pickling then either SIGKILLs the worker
+(`died`: the first attempt only; the retry, alone on a fresh pool, succeeds) or stalls it
+(`interrupted`: the coordinator gets Ctrl-C and must stop the pool and exit). Killed halfway
+through a message on a pipe, a process pool's manager thread would wait for the rest for ever.
+In `interrupted` mode the worker's pid is written to MARKER_DIR/worker.pid so the test can check
+that it did not outlive the pool.
 
     python tests/pool_faults.py died|interrupted MARKER_DIR
 """
@@ -11,11 +14,12 @@ from __future__ import annotations
 
 import os
 import signal
-import struct
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sim.runs.sweep import PoolExecutor, RunOutcome
 
@@ -25,32 +29,44 @@ class Run:
         self.run_id, self.marker = run_id, marker
 
 
-def _half_send() -> None:
-    """Write the start of a result message on this worker's result pipe."""
-    frame = sys._getframe(2)  # concurrent.futures.process._process_worker, which called execute
-    writer = frame.f_locals["result_queue"]._writer
-    os.write(writer.fileno(), struct.pack("!i", 1_000_000) + b"x" * 1000)
+class Stop:
+    """Pickled after the payload: the result is half sent when this kills or stalls the worker."""
+
+    def __init__(self, how: str):
+        self.how = how
+
+    def __reduce__(self):
+        if self.how == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(120)
+        return (str, ())
+
+
+@dataclass
+class HalfSent(RunOutcome):
+    payload: bytes = b"x" * 1_000_000
+    stop: Any = None
 
 
 def died(run: Run) -> RunOutcome:
     marker = Path(run.marker)
     if not marker.exists():  # first attempt only: the retry, alone on a fresh pool, succeeds
         marker.touch()
-        _half_send()
-        os.kill(os.getpid(), signal.SIGKILL)
+        return HalfSent(run.run_id, stop=Stop("die"))
     return RunOutcome(run.run_id)
 
 
 def interrupted(run: Run) -> RunOutcome:
+    (Path(run.marker).parent / "worker.pid").write_text(str(os.getpid()))
     Path(run.marker).touch()
-    _half_send()
-    time.sleep(120)
-    return RunOutcome(run.run_id)
+    return HalfSent(run.run_id, stop=Stop("stall"))
 
 
 def main() -> None:
     mode, marker = sys.argv[1], str(Path(sys.argv[2]) / "marker")
-    execute = {"died": died, "interrupted": interrupted}[mode]
+    import pool_faults  # by its module name, not __main__: the worker unpickles HalfSent by name
+
+    execute = {"died": pool_faults.died, "interrupted": pool_faults.interrupted}[mode]
     if mode == "interrupted":
         def interrupt_once_half_sent():
             while not Path(marker).exists():

@@ -125,7 +125,8 @@ def _pool_fault(mode: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_a_worker_killed_halfway_through_sending_its_result_does_not_hang_the_sweep(tmp_path):
-    """The pool manager would wait for the rest of the message for ever; the run is retried instead."""
+    """Killed halfway through a pipe message, the pool's manager would wait for the rest for ever;
+    the outcome is half written to a file instead, the pool breaks and the run is retried alone."""
     t0 = time.monotonic()
     out = _pool_fault("died", tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -134,7 +135,14 @@ def test_a_worker_killed_halfway_through_sending_its_result_does_not_hang_the_sw
 
 
 def test_ctrl_c_while_a_worker_is_halfway_through_sending_exits(tmp_path):
-    """The pool is stopped and the interpreter exits instead of joining a stuck manager thread."""
+    """The pool is stopped, its stalled worker killed (no orphan), and the interpreter exits."""
     out = _pool_fault("interrupted", tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.splitlines() == ["interrupted", "exited"]
+    worker = int((tmp_path / "worker.pid").read_text())
+    try:
+        os.kill(worker, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError(f"the stalled worker {worker} outlived the sweep")

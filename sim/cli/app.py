@@ -22,7 +22,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 from typer.exceptions import TyperException
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from sim import __version__
@@ -31,6 +31,7 @@ from sim.cli.errors import err_console, fail as _fail, out_console, warn as _war
 from sim.cli.sweep import sweep_cli
 from sim.runs.contract import RunSummary
 from sim.runs.results import OutputError, check_output
+from sim.runs.sweep.progress import PROGRESS_INTERVAL_S, ProgressDisplay, format_eta
 from sim.scenario.schema import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
                        scenario_warnings)
 from sim.scenario.versions import describe
@@ -158,45 +159,41 @@ def default_run_dir(name: str, seed: int, overrides: dict) -> Path:
 
 
 class RunProgress:
-    """A single run's progress on stderr: a bar with ETA and simulated rate on a terminal, else a
-    plain line every PROGRESS_INTERVAL_S seconds (for `| tee`, nohup, CI logs)."""
+    """A single run's progress on stderr (a ProgressDisplay): a bar with ETA and simulated rate on a
+    terminal, else a plain line every PROGRESS_INTERVAL_S seconds (for `| tee`, nohup, CI logs)."""
 
-    PROGRESS_INTERVAL_S = 5.0
+    PROGRESS_INTERVAL_S = PROGRESS_INTERVAL_S
 
     def __init__(self, label: str, end_ms: float):
         self.label, self.end_ms = label, end_ms
-        self.tty = err_console.is_terminal
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                             TextColumn("{task.fields[sim]} simulated, {task.fields[rate]}"), TextColumn("ETA"),
-                             TimeRemainingColumn(), TimeElapsedColumn(),
-                             console=err_console, transient=True, disable=not self.tty)
-        self._t0 = self._last = time.monotonic()
+        self._display = ProgressDisplay(err_console, TextColumn("[bold]{task.description}"), BarColumn(),
+                                        TextColumn("{task.fields[sim]} simulated, {task.fields[rate]}"),
+                                        TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn())
+        self.tty, self._bar = self._display.tty, self._display.bar
+        self._t0 = time.monotonic()
 
     def __enter__(self) -> "RunProgress":
-        self._bar.__enter__()
-        self._task = self._bar.add_task(self.label, total=self.end_ms, sim="0s", rate="")
-        self._t0 = self._last = time.monotonic()
+        self._display.__enter__()
+        self._task = self._display.add_task(self.label, total=self.end_ms, sim="0s", rate="")
+        self._t0 = time.monotonic()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._bar.__exit__(*exc)
+        self._display.__exit__(*exc)
 
     def __call__(self, now: float, end: float) -> None:
         wall = max(time.monotonic() - self._t0, 1e-9)
         rate = now / 1000.0 / wall  # simulated seconds per wall second
         rate_text = f"{rate:,.1f} sim s/s" if rate < 100 else f"{rate:,.0f} sim s/s"
         sim = f"{now / 1000:,.0f}s/{end / 1000:,.0f}s"
-        self._bar.update(self._task, completed=now, sim=sim, rate=rate_text)
-        if not self.tty:
-            t = time.monotonic()
-            if t - self._last >= self.PROGRESS_INTERVAL_S or now >= end:
-                self._last = t
-                from sim.runs.sweep import format_eta
 
-                eta = format_eta((end - now) / 1000.0 / rate) if rate > 0 else "?"
-                err_console.print(f"progress: {self.label}: {sim} simulated ({100 * now / end:.0f}%), "
-                                  f"{rate_text}, elapsed {format_eta(wall)}, ETA {eta}",
-                                  markup=False, highlight=False, soft_wrap=True)
+        def line() -> str:
+            eta = format_eta((end - now) / 1000.0 / rate) if rate > 0 else "?"
+            return (f"progress: {self.label}: {sim} simulated ({100 * now / end:.0f}%), {rate_text}, "
+                    f"elapsed {format_eta(wall)}, ETA {eta}")
+
+        self._display.update(self._task, line, self.PROGRESS_INTERVAL_S, now >= end, completed=now, sim=sim,
+                             rate=rate_text)
 
 
 def bundled_scenario_dirs() -> list[Path]:

@@ -6,7 +6,7 @@ list) and ``seeds`` (a count N meaning seeds 0..N-1, or a list). Before anything
 into one :class:`SweepRun` per (parameter combination, seed), and every combination is validated
 as a scenario, so an unknown key or a rejected value is a one-line :class:`SweepError`.
 
-Runs execute in this process (``workers=1``), in a spawn-based ``ProcessPoolExecutor`` (default,
+Runs execute in this process (``workers=1``), in a loky process pool (default,
 one worker per core) or on a Dask distributed cluster (``dask="tcp://host:port"``, or ``"local"``
 for a ``LocalCluster``). Workers only simulate and send the :class:`~sim.runs.results.Results` back;
 this process writes each run as it arrives, atomically. An interrupted or crashed sweep therefore

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 
 import logging
-import multiprocessing
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
 import uuid
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures.process import BrokenProcessPool  # loky's, and its TerminatedWorkerError, subclass it
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,59 +102,68 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class PoolExecutor:
-    """A spawn-based ``ProcessPoolExecutor`` with at most `workers` runs in flight.
+def _execute_to_file(execute: ExecuteFn, run: SweepRun, path: str) -> None:
+    """In a pool worker: execute `run` and leave its outcome, pickled, at `path`.
 
-    When a worker process dies (SIGKILL, out of memory, a crash in native code) the broken pool
-    takes every run in flight with it. Those runs are retried in a fresh pool one at a time, each
-    alone, so a second death names its run exactly: that run is recorded as failed
-    (:data:`WORKER_DIED`) and the others complete. Then the sweep goes on at full width.
+    The outcome (a run's Results, often megabytes) travels through a file and not through the
+    pool's result pipe. A worker killed halfway through writing a pipe message leaves the pool's
+    manager thread (CPython's and loky's alike) waiting for the rest of it for ever; killed halfway
+    through writing this file it leaves only a temporary file, and the pipe carries a message of a
+    few bytes, which the kernel writes whole (PIPE_BUF), so loky sees the worker die as usual.
+    """
+    try:
+        outcome = execute(run)
+    except Exception as e:  # noqa: BLE001 - only reachable with a custom `execute`; as in SerialExecutor
+        outcome = RunOutcome(run.run_id, error=describe_error(e))
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(outcome, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+class PoolExecutor:
+    """A loky process pool with at most `workers` runs in flight.
+
+    loky starts each worker as a fresh interpreter (fork+exec: nothing of this process's state is
+    inherited), notices a worker that dies (SIGKILL, out of memory, a crash in native code) and
+    then fails every run in flight with ``TerminatedWorkerError``, a ``BrokenProcessPool``. Those
+    runs are retried in a fresh pool one at a time, each alone, so a second death names its run
+    exactly: that run is recorded as failed (:data:`WORKER_DIED`) and the others complete. Then the
+    sweep goes on at full width. On Ctrl-C the workers are killed (``shutdown(kill_workers=True)``).
+    Outcomes come back through files in a temporary directory (see :func:`_execute_to_file`).
     """
 
     def __init__(self, workers: int, execute: ExecuteFn):
         self.workers, self.execute = workers, execute
         self._generation = 0
-        self._dead_since: float | None = None  # when a worker of the current pool was first seen dead
 
     def __enter__(self) -> "PoolExecutor":
+        self._spool = Path(tempfile.mkdtemp(prefix="kafkasim-outcomes-"))
         self._pool = self._start_pool()
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self._pool.shutdown(wait=True)
-        else:  # interrupted: do not wait for runs nobody will record (a second Ctrl-C cannot cut this short)
-            with _sigint_flagged():
-                _terminate(self._pool)
+        try:
+            if exc_type is None:
+                self._pool.shutdown(wait=True)
+            else:  # interrupted: do not wait for runs nobody will record (a second Ctrl-C cannot cut this short)
+                with _sigint_flagged():
+                    self._pool.shutdown(wait=True, kill_workers=True)
+        finally:
+            shutil.rmtree(self._spool, ignore_errors=True)
 
-    def _start_pool(self) -> ProcessPoolExecutor:
-        # spawn: safe with the threads rich and the executor itself run, and the same on every OS
+    def _start_pool(self):
+        from loky import ProcessPoolExecutor
+        from loky.backend.context import get_context
+
+        # a pool of our own, not loky.get_reusable_executor(): that one outlives the sweep (its idle
+        # workers would be orphans to `ps`, and would keep modules imported before an edit)
         self._generation += 1
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_ignore_sigint)
+        return ProcessPoolExecutor(self.workers, context=get_context("loky"), initializer=_ignore_sigint)
 
     def _restart_pool(self) -> None:
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=True, kill_workers=True)  # broken: its workers are being killed anyway
         self._pool = self._start_pool()
-        self._dead_since = None
-
-    def _unstick_if_a_worker_died(self) -> None:
-        """Break the pool by hand when a worker died halfway through sending its result.
-
-        CPython's pool manager thread notices a dead worker only between messages: once the first
-        bytes of a result arrive it waits for the rest, for ever if the sender was killed (SIGKILL,
-        the OOM killer). A worker dead for 2 s with the pool still not broken is that case: see
-        :func:`_break_stuck_pool`. The runs in flight then fail as BrokenProcessPool and are retried
-        one at a time, as for any other dead worker.
-        """
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())
-        if not any(p.exitcode is not None for p in processes):
-            self._dead_since = None
-        elif self._dead_since is None:
-            self._dead_since = time.monotonic()
-        elif time.monotonic() - self._dead_since > 2.0:
-            _break_stuck_pool(self._pool, processes)
-            self._dead_since = None
 
     def as_completed(self, runs: list[SweepRun]) -> Iterator[RunOutcome]:
         """Submit runs as workers free up; yield each outcome as it completes."""
@@ -168,7 +179,7 @@ class PoolExecutor:
             if interrupted.is_set():
                 # hand over the runs that finished before the interrupt, then raise it here, in our code
                 for fut in [f for f in inflight if f.done() and not f.cancelled() and f.exception() is None]:
-                    yield fut.result()
+                    yield self._outcome(fut, inflight[fut][0])
                 raise KeyboardInterrupt
             if suspects or any(alone for _, _, alone in inflight.values()):
                 if suspects and not inflight:
@@ -181,15 +192,13 @@ class PoolExecutor:
             done = set()
             while not done and not interrupted.is_set():  # short waits: Ctrl-C is noticed within 0.1 s
                 done, _ = wait(inflight, timeout=0.1, return_when=FIRST_COMPLETED)
-                if not done:
-                    self._unstick_if_a_worker_died()
             lost = []
             for fut in done:
                 entry = inflight.pop(fut)
                 if isinstance(fut.exception(), BrokenProcessPool):
                     lost.append(entry)
                 else:
-                    yield _outcome_of(fut, entry[0])
+                    yield self._outcome(fut, entry[0])
             if any(generation == self._generation for _, generation, _ in lost):
                 # the current pool is broken and fails every run it holds, all at once
                 for fut in wait([f for f, e in inflight.items() if e[1] == self._generation]).done:
@@ -197,7 +206,7 @@ class PoolExecutor:
                     if isinstance(fut.exception(), BrokenProcessPool):
                         lost.append(entry)
                     else:
-                        yield _outcome_of(fut, entry[0])
+                        yield self._outcome(fut, entry[0])
                 self._restart_pool()
             for run, _, alone in sorted(lost, key=lambda e: e[0].run_id):
                 if alone:  # it ran alone and its worker died again: this run is the cause
@@ -208,46 +217,26 @@ class PoolExecutor:
     def _submit(self, queue: deque, inflight: dict, alone: bool) -> None:
         run = queue.popleft()
         try:
-            inflight[self._pool.submit(self.execute, run)] = (run, self._generation, alone)
+            future = self._pool.submit(_execute_to_file, self.execute, run, str(self._path(run)))
         except BrokenProcessPool:  # a worker died while idle: retry on a fresh pool
             queue.appendleft(run)
             self._restart_pool()
+        else:
+            inflight[future] = (run, self._generation, alone)
 
+    def _path(self, run: SweepRun) -> Path:
+        return self._spool / f"{run.run_id}.pickle"
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool now: cancel queued runs, terminate the worker processes, wait a bounded time."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # private, the same since 3.2
-    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
-    if terminate is not None:
-        terminate()
-    else:
-        for process in processes:
-            process.terminate()
-    _break_stuck_pool(pool, processes, cancel=True)
-
-
-def _break_stuck_pool(pool: ProcessPoolExecutor, processes: list, cancel: bool = False) -> None:
-    """Kill the pool's workers and make its manager thread see the end of the result pipe.
-
-    A worker killed while writing a result (a multi-megabyte pickle) leaves the manager thread
-    waiting for the rest of that message; `shutdown()` and the interpreter's exit would then
-    wait for that thread for ever. Once every worker is gone, this process holds the last
-    write end of the result pipe: closing it turns the wait into EOF and the pool breaks as
-    usual. (The private attributes are those of CPython 3.9-3.13.)
-    """
-    manager = getattr(pool, "_executor_manager_thread", None)  # read before shutdown() drops it
-    results = getattr(pool, "_result_queue", None)
-    for process in processes:
-        if process.exitcode is None:
-            process.kill()
-    pool.shutdown(wait=False, cancel_futures=cancel)
-    for process in processes:
-        process.join(timeout=5)
-    writer = getattr(results, "_writer", None)
-    if writer is not None and not writer.closed:
-        writer.close()
-    if manager is not None:
-        manager.join(timeout=5)
+    def _outcome(self, future, run: SweepRun) -> RunOutcome:
+        """The outcome a finished future left in its file (read once, then deleted)."""
+        try:
+            future.result()
+            path = self._path(run)
+            outcome = pickle.loads(path.read_bytes())
+            path.unlink()
+            return outcome
+        except Exception as e:  # noqa: BLE001 - e.g. an unpicklable run, a full disk
+            return RunOutcome(run.run_id, error=describe_error(e))
 
 
 class DaskExecutor:

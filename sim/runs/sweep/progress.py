@@ -1,10 +1,11 @@
-"""Progress of a sweep on stderr: a rich bar on a terminal, a plain line every few seconds elsewhere."""
+"""Progress on stderr, of a sweep or of one run: a rich bar on a terminal, a plain line every few seconds elsewhere."""
 
 from __future__ import annotations
 
 
 import math
 import time
+from typing import Callable
 
 
 
@@ -26,8 +27,50 @@ def format_eta(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class ProgressDisplay:
+    """Progress on stderr: a rich bar on `console` if it is a terminal, else a plain line at most
+    every `interval` seconds (for `| tee`, nohup, CI logs), and always the last one.
+
+    What the bar's `columns` show and what a plain line says is the caller's: a single run
+    (`kafkasim run`) counts simulated seconds, a sweep counts runs.
+    """
+
+    def __init__(self, console, *columns):
+        from rich.progress import Progress
+
+        self.console = console
+        self.tty = console.is_terminal
+        self.bar = Progress(*columns, console=console, transient=True, disable=not self.tty)
+        self._last_line = time.monotonic()
+
+    def __enter__(self) -> "ProgressDisplay":
+        self.bar.start()  # does nothing off a terminal (disabled)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def add_task(self, description: str, total: float, **fields):
+        """A bar for `total` units of work; the interval of plain lines starts now."""
+        self._last_line = time.monotonic()
+        return self.bar.add_task(description, total=total, **fields)
+
+    def update(self, task, line: Callable[[], str], interval: float, last: bool, **fields) -> None:
+        """Update the bar (`fields`), or print `line()` off a terminal if `interval` has passed or it is the `last`."""
+        self.bar.update(task, **fields)
+        if not self.tty:
+            now = time.monotonic()
+            if now - self._last_line >= interval or last:
+                self._last_line = now
+                self.note(line())
+
+    def note(self, text: str) -> None:
+        """A line on stderr (above the bar on a terminal)."""
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 class _Progress:
-    """Progress on stderr: a rich bar on a terminal, else a plain line every few seconds; off by default.
+    """A sweep's progress on stderr (a :class:`ProgressDisplay` counting runs); off by default.
 
     The ETA comes from the durations of the runs completed so far (mean seconds per run x runs
     left / runs in parallel); before the first completes, from the scenarios' work estimate.
@@ -35,31 +78,28 @@ class _Progress:
 
     def __init__(self, enabled: bool, title: str):
         self.enabled, self.title = enabled, title
-        self._progress = self._task = None
-        self._console = None
+        self._display: ProgressDisplay | None = None
+        self._task = None
         self.total = self.done = self.failed = 0
         self.parallel = 1
         self.estimate_s = 0.0
         self.durations: list[float] = []
-        self._t0 = self._last_line = time.monotonic()
+        self._t0 = time.monotonic()
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-            self._console = Console(stderr=True)
-            if self._console.is_terminal:
-                self._progress = Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[failed]} failed"), TextColumn("ETA {task.fields[eta]}"),
-                    TimeElapsedColumn(), console=self._console, transient=True)
-                self._progress.start()
+            self._display = ProgressDisplay(
+                Console(stderr=True), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"), TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn())
+            self._display.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._display is not None:
+            self._display.__exit__(*exc)
 
     def eta(self) -> float | None:
         """Seconds left: from completed-run durations, else the work estimate."""
@@ -81,9 +121,9 @@ class _Progress:
     def start(self, total: int, parallel: int = 1, estimate_s: float = 0.0) -> None:
         """Show progress for `total` runs to execute, `parallel` at a time, estimated at `estimate_s` in all."""
         self.total, self.parallel, self.estimate_s = total, parallel, estimate_s
-        self._t0 = self._last_line = time.monotonic()
-        if self._progress is not None:
-            self._task = self._progress.add_task(self.title, total=total, failed=0, eta=self._eta_text())
+        self._t0 = time.monotonic()
+        if self._display is not None:
+            self._task = self._display.add_task(self.title, total=total, failed=0, eta=self._eta_text())
 
     def advance(self, failed: bool, wall_s: float | None = None) -> None:
         """One more run recorded (`wall_s`: how long it took where it ran)."""
@@ -92,19 +132,17 @@ class _Progress:
         if wall_s is None:  # a custom executor: its share of the time since the start
             wall_s = (time.monotonic() - self._t0) * min(self.parallel, self.total) / self.done
         self.durations.append(wall_s)
-        if self._task is not None:
-            self._progress.update(self._task, advance=1, failed=self.failed, eta=self._eta_text())
-        elif self._console is not None and self.total:
-            now = time.monotonic()
-            if now - self._last_line >= PROGRESS_INTERVAL_S or self.done == self.total:
-                self._last_line = now
-                rate = self.done / max(now - self._t0, 1e-9) * 60
-                self.note(f"progress: {self.title}: {self.done}/{self.total} runs done ({self.failed} failed), "
-                          f"{rate:,.1f} runs/min, elapsed {format_eta(now - self._t0)}, ETA {self._eta_text()}")
+        if self._task is not None and self.total:
+            self._display.update(self._task, self._line, PROGRESS_INTERVAL_S, self.done == self.total,
+                                 advance=1, failed=self.failed, eta=self._eta_text())
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self._t0
+        rate = self.done / max(elapsed, 1e-9) * 60
+        return (f"progress: {self.title}: {self.done}/{self.total} runs done ({self.failed} failed), "
+                f"{rate:,.1f} runs/min, elapsed {format_eta(elapsed)}, ETA {self._eta_text()}")
 
     def note(self, text: str) -> None:
         """A line on stderr (above the bar on a terminal)."""
-        if self._progress is not None:
-            self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        elif self._console is not None:
-            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+        if self._display is not None:
+            self._display.note(text)
