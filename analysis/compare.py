@@ -24,7 +24,8 @@ import pandas as pd
 
 from analysis.load import ResultsError, Run, is_sweep_dir, load_run
 from sim.measure.stats import ecdf_points, weighted_ecdf
-from sim.runs.contract import RunSummary, produce_latencies
+from sim.measure.batches import produce_latencies
+from sim.runs.contract import RunSummary
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Run, replication_by_partition
-from sim.runs.contract import produce_latencies, tally_outcomes
+from sim.measure.batches import produce_latencies, tally_outcomes
 from sim.measure.stats import weighted_percentiles
 
 __all__ = [
@@ -295,7 +295,7 @@ def level_summary(run: Run) -> dict:
 
 
 # --- tally metrics -------------------------------------------------------------------------------
-# produce_latencies (mid arrival to ack, per acknowledged batch) is the results contract's, the
+# produce_latencies (mid arrival to ack, per acknowledged batch) is sim.measure.batches', the
 # definition the run summary's produce_latency_ms uses.
 
 
@@ -324,7 +324,7 @@ def _pkey(q: float) -> str:
 def loss_tally(batches: pd.DataFrame) -> dict:
     """Record outcomes counted from the batches table, as the checker classifies them, with loss rates.
 
-    The counts of `sim.runs.contract.tally_outcomes` (records_sent, records_acked, records_failed,
+    The counts of `sim.measure.batches.tally_outcomes` (records_sent, records_acked, records_failed,
     records_unknown, acked_lost, records_lost, ...: the run summary's), and the rates
     loss_rate = records_lost / records_sent and acked_loss_rate = acked_lost / records_sent.
     """

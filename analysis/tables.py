@@ -23,7 +23,8 @@ import pandas as pd
 from analysis.load import Run, SweepResults, acks_order, scenario_facts
 from analysis.metrics import failover_table
 from sim.measure.stats import ecdf_points, weighted_ecdf
-from sim.runs.contract import aggregate, flatten_summary, mid_arrival, produce_latencies, sort_groups
+from sim.measure.batches import mid_arrival, produce_latencies
+from sim.runs.contract import aggregate, flatten_summary, sort_groups
 
 __all__ = [
     "Source", "GROUP_COLUMNS", "runs_table", "flatten_summary", "aggregate", "loss_table", "throughput_table",

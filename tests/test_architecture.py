@@ -2,7 +2,7 @@
 
     sim.scenario  <-  sim.model  <-  sim.measure  <-  sim.runs  <-  sim.cli
                                                          ^
-                                          analysis  -----'  (through sim.runs.contract only)
+                                          analysis  -----'  (sim.runs.contract, and the table-only measure.stats/batches)
 
 Every import counts (module level or inside a function), except those under ``if TYPE_CHECKING:``,
 which exist for annotations only and never run.
@@ -25,7 +25,7 @@ ALLOWED = {
     "sim.measure": ("sim.model", "sim.scenario"),
     "sim.runs": ("sim.measure", "sim.model", "sim.scenario"),
     "sim.cli": ("sim.runs", "sim.measure", "sim.model", "sim.scenario", "analysis", "sim"),
-    "analysis": ("sim.runs.contract", "sim.measure.stats", "sim.scenario"),
+    "analysis": ("sim.runs.contract", "sim.measure.stats", "sim.measure.batches", "sim.scenario"),
 }
 
 

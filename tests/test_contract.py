@@ -106,7 +106,7 @@ def test_the_measures_of_the_batches_table_are_shared(run_dir):
                 "records_lost", "failed_but_present", "duplicates", "records_consumed"):
         assert tally[key] == run.summary[key], key
     lat = analysis.produce_latencies(run.batches)
-    assert analysis.produce_latencies is contract.produce_latencies
+    assert analysis.produce_latencies is sim.measure.batches.produce_latencies
     assert float(np.max(lat["latency_ms"])) <= run.summary.produce_latency_ms["max"]
 
 

@@ -481,7 +481,7 @@ def test_cli_sweep_resume_prints_the_aggregate_table(capsys, serial):
 def test_cli_exits_1_when_runs_failed(capsys, tmp_path, monkeypatch):
     sweep_module = sys.modules["sim.runs.sweep.executors"]  # where execute_run looks simulate_run up
 
-    def broken(scenario, seed):
+    def broken(scenario, seed, **_):
         raise ValueError(f"no luck with seed {seed}")
 
     monkeypatch.setattr(sweep_module, "simulate_run", broken)  # --workers 1 runs in this process
@@ -580,7 +580,7 @@ def test_cli_force_reruns_and_resume_is_accepted(capsys, serial, tmp_path, monke
     canned = read_results(next((serial[1] / "runs").iterdir()))
     ran = []
 
-    def fake(scenario, seed):  # --workers 1 runs in this process
+    def fake(scenario, seed, **_):  # --workers 1 runs in this process
         ran.append(seed)
         return dataclasses.replace(canned, scenario=scenario, seed=seed, summary={**canned.summary, "seed": seed})
 

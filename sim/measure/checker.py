@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sim.model.recorder import OUTCOMES, Recorder
-from sim.runs.contract import tally_outcomes
+from sim.measure.batches import tally_outcomes
 
 __all__ = ["check", "Classification"]
 
@@ -112,7 +112,7 @@ def count_reordered(recorder: Recorder, batches: pd.DataFrame) -> int:
 def check(recorder: Recorder, batches: pd.DataFrame | None = None) -> Classification:
     """Classify every record of the run; returns record counts.
 
-    The counts that follow from the batches table alone are `sim.runs.contract.tally_outcomes`
+    The counts that follow from the batches table alone are `sim.measure.batches.tally_outcomes`
     (which analysis uses too); ``reordered`` needs the final logs.
     """
     if batches is None:

@@ -13,7 +13,7 @@ import pandas as pd
 from sim.measure.stats import weighted_percentiles as _weighted_percentiles
 from sim.model.events import FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
-from sim.runs.contract import mid_arrival, produce_latencies
+from sim.measure.batches import mid_arrival, produce_latencies
 
 __all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
            "events_table", "under_replicated_at_end"]
@@ -27,7 +27,7 @@ def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: list[float
 def produce_latency(batches: pd.DataFrame) -> dict:
     """Send (record arrival) to acknowledgement, per record: p50, p99, p99.9, max (ms).
 
-    Percentiles of `sim.runs.contract.produce_latencies` (mid arrival to ack), weighted by records;
+    Percentiles of `sim.measure.batches.produce_latencies` (mid arrival to ack), weighted by records;
     max is from the batch's first arrival.
     """
     lat = produce_latencies(batches)

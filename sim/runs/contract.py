@@ -12,8 +12,8 @@ imports only `sim.measure.stats` (plain numeric estimators, no model).
   sibling renamed into place), the one writer of results.
 - **Reading** a run directory is :func:`read_run` (a :class:`Run`); a sweep directory
   :func:`read_sweep` (a :class:`SweepResults`).
-- **Measures defined on the batches table**, which the summary and analysis share:
-  :func:`mid_arrival`, :func:`produce_latencies` and :func:`tally_outcomes`.
+- Measures defined on the batches table, which the summary and analysis share, are in
+  `sim.measure.batches`.
 - **Across runs**, :func:`flatten_summary` (summary scalars with dotted names, the columns of
   ``sweep.parquet``) and :func:`aggregate` (mean and 95% CI per group, columns
   ``<metric>_mean``, ``_low``, ``_high``, ``_n``, ``_clipped``).
@@ -44,7 +44,7 @@ __all__ = [
     "is_run_dir", "is_sweep_dir", "is_figure_dir", "is_report",
     "Run", "read_run", "SweepResults", "read_sweep", "read_sweep_table", "read_yaml",
     "acks_label", "acks_order", "scenario_facts", "replication_by_partition",
-    "mid_arrival", "produce_latencies", "tally_outcomes", "aggregate", "sort_groups",
+    "aggregate", "sort_groups",
 ]
 
 RUN_FILES = ("scenario.yaml", "summary.json", "batches.parquet", "events.parquet", "timeseries.parquet")
@@ -604,52 +604,6 @@ def read_sweep(path: str | Path) -> SweepResults:
         except (OSError, ValueError):
             sweep.failures[f.stem] = {"error": f"unreadable {f.name}"}
     return sweep
-
-
-# --- measures defined on the batches table -------------------------------------------------------
-def mid_arrival(batches: pd.DataFrame) -> np.ndarray:
-    """Each batch's mid arrival (ms): its records arrived between its first and last arrival, and
-    every latency counts a batch's records at this instant."""
-    return (batches["first_arrival_ms"].to_numpy() + batches["last_arrival_ms"].to_numpy()) / 2.0
-
-
-def produce_latencies(batches: pd.DataFrame) -> pd.DataFrame:
-    """Produce latency of every acknowledged batch: ``latency_ms`` (mid arrival to ack) and ``records``.
-
-    The summary's ``produce_latency_ms`` percentiles are these, weighted by records.
-    """
-    acked = batches[batches["outcome"] == "acked"]
-    return pd.DataFrame({"latency_ms": acked["acked_ms"].to_numpy() - mid_arrival(acked),
-                         "records": acked["record_count"].to_numpy().astype(np.int64)})
-
-
-def tally_outcomes(batches: pd.DataFrame) -> dict[str, int]:
-    """Record outcomes counted from the batches table (Jepsen-style, see `sim.measure.checker`).
-
-    records_sent, records_produced, records_acked, records_failed, records_unknown, acked_lost,
-    records_lost, failed_but_present, duplicates, records_consumed: the summary's counts except
-    ``reordered``, which needs the final logs.
-    """
-    count = batches["record_count"].to_numpy(dtype=np.int64)
-    outcome = batches["outcome"]
-    acked = (outcome == "acked").to_numpy()
-    failed = (outcome == "failed").to_numpy()
-    unknown = (outcome == "unknown").to_numpy()
-    copies = batches["copies_in_log"].to_numpy()
-    absent = copies == 0
-    sent = ~np.isnan(batches["sent_ms"].to_numpy(dtype=float))
-    return {
-        "records_sent": int(count[sent].sum()),
-        "records_produced": int(count.sum()),
-        "records_acked": int(count[acked].sum()),
-        "records_failed": int(count[failed].sum()),
-        "records_unknown": int(count[unknown].sum()),
-        "acked_lost": int(count[acked & absent].sum()),
-        "records_lost": int(count[(acked | unknown) & absent & sent].sum()),
-        "failed_but_present": int(count[failed & ~absent].sum()),
-        "duplicates": int((count * np.maximum(copies - 1, 0)).sum()),
-        "records_consumed": int(count[batches["times_consumed"].to_numpy() > 0].sum()),
-    }
 
 
 # --- across runs ---------------------------------------------------------------------------------

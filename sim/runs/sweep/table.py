@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sim.runs.contract import aggregate as aggregate_groups
@@ -94,5 +95,9 @@ def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike, *, nonnegative: boo
                            sort=False)
     ok = frame["status"].eq("ok").groupby(combination, sort=True).sum()  # rows are in combination order
     out.insert(out.columns.get_loc("seeds") + 1, "ok", ok.to_numpy().astype(int))
+    for m in AGGREGATE_METRICS:  # every metric has its columns, NaN where no run reported it (all failed)
+        if f"{m}_mean" not in out.columns:
+            out = out.assign(**{f"{m}_mean": np.nan, f"{m}_low": np.nan, f"{m}_high": np.nan, f"{m}_n": 0,
+                                f"{m}_clipped": False})
     return out
 
