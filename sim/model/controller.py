@@ -22,7 +22,7 @@ from sim.model import messages as m
 if TYPE_CHECKING:
     from sim.model.recorder import Recorder
     from sim.scenario.schema import ClusterConfig
-    from sim.model.broker import PartitionSpec
+    from sim.model.partition import PartitionSpec
     from sim.model.network import Network
 
 __all__ = ["Controller"]

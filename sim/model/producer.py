@@ -21,7 +21,7 @@ partition whose earlier batch is ready).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import simpy
@@ -45,6 +45,19 @@ BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
 # CommonClientConfigs defaults (KIP-601); the scenario has no field for them yet
 SOCKET_CONNECTION_SETUP_TIMEOUT_MS = 10_000.0
 SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS = 30_000.0
+
+
+class ClosedBatch(NamedTuple):
+    """Records of one partition closed into a batch by linger.ms or batch.size, ahead of its close
+    time (a tuple: the producer sorts them by close time, then partition slot)."""
+
+    close_ms: float
+    slot: int  # index into the producer's partitions
+    count: int
+    first_ms: float
+    last_ms: float
+    start: int  # the batch's records are arrival_times[start:start + count]
+    arrival_times: object  # numpy array of the partition's arrival times
 
 
 class ProducerBatch:
@@ -238,7 +251,7 @@ class Producer:
                 times = self._arrivals(t0, t1, n_generated)
                 n_generated += len(times)
                 per_partition = self._split_by_partition(times) if len(times) else None
-                closed = []  # (close time, partition slot, count, first ms, last ms, start, arrival times)
+                closed: list[ClosedBatch] = []
                 for k in range(P):
                     if per_partition is not None:
                         mine = per_partition[k]
@@ -251,7 +264,7 @@ class Producer:
                                                        float("inf") if final else t1)
                     start = 0
                     for e, c in zip(ends, closes):
-                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
+                        closed.append(ClosedBatch(c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
@@ -260,7 +273,7 @@ class Producer:
                 now = self.env.now
                 timeout, on_close = self.env.timeout, self._close_batch
                 for batch in closed:
-                    timeout(max(batch[0] - now, 0.0), batch).callbacks.append(on_close)
+                    timeout(max(batch.close_ms - now, 0.0), batch).callbacks.append(on_close)
                 if final:
                     break
                 t0 = t1
