@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from sim.model import messages as m
+from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
 from sim.model.timeouts import TimeoutQueue
@@ -31,170 +32,13 @@ if TYPE_CHECKING:
     from sim.scenario.schema import ClusterConfig
     from sim.model.network import Network
 
-__all__ = ["Broker", "ReplicaFetcher", "FetchSession"]
+__all__ = ["Broker"]
 
 # Broker-to-controller requests (registration, AlterPartition) are resent when unanswered within
 # the broker's request.timeout.ms (NodeToControllerChannelManager), default 30 s.
 BROKER_TO_CONTROLLER_TIMEOUT_MS = 30_000.0
 # A metadata log fetch is given up after the long-poll wait plus controller.quorum.request.timeout.ms (2 s).
 METADATA_FETCH_TIMEOUT_MS = 500.0 + 2_000.0
-
-
-class ParkedFetch:
-    """A fetch with no data to return, held up to max wait (DelayedFetch)."""
-
-    __slots__ = ("request", "done")
-
-    def __init__(self, request: m.FetchRequest):
-        self.request, self.done = request, False
-
-
-class FetchSession:
-    """The leader's side of one follower's incremental fetch session (KIP-227 FetchSession).
-
-    Partitions the follower did not list are unchanged on its side; the leader adds those that
-    changed on its side (new data or a new HW) from `dirty`, so a fetch costs work in proportion
-    to what moved, not to the number of partitions followed.
-    """
-
-    __slots__ = ("session_id", "partitions", "dirty", "parked")
-
-    def __init__(self, session_id: int, partitions: set[int]):
-        self.session_id = session_id
-        self.partitions = partitions
-        self.dirty: set[int] = set()
-        self.parked: ParkedFetch | None = None
-
-
-class ReplicaFetcher:
-    """Fetches all partitions this broker follows from one leader broker (ReplicaFetcherThread)."""
-
-    def __init__(self, broker: "Broker", leader_id: int):
-        self.broker = broker
-        self.leader_id = leader_id
-        self.partitions: set[int] = set()
-        self.in_flight: m.FetchRequest | None = None
-        self.backing_off = False
-        self.session_id = 0  # 0: no session, the next fetch is a full one
-        self.changed: set[int] = set()  # partitions whose fetch state moved since the last request
-        self.delayed: set[int] = set()  # partitions sitting out replica.fetch.backoff.ms after an error
-
-    def add_partition(self, p: int) -> None:
-        self.delayed.discard(p)
-        self.partitions.add(p)
-        self.session_id = 0
-
-    def remove_partition(self, p: int) -> None:
-        self.delayed.discard(p)
-        if p in self.partitions:
-            self.partitions.discard(p)
-            self.session_id = 0
-
-    def delay_partition(self, p: int) -> None:
-        """AbstractFetcherThread.delayPartitions: a partition whose fetch returned an error sits out
-        replica.fetch.backoff.ms while the others keep fetching."""
-        self.partitions.discard(p)
-        self.delayed.add(p)
-        self.session_id = 0
-        b = self.broker
-        incarnation = b.incarnation
-
-        def resume(_ev):
-            if b.incarnation != incarnation or p not in self.delayed:
-                return
-            self.delayed.discard(p)
-            r = b.replicas.get(p)
-            if r is not None and not r.is_leader and r.leader_id == self.leader_id:
-                self.add_partition(p)
-                self.maybe_fetch()
-
-        b.env.timeout(b.config.replica_fetch_backoff_ms).callbacks.append(resume)
-
-    def maybe_fetch(self) -> None:
-        """Send the next fetch unless one is in flight or we are backing off."""
-        b = self.broker
-        if self.in_flight is not None or self.backing_off or not self.partitions or not b.alive:
-            return
-        full = self.session_id == 0
-        if full:
-            b._session_ids += 1
-            self.session_id = b._session_ids
-            ids = sorted(self.partitions)
-        else:
-            ids = sorted(self.changed & self.partitions) if self.changed else ()
-        self.changed = set()
-        replicas = b.replicas
-        parts = []
-        for p in ids:
-            r = replicas[p]
-            log = r.log
-            parts.append(m.PartitionFetch(p, log.leo, log.latest_epoch, r.leader_epoch))
-        b._request_ids += 1
-        cfg = b.config
-        req = m.FetchRequest(b, b._request_ids, b.broker_id, cfg.replica_fetch_wait_max_ms,
-                             cfg.replica_fetch_response_max_bytes, cfg.replica_fetch_max_bytes, parts,
-                             self.session_id, full)
-        self.in_flight = req
-        b.fetch_timeouts.add(req)
-        b.network.send(b, b.cluster_brokers[self.leader_id], req, 64 + 16 * len(parts))
-
-    def back_off(self) -> None:
-        """replica.fetch.backoff.ms after an error, then try again."""
-        if self.backing_off:
-            return
-        self.backing_off = True
-        incarnation = self.broker.incarnation
-
-        def resume(_ev):
-            if self.broker.incarnation == incarnation:
-                self.backing_off = False
-                self.maybe_fetch()
-
-        self.broker.env.timeout(self.broker.config.replica_fetch_backoff_ms).callbacks.append(resume)
-
-    def on_response(self, resp: m.FetchResponse) -> None:
-        """Apply a fetch response: truncate on divergence, append batches, learn the HW."""
-        if self.in_flight is None or resp.request_id != self.in_flight.request_id:
-            return
-        self.broker.fetch_timeouts.done(self.in_flight)
-        self.in_flight = None
-        b = self.broker
-        now = b.env.now
-        if resp.session_error:
-            self.session_id = 0  # the leader lost our session (it restarted): start a new one
-            self.maybe_fetch()
-            return
-        for pd in resp.partitions:
-            r = b.replicas.get(pd.partition)
-            if r is None or r.is_leader or r.leader_id != self.leader_id or pd.partition not in self.partitions:
-                continue
-            log = r.log
-            if pd.error != m.NONE:
-                self.delay_partition(pd.partition)
-                continue
-            if pd.diverging_epoch is not None:
-                b.truncate_on_divergence(r, *pd.diverging_epoch)
-                self.changed.add(pd.partition)
-                continue
-            if pd.base:
-                if pd.base[0] != log.leo:
-                    continue  # stale response; the next fetch resynchronises
-                log.append_fetched(pd)
-                self.changed.add(pd.partition)
-                b.recorder.appended_many(now, b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
-            # The follower's HW: the leader's, capped by what it has (one fetch round late).
-            new_hw = min(pd.high_watermark, log.leo)
-            if new_hw > log.hw:
-                log.hw = new_hw
-        self.maybe_fetch()
-
-    def on_failure(self) -> None:
-        """Connection reset or request timeout: back off and retry with a new session."""
-        if self.in_flight is not None:
-            self.broker.fetch_timeouts.done(self.in_flight)
-            self.in_flight = None
-        self.session_id = 0
-        self.back_off()
 
 
 class Broker:
@@ -404,6 +248,23 @@ class Broker:
         if fetcher is not None and fetcher.in_flight is not None:
             fetcher.on_failure()
 
+    # --- what the fetchers ask of their broker (FetcherHost) -------------------------------------
+    def next_request_id(self) -> int:
+        self._request_ids += 1
+        return self._request_ids
+
+    def next_session_id(self) -> int:
+        """A new fetch session id; never reused, even by a later incarnation."""
+        self._session_ids += 1
+        return self._session_ids
+
+    def broker_endpoint(self, broker_id: int) -> "Broker":
+        return self.cluster_brokers[broker_id]
+
+    def append_fetched(self, r: Partition, data: m.PartitionData) -> None:
+        """Append a fetch response's batches to the follower's log."""
+        r.log.append_fetched(data)
+
     def _fetch_timed_out(self, req: m.FetchRequest) -> None:
         for fetcher in self.fetchers.values():
             if fetcher.in_flight is req:
@@ -608,8 +469,7 @@ class Broker:
 
     def send_alter_partition(self, r: Partition) -> None:
         """Send the partition's pending ISR to the controller (AlterPartitionManager)."""
-        self._request_ids += 1
-        req = m.AlterPartition(self._request_ids, self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
+        req = m.AlterPartition(self.next_request_id(), self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
                                r.partition_epoch, r.pending_isr)
         r.alter_in_flight = req
         self.alter_timeouts.add(req)
