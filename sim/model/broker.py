@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from sim.model import messages as m
+from sim.model.disk import Disk
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
@@ -63,6 +64,7 @@ class Broker:
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
         # Disk: survives a process crash (the page cache survives too; no power loss here).
         self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
+        self.disk = Disk(self.logs)  # every write to the logs goes through it
         self.alive = False
         self.host_up = True
         self.incarnation = 0
@@ -263,7 +265,7 @@ class Broker:
 
     def append_fetched(self, r: Partition, data: m.PartitionData) -> None:
         """Append a fetch response's batches to the follower's log."""
-        r.log.append_fetched(data)
+        self.disk.append_fetched(r.log, data)
 
     def _fetch_timed_out(self, req: m.FetchRequest) -> None:
         for fetcher in self.fetchers.values():
@@ -383,7 +385,7 @@ class Broker:
         _, local_end = log.end_offset_for_epoch(leader_epoch)
         target = leader_end_offset if local_end < 0 else min(leader_end_offset, local_end)
         target = max(0, min(target, log.leo))
-        removed = log.truncate_to(target)
+        removed = self.disk.truncate(r.spec.index, target)
         self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
                             f"removed={removed} leader_epoch={leader_epoch} end_offset={leader_end_offset}")
 

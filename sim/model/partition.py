@@ -91,12 +91,13 @@ class PurgatoryEntry(NamedTuple):
 class Partition:
     """One partition on a broker: its log (on disk) and, when leading, the leader state (Partition.scala)."""
 
-    __slots__ = ("broker", "spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
+    __slots__ = ("broker", "disk", "spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
                  "remote", "pending_isr", "alter_in_flight", "leader_epoch_start", "purgatory", "legacy_waiters",
                  "parked_consumers", "hw_stalled", "min_isr", "replica_lag_time_max_ms")
 
     def __init__(self, broker: "Broker", spec: PartitionSpec, log: Log, min_isr: int):
         self.broker = broker
+        self.disk = broker.disk
         self.spec = spec
         self.log = log
         self.min_isr = min_isr  # effective min.insync.replicas
@@ -168,7 +169,8 @@ class Partition:
                 return error, -1, False
             if duplicate is not None:
                 return m.NONE, duplicate, False
-        base = log.append(batch.record_count, self.leader_epoch, batch.batch_id, batch.pid, batch.seq, batch.nbytes)
+        base = self.disk.append(log, batch.record_count, self.leader_epoch, batch.batch_id, batch.pid, batch.seq,
+                                batch.nbytes)
         return m.NONE, base, True
 
     def watch_produce(self, entry: PurgatoryEntry, acks: int) -> None:
