@@ -78,7 +78,7 @@ def test_the_hw_advances_to_the_minimum_leo_of_the_isr():
 
 
 def test_an_acks_all_batch_completes_when_the_hw_covers_it():
-    r, broker = _leader()
+    r, _ = _leader()
     batch = _batch(10)
     _, base, _ = r.append_records_to_leader(batch, acks=-1)
     answers = []

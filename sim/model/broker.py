@@ -1,21 +1,19 @@
-"""A Kafka broker: partition replicas, produce handling, the follower fetch path, ISR upkeep.
+"""A Kafka broker (KafkaApis + ReplicaManager): a node that hosts partition replicas.
 
-Follows Kafka's Partition.scala / ReplicaManager.scala at batch granularity:
-- the leader appends produce requests, parks acks=all requests in a produce purgatory until the
-  high watermark (HW) covers them, and advances the HW to the minimum LEO over the maximal ISR;
-- followers replicate with one fetcher per source broker (num.replica.fetchers=1), long-polled
-  up to replica.fetch.wait.max.ms, and learn the HW from fetch responses (one round late);
-- the leader tracks each follower's caught-up time (Replica.updateFetchState), shrinks the ISR
-  of followers lagging more than replica.lag.time.max.ms and re-adds caught-up ones, both via
-  AlterPartition to the controller;
-- followers detect divergence with the last fetched leader epoch and truncate (KIP-101/279/595).
+Follows Kafka at batch granularity. The broker dispatches requests, applies the KRaft metadata
+log (leadership and ISR changes), registers and heartbeats, serves fetches (incremental fetch
+sessions, KIP-227, and the fetch purgatory) and runs the periodic ISR expiry and HW checkpoint.
+What a partition does is in `sim.model.partition` (Partition.scala: HW, ISR shrink and expansion
+via AlterPartition, the produce purgatory), the follower side in `sim.model.fetcher`
+(ReplicaFetcherThread: one fetcher per leader broker, long-polled up to
+replica.fetch.wait.max.ms, divergence truncation, KIP-101/279/595), and every write to a log goes
+through the broker's `sim.model.disk.Disk`.
 What is left out: segments and retention, compression, quotas, request queues and thread pools
 (request handling costs no simulated time), follower fetching for consumers (KIP-392).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,13 +23,14 @@ from sim.model import messages as m
 from sim.model.disk import Disk
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
+from sim.model.node import Node
 from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
+    from sim.model.network import Network
     from sim.model.recorder import Recorder
     from sim.scenario.schema import ClusterConfig
-    from sim.model.network import Network
 
 __all__ = ["Broker"]
 
@@ -42,7 +41,7 @@ BROKER_TO_CONTROLLER_TIMEOUT_MS = 30_000.0
 METADATA_FETCH_TIMEOUT_MS = 500.0 + 2_000.0
 
 
-class Broker:
+class Broker(Node):
     """A Kafka broker process on a host: replicas, fetchers, heartbeats, ISR expiry."""
 
     base_name = "broker"
@@ -50,24 +49,19 @@ class Broker:
     def __init__(self, env: simpy.Environment, broker_id: int, config: "ClusterConfig",
                  partitions: list[PartitionSpec], network: "Network", recorder: "Recorder",
                  rng: np.random.Generator | None = None, parent_scope: str = "cluster"):
-        self.env = env
+        self.init_node(env, f"{parent_scope}.{self.base_name}{broker_id}", up=False, incarnation=0)
         self.rng = rng
         self.broker_id = broker_id
         self.config = config
         self.partitions = partitions
         self.network = network
         self.recorder = recorder
-        self.scope = f"{parent_scope}.{self.base_name}{broker_id}"
-        self.endpoint_id = self.scope
         self.controller = None  # wired by the cluster
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
         # Disk: survives a process crash (the page cache survives too; no power loss here).
         self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
         self.disk = Disk(self.logs)  # every write to the logs goes through it
-        self.alive = False
-        self.host_up = True
-        self.incarnation = 0
         self._request_ids = 0
         self._session_ids = 0
         self._reset_memory()
@@ -101,8 +95,7 @@ class Broker:
         registered and unfenced (the cluster hands it the initial metadata). A restart registers a
         new incarnation and catches up with the metadata log before it acts on any of it.
         """
-        self.alive = True
-        self.incarnation += 1
+        self.mark_up()
         for p, log in self.logs.items():
             # Recovery: HW from the replication-offset checkpoint; producer state from the log.
             log.hw = min(log.checkpointed_hw, log.leo)
@@ -129,9 +122,7 @@ class Broker:
         if not self.alive or self.registered:
             return
         self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation))
-        incarnation = self.incarnation
-        self.env.timeout(BROKER_TO_CONTROLLER_TIMEOUT_MS).callbacks.append(
-            lambda _ev: self.register() if self.incarnation == incarnation else None)
+        self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
@@ -146,7 +137,7 @@ class Broker:
         """Process crash (SIGKILL): memory is lost, the log and page cache survive."""
         if not self.alive:
             return
-        self.alive = False
+        self.mark_crashed()
         for proc in self.processes:
             if proc.is_alive:
                 proc.interrupt("crash")
@@ -243,8 +234,7 @@ class Broker:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
             self._metadata_fetch_pending = False
-            self.env.timeout(self.config.broker_heartbeat_interval_ms).callbacks.append(
-                lambda _ev, inc=self.incarnation: self.fetch_metadata() if self.incarnation == inc else None)
+            self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             return
         fetcher = self.fetchers.get(getattr(peer, "broker_id", -1))
         if fetcher is not None and fetcher.in_flight is not None:
@@ -280,15 +270,13 @@ class Broker:
             return
         self._metadata_fetch_pending = True
         self._metadata_fetch_id += 1
-        fetch_id, incarnation = self._metadata_fetch_id, self.incarnation
         self.network.send(self, self.controller, m.MetadataFetch(self.broker_id, self.incarnation, self.metadata_offset))
+        self.schedule(METADATA_FETCH_TIMEOUT_MS, self._metadata_fetch_expired, self._metadata_fetch_id)
 
-        def expire(_ev):
-            if self.incarnation == incarnation and self._metadata_fetch_pending and self._metadata_fetch_id == fetch_id:
-                self._metadata_fetch_pending = False
-                self.fetch_metadata()
-
-        self.env.timeout(METADATA_FETCH_TIMEOUT_MS).callbacks.append(expire)
+    def _metadata_fetch_expired(self, fetch_id: int) -> None:
+        if self._metadata_fetch_pending and self._metadata_fetch_id == fetch_id:
+            self._metadata_fetch_pending = False
+            self.fetch_metadata()
 
     def apply_metadata(self, records: list, end_offset: int) -> None:
         """Apply committed metadata records: broker fencing and partition leadership/ISR."""
@@ -521,9 +509,7 @@ class Broker:
         self._expire_parked_later(parked)
 
     def _expire_parked_later(self, parked: ParkedFetch) -> None:
-        incarnation = self.incarnation
-        self.env.timeout(parked.request.max_wait_ms).callbacks.append(
-            lambda _ev: self._complete_fetch(parked) if self.incarnation == incarnation else None)
+        self.schedule(parked.request.max_wait_ms, self._complete_fetch, parked)
 
     def handle_follower_fetch(self, req: m.FetchRequest) -> None:
         """A follower fetch within its incremental fetch session (KIP-227)."""

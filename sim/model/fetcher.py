@@ -37,6 +37,8 @@ class FetcherHost(Protocol):
     replicas: dict[int, "Partition"]
     fetch_timeouts: "TimeoutQueue"  # request.timeout of fetches, shared by the broker's fetchers
 
+    def schedule(self, delay: float, callback, *args) -> None: ...
+
     def next_request_id(self) -> int: ...
 
     def next_session_id(self) -> int: ...
@@ -104,19 +106,16 @@ class ReplicaFetcher:
         self.partitions.discard(p)
         self.delayed.add(p)
         self.session_id = 0
-        b = self.broker
-        incarnation = b.incarnation
+        self.broker.schedule(self.broker.config.replica_fetch_backoff_ms, self._undelay_partition, p)
 
-        def resume(_ev):
-            if b.incarnation != incarnation or p not in self.delayed:
-                return
-            self.delayed.discard(p)
-            r = b.replicas.get(p)
-            if r is not None and not r.is_leader and r.leader_id == self.leader_id:
-                self.add_partition(p)
-                self.maybe_fetch()
-
-        b.env.timeout(b.config.replica_fetch_backoff_ms).callbacks.append(resume)
+    def _undelay_partition(self, p: int) -> None:
+        if p not in self.delayed:
+            return
+        self.delayed.discard(p)
+        r = self.broker.replicas.get(p)
+        if r is not None and not r.is_leader and r.leader_id == self.leader_id:
+            self.add_partition(p)
+            self.maybe_fetch()
 
     def maybe_fetch(self) -> None:
         """Send the next fetch unless one is in flight or we are backing off."""
@@ -149,14 +148,11 @@ class ReplicaFetcher:
         if self.backing_off:
             return
         self.backing_off = True
-        incarnation = self.broker.incarnation
+        self.broker.schedule(self.broker.config.replica_fetch_backoff_ms, self._end_back_off)
 
-        def resume(_ev):
-            if self.broker.incarnation == incarnation:
-                self.backing_off = False
-                self.maybe_fetch()
-
-        self.broker.env.timeout(self.broker.config.replica_fetch_backoff_ms).callbacks.append(resume)
+    def _end_back_off(self) -> None:
+        self.backing_off = False
+        self.maybe_fetch()
 
     def on_response(self, resp: m.FetchResponse) -> None:
         """Apply a fetch response: truncate on divergence, append batches, learn the HW."""
