@@ -683,8 +683,8 @@ class Broker(Node):
         """Partition `r` changed on the leader: tell each follower's session (and wake it on new data)."""
         p = r.spec.index
         sessions = self.fetch_sessions
-        for b in r.remote:
-            s = sessions.get(b)
+        for follower in r.remote:
+            s = sessions.get(follower)
             if s is not None and p in s.partitions:
                 s.dirty.add(p)
                 if wake and s.parked is not None:

@@ -119,29 +119,29 @@ class ReplicaFetcher:
 
     def maybe_fetch(self) -> None:
         """Send the next fetch unless one is in flight or we are backing off."""
-        b = self.broker
-        if self.in_flight is not None or self.backing_off or not self.partitions or not b.alive:
+        broker = self.broker
+        if self.in_flight is not None or self.backing_off or not self.partitions or not broker.alive:
             return
         full = self.session_id == 0
         if full:
-            self.session_id = b.next_session_id()
+            self.session_id = broker.next_session_id()
             ids = sorted(self.partitions)
         else:
             ids = sorted(self.changed & self.partitions) if self.changed else ()
         self.changed = set()
-        replicas = b.replicas
+        replicas = broker.replicas
         parts = []
         for p in ids:
             r = replicas[p]
             log = r.log
             parts.append(m.PartitionFetch(p, log.leo, log.latest_epoch, r.leader_epoch))
-        cfg = b.config
-        req = m.FetchRequest(b, b.next_request_id(), b.broker_id, cfg.replica_fetch_wait_max_ms,
+        cfg = broker.config
+        req = m.FetchRequest(broker, broker.next_request_id(), broker.broker_id, cfg.replica_fetch_wait_max_ms,
                              cfg.replica_fetch_response_max_bytes, cfg.replica_fetch_max_bytes, parts,
                              self.session_id, full)
         self.in_flight = req
-        b.fetch_timeouts.add(req)
-        b.network.send(b, b.broker_endpoint(self.leader_id), req, 64 + 16 * len(parts))
+        broker.fetch_timeouts.add(req)
+        broker.network.send(broker, broker.broker_endpoint(self.leader_id), req, 64 + 16 * len(parts))
 
     def back_off(self) -> None:
         """replica.fetch.backoff.ms after an error, then try again."""
@@ -160,14 +160,14 @@ class ReplicaFetcher:
             return
         self.broker.fetch_timeouts.done(self.in_flight)
         self.in_flight = None
-        b = self.broker
-        now = b.env.now
+        broker = self.broker
+        now = broker.env.now
         if resp.session_error:
             self.session_id = 0  # the leader lost our session (it restarted): start a new one
             self.maybe_fetch()
             return
         for pd in resp.partitions:
-            r = b.replicas.get(pd.partition)
+            r = broker.replicas.get(pd.partition)
             if r is None or r.is_leader or r.leader_id != self.leader_id or pd.partition not in self.partitions:
                 continue
             log = r.log
@@ -175,15 +175,15 @@ class ReplicaFetcher:
                 self.delay_partition(pd.partition)
                 continue
             if pd.diverging_epoch is not None:
-                b.truncate_on_divergence(r, *pd.diverging_epoch)
+                broker.truncate_on_divergence(r, *pd.diverging_epoch)
                 self.changed.add(pd.partition)
                 continue
             if pd.base:
                 if pd.base[0] != log.leo:
                     continue  # stale response; the next fetch resynchronises
-                b.append_fetched(r, pd)
+                broker.append_fetched(r, pd)
                 self.changed.add(pd.partition)
-                b.recorder.appended_many(now, b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
+                broker.recorder.appended_many(now, broker.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
             # The follower's HW: the leader's, capped by what it has (one fetch round late).
             new_hw = min(pd.high_watermark, log.leo)
             if new_hw > log.hw:
