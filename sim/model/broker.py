@@ -253,10 +253,6 @@ class Broker(Node):
     def broker_endpoint(self, broker_id: int) -> "Broker":
         return self.cluster_brokers[broker_id]
 
-    def append_fetched(self, r: Partition, data: m.PartitionData) -> None:
-        """Append a fetch response's batches to the follower's log."""
-        self.disk.append_fetched(r.log, data)
-
     def _fetch_timed_out(self, req: m.FetchRequest) -> None:
         for fetcher in self.fetchers.values():
             if fetcher.in_flight is req:

@@ -19,23 +19,23 @@ __all__ = ["Disk"]
 
 
 class Disk:
-    """The logs on one broker's disk, keyed by partition index, with their flushed offsets."""
+    """The logs on one broker's disk, keyed by partition index, with their flushed offsets.
 
-    __slots__ = ("logs", "_flushed")
+    Writes: `append(log, count, epoch, batch_id, pid, seq, nbytes) -> base offset` (leader path)
+    and `append_fetched(log, data)` (follower path). With no latency they are Log's own methods,
+    bound at construction, so a write through the disk costs no extra call; a slow disk would
+    bind its own.
+    """
+
+    __slots__ = ("logs", "_flushed", "append", "append_fetched")
 
     def __init__(self, logs: dict[int, Log]):
         self.logs = logs
         self._flushed: dict[int, int] = {p: log.leo for p, log in logs.items()}
+        self.append = Log.append  # called as append(log, ...): the write itself, synchronous
+        self.append_fetched = Log.append_fetched
 
     # --- writes ------------------------------------------------------------------------------
-    def append(self, log: Log, count: int, epoch: int, batch_id: int, pid: int, seq: int, nbytes: int) -> int:
-        """Append one batch at the log end (leader path); returns its base offset."""
-        return log.append(count, epoch, batch_id, pid, seq, nbytes)
-
-    def append_fetched(self, log: Log, data) -> None:
-        """Append the batches of a fetch response (follower path)."""
-        log.append_fetched(data)
-
     def truncate(self, p: int, offset: int) -> int:
         """Truncate log `p` at `offset` (whole batches); returns the records removed."""
         log = self.logs[p]

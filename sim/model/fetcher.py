@@ -3,7 +3,7 @@ and the leader side's record of each follower's incremental fetch session (KIP-2
 
 A fetcher owns its state (partitions fetched, the request in flight, its session, back-off and
 partitions delayed after an error) and reaches its broker only through `FetcherHost`, the few
-things a fetcher thread needs of ReplicaManager: the partitions, ids, the network and the log append.
+things a fetcher thread needs of ReplicaManager: the partitions, ids, the network and the disk.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sim.model import messages as m
 if TYPE_CHECKING:
     import simpy
 
+    from sim.model.disk import Disk
     from sim.model.network import Network
     from sim.model.partition import Partition
     from sim.model.recorder import Recorder
@@ -36,6 +37,7 @@ class FetcherHost(Protocol):
     alive: bool
     replicas: dict[int, "Partition"]
     fetch_timeouts: "TimeoutQueue"  # request.timeout of fetches, shared by the broker's fetchers
+    disk: "Disk"  # fetched batches are written through it
 
     def schedule(self, delay: float, callback, *args) -> None: ...
 
@@ -44,8 +46,6 @@ class FetcherHost(Protocol):
     def next_session_id(self) -> int: ...
 
     def broker_endpoint(self, broker_id: int) -> object: ...
-
-    def append_fetched(self, r: "Partition", data: m.PartitionData) -> None: ...
 
     def truncate_on_divergence(self, r: "Partition", leader_epoch: int, leader_end_offset: int) -> None: ...
 
@@ -181,7 +181,7 @@ class ReplicaFetcher:
             if pd.base:
                 if pd.base[0] != log.leo:
                     continue  # stale response; the next fetch resynchronises
-                broker.append_fetched(r, pd)
+                broker.disk.append_fetched(log, pd)
                 self.changed.add(pd.partition)
                 broker.recorder.appended_many(now, broker.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
             # The follower's HW: the leader's, capped by what it has (one fetch round late).
