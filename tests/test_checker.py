@@ -142,16 +142,17 @@ def test_invariants_hold_on_clean_facts_and_catch_each_violation():
 def test_a_run_reports_the_invariant_violations_of_a_model_bug(monkeypatch):
     """The invariants run on every run: a leader that announces a HW beyond its log shows up in the summary."""
     import sim
-    from sim.model.broker import Broker
+    from sim.model.partition import Partition
 
-    advance = Broker.maybe_increment_hw
+    advance = Partition.maybe_increment_hw
 
-    def buggy(self, r):
-        advance(self, r)
-        if r.is_leader and r.log.leo > 0:  # the bug: a HW past the data this leader holds
-            self.recorder.hw_advanced(self.env.now, self.broker_id, r.spec.index, r.leader_epoch, r.log.leo + 1)
+    def buggy(self):
+        advance(self)
+        if self.is_leader and self.log.leo > 0:  # the bug: a HW past the data this leader holds
+            b = self.broker
+            b.recorder.hw_advanced(b.env.now, b.broker_id, self.spec.index, self.leader_epoch, self.log.leo + 1)
 
-    monkeypatch.setattr(Broker, "maybe_increment_hw", buggy)
+    monkeypatch.setattr(Partition, "maybe_increment_hw", buggy)
     quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
     s = sim.run(quickstart, seed=0,
                 overrides={"duration": "3s", "settle": "1s", "faults": []}).summary

@@ -176,7 +176,7 @@ def test_follower_truncates_its_unreplicated_tail_by_leader_epoch(tiny):
 def test_follower_truncates_to_its_own_end_of_an_epoch_the_leader_lacks(tiny, monkeypatch):
     """KIP-279: a follower whose last epoch the leader never saw truncates to the end of the largest
     epoch both have, by its own end of that epoch (not the leader's, which is later)."""
-    from sim.model.broker import ReplicaFetcher
+    from sim.model.fetcher import ReplicaFetcher
 
     t = tiny
     net = t.cluster.network

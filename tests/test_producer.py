@@ -102,7 +102,7 @@ def test_out_of_order_next_batch_bumps_the_epoch_and_rewrites_the_sequences():
     log = leader.logs[0]
     assert prod.epoch == 0 and set(log.pid) == {prod.base_pid}
     acked_before = len(log.batch_id)
-    log.producers[prod.base_pid].last_seq -= 3  # the leader "forgets" the last three batches' sequences
+    log.producer_state[prod.base_pid].last_seq -= 3  # the leader "forgets" the last three batches' sequences
     t.run(2_000)
     err = t.recorder.arrays("produce_error")
     oosn = err["time_ms"][err["error"] == m.OUT_OF_ORDER_SEQUENCE_NUMBER]

@@ -107,14 +107,14 @@ def test_truncation_drops_the_truncated_sequences_from_the_producer_state():
     """After a truncation the idempotence state is rebuilt from what is left: a retry of a truncated
     batch is a new sequence to append, not a duplicate to answer with its old offset."""
     log = _idempotent_log()
-    assert log.producers[7].last_seq == 2 and log.producers[7].offset_of(1) == 10
+    assert log.producer_state[7].last_seq == 2 and log.producer_state[7].offset_of(1) == 10
     removed = log.truncate_to(10)
     assert removed == 20 and log.leo == 10
-    entry = log.producers[7]
+    entry = log.producer_state[7]
     assert entry.last_seq == 0 and entry.offset_of(0) == 0
     assert entry.offset_of(1) is None and entry.offset_of(2) is None
     log.truncate_to(0)
-    assert 7 not in log.producers
+    assert 7 not in log.producer_state
 
 
 def test_a_retry_of_a_truncated_batch_is_appended_again(tiny):

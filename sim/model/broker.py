@@ -1,36 +1,38 @@
-"""A Kafka broker: partition replicas, produce handling, the follower fetch path, ISR upkeep.
+"""A Kafka broker (KafkaApis + ReplicaManager): a node that hosts partition replicas.
 
-Follows Kafka's Partition.scala / ReplicaManager.scala at batch granularity:
-- the leader appends produce requests, parks acks=all requests in a produce purgatory until the
-  high watermark (HW) covers them, and advances the HW to the minimum LEO over the maximal ISR;
-- followers replicate with one fetcher per source broker (num.replica.fetchers=1), long-polled
-  up to replica.fetch.wait.max.ms, and learn the HW from fetch responses (one round late);
-- the leader tracks each follower's caught-up time (Replica.updateFetchState), shrinks the ISR
-  of followers lagging more than replica.lag.time.max.ms and re-adds caught-up ones, both via
-  AlterPartition to the controller;
-- followers detect divergence with the last fetched leader epoch and truncate (KIP-101/279/595).
+Follows Kafka at batch granularity. The broker dispatches requests, applies the KRaft metadata
+log (leadership and ISR changes), registers and heartbeats, serves fetches (incremental fetch
+sessions, KIP-227, and the fetch purgatory) and runs the periodic ISR expiry and HW checkpoint.
+What a partition does is in `sim.model.partition` (Partition.scala: HW, ISR shrink and expansion
+via AlterPartition, the produce purgatory), the follower side in `sim.model.fetcher`
+(ReplicaFetcherThread: one fetcher per leader broker, long-polled up to
+replica.fetch.wait.max.ms, divergence truncation, KIP-101/279/595), and every write to a log goes
+through the broker's `sim.model.disk.Disk`.
 What is left out: segments and retention, compression, quotas, request queues and thread pools
 (request handling costs no simulated time), follower fetching for consumers (KIP-392).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
 from sim.model import messages as m
+from sim.model.disk import Disk
+from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
+from sim.model.node import Node
+from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
+    from sim.model.network import Network
     from sim.model.recorder import Recorder
     from sim.scenario.schema import ClusterConfig
-    from sim.model.network import Network
 
-__all__ = ["Broker", "Replica", "PartitionSpec"]
+__all__ = ["Broker"]
 
 # Broker-to-controller requests (registration, AlterPartition) are resent when unanswered within
 # the broker's request.timeout.ms (NodeToControllerChannelManager), default 30 s.
@@ -39,238 +41,7 @@ BROKER_TO_CONTROLLER_TIMEOUT_MS = 30_000.0
 METADATA_FETCH_TIMEOUT_MS = 500.0 + 2_000.0
 
 
-class PartitionSpec:
-    """Static facts of one partition: replica assignment and topic-level configs."""
-
-    __slots__ = ("index", "name", "replicas", "min_isr", "unclean")
-
-    def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool):
-        self.index, self.name, self.replicas, self.min_isr, self.unclean = index, name, replicas, min_isr, unclean
-
-
-class RemoteReplica:
-    """The leader's view of one follower (kafka.cluster.Replica state)."""
-
-    __slots__ = ("leo", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_leo")
-
-    def __init__(self, caught_up_ms: float):
-        self.leo = -1  # unknown until the follower fetches
-        self.last_caught_up_ms = caught_up_ms
-        self.last_fetch_ms = 0.0
-        self.last_fetch_leader_leo = 0
-
-
-class PendingProduce:
-    """A produce request waiting in purgatory for some of its batches (DelayedProduce)."""
-
-    __slots__ = ("request", "results", "remaining", "done", "timer")
-
-    def __init__(self, request: m.ProduceRequest, results: list, remaining: int):
-        self.request, self.results, self.remaining, self.done = request, results, remaining, False
-        self.timer: TimeoutQueue | None = None
-
-
-class Replica:
-    """One partition on this broker: its log (on disk) and, when leading, the leader state."""
-
-    __slots__ = ("spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
-                 "remote", "pending_isr", "alter_in_flight", "leader_epoch_start", "purgatory", "legacy_waiters",
-                 "parked_consumers", "hw_stalled", "min_isr")
-
-    def __init__(self, spec: PartitionSpec, log: Log, min_isr: int):
-        self.spec = spec
-        self.log = log
-        self.min_isr = min_isr  # effective min.insync.replicas
-        self.is_leader = False
-        self.leader_id = -1
-        self.leader_epoch = -1
-        self.partition_epoch = -1
-        self.isr: tuple = ()
-        self.remote: dict[int, RemoteReplica] = {}
-        self.pending_isr: tuple | None = None  # AlterPartition in flight
-        self.alter_in_flight: m.AlterPartition | None = None
-        self.leader_epoch_start = 0
-        self.purgatory: deque = deque()  # (required offset, PendingProduce, index), ascending
-        self.legacy_waiters: list = []  # acks=N >= 2 (Kafka 0.8)
-        self.parked_consumers: list = []
-        self.hw_stalled = False
-
-    def maximal_isr(self) -> tuple:
-        """KIP-497: a pending expansion already counts; a pending shrink does not yet."""
-        if self.pending_isr is not None and len(self.pending_isr) > len(self.isr):
-            return self.pending_isr
-        return self.isr
-
-
-class ParkedFetch:
-    """A fetch with no data to return, held up to max wait (DelayedFetch)."""
-
-    __slots__ = ("request", "done")
-
-    def __init__(self, request: m.FetchRequest):
-        self.request, self.done = request, False
-
-
-class FetchSession:
-    """The leader's side of one follower's incremental fetch session (KIP-227 FetchSession).
-
-    Partitions the follower did not list are unchanged on its side; the leader adds those that
-    changed on its side (new data or a new HW) from `dirty`, so a fetch costs work in proportion
-    to what moved, not to the number of partitions followed.
-    """
-
-    __slots__ = ("session_id", "partitions", "dirty", "parked")
-
-    def __init__(self, session_id: int, partitions: set[int]):
-        self.session_id = session_id
-        self.partitions = partitions
-        self.dirty: set[int] = set()
-        self.parked: ParkedFetch | None = None
-
-
-class ReplicaFetcher:
-    """Fetches all partitions this broker follows from one leader broker (ReplicaFetcherThread)."""
-
-    def __init__(self, broker: "Broker", leader_id: int):
-        self.broker = broker
-        self.leader_id = leader_id
-        self.partitions: set[int] = set()
-        self.in_flight: m.FetchRequest | None = None
-        self.backing_off = False
-        self.session_id = 0  # 0: no session, the next fetch is a full one
-        self.changed: set[int] = set()  # partitions whose fetch state moved since the last request
-        self.delayed: set[int] = set()  # partitions sitting out replica.fetch.backoff.ms after an error
-
-    def add_partition(self, p: int) -> None:
-        self.delayed.discard(p)
-        self.partitions.add(p)
-        self.session_id = 0
-
-    def remove_partition(self, p: int) -> None:
-        self.delayed.discard(p)
-        if p in self.partitions:
-            self.partitions.discard(p)
-            self.session_id = 0
-
-    def delay_partition(self, p: int) -> None:
-        """AbstractFetcherThread.delayPartitions: a partition whose fetch returned an error sits out
-        replica.fetch.backoff.ms while the others keep fetching."""
-        self.partitions.discard(p)
-        self.delayed.add(p)
-        self.session_id = 0
-        b = self.broker
-        incarnation = b.incarnation
-
-        def resume(_ev):
-            if b.incarnation != incarnation or p not in self.delayed:
-                return
-            self.delayed.discard(p)
-            r = b.replicas.get(p)
-            if r is not None and not r.is_leader and r.leader_id == self.leader_id:
-                self.add_partition(p)
-                self.maybe_fetch()
-
-        b.env.timeout(b.config.replica_fetch_backoff_ms).callbacks.append(resume)
-
-    def maybe_fetch(self) -> None:
-        """Send the next fetch unless one is in flight or we are backing off."""
-        b = self.broker
-        if self.in_flight is not None or self.backing_off or not self.partitions or not b.alive:
-            return
-        full = self.session_id == 0
-        if full:
-            b._session_ids += 1
-            self.session_id = b._session_ids
-            ids = sorted(self.partitions)
-        else:
-            ids = sorted(self.changed & self.partitions) if self.changed else ()
-        self.changed = set()
-        replicas = b.replicas
-        parts = []
-        for p in ids:
-            r = replicas[p]
-            log = r.log
-            parts.append(m.PartitionFetch(p, log.leo, log.latest_epoch, r.leader_epoch))
-        b._request_ids += 1
-        cfg = b.config
-        req = m.FetchRequest(b, b._request_ids, b.broker_id, cfg.replica_fetch_wait_max_ms,
-                             cfg.replica_fetch_response_max_bytes, cfg.replica_fetch_max_bytes, parts,
-                             self.session_id, full)
-        self.in_flight = req
-        b.fetch_timeouts.add(req)
-        b.network.send(b, b.cluster_brokers[self.leader_id], req, 64 + 16 * len(parts))
-
-    def back_off(self) -> None:
-        """replica.fetch.backoff.ms after an error, then try again."""
-        if self.backing_off:
-            return
-        self.backing_off = True
-        incarnation = self.broker.incarnation
-
-        def resume(_ev):
-            if self.broker.incarnation == incarnation:
-                self.backing_off = False
-                self.maybe_fetch()
-
-        self.broker.env.timeout(self.broker.config.replica_fetch_backoff_ms).callbacks.append(resume)
-
-    def on_response(self, resp: m.FetchResponse) -> None:
-        """Apply a fetch response: truncate on divergence, append batches, learn the HW."""
-        if self.in_flight is None or resp.request_id != self.in_flight.request_id:
-            return
-        self.broker.fetch_timeouts.done(self.in_flight)
-        self.in_flight = None
-        b = self.broker
-        now = b.env.now
-        if resp.session_error:
-            self.session_id = 0  # the leader lost our session (it restarted): start a new one
-            self.maybe_fetch()
-            return
-        for pd in resp.partitions:
-            r = b.replicas.get(pd.partition)
-            if r is None or r.is_leader or r.leader_id != self.leader_id or pd.partition not in self.partitions:
-                continue
-            log = r.log
-            if pd.error != m.NONE:
-                self.delay_partition(pd.partition)
-                continue
-            if pd.diverging_epoch is not None:
-                b.truncate_on_divergence(r, *pd.diverging_epoch)
-                self.changed.add(pd.partition)
-                continue
-            if pd.base:
-                if pd.base[0] != log.leo:
-                    continue  # stale response; the next fetch resynchronises
-                log.append_fetched(pd)
-                self.changed.add(pd.partition)
-                b.recorder.appended_many(now, b.broker_id, pd.partition, pd.base, pd.batch_id, pd.epoch)
-            # The follower's HW: the leader's, capped by what it has (one fetch round late).
-            new_hw = min(pd.high_watermark, log.leo)
-            if new_hw > log.hw:
-                log.hw = new_hw
-        self.maybe_fetch()
-
-    def on_failure(self) -> None:
-        """Connection reset or request timeout: back off and retry with a new session."""
-        if self.in_flight is not None:
-            self.broker.fetch_timeouts.done(self.in_flight)
-            self.in_flight = None
-        self.session_id = 0
-        self.back_off()
-
-
-def _park(purgatory: deque, entry: tuple) -> None:
-    """Keep a purgatory in ascending required-offset order (a duplicate may need less than the tail)."""
-    if not purgatory or purgatory[-1][0] <= entry[0]:
-        purgatory.append(entry)
-        return
-    i = len(purgatory)
-    while i > 0 and purgatory[i - 1][0] > entry[0]:
-        i -= 1
-    purgatory.insert(i, entry)
-
-
-class Broker:
+class Broker(Node):
     """A Kafka broker process on a host: replicas, fetchers, heartbeats, ISR expiry."""
 
     base_name = "broker"
@@ -278,23 +49,19 @@ class Broker:
     def __init__(self, env: simpy.Environment, broker_id: int, config: "ClusterConfig",
                  partitions: list[PartitionSpec], network: "Network", recorder: "Recorder",
                  rng: np.random.Generator | None = None, parent_scope: str = "cluster"):
-        self.env = env
+        self.init_node(env, f"{parent_scope}.{self.base_name}{broker_id}", up=False, incarnation=0)
         self.rng = rng
         self.broker_id = broker_id
         self.config = config
         self.partitions = partitions
         self.network = network
         self.recorder = recorder
-        self.scope = f"{parent_scope}.{self.base_name}{broker_id}"
-        self.endpoint_id = self.scope
         self.controller = None  # wired by the cluster
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
         # Disk: survives a process crash (the page cache survives too; no power loss here).
         self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
-        self.alive = False
-        self.host_up = True
-        self.incarnation = 0
+        self.disk = Disk(self.logs)  # every write to the logs goes through it
         self._request_ids = 0
         self._session_ids = 0
         self._reset_memory()
@@ -302,7 +69,7 @@ class Broker:
     # --- lifecycle -------------------------------------------------------------------------
     def _reset_memory(self) -> None:
         """Everything a process crash loses."""
-        self.replicas: dict[int, Replica] = {}
+        self.replicas: dict[int, Partition] = {}
         self.metadata: dict[int, m.PartitionRecord] = {}
         self.fenced: set[int] = set()
         self.metadata_offset = 0
@@ -328,14 +95,13 @@ class Broker:
         registered and unfenced (the cluster hands it the initial metadata). A restart registers a
         new incarnation and catches up with the metadata log before it acts on any of it.
         """
-        self.alive = True
-        self.incarnation += 1
+        self.mark_up()
         for p, log in self.logs.items():
             # Recovery: HW from the replication-offset checkpoint; producer state from the log.
             log.hw = min(log.checkpointed_hw, log.leo)
             log.rebuild_producer_state()
             spec = self.partitions[p]
-            self.replicas[p] = Replica(spec, log, self.effective_min_isr(spec))
+            self.replicas[p] = Partition(self, spec, log, self.effective_min_isr(spec))
         self.processes = [
             self.env.process(self.expire_lagging_replicas()),
             self.env.process(self.checkpoint_high_watermarks()),
@@ -356,9 +122,7 @@ class Broker:
         if not self.alive or self.registered:
             return
         self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation))
-        incarnation = self.incarnation
-        self.env.timeout(BROKER_TO_CONTROLLER_TIMEOUT_MS).callbacks.append(
-            lambda _ev: self.register() if self.incarnation == incarnation else None)
+        self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
@@ -373,7 +137,7 @@ class Broker:
         """Process crash (SIGKILL): memory is lost, the log and page cache survive."""
         if not self.alive:
             return
-        self.alive = False
+        self.mark_crashed()
         for proc in self.processes:
             if proc.is_alive:
                 proc.interrupt("crash")
@@ -418,12 +182,7 @@ class Broker:
                 yield self.env.timeout(lag / 2)
                 now = self.env.now
                 for r in self.replicas.values():
-                    if not r.is_leader or r.pending_isr is not None:
-                        continue
-                    leo = r.log.leo
-                    out = [b for b in r.isr if b != self.broker_id and not self._caught_up(r.remote[b], leo, now)]
-                    if out:
-                        self._alter_partition(r, tuple(b for b in r.isr if b not in out))
+                    r.maybe_shrink_isr(now)
         except simpy.Interrupt:
             return
 
@@ -475,12 +234,24 @@ class Broker:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
             self._metadata_fetch_pending = False
-            self.env.timeout(self.config.broker_heartbeat_interval_ms).callbacks.append(
-                lambda _ev, inc=self.incarnation: self.fetch_metadata() if self.incarnation == inc else None)
+            self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             return
         fetcher = self.fetchers.get(getattr(peer, "broker_id", -1))
         if fetcher is not None and fetcher.in_flight is not None:
             fetcher.on_failure()
+
+    # --- what the fetchers ask of their broker (FetcherHost) -------------------------------------
+    def next_request_id(self) -> int:
+        self._request_ids += 1
+        return self._request_ids
+
+    def next_session_id(self) -> int:
+        """A new fetch session id; never reused, even by a later incarnation."""
+        self._session_ids += 1
+        return self._session_ids
+
+    def broker_endpoint(self, broker_id: int) -> "Broker":
+        return self.cluster_brokers[broker_id]
 
     def _fetch_timed_out(self, req: m.FetchRequest) -> None:
         for fetcher in self.fetchers.values():
@@ -495,15 +266,13 @@ class Broker:
             return
         self._metadata_fetch_pending = True
         self._metadata_fetch_id += 1
-        fetch_id, incarnation = self._metadata_fetch_id, self.incarnation
         self.network.send(self, self.controller, m.MetadataFetch(self.broker_id, self.incarnation, self.metadata_offset))
+        self.schedule(METADATA_FETCH_TIMEOUT_MS, self._metadata_fetch_expired, self._metadata_fetch_id)
 
-        def expire(_ev):
-            if self.incarnation == incarnation and self._metadata_fetch_pending and self._metadata_fetch_id == fetch_id:
-                self._metadata_fetch_pending = False
-                self.fetch_metadata()
-
-        self.env.timeout(METADATA_FETCH_TIMEOUT_MS).callbacks.append(expire)
+    def _metadata_fetch_expired(self, fetch_id: int) -> None:
+        if self._metadata_fetch_pending and self._metadata_fetch_id == fetch_id:
+            self._metadata_fetch_pending = False
+            self.fetch_metadata()
 
     def apply_metadata(self, records: list, end_offset: int) -> None:
         """Apply committed metadata records: broker fencing and partition leadership/ISR."""
@@ -538,11 +307,11 @@ class Broker:
                     # queued). Wait, leaderless, for the next leader epoch.
                     self.make_follower(r, rec, start_fetching=False, leader=-1)
             else:
-                self._apply_isr_record(r, rec)
+                r.apply_isr_record(rec)
         if unfenced:
             for r in self.replicas.values():
-                if r.is_leader and any(b in r.remote and b not in r.isr for b in unfenced):
-                    self.maybe_expand_isr(r)
+                if r.is_leader and any(x in r.remote and x not in r.isr for x in unfenced):
+                    r.maybe_expand_isr()
         # One fetch per leader for all partitions this delta moved to it (addPartitions).
         for fetcher in self.fetchers.values():
             fetcher.maybe_fetch()
@@ -551,54 +320,35 @@ class Broker:
             # unfenced (rather than at the next periodic heartbeat).
             self.heartbeat()
 
-    def make_leader(self, r: Replica, rec: m.PartitionRecord) -> None:
+    def make_leader(self, r: Partition, rec: m.PartitionRecord) -> None:
         """Become leader in a new epoch (Partition.makeLeader)."""
         self._stop_following(r)
         now = self.env.now
-        r.is_leader = True
-        r.leader_id = self.broker_id
-        r.leader_epoch = rec.leader_epoch
-        r.partition_epoch = rec.partition_epoch
-        r.isr = rec.isr
-        r.pending_isr = None
-        r.alter_in_flight = None
-        r.hw_stalled = False
-        r.log.assign_epoch_start_offset(rec.leader_epoch, r.log.leo)
-        r.leader_epoch_start = r.log.leo
-        # resetReplicaState: ISR members count as caught up now; LEOs unknown until they fetch.
-        # (a replica outside the ISR has never been caught up: -inf, as Kafka's 0 is the Unix epoch)
-        r.remote = {b: RemoteReplica(now if b in rec.isr else float("-inf"))
-                    for b in r.spec.replicas if b != self.broker_id}
+        r.make_leader(rec, now)
         self.recorder.event(now, "became_leader", self.broker_id, r.spec.index, rec.leader_epoch)
-        self._track_isr(r)
-        self.maybe_increment_hw(r)
+        self.track_isr(r)
+        r.maybe_increment_hw()
 
-    def _track_isr(self, r: Replica) -> None:
+    def track_isr(self, r: Partition) -> None:
+        """Keep `out_of_isr` (partitions led here whose ISR lacks some replica) up to date."""
         if r.is_leader and len(r.isr) < len(r.spec.replicas):
             self.out_of_isr.add(r.spec.index)
         else:
             self.out_of_isr.discard(r.spec.index)
 
-    def make_follower(self, r: Replica, rec: m.PartitionRecord, start_fetching: bool = True,
+    def make_follower(self, r: Partition, rec: m.PartitionRecord, start_fetching: bool = True,
                       leader: int | None = None) -> None:
         """Follow the new leader (Partition.makeFollower); truncation happens on first fetch.
 
         `leader` overrides the record's leader (-1: none to follow)."""
         leader = rec.leader if leader is None else leader
         if r.is_leader:
-            self._fail_purgatory(r, m.NOT_LEADER_OR_FOLLOWER)
-            self._mark_dirty(r, wake=True)  # parked fetches answer now: NOT_LEADER_OR_FOLLOWER
-            self._wake_consumers(r)
+            r.fail_delayed_produce(m.NOT_LEADER_OR_FOLLOWER)
+            self.mark_dirty(r, wake=True)  # parked fetches answer now: NOT_LEADER_OR_FOLLOWER
+            self.wake_consumers(r)
         self._stop_following(r)
-        r.is_leader = False
-        r.leader_id = leader
-        r.leader_epoch = rec.leader_epoch
-        r.partition_epoch = rec.partition_epoch
-        r.isr = rec.isr
-        r.remote = {}
-        r.pending_isr = None
-        r.alter_in_flight = None
-        self._track_isr(r)
+        r.make_follower(rec, leader)
+        self.track_isr(r)
         if leader >= 0:
             fetcher = self.fetchers.get(leader)
             if fetcher is None:
@@ -607,19 +357,19 @@ class Broker:
             if start_fetching:
                 fetcher.maybe_fetch()
 
-    def _stop_following(self, r: Replica) -> None:
+    def _stop_following(self, r: Partition) -> None:
         fetcher = self.fetchers.get(r.leader_id)
         if fetcher is not None:
             fetcher.remove_partition(r.spec.index)
 
-    def truncate_on_divergence(self, r: Replica, leader_epoch: int, leader_end_offset: int) -> None:
+    def truncate_on_divergence(self, r: Partition, leader_epoch: int, leader_end_offset: int) -> None:
         """KIP-279/595: truncate to the end of the last epoch both logs agree on."""
         log = r.log
         # our end of the largest epoch <= the leader's (unknown: -1, e.g. for leader_epoch -1)
         _, local_end = log.end_offset_for_epoch(leader_epoch)
         target = leader_end_offset if local_end < 0 else min(leader_end_offset, local_end)
         target = max(0, min(target, log.leo))
-        removed = log.truncate_to(target)
+        removed = self.disk.truncate(r.spec.index, target)
         self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
                             f"removed={removed} leader_epoch={leader_epoch} end_offset={leader_end_offset}",
                             removed=removed, leader_epoch=leader_epoch, end_offset=leader_end_offset)
@@ -640,54 +390,27 @@ class Broker:
         touched = []
         replicas = self.replicas
         appended = self.recorder.appended
-        for k, b in enumerate(req.batches):
-            r = replicas.get(b.partition)
+        for k, batch in enumerate(req.batches):
+            r = replicas.get(batch.partition)
             if r is None or not r.is_leader:
-                results[k] = (b, m.NOT_LEADER_OR_FOLLOWER, -1)
+                results[k] = (batch, m.NOT_LEADER_OR_FOLLOWER, -1)
                 continue
-            # Partition.appendRecordsToLeader: reject before appending when the ISR is too small.
-            if acks == -1 and len(r.isr) < r.min_isr:
-                results[k] = (b, m.NOT_ENOUGH_REPLICAS, -1)
+            error, base, appended_now = r.append_records_to_leader(batch, acks)
+            if error != m.NONE:
+                results[k] = (batch, error, -1)
                 continue
-            log = r.log
-            base = None
-            if b.pid >= 0:
-                entry = log.producers.get(b.pid)
-                if entry is not None:
-                    if b.seq <= entry.last_seq:
-                        # Idempotence: a retry of a batch already in the log is not appended again.
-                        base = entry.offset_of(b.seq)
-                        if base is None:
-                            results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
-                            continue
-                    elif b.seq != entry.last_seq + 1:
-                        results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
-                        continue
-                elif b.seq != 0:
-                    # ProducerAppendInfo.checkSequence (3.x/4.0): a producer the partition has no
-                    # state for may start at any sequence, but a new epoch of a producer it knows
-                    # must start at 0. The model gives each epoch its own producer id (see
-                    # Producer._bump_epoch), so look for an older epoch of the same producer.
-                    from sim.model.producer import EPOCH_STRIDE
-                    older = b.pid - EPOCH_STRIDE
-                    while older >= 0 and older not in log.producers:
-                        older -= EPOCH_STRIDE
-                    if older >= 0:
-                        results[k] = (b, m.OUT_OF_ORDER_SEQUENCE_NUMBER, -1)
-                        continue
-            if base is None:
-                base = log.append(b.record_count, r.leader_epoch, b.batch_id, b.pid, b.seq, b.nbytes)
-                appended(now, self.broker_id, b.partition, base, b.batch_id, r.leader_epoch)
+            if appended_now:
+                appended(now, self.broker_id, batch.partition, base, batch.batch_id, r.leader_epoch)
                 touched.append(r)
             if acks == -1 or acks >= 2:
-                waiting.append((r, base + b.record_count, k, b))
+                waiting.append((r, base + batch.record_count, k))
             else:
-                results[k] = (b, m.NONE, base)
+                results[k] = (batch, m.NONE, base)
         for r in touched:
-            self._mark_dirty(r, wake=True)
+            self.mark_dirty(r, wake=True)
             # Partition.appendRecordsToLeader: maybeIncrementLeaderHW after every leader append,
             # whatever the acks (the ISR may be just the leader: with RF 1 only this moves the HW).
-            self.maybe_increment_hw(r)
+            r.maybe_increment_hw()
         if acks == 0:
             # KafkaApis.handleProduceRequest: acks=0 gets no response; on any error the broker
             # closes the connection instead, so the client notices and refreshes its metadata.
@@ -697,180 +420,43 @@ class Broker:
         if not waiting:
             self._respond_produce(req, results)
             return
-        pending = PendingProduce(req, results, len(waiting))
+        delayed = DelayedProduce(req, results, len(waiting), self._respond_produce)
         parked = []
-        for r, required, k, b in waiting:
-            if acks == -1:
-                _park(r.purgatory, (required, pending, k))
-            else:
-                r.legacy_waiters.append((required, pending, k))
+        for r, required, k in waiting:
+            r.watch_produce(PurgatoryEntry(required, delayed, k), acks)
             if not parked or parked[-1] is not r:
                 parked.append(r)
         # DelayedOperationPurgatory.tryCompleteElseWatch: try to complete before waiting. A retry
         # answered as a duplicate may already be below the HW; parked, it would wait for the next
         # HW advance, which never comes when every in-flight slot holds such a duplicate.
         for r in parked:
-            self._complete_purgatory(r)
-            self._check_legacy_waiters(r)
-        if not pending.done:
+            r.try_complete_delayed_produce()
+            r.check_legacy_waiters()
+        if not delayed.done:
             tq = self.produce_timeouts.get(req.timeout_ms)
             if tq is None:
                 tq = self.produce_timeouts[req.timeout_ms] = TimeoutQueue(self.env, req.timeout_ms,
-                                                                          self._expire_produce)
-            pending.timer = tq
-            tq.add(pending)
+                                                                          DelayedProduce.expire)
+            delayed.timer = tq
+            tq.add(delayed)
 
     def _respond_produce(self, req: m.ProduceRequest, results: list) -> None:
         self.network.send(self, req.client, m.ProduceResponse(req.request_id, self.broker_id, results),
                           32 * len(results))
 
-    def _resolve(self, pending: PendingProduce, k: int, error: str, offset: int) -> None:
-        if pending.done or pending.results[k] is not None:
-            return
-        pending.results[k] = (pending.request.batches[k], error, offset)
-        pending.remaining -= 1
-        if pending.remaining == 0:
-            pending.done = True
-            if pending.timer is not None:
-                pending.timer.done(pending)
-            self._respond_produce(pending.request, pending.results)
-
-    def _expire_produce(self, pending: PendingProduce) -> None:
-        """DelayedProduce expiry: the request timeout passed before enough replicas had the data."""
-        if pending.done:
-            return
-        for k, res in enumerate(pending.results):
-            if res is None:
-                self._resolve(pending, k, m.REQUEST_TIMED_OUT, -1)
-
-    def _fail_purgatory(self, r: Replica, error: str) -> None:
-        for _, pending, k in list(r.purgatory) + r.legacy_waiters:
-            self._resolve(pending, k, error, -1)
-        r.purgatory.clear()
-        r.legacy_waiters.clear()
-
-    def _complete_purgatory(self, r: Replica) -> None:
-        """Partition.checkEnoughReplicasReachOffset for requests the HW now covers."""
-        hw = r.log.hw
-        q = r.purgatory
-        if not q or q[0][0] > hw:
-            return
-        error = m.NONE if len(r.maximal_isr()) >= r.min_isr else m.NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        while q and q[0][0] <= hw:
-            required, pending, k = q.popleft()
-            if not pending.done:
-                b = pending.request.batches[k]
-                self._resolve(pending, k, error, required - b.record_count)
-
-    def _check_legacy_waiters(self, r: Replica) -> None:
-        """Kafka 0.8 acks=N: any N ISR replicas (leader included) with LEO >= the offset."""
-        if not r.legacy_waiters:
-            return
-        leos = [r.log.leo] + [r.remote[b].leo for b in r.isr if b != self.broker_id]
-        keep = []
-        for required, pending, k in r.legacy_waiters:
-            if pending.done:
-                continue
-            if sum(1 for x in leos if x >= required) >= pending.request.acks:
-                b = pending.request.batches[k]
-                self._resolve(pending, k, m.NONE, required - b.record_count)
-            else:
-                keep.append((required, pending, k))
-        r.legacy_waiters = keep
-
-    # --- high watermark and ISR (leader) -----------------------------------------------------
-    def _caught_up(self, rr: RemoteReplica, leader_leo: int, now: float) -> bool:
-        """Replica.isCaughtUp: at the leader's LEO, or caught up within the lag time."""
-        return rr.leo >= leader_leo or now - rr.last_caught_up_ms <= self.config.replica_lag_time_max_ms
-
-    def _isr_eligible(self, broker_id: int) -> bool:
+    # --- ISR upkeep: what a Partition asks of its broker ----------------------------------------
+    def isr_eligible(self, broker_id: int) -> bool:
+        """An unfenced broker may join an ISR (KIP-841)."""
         return broker_id not in self.fenced
 
-    def maybe_increment_hw(self, r: Replica) -> None:
-        """Advance the HW to the minimum LEO across the maximal ISR (Partition.maybeIncrementLeaderHW)."""
-        log = r.log
-        if self.strict_min_isr and len(r.isr) < r.min_isr:
-            # KIP-966 part 1: "Not increasing HWM because partition is under min ISR".
-            if not r.hw_stalled and log.leo > log.hw:
-                r.hw_stalled = True
-                self.recorder.event(self.env.now, "hw_stall", self.broker_id, r.spec.index, log.hw,
-                                    f"isr={list(r.isr)} under min.insync.replicas={r.spec.min_isr}",
-                                    isr=tuple(r.isr), min_isr=r.spec.min_isr)
-            return
-        if r.hw_stalled:
-            r.hw_stalled = False
-            self.recorder.event(self.env.now, "hw_resume", self.broker_id, r.spec.index, log.hw)
-        leo = log.leo
-        hw = log.hw
-        if leo <= hw:
-            return
-        new_hw = leo
-        pending = r.pending_isr  # r.maximal_isr(), inlined: this runs on every append and fetch
-        maximal = pending if pending is not None and len(pending) > len(r.isr) else r.isr
-        for b, rr in r.remote.items():
-            # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
-            if rr.leo < new_hw and (b in maximal
-                                    or (self._caught_up(rr, leo, self.env.now) and self._isr_eligible(b))):
-                new_hw = rr.leo
-                if new_hw <= hw:
-                    return  # a replica that counts is no further than the HW: it cannot move
-        if new_hw > hw:
-            log.hw = new_hw
-            self.recorder.hw_advanced(self.env.now, self.broker_id, r.spec.index, r.leader_epoch, new_hw)
-            self._mark_dirty(r, wake=False)
-            self._complete_purgatory(r)
-            self._wake_consumers(r)
+    def fetch_parked(self, follower: int, p: int) -> bool:
+        """Is `follower` fetching partition `p` right now (its session's fetch parked here)?"""
+        s = self.fetch_sessions.get(follower)
+        return s is not None and s.parked is not None and p in s.partitions
 
-    def update_follower_fetch_state(self, r: Replica, follower: int, fetch_offset: int) -> None:
-        """Replica.updateFetchState, then maybe expand the ISR and advance the HW."""
-        rr = r.remote.get(follower)
-        if rr is None:
-            return
-        now = self.env.now
-        leo = r.log.leo
-        if fetch_offset >= leo:
-            rr.last_caught_up_ms = max(rr.last_caught_up_ms, now)
-        elif fetch_offset >= rr.last_fetch_leader_leo:
-            rr.last_caught_up_ms = max(rr.last_caught_up_ms, rr.last_fetch_ms)
-        rr.last_fetch_leader_leo = leo
-        rr.last_fetch_ms = now
-        advanced = fetch_offset > rr.leo
-        rr.leo = fetch_offset
-        if follower not in r.isr:
-            self.maybe_expand_isr(r, fetching=follower)
-        if advanced:
-            self.maybe_increment_hw(r)
-            self._check_legacy_waiters(r)
-
-    def maybe_expand_isr(self, r: Replica, fetching: int | None = None) -> None:
-        """Propose adding caught-up, unfenced followers to the ISR (Partition.maybeExpandIsr).
-
-        Kafka checks this on each follower fetch. With incremental fetch sessions an idle
-        follower lists nothing, so it is also checked when the ISR changes and when a broker is
-        unfenced, for followers that are fetching right now (their fetch is parked here).
-        """
-        if not r.is_leader or r.pending_isr is not None:
-            return
-        hw, start = r.log.hw, r.leader_epoch_start
-        sessions = self.fetch_sessions
-        for b, rr in r.remote.items():
-            if b in r.isr or not self._isr_eligible(b) or rr.leo < hw or rr.leo < start:
-                continue
-            s = sessions.get(b)
-            if b == fetching or (s is not None and s.parked is not None and r.spec.index in s.partitions):
-                self._alter_partition(r, tuple(x for x in r.spec.replicas if x in r.isr or x == b))
-                return
-
-    def _alter_partition(self, r: Replica, new_isr: tuple) -> None:
-        """Propose an ISR change to the controller (AlterPartition, KIP-497)."""
-        r.pending_isr = new_isr
-        self._send_alter_partition(r)
-        if len(new_isr) > len(r.isr):
-            self.maybe_increment_hw(r)  # the maximal ISR grew
-
-    def _send_alter_partition(self, r: Replica) -> None:
-        self._request_ids += 1
-        req = m.AlterPartition(self._request_ids, self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
+    def send_alter_partition(self, r: Partition) -> None:
+        """Send the partition's pending ISR to the controller (AlterPartitionManager)."""
+        req = m.AlterPartition(self.next_request_id(), self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
                                r.partition_epoch, r.pending_isr)
         r.alter_in_flight = req
         self.alter_timeouts.add(req)
@@ -882,7 +468,7 @@ class Broker:
         arrives with the metadata log)."""
         r = self.replicas.get(req.partition)
         if r is not None and r.alter_in_flight is req and r.is_leader and r.pending_isr is not None:
-            self._send_alter_partition(r)
+            self.send_alter_partition(r)
 
     def on_alter_partition_response(self, resp: m.AlterPartitionResponse) -> None:
         r = self.replicas.get(resp.partition)
@@ -897,28 +483,7 @@ class Broker:
             if mine:
                 r.pending_isr = None
             return
-        self._apply_isr_record(r, rec)
-
-    def _apply_isr_record(self, r: Replica, rec: m.PartitionRecord) -> None:
-        """A newer partition epoch within our leader epoch: adopt its ISR (from the metadata log or an
-        AlterPartition reply, whichever arrives first)."""
-        if rec.leader_epoch == r.leader_epoch and rec.partition_epoch > r.partition_epoch:
-            r.isr = rec.isr
-            r.partition_epoch = rec.partition_epoch
-            r.pending_isr = None
-            if r.alter_in_flight is not None:
-                self.alter_timeouts.done(r.alter_in_flight)
-                r.alter_in_flight = None
-            if r.is_leader:
-                self.on_isr_changed(r)
-
-    def on_isr_changed(self, r: Replica) -> None:
-        """A committed ISR change: requests may now complete (or fail under min ISR)."""
-        self._track_isr(r)
-        self.maybe_increment_hw(r)
-        self.maybe_expand_isr(r)
-        self._complete_purgatory(r)
-        self._check_legacy_waiters(r)
+        r.apply_isr_record(rec)
 
     # --- fetch path (leader side) ----------------------------------------------------------
     def handle_fetch(self, req: m.FetchRequest) -> None:
@@ -941,9 +506,7 @@ class Broker:
         self._expire_parked_later(parked)
 
     def _expire_parked_later(self, parked: ParkedFetch) -> None:
-        incarnation = self.incarnation
-        self.env.timeout(parked.request.max_wait_ms).callbacks.append(
-            lambda _ev: self._complete_fetch(parked) if self.incarnation == incarnation else None)
+        self.schedule(parked.request.max_wait_ms, self._complete_fetch, parked)
 
     def handle_follower_fetch(self, req: m.FetchRequest) -> None:
         """A follower fetch within its incremental fetch session (KIP-227)."""
@@ -964,7 +527,7 @@ class Broker:
         for p in (session.partitions & self.out_of_isr) if self.out_of_isr else ():
             r = self.replicas.get(p)
             if r is not None and r.is_leader and follower in r.remote and follower not in r.isr:
-                self.maybe_expand_isr(r, fetching=follower)
+                r.maybe_expand_isr(fetching=follower)
         results, has_data, budget = self._read_session(req, session)
         if has_data or req.max_wait_ms <= 0:
             self._respond_fetch(req, results, budget)
@@ -1077,7 +640,7 @@ class Broker:
                     results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(-1, log.leo)))
                     has_data = True
                     continue
-                self.update_follower_fetch_state(r, follower, pf.fetch_offset)
+                r.update_follower_fetch_state(follower, pf.fetch_offset, self.env.now)
                 upto = log.leo
             else:
                 upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)
@@ -1113,18 +676,19 @@ class Broker:
             results, _, budget = self._read_for_fetch(req)
         self._respond_fetch(req, results, budget)
 
-    def _mark_dirty(self, r: Replica, wake: bool) -> None:
+    def mark_dirty(self, r: Partition, wake: bool) -> None:
         """Partition `r` changed on the leader: tell each follower's session (and wake it on new data)."""
         p = r.spec.index
         sessions = self.fetch_sessions
-        for b in r.remote:
-            s = sessions.get(b)
+        for follower in r.remote:
+            s = sessions.get(follower)
             if s is not None and p in s.partitions:
                 s.dirty.add(p)
                 if wake and s.parked is not None:
                     self._complete_fetch(s.parked)
 
-    def _wake_consumers(self, r: Replica) -> None:
+    def wake_consumers(self, r: Partition) -> None:
+        """Complete the consumer fetches parked on `r` (its HW moved, or it lost leadership)."""
         if r.parked_consumers:
             parked, r.parked_consumers = r.parked_consumers, []
             for f in parked:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from sim.model.broker import Broker, PartitionSpec
+from sim.model.broker import Broker
+from sim.model.partition import PartitionSpec
 from sim.model.consumer import Consumer
 from sim.model.controller import Controller
 from sim.model.distributions import make_latency

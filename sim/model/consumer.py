@@ -20,17 +20,18 @@ import simpy
 
 from sim.model import messages as m
 from sim.model.metadata import TIME_EPS, MetadataClient
+from sim.model.node import Node
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
+    from sim.model.network import Network
     from sim.model.recorder import Recorder
     from sim.scenario.schema import ConsumerConfig
-    from sim.model.network import Network
 
 __all__ = ["Consumer"]
 
 
-class Consumer:
+class Consumer(Node):
     """One consumer instance of a group."""
 
     base_name = "consumer"
@@ -39,7 +40,7 @@ class Consumer:
                  partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
                  rng: np.random.Generator, parent_scope: str = "cluster",
                  group_offsets: dict[str, dict[int, int]] | None = None):
-        self.env = env
+        self.init_node(env, f"{parent_scope}.{name}")
         self.index = index
         self.name = name
         self.config = config
@@ -48,11 +49,6 @@ class Consumer:
         self.network = network
         self.recorder = recorder
         self.rng = rng
-        self.scope = f"{parent_scope}.{name}"
-        self.endpoint_id = self.scope
-        self.alive = True
-        self.host_up = True
-        self.incarnation = 1
         # The group's committed offsets (partition -> next offset to read), in a store of every
         # group's offsets that the cluster owns (__consumer_offsets): not this consumer's memory.
         self.committed: dict[int, int] = ({} if group_offsets is None else group_offsets).setdefault(config.group, {})
@@ -88,7 +84,7 @@ class Consumer:
         offsets are not (they live with the group coordinator)."""
         if not self.alive:
             return
-        self.alive = False
+        self.mark_crashed()
         for proc in self.processes:
             if proc.is_alive:
                 proc.interrupt("crash")
@@ -104,8 +100,7 @@ class Consumer:
         """Start a new incarnation: it resumes from the committed offsets (or auto.offset.reset)."""
         if self.alive:
             return
-        self.alive = True
-        self.incarnation += 1
+        self.mark_up()
         self.backoff_until = [0.0] * len(self.brokers)
         self.recorder.event(self.env.now, "consumer_restart", -1, -1, 0, self.name, client=self.name)
         self.start()
@@ -206,7 +201,7 @@ class Consumer:
     def _back_off(self, broker: int) -> None:
         self.backoff_until[broker] = self.env.now + self.config.retry_backoff_ms
         self.metadata.request()
-        self.env.timeout(self.config.retry_backoff_ms).callbacks.append(lambda _ev: self.maybe_fetch(broker))
+        self.schedule(self.config.retry_backoff_ms, self.maybe_fetch, broker)
 
     def commit_offsets(self):
         """Auto-commit the consumed positions every auto.commit.interval.ms."""

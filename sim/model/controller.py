@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING
 import simpy
 
 from sim.model import messages as m
+from sim.model.node import Node
 
 if TYPE_CHECKING:
     from sim.model.recorder import Recorder
     from sim.scenario.schema import ClusterConfig
-    from sim.model.broker import PartitionSpec
+    from sim.model.partition import PartitionSpec
     from sim.model.network import Network
 
 __all__ = ["Controller"]
@@ -47,23 +48,18 @@ class BrokerRegistration:
         self.registration_offset = 0
 
 
-class Controller:
+class Controller(Node):
     """The active KRaft controller (QuorumController + ReplicationControlManager)."""
 
     base_name = "controller"
 
     def __init__(self, env: simpy.Environment, config: "ClusterConfig", partitions: list["PartitionSpec"],
                  network: "Network", recorder: "Recorder", parent_scope: str = "cluster"):
-        self.env = env
+        self.init_node(env, f"{parent_scope}.{self.base_name}")
         self.config = config
         self.partitions = partitions
         self.network = network
         self.recorder = recorder
-        self.scope = f"{parent_scope}.{self.base_name}"
-        self.endpoint_id = self.scope
-        self.alive = True
-        self.host_up = True
-        self.incarnation = 1
         self.brokers_by_id: dict = {}  # wired by the cluster: broker id -> Broker endpoint
         self.registrations = {b: BrokerRegistration(b) for b in range(config.brokers)}
         self.state: dict[int, m.PartitionRecord] = {}
@@ -185,9 +181,9 @@ class Controller:
         self._uncommitted.append(record)
         if not self._commit_scheduled:
             self._commit_scheduled = True
-            self.env.timeout(APPEND_LINGER_MS).callbacks.append(self._commit)
+            self.schedule(APPEND_LINGER_MS, self._commit)
 
-    def _commit(self, _ev=None) -> None:
+    def _commit(self) -> None:
         self._commit_scheduled = False
         self.log.extend(self._uncommitted)
         self._uncommitted = []
@@ -203,8 +199,7 @@ class Controller:
             self._answer_fetch(req.broker, req.offset)
             return
         self._parked[req.broker] = (req.broker_epoch, req.offset)
-        self.env.timeout(METADATA_FETCH_WAIT_MS).callbacks.append(
-            lambda _ev, b=req.broker, e=req.broker_epoch, o=req.offset: self._expire_fetch(b, e, o))
+        self.schedule(METADATA_FETCH_WAIT_MS, self._expire_fetch, req.broker, req.broker_epoch, req.offset)
 
     def _expire_fetch(self, broker_id: int, epoch: int, offset: int) -> None:
         if self._parked.get(broker_id) == (epoch, offset):

@@ -3,8 +3,8 @@
 The log is columnar (one Python list per batch field), never per record: a batch of N records
 occupies offsets [base, base + N). The leader-epoch cache (KIP-101) maps each leader epoch to
 the first offset written in it; truncation and divergence checks use it instead of the HW.
-Producer state for idempotence (last sequence per producer id) is derived from the log, so it
-survives leader changes exactly as Kafka rebuilds it from log segments.
+Producer state for idempotence (last sequences per producer id, Kafka's ProducerStateManager) is
+derived from the log, so it survives leader changes exactly as Kafka rebuilds it from log segments.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
 
-__all__ = ["Log", "ProducerStateEntry"]
+from sim.model import messages as m
+
+__all__ = ["Log", "ProducerStateEntry", "ProducerStateManager"]
 
 # Kafka keeps metadata of the last 5 batches per producer to answer duplicates (ProducerStateEntry).
 NUM_BATCHES_TO_RETAIN = 5
@@ -40,11 +42,56 @@ class ProducerStateEntry:
         return None
 
 
+class ProducerStateManager:
+    """Idempotent producer state of one partition replica (ProducerStateManager): an entry per producer
+    id with its last sequences, kept as batches are appended and rebuilt from the log."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[int, ProducerStateEntry] = {}
+
+    def __contains__(self, pid: int) -> bool:
+        return pid in self.entries
+
+    def __getitem__(self, pid: int) -> ProducerStateEntry:
+        return self.entries[pid]
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def check_sequence(self, pid: int, seq: int) -> tuple[int | None, str | None]:
+        """ProducerAppendInfo.checkSequence for a batch of producer `pid` at sequence `seq`:
+        (base offset of the duplicate it retries, None), (None, error), or (None, None) to append."""
+        entries = self.entries
+        entry = entries.get(pid)
+        if entry is not None:
+            if seq <= entry.last_seq:
+                # Idempotence: a retry of a batch already in the log is not appended again.
+                base = entry.offset_of(seq)
+                if base is None:
+                    return None, m.OUT_OF_ORDER_SEQUENCE_NUMBER
+                return base, None
+            if seq != entry.last_seq + 1:
+                return None, m.OUT_OF_ORDER_SEQUENCE_NUMBER
+        elif seq != 0:
+            # (3.x/4.0): a producer the partition has no state for may start at any sequence, but a
+            # new epoch of a producer it knows must start at 0. The model gives each epoch its own
+            # producer id (see Producer._bump_epoch), so look for an older epoch of the same producer.
+            from sim.model.producer import EPOCH_STRIDE
+            older = pid - EPOCH_STRIDE
+            while older >= 0 and older not in entries:
+                older -= EPOCH_STRIDE
+            if older >= 0:
+                return None, m.OUT_OF_ORDER_SEQUENCE_NUMBER
+        return None, None
+
+
 class Log:
     """The batches of one partition replica, on its broker's disk (survives a process crash)."""
 
     __slots__ = ("base", "count", "epoch", "batch_id", "pid", "seq", "nbytes", "leo", "hw",
-                 "epoch_cache", "producers", "checkpointed_hw")
+                 "epoch_cache", "producer_state", "checkpointed_hw")
 
     def __init__(self) -> None:
         # typed buffers: compact, and not scanned by the cyclic GC
@@ -59,7 +106,7 @@ class Log:
         self.hw = 0  # high watermark (in memory; see checkpointed_hw)
         self.checkpointed_hw = 0  # replication-offset-checkpoint file, written periodically
         self.epoch_cache: list[tuple[int, int]] = []  # (leader epoch, start offset), ascending
-        self.producers: dict[int, ProducerStateEntry] = {}
+        self.producer_state = ProducerStateManager()
 
     # --- leader epochs (KIP-101 / KIP-279) ---------------------------------------------------
     @property
@@ -103,9 +150,10 @@ class Log:
         if not self.epoch_cache or epoch > self.epoch_cache[-1][0]:
             self.epoch_cache.append((epoch, base))
         if pid >= 0:
-            entry = self.producers.get(pid)
+            producers = self.producer_state.entries
+            entry = producers.get(pid)
             if entry is None:
-                entry = self.producers[pid] = ProducerStateEntry()
+                entry = producers[pid] = ProducerStateEntry()
             entry.add(seq, base)
         return base
 
@@ -126,7 +174,7 @@ class Log:
                 e = epoch[i]
                 if not cache or e > cache[-1][0]:
                     cache.append((e, base[i]))
-        producers = self.producers
+        producers = self.producer_state.entries
         for p, s, b in zip(pid, seq, base):
             if p >= 0:
                 entry = producers.get(p)
@@ -173,7 +221,8 @@ class Log:
 
     def rebuild_producer_state(self) -> None:
         """Rebuild idempotence state by scanning the log tail (as on recovery or truncation)."""
-        if not self.producers:
+        known = self.producer_state.entries
+        if not known:
             return  # no idempotent batch was ever appended: nothing to find (and no full scan)
         producers: dict[int, ProducerStateEntry] = {}
         pids, seqs, bases = self.pid, self.seq, self.base
@@ -191,6 +240,6 @@ class Log:
                 entry = producers[p] = ProducerStateEntry()
                 entry.last_seq = seqs[i]
             entry.recent.appendleft((seqs[i], bases[i]))
-            if len(need) == len(self.producers) and all(v >= NUM_BATCHES_TO_RETAIN for v in need.values()):
+            if len(need) == len(known) and all(v >= NUM_BATCHES_TO_RETAIN for v in need.values()):
                 break
-        self.producers = producers
+        self.producer_state.entries = producers

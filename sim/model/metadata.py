@@ -63,12 +63,11 @@ class MetadataClient:
             return
         self._wake_pending = True
 
-        def fire(_ev):
-            self._wake_pending = False
-            if self.owner.alive:
-                self.request()
+        self.owner.schedule(max(at - self.env.now, 0.0), self._woken)
 
-        self.env.timeout(max(at - self.env.now, 0.0)).callbacks.append(fire)
+    def _woken(self) -> None:
+        self._wake_pending = False
+        self.request()
 
     def _timed_out(self, req) -> None:
         if self._in_flight is req:
@@ -88,6 +87,7 @@ class MetadataClient:
         self.leaders.clear()
         self._in_flight = None
         self._last_ms = -1e18
+        self._wake_pending = False  # its wake-up died with the owner's incarnation
 
     def on_response(self, resp: m.MetadataResponse) -> None:
         req = self._in_flight

@@ -44,7 +44,7 @@ __all__ = ["Network", "Endpoint"]
 
 
 class Endpoint(Protocol):
-    """What the network needs of a broker, controller or client."""
+    """What the network needs of a broker, controller or client (each a `sim.model.node.Node`)."""
 
     endpoint_id: str
     alive: bool
@@ -211,6 +211,11 @@ class Network:
             return next(self._uniforms)
 
     def _deliver(self, src: Endpoint, dst: Endpoint, incarnation: int, msg: object, _ev=None) -> None:
+        """The one delivery point: a message reaches the incarnation it was sent to or is dropped.
+
+        A paused node's `handle` is shadowed by one that queues (Node.pause), so a paused node
+        costs this path nothing and gets its messages in order when it resumes.
+        """
         if dst.alive and dst.incarnation == incarnation:
             dst.handle(msg)
             return

@@ -21,19 +21,20 @@ partition whose earlier batch is ready).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import simpy
 
 from sim.model import messages as m
 from sim.model.metadata import TIME_EPS, MetadataClient
+from sim.model.node import Node
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
+    from sim.model.network import Network
     from sim.model.recorder import Recorder
     from sim.scenario.schema import ProducerConfig
-    from sim.model.network import Network
 
 __all__ = ["Producer", "ProducerBatch", "close_batches", "ACKED", "FAILED", "UNKNOWN"]
 
@@ -45,6 +46,19 @@ BATCH_OVERHEAD_BYTES = 61  # v2 RecordBatch header
 # CommonClientConfigs defaults (KIP-601); the scenario has no field for them yet
 SOCKET_CONNECTION_SETUP_TIMEOUT_MS = 10_000.0
 SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS = 30_000.0
+
+
+class ClosedBatch(NamedTuple):
+    """Records of one partition closed into a batch by linger.ms or batch.size, ahead of its close
+    time (a tuple: the producer sorts them by close time, then partition slot)."""
+
+    close_ms: float
+    slot: int  # index into the producer's partitions
+    count: int
+    first_ms: float
+    last_ms: float
+    start: int  # the batch's records are arrival_times[start:start + count]
+    arrival_times: object  # numpy array of the partition's arrival times
 
 
 class ProducerBatch:
@@ -102,7 +116,7 @@ def close_batches(times: np.ndarray, cap: int, linger_ms: float, horizon: float)
     return ends, closes, i
 
 
-class Producer:
+class Producer(Node):
     """One KafkaProducer instance producing to one topic."""
 
     base_name = "producer"
@@ -111,7 +125,7 @@ class Producer:
                  partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
                  rng: np.random.Generator, end_ms: float, producer_id: int, batch_ids,
                  parent_scope: str = "cluster"):
-        self.env = env
+        self.init_node(env, f"{parent_scope}.{name}")
         self.index = index
         self.name = name
         self.config = config
@@ -125,11 +139,6 @@ class Producer:
         self.epoch = 0
         self.pid = producer_id if config.enable_idempotence else -1
         self._batch_ids = batch_ids  # shared counter: batch ids are unique per run
-        self.scope = f"{parent_scope}.{name}"
-        self.endpoint_id = self.scope
-        self.alive = True
-        self.host_up = True
-        self.incarnation = 1
         self.acks = config.acks
         self.queues: dict[int, deque] = {p: deque() for p in partitions}
         self.ready: set[int] = set()
@@ -238,7 +247,7 @@ class Producer:
                 times = self._arrivals(t0, t1, n_generated)
                 n_generated += len(times)
                 per_partition = self._split_by_partition(times) if len(times) else None
-                closed = []  # (close time, partition slot, count, first ms, last ms, start, arrival times)
+                closed: list[ClosedBatch] = []
                 for k in range(P):
                     if per_partition is not None:
                         mine = per_partition[k]
@@ -251,16 +260,16 @@ class Producer:
                                                        float("inf") if final else t1)
                     start = 0
                     for e, c in zip(ends, closes):
-                        closed.append((c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
+                        closed.append(ClosedBatch(c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
                 # Each batch closes at its own time: one timer event per batch, carrying the batch
                 # as its value, with a callback (cheaper than resuming this process per batch).
                 now = self.env.now
-                timeout, on_close = self.env.timeout, self._close_batch
+                schedule, on_close = self.schedule, self._close_batch
                 for batch in closed:
-                    timeout(max(batch[0] - now, 0.0), batch).callbacks.append(on_close)
+                    schedule(max(batch.close_ms - now, 0.0), on_close, batch)
                 if final:
                     break
                 t0 = t1
@@ -269,9 +278,9 @@ class Producer:
         except simpy.Interrupt:
             return
 
-    def _close_batch(self, ev: simpy.Timeout) -> None:
+    def _close_batch(self, batch: ClosedBatch) -> None:
         if self.alive and not self._finished:
-            _, k, count, first_ms, last_ms, start, times = ev.value
+            _, k, count, first_ms, last_ms, start, times = batch
             self._enqueue_new(self.partitions[k], count, first_ms, last_ms, times, start)
 
     def _enqueue_new(self, p: int, count: int, first_ms: float, last_ms: float, times=None, start: int = 0) -> None:
@@ -538,7 +547,7 @@ class Producer:
         else:
             return
         delay = self._reconnect_backoff[broker] * float(self.rng.uniform(0.8, 1.2))
-        self.env.timeout(delay).callbacks.append(lambda _ev: self._reconnect(broker))
+        self.schedule(delay, self._reconnect, broker)
         self.metadata.request()  # NetworkClient asks for a metadata update on a disconnect
         self.maybe_send()
 
@@ -561,8 +570,7 @@ class Producer:
         sent_at = self.env.now
         # The jitter is drawn only if the probe is still unanswered at the earliest deadline, so
         # answered probes (nearly all) leave the random stream alone.
-        self.env.timeout(0.8 * term).callbacks.append(
-            lambda _ev: self._probe_overdue(broker, probe, sent_at, term, None))
+        self.schedule(0.8 * term, self._probe_overdue, broker, probe, sent_at, term, None)
 
     def _probe_overdue(self, broker: int, probe: m.MetadataRequest, sent_at: float, term: float,
                        deadline: float | None) -> None:
@@ -571,8 +579,7 @@ class Producer:
         if deadline is None:
             deadline = sent_at + min(term * float(self.rng.uniform(0.8, 1.2)), SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)
             if deadline > self.env.now:
-                self.env.timeout(deadline - self.env.now).callbacks.append(
-                    lambda _ev: self._probe_overdue(broker, probe, sent_at, term, deadline))
+                self.schedule(deadline - self.env.now, self._probe_overdue, broker, probe, sent_at, term, deadline)
                 return
         self._disconnected(broker)  # a failed connection attempt: back off and try again
 
@@ -670,11 +677,11 @@ class Producer:
             return
         self._wake_at.add(at)
 
-        def fire(_ev):
-            self._wake_at.discard(at)
-            self.maybe_send()
+        self.schedule(max(at - self.env.now, 0.0), self._woken, at)
 
-        self.env.timeout(max(at - self.env.now, 0.0)).callbacks.append(fire)
+    def _woken(self, at: float) -> None:
+        self._wake_at.discard(at)
+        self.maybe_send()
 
     def _record_created(self, b: ProducerBatch) -> None:
         """Give the batch its id and record it, once no record can join it any more (drained, or

@@ -1,0 +1,132 @@
+"""The lifecycle every actor shares: brokers, the controller, producers and consumers are nodes.
+
+A node is up, crashed (its process died; the host and its TCP stack are up, so peers see resets),
+paused (a stop-the-world pause or SIGSTOP: nothing runs, but connections stay open and the kernel
+keeps accepting bytes) or powered off (the host is down: no resets, no answers). An incarnation
+counts the node's starts; everything a node receives or has scheduled belongs to one incarnation.
+
+The node is also the network endpoint (`scope`, `endpoint_id`, `alive`, `host_up`, `incarnation`,
+`handle`, `connection_lost`: see `Network`), and it owns one way to run code later:
+`schedule(delay, callback, *args)`. A crash cancels what was scheduled (the callback runs only
+while the node is alive in the incarnation that scheduled it); a pause defers it to `resume()`.
+
+Pausing costs nothing while no node is paused: `pause()` shadows the node's `handle` and
+`connection_lost` with methods that queue what arrives, so the network's delivery point calls the
+same attribute whatever the state, and `resume()` removes the shadows and replays the queue in
+arrival order. Scheduled callbacks and inbound messages share that queue, so they replay in the
+order they would have run. SimPy processes of the node (heartbeat loops and the like) are not
+paused here: a pause fault (issue 13) decides what each of them does.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import simpy
+
+__all__ = ["Node", "UP", "CRASHED", "PAUSED", "POWERED_OFF"]
+
+UP = "up"
+CRASHED = "crashed"
+PAUSED = "paused"
+POWERED_OFF = "powered_off"
+
+
+class Node:
+    """A process on a host, as the network and the fault injector see it."""
+
+    base_name = "node"
+
+    def init_node(self, env: simpy.Environment, scope: str, up: bool = True, incarnation: int = 1) -> None:
+        """Set the lifecycle fields (called from the component's `__init__`)."""
+        self.env = env
+        self.scope = scope
+        self.endpoint_id = scope
+        self.state = UP if up else CRASHED
+        self.alive = up  # a plain attribute, not a property: the network reads it for every message
+        self.host_up = True
+        self.incarnation = incarnation
+        self._paused: list | None = None  # while paused: what arrived or fell due, in order
+
+    # --- timers ----------------------------------------------------------------------------
+    def schedule(self, delay: float, callback: Callable, *args) -> None:
+        """Call `callback(*args)` after `delay` ms, unless the node crashes first; a pause defers it."""
+        self.env.timeout(delay).callbacks.append(partial(self._fire, self.incarnation, callback, args))
+
+    def _fire(self, incarnation: int, callback: Callable, args: tuple, _ev=None) -> None:
+        if not self.alive or self.incarnation != incarnation:
+            return  # crashed since (and maybe restarted): the timer died with its incarnation
+        if self._paused is not None:
+            self._paused.append((callback, args))
+            return
+        callback(*args)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def mark_up(self) -> None:
+        """The node's process starts (or restarts): a new incarnation begins."""
+        self.state = UP
+        self.alive = True
+        self.host_up = True
+        self.incarnation += 1
+
+    def mark_crashed(self) -> None:
+        """The node's process died: what it had paused or scheduled is gone."""
+        if self._paused is not None:
+            self._unshadow()
+        self.state = CRASHED
+        self.alive = False
+
+    def mark_powered_off(self) -> None:
+        """The host lost power: no process, no TCP stack (peers get no reset, messages vanish).
+
+        What a power loss does to memory and disk (crash, then truncate each log to its flushed
+        offset) is the fault's business; this only sets the state the network sees.
+        """
+        self.mark_crashed()
+        self.state = POWERED_OFF
+        self.host_up = False
+
+    def pause(self) -> None:
+        """Stop the world: inbound messages and due timers wait, in order, until `resume()`."""
+        if self.state != UP:
+            return
+        self.state = PAUSED
+        self._paused = []
+        # Shadow the delivery methods on the instance; the class's methods run again on resume.
+        self.handle = self._queue_message
+        self.connection_lost = self._queue_connection_lost
+
+    def resume(self) -> None:
+        """End a pause: deliver what arrived and run what fell due meanwhile, in that order."""
+        if self.state != PAUSED:
+            return
+        queued = self._paused
+        self._unshadow()
+        self.state = UP
+        incarnation = self.incarnation
+        for i, (callback, args) in enumerate(queued):
+            if not self.alive or self.incarnation != incarnation:
+                return  # crashed while catching up
+            if self._paused is not None:  # paused again by what it just ran: the rest waits
+                self._paused[:0] = queued[i:]
+                return
+            callback(*args)
+
+    def _unshadow(self) -> None:
+        del self.handle
+        del self.connection_lost
+        self._paused = None
+
+    def _queue_message(self, msg: object) -> None:
+        self._paused.append((type(self).handle.__get__(self), (msg,)))
+
+    def _queue_connection_lost(self, peer: object) -> None:
+        self._paused.append((type(self).connection_lost.__get__(self), (peer,)))
+
+    # --- what every node does with the network ----------------------------------------------
+    def handle(self, msg: object) -> None:  # pragma: no cover - every node dispatches its own messages
+        raise NotImplementedError
+
+    def connection_lost(self, peer: object) -> None:
+        """A peer's connection was reset; nodes that keep requests in flight override this."""
