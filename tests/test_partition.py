@@ -28,7 +28,7 @@ class FakeBroker:
         self.alter_requests: list[tuple] = []
         self.alter_timeouts = SimpleNamespace(done=lambda req: None)
         self.recorder = SimpleNamespace(
-            event=lambda *a: self.events.append(a[1:]),
+            event=lambda *a, **fields: self.events.append(a[1:]),
             hw_advanced=lambda now, b, p, epoch, hw: self.hw.append((now, hw)))
 
     def isr_eligible(self, broker_id: int) -> bool:
