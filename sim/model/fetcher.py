@@ -82,6 +82,7 @@ class ReplicaFetcher:
     def __init__(self, broker: "FetcherHost", leader_id: int):
         self.broker = broker
         self.leader_id = leader_id
+        self.leader = broker.broker_endpoint(leader_id)  # the network address of the broker it fetches from
         self.partitions: set[int] = set()
         self.in_flight: m.FetchRequest | None = None
         self.backing_off = False
@@ -141,7 +142,7 @@ class ReplicaFetcher:
                              self.session_id, full)
         self.in_flight = req
         broker.fetch_timeouts.add(req)
-        broker.network.send(broker, broker.broker_endpoint(self.leader_id), req, 64 + 16 * len(parts))
+        broker.network.send(broker, self.leader, req, 64 + 16 * len(parts))
 
     def back_off(self) -> None:
         """replica.fetch.backoff.ms after an error, then try again."""
