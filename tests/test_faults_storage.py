@@ -60,3 +60,25 @@ def test_flush_ms_takes_effect_with_the_flush_scheduler():
     # flush every 1 s (flush.ms with log.flush.scheduler.interval.ms): at most ~1 s of records lost
     r = _run("power-loss.yaml", **{"topics.0.flush.ms": 1000, "cluster.log.flush.scheduler.interval.ms": 1000})
     assert r.summary["acked_lost"] <= 2_500
+
+
+# --- slow disk ----------------------------------------------------------------------------------
+def test_a_slow_disk_raises_latency_by_the_injected_latency_and_a_stall_shrinks_the_isr():
+    r = _run("slow-disk.yaml")
+    ts = r.timeseries.set_index("second")
+    before, during, after = (ts.loc[a:b, "latency_p50_ms"].median() for a, b in ((3, 9), (11, 19), (21, 24)))
+    # the leader's disk is 5 ms slower from 10 s to 20 s: acks=1 latency rises by about that
+    assert during - before == pytest.approx(5.0, abs=1.0) and after == pytest.approx(before, abs=0.5)
+    # follower broker 0 stalls from 25 s: out of the ISR after replica.lag.time.max.ms (10 s) ...
+    isr = _kinds(r, "isr_change")
+    shrink = isr[(isr.time_ms > 25_000) & isr.isr.map(lambda s: 0 not in s)]
+    assert len(shrink) and 35_000 <= shrink.time_ms.iloc[0] <= 40_000
+    # ... and back in once its disk recovers at 50 s
+    back = isr[(isr.time_ms >= 50_000) & isr.isr.map(lambda s: 0 in s)]
+    assert len(back) and back.time_ms.iloc[0] < 52_000
+
+
+def test_a_stall_shorter_than_the_lag_time_keeps_the_isr():
+    r = _run("slow-disk.yaml", **{"faults.1.latency": "5s", "faults.1.duration": "5s"})
+    isr = _kinds(r, "isr_change")
+    assert (isr.time_ms > 0).sum() == 0

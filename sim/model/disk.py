@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_right
+from collections import deque
 from typing import TYPE_CHECKING
 
 from sim.model import messages as m
@@ -200,14 +201,18 @@ class SlowDisk:
         self.latency = latency
         self.flush_latency = flush_latency
         self.busy_until = 0.0
-        self.flushing = {s.index for s in broker.partitions if getattr(s, "flush_messages", None)}
+        self.queue: deque = deque()  # writes waiting for the disk, oldest first
+        self.flushing = {s.index for s in broker.partitions if s.flush_messages}
 
     def install(self) -> None:
         self.broker.handle = self.handle
 
     def remove(self) -> None:
+        """The disk is healthy again: the writes still queued complete now, in order."""
         if self.broker.__dict__.get("handle") == self.handle:
             del self.broker.handle
+        while self.queue:
+            self._complete()
 
     def _cost(self, parts) -> float:
         if self.flush_latency and any(p in self.flushing for p in parts):
@@ -223,6 +228,18 @@ class SlowDisk:
         else:
             type(self.broker).handle(self.broker, msg)
             return
+        queue = self.queue
+        while queue and queue[0][0] != self.broker.incarnation:
+            queue.popleft()  # queued by an incarnation that crashed: their completions died with it
         now = self.broker.env.now
         self.busy_until = max(now, self.busy_until) + cost
-        self.broker.schedule(self.busy_until - now, type(self.broker).handle, self.broker, msg)
+        self.queue.append((self.broker.incarnation, msg))
+        self.broker.schedule(self.busy_until - now, self._complete)
+
+    def _complete(self) -> None:
+        """The write at the head of the queue is done: the broker handles its message (unless drained already)."""
+        if not self.queue:
+            return
+        incarnation, msg = self.queue.popleft()
+        if self.broker.alive and self.broker.incarnation == incarnation:
+            type(self.broker).handle(self.broker, msg)
