@@ -82,3 +82,64 @@ def test_a_stall_shorter_than_the_lag_time_keeps_the_isr():
     r = _run("slow-disk.yaml", **{"faults.1.latency": "5s", "faults.1.duration": "5s"})
     isr = _kinds(r, "isr_change")
     assert (isr.time_ms > 0).sum() == 0
+
+
+# --- disk loss ----------------------------------------------------------------------------------
+def test_disk_loss_of_a_follower_re_replicates_and_loses_nothing():
+    r = _run("disk-loss.yaml")
+    lost = _kinds(r, "log_lost_tail")
+    assert set(lost.broker) == {1} and (lost.value == 0).all() and lost.removed.sum() > 30_000
+    assert r.summary["records_acked"] > 70_000 and r.summary["acked_lost"] == 0
+    # broker 1 is back in the ISR of all 3 partitions: it fetched everything again from offset 0
+    isr = _kinds(r, "isr_change")
+    back = isr[(isr.time_ms > 25_000) & isr.isr.map(lambda s: 1 in s)]
+    assert set(back.partition) == {"events-0", "events-1", "events-2"}
+
+
+# brokers 0 and 2 crash as broker 1's disk is lost; broker 1 returns (empty) at 22 s, they at 40 s
+LAST_STANDING_EMPTY = {
+    "topics.0.min.insync.replicas": 1,
+    "faults": [{"kind": "crash", "broker": 0, "at": "20s", "restart_after": "20s"},
+               {"kind": "crash", "broker": 2, "at": "20s", "restart_after": "20s"},
+               {"kind": "disk_loss", "broker": 1, "at": "20s", "restart_after": "2s"}],
+}
+
+
+def test_disk_loss_with_unclean_election_loses_committed_data():
+    r = _run("disk-loss.yaml", **LAST_STANDING_EMPTY, **{"topics.0.unclean.leader.election.enable": True})
+    # the only live replica, broker 1 on its empty disk, is elected uncleanly; 0 and 2 truncate to it
+    assert set(_kinds(r, "unclean_election").broker) == {1}
+    assert r.summary["acked_lost"] > 30_000
+    # without unclean election the partitions wait, offline, for 0 and 2: nothing acknowledged is lost
+    clean = _run("disk-loss.yaml", **LAST_STANDING_EMPTY)
+    assert _kinds(clean, "unclean_election").empty and clean.summary["acked_lost"] == 0
+
+
+# --- Eligible Leader Replicas (KIP-966) ---------------------------------------------------------
+def test_elr_saves_the_last_replica_standing_case():
+    on = _run("elr.yaml")
+    elected = _kinds(on, "leader_elected")
+    assert (elected.reason == "elr").sum() == 1 and elected[elected.reason == "elr"].broker.iloc[0] in (0, 1)
+    assert on.summary["acked_lost"] == 0
+    off = _run("elr.yaml", **{"cluster.eligible.leader.replicas.enable": False})
+    # the leader returns without its unflushed tail, is the ISR's last member and is re-elected
+    assert _kinds(off, "elr_change").empty
+    assert off.summary["acked_lost"] > 5_000
+    assert _kinds(off, "log_lost_tail").removed.sum() > 5_000
+
+
+def test_elr_excludes_a_broker_back_from_an_unclean_shutdown():
+    # the leader comes back from its power loss before its session expires: it registered after an
+    # unclean shutdown, so it leaves the ISR (even as its last member) and ELR members take over
+    r = _run("elr.yaml", **{"faults.2.restart_after": "2s"})
+    elr = _kinds(r, "elr_change")
+    dropped = elr[elr.reason == "unclean_shutdown"]
+    assert len(dropped) == 1 and 2 in dropped.isr_before.iloc[0] and 2 not in dropped.isr.iloc[0]
+    elected = _kinds(r, "leader_elected")
+    assert set(elected[elected.time_ms > 40_000].broker) <= {0, 1}
+    assert r.summary["acked_lost"] == 0
+
+
+def test_elr_needs_kafka_4():
+    with pytest.raises(ScenarioError, match=r"cluster.eligible.leader.replicas.enable: true needs kafka.version 4.0"):
+        Scenario.resolve(FAULTS / "elr.yaml", ["cluster.kafka.version=3.9"])
