@@ -802,6 +802,11 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
             continue
+        if model is Scenario and part in FAULT_KINDS:
+            model = None  # a fault list: the kind tag after the index picks the spec class
+            continue
+        if model is None:
+            return None
         field = None
         for name, f in model.model_fields.items():
             if part in (name, f.alias):
@@ -927,7 +932,12 @@ def apply_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> dict:
     return data
 
 
-def _known_keys(path: list) -> list[str]:
+def _known_keys(path: list, node: Any = None) -> list[str]:
+    if len(path) == 2 and path[0] in FAULT_KINDS and isinstance(path[1], int):
+        # a fault entry: the keys of its kind's spec class (a kindless fault is a crash)
+        kind = node.get("kind", "crash") if isinstance(node, dict) else "crash"
+        cls = FAULT_KINDS[path[0]].get(kind)
+        return [f.alias or n for n, f in cls.model_fields.items()] if cls is not None else []
     return _fields_at(tuple(p for p in path))
 
 
@@ -950,7 +960,7 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
             continue
         if not isinstance(node, dict):
             raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path))} is a value, not a section")
-        known = set(node) | set(_known_keys(path))
+        known = set(node) | set(_known_keys(path, node))
         old_names = set(RENAMED_CLUSTER_KEYS) if path == ["cluster"] else set()  # accepted, not listed
         for j in range(len(segs), i, -1):
             key = ".".join(segs[i:j])
