@@ -143,3 +143,45 @@ def test_elr_excludes_a_broker_back_from_an_unclean_shutdown():
 def test_elr_needs_kafka_4():
     with pytest.raises(ScenarioError, match=r"cluster.eligible.leader.replicas.enable: true needs kafka.version 4.0"):
         Scenario.resolve(FAULTS / "elr.yaml", ["cluster.kafka.version=3.9"])
+
+
+# --- specs, validation and the CLI --------------------------------------------------------------
+def test_every_storage_scenario_is_tested_here_and_runs_from_its_yaml():
+    mine = {"power-loss.yaml", "power-loss-flushed.yaml", "disk-loss.yaml", "slow-disk.yaml", "elr.yaml"}
+    assert mine <= {p.name for p in FAULTS.glob("*.yaml")}
+    for name in mine:
+        assert Scenario.resolve(FAULTS / name).description
+
+
+@pytest.mark.parametrize("override, message", [
+    ("faults.0.latency=0ms", "faults.0.latency: must be greater than 0"),
+    ("faults=[{kind: slow_disk, broker: 1, at: 1s, duration: 1s}]", "faults.0.latency: Field required"),
+    ("faults=[{kind: power_loss, broker: 7, at: 1s}]", "faults.0.broker: no broker 7 (allowed: 0..2)"),
+    ("faults=[{kind: disk_loss, broker: 1, at: 1s, restart_after: 0s}]", "faults.0.restart_after: must be greater than 0"),
+    ("faults=[{kind: power_lost, broker: 1, at: 1s}]", "faults.0.kind: must be one of 'crash', 'power_loss'"),
+    ("topics.0.flush.messages=0", "topics.0.flush.messages: Input should be greater than or equal to 1"),
+    ("faults.0.speed=1", "--set faults.0.speed: unknown key 'speed' under faults.0 (allowed: at, broker, duration, "
+                         "flush_latency, kind, latency, leader_of)"),
+])
+def test_storage_fault_errors_are_one_line_naming_the_field(override, message):
+    with pytest.raises(ScenarioError) as e:
+        Scenario.resolve(FAULTS / "slow-disk.yaml", [override])
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_cli_rejects_a_bad_storage_fault_with_exit_2(capsys):
+    from sim.cli import main
+    rc = main(["validate", str(FAULTS / "elr.yaml"), "--set", "faults.2.restart_after=soon"])
+    assert rc == 2 and "faults.2.restart_after: cannot parse duration 'soon'" in capsys.readouterr().err
+
+
+def test_python_api_runs_a_power_loss_without_yaml():
+    sc = Scenario.model_validate({
+        "name": "api", "duration": "12s", "settle": "10s",
+        "topics": [{"name": "t", "partitions": 1, "replication.factor": 1}],
+        "producers": [{"topic": "t", "rate": "500/s", "acks": "all"}],
+        "faults": [{"kind": "power_loss", "leader_of": "t-0", "at": "10s", "restart_after": "1s"}],
+        "cluster": {"os.dirty_expire": "2s", "os.dirty_writeback_interval": "1s"}})
+    r = sim.run(sc)
+    # writeback at 10 s wrote what was older than 2 s: [8 s, 10 s) is lost, ~1000 records
+    assert 700 <= r.summary["acked_lost"] <= 1300
