@@ -185,3 +185,9 @@ def test_python_api_runs_a_power_loss_without_yaml():
     r = sim.run(sc)
     # writeback at 10 s wrote what was older than 2 s: [8 s, 10 s) is lost, ~1000 records
     assert 700 <= r.summary["acked_lost"] <= 1300
+
+
+def test_flush_ms_without_the_flush_scheduler_is_warned_about():
+    from sim.scenario.schema import scenario_warnings
+    sc = Scenario.resolve(FAULTS / "power-loss.yaml", ["topics.0.flush.ms=1000"])
+    assert any(w.startswith("topics.0.flush.ms=1s has no effect") for w in scenario_warnings(sc))

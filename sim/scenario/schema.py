@@ -711,6 +711,12 @@ def scenario_warnings(sc: Scenario) -> list[str]:
         if rf.start >= stop:
             out.append(f"random_faults.{i}.start={format_ms(rf.start)} is not before the end of producing "
                        f"({format_ms(stop)}): no random fault will happen")
+    if sc.cluster.log_flush_scheduler_interval_ms is None:
+        for i, t in enumerate(sc.topics):
+            if t.flush_ms is not None:
+                out.append(f"topics.{i}.flush.ms={format_ms(t.flush_ms)} has no effect: Kafka's log flusher runs every "
+                           f"log.flush.scheduler.interval.ms, which is never by default (set cluster."
+                           f"log.flush.scheduler.interval.ms too)")
     latency = _typical_latency(sc.network.latency)
     if latency >= sc.duration:
         out.append(f"network.latency: a typical one-way latency of {format_ms(latency)} is not shorter than the "
