@@ -191,3 +191,13 @@ def test_flush_ms_without_the_flush_scheduler_is_warned_about():
     from sim.scenario.schema import scenario_warnings
     sc = Scenario.resolve(FAULTS / "power-loss.yaml", ["topics.0.flush.ms=1000"])
     assert any(w.startswith("topics.0.flush.ms=1s has no effect") for w in scenario_warnings(sc))
+
+
+def test_kafkasim_scenarios_lists_the_storage_scenarios(capsys, monkeypatch):
+    from sim.cli import main
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    for name in ("power-loss", "power-loss-flushed", "disk-loss", "slow-disk", "elr"):
+        assert f"scenarios/faults/{name}.yaml" in out
+    assert "Last replica standing (KIP-966)" in out
