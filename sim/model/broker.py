@@ -64,6 +64,9 @@ class Broker(Node):
         self.disk = Disk(self.logs)  # every write to the logs goes through it
         self._request_ids = 0
         self._session_ids = 0
+        # KIP-966: the broker epoch written to the clean-shutdown file by a controlled shutdown;
+        # -1 after any other stop (BrokerLifecycleManager sends it as previousBrokerEpoch)
+        self.clean_shutdown_epoch = -1
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -121,7 +124,8 @@ class Broker(Node):
         """BrokerRegistration of this incarnation, resent until answered (BrokerLifecycleManager)."""
         if not self.alive or self.registered:
             return
-        self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation))
+        self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
+                                                                       self.clean_shutdown_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
@@ -133,11 +137,18 @@ class Broker(Node):
         self.processes.append(self.env.process(self.send_heartbeats(0.0)))
         self.fetch_metadata()
 
-    def crash(self) -> None:
-        """Process crash (SIGKILL): memory is lost, the log and page cache survive."""
+    def crash(self, host_down: bool = False) -> None:
+        """Process crash (SIGKILL): memory is lost, the log and page cache survive.
+
+        `host_down`: the whole host stops (power loss, disk loss): no TCP stack is left to reset the
+        peers' connections; they find out through their timeouts.
+        """
         if not self.alive:
             return
-        self.mark_crashed()
+        if host_down:
+            self.mark_powered_off()
+        else:
+            self.mark_crashed()
         for proc in self.processes:
             if proc.is_alive:
                 proc.interrupt("crash")
@@ -146,7 +157,31 @@ class Broker(Node):
         for tq in self.produce_timeouts.values():
             tq.clear()
         self._reset_memory()
-        self.network.reset_connections(self)
+        if not host_down:
+            self.network.reset_connections(self)
+
+    def power_off(self) -> None:
+        """Power loss / OS crash: the process and the page cache are gone; each log keeps its durable prefix."""
+        if not self.alive:
+            return
+        self.crash(host_down=True)
+        now = self.env.now
+        for p, (leo, removed) in self.disk.lose_page_cache(now).items():
+            if removed:
+                self.recorder.event(now, "log_lost_tail", self.broker_id, p, leo, f"removed={removed} power loss",
+                                    removed=removed, reason="power_loss")
+
+    def lose_disk(self) -> None:
+        """Disk loss: the host goes down and its disk is replaced by an empty one (every log from offset 0)."""
+        if not self.alive:
+            return
+        self.crash(host_down=True)
+        now = self.env.now
+        lost = {p: log.leo for p, log in self.logs.items()}
+        self.disk.replace()
+        for p, removed in lost.items():
+            self.recorder.event(now, "log_lost_tail", self.broker_id, p, 0, f"removed={removed} disk loss",
+                                removed=removed, reason="disk_loss")
 
     def restart(self) -> None:
         if not self.alive:

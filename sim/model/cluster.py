@@ -70,7 +70,7 @@ class Cluster:
             for p, replicas in enumerate(assign_replicas(cfg.brokers, t.partitions, t.replication_factor, start,
                                                          cfg.racks)):
                 spec = PartitionSpec(len(self.partitions), names[len(self.partitions)], replicas, t.min_insync_replicas,
-                                     t.unclean_leader_election_enable)
+                                     t.unclean_leader_election_enable, t.flush_messages, t.flush_ms)
                 idx.append(spec.index)
                 self.partitions.append(spec)
             self.topic_partitions[t.name] = idx
@@ -146,7 +146,9 @@ class Cluster:
         rec = self.recorder
         for spec in self.partitions:
             state = self.controller.state[spec.index]
-            holder = state.leader if state.leader >= 0 else state.isr[0]
+            # offline: the last ISR member, or with ELR (whose ISR may be empty) the controller's pick
+            holder = state.leader if state.leader >= 0 else (state.isr[0] if state.isr
+                                                             else self.controller.last_holder(spec.index))
             for b in spec.replicas:
                 broker = self.brokers[b]
                 log = broker.logs[spec.index]

@@ -71,6 +71,9 @@ class Controller(Node):
         self._elections: deque[int] = deque()
         self._election_wakeup: simpy.Event | None = None
         self._queued: set[int] = set()
+        # KIP-966 Eligible Leader Replicas, per partition (None: ELR off). Kept by the controller only:
+        # brokers never act on it (in Kafka it is in the PartitionRecord, for the controller's elections).
+        self.elr: dict[int, tuple] | None = {} if config.elr_enabled else None
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -113,7 +116,8 @@ class Controller(Node):
                 continue
             # ReplicationControlManager.handleBrokerFenced: out of every ISR it is in (KRaft keeps
             # the last member), and a new leader for what it led (queued: controller.election.cost.ms each).
-            if b in rec.isr and len(rec.isr) > 1:
+            # With ELR the ISR may become empty: its last member moves to the ELR (KIP-966).
+            if b in rec.isr and (len(rec.isr) > 1 or self.elr is not None):
                 self._change(rec, isr=tuple(x for x in rec.isr if x != b), why="fenced")
             if rec.leader == b:
                 self._queue_election(p)
@@ -153,12 +157,15 @@ class Controller(Node):
         if req.broker_epoch < reg.broker_epoch:
             return  # a zombie incarnation
         if req.broker_epoch > reg.broker_epoch:
+            previous_epoch = reg.broker_epoch
             if not reg.fenced:
                 self.fence(reg)
             reg.broker_epoch = req.broker_epoch
             reg.last_heartbeat_ms = self.env.now
             self.recorder.event(self.env.now, "broker_registered", req.broker, -1, req.broker_epoch)
             self._append(("register", req.broker))
+            if self.elr is not None and req.previous_broker_epoch != previous_epoch:
+                self.handle_unclean_shutdown(req.broker)
             reg.registration_offset = len(self.log) + len(self._uncommitted)
         resp = m.BrokerRegistrationResponse(req.broker_epoch, reg.registration_offset)
         if reg.registration_offset > len(self.log):
@@ -226,6 +233,8 @@ class Controller(Node):
                                 leader_broker_epoch)
         self.state[rec.partition] = new
         self._append(new)
+        if self.elr is not None and new_isr != rec.isr:
+            self._update_elr(rec, new, why)
         if leader is not None:
             kind = "partition_offline" if new_leader < 0 else "leader_elected"
             self.recorder.event(now, kind, new_leader, rec.partition, epoch, why, reason=why)
@@ -234,6 +243,48 @@ class Controller(Node):
                                 f"{_isr_str(rec.isr)}->{_isr_str(new_isr)} {why}".strip(), isr=tuple(new_isr),
                                 isr_before=tuple(rec.isr), reason=why)
         return new
+
+    # --- Eligible Leader Replicas (KIP-966) ----------------------------------------------------------
+    def _update_elr(self, old: m.PartitionRecord, new: m.PartitionRecord, why: str) -> None:
+        """PartitionChangeBuilder.populateTargetElr: while the ISR is under min.insync.replicas the HW
+        cannot advance, so the members it loses keep every committed record and join the ELR; an ISR
+        back at min.insync.replicas clears it. ELR members are never ISR members."""
+        p = new.partition
+        spec = self.partitions[p]
+        before = self.elr.get(p, ())
+        if len(new.isr) >= min(spec.min_isr, len(spec.replicas)):
+            after = ()
+        else:
+            joined = set(before) | set(old.isr)
+            after = tuple(b for b in spec.replicas if b in joined and b not in new.isr)
+        self._set_elr(p, before, after, new.leader, why)
+
+    def _set_elr(self, p: int, before: tuple, after: tuple, leader: int, why: str) -> None:
+        if after == before:
+            return
+        self.elr[p] = after
+        self.recorder.event(self.env.now, "elr_change", leader, p, len(after),
+                            f"{_isr_str(before)}->{_isr_str(after)} {why}".strip(), isr=after, isr_before=before,
+                            reason=why)
+
+    def handle_unclean_shutdown(self, broker_id: int) -> None:
+        """ReplicationControlManager.handleBrokerUncleanShutdown: a broker that registers after an
+        unclean shutdown (no clean-shutdown file: previousBrokerEpoch is not its last epoch) may
+        have lost its unflushed tail, so it leaves every ISR and ELR it is in (even an ISR's last
+        member) until it catches up again as a follower."""
+        for p, rec in list(self.state.items()):
+            if broker_id in rec.isr:
+                self._change(rec, isr=tuple(b for b in rec.isr if b != broker_id), why="unclean_shutdown")
+            before = self.elr.get(p, ())
+            if broker_id in before:
+                self._set_elr(p, before, tuple(b for b in before if b != broker_id), self.state[p].leader,
+                              "unclean_shutdown")
+
+    def last_holder(self, p: int) -> int:
+        """Whose log stands for an offline partition whose ISR is empty (ELR): its first ELR member, or
+        its first replica."""
+        elr = self.elr.get(p, ()) if self.elr is not None else ()
+        return elr[0] if elr else self.partitions[p].replicas[0]
 
     # --- elections --------------------------------------------------------------------------------
     def _queue_election(self, p: int) -> None:
@@ -276,6 +327,12 @@ class Controller(Node):
             leader = live_isr[0]
             self._change(rec, leader=leader, isr=tuple(live_isr), why="clean")
             return
+        if self.elr is not None:
+            # KIP-966 election order: ISR member, then an unfenced ELR member (it has every committed record)
+            live_elr = [b for b in rec.replicas if b in self.elr.get(p, ()) and self.is_live(b)]
+            if live_elr:
+                self._change(rec, leader=live_elr[0], isr=(live_elr[0],), why="elr")
+                return
         live = [b for b in rec.replicas if self.is_live(b)]
         if spec.unclean and live:
             leader = live[0]

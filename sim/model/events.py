@@ -127,6 +127,12 @@ for _k in (
               fields=("removed", "leader_epoch", "end_offset")),
     EventKind("hw_stall", "the leader stopped advancing the HW: ISR under min.insync.replicas (KIP-966)",
               broker="the leader", partition="the partition", value="the HW", fields=("isr", "min_isr")),
+    EventKind("log_lost_tail", "a power or disk loss cut a log to what was on stable storage",
+              broker="the broker", partition="the partition", value="the log end offset it recovers with",
+              fields=("removed", "reason")),
+    EventKind("elr_change", "the controller changed a partition's Eligible Leader Replicas (KIP-966)",
+              broker="the leader (-1: none)", partition="the partition", value="the new ELR size",
+              fields=("isr", "isr_before", "reason")),
     EventKind("hw_resume", "the leader advances the HW again", broker="the leader", partition="the partition",
               value="the HW"),
     # --- consumer -----------------------------------------------------------------------------

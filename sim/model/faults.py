@@ -44,6 +44,13 @@ class FaultAction:
     def start(self, broker: "Broker") -> None:
         raise NotImplementedError
 
+    def start_with(self, broker: "Broker", spec) -> None:
+        """Start the fault with its spec's parameters (a kind with parameters overrides this)."""
+        self.start(broker)
+
+    def prepare(self, brokers: list["Broker"], env: simpy.Environment) -> None:
+        """Once, before the run, when the scenario has this kind: set up what the fault needs (default: nothing)."""
+
     def end(self, broker: "Broker") -> bool:
         """Undo the fault; False if there was nothing to undo (the broker is already back)."""
         raise NotImplementedError
@@ -66,7 +73,64 @@ class Crash(FaultAction):
         return True
 
 
-ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(),)}
+class PowerLoss(FaultAction):
+    """Power loss / OS crash of the host and, at its end, power back and a restart (recovery from the flushed prefix)."""
+
+    kind = "power_loss"
+    takes_down = True
+    kills_process = True
+
+    def prepare(self, brokers: list["Broker"], env: simpy.Environment) -> None:
+        from sim.model.disk import FlushPolicy
+        for b in brokers:
+            cfg = b.config
+            b.disk.track_writes(env, {p: FlushPolicy(b.partitions[p].flush_messages, b.partitions[p].flush_ms,
+                                                     cfg.log_flush_scheduler_interval_ms) for p in b.logs},
+                                cfg.os_dirty_expire_ms, cfg.os_dirty_writeback_ms)
+
+    def start(self, broker: "Broker") -> None:
+        broker.power_off()
+
+    def end(self, broker: "Broker") -> bool:
+        return Crash.end(self, broker)
+
+
+class DiskLoss(FaultAction):
+    """The host goes down and, at the fault's end, comes back on an empty disk and re-replicates."""
+
+    kind = "disk_loss"
+    takes_down = True
+    kills_process = True
+
+    def start(self, broker: "Broker") -> None:
+        broker.lose_disk()
+
+    def end(self, broker: "Broker") -> bool:
+        return Crash.end(self, broker)
+
+
+class SlowDisk(FaultAction):
+    """Every write of the broker takes `latency` (+ `flush_latency` for an fsync) more while the fault lasts."""
+
+    kind = "slow_disk"
+    takes_down = False
+    kills_process = False
+
+    def start_with(self, broker: "Broker", spec) -> None:
+        from sim.model.disk import SlowDisk as Slow
+        broker.slow_disk = Slow(broker, spec.latency, spec.flush_latency)
+        broker.slow_disk.install()
+
+    def end(self, broker: "Broker") -> bool:
+        slow = getattr(broker, "slow_disk", None)
+        if slow is None:
+            return False
+        slow.remove()  # writes already queued still complete at their time
+        broker.slow_disk = None
+        return True
+
+
+ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(), PowerLoss(), DiskLoss(), SlowDisk())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
@@ -78,6 +142,7 @@ class ActiveFault:
     source: str  # "faults" or "random_faults"
     index: int
     target: str
+    spec: object = None  # the fault's spec (its parameters)
 
 
 class FaultInjector:
@@ -105,6 +170,8 @@ class FaultInjector:
         self.partition_index = partition_index
         self.recorder = recorder
         self.active: dict[int, ActiveFault] = {}  # broker id -> the fault it is under
+        for kind in dict.fromkeys(f.kind for f in (*self.faults, *self.random_faults)):
+            self.actions[kind].prepare(brokers, env)
 
     def start(self) -> list[simpy.Process]:
         procs = [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
@@ -126,13 +193,13 @@ class FaultInjector:
     def _start(self, broker_id: int, fault: ActiveFault, detail: str) -> None:
         self._event(FAULT_START, broker_id, fault.index, detail, fault)
         self.active[broker_id] = fault
-        self.actions[fault.kind].start(self.brokers[broker_id])
+        self.actions[fault.kind].start_with(self.brokers[broker_id], fault.spec)
 
     def inject(self, index: int, fault: "FaultSpec"):
         """Start the fault at `at` on its target; end it `heal_after` later if the spec says so."""
         yield self.env.timeout(fault.at)
         target = self.resolve_target(fault)
-        info = ActiveFault(fault.kind, "faults", index, fault.target)
+        info = ActiveFault(fault.kind, "faults", index, fault.target, fault)
         if target < 0 or not self.brokers[target].alive:
             self._event(FAULT_SKIPPED, target, index,
                         f"{fault.kind}: target {fault.leader_of or fault.broker} has no live broker", info,
@@ -146,7 +213,7 @@ class FaultInjector:
     def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
         """Fault a random live broker after each exponential gap; end it after `downtime`."""
         stop = min(spec.stop if spec.stop is not None else self.end_ms, self.end_ms)
-        info = ActiveFault(spec.kind, "random_faults", index, "random broker")
+        info = ActiveFault(spec.kind, "random_faults", index, "random broker", spec)
         down: list[int] = []
         t = spec.start
         while True:

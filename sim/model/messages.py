@@ -138,6 +138,9 @@ class BrokerRegistration:
 
     broker: int
     broker_epoch: int
+    # KIP-966: the broker epoch of a clean shutdown (from the clean-shutdown file); -1 after an
+    # unclean one (crash, power loss, disk loss), which ELR treats as possibly lossy.
+    previous_broker_epoch: int = -1
 
 
 @dataclass(slots=True, eq=False)

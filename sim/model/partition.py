@@ -27,10 +27,12 @@ __all__ = ["Partition", "PartitionSpec", "RemoteReplica", "DelayedProduce", "Pur
 class PartitionSpec:
     """Static facts of one partition: replica assignment and topic-level configs."""
 
-    __slots__ = ("index", "name", "replicas", "min_isr", "unclean")
+    __slots__ = ("index", "name", "replicas", "min_isr", "unclean", "flush_messages", "flush_ms")
 
-    def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool):
+    def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool,
+                 flush_messages: int | None = None, flush_ms: float | None = None):
         self.index, self.name, self.replicas, self.min_isr, self.unclean = index, name, replicas, min_isr, unclean
+        self.flush_messages, self.flush_ms = flush_messages, flush_ms  # topic flush.messages / flush.ms (None: never)
 
 
 class RemoteReplica:

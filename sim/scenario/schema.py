@@ -39,7 +39,8 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
-    "RandomCrashFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "RandomPowerLossFault",
+    "RandomDiskLossFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
@@ -207,6 +208,29 @@ class ClusterConfig(_Model):
         5000, alias="replica.high.watermark.checkpoint.interval.ms")
     min_insync_replicas: int = Field(1, ge=1, alias="min.insync.replicas")
     unclean_leader_election_enable: bool = Field(False, alias="unclean.leader.election.enable")
+    # --- storage (docs/faults/disk.md): flushing, the OS writeback, Eligible Leader Replicas
+    log_flush_interval_messages: int | None = Field(
+        None, ge=1, alias="log.flush.interval.messages",
+        description="fsync a log after this many unflushed records (default: never, Kafka's Long.MAX_VALUE)")
+    log_flush_interval_ms: KafkaMs | None = Field(
+        None, gt=0, alias="log.flush.interval.ms",
+        description="fsync a log this long after its last fsync, checked every log.flush.scheduler.interval.ms "
+                    "(default: never)")
+    log_flush_scheduler_interval_ms: KafkaMs | None = Field(
+        None, gt=0, alias="log.flush.scheduler.interval.ms",
+        description="how often the log flusher checks flush.ms (LogManager; default never: flush.ms has no "
+                    "effect unless this is set)")
+    os_dirty_expire_ms: PositiveDuration = Field(
+        30_000.0, alias="os.dirty_expire",
+        description="kafkasim's own key (Linux vm.dirty_expire_centisecs): a dirty page older than this is "
+                    "written back by the next writeback run")
+    os_dirty_writeback_ms: PositiveDuration = Field(
+        5_000.0, alias="os.dirty_writeback_interval",
+        description="kafkasim's own key (Linux vm.dirty_writeback_centisecs): how often the kernel writeback runs")
+    eligible_leader_replicas_enable: bool | None = Field(
+        None, alias="eligible.leader.replicas.enable",
+        description="KIP-966 Eligible Leader Replicas (eligible.leader.replicas.version=1); default by "
+                    "kafka.version: available from 4.0, off in 4.0 (on for new clusters from 4.1)")
 
     _renamed: tuple[tuple[str, str], ...] = PrivateAttr(default=())
 
@@ -233,7 +257,18 @@ class ClusterConfig(_Model):
             raise ValueError(f"racks lists {len(self.racks)} racks for {self.brokers} brokers")
         if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms:
             raise ValueError("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms")
+        if self.eligible_leader_replicas_enable and self.version_defaults.key < (4, 0):
+            raise ValueError(f"cluster.eligible.leader.replicas.enable: true needs kafka.version 4.0 or later "
+                             f"(KIP-966 part 1 shipped in 4.0); this scenario has {self.kafka_version} "
+                             f"(allowed: false)")
         return self
+
+    @property
+    def elr_enabled(self) -> bool:
+        """Eligible Leader Replicas on: the explicit setting, else the version default (off up to 4.0)."""
+        if self.eligible_leader_replicas_enable is not None:
+            return self.eligible_leader_replicas_enable
+        return self.version_defaults.key >= (4, 1)
 
     @property
     def version_defaults(self) -> KafkaVersion:
@@ -249,6 +284,9 @@ class TopicConfig(_Model):
     replication_factor: int = Field(3, ge=1, alias="replication.factor")
     min_insync_replicas: int | None = Field(None, ge=1, alias="min.insync.replicas")
     unclean_leader_election_enable: bool | None = Field(None, alias="unclean.leader.election.enable")
+    flush_messages: int | None = Field(None, ge=1, alias="flush.messages",
+                                       description="default: log.flush.interval.messages (never)")
+    flush_ms: KafkaMs | None = Field(None, gt=0, alias="flush.ms", description="default: log.flush.interval.ms (never)")
 
 
 # --- clients -----------------------------------------------------------------------------------
@@ -411,6 +449,57 @@ class RandomCrashFault(RandomFault):
     kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
 
 
+class PowerLossFault(ScheduledFault):
+    """Power loss / OS crash of the target broker's host: the page cache is gone, only flushed data survives."""
+
+    kind: Literal["power_loss"] = Field(
+        "power_loss", description="power_loss: the host loses power; each log keeps only its flushed prefix")
+    restart_after: PositiveDuration | None = Field(None, description="power comes back and the broker restarts")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class DiskLossFault(ScheduledFault):
+    """The target broker's disk is lost (replaced volume): it comes back with empty logs."""
+
+    kind: Literal["disk_loss"] = Field(
+        "disk_loss", description="disk_loss: the host goes down and comes back with an empty disk")
+    restart_after: PositiveDuration | None = Field(None, description="the broker restarts on the new disk")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class SlowDiskFault(ScheduledFault):
+    """The target broker's disk is slow for a while: every write waits `latency` more, one after another."""
+
+    kind: Literal["slow_disk"] = Field(
+        "slow_disk", description="slow_disk: appends (and fsyncs) take longer for `duration`")
+    latency: PositiveDuration = Field(..., description="extra time of every write (an append or a fetched batch)")
+    flush_latency: Duration = Field(0.0, ge=0, description="extra time of an fsync (writes of partitions with "
+                                                           "flush.messages set)")
+    duration: PositiveDuration = Field(..., description="how long the disk stays slow")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class RandomPowerLossFault(RandomFault):
+    """Power losses of random live brokers, each powered back after `downtime`."""
+
+    kind: Literal["power_loss"] = Field("power_loss", description="power_loss: the host loses power")
+
+
+class RandomDiskLossFault(RandomFault):
+    """Disk losses of random live brokers, each back with an empty disk after `downtime`."""
+
+    kind: Literal["disk_loss"] = Field("disk_loss", description="disk_loss: the host comes back with an empty disk")
+
+
 def _fault_kind(v: Any) -> Any:
     """The discriminator: a mapping's `kind` (crash when left out), a spec's own kind."""
     kind = v.get("kind", "crash") if isinstance(v, dict) else getattr(v, "kind", None)
@@ -418,18 +507,24 @@ def _fault_kind(v: Any) -> Any:
 
 
 FaultSpec = Annotated[
-    Union[Annotated[CrashFault, Tag("crash")]],  # noqa: UP007 -- the list of kinds; add a kind here
+    Union[Annotated[CrashFault, Tag("crash")],  # noqa: UP007 -- the list of kinds; add a kind here
+          Annotated[PowerLossFault, Tag("power_loss")], Annotated[DiskLossFault, Tag("disk_loss")],
+          Annotated[SlowDiskFault, Tag("slow_disk")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
 
 RandomFaultSpec = Annotated[
-    Union[Annotated[RandomCrashFault, Tag("crash")]],  # noqa: UP007
+    Union[Annotated[RandomCrashFault, Tag("crash")],  # noqa: UP007
+          Annotated[RandomPowerLossFault, Tag("power_loss")], Annotated[RandomDiskLossFault, Tag("disk_loss")]],
     Discriminator(_fault_kind),
 ]
 """A random fault source of any kind."""
 
-FAULT_KINDS = {"faults": {"crash": CrashFault}, "random_faults": {"crash": RandomCrashFault}}
+FAULT_KINDS = {"faults": {"crash": CrashFault, "power_loss": PowerLossFault, "disk_loss": DiskLossFault,
+                          "slow_disk": SlowDiskFault},
+               "random_faults": {"crash": RandomCrashFault, "power_loss": RandomPowerLossFault,
+                                 "disk_loss": RandomDiskLossFault}}
 """The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
 
 
@@ -466,6 +561,8 @@ class Scenario(_Model):
                 "unclean_leader_election_enable": (self.cluster.unclean_leader_election_enable
                                                    if t.unclean_leader_election_enable is None
                                                    else t.unclean_leader_election_enable),
+                "flush_messages": t.flush_messages or self.cluster.log_flush_interval_messages,
+                "flush_ms": t.flush_ms or self.cluster.log_flush_interval_ms,
             }))
         kv = self.cluster.version_defaults
         if not kv.kraft_unclean_election:
@@ -614,6 +711,12 @@ def scenario_warnings(sc: Scenario) -> list[str]:
         if rf.start >= stop:
             out.append(f"random_faults.{i}.start={format_ms(rf.start)} is not before the end of producing "
                        f"({format_ms(stop)}): no random fault will happen")
+    if sc.cluster.log_flush_scheduler_interval_ms is None:
+        for i, t in enumerate(sc.topics):
+            if t.flush_ms is not None:
+                out.append(f"topics.{i}.flush.ms={format_ms(t.flush_ms)} has no effect: Kafka's log flusher runs every "
+                           f"log.flush.scheduler.interval.ms, which is never by default (set cluster."
+                           f"log.flush.scheduler.interval.ms too)")
     latency = _typical_latency(sc.network.latency)
     if latency >= sc.duration:
         out.append(f"network.latency: a typical one-way latency of {format_ms(latency)} is not shorter than the "
@@ -705,6 +808,11 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
             continue
+        if model is Scenario and part in FAULT_KINDS:
+            model = None  # a fault list: the kind tag after the index picks the spec class
+            continue
+        if model is None:
+            return None
         field = None
         for name, f in model.model_fields.items():
             if part in (name, f.alias):
@@ -830,7 +938,12 @@ def apply_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> dict:
     return data
 
 
-def _known_keys(path: list) -> list[str]:
+def _known_keys(path: list, node: Any = None) -> list[str]:
+    if len(path) == 2 and path[0] in FAULT_KINDS and isinstance(path[1], int):
+        # a fault entry: the keys of its kind's spec class (a kindless fault is a crash)
+        kind = node.get("kind", "crash") if isinstance(node, dict) else "crash"
+        cls = FAULT_KINDS[path[0]].get(kind)
+        return [f.alias or n for n, f in cls.model_fields.items()] if cls is not None else []
     return _fields_at(tuple(p for p in path))
 
 
@@ -853,7 +966,7 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
             continue
         if not isinstance(node, dict):
             raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path))} is a value, not a section")
-        known = set(node) | set(_known_keys(path))
+        known = set(node) | set(_known_keys(path, node))
         old_names = set(RENAMED_CLUSTER_KEYS) if path == ["cluster"] else set()  # accepted, not listed
         for j in range(len(segs), i, -1):
             key = ".".join(segs[i:j])
