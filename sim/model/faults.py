@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from sim.model.events import FAULT_END, FAULT_SKIPPED, FAULT_START
+from sim.model.netfaults import fault_links, make_degradation
 
 if TYPE_CHECKING:
     from sim.model.broker import Broker
@@ -48,6 +49,11 @@ class FaultAction:
         """Undo the fault; False if there was nothing to undo (the broker is already back)."""
         raise NotImplementedError
 
+    def bind(self, spec: "FaultSpec", targets: list[int], injector: "FaultInjector") -> "FaultAction":
+        """The action of one fault on its targets: the kind's own action, or (for a kind that needs
+        its spec or its whole target set, e.g. a network partition) a new one holding them."""
+        return self
+
 
 class Crash(FaultAction):
     """Process crash (SIGKILL) and, at its end, a restart."""
@@ -66,7 +72,67 @@ class Crash(FaultAction):
         return True
 
 
-ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(),)}
+class _LinkAction(FaultAction):
+    """A fault on the links of its targets (sim/model/netfaults.py says which links)."""
+
+    takes_down = False
+    kills_process = False
+
+    def __init__(self, links: dict[int, list[tuple]] | None = None, network=None):
+        self.links, self.network = links or {}, network  # target broker id -> its (src, dst) links
+        self.on: set[int] = set()
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)(fault_links(spec, targets, injector.brokers, injector.controller, injector.network),
+                          injector.network).configured(spec, injector)
+
+    def configured(self, spec, injector) -> "_LinkAction":
+        return self
+
+    def start(self, broker: "Broker") -> None:
+        self.on.add(broker.broker_id)
+        for src, dst in self.links.get(broker.broker_id, ()):
+            self.apply(src, dst)
+
+    def end(self, broker: "Broker") -> bool:
+        if broker.broker_id not in self.on:
+            return False
+        self.on.discard(broker.broker_id)
+        for src, dst in self.links.get(broker.broker_id, ()):
+            self.undo(src, dst)
+        return True
+
+
+class Partition(_LinkAction):
+    """A network partition: the target's chosen links drop every message until it heals."""
+
+    kind = "partition"
+    takes_down = True  # the target stops serving whoever is cut off (failovers are measured from it)
+
+    def apply(self, src, dst) -> None:
+        self.network.cut(src, dst)
+
+    def undo(self, src, dst) -> None:
+        self.network.uncut(src, dst)
+
+
+class Degrade(_LinkAction):
+    """Link degradation: extra latency and retransmitted loss on the target's chosen links."""
+
+    kind = "degrade"
+
+    def configured(self, spec, injector) -> "_LinkAction":
+        self.degradation = make_degradation(spec, injector.net_rng)
+        return self
+
+    def apply(self, src, dst) -> None:
+        self.network.degrade(src, dst, self.degradation)
+
+    def undo(self, src, dst) -> None:
+        self.network.restore(src, dst, self.degradation)
+
+
+ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(), Partition(), Degrade())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
@@ -105,6 +171,9 @@ class FaultInjector:
         self.partition_index = partition_index
         self.recorder = recorder
         self.active: dict[int, ActiveFault] = {}  # broker id -> the fault it is under
+        self._bound: dict[int, FaultAction] = {}  # broker id -> the action of its fault, when bound to the spec
+        self.network = None  # the cluster's Network and a random stream for link faults (set by Cluster)
+        self.net_rng: np.random.Generator | None = None
 
     def start(self) -> list[simpy.Process]:
         procs = [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
@@ -123,25 +192,46 @@ class FaultInjector:
                             fault_index=fault.index, fault_source=fault.source, target=fault.target,
                             takes_down=action.takes_down, kills_process=action.kills_process, **more)
 
-    def _start(self, broker_id: int, fault: ActiveFault, detail: str) -> None:
+    def resolve_targets(self, fault: "FaultSpec") -> list[int]:
+        """Every broker the fault hits: one (broker, leader_of) or a set (brokers, rack, zone)."""
+        if getattr(fault, "brokers", None) is not None:
+            return list(fault.brokers)
+        for key in ("rack", "zone"):
+            want = getattr(fault, key, None)
+            if want is not None:
+                # broker.rack defaults to the broker's zone (Cluster sets both)
+                return [b.broker_id for b in self.brokers if getattr(b, key, None) == want]
+        return [self.resolve_target(fault)]
+
+    def _start(self, broker_id: int, fault: ActiveFault, detail: str, action: FaultAction | None = None) -> None:
         self._event(FAULT_START, broker_id, fault.index, detail, fault)
         self.active[broker_id] = fault
-        self.actions[fault.kind].start(self.brokers[broker_id])
+        action = action or self.actions[fault.kind]
+        if action is not self.actions[fault.kind]:
+            self._bound[broker_id] = action
+        action.start(self.brokers[broker_id])
 
     def inject(self, index: int, fault: "FaultSpec"):
-        """Start the fault at `at` on its target; end it `heal_after` later if the spec says so."""
+        """Start the fault at `at` on its targets; end it `heal_after` later if the spec says so."""
         yield self.env.timeout(fault.at)
-        target = self.resolve_target(fault)
         info = ActiveFault(fault.kind, "faults", index, fault.target)
-        if target < 0 or not self.brokers[target].alive:
-            self._event(FAULT_SKIPPED, target, index,
-                        f"{fault.kind}: target {fault.leader_of or fault.broker} has no live broker", info,
-                        reason="no live broker")
+        live = []
+        for target in self.resolve_targets(fault):
+            if target < 0 or not self.brokers[target].alive:
+                who = fault.leader_of or fault.broker if (fault.leader_of or fault.broker is not None) else fault.target
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {who} has no live broker",
+                            info, reason="no live broker")
+            else:
+                live.append(target)
+        if not live:
             return
-        self._start(target, info, fault.kind)
+        action = self.actions[fault.kind].bind(fault, live, self)
+        for target in live:
+            self._start(target, info, fault.kind, action)
         if fault.heal_after is not None:
             yield self.env.timeout(fault.heal_after)
-            self.end(target, "scheduled")
+            for target in live:
+                self.end(target, "scheduled")
 
     def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
         """Fault a random live broker after each exponential gap; end it after `downtime`."""
@@ -171,8 +261,10 @@ class FaultInjector:
     def end(self, broker_id: int, why: str) -> None:
         """End the fault the broker is under (a down broker no fault of ours took down: restart it)."""
         fault = self.active.get(broker_id) or ActiveFault(Crash.kind, "", -1, f"broker {broker_id}")
-        if self.actions[fault.kind].end(self.brokers[broker_id]):
+        action = self._bound.get(broker_id) if broker_id in self.active else None
+        if (action or self.actions[fault.kind]).end(self.brokers[broker_id]):
             self.active.pop(broker_id, None)
+            self._bound.pop(broker_id, None)
             self._event(FAULT_END, broker_id, 0, why, fault, reason=why)
 
     def heal(self) -> None:
