@@ -783,6 +783,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
             continue
+        if model is Scenario and part in FAULT_KINDS:  # a union of kinds: the base until the kind tag
+            model = ScheduledFault if part == "faults" else RandomFault
+            continue
         field = None
         for name, f in model.model_fields.items():
             if part in (name, f.alias):
