@@ -23,7 +23,9 @@ FAULTS = ROOT / "scenarios/faults"
 
 
 def run(name: str, seed: int = 1, prepare=None, **overrides):
-    return sim.run(FAULTS / f"{name}.yaml", seed=seed, overrides=overrides or None, prepare=prepare)
+    res = sim.run(FAULTS / f"{name}.yaml", seed=seed, overrides=overrides or None, prepare=prepare)
+    assert res.summary["invariant_violations"] == 0, res.summary["invariant_examples"]
+    return res
 
 
 def kinds(res, kind: str):
