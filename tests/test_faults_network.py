@@ -255,3 +255,35 @@ def _net(n: int):
         net.attach(ep)
         eps.append(ep)
     return env, net, eps
+
+
+def test_isolating_a_leader_from_its_clients_only_stalls_them_without_a_failover():
+    """The controller and the followers still reach it: no fencing, no election, nothing lost; its
+    producers get no answer until their requests time out (request.timeout.ms) after the heal."""
+    res = run("partition", **{"faults.0.between": ["clients"], "faults.0.heal": "10s", "producers.0.rate": "500/s"})
+    assert kinds(res, "broker_fenced").empty and not (kinds(res, "leader_elected")["time_ms"] > 0).any()
+    assert res.summary["acked_lost"] == 0
+    b = res.batches
+    acked = b[(b["partition"] == "events-0") & (b["outcome"] == "acked")]
+    assert not ((acked["acked_ms"] > 15_010) & (acked["acked_ms"] < 25_000)).any()
+    assert ((acked["first_arrival_ms"] > 15_010) & (acked["first_arrival_ms"] < 25_000)).any()
+
+
+def test_a_set_of_brokers_is_split_from_the_rest():
+    """`brokers: [0, 1]` with `between: [peers]`: links between {0, 1} and {2} are cut both ways,
+    links inside {0, 1} and to the controller and clients are not."""
+    from types import SimpleNamespace
+
+    from sim.model.netfaults import fault_links
+    env, net, eps = _net(5)
+    brokers = [SimpleNamespace(broker_id=i) for i in range(3)]
+    controller, client = eps[3], eps[4]
+    spec = SimpleNamespace(between=["peers"], direction="both", zone=None)
+    links = fault_links(spec, [0, 1], brokers, controller, net)
+    assert links == {0: [(brokers[0], brokers[2]), (brokers[2], brokers[0])],
+                     1: [(brokers[1], brokers[2]), (brokers[2], brokers[1])]}
+    spec = SimpleNamespace(between=["all"], direction="inbound", zone=None)
+    links = fault_links(spec, [2], brokers, controller, net)
+    others = [src for src, dst in links[2] if dst is brokers[2]]
+    assert len(others) == len(links[2])  # inbound only
+    assert others[:3] == [brokers[0], brokers[1], controller] and others[3:] == [eps[0], eps[1], eps[2], client]
