@@ -108,6 +108,10 @@ class Partition(_LinkAction):
 
     kind = "partition"
     takes_down = True  # the target stops serving whoever is cut off (failovers are measured from it)
+    # What follows from a cut is the model's own timeouts, as in Kafka: the controller fences a broker
+    # whose heartbeat *requests* stop arriving (BrokerHeartbeatManager.touch sets lastContactNs on
+    # receipt; the session expires broker.session.timeout.ms later), so a one-way cut that still lets
+    # heartbeats through fences nobody; clients and followers give up after their request timeouts.
 
     def apply(self, src, dst) -> None:
         self.network.cut(src, dst)
