@@ -88,7 +88,8 @@ def test_fault_specs_are_a_union_on_kind_and_a_kindless_fault_is_a_crash():
     assert isinstance(f, CrashFault) and f.kind == "crash" and f.heal_after is None and f.target == "broker 1"
     assert isinstance(rf, RandomCrashFault) and rf.kind == "crash"
     # every kind's spec shares the base fields: at and a target; crash adds restart_after
-    assert list(CrashFault.model_fields) == ["kind", "at", "broker", "leader_of", "restart_after"]
+    assert list(CrashFault.model_fields) == ["kind", "at", "broker", "leader_of", "brokers", "rack", "zone",
+                                             "restart_after"]
     assert CrashFault(at="1s", leader_of="events-0", restart_after="2s").heal_after == 2000.0
 
 

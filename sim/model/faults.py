@@ -22,6 +22,7 @@ import numpy as np
 import simpy
 
 from sim.model.events import FAULT_END, FAULT_SKIPPED, FAULT_START
+from sim.model.netfaults import fault_links, make_degradation
 
 if TYPE_CHECKING:
     from sim.model.broker import Broker
@@ -29,7 +30,11 @@ if TYPE_CHECKING:
     from sim.model.recorder import Recorder
     from sim.scenario.schema import FaultSpec, RandomFaultSpec
 
-__all__ = ["FaultInjector", "FaultAction", "Crash", "ACTIONS"]
+__all__ = ["FaultInjector", "FaultAction", "Crash", "Pause", "ControlledShutdown", "ControllerOutage", "PowerLoss",
+           "DiskLoss", "SlowDisk", "Partition", "Degrade", "ACTIONS", "CONTROLLER"]
+
+CONTROLLER = -2
+"""The target id of a fault on the controller (its events' broker column holds -1)."""
 
 
 class FaultAction:
@@ -44,16 +49,21 @@ class FaultAction:
     def start(self, broker: "Broker") -> None:
         raise NotImplementedError
 
-    def start_with(self, broker: "Broker", spec) -> None:
+    def end(self, broker: "Broker") -> bool:
+        """Undo the fault; False if there was nothing to undo (the broker is already back)."""
+        raise NotImplementedError
+
+    def start_with(self, node, spec) -> None:
         """Start the fault with its spec's parameters (a kind with parameters overrides this)."""
-        self.start(broker)
+        self.start(node)
 
     def prepare(self, brokers: list["Broker"], env: simpy.Environment) -> None:
         """Once, before the run, when the scenario has this kind: set up what the fault needs (default: nothing)."""
 
-    def end(self, broker: "Broker") -> bool:
-        """Undo the fault; False if there was nothing to undo (the broker is already back)."""
-        raise NotImplementedError
+    def bind(self, spec: "FaultSpec", targets: list[int], injector: "FaultInjector") -> "FaultAction":
+        """The action of one fault on its targets: the kind's own action, or (for a kind that needs
+        its spec or its whole target set, e.g. a network partition) a new one holding them."""
+        return self
 
 
 class Crash(FaultAction):
@@ -70,6 +80,125 @@ class Crash(FaultAction):
         if broker.alive:
             return False
         broker.restart()
+        return True
+
+
+class _LinkAction(FaultAction):
+    """A fault on the links of its targets (sim/model/netfaults.py says which links)."""
+
+    takes_down = False
+    kills_process = False
+
+    def __init__(self, links: dict[int, list[tuple]] | None = None, network=None):
+        self.links, self.network = links or {}, network  # target broker id -> its (src, dst) links
+        self.on: set[int] = set()
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)(fault_links(spec, targets, injector.brokers, injector.controller, injector.network),
+                          injector.network).configured(spec, injector)
+
+    def configured(self, spec, injector) -> "_LinkAction":
+        return self
+
+    def start(self, broker: "Broker") -> None:
+        self.on.add(broker.broker_id)
+        for src, dst in self.links.get(broker.broker_id, ()):
+            self.apply(src, dst)
+
+    def end(self, broker: "Broker") -> bool:
+        if broker.broker_id not in self.on:
+            return False
+        self.on.discard(broker.broker_id)
+        for src, dst in self.links.get(broker.broker_id, ()):
+            self.undo(src, dst)
+        return True
+
+
+class Partition(_LinkAction):
+    """A network partition: the target's chosen links drop every message until it heals."""
+
+    kind = "partition"
+    takes_down = True  # the target stops serving whoever is cut off (failovers are measured from it)
+    # What follows from a cut is the model's own timeouts, as in Kafka: the controller fences a broker
+    # whose heartbeat *requests* stop arriving (BrokerHeartbeatManager.touch sets lastContactNs on
+    # receipt; the session expires broker.session.timeout.ms later), so a one-way cut that still lets
+    # heartbeats through fences nobody; clients and followers give up after their request timeouts.
+
+    def apply(self, src, dst) -> None:
+        self.network.cut(src, dst)
+
+    def undo(self, src, dst) -> None:
+        self.network.uncut(src, dst)
+
+
+class Degrade(_LinkAction):
+    """Link degradation: extra latency and retransmitted loss on the target's chosen links."""
+
+    kind = "degrade"
+
+    def configured(self, spec, injector) -> "_LinkAction":
+        self.degradation = make_degradation(spec, injector.net_rng)
+        return self
+
+    def apply(self, src, dst) -> None:
+        self.network.degrade(src, dst, self.degradation)
+
+    def undo(self, src, dst) -> None:
+        self.network.restore(src, dst, self.degradation)
+
+
+class Pause(FaultAction):
+    """Process pause (GC, SIGSTOP, a frozen VM) of a broker or the controller: Node.pause / resume."""
+
+    kind = "pause"
+    takes_down = True
+    kills_process = False
+
+    def start(self, node) -> None:
+        node.pause()
+
+    def end(self, node) -> bool:
+        if not node.paused:
+            return False
+        node.resume()
+        return True
+
+
+class ControlledShutdown(FaultAction):
+    """SIGTERM: leadership moves away, logs are flushed, the broker stops; at its end, a restart.
+
+    It does not end the process at fault_start (the broker serves, as a follower, until the
+    controller lets it go a few ms later: `broker_shutdown`), so it is not `kills_process`.
+    """
+
+    kind = "controlled_shutdown"
+    takes_down = True
+    kills_process = False
+
+    def start(self, broker: "Broker") -> None:
+        broker.begin_controlled_shutdown()
+
+    def end(self, broker: "Broker") -> bool:
+        if broker.alive:
+            return False
+        broker.restart()
+        return True
+
+
+class ControllerOutage(FaultAction):
+    """The controller quorum has no leader: Controller.lose_quorum, then regain_quorum."""
+
+    kind = "controller_outage"
+    takes_down = False  # no broker stops serving; failovers are measured from the crashes it delays
+    kills_process = False
+
+    def start(self, controller: "Controller") -> None:
+        controller.lose_quorum()
+
+    def end(self, controller: "Controller") -> bool:
+        if controller.alive:
+            return False
+        controller.regain_quorum()
         return True
 
 
@@ -130,7 +259,9 @@ class SlowDisk(FaultAction):
         return True
 
 
-ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(), PowerLoss(), DiskLoss(), SlowDisk())}
+ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
+    Crash(), Pause(), ControlledShutdown(), ControllerOutage(), PowerLoss(), DiskLoss(), SlowDisk(), Partition(),
+    Degrade())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
@@ -172,6 +303,9 @@ class FaultInjector:
         self.active: dict[int, ActiveFault] = {}  # broker id -> the fault it is under
         for kind in dict.fromkeys(f.kind for f in (*self.faults, *self.random_faults)):
             self.actions[kind].prepare(brokers, env)
+        self._bound: dict[tuple, FaultAction] = {}  # (target, source, index) -> its fault's action, when bound to the spec
+        self.network = None  # the cluster's Network and a random stream for link faults (set by Cluster)
+        self.net_rng: np.random.Generator | None = None
 
     def start(self) -> list[simpy.Process]:
         procs = [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
@@ -179,36 +313,70 @@ class FaultInjector:
         return procs
 
     def resolve_target(self, fault: "FaultSpec") -> int:
+        """The broker id the fault hits now (-1: none; CONTROLLER: the controller)."""
+        if getattr(fault, "controller", False):
+            return CONTROLLER
         if fault.broker is not None:
             return fault.broker
+        follower_of = getattr(fault, "follower_of", None)
+        if follower_of is not None:
+            rec = self.controller.state[self.partition_index[follower_of]]
+            # not the leader; deterministic: live ISR members first, then live others, assignment order
+            rank = {b: (not self.brokers[b].alive, b not in rec.isr, i) for i, b in enumerate(rec.replicas)}
+            followers = sorted((b for b in rec.replicas if b != rec.leader), key=rank.__getitem__)
+            return followers[0] if followers else -1
         rec = self.controller.state[self.partition_index[fault.leader_of]]
         return rec.leader
 
+    def resolve_targets(self, fault: "FaultSpec") -> list[int]:
+        """Every target the fault hits: one (broker, leader_of, follower_of, controller) or a set (brokers, rack, zone)."""
+        if getattr(fault, "brokers", None) is not None:
+            return list(fault.brokers)
+        for key in ("rack", "zone"):
+            want = getattr(fault, key, None)
+            if want is not None:
+                # broker.rack defaults to the broker's zone (Cluster sets both)
+                return [b.broker_id for b in self.brokers if getattr(b, key, None) == want]
+        return [self.resolve_target(fault)]
+
+    def node(self, target: int):
+        """The node a resolved target names: a broker, or the controller."""
+        return self.controller if target == CONTROLLER else self.brokers[target]
+
     def _event(self, kind: str, broker: int, value: int, detail: str, fault: ActiveFault, **more) -> None:
         action = self.actions[fault.kind]
-        self.recorder.event(self.env.now, kind, broker, -1, value, detail, fault=fault.kind,
+        self.recorder.event(self.env.now, kind, max(broker, -1), -1, value, detail, fault=fault.kind,
                             fault_index=fault.index, fault_source=fault.source, target=fault.target,
                             takes_down=action.takes_down, kills_process=action.kills_process, **more)
 
-    def _start(self, broker_id: int, fault: ActiveFault, detail: str) -> None:
-        self._event(FAULT_START, broker_id, fault.index, detail, fault)
-        self.active[broker_id] = fault
-        self.actions[fault.kind].start_with(self.brokers[broker_id], fault.spec)
+    def _start(self, target: int, fault: ActiveFault, detail: str, action: FaultAction | None = None) -> None:
+        self._event(FAULT_START, target, fault.index, detail, fault)
+        self.active[target] = fault
+        action = action or self.actions[fault.kind]
+        if action is not self.actions[fault.kind]:
+            self._bound[(target, fault.source, fault.index)] = action
+        action.start_with(self.node(target), fault.spec)
 
     def inject(self, index: int, fault: "FaultSpec"):
-        """Start the fault at `at` on its target; end it `heal_after` later if the spec says so."""
+        """Start the fault at `at` on its targets; end it `heal_after` later if the spec says so."""
         yield self.env.timeout(fault.at)
-        target = self.resolve_target(fault)
         info = ActiveFault(fault.kind, "faults", index, fault.target, fault)
-        if target < 0 or not self.brokers[target].alive:
-            self._event(FAULT_SKIPPED, target, index,
-                        f"{fault.kind}: target {fault.leader_of or fault.broker} has no live broker", info,
-                        reason="no live broker")
+        live = []
+        for target in self.resolve_targets(fault):
+            if target == -1 or not self.node(target).alive:
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} has no live broker",
+                            info, reason="no live broker")
+            else:
+                live.append(target)
+        if not live:
             return
-        self._start(target, info, fault.kind)
+        action = self.actions[fault.kind].bind(fault, live, self)
+        for target in live:
+            self._start(target, info, fault.kind, action)
         if fault.heal_after is not None:
             yield self.env.timeout(fault.heal_after)
-            self.end(target, "scheduled")
+            for target in live:
+                self.end(target, "scheduled", info)
 
     def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
         """Fault a random live broker after each exponential gap; end it after `downtime`."""
@@ -235,14 +403,21 @@ class FaultInjector:
         yield self.env.timeout(after)
         self.end(broker_id, "random downtime over")
 
-    def end(self, broker_id: int, why: str) -> None:
-        """End the fault the broker is under (a down broker no fault of ours took down: restart it)."""
-        fault = self.active.get(broker_id) or ActiveFault(Crash.kind, "", -1, f"broker {broker_id}")
-        if self.actions[fault.kind].end(self.brokers[broker_id]):
-            self.active.pop(broker_id, None)
-            self._event(FAULT_END, broker_id, 0, why, fault, reason=why)
+    def end(self, target: int, why: str, fault: ActiveFault | None = None) -> None:
+        """End the fault the target is under (a down broker no fault of ours took down: restart it).
+
+        `fault`: the one to end (a target may be under two at once, e.g. a pause, then a SIGTERM).
+        """
+        fault = fault or self.active.get(target) or ActiveFault(Crash.kind, "", -1, f"broker {target}")
+        action = self._bound.pop((target, fault.source, fault.index), None) or self.actions[fault.kind]
+        if action.end(self.node(target)):
+            if self.active.get(target) == fault:
+                self.active.pop(target, None)
+            self._event(FAULT_END, target, 0, why, fault, reason=why)
 
     def heal(self) -> None:
         """End of the fault window: end every fault still active, restart every crashed broker."""
         for b in self.brokers:
             self.end(b.broker_id, "heal")
+        if CONTROLLER in self.active:
+            self.end(CONTROLLER, "heal")

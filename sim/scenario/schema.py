@@ -40,7 +40,8 @@ __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
     "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "RandomPowerLossFault",
-    "RandomDiskLossFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "RandomDiskLossFault", "PartitionFault", "DegradeFault", "FAULT_KINDS", "LatencyDist", "load_scenario",
+    "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
@@ -162,6 +163,10 @@ class NetworkConfig(_Model):
                                  description="one-way latency of every message")
     bandwidth: Bandwidth | None = Field(
         None, description="each endpoint's NIC capacity: what it sends queues behind what it sent, e.g. '125MB/s'")
+    zone_latency: LatencyDist | None = Field(
+        None, description="extra one-way latency between endpoints of different zones (cluster.zones)")
+    controller_zone: str | None = Field(None, description="zone of the KRaft controller (default: the first zone)")
+    client_zone: str | None = Field(None, description="zone of every producer and consumer (default: the first zone)")
 
 
 # --- cluster / brokers ---------------------------------------------------------------------------
@@ -189,6 +194,8 @@ class ClusterConfig(_Model):
 
     brokers: int = Field(3, ge=1, le=1000, description="number of brokers (ids 0..n-1)")
     racks: list[str] | None = Field(None, description="rack of each broker (broker.rack)")
+    zones: list[str] | None = Field(
+        None, description="kafkasim's own: zone (data centre) of each broker; broker.rack defaults to it")
     kafka_version: KafkaVersionName = Field(
         DEFAULT_VERSION, alias="kafka.version",
         description="the Kafka release whose version-dependent defaults and behaviours apply (sim/versions.py)")
@@ -255,6 +262,8 @@ class ClusterConfig(_Model):
     def _check(self) -> "ClusterConfig":
         if self.racks is not None and len(self.racks) != self.brokers:
             raise ValueError(f"racks lists {len(self.racks)} racks for {self.brokers} brokers")
+        if self.zones is not None and len(self.zones) != self.brokers:
+            raise ValueError(f"zones lists {len(self.zones)} zones for {self.brokers} brokers")
         if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms:
             raise ValueError("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms")
         if self.eligible_leader_replicas_enable and self.version_defaults.key < (4, 0):
@@ -403,11 +412,14 @@ class ScheduledFault(_Model):
     at: Duration
     broker: int | None = Field(None, ge=0)
     leader_of: str | None = Field(None, description="'topic-partition', e.g. 'events-0'")
+    brokers: list[int] | None = Field(None, min_length=1, description="a set of broker ids, hit at once")
+    rack: str | None = Field(None, description="every broker of this rack (cluster.racks), hit at once")
+    zone: str | None = Field(None, description="every broker of this zone (cluster.zones), hit at once")
 
     @model_validator(mode="after")
     def _one_target(self) -> "ScheduledFault":
-        if (self.broker is None) == (self.leader_of is None):
-            raise ValueError("a fault needs exactly one of 'broker' or 'leader_of'")
+        if sum(getattr(self, k) is not None for k in TARGET_SELECTORS) != 1:
+            raise ValueError("a fault needs exactly one of 'broker', 'leader_of', 'brokers', 'rack' or 'zone'")
         return self
 
     @property
@@ -417,8 +429,15 @@ class ScheduledFault(_Model):
 
     @property
     def target(self) -> str:
-        """The target as written: 'broker 1' or 'leader_of events-0'."""
-        return f"broker {self.broker}" if self.broker is not None else f"leader_of {self.leader_of}"
+        """The target as written: 'broker 1', 'leader_of events-0', 'brokers 0,1', 'rack a', 'zone z1'."""
+        if self.brokers is not None:
+            return "brokers " + ",".join(map(str, self.brokers))
+        key = next(k for k in TARGET_SELECTORS if getattr(self, k) is not None)
+        return f"{key} {getattr(self, key)}"
+
+
+TARGET_SELECTORS = ("broker", "leader_of", "brokers", "rack", "zone")
+"""The target fields of a scheduled fault: exactly one is set."""
 
 
 class CrashFault(ScheduledFault):
@@ -430,6 +449,49 @@ class CrashFault(ScheduledFault):
     @property
     def heal_after(self) -> float | None:
         return self.restart_after
+
+
+NetPeers = Literal["peers", "controller", "clients", "all"]
+
+
+class _LinkFault(ScheduledFault):
+    """Fields of the faults on the target's links: which links, which direction, how long."""
+
+    between: list[NetPeers] = Field(
+        ["all"], min_length=1,
+        description="the target's links to: peers (brokers outside the target), controller, clients, all")
+    direction: Literal["both", "outbound", "inbound"] = Field(
+        "both", description="both; outbound: the target cannot reach them (they reach it); inbound: the reverse")
+    heal: PositiveDuration | None = Field(None, description="how long the fault lasts (default: until duration)")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.heal
+
+
+class PartitionFault(_LinkFault):
+    """A network partition: every message on the target's chosen links is dropped (no reset)."""
+
+    kind: Literal["partition"] = Field(
+        "partition", description="partition: cut the target's links; senders learn only by their timeouts")
+
+
+class DegradeFault(_LinkFault):
+    """Link degradation: extra latency and TCP-retransmitted loss on the target's chosen links."""
+
+    kind: Literal["degrade"] = Field(
+        "degrade", description="degrade: extra latency and loss (retransmitted after TCP's RTO) on the target's links")
+    latency: LatencyDist | None = Field(None, description="extra one-way latency of each message")
+    loss: float = Field(0.0, ge=0, le=1, description="probability that each transmission is lost (retransmitted)")
+    rto_min: PositiveDuration = Field(200.0, description="TCP's first retransmission timeout (Linux TCP_RTO_MIN)")
+    rto_max: PositiveDuration = Field(120_000.0, description="TCP's largest retransmission timeout (TCP_RTO_MAX)")
+    retries: int = Field(15, ge=0, description="retransmissions before the connection breaks (tcp_retries2)")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "DegradeFault":
+        if self.latency is None and self.loss == 0:
+            raise ValueError("a degrade fault needs a 'latency' or a 'loss'")
+        return self
 
 
 class RandomFault(_Model):
@@ -509,7 +571,8 @@ def _fault_kind(v: Any) -> Any:
 FaultSpec = Annotated[
     Union[Annotated[CrashFault, Tag("crash")],  # noqa: UP007 -- the list of kinds; add a kind here
           Annotated[PowerLossFault, Tag("power_loss")], Annotated[DiskLossFault, Tag("disk_loss")],
-          Annotated[SlowDiskFault, Tag("slow_disk")]],
+          Annotated[SlowDiskFault, Tag("slow_disk")], Annotated[PartitionFault, Tag("partition")],
+          Annotated[DegradeFault, Tag("degrade")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
@@ -522,7 +585,7 @@ RandomFaultSpec = Annotated[
 """A random fault source of any kind."""
 
 FAULT_KINDS = {"faults": {"crash": CrashFault, "power_loss": PowerLossFault, "disk_loss": DiskLossFault,
-                          "slow_disk": SlowDiskFault},
+                          "slow_disk": SlowDiskFault, "partition": PartitionFault, "degrade": DegradeFault},
                "random_faults": {"crash": RandomCrashFault, "power_loss": RandomPowerLossFault,
                                  "disk_loss": RandomDiskLossFault}}
 """The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
@@ -586,8 +649,22 @@ class Scenario(_Model):
                 if topic not in by_name or not part.isdigit() or int(part) >= by_name[topic].partitions:
                     raise ValueError(f"faults.{i}.leader_of: {f.leader_of!r} is not a topic-partition of this "
                                      f"scenario (e.g. '{names[0]}-0')")
+            for b in f.brokers or ():
+                if b >= self.cluster.brokers:
+                    raise ValueError(f"faults.{i}.brokers: no broker {b} (allowed: 0..{self.cluster.brokers - 1})")
+            for key, have in (("rack", self.cluster.racks or self.cluster.zones), ("zone", self.cluster.zones)):
+                want = getattr(f, key)
+                if want is not None and want not in (have or ()):
+                    allowed = ", ".join(dict.fromkeys(have)) if have else f"none: set cluster.{key}s"
+                    raise ValueError(f"faults.{i}.{key}: no {key} {want!r} (allowed: {allowed})")
             if f.at >= self.duration:
                 raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
+        zones = self.cluster.zones or ()
+        for key in ("controller_zone", "client_zone"):
+            z = getattr(self.network, key)
+            if z is not None and z not in zones:
+                allowed = ", ".join(dict.fromkeys(zones)) if zones else "none: set cluster.zones"
+                raise ValueError(f"network.{key}: no zone {z!r} (allowed: {allowed})")
         for i, rf in enumerate(self.random_faults):
             if rf.stop is not None and rf.stop < rf.start:
                 raise ValueError(f"random_faults.{i}.stop: {format_ms(rf.stop)} is before start {format_ms(rf.start)} "
@@ -808,11 +885,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
             continue
-        if model is Scenario and part in FAULT_KINDS:
-            model = None  # a fault list: the kind tag after the index picks the spec class
+        if model is Scenario and part in FAULT_KINDS:  # a union of kinds: the base until the kind tag
+            model = ScheduledFault if part == "faults" else RandomFault
             continue
-        if model is None:
-            return None
         field = None
         for name, f in model.model_fields.items():
             if part in (name, f.alias):
