@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from sim.model.recorder import Recorder
     from sim.scenario.schema import FaultSpec, RandomFaultSpec
 
-__all__ = ["FaultInjector", "FaultAction", "Crash", "ACTIONS"]
+__all__ = ["FaultInjector", "FaultAction", "Crash", "Pause", "ControlledShutdown", "ControllerOutage", "ACTIONS",
+           "CONTROLLER"]
+
+CONTROLLER = -2
+"""The target id of a fault on the controller (its events' broker column holds -1)."""
 
 
 class FaultAction:
@@ -66,7 +70,62 @@ class Crash(FaultAction):
         return True
 
 
-ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(),)}
+class Pause(FaultAction):
+    """Process pause (GC, SIGSTOP, a frozen VM) of a broker or the controller: Node.pause / resume."""
+
+    kind = "pause"
+    takes_down = True
+    kills_process = False
+
+    def start(self, node) -> None:
+        node.pause()
+
+    def end(self, node) -> bool:
+        if not node.paused:
+            return False
+        node.resume()
+        return True
+
+
+class ControlledShutdown(FaultAction):
+    """SIGTERM: leadership moves away, logs are flushed, the broker stops; at its end, a restart.
+
+    It does not end the process at fault_start (the broker serves, as a follower, until the
+    controller lets it go a few ms later: `broker_shutdown`), so it is not `kills_process`.
+    """
+
+    kind = "controlled_shutdown"
+    takes_down = True
+    kills_process = False
+
+    def start(self, broker: "Broker") -> None:
+        broker.begin_controlled_shutdown()
+
+    def end(self, broker: "Broker") -> bool:
+        if broker.alive:
+            return False
+        broker.restart()
+        return True
+
+
+class ControllerOutage(FaultAction):
+    """The controller quorum has no leader: Controller.lose_quorum, then regain_quorum."""
+
+    kind = "controller_outage"
+    takes_down = False  # no broker stops serving; failovers are measured from the crashes it delays
+    kills_process = False
+
+    def start(self, controller: "Controller") -> None:
+        controller.lose_quorum()
+
+    def end(self, controller: "Controller") -> bool:
+        if controller.alive:
+            return False
+        controller.regain_quorum()
+        return True
+
+
+ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(), Pause(), ControlledShutdown(), ControllerOutage())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
@@ -112,30 +171,44 @@ class FaultInjector:
         return procs
 
     def resolve_target(self, fault: "FaultSpec") -> int:
+        """The broker id the fault hits now (-1: none; CONTROLLER: the controller)."""
+        if getattr(fault, "controller", False):
+            return CONTROLLER
         if fault.broker is not None:
             return fault.broker
+        follower_of = getattr(fault, "follower_of", None)
+        if follower_of is not None:
+            rec = self.controller.state[self.partition_index[follower_of]]
+            # not the leader; deterministic: live ISR members first, then live others, assignment order
+            rank = {b: (not self.brokers[b].alive, b not in rec.isr, i) for i, b in enumerate(rec.replicas)}
+            followers = sorted((b for b in rec.replicas if b != rec.leader), key=rank.__getitem__)
+            return followers[0] if followers else -1
         rec = self.controller.state[self.partition_index[fault.leader_of]]
         return rec.leader
 
+    def node(self, target: int):
+        """The node a resolved target names: a broker, or the controller."""
+        return self.controller if target == CONTROLLER else self.brokers[target]
+
     def _event(self, kind: str, broker: int, value: int, detail: str, fault: ActiveFault, **more) -> None:
         action = self.actions[fault.kind]
-        self.recorder.event(self.env.now, kind, broker, -1, value, detail, fault=fault.kind,
+        self.recorder.event(self.env.now, kind, max(broker, -1), -1, value, detail, fault=fault.kind,
                             fault_index=fault.index, fault_source=fault.source, target=fault.target,
                             takes_down=action.takes_down, kills_process=action.kills_process, **more)
 
     def _start(self, broker_id: int, fault: ActiveFault, detail: str) -> None:
         self._event(FAULT_START, broker_id, fault.index, detail, fault)
         self.active[broker_id] = fault
-        self.actions[fault.kind].start(self.brokers[broker_id])
+        self.actions[fault.kind].start(self.node(broker_id))
 
     def inject(self, index: int, fault: "FaultSpec"):
         """Start the fault at `at` on its target; end it `heal_after` later if the spec says so."""
         yield self.env.timeout(fault.at)
         target = self.resolve_target(fault)
         info = ActiveFault(fault.kind, "faults", index, fault.target)
-        if target < 0 or not self.brokers[target].alive:
+        if target == -1 or not self.node(target).alive:
             self._event(FAULT_SKIPPED, target, index,
-                        f"{fault.kind}: target {fault.leader_of or fault.broker} has no live broker", info,
+                        f"{fault.kind}: target {fault.target} has no live broker", info,
                         reason="no live broker")
             return
         self._start(target, info, fault.kind)
@@ -171,11 +244,13 @@ class FaultInjector:
     def end(self, broker_id: int, why: str) -> None:
         """End the fault the broker is under (a down broker no fault of ours took down: restart it)."""
         fault = self.active.get(broker_id) or ActiveFault(Crash.kind, "", -1, f"broker {broker_id}")
-        if self.actions[fault.kind].end(self.brokers[broker_id]):
+        if self.actions[fault.kind].end(self.node(broker_id)):
             self.active.pop(broker_id, None)
             self._event(FAULT_END, broker_id, 0, why, fault, reason=why)
 
     def heal(self) -> None:
         """End of the fault window: end every fault still active, restart every crashed broker."""
+        if CONTROLLER in self.active:
+            self.end(CONTROLLER, "heal")
         for b in self.brokers:
             self.end(b.broker_id, "heal")

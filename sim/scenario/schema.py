@@ -39,6 +39,7 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
+    "PauseFault", "ControlledShutdownFault", "ControllerOutageFault",
     "RandomCrashFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
@@ -359,17 +360,24 @@ class ConsumerConfig(_Model):
 # class here, listed in FaultSpec, plus its action in sim/model/faults.py. `kind` may be left out
 # for a crash (the only kind files had before the union).
 class ScheduledFault(_Model):
-    """Fields of every scheduled fault: start time and target (a broker id or a partition's leader)."""
+    """Fields of every scheduled fault: start time and target (a broker id, a partition's leader or
+    one of its followers; kinds that can hit the controller add `controller`)."""
 
     kind: str = Field(..., description="the fault kind")
     at: Duration
     broker: int | None = Field(None, ge=0)
     leader_of: str | None = Field(None, description="'topic-partition', e.g. 'events-0'")
+    follower_of: str | None = Field(None, description="'topic-partition': a replica that is not its leader at the "
+                                                      "fault's time (the first live ISR follower in assignment order)")
 
     @model_validator(mode="after")
     def _one_target(self) -> "ScheduledFault":
-        if (self.broker is None) == (self.leader_of is None):
-            raise ValueError("a fault needs exactly one of 'broker' or 'leader_of'")
+        given = [self.broker is not None, self.leader_of is not None, self.follower_of is not None,
+                 getattr(self, "controller", False)]
+        if sum(given) != 1:
+            names = "'broker', 'leader_of', 'follower_of'" + (" or 'controller'" if "controller" in type(self).model_fields
+                                                               else "")
+            raise ValueError(f"a fault needs exactly one of {names}")
         return self
 
     @property
@@ -379,8 +387,14 @@ class ScheduledFault(_Model):
 
     @property
     def target(self) -> str:
-        """The target as written: 'broker 1' or 'leader_of events-0'."""
-        return f"broker {self.broker}" if self.broker is not None else f"leader_of {self.leader_of}"
+        """The target as written: 'broker 1', 'leader_of events-0', 'follower_of events-0', 'controller'."""
+        if self.broker is not None:
+            return f"broker {self.broker}"
+        if self.leader_of is not None:
+            return f"leader_of {self.leader_of}"
+        if self.follower_of is not None:
+            return f"follower_of {self.follower_of}"
+        return "controller"
 
 
 class CrashFault(ScheduledFault):
@@ -392,6 +406,44 @@ class CrashFault(ScheduledFault):
     @property
     def heal_after(self) -> float | None:
         return self.restart_after
+
+
+class PauseFault(ScheduledFault):
+    """A process pause (GC, SIGSTOP, a frozen VM) of a broker or of the active controller."""
+
+    kind: Literal["pause"] = Field("pause", description="pause: the process is frozen for `duration`, then resumes "
+                                                        "with its old view and the messages queued meanwhile")
+    duration: PositiveDuration = Field(..., description="how long the process is frozen")
+    controller: bool = Field(False, description="pause the active controller instead of a broker")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class ControlledShutdownFault(ScheduledFault):
+    """SIGTERM: the controller moves the broker's leaderships away, the broker flushes and stops."""
+
+    kind: Literal["controlled_shutdown"] = Field(
+        "controlled_shutdown", description="controlled_shutdown: SIGTERM; leadership moves away first, logs are flushed")
+    restart_after: PositiveDuration | None = Field(None, description="restart this long after the fault starts")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ControllerOutageFault(ScheduledFault):
+    """The KRaft controller quorum has no leader for `duration`: no heartbeats, ISR changes or elections."""
+
+    kind: Literal["controller_outage"] = Field(
+        "controller_outage", description="controller_outage: the controller quorum is unavailable for `duration`")
+    duration: PositiveDuration = Field(..., description="how long the quorum has no leader")
+    controller: Literal[True] = Field(True, description="the target: always the controller quorum")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
 
 
 class RandomFault(_Model):
@@ -418,7 +470,9 @@ def _fault_kind(v: Any) -> Any:
 
 
 FaultSpec = Annotated[
-    Union[Annotated[CrashFault, Tag("crash")]],  # noqa: UP007 -- the list of kinds; add a kind here
+    Union[Annotated[CrashFault, Tag("crash")],  # noqa: UP007 -- the list of kinds; add a kind here
+          Annotated[PauseFault, Tag("pause")], Annotated[ControlledShutdownFault, Tag("controlled_shutdown")],
+          Annotated[ControllerOutageFault, Tag("controller_outage")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
@@ -429,7 +483,9 @@ RandomFaultSpec = Annotated[
 ]
 """A random fault source of any kind."""
 
-FAULT_KINDS = {"faults": {"crash": CrashFault}, "random_faults": {"crash": RandomCrashFault}}
+FAULT_KINDS = {"faults": {"crash": CrashFault, "pause": PauseFault, "controlled_shutdown": ControlledShutdownFault,
+                          "controller_outage": ControllerOutageFault},
+               "random_faults": {"crash": RandomCrashFault}}
 """The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
 
 
@@ -484,11 +540,17 @@ class Scenario(_Model):
         for i, f in enumerate(self.faults):
             if f.broker is not None and f.broker >= self.cluster.brokers:
                 raise ValueError(f"faults.{i}.broker: no broker {f.broker} (allowed: 0..{self.cluster.brokers - 1})")
-            if f.leader_of is not None:
-                topic, _, part = f.leader_of.rpartition("-")
+            for field in ("leader_of", "follower_of"):
+                tp = getattr(f, field)
+                if tp is None:
+                    continue
+                topic, _, part = tp.rpartition("-")
                 if topic not in by_name or not part.isdigit() or int(part) >= by_name[topic].partitions:
-                    raise ValueError(f"faults.{i}.leader_of: {f.leader_of!r} is not a topic-partition of this "
+                    raise ValueError(f"faults.{i}.{field}: {tp!r} is not a topic-partition of this "
                                      f"scenario (e.g. '{names[0]}-0')")
+                if field == "follower_of" and by_name[topic].replication_factor < 2:
+                    raise ValueError(f"faults.{i}.follower_of: topic {topic} has replication.factor 1, so no "
+                                     f"followers (allowed: a topic with replication.factor >= 2)")
             if f.at >= self.duration:
                 raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
         for i, rf in enumerate(self.random_faults):
