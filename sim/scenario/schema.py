@@ -767,6 +767,10 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
             continue
+        if model is Scenario and part in FAULT_KINDS:
+            # a fault list: a kind tag after the index selects the spec; without one, a crash (the default kind)
+            model = FAULT_KINDS[part]["crash"]
+            continue
         field = None
         for name, f in model.model_fields.items():
             if part in (name, f.alias):
