@@ -220,3 +220,14 @@ def test_pausing_costs_nothing_when_unused():
     res, cluster = _run([], duration="3s", settle="1s")
     assert all(b._paused is None and b._resumed is None for b in cluster.brokers)
     assert np.isfinite(res.summary.produce_latency_ms["max"])
+
+
+def test_sigterm_to_a_paused_broker_takes_effect_when_it_resumes():
+    faults = [{"kind": "pause", "leader_of": "events-0", "at": "10s", "duration": "2s"},
+              {"kind": "controlled_shutdown", "leader_of": "events-0", "at": "11s"}]
+    res, _ = _run(faults, duration="20s", settle="5s")
+    moved = _events(res, "leader_elected")
+    moved = moved[moved["time_ms"] > 0]
+    assert (moved["reason"] == "controlled_shutdown").all() and moved["time_ms"].min() >= 12_000
+    (stop,) = _events(res, "broker_shutdown")["time_ms"].tolist()
+    assert 12_000 < stop < 12_200

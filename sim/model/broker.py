@@ -163,6 +163,9 @@ class Broker(Node):
         shouldShutDown), then flush and stop. Unanswered within request.timeout.ms, stop anyway."""
         if not self.alive or self.shutting_down:
             return
+        if self._paused is not None:  # a stopped (SIGSTOP) process handles SIGTERM once it runs again
+            self._paused.append((self.begin_controlled_shutdown, ()))
+            return
         self.shutting_down = True
         self.request_shutdown()
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.finish_controlled_shutdown, self.incarnation)

@@ -214,7 +214,7 @@ class FaultInjector:
         self._start(target, info, fault.kind)
         if fault.heal_after is not None:
             yield self.env.timeout(fault.heal_after)
-            self.end(target, "scheduled")
+            self.end(target, "scheduled", info)
 
     def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
         """Fault a random live broker after each exponential gap; end it after `downtime`."""
@@ -241,11 +241,13 @@ class FaultInjector:
         yield self.env.timeout(after)
         self.end(broker_id, "random downtime over")
 
-    def end(self, broker_id: int, why: str) -> None:
+    def end(self, broker_id: int, why: str, fault: ActiveFault | None = None) -> None:
         """End the fault the broker is under (a down broker no fault of ours took down: restart it)."""
-        fault = self.active.get(broker_id) or ActiveFault(Crash.kind, "", -1, f"broker {broker_id}")
+        # `fault`: the one to end (a target may be under two at once, e.g. a pause, then a SIGTERM)
+        fault = fault or self.active.get(broker_id) or ActiveFault(Crash.kind, "", -1, f"broker {broker_id}")
         if self.actions[fault.kind].end(self.node(broker_id)):
-            self.active.pop(broker_id, None)
+            if self.active.get(broker_id) == fault:
+                self.active.pop(broker_id, None)
             self._event(FAULT_END, broker_id, 0, why, fault, reason=why)
 
     def heal(self) -> None:
