@@ -31,7 +31,9 @@ def _kinds(r, kind):
 def test_every_bundled_scenario_is_covered_here():
     names = {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if "sweeps" not in p.parts}
     assert names == {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml",
-                     "bench/many-partitions.yaml", "bench/soak.yaml"}
+                     "bench/many-partitions.yaml", "bench/soak.yaml",
+                     # process faults: their description tests are in tests/test_faults_process.py
+                     "faults/gc-pause.yaml", "faults/controlled-shutdown.yaml", "faults/controller-outage.yaml"}
 
 
 def test_quickstart_crashes_the_leader_at_20s_restarts_it_at_40s_and_loses_nothing():
