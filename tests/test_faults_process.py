@@ -34,7 +34,8 @@ def _spy_acks(acks: list):
     def spy(cluster):
         for b in cluster.brokers:
             def respond(req, results, b=b, orig=b._respond_produce):
-                acks.extend((b.env.now, b.broker_id, batch.partition, off) for batch, err, off in results if err == "NONE")
+                acks.extend((b.env.now, b.broker_id, batch.partition, off)
+                            for batch, err, off in results if err == "NONE")
                 orig(req, results)
             b._respond_produce = respond
     return spy
@@ -251,3 +252,18 @@ def test_sigterm_to_a_paused_broker_takes_effect_when_it_resumes():
     assert (moved["reason"] == "controlled_shutdown").all() and moved["time_ms"].min() >= 12_000
     (stop,) = _events(res, "broker_shutdown")["time_ms"].tolist()
     assert 12_000 < stop < 12_200
+
+
+def test_an_isr_shrink_proposed_during_a_controller_outage_commits_soon_after_it():
+    # the follower dies at 5 s; its leader proposes the shrink after replica.lag.time.max.ms (3 s),
+    # inside the outage (8-14 s): refused, then sent again once the quorum is back, well before the
+    # AlterPartition request timeout (30 s) and before the follower's fresh session ends (23 s)
+    faults = [{"kind": "crash", "follower_of": "events-0", "at": "5s", "restart_after": "25s"},
+              {"kind": "controller_outage", "at": "8s", "duration": "6s"}]
+    res, cluster = _run(faults, **{"cluster.replica.lag.time.max.ms": 3000})
+    changes = _events(res, "isr_change")
+    shrinks = changes[(changes["time_ms"] > 5000) & (changes["reason"] == "alter_partition")
+                      & (changes["isr"].map(len) < changes["isr_before"].map(len))]
+    assert not shrinks.empty
+    assert shrinks["time_ms"].min() >= 14_000 and shrinks["time_ms"].max() <= 14_000 + 2000 + 200
+    assert res.summary.messages_sent["AlterPartition"] < 200  # a retry per heartbeat interval, no storm

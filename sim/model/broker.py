@@ -91,6 +91,7 @@ class Broker(Node):
         self.registration_offset = 0
         self.starting = True
         self.shutting_down = False  # controlled shutdown asked for, not yet let go by the controller
+        self._alter_resend_pending = False  # AlterPartitions to send again once the controller is back
 
     def start(self, bootstrapped: bool = False) -> None:
         """Start (or restart) the broker process: recover logs, register, begin heartbeating.
@@ -283,7 +284,8 @@ class Broker(Node):
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             # NodeToControllerChannelManager re-queues what the lost controller had not answered and
             # sends it once a controller is reachable again (tried here every heartbeat interval).
-            if self.alter_timeouts._live:
+            if not self._alter_resend_pending and any(r.alter_in_flight is not None for r in self.replicas.values()):
+                self._alter_resend_pending = True
                 self.schedule(self.config.broker_heartbeat_interval_ms, self._resend_alter_partitions)
             return
         fetcher = self.fetchers.get(getattr(peer, "broker_id", -1))
@@ -515,6 +517,7 @@ class Broker(Node):
         self.network.send(self, self.controller, req)
 
     def _resend_alter_partitions(self) -> None:
+        self._alter_resend_pending = False
         for r in self.replicas.values():
             if r.alter_in_flight is not None and r.is_leader and r.pending_isr is not None:
                 self.alter_timeouts.done(r.alter_in_flight)

@@ -375,8 +375,9 @@ class ScheduledFault(_Model):
         given = [self.broker is not None, self.leader_of is not None, self.follower_of is not None,
                  getattr(self, "controller", False)]
         if sum(given) != 1:
-            names = "'broker', 'leader_of', 'follower_of'" + (" or 'controller'" if "controller" in type(self).model_fields
-                                                               else "")
+            names = "'broker', 'leader_of', 'follower_of'"
+            if "controller" in type(self).model_fields:
+                names += " or 'controller'"
             raise ValueError(f"a fault needs exactly one of {names}")
         return self
 
@@ -425,7 +426,8 @@ class ControlledShutdownFault(ScheduledFault):
     """SIGTERM: the controller moves the broker's leaderships away, the broker flushes and stops."""
 
     kind: Literal["controlled_shutdown"] = Field(
-        "controlled_shutdown", description="controlled_shutdown: SIGTERM; leadership moves away first, logs are flushed")
+        "controlled_shutdown",
+        description="controlled_shutdown: SIGTERM; leadership moves away first, logs are flushed")
     restart_after: PositiveDuration | None = Field(None, description="restart this long after the fault starts")
 
     @property
