@@ -49,7 +49,7 @@ def test_a_crash_cancels_a_scheduled_timer_even_after_a_restart():
     a.schedule(5.0, a.tick, "before crash")
     env.run(1)
     a.mark_crashed()
-    assert a.state == CRASHED and not a.alive
+    assert a.lifecycle == CRASHED and not a.alive
     env.run(2)
     a.mark_up()
     a.schedule(5.0, a.tick, "after restart")
@@ -60,7 +60,7 @@ def test_a_crash_cancels_a_scheduled_timer_even_after_a_restart():
 def test_a_pause_defers_timers_and_queues_messages_in_order_until_resume():
     env, net, a, b = _pair()
     a.pause()
-    assert a.state == PAUSED and a.alive  # connections stay open: peers see no reset
+    assert a.lifecycle == PAUSED and a.alive  # connections stay open: peers see no reset
     b_sends = [(0.5, "m1"), (2.5, "m2"), (4.0, "m3")]
     for at, msg in b_sends:
         env.timeout(at).callbacks.append(lambda _ev, msg=msg: net.send(b, a, msg))
@@ -68,7 +68,7 @@ def test_a_pause_defers_timers_and_queues_messages_in_order_until_resume():
     env.run(10)
     assert a.log == []  # nothing ran while paused
     a.resume()
-    assert a.state == UP
+    assert a.lifecycle == UP
     assert a.log == [(10, "msg", "m1"), (10, "timer", "t1"), (10, "msg", "m2"), (10, "msg", "m3")]
     net.send(b, a, "m4")  # after resume, delivery is direct again
     env.run(12)
@@ -117,7 +117,7 @@ def test_a_message_to_a_restarted_node_from_before_its_restart_is_dropped():
 def test_a_powered_off_node_drops_messages_without_a_reset():
     env, net, a, b = _pair()
     a.mark_powered_off()
-    assert a.state == POWERED_OFF and not a.host_up
+    assert a.lifecycle == POWERED_OFF and not a.host_up
     net.send(b, a, "hello")
     env.run(5)
     assert a.log == [] and b.log == []

@@ -78,11 +78,14 @@ class Broker(Node):
         self.metadata_offset = 0
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.processes: list[simpy.Process] = []
-        self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms, self._fetch_timed_out)
+        # Request timeouts fire outside `schedule`: while paused they wait for the resume (Node.deferring).
+        self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms,
+                                           self.deferring(self._fetch_timed_out))
         self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
         self.fetch_sessions: dict[int, FetchSession] = {}  # follower broker id -> its fetch session
         self.out_of_isr: set[int] = set()  # partitions led here whose ISR lacks some replica
-        self.alter_timeouts = TimeoutQueue(self.env, BROKER_TO_CONTROLLER_TIMEOUT_MS, self._alter_partition_timed_out)
+        self.alter_timeouts = TimeoutQueue(self.env, BROKER_TO_CONTROLLER_TIMEOUT_MS,
+                                           self.deferring(self._alter_partition_timed_out))
         self._metadata_fetch_pending = False
         self._metadata_fetch_id = 0
         # KRaft registration of this incarnation (BrokerLifecycleManager): metadata is applied only
@@ -90,6 +93,8 @@ class Broker(Node):
         self.registered = False
         self.registration_offset = 0
         self.starting = True
+        self.shutting_down = False  # controlled shutdown asked for, not yet let go by the controller
+        self._alter_resend_pending = False  # AlterPartitions to send again once the controller is back
 
     def start(self, bootstrapped: bool = False) -> None:
         """Start (or restart) the broker process: recover logs, register, begin heartbeating.
@@ -187,6 +192,40 @@ class Broker(Node):
         if not self.alive:
             self.start()
 
+    # --- controlled shutdown (SIGTERM) ---------------------------------------------------------
+    def begin_controlled_shutdown(self) -> None:
+        """SIGTERM: ask the controller to move leadership away first (BrokerLifecycleManager.
+        beginControlledShutdown: heartbeats carry wantShutDown until the controller answers
+        shouldShutDown), then flush and stop. Unanswered within request.timeout.ms, stop anyway."""
+        if not self.alive or self.shutting_down:
+            return
+        if self._paused is not None:  # a stopped (SIGSTOP) process handles SIGTERM once it runs again
+            self._paused.append((self.begin_controlled_shutdown, ()))
+            return
+        self.shutting_down = True
+        self.request_shutdown()
+        self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.finish_controlled_shutdown, self.incarnation)
+
+    def request_shutdown(self, resend: bool = True) -> None:
+        """One heartbeat with wantShutDown; resent every broker.heartbeat.interval.ms until let go."""
+        if not self.alive or not self.shutting_down:
+            return
+        self.network.send(self, self.controller,
+                          m.ControlledShutdownRequest(self.broker_id, self.incarnation, self.metadata_offset))
+        if resend:
+            self.schedule(self.config.broker_heartbeat_interval_ms, self.request_shutdown)
+
+    def finish_controlled_shutdown(self, broker_epoch: int) -> None:
+        """shouldShutDown: flush every log (a clean shutdown syncs its logs and checkpoints the HW,
+        so nothing needs recovery), then stop the process."""
+        if not self.alive or not self.shutting_down or broker_epoch != self.incarnation:
+            return
+        self.disk.flush()
+        for log in self.logs.values():
+            log.checkpointed_hw = log.hw
+        self.recorder.event(self.env.now, "broker_shutdown", self.broker_id, -1, self.incarnation)
+        self.crash()  # the process exits: what it held in memory goes, as for any stop
+
     # --- periodic processes ----------------------------------------------------------------
     def send_heartbeats(self, phase: float):
         """BrokerHeartbeat to the controller every broker.heartbeat.interval.ms (KRaft), from `phase` on.
@@ -197,6 +236,8 @@ class Broker(Node):
             if phase > 0:
                 yield self.env.timeout(phase)
             while True:
+                if self._paused is not None:  # a pause: the heartbeat thread runs again on resume
+                    yield self.until_resumed()
                 self.heartbeat()
                 yield self.env.timeout(self.config.broker_heartbeat_interval_ms)
         except simpy.Interrupt:
@@ -215,6 +256,8 @@ class Broker(Node):
         try:
             while True:
                 yield self.env.timeout(lag / 2)
+                if self._paused is not None:
+                    yield self.until_resumed()
                 now = self.env.now
                 for r in self.replicas.values():
                     r.maybe_shrink_isr(now)
@@ -226,6 +269,8 @@ class Broker(Node):
         try:
             while True:
                 yield self.env.timeout(self.config.replica_high_watermark_checkpoint_interval_ms)
+                if self._paused is not None:
+                    yield self.until_resumed()
                 for log in self.logs.values():
                     log.checkpointed_hw = log.hw
         except simpy.Interrupt:
@@ -262,6 +307,8 @@ class Broker(Node):
                 self.starting = False
         elif t is m.BrokerRegistrationResponse:
             self.on_registered(msg)
+        elif t is m.ControlledShutdownResponse:
+            self.finish_controlled_shutdown(msg.broker_epoch)
         else:  # pragma: no cover - a wiring bug, not an input error
             raise TypeError(f"{self.scope} cannot handle {t.__name__}")
 
@@ -270,6 +317,11 @@ class Broker(Node):
         if peer is self.controller:
             self._metadata_fetch_pending = False
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
+            # NodeToControllerChannelManager re-queues what the lost controller had not answered and
+            # sends it once a controller is reachable again (tried here every heartbeat interval).
+            if not self._alter_resend_pending and any(r.alter_in_flight is not None for r in self.replicas.values()):
+                self._alter_resend_pending = True
+                self.schedule(self.config.broker_heartbeat_interval_ms, self._resend_alter_partitions)
             return
         fetcher = self.fetchers.get(getattr(peer, "broker_id", -1))
         if fetcher is not None and fetcher.in_flight is not None:
@@ -354,6 +406,8 @@ class Broker(Node):
             # BrokerLifecycleManager: caught up past our registration, heartbeat at once to be
             # unfenced (rather than at the next periodic heartbeat).
             self.heartbeat()
+        if self.shutting_down:
+            self.request_shutdown(resend=False)  # caught up with the moves: ask again at once
 
     def make_leader(self, r: Partition, rec: m.PartitionRecord) -> None:
         """Become leader in a new epoch (Partition.makeLeader)."""
@@ -471,7 +525,7 @@ class Broker(Node):
             tq = self.produce_timeouts.get(req.timeout_ms)
             if tq is None:
                 tq = self.produce_timeouts[req.timeout_ms] = TimeoutQueue(self.env, req.timeout_ms,
-                                                                          DelayedProduce.expire)
+                                                                          self.deferring(DelayedProduce.expire))
             delayed.timer = tq
             tq.add(delayed)
 
@@ -496,6 +550,13 @@ class Broker(Node):
         r.alter_in_flight = req
         self.alter_timeouts.add(req)
         self.network.send(self, self.controller, req)
+
+    def _resend_alter_partitions(self) -> None:
+        self._alter_resend_pending = False
+        for r in self.replicas.values():
+            if r.alter_in_flight is not None and r.is_leader and r.pending_isr is not None:
+                self.alter_timeouts.done(r.alter_in_flight)
+                self.send_alter_partition(r)
 
     def _alter_partition_timed_out(self, req: m.AlterPartition) -> None:
         """AlterPartitionManager: the request or its answer was lost; send the proposal again (a

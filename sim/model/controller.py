@@ -7,7 +7,10 @@ member in assignment order, with a bumped leader epoch. Elections run one at a t
 ~5 ms per partition). With no live ISR member the partition goes offline unless
 unclean.leader.election.enable picks any live replica. Changes are committed to a metadata log
 that brokers long-poll (KRaft brokers fetch the metadata topic), after a commit linger of
-controller.quorum.append.linger.ms. The controller quorum itself is not modelled: it never fails.
+controller.quorum.append.linger.ms. The controller quorum itself is one node: it can be paused
+(a stop-the-world pause of the active controller) or lose its quorum for a while (`lose_quorum` /
+`regain_quorum`: a Raft leader re-election), during which nothing reaches it and it neither
+fences nor elects. A broker's controlled shutdown (wantShutDown) moves its leaderships away.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ METADATA_FETCH_WAIT_MS = 500.0
 class BrokerRegistration:
     """The controller's view of one broker (ClusterControlManager / BrokerHeartbeatManager)."""
 
-    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms", "registration_offset")
+    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms", "registration_offset",
+                 "shutdown_offset")
 
     def __init__(self, broker_id: int):
         self.broker_id = broker_id
@@ -46,6 +50,7 @@ class BrokerRegistration:
         # metadata log offset just past the registration record: the broker is unfenced once it
         # has caught up to it (BrokerHeartbeatManager: currentMetadataOffset >= registerBrokerRecordOffset)
         self.registration_offset = 0
+        self.shutdown_offset = -1  # in controlled shutdown: the log offset past its leadership moves
 
 
 class Controller(Node):
@@ -74,6 +79,7 @@ class Controller(Node):
         # KIP-966 Eligible Leader Replicas, per partition (None: ELR off). Kept by the controller only:
         # brokers never act on it (in Kafka it is in the PartitionRecord, for the controller's elections).
         self.elr: dict[int, tuple] | None = {} if config.elr_enabled else None
+        self._available: simpy.Event | None = None  # while the quorum has no leader: fires on its return
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -99,6 +105,8 @@ class Controller(Node):
         period = min(100.0, timeout / 10)
         while True:
             yield self.env.timeout(period)
+            while not self.running:
+                yield self.until_running()
             now = self.env.now
             for reg in self.registrations.values():
                 if not reg.fenced and now - reg.last_heartbeat_ms > timeout:
@@ -140,6 +148,8 @@ class Controller(Node):
             self.on_metadata_fetch(msg)
         elif t is m.AlterPartition:
             self.on_alter_partition(msg)
+        elif t is m.ControlledShutdownRequest:
+            self.on_controlled_shutdown(msg)
 
     def connection_lost(self, peer) -> None:
         self._parked.pop(getattr(peer, "broker_id", -1), None)
@@ -162,6 +172,7 @@ class Controller(Node):
                 self.fence(reg)
             reg.broker_epoch = req.broker_epoch
             reg.last_heartbeat_ms = self.env.now
+            reg.shutdown_offset = -1
             self.recorder.event(self.env.now, "broker_registered", req.broker, -1, req.broker_epoch)
             self._append(("register", req.broker))
             if self.elr is not None and req.previous_broker_epoch != previous_epoch:
@@ -182,6 +193,81 @@ class Controller(Node):
         if reg.fenced and hb.metadata_offset >= reg.registration_offset:
             self.unfence(reg)
         self.network.send(self, self.brokers_by_id[hb.broker], m.BrokerHeartbeatResponse(reg.broker_epoch, reg.fenced))
+
+    # --- controlled shutdown ----------------------------------------------------------------------
+    def on_controlled_shutdown(self, req: m.ControlledShutdownRequest) -> None:
+        """A heartbeat with wantShutDown (ReplicationControlManager.handleBrokerInControlledShutdown).
+
+        The first one moves every leadership of the broker to the first other live ISR member and
+        takes it out of every ISR, in one batch of records (no per-partition election cost: no
+        broker failed). Once those are committed and the broker has fetched past them, it may go
+        (BrokerHeartbeatManager: CONTROLLED_SHUTDOWN -> SHUTDOWN_NOW); it is fenced then. A
+        partition with no other live ISR member keeps it as leader until then and goes offline.
+        """
+        reg = self.registrations[req.broker]
+        if req.broker_epoch != reg.broker_epoch:
+            return
+        b = req.broker
+        if reg.shutdown_offset < 0 and not reg.fenced:
+            for p, rec in list(self.state.items()):
+                if b not in rec.isr:
+                    continue
+                isr = tuple(x for x in rec.isr if x != b)
+                if rec.leader == b:
+                    others = [x for x in rec.replicas if x in isr and self.is_live(x)
+                              and self.registrations[x].shutdown_offset < 0]
+                    if others:
+                        self._change(rec, leader=others[0], isr=isr, why="controlled_shutdown")
+                elif isr:
+                    self._change(rec, isr=isr, why="controlled_shutdown")
+            reg.shutdown_offset = len(self.log) + len(self._uncommitted)
+        if reg.shutdown_offset <= len(self.log) and req.metadata_offset >= reg.shutdown_offset:
+            if not reg.fenced:
+                self.fence(reg)
+            self.network.send(self, self.brokers_by_id[b], m.ControlledShutdownResponse(req.broker_epoch))
+
+    # --- quorum outage ---------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Neither paused nor without a quorum: the controller's loops may act."""
+        return self.alive and self._paused is None
+
+    def until_running(self) -> simpy.Event:
+        return self.until_resumed() if self._paused is not None else self._until_available()
+
+    def _until_available(self) -> simpy.Event:
+        if self._available is None:
+            self._available = self.env.event()
+        return self._available
+
+    def lose_quorum(self) -> None:
+        """The active controller is gone and the quorum has no leader yet: nothing reaches the
+        controller (brokers see their connections reset and retry), nothing is committed, no
+        broker is fenced and no leader is elected. The committed log survives in the quorum; what
+        was appended but not yet committed is kept and committed by the next leader."""
+        if not self.alive:
+            return
+        self.mark_crashed()  # its timers (commit linger, parked fetches) die with this leader
+        self._parked = {}
+        self.network.reset_connections(self)
+
+    def regain_quorum(self) -> None:
+        """A new active controller (QuorumController.claim). ClusterControlManager.activate
+        touches every registered broker: each gets a fresh session of broker.session.timeout.ms
+        from now, so brokers are not all fenced at once for heartbeats the quorum could not take."""
+        if self.alive:
+            return
+        self.mark_up()
+        now = self.env.now
+        for reg in self.registrations.values():
+            reg.last_heartbeat_ms = now
+        self._commit_scheduled = False
+        if self._uncommitted or self._after_commit:
+            self._commit_scheduled = True
+            self.schedule(APPEND_LINGER_MS, self._commit)
+        available, self._available = self._available, None
+        if available is not None:
+            available.succeed()
 
     # --- metadata log ---------------------------------------------------------------------------
     def _append(self, record) -> None:
@@ -305,6 +391,8 @@ class Controller(Node):
             p = self._elections.popleft()
             if self.config.controller_election_cost_ms > 0:
                 yield self.env.timeout(self.config.controller_election_cost_ms)
+            while not self.running:  # paused, or no quorum: elections wait
+                yield self.until_running()
             self._queued.discard(p)
             self.elect_leader(p)
 

@@ -118,6 +118,8 @@ for _k in (
     EventKind("broker_registered", "the controller registered a broker incarnation", broker="the broker",
               value="its broker epoch"),
     # --- broker -------------------------------------------------------------------------------
+    EventKind("broker_shutdown", "a broker finished its controlled shutdown (logs flushed) and stopped",
+              broker="the broker", value="the incarnation that stopped"),
     EventKind("broker_registered_ack", "a broker learnt its registration was accepted", broker="the broker",
               value="the metadata offset of its registration"),
     EventKind("became_leader", "a broker began leading a partition epoch", broker="the broker",

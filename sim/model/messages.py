@@ -127,6 +127,22 @@ class BrokerHeartbeat:
 
 
 @dataclass(slots=True, eq=False)
+class ControlledShutdownRequest:
+    """KRaft: a BrokerHeartbeat with wantShutDown set (BrokerLifecycleManager.beginControlledShutdown)."""
+
+    broker: int
+    broker_epoch: int
+    metadata_offset: int
+
+
+@dataclass(slots=True, eq=False)
+class ControlledShutdownResponse:
+    """The controller's answer: shouldShutDown (leadership moved away and the broker has seen it)."""
+
+    broker_epoch: int
+
+
+@dataclass(slots=True, eq=False)
 class BrokerHeartbeatResponse:
     broker_epoch: int
     fenced: bool

@@ -40,7 +40,8 @@ __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
     "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "RandomPowerLossFault",
-    "RandomDiskLossFault", "PartitionFault", "DegradeFault", "FAULT_KINDS", "LatencyDist", "load_scenario",
+    "RandomDiskLossFault", "PartitionFault", "DegradeFault", "PauseFault", "ControlledShutdownFault",
+    "ControllerOutageFault", "FAULT_KINDS", "LatencyDist", "load_scenario",
     "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
@@ -406,20 +407,27 @@ class ConsumerConfig(_Model):
 # class here, listed in FaultSpec, plus its action in sim/model/faults.py. `kind` may be left out
 # for a crash (the only kind files had before the union).
 class ScheduledFault(_Model):
-    """Fields of every scheduled fault: start time and target (a broker id or a partition's leader)."""
+    """Fields of every scheduled fault: start time and target (a broker id, a partition's leader or
+    one of its followers; kinds that can hit the controller add `controller`)."""
 
     kind: str = Field(..., description="the fault kind")
     at: Duration
     broker: int | None = Field(None, ge=0)
     leader_of: str | None = Field(None, description="'topic-partition', e.g. 'events-0'")
+    follower_of: str | None = Field(None, description="'topic-partition': a replica that is not its leader at the "
+                                                      "fault's time (the first live ISR follower in assignment order)")
     brokers: list[int] | None = Field(None, min_length=1, description="a set of broker ids, hit at once")
     rack: str | None = Field(None, description="every broker of this rack (cluster.racks), hit at once")
     zone: str | None = Field(None, description="every broker of this zone (cluster.zones), hit at once")
 
     @model_validator(mode="after")
     def _one_target(self) -> "ScheduledFault":
-        if sum(getattr(self, k) is not None for k in TARGET_SELECTORS) != 1:
-            raise ValueError("a fault needs exactly one of 'broker', 'leader_of', 'brokers', 'rack' or 'zone'")
+        given = sum(getattr(self, k) is not None for k in TARGET_SELECTORS) + bool(getattr(self, "controller", False))
+        if given != 1:
+            names = "'broker', 'leader_of', 'follower_of', 'brokers', 'rack' or 'zone'"
+            if "controller" in type(self).model_fields:
+                names = names.replace(" or 'zone'", ", 'zone' or 'controller'")
+            raise ValueError(f"a fault needs exactly one of {names}")
         return self
 
     @property
@@ -429,15 +437,17 @@ class ScheduledFault(_Model):
 
     @property
     def target(self) -> str:
-        """The target as written: 'broker 1', 'leader_of events-0', 'brokers 0,1', 'rack a', 'zone z1'."""
+        """The target as written: 'broker 1', 'leader_of events-0', 'brokers 0,1', 'rack a', 'controller'."""
         if self.brokers is not None:
             return "brokers " + ",".join(map(str, self.brokers))
+        if getattr(self, "controller", False):
+            return "controller"
         key = next(k for k in TARGET_SELECTORS if getattr(self, k) is not None)
         return f"{key} {getattr(self, key)}"
 
 
-TARGET_SELECTORS = ("broker", "leader_of", "brokers", "rack", "zone")
-"""The target fields of a scheduled fault: exactly one is set."""
+TARGET_SELECTORS = ("broker", "leader_of", "follower_of", "brokers", "rack", "zone")
+"""The target fields of a scheduled fault: exactly one is set (or `controller`, for kinds that can hit it)."""
 
 
 class CrashFault(ScheduledFault):
@@ -492,6 +502,45 @@ class DegradeFault(_LinkFault):
         if self.latency is None and self.loss == 0:
             raise ValueError("a degrade fault needs a 'latency' or a 'loss'")
         return self
+
+
+class PauseFault(ScheduledFault):
+    """A process pause (GC, SIGSTOP, a frozen VM) of a broker or of the active controller."""
+
+    kind: Literal["pause"] = Field("pause", description="pause: the process is frozen for `duration`, then resumes "
+                                                        "with its old view and the messages queued meanwhile")
+    duration: PositiveDuration = Field(..., description="how long the process is frozen")
+    controller: bool = Field(False, description="pause the active controller instead of a broker")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class ControlledShutdownFault(ScheduledFault):
+    """SIGTERM: the controller moves the broker's leaderships away, the broker flushes and stops."""
+
+    kind: Literal["controlled_shutdown"] = Field(
+        "controlled_shutdown",
+        description="controlled_shutdown: SIGTERM; leadership moves away first, logs are flushed")
+    restart_after: PositiveDuration | None = Field(None, description="restart this long after the fault starts")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ControllerOutageFault(ScheduledFault):
+    """The KRaft controller quorum has no leader for `duration`: no heartbeats, ISR changes or elections."""
+
+    kind: Literal["controller_outage"] = Field(
+        "controller_outage", description="controller_outage: the controller quorum is unavailable for `duration`")
+    duration: PositiveDuration = Field(..., description="how long the quorum has no leader")
+    controller: Literal[True] = Field(True, description="the target: always the controller quorum")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
 
 
 class RandomFault(_Model):
@@ -572,7 +621,9 @@ FaultSpec = Annotated[
     Union[Annotated[CrashFault, Tag("crash")],  # noqa: UP007 -- the list of kinds; add a kind here
           Annotated[PowerLossFault, Tag("power_loss")], Annotated[DiskLossFault, Tag("disk_loss")],
           Annotated[SlowDiskFault, Tag("slow_disk")], Annotated[PartitionFault, Tag("partition")],
-          Annotated[DegradeFault, Tag("degrade")]],
+          Annotated[DegradeFault, Tag("degrade")], Annotated[PauseFault, Tag("pause")],
+          Annotated[ControlledShutdownFault, Tag("controlled_shutdown")],
+          Annotated[ControllerOutageFault, Tag("controller_outage")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
@@ -585,7 +636,9 @@ RandomFaultSpec = Annotated[
 """A random fault source of any kind."""
 
 FAULT_KINDS = {"faults": {"crash": CrashFault, "power_loss": PowerLossFault, "disk_loss": DiskLossFault,
-                          "slow_disk": SlowDiskFault, "partition": PartitionFault, "degrade": DegradeFault},
+                          "slow_disk": SlowDiskFault, "partition": PartitionFault, "degrade": DegradeFault,
+                          "pause": PauseFault, "controlled_shutdown": ControlledShutdownFault,
+                          "controller_outage": ControllerOutageFault},
                "random_faults": {"crash": RandomCrashFault, "power_loss": RandomPowerLossFault,
                                  "disk_loss": RandomDiskLossFault}}
 """The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
@@ -644,11 +697,17 @@ class Scenario(_Model):
         for i, f in enumerate(self.faults):
             if f.broker is not None and f.broker >= self.cluster.brokers:
                 raise ValueError(f"faults.{i}.broker: no broker {f.broker} (allowed: 0..{self.cluster.brokers - 1})")
-            if f.leader_of is not None:
-                topic, _, part = f.leader_of.rpartition("-")
+            for field in ("leader_of", "follower_of"):
+                tp = getattr(f, field)
+                if tp is None:
+                    continue
+                topic, _, part = tp.rpartition("-")
                 if topic not in by_name or not part.isdigit() or int(part) >= by_name[topic].partitions:
-                    raise ValueError(f"faults.{i}.leader_of: {f.leader_of!r} is not a topic-partition of this "
+                    raise ValueError(f"faults.{i}.{field}: {tp!r} is not a topic-partition of this "
                                      f"scenario (e.g. '{names[0]}-0')")
+                if field == "follower_of" and by_name[topic].replication_factor < 2:
+                    raise ValueError(f"faults.{i}.follower_of: topic {topic} has replication.factor 1, so no "
+                                     f"followers (allowed: a topic with replication.factor >= 2)")
             for b in f.brokers or ():
                 if b >= self.cluster.brokers:
                     raise ValueError(f"faults.{i}.brokers: no broker {b} (allowed: 0..{self.cluster.brokers - 1})")
