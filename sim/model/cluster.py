@@ -111,7 +111,7 @@ class Cluster:
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
-                                    streams.stream("cluster.faults"), end_ms)
+                                    streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks)
 
     def start(self) -> None:
         """Bootstrap the metadata, then start every process."""
