@@ -490,7 +490,7 @@ class RandomFault(_Model):
         if self.per == "link" and not hasattr(cls, "link_target"):
             link_kinds = [k for k, c in kinds.items() if hasattr(c, "link_target")]
             raise ValueError(f"per: link needs a kind that targets links (allowed kinds: {link_kinds or 'none yet'})")
-        heal = _heal_field(cls, self.kind, self.fault)
+        heal = _heal_field(cls, self.kind, {k: v for k, v in self.fault.items() if k in cls.model_fields})
         if heal is None:
             raise ValueError(f"kind: {self.kind} has no repair time field, it cannot be repaired by a random process")
         if heal in self.fault:
@@ -518,11 +518,13 @@ def _heal_field(cls: type[ScheduledFault], kind: str, template: dict[str, Any]) 
     declared = getattr(cls, "heal_field", None)
     if isinstance(declared, str):
         return declared
+    target = {} if set(template) & set(ScheduledFault.model_fields) else {"broker": 0}
     for name in cls.model_fields:
-        if name in ScheduledFault.model_fields or name in template:
+        if name in ScheduledFault.model_fields:
             continue
         try:
-            spec = cls.model_validate({**template, "kind": kind, "at": "0ms", "broker": 0, name: "1234.5ms"})
+            spec = cls.model_validate({**{k: v for k, v in template.items() if k != name}, "kind": kind, "at": "0ms",
+                                       **target, name: "1234.5ms"})
         except ValidationError:
             continue
         if spec.heal_after == 1234.5:
