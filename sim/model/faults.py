@@ -9,8 +9,14 @@ is a ``fault_skipped``. The events carry the fault kind, its index and source li
 as structured fields (sim/model/events.py), so metrics never match a kind by name.
 
 The injector is omniscient like a Jepsen nemesis: "the leader of events-0" is resolved from the
-controller's committed state at the moment of the fault. Random faults draw from their own
-random stream, so adding a client never moves them.
+controller's committed state at the moment of the fault.
+
+Random fault processes (``random_faults``) are sources of scheduled faults of any kind: each
+firing fills the process's template with the time, a target and a repair time and starts it like
+a scheduled fault. ``per: cluster`` is one Poisson stream of failures on random live brokers;
+``per: broker | rack | link`` runs one alternating renewal process per unit (up for an exponential
+time, then down for the repair time). Each process, and each unit of it, draws from its own
+random stream, so adding a client or another process never moves its faults.
 """
 
 from __future__ import annotations

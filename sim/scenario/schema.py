@@ -41,7 +41,8 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
-    "RandomCrashFault", "FAULT_KINDS", "RANDOM_UNITS", "union_kinds", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "RandomCrashFault", "FAULT_KINDS", "union_kinds", "LatencyDist", "load_scenario",
+    "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
@@ -424,9 +425,6 @@ FAULT_KINDS = {"faults": union_kinds(FaultSpec)}
 
 # A random fault process takes a template of any scheduled kind: the kind and its own fields, without
 # `at`, a target or the repair time, which the process fills in each time it fires (see sim/model/faults.py).
-RANDOM_UNITS = ("cluster", "broker", "rack", "link")
-
-
 def _missing(field: str, msg: str) -> ValidationError:
     """A 'Field required'-style error located at `field` (pydantic prefixes the outer path)."""
     return ValidationError.from_exception_data("RandomFault", [
@@ -489,10 +487,12 @@ class RandomFault(_Model):
                              f"picks the target)")
         if self.per == "link" and not hasattr(cls, "link_target"):
             link_kinds = [k for k, c in kinds.items() if hasattr(c, "link_target")]
-            raise ValueError(f"per: link needs a kind that targets links (allowed kinds: {link_kinds or 'none yet'})")
+            raise ValueError(f"per: link needs a kind that targets links "
+                             f"(allowed kinds: {link_kinds or 'none yet'})")
         heal = _heal_field(cls, self.kind, {k: v for k, v in self.fault.items() if k in cls.model_fields})
         if heal is None:
-            raise ValueError(f"kind: {self.kind} has no repair time field, it cannot be repaired by a random process")
+            raise ValueError(f"kind: {self.kind} has no repair time field (heal_after), "
+                             f"a random process cannot repair it")
         if heal in self.fault:
             raise ValueError(f"fault.{heal}: set by the random process from downtime or mean_repair")
         target = {} if fixed_target else {"broker": 0}
@@ -611,7 +611,8 @@ class Scenario(_Model):
                                  f"{what} (allowed: 1..{units})")
             b = rf.fault.get("broker")
             if isinstance(b, int) and b >= self.cluster.brokers:
-                raise ValueError(f"random_faults.{i}.fault.broker: no broker {b} (allowed: 0..{self.cluster.brokers - 1})")
+                raise ValueError(f"random_faults.{i}.fault.broker: no broker {b} "
+                                 f"(allowed: 0..{self.cluster.brokers - 1})")
         return self
 
     def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
