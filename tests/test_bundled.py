@@ -32,7 +32,7 @@ def test_every_bundled_scenario_is_covered_here():
     # scenarios/faults/ is covered by tests/test_faults_*.py, one test file per part of the fault library
     names = {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if not {"sweeps", "faults"} & set(p.parts)}
     assert names == {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml",
-                     "bench/many-partitions.yaml", "bench/soak.yaml"}
+                     "bench/many-partitions.yaml", "bench/soak.yaml", "faults/soak-random.yaml"}
 
 
 def test_every_fault_scenario_is_exercised_by_a_fault_test():
@@ -99,4 +99,13 @@ def test_bench_soak_crashes_random_brokers_about_every_5_minutes_for_60s():
     for t, b in zip(restart.time_ms, restart.broker):
         if t < r.scenario.duration:  # a crash near the end is healed early, at `duration`
             assert ((crash.broker == b) & ((crash.time_ms - (t - 60_000)).abs() < 1)).any()
+    assert r.summary["acked_lost"] == 0 and r.summary["under_replicated_partitions_at_end"] == 0
+
+
+def test_faults_soak_random_crashes_each_broker_on_its_own_schedule_and_loses_nothing():
+    r = _run("faults/soak-random.yaml", duration="7m")  # its first two crashes at the default seed
+    crash, restart = _kinds(r, "fault_start"), _kinds(r, "fault_end")
+    assert len(crash) >= 2 and len(restart) == len(crash)
+    assert set(crash.target) == {f"broker {b}" for b in crash.broker}  # one process per broker
+    assert (restart.reason == "random repair over").all()
     assert r.summary["acked_lost"] == 0 and r.summary["under_replicated_partitions_at_end"] == 0

@@ -133,7 +133,7 @@ class Cluster:
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
-                                    streams.stream("cluster.faults"), end_ms)
+                                    streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks)
         self.faults.network = self.network
         if any(f.kind == "degrade" for f in scenario.faults):
             self.faults.net_rng = streams.stream("cluster.network.faults")

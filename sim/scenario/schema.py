@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+import typing
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,9 +41,9 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
-    "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "RandomPowerLossFault",
-    "RandomDiskLossFault", "PartitionFault", "DegradeFault", "PauseFault", "ControlledShutdownFault",
-    "ControllerOutageFault", "FAULT_KINDS", "LatencyDist", "load_scenario",
+    "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "PartitionFault", "DegradeFault",
+    "PauseFault", "ControlledShutdownFault", "ControllerOutageFault", "FAULT_KINDS", "union_kinds", "LatencyDist",
+    "load_scenario",
     "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
@@ -543,23 +545,6 @@ class ControllerOutageFault(ScheduledFault):
         return self.duration
 
 
-class RandomFault(_Model):
-    """Fields of every random fault source: exponential gaps (MTBF) and repair time (MTTR), on random live brokers."""
-
-    kind: str = Field(..., description="the fault kind")
-    mean_interval: PositiveDuration = Field(..., description="mean time between faults (exponential)")
-    downtime: PositiveDuration = Field(..., description="how long each fault lasts (time to repair)")
-    start: Duration = Field(0.0, description="no random fault before this time")
-    stop: Duration | None = Field(None, description="no random fault after this time (default: duration)")
-    max_down: int = Field(1, ge=1, description="at most this many brokers down at once from this source")
-
-
-class RandomCrashFault(RandomFault):
-    """Process crashes of random live brokers, each restarted after `downtime`."""
-
-    kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
-
-
 class PowerLossFault(ScheduledFault):
     """Power loss / OS crash of the target broker's host: the page cache is gone, only flushed data survives."""
 
@@ -599,18 +584,6 @@ class SlowDiskFault(ScheduledFault):
         return self.duration
 
 
-class RandomPowerLossFault(RandomFault):
-    """Power losses of random live brokers, each powered back after `downtime`."""
-
-    kind: Literal["power_loss"] = Field("power_loss", description="power_loss: the host loses power")
-
-
-class RandomDiskLossFault(RandomFault):
-    """Disk losses of random live brokers, each back with an empty disk after `downtime`."""
-
-    kind: Literal["disk_loss"] = Field("disk_loss", description="disk_loss: the host comes back with an empty disk")
-
-
 def _fault_kind(v: Any) -> Any:
     """The discriminator: a mapping's `kind` (crash when left out), a spec's own kind."""
     kind = v.get("kind", "crash") if isinstance(v, dict) else getattr(v, "kind", None)
@@ -628,20 +601,134 @@ FaultSpec = Annotated[
 ]
 """A scheduled fault of any kind."""
 
-RandomFaultSpec = Annotated[
-    Union[Annotated[RandomCrashFault, Tag("crash")],  # noqa: UP007
-          Annotated[RandomPowerLossFault, Tag("power_loss")], Annotated[RandomDiskLossFault, Tag("disk_loss")]],
-    Discriminator(_fault_kind),
-]
-"""A random fault source of any kind."""
 
-FAULT_KINDS = {"faults": {"crash": CrashFault, "power_loss": PowerLossFault, "disk_loss": DiskLossFault,
-                          "slow_disk": SlowDiskFault, "partition": PartitionFault, "degrade": DegradeFault,
-                          "pause": PauseFault, "controlled_shutdown": ControlledShutdownFault,
-                          "controller_outage": ControllerOutageFault},
-               "random_faults": {"crash": RandomCrashFault, "power_loss": RandomPowerLossFault,
-                                 "disk_loss": RandomDiskLossFault}}
-"""The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
+def union_kinds(union: Any) -> dict[str, type[ScheduledFault]]:
+    """The spec class of each kind in a discriminated union of fault specs, by tag (in union order)."""
+    # Annotated[Union[Annotated[Cls, Tag], ...], Discriminator]; a union of one kind collapses into
+    # Annotated[Cls, Tag, Discriminator]
+    inner = union.__origin__
+    members = typing.get_args(inner) if typing.get_origin(inner) is Union else (union,)
+    return {next(x.tag for x in m.__metadata__ if isinstance(x, Tag)): m.__origin__ for m in members}
+
+
+FAULT_KINDS = {"faults": union_kinds(FaultSpec)}
+"""The spec class of each kind, by scenario list (the tags of FaultSpec; a random process takes any of them)."""
+
+
+# A random fault process takes a template of any scheduled kind: the kind and its own fields, without
+# `at`, a target or the repair time, which the process fills in each time it fires (see sim/model/faults.py).
+def _missing(field: str, msg: str) -> ValidationError:
+    """A 'Field required'-style error located at `field` (pydantic prefixes the outer path)."""
+    return ValidationError.from_exception_data("RandomFault", [
+        {"type": PydanticCustomError("missing", msg), "loc": (field,), "input": None}])
+
+
+class RandomFault(_Model):
+    """A random fault process: faults of one kind at exponential gaps (MTBF), each repaired after `downtime`
+    or an exponential time (MTTR); one process for the cluster, or one per broker, rack or link."""
+
+    kind: str = Field("crash", description="the fault kind: any kind of the faults list (crash when left out)")
+    fault: dict[str, Any] = Field(default_factory=dict, description="the template: the kind's own fields "
+                                                                    "(not at, the target or the repair time)")
+    per: Literal["cluster", "broker", "rack", "link"] = Field(
+        "cluster", description="cluster: one process faulting a random live broker; broker/rack/link: one "
+                               "process per broker, rack or broker pair, each failing after an exponential "
+                               "up-time")
+    mean_interval: PositiveDuration = Field(..., description="mean time between faults (MTBF, exponential)")
+    downtime: PositiveDuration | None = Field(None, description="how long each fault lasts (a fixed repair time)")
+    mean_repair: PositiveDuration | None = Field(None, description="mean time to repair (MTTR, exponential)")
+    start: Duration = Field(0.0, description="no random fault before this time")
+    stop: Duration | None = Field(None, description="no random fault after this time (default: duration)")
+    max_down: int = Field(1, ge=1, description="at most this many brokers (racks, links) faulted at once "
+                                               "by this process")
+    _prototype: Any = PrivateAttr(None)
+    _heal_field: str | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_template(cls, data: Any) -> Any:
+        """`fault: {kind: pause, ...}` and `kind: pause` name the same thing; a template's kind wins if alone."""
+        if isinstance(data, dict) and isinstance(data.get("fault"), dict) and "kind" in data["fault"]:
+            data = dict(data)
+            fault = dict(data["fault"])
+            kind = fault.pop("kind")
+            if data.setdefault("kind", kind) != kind:
+                raise ValueError(f"kind: {data['kind']!r} differs from fault.kind {kind!r} (allowed: one kind)")
+            data["fault"] = fault
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "RandomFault":
+        kinds = FAULT_KINDS["faults"]
+        if self.kind not in kinds:
+            raise ValidationError.from_exception_data("RandomFault", [{
+                "type": PydanticCustomError("literal_error", "must be one of {tags}",
+                                            {"tags": ", ".join(f"'{k}'" for k in kinds)}),
+                "loc": ("kind",), "input": self.kind}])
+        if (self.downtime is None) == (self.mean_repair is None):
+            if self.downtime is None:
+                raise _missing("downtime", "Field required (or mean_repair: an exponential repair time)")
+            raise ValueError("give one of 'downtime' (fixed) or 'mean_repair' (exponential), not both")
+        cls = kinds[self.kind]
+        base = set(ScheduledFault.model_fields) - {"kind"}  # `at` and the target selectors
+        fixed_target = sorted(base & set(self.fault) - {"at"})
+        if "at" in self.fault:
+            raise ValueError("fault.at: set by the random process (allowed: the kind's own fields)")
+        if fixed_target and self.per != "cluster":
+            raise ValueError(f"fault.{fixed_target[0]}: a fixed target needs per: cluster (per: {self.per} "
+                             f"picks the target)")
+        if self.per == "link" and not hasattr(cls, "link_target"):
+            link_kinds = [k for k, c in kinds.items() if hasattr(c, "link_target")]
+            raise ValueError(f"per: link needs a kind that targets links "
+                             f"(allowed kinds: {link_kinds or 'none yet'})")
+        heal = _heal_field(cls, self.kind, {k: v for k, v in self.fault.items() if k in cls.model_fields})
+        if heal is None:
+            raise ValueError(f"kind: {self.kind} has no repair time field (heal_after), "
+                             f"a random process cannot repair it")
+        if heal in self.fault:
+            raise ValueError(f"fault.{heal}: set by the random process from downtime or mean_repair")
+        target = {} if fixed_target else {"broker": 0}
+        if self.per == "link":
+            target = cls.link_target(0, 1)
+        try:
+            proto = cls.model_validate({**self.fault, "kind": self.kind, "at": "0ms", **target, heal: "1ms"})
+        except ValidationError as e:
+            raise ValidationError.from_exception_data("RandomFault", [
+                {"type": PydanticCustomError(x["type"], x["msg"]), "loc": ("fault", *x["loc"]),
+                 "input": x.get("input")} for x in e.errors(include_url=False)]) from None
+        self._prototype, self._heal_field = proto, heal
+        return self
+
+    def instance(self, at: float, target: dict[str, Any], repair: float) -> ScheduledFault:
+        """The scheduled fault one firing of this process is: its template at `at` on `target`, healed after
+        `repair` (no validation: the template was validated once)."""
+        return self._prototype.model_copy(update={"at": at, **target, self._heal_field: repair})
+
+
+def _heal_field(cls: type[ScheduledFault], kind: str, template: dict[str, Any]) -> str | None:
+    """The field of `cls` that sets its `heal_after` (its ClassVar `heal_field`, or found by trying each)."""
+    declared = getattr(cls, "heal_field", None)
+    if isinstance(declared, str):
+        return declared
+    target = {} if set(template) & set(ScheduledFault.model_fields) else {"broker": 0}
+    for name in cls.model_fields:
+        if name in ScheduledFault.model_fields:
+            continue
+        try:
+            spec = cls.model_validate({**{k: v for k, v in template.items() if k != name}, "kind": kind, "at": "0ms",
+                                       **target, name: "1234.5ms"})
+        except ValidationError:
+            continue
+        if spec.heal_after == 1234.5:
+            return name
+    return None
+
+
+RandomFaultSpec = RandomFault
+"""A random fault process (of any kind of the FaultSpec union)."""
+RandomCrashFault = RandomFault
+"""The name random faults had when crashes were their only kind."""
+FAULT_KINDS["random_faults"] = dict.fromkeys(FAULT_KINDS["faults"], RandomFault)
 
 
 # --- the scenario ------------------------------------------------------------------------------
@@ -728,9 +815,18 @@ class Scenario(_Model):
             if rf.stop is not None and rf.stop < rf.start:
                 raise ValueError(f"random_faults.{i}.stop: {format_ms(rf.stop)} is before start {format_ms(rf.start)} "
                                  f"(allowed: stop >= start)")
-            if rf.max_down > self.cluster.brokers:
-                raise ValueError(f"random_faults.{i}.max_down: {rf.max_down} is more than the {self.cluster.brokers} "
-                                 f"brokers (allowed: 1..{self.cluster.brokers})")
+            if rf.per == "rack" and not self.cluster.racks:
+                raise ValueError(f"random_faults.{i}.per: rack needs cluster.racks (allowed: cluster, broker, link)")
+            units, what = ((len(set(self.cluster.racks)), "racks") if rf.per == "rack" else
+                           (self.cluster.brokers * (self.cluster.brokers - 1) // 2, "links") if rf.per == "link" else
+                           (self.cluster.brokers, "brokers"))
+            if rf.max_down > units:
+                raise ValueError(f"random_faults.{i}.max_down: {rf.max_down} is more than the {units} "
+                                 f"{what} (allowed: 1..{units})")
+            b = rf.fault.get("broker")
+            if isinstance(b, int) and b >= self.cluster.brokers:
+                raise ValueError(f"random_faults.{i}.fault.broker: no broker {b} "
+                                 f"(allowed: 0..{self.cluster.brokers - 1})")
         return self
 
     def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
@@ -839,7 +935,7 @@ def scenario_warnings(sc: Scenario) -> list[str]:
                         f"KAFKA-15583)")
             out.append(f"{where}={t.min_insync_replicas} exceeds replication.factor {rf} of topic {t.name}: {what}")
     for i, rf in enumerate(sc.random_faults):
-        if rf.max_down >= sc.cluster.brokers:
+        if rf.per in ("cluster", "broker") and rf.max_down >= sc.cluster.brokers:
             out.append(f"random_faults.{i}.max_down={rf.max_down}: every one of the {sc.cluster.brokers} brokers "
                        "can be down at once, so the whole cluster can be unavailable (and partitions offline) "
                        "until one restarts")
