@@ -220,7 +220,7 @@ def test_a_fault_free_run_pays_nothing_for_the_network_faults():
     ({"faults.0.rack": "x", "faults.0.leader_of": None}, "faults.0.rack: no rack 'x' (allowed: none: set cluster.racks)"),
     ({"faults.0.between": ["nobody"]}, "faults.0.between.0: must be one of 'peers', 'controller', 'clients' or 'all'"),
     ({"faults.0.direction": "sideways"}, "faults.0.direction: must be one of 'both', 'outbound' or 'inbound'"),
-    ({"faults.0.broker": 1}, "a fault needs exactly one of 'broker', 'leader_of', 'brokers', 'rack' or 'zone'"),
+    ({"faults.0.broker": 1}, "a fault needs exactly one of 'broker', 'leader_of', 'follower_of', 'brokers', 'rack' or 'zone'"),
     ({"faults.0.brokers": [0, 7], "faults.0.leader_of": None}, "faults.0.brokers: no broker 7 (allowed: 0..2)"),
     ({"network.controller_zone": "z"}, "network.controller_zone: no zone 'z' (allowed: none: set cluster.zones)"),
 ])

@@ -188,7 +188,7 @@ def test_follower_of_hits_a_replica_that_is_not_the_leader():
 @pytest.mark.parametrize("fault, message", [
     ({"kind": "pause", "broker": 0, "at": "1s"}, "faults.0.duration: Field required"),
     ({"kind": "pause", "at": "1s", "duration": "1s"},
-     "a fault needs exactly one of 'broker', 'leader_of', 'follower_of' or 'controller'"),
+     "a fault needs exactly one of 'broker', 'leader_of', 'follower_of', 'brokers', 'rack', 'zone' or 'controller'"),
     ({"kind": "controller_outage", "broker": 1, "at": "1s", "duration": "1s"}, "exactly one of"),
     ({"kind": "controlled_shutdown", "controller": True, "at": "1s"}, "controller"),
     ({"kind": "crash", "follower_of": "nope-0", "at": "1s"}, "faults.0.follower_of: 'nope-0' is not a topic-partition"),

@@ -160,8 +160,8 @@ def test_every_storage_scenario_is_tested_here_and_runs_from_its_yaml():
     ("faults=[{kind: disk_loss, broker: 1, at: 1s, restart_after: 0s}]", "faults.0.restart_after: must be greater than 0"),
     ("faults=[{kind: power_lost, broker: 1, at: 1s}]", "faults.0.kind: must be one of 'crash', 'power_loss'"),
     ("topics.0.flush.messages=0", "topics.0.flush.messages: Input should be greater than or equal to 1"),
-    ("faults.0.speed=1", "--set faults.0.speed: unknown key 'speed' under faults.0 (allowed: at, broker, duration, "
-                         "flush_latency, kind, latency, leader_of)"),
+    ("faults.0.speed=1", "--set faults.0.speed: unknown key 'speed' under faults.0 (allowed: at, broker, brokers, "
+                         "duration, flush_latency, follower_of, kind, latency, leader_of, rack, zone)"),
 ])
 def test_storage_fault_errors_are_one_line_naming_the_field(override, message):
     with pytest.raises(ScenarioError) as e:
@@ -194,8 +194,11 @@ def test_flush_ms_without_the_flush_scheduler_is_warned_about():
 
 
 def test_kafkasim_scenarios_lists_the_storage_scenarios(capsys, monkeypatch):
+    from rich.console import Console
+
+    import sim.cli.app
     from sim.cli import main
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(sim.cli.app, "out_console", Console(width=400))  # no path folded over two lines
     assert main(["scenarios"]) == 0
     out = capsys.readouterr().out
     for name in ("power-loss", "power-loss-flushed", "disk-loss", "slow-disk", "elr"):

@@ -272,6 +272,11 @@ ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
+def _same_source(a: "ActiveFault | None", b: "ActiveFault") -> bool:
+    """Whether `a` is a firing of the same fault (source list and index) as `b`."""
+    return a is not None and a.source == b.source and a.index == b.index
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveFault:
     """A fault that has started on a broker and not yet ended: what its fault_end reports."""
@@ -453,7 +458,7 @@ class FaultInjector:
             if t >= stop:
                 return
             yield self.env.timeout(t - self.env.now)
-            down = [b for b in down if not self.brokers[b].alive or self.active.get(b) is info]
+            down = [b for b in down if not self.brokers[b].alive or _same_source(self.active.get(b), info)]
             live = [b.broker_id for b in self.brokers if b.alive and b.broker_id not in self.active]
             if len(down) >= spec.max_down or len(live) <= 1:
                 self._event(FAULT_SKIPPED, -1, index, f"random {spec.kind}: at max_down", info, reason="at max_down")
@@ -490,7 +495,7 @@ class FaultInjector:
             down.add(key)
             yield self.env.timeout(repair)
             for b in hit:
-                if self.active.get(b) is info:
+                if _same_source(self.active.get(b), info):
                     self.end(b, "random repair over")
             down.discard(key)
             t = self.env.now
