@@ -111,7 +111,8 @@ class Cluster:
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
-                                    streams.stream("cluster.faults"), end_ms)
+                                    streams.stream("cluster.faults"), end_ms,
+                                    clients={c.name: c for c in (*self.producers, *self.consumers)})
 
     def start(self) -> None:
         """Bootstrap the metadata, then start every process."""

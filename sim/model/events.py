@@ -129,6 +129,11 @@ for _k in (
               broker="the leader", partition="the partition", value="the HW", fields=("isr", "min_isr")),
     EventKind("hw_resume", "the leader advances the HW again", broker="the leader", partition="the partition",
               value="the HW"),
+    # --- producer (fault kind producer_crash) -------------------------------------------------
+    EventKind("producer_crash", "a producer instance crashed: its queued and in-flight batches end unknown",
+              value="its producer id (-1: not idempotent)", fields=("client",)),
+    EventKind("producer_restart", "a producer instance restarted with a new producer id",
+              value="its new producer id (-1: not idempotent)", fields=("client",)),
     # --- consumer -----------------------------------------------------------------------------
     EventKind("consumer_crash", "a consumer instance crashed", fields=("client",)),
     EventKind("consumer_restart", "a consumer instance restarted", fields=("client",)),

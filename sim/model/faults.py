@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sim.model.recorder import Recorder
     from sim.scenario.schema import FaultSpec, RandomFaultSpec
 
-__all__ = ["FaultInjector", "FaultAction", "Crash", "ACTIONS"]
+__all__ = ["FaultInjector", "FaultAction", "Crash", "ClientCrash", "ClientPause", "ACTIONS"]
 
 
 class FaultAction:
@@ -66,7 +66,45 @@ class Crash(FaultAction):
         return True
 
 
-ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(),)}
+class ClientCrash(FaultAction):
+    """A producer or consumer process crash and, at its end, a restart (a new incarnation)."""
+
+    kind = "client_crash"
+    takes_down = True
+    kills_process = True
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def start(self, client) -> None:
+        client.crash()
+
+    def end(self, client) -> bool:
+        if client.alive:
+            return False
+        client.restart()
+        return True
+
+
+class ClientPause(FaultAction):
+    """A stop-the-world pause of a consumer (GC, SIGSTOP): see Consumer.pause."""
+
+    kind = "consumer_pause"
+    takes_down = True
+    kills_process = False
+
+    def start(self, client) -> None:
+        client.pause()
+
+    def end(self, client) -> bool:
+        if client.state != "paused":
+            return False
+        client.resume()
+        return True
+
+
+ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (Crash(), ClientCrash("producer_crash"),
+                                                       ClientCrash("consumer_crash"), ClientPause())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
@@ -88,7 +126,8 @@ class FaultInjector:
     def __init__(self, env: simpy.Environment, faults: list["FaultSpec"], brokers: list["Broker"],
                  controller: "Controller", partition_index: dict[str, int], recorder: "Recorder",
                  random_faults: list["RandomFaultSpec"] | None = None, rng: np.random.Generator | None = None,
-                 end_ms: float = float("inf"), actions: dict[str, FaultAction] | None = None):
+                 end_ms: float = float("inf"), actions: dict[str, FaultAction] | None = None,
+                 clients: dict | None = None):
         self.env = env
         self.faults = faults
         self.random_faults = random_faults or []
@@ -105,9 +144,13 @@ class FaultInjector:
         self.partition_index = partition_index
         self.recorder = recorder
         self.active: dict[int, ActiveFault] = {}  # broker id -> the fault it is under
+        self.clients = clients or {}  # producer and consumer instances by name
+        self.active_clients: dict[str, ActiveFault] = {}  # client name -> the fault it is under
+        self._healed = env.event()  # client faults without a heal time end at the heal
 
     def start(self) -> list[simpy.Process]:
-        procs = [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
+        procs = [self.env.process(self.inject_client(i, f) if getattr(f, "client", None) else self.inject(i, f))
+                 for i, f in enumerate(self.faults)]
         procs += [self.env.process(self.inject_randomly(i, f)) for i, f in enumerate(self.random_faults)]
         return procs
 
@@ -142,6 +185,26 @@ class FaultInjector:
         if fault.heal_after is not None:
             yield self.env.timeout(fault.heal_after)
             self.end(target, "scheduled")
+
+    def inject_client(self, index: int, fault: "FaultSpec"):
+        """A fault on a producer or consumer instance (sim/model/producer.py, consumer.py)."""
+        yield self.env.timeout(fault.at)
+        info = ActiveFault(fault.kind, "faults", index, fault.target)
+        client = self.clients.get(fault.client)
+        if client is None or not client.alive:
+            self._event(FAULT_SKIPPED, -1, index, f"{fault.kind}: {fault.target} is not up", info, reason="not up")
+            return
+        self._event(FAULT_START, -1, index, fault.kind, info)
+        self.active_clients[fault.client] = info
+        self.actions[fault.kind].start(client)
+        if fault.heal_after is not None:
+            yield self.env.timeout(fault.heal_after)
+        else:
+            yield self._healed
+        self.active_clients.pop(fault.client, None)
+        if self.actions[fault.kind].end(client):
+            self._event(FAULT_END, -1, 0, "scheduled" if fault.heal_after is not None else "heal", info,
+                        reason="scheduled" if fault.heal_after is not None else "heal")
 
     def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
         """Fault a random live broker after each exponential gap; end it after `downtime`."""
@@ -179,3 +242,5 @@ class FaultInjector:
         """End of the fault window: end every fault still active, restart every crashed broker."""
         for b in self.brokers:
             self.end(b.broker_id, "heal")
+        if self.active_clients:
+            self._healed.succeed()
