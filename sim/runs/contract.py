@@ -177,6 +177,12 @@ class RunSummary(Mapping):
     duplicates: Optional[int] = None
     reordered: Optional[int] = None
     records_consumed: Optional[int] = None
+    records_redelivered: Optional[int] = None
+    """Records a consumer group received more than once (at-least-once after a rebalance or restart);
+    only when a scenario uses consumer groups (group.protocol classic, or a consumer fault)."""
+    consumer_lag_max: Optional[int] = None
+    """The highest total consumer lag (HW minus the groups' positions, records) of the per-second
+    timeseries column consumer_lag; present with records_redelivered."""
     batches: Optional[int] = None
     throughput_rps: Optional[float] = None
     """Acknowledged records per second of producing."""
