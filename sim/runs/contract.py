@@ -40,7 +40,7 @@ from sim.measure.stats import bounded_mean_ci
 __all__ = [
     "RUN_FILES", "SWEEP_FILES", "RUN_TABLES", "RUN_EXTRAS", "SWEEP_ENTRIES", "FIGURE_SUFFIXES", "REPORT_MARK",
     "ResultsError", "write_atomic", "discard", "is_temporary",
-    "RunSummary", "Percentiles", "Failover", "read_summary", "flatten_summary",
+    "RunSummary", "CONDITIONAL_KEYS", "Percentiles", "Failover", "read_summary", "flatten_summary",
     "is_run_dir", "is_sweep_dir", "is_figure_dir", "is_report",
     "Run", "read_run", "SweepResults", "read_sweep", "read_sweep_table", "read_yaml",
     "acks_label", "acks_order", "scenario_facts", "replication_by_partition",
@@ -257,6 +257,8 @@ class RunSummary(Mapping):
 
 _KEYS = tuple(f.name for f in fields(RunSummary) if f.name != "extra")
 _KEY_SET = frozenset(_KEYS)
+CONDITIONAL_KEYS = frozenset({"records_redelivered", "consumer_lag_max"})
+"""Keys present only when the run uses their feature (consumer groups), absent otherwise."""
 
 
 def _jsonable(o):

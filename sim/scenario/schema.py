@@ -810,6 +810,11 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
             continue
+        if i == 0 and part in FAULT_KINDS:
+            model = None  # a union of fault kinds: the kind tag that follows the index picks the class
+            continue
+        if model is None:
+            return None
         field = None
         for name, f in model.model_fields.items():
             if part in (name, f.alias):
@@ -935,7 +940,10 @@ def apply_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> dict:
     return data
 
 
-def _known_keys(path: list) -> list[str]:
+def _known_keys(path: list, node: Any = None) -> list[str]:
+    if len(path) == 2 and path[0] in FAULT_KINDS and isinstance(node, dict):  # a fault: its kind's fields
+        spec = FAULT_KINDS[path[0]].get(node.get("kind", "crash"))
+        return [f.alias or n for n, f in spec.model_fields.items()] if spec is not None else []
     return _fields_at(tuple(p for p in path))
 
 
@@ -958,7 +966,7 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
             continue
         if not isinstance(node, dict):
             raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path))} is a value, not a section")
-        known = set(node) | set(_known_keys(path))
+        known = set(node) | set(_known_keys(path, node))
         old_names = set(RENAMED_CLUSTER_KEYS) if path == ["cluster"] else set()  # accepted, not listed
         for j in range(len(segs), i, -1):
             key = ".".join(segs[i:j])
