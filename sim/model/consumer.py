@@ -286,6 +286,8 @@ class Consumer(Node):
     def resume(self) -> None:
         if self._paused is not None:
             self.recorder.event(self.env.now, "consumer_resume", -1, -1, 0, self.name, client=self.name)
+            if self.membership is not None:
+                self.membership.on_resume()  # before the queue replays: records fetched meanwhile are dropped
         super().resume()
 
     def finish(self) -> None:

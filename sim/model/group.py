@@ -354,6 +354,7 @@ class GroupMembership:
         self.generation = -1
         self.state = "unjoined"  # joining, syncing, stable
         self.owned: tuple = ()
+        self.last_ok = self.consumer.env.now  # the last answer that kept the session alive
 
     def start(self) -> None:
         self.join()
@@ -390,6 +391,8 @@ class GroupMembership:
     def handle(self, msg) -> None:
         t = type(msg)
         if t is HeartbeatResponse:
+            if msg.error in (NONE, REBALANCE_IN_PROGRESS):
+                self.last_ok = self.consumer.env.now
             if msg.error == REBALANCE_IN_PROGRESS:
                 self.rejoin(commit=True)
             elif msg.error in (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION) and self.state != "joining":
@@ -409,6 +412,16 @@ class GroupMembership:
         c.revoke()
         self.owned = ()
         self.join()
+
+    def on_resume(self) -> None:
+        """Back from a pause longer than the session: the heartbeat thread sees the session expired
+        (AbstractCoordinator.HeartbeatThread: sessionTimeoutExpired), so the member stops handing
+        out records and rejoins (its commit goes first, with its old generation)."""
+        c = self.consumer
+        if self.state in ("syncing", "stable") and c.env.now - self.last_ok >= c.config.session_timeout_ms:
+            c.recorder.event(c.env.now, "consumer_partitions_lost", -1, -1, len(c.partitions),
+                             f"{c.name}: session expired while paused", client=c.name, reason="session expired")
+            self.rejoin(commit=True)
 
     def on_join_response(self, resp: JoinGroupResponse) -> None:
         if self.state != "joining":
@@ -433,6 +446,7 @@ class GroupMembership:
             self.join()
             return
         self.state = "stable"
+        self.last_ok = self.consumer.env.now
         self.owned = resp.partitions
         self.consumer.assign(list(resp.partitions))
 
