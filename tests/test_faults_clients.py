@@ -106,8 +106,9 @@ def test_a_consumer_crash_rebalances_after_the_session_timeout_and_redelivers_at
 
 
 def test_redelivery_after_a_consumer_crash_scales_with_the_auto_commit_interval():
-    short = _group_run(FAULTS / "consumer-crash.yaml", **{"consumers.0.auto.commit.interval.ms": 1000, "duration": "70s"})
-    long = _group_run(FAULTS / "consumer-crash.yaml", **{"consumers.0.auto.commit.interval.ms": 10_000, "duration": "70s"})
+    run = lambda ms: _group_run(FAULTS / "consumer-crash.yaml",  # noqa: E731
+                                **{"consumers.0.auto.commit.interval.ms": ms, "duration": "70s"})
+    short, long = run(1000), run(10_000)
     rate = short.scenario.producers[0].rate / 1000.0
     assert 0 < short.summary["records_redelivered"] <= 1000 * rate
     assert 0 < long.summary["records_redelivered"] <= 10_000 * rate

@@ -15,7 +15,8 @@ from sim.model.events import FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
 from sim.measure.batches import mid_arrival, produce_latencies
 
-__all__ = ["records_redelivered", "consumer_lag", "weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
+__all__ = ["records_redelivered", "consumer_lag",
+           "weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
            "events_table", "under_replicated_at_end"]
 
 

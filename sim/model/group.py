@@ -245,7 +245,8 @@ class GroupCoordinator(Node):
             for m in g.members.values():
                 if m.awaiting_sync:
                     m.awaiting_sync = False
-                    self._reply(m.client, SyncGroupResponse(NONE, g.generation, tuple(g.assignment.get(m.member_id, ()))))
+                    mine = tuple(g.assignment.get(m.member_id, ()))
+                    self._reply(m.client, SyncGroupResponse(NONE, g.generation, mine))
 
     def on_heartbeat(self, req: Heartbeat) -> None:
         """handleHeartbeat: reset the member's session; tell it about a rebalance in progress."""

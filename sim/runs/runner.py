@@ -24,8 +24,8 @@ from sim import __version__
 from sim.measure.checker import batches_table, check
 from sim.runs.contract import RunSummary
 from sim.measure.invariants import check_invariants
-from sim.measure.metrics import (consumer_lag, e2e_latency, events_table, failovers, produce_latency, records_redelivered,
-                                 timeseries, under_replicated_at_end)
+from sim.measure.metrics import (consumer_lag, e2e_latency, events_table, failovers, produce_latency,
+                                 records_redelivered, timeseries, under_replicated_at_end)
 from sim.model.cluster import Cluster, partition_names
 from sim.model.recorder import Recorder
 from sim.runs.results import Results

@@ -39,7 +39,8 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
-    "RandomCrashFault", "ClientFault", "ProducerCrashFault", "ConsumerCrashFault", "ConsumerPauseFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "RandomCrashFault", "ClientFault", "ProducerCrashFault", "ConsumerCrashFault", "ConsumerPauseFault",
+    "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
@@ -517,7 +518,8 @@ RandomFaultSpec = Annotated[
 """A random fault source of any kind."""
 
 FAULT_KINDS = {"faults": {"crash": CrashFault, "producer_crash": ProducerCrashFault,
-                          "consumer_crash": ConsumerCrashFault, "consumer_pause": ConsumerPauseFault}, "random_faults": {"crash": RandomCrashFault}}
+                          "consumer_crash": ConsumerCrashFault, "consumer_pause": ConsumerPauseFault},
+               "random_faults": {"crash": RandomCrashFault}}
 """The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
 
 
