@@ -17,6 +17,7 @@ from sim.model.consumer import Consumer
 from sim.model.controller import Controller
 from sim.model.distributions import make_latency
 from sim.model.faults import FaultInjector
+from sim.model.group import GroupCoordinator
 from sim.model.network import Network
 from sim.model.producer import Producer
 
@@ -121,19 +122,27 @@ class Cluster:
                 self.network.attach(p)
         self.consumers: list[Consumer] = []
         self.group_offsets: dict[str, dict[int, int]] = {}  # group id -> committed offsets (__consumer_offsets)
+        classic = {c.group: c.partition_assignment_strategy for c in scenario.consumers if c.group_protocol == "classic"}
+        self.group_coordinator = None
+        if classic:
+            self.group_coordinator = GroupCoordinator(env, self.network, recorder, self.group_offsets, classic)
+            self.network.attach(self.group_coordinator)
         for spec in scenario.consumers:
             parts = self.topic_partitions[spec.topic]
             for i in range(spec.instances):
                 index = len(self.consumers)
                 name = f"{spec.group}-{i}"
                 assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]
-                c = Consumer(env, index, name, spec, assigned, self.brokers, self.network, recorder,
-                             streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets)
+                group = spec.group_protocol == "classic"
+                c = Consumer(env, index, name, spec, [] if group else assigned, self.brokers, self.network,
+                             recorder, streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets,
+                             coordinator=self.group_coordinator if group else None, topic_partitions=parts)
                 self.consumers.append(c)
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
-                                    streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks)
+                                    streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks,
+                                    clients={c.name: c for c in (*self.producers, *self.consumers)})
         self.faults.network = self.network
         if any(f.kind == "degrade" for f in scenario.faults):
             self.faults.net_rng = streams.stream("cluster.network.faults")

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from sim.scenario.schema import FaultSpec, RandomFaultSpec
 
 __all__ = ["FaultInjector", "FaultAction", "Crash", "Pause", "ControlledShutdown", "ControllerOutage", "PowerLoss",
-           "DiskLoss", "SlowDisk", "Partition", "Degrade", "ACTIONS", "CONTROLLER"]
+           "DiskLoss", "SlowDisk", "Partition", "Degrade", "ClientCrash", "ClientPause", "ACTIONS",
+           "CONTROLLER"]
 
 CONTROLLER = -2
 """The target id of a fault on the controller (its events' broker column holds -1)."""
@@ -266,9 +267,46 @@ class SlowDisk(FaultAction):
         return True
 
 
+class ClientCrash(FaultAction):
+    """A producer or consumer process crash and, at its end, a restart (a new incarnation)."""
+
+    kind = "client_crash"
+    takes_down = True
+    kills_process = True
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def start(self, client) -> None:
+        client.crash()
+
+    def end(self, client) -> bool:
+        if client.alive:
+            return False
+        client.restart()
+        return True
+
+
+class ClientPause(FaultAction):
+    """A stop-the-world pause of a consumer (GC, SIGSTOP): see Consumer.pause."""
+
+    kind = "consumer_pause"
+    takes_down = True
+    kills_process = False
+
+    def start(self, client) -> None:
+        client.pause()
+
+    def end(self, client) -> bool:
+        if not client.paused:
+            return False
+        client.resume()
+        return True
+
+
 ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
     Crash(), Pause(), ControlledShutdown(), ControllerOutage(), PowerLoss(), DiskLoss(), SlowDisk(), Partition(),
-    Degrade())}
+    Degrade(), ClientCrash("producer_crash"), ClientCrash("consumer_crash"), ClientPause())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 
@@ -297,7 +335,8 @@ class FaultInjector:
                  controller: "Controller", partition_index: dict[str, int], recorder: "Recorder",
                  random_faults: list["RandomFaultSpec"] | None = None, rng: np.random.Generator | None = None,
                  end_ms: float = float("inf"), actions: dict[str, FaultAction] | None = None,
-                 streams: "RandomStreams | None" = None, racks: list[str] | None = None):
+                 streams: "RandomStreams | None" = None, racks: list[str] | None = None,
+                 clients: dict | None = None):
         self.env = env
         self.faults = faults
         self.random_faults = random_faults or []
@@ -321,9 +360,13 @@ class FaultInjector:
         self._bound: dict[tuple, FaultAction] = {}  # (target, source, index) -> its fault's action, when bound to the spec
         self.network = None  # the cluster's Network and a random stream for link faults (set by Cluster)
         self.net_rng: np.random.Generator | None = None
+        self.clients = clients or {}  # producer and consumer instances by name
+        self.active_clients: dict[str, ActiveFault] = {}  # client name -> the fault it is under
+        self._healed = env.event()  # client faults without a heal time end at the heal
 
     def start(self) -> list[simpy.Process]:
-        procs = [self.env.process(self.inject(i, f)) for i, f in enumerate(self.faults)]
+        procs = [self.env.process(self.inject_client(i, f) if getattr(f, "client", None) else self.inject(i, f))
+                 for i, f in enumerate(self.faults)]
         for i, f in enumerate(self.random_faults):
             if f.per == "cluster":
                 procs.append(self.env.process(self.inject_randomly(i, f)))
@@ -444,6 +487,26 @@ class FaultInjector:
     def _stop_ms(self, spec: "RandomFaultSpec") -> float:
         return min(spec.stop if spec.stop is not None else self.end_ms, self.end_ms)
 
+    def inject_client(self, index: int, fault: "FaultSpec"):
+        """A fault on a producer or consumer instance (sim/model/producer.py, consumer.py)."""
+        yield self.env.timeout(fault.at)
+        info = ActiveFault(fault.kind, "faults", index, fault.target)
+        client = self.clients.get(fault.client)
+        if client is None or not client.alive:
+            self._event(FAULT_SKIPPED, -1, index, f"{fault.kind}: {fault.target} is not up", info, reason="not up")
+            return
+        self._event(FAULT_START, -1, index, fault.kind, info)
+        self.active_clients[fault.client] = info
+        self.actions[fault.kind].start(client)
+        if fault.heal_after is not None:
+            yield self.env.timeout(fault.heal_after)
+        else:
+            yield self._healed
+        self.active_clients.pop(fault.client, None)
+        if self.actions[fault.kind].end(client):
+            self._event(FAULT_END, -1, 0, "scheduled" if fault.heal_after is not None else "heal", info,
+                        reason="scheduled" if fault.heal_after is not None else "heal")
+
     def inject_randomly(self, index: int, spec: "RandomFaultSpec"):
         """per: cluster: fault a random live broker (or the template's target) after each exponential gap."""
         rng = self._random_stream(index, spec)
@@ -522,3 +585,5 @@ class FaultInjector:
             self.end(b.broker_id, "heal")
         if CONTROLLER in self.active:
             self.end(CONTROLLER, "heal")
+        if self.active_clients:
+            self._healed.succeed()

@@ -16,7 +16,7 @@ import re
 import typing
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic_core import PydanticCustomError
@@ -42,7 +42,8 @@ __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
     "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "PartitionFault", "DegradeFault",
-    "PauseFault", "ControlledShutdownFault", "ControllerOutageFault", "FAULT_KINDS", "union_kinds", "LatencyDist",
+    "PauseFault", "ControlledShutdownFault", "ControllerOutageFault", "ClientFault", "ProducerCrashFault", "ConsumerCrashFault",
+    "ConsumerPauseFault", "FAULT_KINDS", "union_kinds", "LatencyDist",
     "load_scenario",
     "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
@@ -401,6 +402,25 @@ class ConsumerConfig(_Model):
     fetch_max_bytes: Size = Field(50 * 1024 * 1024, alias="fetch.max.bytes", gt=0)
     request_timeout_ms: PositiveMs = Field(30000, alias="request.timeout.ms")
     retry_backoff_ms: KafkaMs = Field(100, alias="retry.backoff.ms")
+    group_protocol: Literal["none", "classic"] = Field(
+        "none", alias="group.protocol",
+        description="none: partitions assigned once (range), no heartbeats or rebalances (kafkasim's default, "
+                    "cheapest); classic: the classic group protocol with a group coordinator (join/sync, "
+                    "heartbeats, session timeout, rebalances)")
+    session_timeout_ms: PositiveMs = Field(45000, alias="session.timeout.ms",
+                                           description="classic protocol: a member silent this long is removed")
+    heartbeat_interval_ms: PositiveMs = Field(3000, alias="heartbeat.interval.ms")
+    max_poll_interval_ms: PositiveMs = Field(
+        300000, alias="max.poll.interval.ms", description="classic protocol: the rebalance timeout of JoinGroup")
+    partition_assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = Field(
+        "range", alias="partition.assignment.strategy",
+        description="classic protocol: the assignor (cooperative-sticky keeps owned partitions; rebalances are eager)")
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> "ConsumerConfig":
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat.interval.ms must be lower than session.timeout.ms (Kafka rejects it)")
+        return self
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -584,6 +604,72 @@ class SlowDiskFault(ScheduledFault):
         return self.duration
 
 
+class ClientFault(ScheduledFault):
+    """Fields of a fault on a client instance: `producer` or `consumer` names the instance.
+
+    Instance names are those of the cluster: a producer's `name` (default producer-<index>), with
+    -<i> appended when it has several instances; a consumer group's instances are <group.id>-<i>.
+    """
+
+    producer: str | None = Field(None, description="the producer instance, e.g. 'producer-0'")
+    consumer: str | None = Field(None, description="the consumer instance, e.g. 'group-a-0'")
+    _client_kind: ClassVar[str] = "producer"  # which of the two the kind takes
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "ClientFault":  # overrides ScheduledFault's: a client, not a broker
+        other = "consumer" if self._client_kind == "producer" else "producer"
+        if any(getattr(self, k) is not None for k in TARGET_SELECTORS) or getattr(self, other) is not None:
+            raise ValueError(f"a {self.kind} fault targets a {self._client_kind} instance "
+                             f"(allowed: {self._client_kind})")
+        if getattr(self, self._client_kind) is None:
+            raise ValueError(f"a {self.kind} fault needs '{self._client_kind}' (the instance name)")
+        return self
+
+    @property
+    def client(self) -> str:
+        """The client instance's name."""
+        return self.producer if self.producer is not None else self.consumer
+
+    @property
+    def target(self) -> str:
+        return f"{self._client_kind} {self.client}"
+
+
+class ProducerCrashFault(ClientFault):
+    """A producer instance crashes: its queued and in-flight records end unknown; it restarts with a new producer id."""
+
+    kind: Literal["producer_crash"] = Field("producer_crash", description="producer_crash: a producer process crash")
+    restart_after: PositiveDuration | None = None
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ConsumerCrashFault(ClientFault):
+    """A consumer instance crashes; with group.protocol classic its group rebalances after session.timeout.ms."""
+
+    kind: Literal["consumer_crash"] = Field("consumer_crash", description="consumer_crash: a consumer process crash")
+    _client_kind: ClassVar[str] = "consumer"
+    restart_after: PositiveDuration | None = None
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ConsumerPauseFault(ClientFault):
+    """A consumer instance freezes (GC, SIGSTOP) for `duration`: no heartbeat, fetch or commit meanwhile."""
+
+    kind: Literal["consumer_pause"] = Field("consumer_pause", description="consumer_pause: a stop-the-world pause")
+    _client_kind: ClassVar[str] = "consumer"
+    duration: PositiveDuration
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
 def _fault_kind(v: Any) -> Any:
     """The discriminator: a mapping's `kind` (crash when left out), a spec's own kind."""
     kind = v.get("kind", "crash") if isinstance(v, dict) else getattr(v, "kind", None)
@@ -596,7 +682,9 @@ FaultSpec = Annotated[
           Annotated[SlowDiskFault, Tag("slow_disk")], Annotated[PartitionFault, Tag("partition")],
           Annotated[DegradeFault, Tag("degrade")], Annotated[PauseFault, Tag("pause")],
           Annotated[ControlledShutdownFault, Tag("controlled_shutdown")],
-          Annotated[ControllerOutageFault, Tag("controller_outage")]],
+          Annotated[ControllerOutageFault, Tag("controller_outage")],
+          Annotated[ProducerCrashFault, Tag("producer_crash")], Annotated[ConsumerCrashFault, Tag("consumer_crash")],
+          Annotated[ConsumerPauseFault, Tag("consumer_pause")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
@@ -827,6 +915,23 @@ class Scenario(_Model):
             if isinstance(b, int) and b >= self.cluster.brokers:
                 raise ValueError(f"random_faults.{i}.fault.broker: no broker {b} "
                                  f"(allowed: 0..{self.cluster.brokers - 1})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_client_faults(self) -> "Scenario":
+        """Client faults name an instance of the scenario (see ClientFault for the names)."""
+        producers, consumers = [], []
+        for j, p in enumerate(self.producers):
+            base = p.name or f"producer-{j}"
+            producers += [base] if p.instances == 1 else [f"{base}-{i}" for i in range(p.instances)]
+        for c in self.consumers:
+            consumers += [f"{c.group}-{i}" for i in range(c.instances)]
+        for i, f in enumerate(self.faults):
+            if isinstance(f, ClientFault):
+                kind, names = f._client_kind, producers if f._client_kind == "producer" else consumers
+                if f.client not in names:
+                    raise ValueError(f"faults.{i}.{kind}: no {kind} instance {f.client!r} "
+                                     f"(allowed: {', '.join(names) or 'none declared'})")
         return self
 
     def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
