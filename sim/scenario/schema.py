@@ -798,7 +798,8 @@ def _heal_field(cls: type[ScheduledFault], kind: str, template: dict[str, Any]) 
     declared = getattr(cls, "heal_field", None)
     if isinstance(declared, str):
         return declared
-    target = {} if set(template) & set(ScheduledFault.model_fields) else {"broker": 0}
+    own_target = set(template) & (set(ScheduledFault.model_fields) | {"controller", "producer", "consumer"})
+    target = {} if own_target else {"broker": 0}
     for name in cls.model_fields:
         if name in ScheduledFault.model_fields:
             continue
