@@ -853,10 +853,14 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
         ax.set_xlim(0, end_s)
     ax_ln.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     # labels above the top panel, outside the data: one row for downtime, one for the end of producing
-    for _, d in down.iterrows():
-        ax_tp.annotate(f"broker {int(d['broker'])} {_DOWN_WORDS.get(d['fault'], 'down')}", ((d["start_ms"] + d["end_ms"]) / 2000.0, 1.0),
+    # one label per window: brokers that went down together (a rack, a power cut) share it
+    for (start, end, fault), g in down.groupby(["start_ms", "end_ms", "fault"], sort=False):
+        ids = sorted(int(b) for b in g["broker"])
+        who = f"broker {ids[0]}" if len(ids) == 1 else "brokers " + ", ".join(map(str, ids))
+        ax_tp.annotate(f"{who} {_DOWN_WORDS.get(fault, 'down')}", ((start + end) / 2000.0, 1.0),
                        xycoords=("data", "axes fraction"), xytext=(0, 2), textcoords="offset points",
-                       ha="center", va="bottom", fontsize=7, color="#333333", gid=f"label:down:{int(d['broker'])}")
+                       ha="center", va="bottom", fontsize=7, color="#333333",
+                       gid="label:down:" + ",".join(map(str, ids)))
     ax_tp.annotate("producers stop, faults heal", (run.produce_end_ms / 1000.0, 1.0),
                    xycoords=("data", "axes fraction"), xytext=(0, 12), textcoords="offset points",
                    ha="center", va="bottom", fontsize=7, color="grey", gid="label:produce_end")

@@ -1098,3 +1098,15 @@ def test_overlapping_faults_on_one_broker_pair_their_own_start_and_end_and_the_l
     fig = analysis.failover_timeline(run)
     labels = [t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("label:down:")]
     assert labels == ["broker 2 cut off"]
+
+
+def test_brokers_down_together_share_one_label_above_the_timeline(tmp_path):
+    """A power cut of two brokers: one label "brokers 0, 1 powered off", not two printed on each other."""
+    overrides = {"duration": "8s", "settle": "2s",
+                 "faults": [{"kind": "power_loss", "brokers": [0, 1], "at": "2s", "restart_after": "2s"}]}
+    res = sim.run(Path(__file__).resolve().parent.parent / "scenarios/quickstart.yaml", seed=1, overrides=overrides)
+    res.write(tmp_path / "run")
+    fig = analysis.failover_timeline(analysis.load_run(tmp_path / "run"))
+    labels = [t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("label:down:")]
+    assert labels == ["brokers 0, 1 powered off"]
+    assert_no_overlapping_text(fig)
