@@ -362,7 +362,8 @@ class FaultInjector:
         self.net_rng: np.random.Generator | None = None
         self.clients = clients or {}  # producer and consumer instances by name
         self.active_clients: dict[str, ActiveFault] = {}  # client name -> the fault it is under
-        self._healed = env.event()  # client faults without a heal time end at the heal
+        self._healed = env.event()  # client and link faults without a heal time end at the heal
+        self._link_waiting = False  # a link fault without a heal time waits for `_healed`
 
     def start(self) -> list[simpy.Process]:
         procs = [self.env.process(self.inject_client(i, f) if getattr(f, "client", None) else self.inject(i, f))
@@ -441,6 +442,13 @@ class FaultInjector:
             yield self.env.timeout(fault.heal_after)
             for target in live:
                 self.end(target, "scheduled", info)
+        elif isinstance(action, _LinkAction):
+            # A link fault without a heal time ends at the heal even if a later fault on the same broker
+            # (a crash, a disk loss) replaced its record in `active`: heal() ends only that record.
+            self._link_waiting = True
+            yield self._healed
+            for target in live:
+                self.end(target, "heal", info)  # a no-op for a target heal() already ended
 
     # --- random fault processes ---------------------------------------------------------------
     # A random process is a source of scheduled faults: each time it fires it fills its template
@@ -585,5 +593,5 @@ class FaultInjector:
             self.end(b.broker_id, "heal")
         if CONTROLLER in self.active:
             self.end(CONTROLLER, "heal")
-        if self.active_clients:
+        if self.active_clients or self._link_waiting:
             self._healed.succeed()
