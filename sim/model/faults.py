@@ -431,6 +431,16 @@ class FaultInjector:
             if target == -1 or not self.node(target).alive:
                 self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} has no live broker",
                             info, reason="no live broker")
+            elif fault.kind == ControllerOutage.kind and self.node(target).paused:
+                # as a pause of a controller without a quorum is skipped (not alive): the two never overlap,
+                # so the pause still ends (resumes) and each fault that starts also ends
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: the controller is paused", info,
+                            reason="controller paused")
+            elif fault.kind == ControlledShutdown.kind and getattr(self.node(target), "shutting_down", False):
+                # a second SIGTERM changes nothing (as a crash of a crashed broker): skipped, so that each
+                # fault that starts also ends (the first one's restart ends only that one)
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} is already "
+                            "shutting down", info, reason="already shutting down")
             else:
                 live.append(target)
         if not live:
