@@ -318,3 +318,17 @@ def test_a_second_controlled_shutdown_of_a_broker_shutting_down_is_skipped():
     assert f["kind"].tolist() == ["fault_start", "fault_skipped", "fault_end"]
     assert f["fault_index"].tolist() == [0, 1, 0]
     assert f["reason"].tolist()[1] == "already shutting down"
+
+
+def test_every_fault_that_starts_ends_even_when_a_later_one_on_its_broker_overlaps_it():
+    # a crash of a broker still shutting down: the SIGTERM's restart (at 11 s) ends the SIGTERM, and the
+    # heal ends the crash although it has nothing left to undo (the injector kept one record per broker,
+    # the crash's: the heal found it with nothing to undo and the crash never ended)
+    faults = [{"kind": "controlled_shutdown", "broker": 1, "at": "8s", "restart_after": "3s"},
+              {"kind": "crash", "broker": 1, "at": "8001ms"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end"])]
+    assert list(zip(f["kind"], f["fault"], f["time_ms"])) == [
+        ("fault_start", "controlled_shutdown", 8_000.0), ("fault_start", "crash", 8_001.0),
+        ("fault_end", "controlled_shutdown", 11_000.0), ("fault_end", "crash", 30_000.0)]
