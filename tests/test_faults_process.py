@@ -267,3 +267,68 @@ def test_an_isr_shrink_proposed_during_a_controller_outage_commits_soon_after_it
     assert not shrinks.empty
     assert shrinks["time_ms"].min() >= 14_000 and shrinks["time_ms"].max() <= 14_000 + 2000 + 200
     assert res.summary.messages_sent["AlterPartition"] < 200  # a retry per heartbeat interval, no storm
+
+
+# --- controller outage overlapping other faults (issue 13: the random-schedule property test) -------
+def test_a_broker_restarted_inside_a_controller_outage_registers_soon_after_the_quorum_returns():
+    # BrokerLifecycleManager resends a refused registration after an exponential backoff (100 ms
+    # doubling, at most broker.session.timeout.ms), not after the 30 s request timeout: the broker
+    # restarted at 11 s is registered, unfenced and back in every ISR soon after the outage ends at 14 s.
+    faults = [{"kind": "controller_outage", "at": "8s", "duration": "6s"},
+              {"kind": "crash", "follower_of": "events-0", "at": "9s", "restart_after": "2s"}]
+    res, cluster = _run(faults, duration="30s")
+    registered = _events(res, "broker_registered")
+    assert not registered.empty and 14_000 <= registered["time_ms"].min() <= 14_000 + 3_300
+    assert res.summary["under_replicated_partitions_at_end"] == 0
+    assert all(not reg.fenced for reg in cluster.controller.registrations.values())
+
+
+def test_a_controller_outage_of_a_paused_controller_is_skipped_and_the_pause_still_ends():
+    faults = [{"kind": "pause", "controller": True, "at": "8s", "duration": "4s"},
+              {"kind": "controller_outage", "at": "9s", "duration": "3s"},
+              {"kind": "crash", "follower_of": "events-0", "at": "13s", "restart_after": "10s"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end", "fault_skipped"])]
+    assert list(zip(f["kind"], f["fault"])) == [
+        ("fault_start", "pause"), ("fault_skipped", "controller_outage"), ("fault_end", "pause"),
+        ("fault_start", "crash"), ("fault_end", "crash")]
+    assert f["reason"].tolist()[1] == "controller paused"
+    # the controller still fences a broker that stops heartbeating
+    assert 13_000 < _events(res, "broker_fenced")["time_ms"].min() <= 13_000 + SESSION_MS + 200
+
+
+def test_a_quorum_lost_while_the_controller_is_paused_does_not_stop_its_loops():
+    # Controller.lose_quorum of a paused controller: its loops waited for the pause to end; they must
+    # wait for the quorum instead, or the controller never fences nor elects again.
+    def spy(cluster):
+        ctl, env = cluster.controller, cluster.env
+        for at, act in ((8_000, ctl.pause), (9_000, ctl.lose_quorum), (12_000, ctl.regain_quorum)):
+            env.timeout(at).callbacks.append(lambda _ev, act=act: act())
+    res, _ = _run([{"kind": "crash", "follower_of": "events-0", "at": "13s", "restart_after": "10s"}], spy=spy)
+    assert 13_000 < _events(res, "broker_fenced")["time_ms"].min() <= 13_000 + SESSION_MS + 200
+
+
+def test_a_second_controlled_shutdown_of_a_broker_shutting_down_is_skipped():
+    faults = [{"kind": "controlled_shutdown", "broker": 1, "at": "8s"},
+              {"kind": "controlled_shutdown", "broker": 1, "at": "8s"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end", "fault_skipped"])]
+    assert f["kind"].tolist() == ["fault_start", "fault_skipped", "fault_end"]
+    assert f["fault_index"].tolist() == [0, 1, 0]
+    assert f["reason"].tolist()[1] == "already shutting down"
+
+
+def test_every_fault_that_starts_ends_even_when_a_later_one_on_its_broker_overlaps_it():
+    # a crash of a broker still shutting down: the SIGTERM's restart (at 11 s) ends the SIGTERM, and the
+    # heal ends the crash although it has nothing left to undo (the injector kept one record per broker,
+    # the crash's: the heal found it with nothing to undo and the crash never ended)
+    faults = [{"kind": "controlled_shutdown", "broker": 1, "at": "8s", "restart_after": "3s"},
+              {"kind": "crash", "broker": 1, "at": "8001ms"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end"])]
+    assert list(zip(f["kind"], f["fault"], f["time_ms"])) == [
+        ("fault_start", "controlled_shutdown", 8_000.0), ("fault_start", "crash", 8_001.0),
+        ("fault_end", "controlled_shutdown", 11_000.0), ("fault_end", "crash", 30_000.0)]

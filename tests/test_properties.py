@@ -240,10 +240,8 @@ KIND_PARAMS = {
 # fault kinds merged (issue 13 stays open for them): a degrade fault can make a run not finish; two
 # overlapping pauses (or controller outages) of one node end only once, so a fault_end is missing.
 KNOWN_DEFECTS = {
-    "degrade": "a drawn schedule with a degrade fault did not finish",
     "pause": "two overlapping pauses of one node: the second never ends (no fault_end)",
     "consumer_pause": "two overlapping pauses of one consumer: the second never ends (no fault_end)",
-    "controller_outage": "a drawn schedule with a controller outage did not finish within 80 s",
 }
 KNOWN_HANGS = set(KNOWN_DEFECTS)
 # kinds whose target is not a broker: they are scheduled only (a random process picks brokers)

@@ -95,6 +95,8 @@ class Broker(Node):
         self.starting = True
         self.shutting_down = False  # controlled shutdown asked for, not yet let go by the controller
         self._alter_resend_pending = False  # AlterPartitions to send again once the controller is back
+        self._registration_failures = 0  # registrations refused by an unreachable controller (backoff exponent)
+        self._register_retry_pending = False
 
     def start(self, bootstrapped: bool = False) -> None:
         """Start (or restart) the broker process: recover logs, register, begin heartbeating.
@@ -132,6 +134,12 @@ class Broker(Node):
         self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
                                                                        self.clean_shutdown_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
+
+    def _retry_register(self) -> None:
+        self._register_retry_pending = False
+        if self.alive and not self.registered:
+            self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
+                                                                           self.clean_shutdown_epoch))
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
@@ -315,6 +323,15 @@ class Broker(Node):
     def connection_lost(self, peer) -> None:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
+            if not self.registered and not self._register_retry_pending:
+                # BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed
+                # (connection refused: the quorum has no leader) is sent again after
+                # resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
+                # (its 2 % jitter is not modelled), not after the 30 s request timeout.
+                self._register_retry_pending = True
+                backoff = min(100.0 * 2.0 ** self._registration_failures, self.config.broker_session_timeout_ms)
+                self._registration_failures += 1
+                self.schedule(backoff, self._retry_register)
             self._metadata_fetch_pending = False
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             # NodeToControllerChannelManager re-queues what the lost controller had not answered and

@@ -354,7 +354,10 @@ class FaultInjector:
         self.controller = controller
         self.partition_index = partition_index
         self.recorder = recorder
-        self.active: dict[int, ActiveFault] = {}  # broker id -> the fault it is under
+        self.active: dict[int, ActiveFault] = {}  # broker id -> the last fault it came under that has not ended
+        # broker id -> every fault on it that started and has not ended, in start order: a broker may be under
+        # several at once (a degrade, then a crash), and each one that starts ends (its own fault_end)
+        self.open: dict[int, list[ActiveFault]] = {}
         for kind in dict.fromkeys(f.kind for f in (*self.faults, *self.random_faults)):
             self.actions[kind].prepare(brokers, env)
         self._bound: dict[tuple, FaultAction] = {}  # (target, source, index) -> its fault's action, when bound to the spec
@@ -416,6 +419,7 @@ class FaultInjector:
     def _start(self, target: int, fault: ActiveFault, detail: str, action: FaultAction | None = None) -> None:
         self._event(FAULT_START, target, fault.index, detail, fault)
         self.active[target] = fault
+        self.open.setdefault(target, []).append(fault)
         action = action or self.actions[fault.kind]
         if action is not self.actions[fault.kind]:
             self._bound[(target, fault.source, fault.index)] = action
@@ -430,6 +434,16 @@ class FaultInjector:
             if target == -1 or not self.node(target).alive:
                 self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} has no live broker",
                             info, reason="no live broker")
+            elif fault.kind == ControllerOutage.kind and self.node(target).paused:
+                # as a pause of a controller without a quorum is skipped (not alive): the two never overlap,
+                # so the pause still ends (resumes) and each fault that starts also ends
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: the controller is paused", info,
+                            reason="controller paused")
+            elif fault.kind == ControlledShutdown.kind and getattr(self.node(target), "shutting_down", False):
+                # a second SIGTERM changes nothing (as a crash of a crashed broker): skipped, so that each
+                # fault that starts also ends (the first one's restart ends only that one)
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} is already "
+                            "shutting down", info, reason="already shutting down")
             else:
                 live.append(target)
         if not live:
@@ -471,8 +485,9 @@ class FaultInjector:
                 for a in ids for b in ids if a < b]
 
     def _start_random(self, spec: "RandomFaultSpec", info: ActiveFault, broker: int | None, target: dict,
-                      repair: float) -> int | None:
-        """Start one firing of a random process on `broker` with `target` (None: the template's own target)."""
+                      repair: float) -> tuple[int, ActiveFault] | None:
+        """Start one firing of a random process on `broker` with `target` (None: the template's own target):
+        the broker and the fault that started, or None."""
         fault = spec.instance(self.env.now, target, repair)
         if broker is None:
             broker = self.resolve_target(fault)
@@ -482,7 +497,7 @@ class FaultInjector:
             return None
         fired = replace(info, spec=fault)  # this firing: its kind's own spec, with the drawn target and repair
         self._start(broker, fired, f"random {spec.kind}", self.actions[fault.kind].bind(fault, [broker], self))
-        return broker
+        return broker, fired
 
     def _stop_ms(self, spec: "RandomFaultSpec") -> float:
         return min(spec.stop if spec.stop is not None else self.end_ms, self.end_ms)
@@ -528,10 +543,10 @@ class FaultInjector:
                 continue
             broker = None if fixed else live[int(rng.integers(len(live)))]
             repair = self._repair(spec, rng)
-            broker = self._start_random(spec, info, broker, {} if fixed else {"broker": broker}, repair)
-            if broker is not None:
-                down.append(broker)
-                self.env.process(self._end_later(broker, repair))
+            started = self._start_random(spec, info, broker, {} if fixed else {"broker": broker}, repair)
+            if started is not None:
+                down.append(started[0])
+                self.env.process(self._end_later(*started, repair))
 
     def inject_per_unit(self, index: int, spec: "RandomFaultSpec", key: str, label: str, targets: list[dict],
                         down: set):
@@ -551,39 +566,56 @@ class FaultInjector:
                 self._event(FAULT_SKIPPED, -1, index, f"random {spec.kind}: at max_down", info, reason="at max_down")
                 t = self.env.now
                 continue
-            hit = [b for b in (self._start_random(spec, info, b, tg, repair) for b, tg in targets) if b is not None]
+            hit = [h for h in (self._start_random(spec, info, b, tg, repair) for b, tg in targets) if h is not None]
             if not hit:
                 t = self.env.now
                 continue
             down.add(key)
             yield self.env.timeout(repair)
-            for b in hit:
-                if _same_source(self.active.get(b), info):
-                    self.end(b, "random repair over")
+            for b, fired in hit:
+                self.end(b, "random repair over", fired)
             down.discard(key)
             t = self.env.now
 
-    def _end_later(self, broker_id: int, after: float):
+    def _end_later(self, broker_id: int, fault: ActiveFault, after: float):
         yield self.env.timeout(after)
-        self.end(broker_id, "random downtime over")
+        self.end(broker_id, "random downtime over", fault)
 
-    def end(self, target: int, why: str, fault: ActiveFault | None = None) -> None:
+    def end(self, target: int, why: str, fault: ActiveFault | None = None, final: bool = False) -> None:
         """End the fault the target is under (a down broker no fault of ours took down: restart it).
 
-        `fault`: the one to end (a target may be under two at once, e.g. a pause, then a SIGTERM).
+        `fault`: the one to end (a target may be under two at once, e.g. a pause, then a SIGTERM). A fault
+        with nothing to undo yet (a SIGTERMed broker still shutting down) stays on until the heal, which
+        ends (`final`) every fault still on, even one a later fault on the target left nothing to undo.
         """
+        opened = self.open.get(target, [])
+        if fault is not None and not any(f is fault for f in opened):
+            return  # it has ended already (the heal ended it before its own time)
         fault = fault or self.active.get(target) or ActiveFault(Crash.kind, "", -1, f"broker {target}")
-        action = self._bound.pop((target, fault.source, fault.index), None) or self.actions[fault.kind]
-        if action.end(self.node(target)):
-            if self.active.get(target) == fault:
+        is_open = any(f is fault for f in opened)
+        key = (target, fault.source, fault.index)
+        action = self._bound.get(key) or self.actions[fault.kind]
+        if not action.end(self.node(target)) and not (final and is_open):
+            return
+        self._bound.pop(key, None)
+        if is_open:
+            opened[:] = [f for f in opened if f is not fault]
+            if opened:
+                self.active[target] = opened[-1]
+            else:
+                self.open.pop(target, None)
                 self.active.pop(target, None)
-            self._event(FAULT_END, target, 0, why, fault, reason=why)
+        self._event(FAULT_END, target, 0, why, fault, reason=why)
 
     def heal(self) -> None:
         """End of the fault window: end every fault still active, restart every crashed broker."""
         for b in self.brokers:
-            self.end(b.broker_id, "heal")
-        if CONTROLLER in self.active:
-            self.end(CONTROLLER, "heal")
+            opened = list(self.open.get(b.broker_id, ()))
+            for fault in reversed(opened):  # the latest first: each undoes what it did on top of the earlier ones
+                self.end(b.broker_id, "heal", fault, final=True)
+            if not opened:
+                self.end(b.broker_id, "heal")  # a broker down for no fault of ours is restarted
+        for fault in reversed(self.open.get(CONTROLLER, [])):
+            self.end(CONTROLLER, "heal", fault, final=True)
         if self.active_clients:
             self._healed.succeed()
