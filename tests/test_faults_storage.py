@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import sim
@@ -138,6 +139,19 @@ def test_elr_excludes_a_broker_back_from_an_unclean_shutdown():
     elected = _kinds(r, "leader_elected")
     assert set(elected[elected.time_ms > 40_000].broker) <= {0, 1}
     assert r.summary["acked_lost"] == 0
+
+
+@pytest.mark.parametrize("kind, unclean", [("controlled_shutdown", False), ("crash", True)])
+def test_elr_treats_a_controlled_shutdown_as_clean_and_a_crash_as_unclean(kind, unclean):
+    """KIP-966: a controlled shutdown leaves the clean-shutdown file (its broker epoch), so the
+    restarted broker registers with previousBrokerEpoch = its last epoch and keeps its ELR place;
+    after a SIGKILL there is no file and the controller handles an unclean shutdown. The leader
+    (the ISR's last member) stops at 40 s and is back 20 ms later, while it is still in the ELR."""
+    r = _run("elr.yaml", **{"faults.2.kind": kind, "faults.2.restart_after": "20ms"})
+    started = _kinds(r, "fault_start")
+    assert kind in set(started.fault)
+    changes = pd.concat([_kinds(r, "elr_change"), _kinds(r, "isr_change")])
+    assert (changes.reason == "unclean_shutdown").any() == unclean
 
 
 def test_elr_needs_kafka_4():

@@ -64,9 +64,11 @@ class Broker(Node):
         self.disk = Disk(self.logs)  # every write to the logs goes through it
         self._request_ids = 0
         self._session_ids = 0
-        # KIP-966: the broker epoch written to the clean-shutdown file by a controlled shutdown;
-        # -1 after any other stop (BrokerLifecycleManager sends it as previousBrokerEpoch)
+        # KIP-966: the broker epoch in the clean-shutdown file a controlled shutdown leaves on disk
+        # (LogManager writes it as the logs close); -1: no such file
         self.clean_shutdown_epoch = -1
+        # what this incarnation read from that file at startup and sends as previousBrokerEpoch
+        self.previous_broker_epoch = -1
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -106,6 +108,9 @@ class Broker(Node):
         new incarnation and catches up with the metadata log before it acts on any of it.
         """
         self.mark_up()
+        # The clean-shutdown file is read and deleted at startup, so a later crash of this
+        # incarnation registers as unclean (BrokerServer: previousBrokerEpoch, KIP-966).
+        self.previous_broker_epoch, self.clean_shutdown_epoch = self.clean_shutdown_epoch, -1
         for p, log in self.logs.items():
             # Recovery: HW from the replication-offset checkpoint; producer state from the log.
             log.hw = min(log.checkpointed_hw, log.leo)
@@ -132,14 +137,14 @@ class Broker(Node):
         if not self.alive or self.registered:
             return
         self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
-                                                                       self.clean_shutdown_epoch))
+                                                                       self.previous_broker_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
 
     def _retry_register(self) -> None:
         self._register_retry_pending = False
         if self.alive and not self.registered:
             self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
-                                                                           self.clean_shutdown_epoch))
+                                                                           self.previous_broker_epoch))
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
@@ -192,6 +197,7 @@ class Broker(Node):
         now = self.env.now
         lost = {p: log.leo for p, log in self.logs.items()}
         self.disk.replace()
+        self.clean_shutdown_epoch = -1  # the file was on the lost disk
         for p, removed in lost.items():
             self.recorder.event(now, "log_lost_tail", self.broker_id, p, 0, f"removed={removed} disk loss",
                                 removed=removed, reason="disk_loss")
@@ -231,6 +237,7 @@ class Broker(Node):
         self.disk.flush()
         for log in self.logs.values():
             log.checkpointed_hw = log.hw
+        self.clean_shutdown_epoch = self.incarnation  # the clean-shutdown file: nothing to recover
         self.recorder.event(self.env.now, "broker_shutdown", self.broker_id, -1, self.incarnation)
         self.crash()  # the process exits: what it held in memory goes, as for any stop
 
