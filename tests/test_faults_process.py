@@ -332,3 +332,35 @@ def test_every_fault_that_starts_ends_even_when_a_later_one_on_its_broker_overla
     assert list(zip(f["kind"], f["fault"], f["time_ms"])) == [
         ("fault_start", "controlled_shutdown", 8_000.0), ("fault_start", "crash", 8_001.0),
         ("fault_end", "controlled_shutdown", 11_000.0), ("fault_end", "crash", 30_000.0)]
+def _lifecycles(at_ms: list[float], broker: int, into: list):
+    """A spy: broker `broker`'s lifecycle at each of `at_ms`."""
+    def spy(cluster):
+        b = cluster.brokers[broker]
+        for t in at_ms:
+            cluster.env.timeout(t).callbacks.append(lambda _ev, t=t: into.append((t, b.lifecycle)))
+    return spy
+
+
+def test_overlapping_pauses_of_one_broker_freeze_it_until_the_later_end_and_each_ends_itself():
+    # 10-12 s and 11-14 s: frozen from 10 s to 14 s, two fault_start and two fault_end
+    faults = [{"kind": "pause", "broker": 0, "at": "10s", "duration": "2s"},
+              {"kind": "pause", "broker": 0, "at": "11s", "duration": "3s"}]
+    seen: list = []
+    res, cluster = _run(faults, spy=_lifecycles([10_500.0, 12_500.0, 13_900.0, 14_100.0], 0, seen),
+                        duration="20s", settle="5s")
+    assert _events(res, "fault_start")["time_ms"].tolist() == [10_000.0, 11_000.0]
+    ends = _events(res, "fault_end")
+    assert ends["time_ms"].tolist() == [12_000.0, 14_000.0] and ends["fault_index"].tolist() == [0, 1]
+    assert [s for _, s in seen] == ["paused", "paused", "paused", "up"]
+    assert cluster.brokers[0].pause_depth == 0 and cluster.brokers[0]._paused is None
+
+
+def test_a_pause_whose_broker_crashed_meanwhile_still_ends_and_leaves_the_restarted_process_running():
+    faults = [{"kind": "pause", "broker": 0, "at": "10s", "duration": "5s"},
+              {"kind": "crash", "broker": 0, "at": "11s", "restart_after": "2s"}]
+    seen: list = []
+    res, _ = _run(faults, spy=_lifecycles([12_000.0, 14_000.0, 16_000.0], 0, seen), duration="20s", settle="5s")
+    ends = _events(res, "fault_end")
+    assert ends["fault"].tolist() == ["crash", "pause"] and ends["time_ms"].tolist() == [13_000.0, 15_000.0]
+    assert [s for _, s in seen] == ["crashed", "up", "up"]  # the new process was never paused
+    assert res.summary.invariant_violations == 0

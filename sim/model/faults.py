@@ -155,21 +155,43 @@ class Degrade(_LinkAction):
         self.network.restore(src, dst, self.degradation)
 
 
-class Pause(FaultAction):
-    """Process pause (GC, SIGSTOP, a frozen VM) of a broker or the controller: Node.pause / resume."""
+class _Hold(FaultAction):
+    """A pause fault's hold on its nodes (Node.pause / resume); bound per fault, so each pause ends itself.
 
-    kind = "pause"
+    Pauses of one node nest (Node.pause_depth): a pause of a paused node extends the freeze until
+    the later of the two ends, and each fault has its own fault_start and fault_end. A pause whose
+    node crashed meanwhile still ends at its time (fault_end), but resumes nothing: the process it
+    froze is gone, and a restarted one (a new incarnation) was never paused by it.
+    """
+
     takes_down = True
     kills_process = False
 
+    def __init__(self) -> None:
+        self.holds: dict[int, tuple[int, bool]] = {}  # id(node) -> (its incarnation, whether this fault holds it)
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)()
+
     def start(self, node) -> None:
+        depth = node.pause_depth
         node.pause()
+        self.holds[id(node)] = (node.incarnation, node.pause_depth > depth)
 
     def end(self, node) -> bool:
-        if not node.paused:
-            return False
-        node.resume()
+        hold = self.holds.pop(id(node), None)
+        if hold is None:
+            return False  # not started by this fault, or ended already (by the heal)
+        incarnation, held = hold
+        if held and node.incarnation == incarnation:
+            node.resume()  # the node runs again only when no other pause holds it
         return True
+
+
+class Pause(_Hold):
+    """Process pause (GC, SIGSTOP, a frozen VM) of a broker or the controller: Node.pause / resume."""
+
+    kind = "pause"
 
 
 class ControlledShutdown(FaultAction):
@@ -287,21 +309,10 @@ class ClientCrash(FaultAction):
         return True
 
 
-class ClientPause(FaultAction):
+class ClientPause(_Hold):
     """A stop-the-world pause of a consumer (GC, SIGSTOP): see Consumer.pause."""
 
     kind = "consumer_pause"
-    takes_down = True
-    kills_process = False
-
-    def start(self, client) -> None:
-        client.pause()
-
-    def end(self, client) -> bool:
-        if not client.paused:
-            return False
-        client.resume()
-        return True
 
 
 ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
@@ -512,13 +523,14 @@ class FaultInjector:
             return
         self._event(FAULT_START, -1, index, fault.kind, info)
         self.active_clients[fault.client] = info
-        self.actions[fault.kind].start(client)
+        action = self.actions[fault.kind].bind(fault, [], self)  # a pause: its own hold on the client
+        action.start(client)
         if fault.heal_after is not None:
             yield self.env.timeout(fault.heal_after)
         else:
             yield self._healed
         self.active_clients.pop(fault.client, None)
-        if self.actions[fault.kind].end(client):
+        if action.end(client):
             self._event(FAULT_END, -1, 0, "scheduled" if fault.heal_after is not None else "heal", info,
                         reason="scheduled" if fault.heal_after is not None else "heal")
 
