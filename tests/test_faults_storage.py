@@ -85,6 +85,32 @@ def test_a_stall_shorter_than_the_lag_time_keeps_the_isr():
     assert (isr.time_ms > 0).sum() == 0
 
 
+@pytest.mark.parametrize("pause_first", [False, True])
+def test_a_slow_disk_and_a_pause_of_one_broker_each_keep_their_effect(pause_first, monkeypatch):
+    """The leader (broker 2) is paused inside its slow-disk fault, or its disk turns slow while it is paused: it
+    handles nothing while paused, and its writes are slow after the resume until the slow disk ends (19 s)."""
+    from sim.model.broker import Broker
+    handled = []
+    orig = Broker.handle
+
+    def spy(self, msg):
+        handled.append((self.env.now, self.broker_id))
+        orig(self, msg)
+    monkeypatch.setattr(Broker, "handle", spy)
+    slow = {"kind": "slow_disk", "broker": 2, "latency": "5ms", "duration": "9s"}
+    pause = {"kind": "pause", "broker": 2, "duration": "1s"}
+    faults = ([{**pause, "at": "10s"}, {**slow, "at": "10500ms"}] if pause_first
+              else [{**slow, "at": "10s"}, {**pause, "at": "10500ms"}])
+    r = _run("slow-disk.yaml", faults=faults, duration="25s", settle="5s")
+    paused = (10_000.0, 11_000.0) if pause_first else (10_500.0, 11_500.0)
+    assert not [t for t, b in handled if b == 2 and paused[0] < t < paused[1]]
+    b = r.batches
+    latency = (b.acked_ms - b.sent_ms)[b.outcome == "acked"]
+    before, after = (latency[(b.sent_ms > lo) & (b.sent_ms < hi)].median() for lo, hi in ((3e3, 9e3), (13e3, 18e3)))
+    assert after - before == pytest.approx(5.0, abs=1.0)
+    assert len(_kinds(r, "fault_start")) == len(_kinds(r, "fault_end")) == 2
+
+
 # --- disk loss ----------------------------------------------------------------------------------
 def test_disk_loss_of_a_follower_re_replicates_and_loses_nothing():
     r = _run("disk-loss.yaml")

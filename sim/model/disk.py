@@ -205,14 +205,14 @@ class SlowDisk:
         self.flushing = {s.index for s in broker.partitions if s.flush_messages}
 
     def install(self) -> None:
-        self.broker.handle = self.handle
+        self.broker.shadow_handle(self.handle)  # a paused broker: what it handles after its resume
 
     def remove(self) -> None:
         """The disk is healthy again: the writes still queued complete now, in order."""
-        if self.broker.__dict__.get("handle") == self.handle:
-            del self.broker.handle
-        while self.queue:
-            self._complete()
+        self.broker.unshadow_handle(self.handle)
+        complete = self.broker.deferring(self._complete)  # a paused broker handles them on resume
+        for _ in range(len(self.queue)):
+            complete()
 
     def _cost(self, parts) -> float:
         if self.flush_latency and any(p in self.flushing for p in parts):

@@ -56,6 +56,7 @@ class Node:
         self._paused: list | None = None  # while paused: what arrived or fell due, in order
         self._resumed: simpy.Event | None = None  # while paused: what the node's processes wait on
         self.pause_depth = 0  # the pauses in effect: the node runs again when the last one ends
+        self._handle_below: Callable | None = None  # while paused: the shadow of `handle` the pause covers (a slow disk)
 
     # --- timers ----------------------------------------------------------------------------
     def schedule(self, delay: float, callback: Callable, *args) -> None:
@@ -128,7 +129,9 @@ class Node:
         self.lifecycle = PAUSED
         self.pause_depth = 1
         self._paused = []
-        # Shadow the delivery methods on the instance; the class's methods run again on resume.
+        # Shadow the delivery methods on the instance; what ran before (the class's methods, or a
+        # slow disk's shadow of `handle`) runs again on resume.
+        self._handle_below = self.__dict__.get("handle")
         self.handle = self._queue_message
         self.connection_lost = self._queue_connection_lost
         return True
@@ -157,14 +160,37 @@ class Node:
         return True
 
     def _unshadow(self) -> None:
+        below = self._handle_below
         del self.handle
         del self.connection_lost
+        if below is not None:
+            self.handle = below
+            self._handle_below = None
         self._paused = None
         self._resumed = None
         self.pause_depth = 0
 
     def _queue_message(self, msg: object) -> None:
-        self._paused.append((type(self).handle.__get__(self), (msg,)))
+        self._paused.append((self._deliver, (msg,)))
+
+    def _deliver(self, msg: object) -> None:
+        """A message queued during a pause: handled as one arriving now would be (through a slow disk, if any)."""
+        self.handle(msg)
+
+    def shadow_handle(self, handler: Callable) -> None:
+        """Put `handler` in front of the class's `handle` (a slow disk); during a pause it takes over on resume."""
+        if self._paused is not None:
+            self._handle_below = handler
+        else:
+            self.handle = handler
+
+    def unshadow_handle(self, handler: Callable) -> None:
+        """Remove `handler` put there by `shadow_handle` (if it is still the one in place)."""
+        if self._paused is not None:
+            if self._handle_below == handler:
+                self._handle_below = None
+        elif self.__dict__.get("handle") == handler:
+            del self.handle
 
     def _queue_connection_lost(self, peer: object) -> None:
         self._paused.append((type(self).connection_lost.__get__(self), (peer,)))
