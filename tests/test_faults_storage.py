@@ -85,6 +85,21 @@ def test_a_stall_shorter_than_the_lag_time_keeps_the_isr():
     assert (isr.time_ms > 0).sum() == 0
 
 
+def test_two_slow_disk_faults_of_one_broker_each_end_themselves_and_the_slower_counts_while_both_last():
+    faults = [{"kind": "slow_disk", "broker": 2, "at": "10s", "latency": "5ms", "duration": "10s"},
+              {"kind": "slow_disk", "broker": 2, "at": "12s", "latency": "8ms", "duration": "3s"}]
+    r = _run("slow-disk.yaml", faults=faults, duration="25s", settle="5s")
+    ends = _kinds(r, "fault_end")
+    assert ends.time_ms.tolist() == [15_000.0, 20_000.0] and ends.fault_index.tolist() == [1, 0]
+    b = r.batches
+    latency = (b.acked_ms - b.sent_ms)[b.outcome == "acked"]
+    before, both, first, after = (latency[(b.sent_ms > lo) & (b.sent_ms < hi)].median()
+                                  for lo, hi in ((3e3, 9e3), (12.5e3, 14.5e3), (16e3, 19.5e3), (21e3, 24e3)))
+    assert both - before == pytest.approx(8.0, abs=1.0)  # the slower of the two
+    assert first - before == pytest.approx(5.0, abs=1.0)  # the first is still in effect after the second ends
+    assert after == pytest.approx(before, abs=0.5)
+
+
 @pytest.mark.parametrize("pause_first", [False, True])
 def test_a_slow_disk_and_a_pause_of_one_broker_each_keep_their_effect(pause_first, monkeypatch):
     """The leader (broker 2) is paused inside its slow-disk fault, or its disk turns slow while it is paused: it

@@ -269,23 +269,39 @@ class DiskLoss(FaultAction):
 
 
 class SlowDisk(FaultAction):
-    """Every write of the broker takes `latency` (+ `flush_latency` for an fsync) more while the fault lasts."""
+    """Every write of the broker takes `latency` (+ `flush_latency` for an fsync) more while the fault lasts.
+
+    Bound per fault: two slow-disk faults of one broker share its slow disk (the slower one's latency
+    counts while both last), and each ends itself (sim/model/disk.py SlowDisk.add / drop).
+    """
 
     kind = "slow_disk"
     takes_down = False
     kills_process = False
 
+    def __init__(self) -> None:
+        self.on: dict[int, object] = {}  # id(broker) -> the slow disk this fault made slower
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)()
+
     def start_with(self, broker: "Broker", spec) -> None:
         from sim.model.disk import SlowDisk as Slow
-        broker.slow_disk = Slow(broker, spec.latency, spec.flush_latency)
-        broker.slow_disk.install()
-
-    def end(self, broker: "Broker") -> bool:
         slow = getattr(broker, "slow_disk", None)
         if slow is None:
-            return False
-        slow.remove()  # writes already queued still complete at their time
-        broker.slow_disk = None
+            slow = broker.slow_disk = Slow(broker, spec.latency, spec.flush_latency, key=self)
+            slow.install()
+        else:
+            slow.add(self, spec.latency, spec.flush_latency)
+        self.on[id(broker)] = slow
+
+    def end(self, broker: "Broker") -> bool:
+        slow = self.on.pop(id(broker), None)
+        if slow is None:
+            return False  # not started by this fault, or ended already (by the heal)
+        if slow.drop(self) and getattr(broker, "slow_disk", None) is slow:
+            slow.remove()  # the last slow-disk fault of this broker: the writes still queued complete now
+            broker.slow_disk = None
         return True
 
 
