@@ -364,3 +364,16 @@ def test_a_pause_whose_broker_crashed_meanwhile_still_ends_and_leaves_the_restar
     assert ends["fault"].tolist() == ["crash", "pause"] and ends["time_ms"].tolist() == [13_000.0, 15_000.0]
     assert [s for _, s in seen] == ["crashed", "up", "up"]  # the new process was never paused
     assert res.summary.invariant_violations == 0
+
+
+def test_the_heal_ends_a_sigterm_a_later_pause_of_its_broker_started_on_top_of():
+    # SIGTERM without restart_after (left to the heal), then a pause of the same broker before it stopped: the
+    # pause is the broker's latest fault and ends first; the heal at 20 s still restarts the broker
+    faults = [{"kind": "controlled_shutdown", "broker": 0, "at": "10s"},
+              {"kind": "pause", "broker": 0, "at": "10005ms", "duration": "1s"}]
+    res, cluster = _run(faults, duration="20s", settle="10s")
+    ends = _events(res, "fault_end")
+    assert ends["fault"].tolist() == ["pause", "controlled_shutdown"]
+    assert ends["time_ms"].tolist() == [11_005.0, 20_000.0] and ends["reason"].tolist()[1] == "heal"
+    assert len(_events(res, "broker_shutdown")) == 1 and cluster.brokers[0].alive
+    assert res.summary.under_replicated_partitions_at_end == 0

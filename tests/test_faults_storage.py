@@ -100,6 +100,71 @@ def test_two_slow_disk_faults_of_one_broker_each_end_themselves_and_the_slower_c
     assert after == pytest.approx(before, abs=0.5)
 
 
+def test_the_heal_ends_a_fault_another_fault_of_its_broker_started_on_top_of():
+    # the second ends first (15 s); the first would last until 110 s: the heal at `duration` (20 s) ends it
+    faults = [{"kind": "slow_disk", "broker": 2, "at": "10s", "latency": "5ms", "duration": "100s"},
+              {"kind": "slow_disk", "broker": 2, "at": "12s", "latency": "8ms", "duration": "3s"}]
+    clusters = []
+    r = sim.run(FAULTS / "slow-disk.yaml", overrides={"faults": faults, "duration": "20s", "settle": "5s"},
+                prepare=clusters.append)
+    ends = _kinds(r, "fault_end")
+    assert ends.time_ms.tolist() == [15_000.0, 20_000.0] and ends.reason.tolist() == ["scheduled", "heal"]
+    assert ends.fault_index.tolist() == [1, 0] and clusters[0].brokers[2].slow_disk is None  # healthy again
+
+
+def test_a_random_slow_disk_under_a_scheduled_one_still_ends_at_its_repair():
+    """Found by the random-schedule property test: broker 3's random slow disk (from 211 ms) was under a scheduled
+    one (432-817 ms); the scheduled one's end took the broker off the injector's list, so the random firing never
+    ended (no fault_end, and the disk stayed slow through the settle)."""
+    sc = Scenario.resolve({
+        "name": "property", "duration": "3165ms", "settle": "6s",
+        "cluster": {"brokers": 4, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300},
+        "network": {"latency": {"dist": "lognormal", "median": "1ms", "sigma": 0.5}},
+        "topics": [{"name": "t", "partitions": 2, "min.insync.replicas": 1}],
+        "producers": [{"topic": "t", "rate": "2220/s", "arrival": "constant", "keys": 4, "partitioner": "hash",
+                       "acks": 1, "linger.ms": 5}],
+        "faults": [{"kind": "slow_disk", "at": "432ms", "broker": 3, "latency": "50ms", "duration": "385ms"}],
+        "random_faults": [{"kind": "slow_disk", "fault": {"latency": "16ms"}, "per": "broker", "mean_interval": "1264ms",
+                           "mean_repair": "1374ms", "start": "200ms", "max_down": 3}]})
+    clusters = []
+    r = sim.run(sc, seed=312, prepare=clusters.append)
+    ev = r.events
+    key = ["fault_source", "fault_index", "broker"]
+    starts = ev[ev.kind == "fault_start"][key].value_counts().sort_index()
+    ends = ev[ev.kind == "fault_end"][key].value_counts().sort_index()
+    assert starts.equals(ends)
+    (b3,) = ev[(ev.kind == "fault_start") & (ev.broker == 3) & (ev.fault_source == "random_faults")].time_ms
+    (end3,) = ev[(ev.kind == "fault_end") & (ev.broker == 3) & (ev.fault_source == "random_faults")].time_ms
+    assert b3 < 432.0 and 817.0 < end3 < sc.duration  # its own repair time, not the heal
+    assert all(getattr(b, "slow_disk", None) is None for b in clusters[0].brokers)
+
+
+def test_a_random_process_does_not_fire_again_on_a_broker_its_last_firing_still_holds():
+    """Found by the random-schedule property test: broker 0's random slow disk (from 1318 ms) was under a pause
+    (1942-2337 ms) whose end took the broker off the injector's list, so the process (per: cluster) fired on it
+    again: two firings of one source on one broker, one of which never ended (its slow disk stayed forever)."""
+    sc = Scenario.resolve({
+        "name": "property", "duration": "4376ms", "settle": "6s",
+        "cluster": {"brokers": 5, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300},
+        "network": {"latency": {"dist": "lognormal", "median": "0.2ms", "sigma": 0.1}},
+        "topics": [{"name": "t", "partitions": 4, "min.insync.replicas": 1}],
+        "producers": [{"topic": "t", "instances": 3, "rate": "1558/s", "keys": 21, "partitioner": "hash", "acks": 1,
+                       "linger.ms": 1}],
+        "faults": [{"kind": "pause", "at": "1942ms", "leader_of": "t-2", "duration": "395ms"},
+                   {"kind": "crash", "at": "845ms", "broker": 4, "restart_after": "270ms"}],
+        "random_faults": [{"kind": "slow_disk", "fault": {"latency": "42ms"}, "mean_interval": "894ms",
+                           "mean_repair": "1712ms", "start": "200ms", "max_down": 4}]})
+    clusters = []
+    r = sim.run(sc, seed=65536, prepare=clusters.append)
+    ev = r.events
+    key = ["fault_source", "fault_index", "broker"]
+    assert ev[ev.kind == "fault_start"][key].value_counts().sort_index().equals(
+        ev[ev.kind == "fault_end"][key].value_counts().sort_index())
+    random0 = ev[(ev.broker == 0) & (ev.fault_source == "random_faults")]
+    assert random0.kind.tolist() == ["fault_start", "fault_end"] and random0.time_ms.iloc[1] > 2337.0
+    assert all(getattr(b, "slow_disk", None) is None for b in clusters[0].brokers)
+
+
 @pytest.mark.parametrize("pause_first", [False, True])
 def test_a_slow_disk_and_a_pause_of_one_broker_each_keep_their_effect(pause_first, monkeypatch):
     """The leader (broker 2) is paused inside its slow-disk fault, or its disk turns slow while it is paused: it
