@@ -144,6 +144,17 @@ def test_overlapping_pauses_of_one_consumer_freeze_it_until_the_later_end_and_ea
     assert not ((commits > 20_000.0) & (commits < 35_000.0)).any() and (commits >= 35_000.0).any()
 
 
+def test_a_consumer_crash_during_its_pause_is_still_restarted_at_the_heal():
+    # the pause (20-30 s) ends after the crash (25 s, left to the heal): the crash is still the consumer's fault
+    faults = [{"kind": "consumer_pause", "consumer": "readers-1", "at": "20s", "duration": "10s"},
+              {"kind": "consumer_crash", "consumer": "readers-1", "at": "25s"}]
+    r = _group_run(FAULTS / "consumer-pause.yaml", faults=faults, duration="50s")
+    ends = _kinds(r, "fault_end")
+    assert ends.fault.tolist() == ["consumer_pause", "consumer_crash"] and ends.time_ms.tolist() == [30_000.0, 50_000.0]
+    assert _kinds(r, "consumer_restart").time_ms.tolist() == [50_000.0]
+    assert _kinds(r, "consumer_resume").empty  # the process it froze died: nothing resumed
+
+
 def test_a_consumer_pause_past_the_session_timeout_rebalances_redelivers_and_fences_the_zombie():
     box = {}
     r = sim.run(FAULTS / "consumer-pause.yaml", prepare=lambda c: box.setdefault("cluster", c))  # 60 s from 20 s

@@ -545,7 +545,8 @@ class FaultInjector:
             yield self.env.timeout(fault.heal_after)
         else:
             yield self._healed
-        self.active_clients.pop(fault.client, None)
+        if self.active_clients.get(fault.client) is info:  # not a later fault of the client's (a crash in a pause)
+            del self.active_clients[fault.client]
         if action.end(client):
             self._event(FAULT_END, -1, 0, "scheduled" if fault.heal_after is not None else "heal", info,
                         reason="scheduled" if fault.heal_after is not None else "heal")
@@ -645,5 +646,5 @@ class FaultInjector:
                 self.end(b.broker_id, "heal")  # a broker down for no fault of ours is restarted
         for fault in reversed(self.open.get(CONTROLLER, [])):
             self.end(CONTROLLER, "heal", fault, final=True)
-        if self.active_clients:
+        if self.active_clients:  # the latest fault of each client: one left to the heal blocks any later one
             self._healed.succeed()
