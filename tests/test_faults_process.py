@@ -126,6 +126,21 @@ def test_controlled_shutdown_of_a_leader_costs_ms_not_seconds_and_loses_nothing_
     assert _events(res, "broker_registered")["time_ms"].min() >= 20_000  # restarted after restart_after
 
 
+def test_a_restart_due_before_the_controlled_shutdown_stopped_the_broker_runs_once_it_has_stopped():
+    """restart_after shorter than the shutdown itself (the controller lets the broker go a few ms
+    after SIGTERM): the broker stops, then restarts at once; it used to stay down for good."""
+    res, cluster = _run([{"kind": "controlled_shutdown", "leader_of": "events-0", "at": "10s",
+                          "restart_after": "1ms"}])
+    (stop,) = _events(res, "broker_shutdown")["time_ms"].tolist()
+    assert stop > 10_001  # still shutting down when the restart came due
+    (end,) = _events(res, "fault_end")["time_ms"].tolist()
+    assert end == 10_001
+    back = _events(res, "broker_registered")
+    assert len(back) == 1 and back["time_ms"].iloc[0] >= stop
+    assert all(b.alive for b in cluster.brokers)
+    assert res.summary.under_replicated_partitions_at_end == 0 and res.summary.invariant_violations == 0
+
+
 def test_controlled_shutdown_flushes_the_logs_before_it_stops():
     seen = []
 

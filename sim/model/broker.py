@@ -69,6 +69,9 @@ class Broker(Node):
         self.clean_shutdown_epoch = -1
         # what this incarnation read from that file at startup and sends as previousBrokerEpoch
         self.previous_broker_epoch = -1
+        # a restart came due while a controlled shutdown still waited for the controller (not process
+        # memory: the operator's restart, carried out once the process has stopped)
+        self.restart_when_stopped = False
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -108,6 +111,7 @@ class Broker(Node):
         new incarnation and catches up with the metadata log before it acts on any of it.
         """
         self.mark_up()
+        self.restart_when_stopped = False
         # The clean-shutdown file is read and deleted at startup, so a later crash of this
         # incarnation registers as unclean (BrokerServer: previousBrokerEpoch, KIP-966).
         self.previous_broker_epoch, self.clean_shutdown_epoch = self.clean_shutdown_epoch, -1
@@ -240,6 +244,13 @@ class Broker(Node):
         self.clean_shutdown_epoch = self.incarnation  # the clean-shutdown file: nothing to recover
         self.recorder.event(self.env.now, "broker_shutdown", self.broker_id, -1, self.incarnation)
         self.crash()  # the process exits: what it held in memory goes, as for any stop
+        if self.restart_when_stopped:
+            self.start()
+
+    def restart_after_shutdown(self) -> None:
+        """A restart due while a controlled shutdown is still waiting for the controller: the
+        operator's restart runs once the process has stopped (as `systemctl restart` would)."""
+        self.restart_when_stopped = True
 
     # --- periodic processes ----------------------------------------------------------------
     def send_heartbeats(self, phase: float):

@@ -210,7 +210,10 @@ class ControlledShutdown(FaultAction):
 
     def end(self, broker: "Broker") -> bool:
         if broker.alive:
-            return False
+            if not broker.shutting_down:
+                return False  # it never stopped (the SIGTERM waits for a pause to end, say): nothing to undo yet
+            broker.restart_after_shutdown()  # due before the controller let it go: it restarts once stopped
+            return True
         broker.restart()
         return True
 
