@@ -24,7 +24,7 @@ from sim.model.disk import Disk
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.node import Node
-from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
+from sim.model.partition import DelayedProduce, Partition, PartitionSpec, purgatory_entry
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
@@ -547,7 +547,7 @@ class Broker(Node):
         delayed = DelayedProduce(req, results, len(waiting), self._respond_produce)
         parked = []
         for r, required, k in waiting:
-            r.watch_produce(PurgatoryEntry(required, delayed, k), acks)
+            r.watch_produce(purgatory_entry((required, delayed, k)), acks)
             if not parked or parked[-1] is not r:
                 parked.append(r)
         # DelayedOperationPurgatory.tryCompleteElseWatch: try to complete before waiting. A retry
