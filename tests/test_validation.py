@@ -105,13 +105,22 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert other.read_text() == "my notes\n"  # never overwritten
 
 
-def test_the_cli_writes_the_report_for_one_case(tmp_path, capsys):
+def test_the_cli_writes_the_report_and_exits_1_when_a_case_fails(tmp_path, capsys, monkeypatch, quick_table):
+    """The command's wiring, on the quick cases' real table (already computed above): the report is
+    written, replaced on a second run, and a case outside its tolerance makes the exit code 1."""
+    import sim.cli.validation as cli
+
+    table = quick_table.copy()
+    monkeypatch.setattr(cli, "validate_model", lambda cases, **kw: table[table["case"].isin([c.id for c in cases])])
     out = tmp_path / "v.md"
-    assert main(["validate-model", "--case", "V2", "--workers", "1", "--out", str(out)]) == 0
+    assert main(["validate-model", "--case", "V2", "--out", str(out)]) == 0
     text = out.read_text()
     assert text.startswith("# Validation against published Kafka results")
     assert "### V2: acks=all with min.insync=2 survives a single hard leader crash" in text
     assert "V2" in capsys.readouterr().out
+    table.loc[table["case"] == "V2", "passed"] = False
+    assert main(["validate-model", "--case", "V2", "--out", str(out)]) == 1
+    assert "| V2 |" in out.read_text() and "**FAIL**" in out.read_text()
 
 
 def test_cases_named_finds_cases_case_insensitively():
