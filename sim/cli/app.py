@@ -29,6 +29,7 @@ from sim import __version__
 from sim.cli.analysis import compare_cli, plot_cli, report_cli
 from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
 from sim.cli.sweep import sweep_cli
+from sim.cli.validation import validate_model_cli
 from sim.runs.contract import RunSummary
 from sim.runs.results import OutputError, check_output
 from sim.runs.sweep.progress import PROGRESS_INTERVAL_S, ProgressDisplay, format_eta
@@ -364,6 +365,7 @@ app.command("sweep")(sweep_cli)
 app.command("compare")(compare_cli)
 app.command("plot")(plot_cli)
 app.command("report")(report_cli)
+app.command("validate-model")(validate_model_cli)
 
 
 def main(argv: list[str] | None = None) -> int:

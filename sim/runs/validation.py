@@ -1,0 +1,312 @@
+"""Validation against published Kafka results: each case of kafka-reference section 4, its scenarios,
+what the model gives over seeds, and whether that is within the published figure's tolerance.
+
+A case runs its scenarios in `scenarios/validation/` (each with a comment quoting the published
+figure and its source) over several seeds through the sweep executor, measures one figure per run
+in the worker (so only a few numbers travel back), and judges the figures across seeds. A case
+whose mechanism the model lacks is listed with what is missing, never passed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from sim.measure.stats import bounded_mean_ci
+from sim.runs.results import Results
+from sim.runs.runner import run as simulate_run
+from sim.runs.sweep.executors import RunOutcome, _executor, describe_error
+from sim.runs.sweep.progress import _Progress
+from sim.runs.sweep.spec import SweepRun
+from sim.scenario.schema import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios" / "validation"
+
+__all__ = ["CASES", "Case", "Variant", "Verdict", "validate_model", "cases_named"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One scenario of a case (a case may compare several, e.g. flushed and unflushed)."""
+
+    name: str
+    scenario: str
+    """File name in scenarios/validation/."""
+    overrides: dict = field(default_factory=dict)
+
+    def command(self, seed: int | str = "N") -> str:
+        sets = "".join(f" --set {k}={v}" for k, v in self.overrides.items())
+        return f"kafkasim run scenarios/validation/{self.scenario} --seed {seed}{sets}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a case's runs showed: the simulated figure (mean and 95% CI over seeds) and pass or fail."""
+
+    simulated: str
+    passed: bool
+    mean: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    """A published result, the scenarios that reproduce it, and how to judge what they give."""
+
+    id: str
+    title: str
+    source: str
+    published: str
+    tolerance: str
+    variants: tuple[Variant, ...] = ()
+    measure: Callable[[Results], dict] | None = None
+    """Figures of one run (computed where the run ran)."""
+    judge: Callable[[pd.DataFrame], Verdict] | None = None
+    """Verdict from every run's figures (columns: variant, seed, and the figures)."""
+    quick: bool = False
+    """In the quick subset (run by the normal test suite, with the same seeds as the full set, so
+    its rows of the report are the full report's rows)."""
+    seeds: int = 5
+    missing: str | None = None
+    """The mechanism the model lacks for this case: it is reported as not reproduced."""
+
+
+# --- measuring one run -----------------------------------------------------------------------------
+def _window_acked(res: Results, start_ms: float, end_ms: float) -> int:
+    """Records whose acknowledgement reached the producer in [start_ms, end_ms)."""
+    b = res.batches
+    inside = (b["acked_ms"] >= start_ms) & (b["acked_ms"] < end_ms)
+    return int(b.loc[inside, "record_count"].sum())
+
+
+def _fault_window(res: Results) -> tuple[float, float]:
+    """From the first fault_start to the last fault_end (the run's end if a fault never ended)."""
+    ev = res.events
+    starts = ev.loc[ev["kind"] == "fault_start", "time_ms"]
+    ends = ev.loc[ev["kind"] == "fault_end", "time_ms"]
+    return float(starts.min()), float(ends.max()) if len(ends) else float(res.summary["sim_duration_ms"])
+
+
+def _offered_per_ms(res: Results) -> float:
+    s = res.summary
+    return s["records_produced"] / max(s["produce_duration_ms"], 1.0)
+
+
+def measure_loss(res: Results) -> dict:
+    """Acknowledged records lost; as milliseconds of the offered load; one replica-fetch round (ms)."""
+    s = res.summary
+    fetches = s["messages_sent"].get("FetchRequest", 0)
+    followers = 2  # the cases' topics have RF 3 and no consumers: two followers fetch
+    fetch_round = s["produce_duration_ms"] * followers / fetches if fetches else math.nan
+    return {"acked_lost": s["acked_lost"], "loss_ms": s["acked_lost"] / _offered_per_ms(res),
+            "fetch_round_ms": fetch_round, "invariant_violations": s["invariant_violations"]}
+
+
+def measure_min_isr(res: Results) -> dict:
+    """Records acknowledged while two of three replicas are down, against what was offered then."""
+    start, end = _fault_window(res)
+    ev = res.events
+    stalls = ev[(ev["kind"] == "hw_stall") & (ev["time_ms"] >= start) & (ev["time_ms"] < end)]
+    # the ISR shrinks to the leader when the controller fences the dead followers
+    shrunk = ev[(ev["kind"] == "isr_change") & (ev["time_ms"] >= start)]
+    below = float(shrunk["time_ms"].min()) if len(shrunk) else start
+    acked = _window_acked(res, below, end)
+    offered = _offered_per_ms(res) * (end - below)
+    return {"acked_below_min_isr": acked, "offered_below_min_isr": offered,
+            "acked_share": acked / offered if offered else math.nan, "hw_stalls": len(stalls),
+            "acked_lost": res.summary["acked_lost"]}
+
+
+# --- judging a case --------------------------------------------------------------------------------
+def _ci(values) -> tuple[float, float, float]:
+    """Mean over seeds and its 95% t interval, clipped at 0 (every figure here is a count or a share)."""
+    mean, low, high, _, _ = bounded_mean_ci(np.asarray(values, dtype=float), lower=0.0)
+    return float(mean), float(low), float(high)
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def judge_v1(runs: pd.DataFrame) -> Verdict:
+    mean, low, high = _ci(runs["loss_ms"])
+    rnd = float(runs["fetch_round_ms"].mean())
+    lost_any = int((runs["acked_lost"] > 0).sum())
+    ok = mean > 0 and rnd / 3 <= mean <= 3 * rnd
+    return Verdict(f"{_fmt(runs['acked_lost'].mean(), 0)} acked records lost on average "
+                   f"({_fmt(mean, 2)} ms of traffic, 95% CI {_fmt(low, 2)}-{_fmt(high, 2)}; one fetch round "
+                   f"{_fmt(rnd, 2)} ms); {lost_any} of {len(runs)} seeds lose records",
+                   ok, mean, low, high)
+
+
+def judge_zero_loss(runs: pd.DataFrame) -> Verdict:
+    lost = runs["acked_lost"]
+    mean, low, high = _ci(lost)
+    return Verdict(f"{int(lost.sum())} acknowledged records lost over {len(runs)} seeds (max {int(lost.max())})",
+                   bool((lost == 0).all()), mean, low, high)
+
+
+def judge_v5(runs: pd.DataFrame) -> Verdict:
+    strict, loose = runs[runs["variant"] == "acks=all"], runs[runs["variant"] == "acks=1"]
+    mean, low, high = _ci(loose["acked_share"])
+    ok = (strict["acked_below_min_isr"] == 0).all() and (strict["hw_stalls"] > 0).all() and low >= 0.9
+    return Verdict(f"acks=all: {int(strict['acked_below_min_isr'].sum())} records acknowledged while ISR < 2, "
+                   f"HW stalled in {int((strict['hw_stalls'] > 0).sum())} of {len(strict)} seeds; acks=1: "
+                   f"{_fmt(100 * mean)} % of the offered records acknowledged then "
+                   f"(95% CI {_fmt(100 * low)}-{_fmt(100 * high)} %)", bool(ok), mean, low, high)
+
+
+def judge_v12(runs: pd.DataFrame) -> Verdict:
+    default, flushed, crash = (runs[runs["variant"] == v] for v in ("default flush", "flush.messages=1",
+                                                                      "process crash"))
+    mean, low, high = _ci(default["loss_ms"] / 1000.0)
+    ok = (default["acked_lost"] > 0).all() and mean <= 31.0 and (flushed["acked_lost"] == 0).all() \
+        and (crash["acked_lost"] == 0).all()
+    return Verdict(f"default flush: {_fmt(mean)} s of acknowledged traffic lost (95% CI {_fmt(low)}-{_fmt(high)}); "
+                   f"flush.messages=1: {int(flushed['acked_lost'].sum())} lost; process crash: "
+                   f"{int(crash['acked_lost'].sum())} lost", bool(ok), mean, low, high)
+
+
+CASES: tuple[Case, ...] = (
+    Case("V1", "acks=1 loses the unreplicated tail on a hard leader crash",
+         "ProducerConfig ACKS_DOC", "loss > 0, about what the leader acknowledged within one replica-fetch round "
+         "before the crash",
+         "mean loss > 0 and within a factor 3 of one fetch round (measured: produce time x 2 followers / fetches)",
+         (Variant("acks=1", "v1-acks1-leader-crash.yaml"),), measure_loss, judge_v1, quick=True, seeds=10),
+    Case("V2", "acks=all with min.insync=2 survives a single hard leader crash",
+         "Kafka design docs (guarantees)", "0 acknowledged records lost",
+         "0 in every seed", (Variant("acks=all", "v2-acksall-leader-crash.yaml"),), measure_loss,
+         judge_zero_loss, quick=True, seeds=10),
+    Case("V5", "min.insync=2 rejects writes and freezes the HW",
+         "Partition.scala; Errors.java; commit edc7e10a745",
+         "acks=all: no write succeeds and the HW does not advance while ISR < 2 (3.7+); acks=1 writes succeed",
+         "acks=all: 0 records acknowledged while ISR < 2 and a hw_stall in every seed; acks=1: >= 90 % of the "
+         "offered records acknowledged (95% CI lower bound)",
+         (Variant("acks=all", "v5-min-insync.yaml"), Variant("acks=1", "v5-min-insync.yaml", {"producers.0.acks": 1})),
+         measure_min_isr, judge_v5, quick=True),
+    Case("V7", "unavailability after a hard crash of a broker hosting many partitions (ZooKeeper era)",
+         "Jun Rao 2015", "last partition back ~= detection + ~5 s (5 ms per partition); +~20 s for 10,000 "
+         "partitions when the controller also failed", "factor of 2",
+         missing="the ZooKeeper controller mode (per-partition election and controller failover cost)"),
+    Case("V9", "replication-cost throughput ratios",
+         "Kreps 2014, Benchmarking Apache Kafka: 2 Million Writes Per Second",
+         "RF1 821.6k rec/s; RF3 acks=1 787.0k (-4 %); RF3 acks=all 421.8k (-49 %); 3 producers 2.02M",
+         "ratios +-15 %, absolute +-25 %",
+         missing="the hardware capacity model (NIC, disk and request-handler limits): without it "
+                 "throughput is whatever the producers offer"),
+    Case("V12", "correlated power loss with default flush",
+         "TopicConfig and ops.html flush docs; design.html; mm/page-writeback.c; Vanlightly",
+         "default flush: acknowledged records of up to ~30 s (dirty_expire) lost cluster-wide; flush.messages=1: 0; "
+         "a process-only kill: 0",
+         "default: > 0 in every seed and <= 31 s of traffic; flush.messages=1 and process crash: 0 in every seed",
+         (Variant("default flush", "v12-power-loss.yaml"),
+          Variant("flush.messages=1", "v12-power-loss.yaml", {"topics.0.flush.messages": 1}),
+          Variant("process crash", "v12-power-loss.yaml",
+                  {f"faults.{i}.kind": "crash" for i in range(3)})),
+         measure_loss, judge_v12, quick=True, seeds=3),
+    Case("V14", "high-watermark truncation loses committed data before KIP-101",
+         "KIP-101 Scenario 1; commits 0baea2ac135 and 9679c44d2b5",
+         "protocol < 0.11 (HW truncation): committed m2 lost; >= 0.11 (leader-epoch truncation): no loss",
+         "loss > 0 with HW truncation, 0 with leader epochs",
+         missing="the pre-KIP-101 high-watermark truncation switch (log.truncation: high_watermark)"),
+)
+
+
+def cases_named(ids: list[str] | None) -> list[Case]:
+    """The cases with these ids (all when None); an unknown id is a one-line error."""
+    if not ids:
+        return list(CASES)
+    known = {c.id.lower(): c for c in CASES}
+    out = []
+    for i in ids:
+        if i.lower() not in known:
+            raise ValueError(f"case: unknown validation case {i!r}; known: {', '.join(c.id for c in CASES)}")
+        out.append(known[i.lower()])
+    return out
+
+
+# --- running ---------------------------------------------------------------------------------------
+@dataclass
+class FiguresOutcome(RunOutcome):
+    """A run's outcome reduced to its figures (a few numbers, not the run's tables)."""
+
+    figures: dict | None = None
+
+
+_BY_ID = {c.id: c for c in CASES}
+
+
+def execute_case_run(run: SweepRun) -> FiguresOutcome:
+    """In a worker: run one seed of one variant and measure its figures."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        res = simulate_run(run.scenario, seed=run.seed)
+        figures = _BY_ID[run.params["case"]].measure(res)
+        return FiguresOutcome(run.run_id, figures=figures, wall_s=time.perf_counter() - t0)
+    except Exception as e:  # noqa: BLE001 - a failed run fails its case, not the report
+        return FiguresOutcome(run.run_id, error=describe_error(e), wall_s=time.perf_counter() - t0)
+
+
+def _runs(cases: list[Case], quick: bool) -> list[SweepRun]:
+    out = []
+    for c in cases:
+        for k, v in enumerate(c.variants):
+            sc = load_scenario(SCENARIOS / v.scenario, v.overrides or None)
+            for seed in range(c.seeds):
+                # the pool names a file after the id: no slashes or spaces
+                out.append(SweepRun(f"{c.id}-variant{k}-seed{seed}", seed, {"case": c.id, "variant": v.name},
+                                    sc.model_copy(update={"seed": seed}), len(out)))
+    return out
+
+
+def validate_model(cases: list[Case] | None = None, *, quick: bool = False, workers: int | None = None,
+                   progress: bool = False) -> pd.DataFrame:
+    """Run the cases (all, or the quick subset with `quick`) and judge each: one row per case.
+
+    Columns: case, title, source, published, simulated, tolerance, passed (True/False; None when
+    the model lacks the mechanism), mean, low, high, seeds, command, missing.
+    """
+    cases = [c for c in (cases or list(CASES)) if c.quick or not quick]
+    todo = _runs([c for c in cases if c.missing is None], quick)
+    figures: dict[str, list[dict]] = {}
+    errors: dict[str, str] = {}
+    by_id = {r.run_id: r for r in todo}
+    with _Progress(progress, "validate-model") as bar, _executor(workers, None, max(len(todo), 1),
+                                                                  execute_case_run) as executor:
+        bar.start(len(todo), max(1, min(workers or 1, len(todo))))
+        for outcome in executor.as_completed(todo):
+            run = by_id[outcome.run_id]
+            if outcome.error is not None:
+                errors.setdefault(run.params["case"], f"{run.run_id}: {outcome.error.splitlines()[0]}")
+            else:
+                figures.setdefault(run.params["case"], []).append(
+                    {"variant": run.params["variant"], "seed": run.seed, **outcome.figures})
+            bar.advance(failed=outcome.error is not None, wall_s=outcome.wall_s)
+    rows = []
+    for c in cases:
+        row = {"case": c.id, "title": c.title, "source": c.source, "published": c.published,
+               "tolerance": c.tolerance, "seeds": c.seeds if c.missing is None else 0, "missing": c.missing or "",
+               "command": f"kafkasim validate-model --case {c.id}",
+               "scenarios": ", ".join(dict.fromkeys(f"scenarios/validation/{v.scenario}" for v in c.variants))}
+        if c.missing is not None:
+            row.update(simulated="not reproduced: the model lacks " + c.missing, passed=None,
+                       mean=math.nan, low=math.nan, high=math.nan)
+        elif c.id in errors:
+            row.update(simulated="a run failed: " + errors[c.id], passed=False, mean=math.nan, low=math.nan,
+                       high=math.nan)
+        else:
+            runs = pd.DataFrame(figures[c.id]).sort_values(["variant", "seed"], ignore_index=True)
+            v = c.judge(runs)
+            row.update(simulated=v.simulated, passed=v.passed, mean=v.mean, low=v.low, high=v.high)
+        rows.append(row)
+    return pd.DataFrame(rows)
