@@ -57,6 +57,7 @@ class Broker(Node):
         self.network = network
         self.recorder = recorder
         self.controller = None  # wired by the cluster
+        self.hosted_controller = None  # zookeeper controller mode: the controller runs on this broker
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
         # Disk: survives a process crash (the page cache survives too; no power loss here).
@@ -164,6 +165,8 @@ class Broker(Node):
         self._reset_memory()
         if not host_down:
             self.network.reset_connections(self)
+        if self.hosted_controller is not None:  # zookeeper mode: the controller dies with its broker
+            self.hosted_controller.host_failed(self.broker_id)
 
     def power_off(self) -> None:
         """Power loss / OS crash: the process and the page cache are gone; each log keeps its durable prefix."""
