@@ -30,7 +30,9 @@ def _kinds(r, kind):
 
 def test_every_bundled_scenario_is_covered_here():
     # scenarios/faults/ is covered by tests/test_faults_*.py, one test file per part of the fault library
-    names = {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if not {"sweeps", "faults"} & set(p.parts)}
+    # scenarios/validation/ is covered by the validation tests (issue 14)
+    names = {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml")
+             if not {"sweeps", "faults", "validation"} & set(p.parts)}
     assert names == {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml",
                      "bench/many-partitions.yaml", "bench/soak.yaml", "faults/soak-random.yaml"}
 
@@ -87,8 +89,8 @@ def test_bench_many_partitions_fails_over_about_2000_leaders_5ms_apart():
     r = _run("bench/many-partitions.yaml")
     elected = _kinds(r, "leader_elected").query("time_ms > 0 and time_ms < 30000").sort_values("time_ms")
     assert 1_800 <= len(elected) <= 2_200  # broker 0 of 5 leads a fifth of 10,000 partitions
-    gaps = elected.time_ms.diff().dropna()
-    assert gaps.median() == pytest.approx(5.0)  # elections run one at a time, 5 ms each
+    # KRaft (the default controller.mode): the fenced broker's elections are one controller batch
+    assert elected.time_ms.max() - elected.time_ms.min() == pytest.approx(0.0)
     assert r.summary["acked_lost"] == 0
 
 
