@@ -441,6 +441,8 @@ class Broker(Node):
         self._stop_following(r)
         r.make_follower(rec, leader)
         self.track_isr(r)
+        if self.config.log_truncation == "high_watermark":
+            self.truncate_to_high_watermark(r)
         if leader >= 0:
             fetcher = self.fetchers.get(leader)
             if fetcher is None:
@@ -453,6 +455,20 @@ class Broker(Node):
         fetcher = self.fetchers.get(r.leader_id)
         if fetcher is not None:
             fetcher.remove_partition(r.spec.index)
+
+    def truncate_to_high_watermark(self, r: Partition) -> None:
+        """Before KIP-101 (0.11), `log.truncation: high_watermark`: a replica that becomes a follower
+        truncates its log to its own high watermark and fetches on from there (ReplicaManager.makeFollowers
+        in 0.10: logManager.truncateTo(hw), KAFKA-551). Its HW lags the leader's by a fetch round, or
+        comes from the HW checkpoint after a restart, so this can drop committed records; if it is then
+        elected before fetching them again, they are lost (KIP-101 scenario 1)."""
+        log = r.log
+        target = min(log.hw, log.leo)
+        if target >= log.leo:
+            return
+        removed = self.disk.truncate(r.spec.index, target)
+        self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
+                            f"removed={removed} to its high watermark (log.truncation: high_watermark)", removed=removed)
 
     def truncate_on_divergence(self, r: Partition, leader_epoch: int, leader_end_offset: int) -> None:
         """KIP-279/595: truncate to the end of the last epoch both logs agree on."""
