@@ -60,6 +60,8 @@ class Broker(Node):
         self.hosted_controller = None  # zookeeper controller mode: the controller runs on this broker
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
+        # log.truncation: high_watermark, the pre-0.11 protocol: fetch responses carry the HW from before the fetch
+        self.hw_before_follower_update = config.log_truncation == "high_watermark"
         # Disk: survives a process crash (the page cache survives too; no power loss here).
         self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
         self.disk = Disk(self.logs)  # every write to the logs goes through it
@@ -755,6 +757,7 @@ class Broker(Node):
                     results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(-1, log.leo)))
                     has_data = True
                     continue
+                hw_read = log.hw
                 r.update_follower_fetch_state(follower, pf.fetch_offset, self.env.now)
                 upto = log.leo
             else:
@@ -764,6 +767,12 @@ class Broker(Node):
                     has_data = True
                     continue
             pd = self._read_partition(p, log, pf.fetch_offset, upto, req, budget)
+            if follower >= 0 and self.hw_before_follower_update:
+                # Before 0.11 (log.truncation: high_watermark) the leader read the log, HW included,
+                # before recording the follower's new offset (ReplicaManager.fetchMessages in 0.10:
+                # readFromLocalLog, then updateFollowerLogReadResults), so a follower learnt the HW its
+                # fetch advanced one fetch round later: the stale HW of KIP-101 scenario 1.
+                pd.high_watermark = hw_read
             if pd.base:
                 budget -= sum(pd.nbytes)
                 has_data = True
