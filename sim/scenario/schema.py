@@ -292,7 +292,7 @@ class ClusterConfig(_Model):
             key = "zookeeper" if self.controller_mode == "zookeeper" else "broker"
             raise ValueError(f"broker.heartbeat.interval.ms must be less than {key}.session.timeout.ms")
         if self.controller_mode == "zookeeper" and self.version_defaults.key >= (4, 0):
-            raise ValueError(f"cluster.controller.mode: zookeeper needs kafka.version 3.9 or earlier (ZooKeeper "
+            raise ValueError(f"controller.mode: zookeeper needs kafka.version 3.9 or earlier (ZooKeeper "
                              f"mode was removed in 4.0); this scenario has {self.kafka_version} (allowed: kraft)")
         if self.eligible_leader_replicas_enable and self.version_defaults.key < (4, 0):
             raise ValueError(f"cluster.eligible.leader.replicas.enable: true needs kafka.version 4.0 or later "
