@@ -246,13 +246,15 @@ def test_without_idempotence_a_retry_is_a_duplicate(tiny):
 
 
 def test_elections_are_serial_so_failover_grows_with_partitions():
-    sc = tiny_scenario(**{"topics/0/partitions": 30, "cluster/controller.election.cost.ms": "5ms"})
+    # ZooKeeper-era controller (cluster.controller.mode); broker 0 hosts it, so another broker fails
+    sc = tiny_scenario(**{"topics/0/partitions": 30, "cluster/controller.election.cost.ms": "5ms",
+                          "cluster/controller.mode": "zookeeper", "cluster/kafka.version": "3.9"})
     t = Tiny(sc)
     t.run(10)
-    victim = 0
+    victim = 1
     led = [p for p, rec in t.cluster.controller.state.items() if rec.leader == victim]
     t.brokers[victim].crash()
-    t.run(15_000)
+    t.run(25_000)  # zookeeper.session.timeout.ms 18 s
     elected = sorted(e[0] for e in t.events("leader_elected") if e[0] > 0)
     assert len(elected) == len(led) == 10
     fence_ms = [e[0] for e in t.events("broker_fenced")][0]

@@ -57,8 +57,11 @@ class Broker(Node):
         self.network = network
         self.recorder = recorder
         self.controller = None  # wired by the cluster
+        self.hosted_controller = None  # zookeeper controller mode: the controller runs on this broker
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
+        # log.truncation: high_watermark, the pre-0.11 protocol: fetch responses carry the HW from before the fetch
+        self.hw_before_follower_update = config.log_truncation == "high_watermark"
         # Disk: survives a process crash (the page cache survives too; no power loss here).
         self.logs: dict[int, Log] = {p.index: Log() for p in partitions if broker_id in p.replicas}
         self.disk = Disk(self.logs)  # every write to the logs goes through it
@@ -181,6 +184,8 @@ class Broker(Node):
         self._reset_memory()
         if not host_down:
             self.network.reset_connections(self)
+        if self.hosted_controller is not None:  # zookeeper mode: the controller dies with its broker
+            self.hosted_controller.host_failed(self.broker_id)
 
     def power_off(self) -> None:
         """Power loss / OS crash: the process and the page cache are gone; each log keeps its durable prefix."""
@@ -473,6 +478,8 @@ class Broker(Node):
         self._stop_following(r)
         r.make_follower(rec, leader)
         self.track_isr(r)
+        if self.config.log_truncation == "high_watermark":
+            self.truncate_to_high_watermark(r)
         if leader >= 0:
             fetcher = self.fetchers.get(leader)
             if fetcher is None:
@@ -485,6 +492,20 @@ class Broker(Node):
         fetcher = self.fetchers.get(r.leader_id)
         if fetcher is not None:
             fetcher.remove_partition(r.spec.index)
+
+    def truncate_to_high_watermark(self, r: Partition) -> None:
+        """Before KIP-101 (0.11), `log.truncation: high_watermark`: a replica that becomes a follower
+        truncates its log to its own high watermark and fetches on from there (ReplicaManager.makeFollowers
+        in 0.10: logManager.truncateTo(hw), KAFKA-551). Its HW lags the leader's by a fetch round, or
+        comes from the HW checkpoint after a restart, so this can drop committed records; if it is then
+        elected before fetching them again, they are lost (KIP-101 scenario 1)."""
+        log = r.log
+        target = min(log.hw, log.leo)
+        if target >= log.leo:
+            return
+        removed = self.disk.truncate(r.spec.index, target)
+        self.recorder.event(self.env.now, "truncation", self.broker_id, r.spec.index, target,
+                            f"removed={removed} to its high watermark (log.truncation: high_watermark)", removed=removed)
 
     def truncate_on_divergence(self, r: Partition, leader_epoch: int, leader_end_offset: int) -> None:
         """KIP-279/595: truncate to the end of the last epoch both logs agree on."""
@@ -771,6 +792,7 @@ class Broker(Node):
                     results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(-1, log.leo)))
                     has_data = True
                     continue
+                hw_read = log.hw
                 r.update_follower_fetch_state(follower, pf.fetch_offset, self.env.now)
                 upto = log.leo
             else:
@@ -780,6 +802,12 @@ class Broker(Node):
                     has_data = True
                     continue
             pd = self._read_partition(p, log, pf.fetch_offset, upto, req, budget)
+            if follower >= 0 and self.hw_before_follower_update:
+                # Before 0.11 (log.truncation: high_watermark) the leader read the log, HW included,
+                # before recording the follower's new offset (ReplicaManager.fetchMessages in 0.10:
+                # readFromLocalLog, then updateFollowerLogReadResults), so a follower learnt the HW its
+                # fetch advanced one fetch round later: the stale HW of KIP-101 scenario 1.
+                pd.high_watermark = hw_read
             if pd.base:
                 budget -= sum(pd.nbytes)
                 has_data = True

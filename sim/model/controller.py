@@ -1,10 +1,27 @@
-"""The KRaft controller: broker liveness, leader elections, ISR changes, the metadata log.
+"""The controller (KRaft, or a ZooKeeper-era one): broker liveness, leader elections, ISR changes, the metadata log.
 
 Brokers heartbeat every broker.heartbeat.interval.ms; one silent for broker.session.timeout.ms
 is fenced: it leaves every ISR, and each partition it led gets a new leader, the first live ISR
-member in assignment order, with a bumped leader epoch. Elections run one at a time, each costing
-`controller.election.cost.ms` of controller time, so failover grows with the number of partitions (Rao 2015:
-~5 ms per partition). With no live ISR member the partition goes offline unless
+member in assignment order, with a bumped leader epoch. `cluster.controller.mode` (kafkasim's own
+key) decides what elections cost:
+
+- kraft (the default): the elections waiting when the controller gets to them are made in one
+  controller event and committed as one batch of metadata records, costing
+  `controller.election.cost.ms` once (ReplicationControlManager.handleBrokerFenced ->
+  generateLeaderAndIsrUpdates: every partition of the fenced broker in one call), so failover
+  time does not grow with the number of partitions led by the failed broker.
+- zookeeper (up to 3.9): elections run one at a time, `controller.election.cost.ms` each (Rao
+  2015: ~5 ms per partition; KafkaController.onBrokerFailure -> PartitionStateMachine elects and
+  writes each partition's new state to ZooKeeper), a broker is failed once
+  zookeeper.session.timeout.ms passes without a heartbeat (its ephemeral znode expires), and the
+  controller runs on a broker (broker 0, the first to create /controller). When that broker dies
+  the controller goes with it: the others notice when its ZooKeeper session expires, the lowest
+  live broker id becomes controller and first loads every partition's state from ZooKeeper
+  (KafkaController.onControllerFailover: `controller.failover.cost.ms` x all partitions, Rao 2015:
+  ~2 ms each) before it fences or elects anything. A `controller_outage` in this mode ends with
+  the same load. Left out: a GC pause of the controller's broker does not move the controller.
+
+With no live ISR member the partition goes offline unless
 unclean.leader.election.enable picks any live replica. Changes are committed to a metadata log
 that brokers long-poll (KRaft brokers fetch the metadata topic), after a commit linger of
 controller.quorum.append.linger.ms. The controller quorum itself is one node: it can be paused
@@ -80,6 +97,10 @@ class Controller(Node):
         # brokers never act on it (in Kafka it is in the PartitionRecord, for the controller's elections).
         self.elr: dict[int, tuple] | None = {} if config.elr_enabled else None
         self._available: simpy.Event | None = None  # while the quorum has no leader: fires on its return
+        self.zookeeper = config.controller_mode == "zookeeper"
+        # ZooKeeper mode: the broker the controller runs on (the first to create /controller)
+        self.host_id: int | None = 0 if self.zookeeper else None
+        self._loading = False  # ZooKeeper mode: a new controller is loading the metadata (onControllerFailover)
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -94,14 +115,16 @@ class Controller(Node):
             reg.fenced = False
             reg.broker_epoch = 1  # each broker's first incarnation
             reg.last_heartbeat_ms = 0.0
+        if self.host_id is not None:
+            self.brokers_by_id[self.host_id].hosted_controller = self
 
     def start(self) -> list[simpy.Process]:
         return [self.env.process(self.fence_expired_brokers()), self.env.process(self.elect_leaders())]
 
     # --- liveness -----------------------------------------------------------------------------
     def fence_expired_brokers(self):
-        """Fence brokers whose session (broker.session.timeout.ms) has lapsed."""
-        timeout = self.config.broker_session_timeout_ms
+        """Fence brokers whose session (broker.session.timeout.ms, or zookeeper.session.timeout.ms) has lapsed."""
+        timeout = self.config.session_timeout_ms
         period = min(100.0, timeout / 10)
         while True:
             yield self.env.timeout(period)
@@ -257,12 +280,33 @@ class Controller(Node):
     def regain_quorum(self) -> None:
         """A new active controller (QuorumController.claim). ClusterControlManager.activate
         touches every registered broker: each gets a fresh session of broker.session.timeout.ms
-        from now, so brokers are not all fenced at once for heartbeats the quorum could not take."""
+        from now, so brokers are not all fenced at once for heartbeats the quorum could not take.
+        In zookeeper mode it first loads the metadata (`controller.failover.cost.ms` x partitions)."""
+        if self.alive:
+            return
+        if self.zookeeper and self.config.controller_failover_cost_ms > 0:
+            if self._loading:
+                return
+            # KafkaController.onControllerFailover: the new controller reads every partition's state
+            # from ZooKeeper before it acts (Rao 2015: ~2 ms per partition); nothing reaches it meanwhile.
+            self._loading = True
+            load = self.config.controller_failover_cost_ms * len(self.partitions)
+            self.env.timeout(load).callbacks.append(lambda _ev: self._activate())
+            return
+        self._activate()
+
+    def _activate(self) -> None:
+        """The new active controller starts acting: sessions restart, pending commits go out."""
+        self._loading = False
         if self.alive:
             return
         self.mark_up()
         now = self.env.now
         for reg in self.registrations.values():
+            if self.zookeeper and not self.brokers_by_id[reg.broker_id].alive:
+                # ZooKeeper keeps the sessions, not the controller: a dead broker's ephemeral znode
+                # expires zookeeper.session.timeout.ms after its last heartbeat, whoever the controller is.
+                continue
             reg.last_heartbeat_ms = now
         self._commit_scheduled = False
         if self._uncommitted or self._after_commit:
@@ -271,6 +315,28 @@ class Controller(Node):
         available, self._available = self._available, None
         if available is not None:
             available.succeed()
+
+    def host_failed(self, broker_id: int) -> None:
+        """ZooKeeper mode: the broker the controller runs on died, and the controller with it.
+
+        The other brokers learn it when that broker's ZooKeeper session expires (the /controller
+        znode is ephemeral); the lowest live broker id wins the new /controller znode
+        (KafkaController.elect), loads the metadata (regain_quorum) and then handles the dead
+        broker like any other.
+        """
+        host = self.brokers_by_id[broker_id]
+        host.hosted_controller = None
+        self.host_id = None
+        self.lose_quorum()
+        self.env.timeout(self.config.zookeeper_session_timeout_ms).callbacks.append(
+            lambda _ev: self._controller_elected(broker_id))
+
+    def _controller_elected(self, failed_id: int) -> None:
+        others = [b for b in sorted(self.brokers_by_id) if b != failed_id] or [failed_id]
+        live = [b for b in others if self.brokers_by_id[b].alive]
+        self.host_id = (live or others)[0]
+        self.brokers_by_id[self.host_id].hosted_controller = self
+        self.regain_quorum()
 
     # --- metadata log ---------------------------------------------------------------------------
     def _append(self, record) -> None:
@@ -385,19 +451,35 @@ class Controller(Node):
             self._election_wakeup.succeed()
 
     def elect_leaders(self):
-        """Work through queued elections one partition at a time, `controller.election.cost.ms` each."""
+        """Work through queued elections: one partition at a time, `controller.election.cost.ms` each
+        (zookeeper), or all that are waiting in one batch for one `controller.election.cost.ms` (kraft)."""
+        cost = self.config.controller_election_cost_ms
         while True:
             if not self._elections:
                 self._election_wakeup = self.env.event()
                 yield self._election_wakeup
                 continue
-            p = self._elections.popleft()
-            if self.config.controller_election_cost_ms > 0:
-                yield self.env.timeout(self.config.controller_election_cost_ms)
-            while not self.running:  # paused, or no quorum: elections wait
+            if self.zookeeper:
+                # KafkaController / PartitionStateMachine: each election is its own ZooKeeper write.
+                p = self._elections.popleft()
+                if cost > 0:
+                    yield self.env.timeout(cost)
+                while not self.running:  # paused, or no quorum: elections wait
+                    yield self.until_running()
+                self._queued.discard(p)
+                self.elect_leader(p)
+                continue
+            # ReplicationControlManager.handleBrokerFenced / electLeaders: one controller event
+            # generates the PartitionChangeRecords of every affected partition, committed together.
+            if cost > 0:
+                yield self.env.timeout(cost)
+            while not self.running:
                 yield self.until_running()
-            self._queued.discard(p)
-            self.elect_leader(p)
+            batch = list(self._elections)
+            self._elections.clear()
+            self._queued.difference_update(batch)
+            for p in batch:
+                self.elect_leader(p)
 
     def is_live(self, broker_id: int) -> bool:
         return not self.registrations[broker_id].fenced

@@ -132,10 +132,14 @@ class ReplicaFetcher:
         self.changed = set()
         replicas = broker.replicas
         parts = []
+        # log.truncation: high_watermark (before KIP-101, 0.11): fetches carry no last fetched epoch,
+        # so the leader checks nothing but the offset (out of range: truncate to its log end offset,
+        # ReplicaFetcherThread.handleOffsetOutOfRange in 0.10); the follower already truncated to its HW.
+        epochs = broker.config.log_truncation == "leader_epoch"
         for p in ids:
             r = replicas[p]
             log = r.log
-            parts.append(m.PartitionFetch(p, log.leo, log.latest_epoch, r.leader_epoch))
+            parts.append(m.PartitionFetch(p, log.leo, log.latest_epoch if epochs else -1, r.leader_epoch))
         cfg = broker.config
         req = m.FetchRequest(broker, broker.next_request_id(), broker.broker_id, cfg.replica_fetch_wait_max_ms,
                              cfg.replica_fetch_response_max_bytes, cfg.replica_fetch_max_bytes, parts,

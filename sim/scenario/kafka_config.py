@@ -43,7 +43,7 @@ MODELLED: dict[str, tuple[str, ...]] = {
         "broker.session.timeout.ms", "broker.heartbeat.interval.ms", "replica.lag.time.max.ms",
         "replica.fetch.wait.max.ms", "replica.fetch.max.bytes", "replica.fetch.response.max.bytes",
         "replica.fetch.backoff.ms", "replica.socket.timeout.ms", "replica.high.watermark.checkpoint.interval.ms",
-        "min.insync.replicas", "unclean.leader.election.enable",
+        "min.insync.replicas", "unclean.leader.election.enable", "zookeeper.session.timeout.ms",
     ),
     "topic": ("min.insync.replicas", "unclean.leader.election.enable"),
 }

@@ -207,6 +207,26 @@ class ClusterConfig(_Model):
         5, alias="controller.election.cost.ms", ge=0,
         description="kafkasim's own key (Kafka has no such config): controller time per partition leader "
                     "election (Rao 2015: ~5 ms); formerly `election_cost`")
+    controller_mode: Literal["kraft", "zookeeper"] = Field(
+        "kraft", alias="controller.mode",
+        description="kafkasim's own key (Kafka has none: a ZooKeeper-mode broker sets zookeeper.connect, a KRaft "
+                    "one process.roles): kraft elects a fenced broker's partitions in one controller batch; "
+                    "zookeeper (up to 3.9) elects them one at a time (controller.election.cost.ms each), detects "
+                    "failures after zookeeper.session.timeout.ms, runs the controller on a broker and, when the "
+                    "controller fails over, reloads the metadata (controller.failover.cost.ms per partition)")
+    controller_failover_cost_ms: KafkaMs = Field(
+        2, alias="controller.failover.cost.ms", ge=0,
+        description="kafkasim's own key (Kafka has no such config): zookeeper mode only, controller time per "
+                    "partition to load the metadata from ZooKeeper after a controller failover (Rao 2015: ~2 ms)")
+    zookeeper_session_timeout_ms: PositiveMs = Field(
+        18000, alias="zookeeper.session.timeout.ms",
+        description="zookeeper mode only: a broker silent this long loses its ZooKeeper session and the "
+                    "controller treats it as failed (6000 up to 2.4, 18000 from 2.5, KIP-537)")
+    log_truncation: Literal["leader_epoch", "high_watermark"] = Field(
+        "leader_epoch", alias="log.truncation",
+        description="kafkasim's own key (Kafka has no such config): how a replica that becomes a follower finds "
+                    "where to truncate: leader_epoch (KIP-101/279, 0.11+: the leader's epoch end offsets) or "
+                    "high_watermark (before 0.11: its own local high watermark, which can drop committed records)")
     broker_session_timeout_ms: PositiveMs = Field(9000, alias="broker.session.timeout.ms")
     broker_heartbeat_interval_ms: PositiveMs = Field(2000, alias="broker.heartbeat.interval.ms")
     replica_lag_time_max_ms: PositiveMs = Field(30000, alias="replica.lag.time.max.ms")
@@ -268,13 +288,25 @@ class ClusterConfig(_Model):
             raise ValueError(f"racks lists {len(self.racks)} racks for {self.brokers} brokers")
         if self.zones is not None and len(self.zones) != self.brokers:
             raise ValueError(f"zones lists {len(self.zones)} zones for {self.brokers} brokers")
-        if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms:
-            raise ValueError("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms")
+        if self.broker_heartbeat_interval_ms >= self.session_timeout_ms:
+            key = "zookeeper" if self.controller_mode == "zookeeper" else "broker"
+            raise ValueError(f"broker.heartbeat.interval.ms must be less than {key}.session.timeout.ms")
+        if self.controller_mode == "zookeeper" and self.version_defaults.key >= (4, 0):
+            raise ValueError(f"controller.mode: zookeeper needs kafka.version 3.9 or earlier (ZooKeeper "
+                             f"mode was removed in 4.0); this scenario has {self.kafka_version} (allowed: kraft)")
         if self.eligible_leader_replicas_enable and self.version_defaults.key < (4, 0):
             raise ValueError(f"cluster.eligible.leader.replicas.enable: true needs kafka.version 4.0 or later "
                              f"(KIP-966 part 1 shipped in 4.0); this scenario has {self.kafka_version} "
                              f"(allowed: false)")
         return self
+
+    @property
+    def session_timeout_ms(self) -> float:
+        """How long a silent broker keeps its session: broker.session.timeout.ms (KRaft) or
+        zookeeper.session.timeout.ms (ZooKeeper mode)."""
+        if self.controller_mode == "zookeeper":
+            return self.zookeeper_session_timeout_ms
+        return self.broker_session_timeout_ms
 
     @property
     def elr_enabled(self) -> bool:
