@@ -13,10 +13,17 @@ what limits a Kafka leader: it sends every follower's FetchResponse and every co
 NIC, so replication fan-out and consumers compete for its egress. Messages from different senders
 transmit in parallel. The queue is per message, FIFO across all of the sender's connections (the
 kernel interleaves connections packet by packet, so a small message behind a large one waits a
-little longer here than on a real host). The receiver's NIC is not modelled: serving a receiver in
-arrival order would need a second event per message (arrivals from different senders are known
-only when they happen), and a broker's ingress (produce plus its own fetches) is rarely its
-bottleneck next to its egress. Without bandwidth no NIC state is kept at all.
+little longer here than on a real host). With `network.bandwidth` alone the receiver's NIC is not
+modelled. Without bandwidth no NIC state is kept at all.
+
+Per-host NICs (`set_nic`, from `cluster.hardware`, sim/model/hardware.py) give an endpoint its own
+capacity in each direction (full duplex). Egress works as above with the endpoint's own rate. On
+ingress a message is received after what the receiver's NIC was already given: ``arrival =
+max(tx_end + latency, rx_free + nbytes / bandwidth_in)`` (cut-through: an idle receiver adds
+nothing; a busy one makes the bytes wait for the ones ahead). The receiver's queue is reserved when
+the message is sent, not when it arrives, so it costs no second event per message; messages from
+different senders are served in the order they were sent, which differs from their arrival order
+only by the spread of the one-way latencies.
 
 Loss is a per-link, per-direction probability that a message never arrives (a path that drops
 it: nothing is reset, the sender learns only by its own timeout, e.g. `request.timeout.ms`). A
@@ -106,6 +113,10 @@ class Network:
         self._degraded: dict[tuple, list[Degradation]] = {}  # (src, dst) -> active degradations
         self._zone_latency: dict[tuple, Distribution] = {}  # (src, dst) -> extra latency between zones
         self.broken: dict[type, int] = {}  # messages whose connection broke after too many retransmissions
+        self._nic_out: dict[Endpoint, float] = {}  # per-host NICs (set_nic): endpoint -> ms per byte sent
+        self._nic_in: dict[Endpoint, float] = {}  # endpoint -> ms per byte received
+        self._rx_free: dict[Endpoint, float] = {}  # receiver -> when its NIC has taken in what it was sent
+        self._hw = False  # some endpoint has its own NIC
         self._select_send()
 
     # --- configuration ---------------------------------------------------------------------------
@@ -171,6 +182,38 @@ class Network:
             self._degraded.pop(link, None)
         self._select_send()
 
+    def set_nic(self, endpoint: Endpoint, out_bps: float | None, in_bps: float | None) -> None:
+        """Give `endpoint`'s host a NIC of `out_bps` / `in_bps` bytes per second (None: unlimited that way)."""
+        for table, bps in ((self._nic_out, out_bps), (self._nic_in, in_bps)):
+            if bps:
+                table[endpoint] = 1000.0 / bps
+            else:
+                table.pop(endpoint, None)
+        self._hw = bool(self._nic_out or self._nic_in)
+        self._select_send()
+
+    def _egress(self, src: Endpoint, nbytes: int, now: float) -> float:
+        """When `src`'s NIC has sent `nbytes` more (its own rate, else network.bandwidth)."""
+        mpb = self._nic_out.get(src, self.ms_per_byte)
+        if not mpb:
+            return now
+        nic = self._nic_free
+        start = nic.get(src, now)
+        tx_end = (start if start > now else now) + nbytes * mpb
+        nic[src] = tx_end
+        return tx_end
+
+    def _ingress(self, dst: Endpoint, nbytes: int, arrive: float) -> float:
+        """When `dst`'s NIC has received `nbytes` reaching it at `arrive`, after what it was given before."""
+        mpb = self._nic_in.get(dst)
+        if mpb is None:
+            return arrive
+        queued = self._rx_free.get(dst, 0.0) + nbytes * mpb
+        if queued > arrive:
+            arrive = queued
+        self._rx_free[dst] = arrive
+        return arrive
+
     def set_zone_latency(self, src: Endpoint, dst: Endpoint, extra: Distribution | None) -> None:
         """A static extra one-way latency on `src` -> `dst` (endpoints in different zones); None removes it."""
         if extra is None:
@@ -185,6 +228,8 @@ class Network:
             self.send = self._send_impaired
         elif self._loss_all > 0.0 or any(p > 0.0 for p in self._loss_link.values()):
             self.send = self._send_any
+        elif self._hw:
+            self.send = self._send_nic
         elif self.ms_per_byte:
             self.send = self._send_serialised
         else:
@@ -248,6 +293,24 @@ class Network:
         clocks[link] = arrive
         env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
+    def _send_nic(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
+        """`send` with per-host NICs: the sender's egress, latency, then the receiver's ingress."""
+        if not src.alive:
+            return
+        env = self.env
+        now = env.now
+        sent = self.sent
+        kind = type(msg)
+        sent[kind] = sent.get(kind, 0) + 1
+        arrive = self._ingress(dst, nbytes, self._egress(src, nbytes, now) + self.latency.sample())
+        link = (src, dst)
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
+        if arrive < last:
+            arrive = last
+        clocks[link] = arrive
+        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+
     def _send_any(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` for any configuration, bound while some link is lossy: bandwidth if set, latency,
         then maybe lose the message on the way."""
@@ -258,7 +321,9 @@ class Network:
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
         tx_end = now
-        if self.ms_per_byte:
+        if self._hw:
+            tx_end = self._egress(src, nbytes, now)
+        elif self.ms_per_byte:
             nic = self._nic_free
             start = nic.get(src, now)
             tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
@@ -271,6 +336,8 @@ class Network:
             # hold back the link's later messages (TCP's retransmission stall is not modelled).
             self.dropped[kind] = self.dropped.get(kind, 0) + 1
             return
+        if self._hw:
+            arrive = self._ingress(dst, nbytes, arrive)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:
@@ -287,7 +354,9 @@ class Network:
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
         tx_end = now
-        if self.ms_per_byte:
+        if self._hw:
+            tx_end = self._egress(src, nbytes, now)
+        elif self.ms_per_byte:
             nic = self._nic_free
             start = nic.get(src, now)
             tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
@@ -319,6 +388,8 @@ class Network:
         if p > 0.0 and self._uniform() < p:
             self.dropped[kind] = self.dropped.get(kind, 0) + 1
             return
+        if self._hw:
+            arrive = self._ingress(dst, nbytes, arrive)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:  # FIFO: a retransmitted message holds back the link's later ones
@@ -360,7 +431,7 @@ class Network:
         if not closer.alive:
             return
         now = self.env.now
-        start = self._nic_free.get(closer, now) if self.ms_per_byte else now
+        start = self._nic_free.get(closer, now) if self.ms_per_byte or self._hw else now
         arrive = (start if start > now else now) + self.latency.sample()
         last = self._link_clock.get((closer, peer), 0.0)
         if arrive < last:
