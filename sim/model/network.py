@@ -18,12 +18,14 @@ modelled. Without bandwidth no NIC state is kept at all.
 
 Per-host NICs (`set_nic`, from `cluster.hardware`, sim/model/hardware.py) give an endpoint its own
 capacity in each direction (full duplex). Egress works as above with the endpoint's own rate. On
-ingress a message is received after what the receiver's NIC was already given: ``arrival =
-max(tx_end + latency, rx_free + nbytes / bandwidth_in)`` (cut-through: an idle receiver adds
-nothing; a busy one makes the bytes wait for the ones ahead). The receiver's queue is reserved when
-the message is sent, not when it arrives, so it costs no second event per message; messages from
-different senders are served in the order they were sent, which differs from their arrival order
-only by the spread of the one-way latencies.
+ingress the senders' TCP flows share the receiver's link about equally (TCP's congestion control
+converges to a fair share of a bottleneck), so a message is received at the receiver's rate
+divided by the number of flows still receiving when its first byte arrives, after the flow's
+previous message: ``arrival = max(tx_end + latency, max(tx_start + latency, flow_free) + nbytes *
+flows / bandwidth_in)`` (cut-through: a receiver with room adds nothing). One large message (a
+follower's fetch response) thus takes its flow's share, not the whole link, and a flow cannot get
+more than its share when others are busy. The share is computed when the message is sent, so it
+costs no second event per message (a flow that starts or ends meanwhile does not change it).
 
 Loss is a per-link, per-direction probability that a message never arrives (a path that drops
 it: nothing is reset, the sender learns only by its own timeout, e.g. `request.timeout.ms`). A
@@ -115,7 +117,8 @@ class Network:
         self.broken: dict[type, int] = {}  # messages whose connection broke after too many retransmissions
         self._nic_out: dict[Endpoint, float] = {}  # per-host NICs (set_nic): endpoint -> ms per byte sent
         self._nic_in: dict[Endpoint, float] = {}  # endpoint -> ms per byte received
-        self._rx_free: dict[Endpoint, float] = {}  # receiver -> when its NIC has taken in what it was sent
+        self._rx_flows: dict[Endpoint, dict] = {}  # receiver -> {sender: when that flow's bytes are all in}
+        self._tx_start = 0.0  # when the last message sent (by _egress) started to leave its sender
         self._hw = False  # some endpoint has its own NIC
         self._select_send()
 
@@ -196,23 +199,37 @@ class Network:
         """When `src`'s NIC has sent `nbytes` more (its own rate, else network.bandwidth)."""
         mpb = self._nic_out.get(src, self.ms_per_byte)
         if not mpb:
+            self._tx_start = now
             return now
         nic = self._nic_free
         start = nic.get(src, now)
-        tx_end = (start if start > now else now) + nbytes * mpb
+        if start < now:
+            start = now
+        self._tx_start = start
+        tx_end = start + nbytes * mpb
         nic[src] = tx_end
         return tx_end
 
-    def _ingress(self, dst: Endpoint, nbytes: int, arrive: float) -> float:
-        """When `dst`'s NIC has received `nbytes` reaching it at `arrive`, after what it was given before."""
+    def _ingress(self, src: Endpoint, dst: Endpoint, nbytes: int, arrive: float, lead: float) -> float:
+        """When `dst`'s NIC has received `nbytes` from `src` whose last byte reaches it at `arrive`
+        and first byte `lead` earlier: at the flow's fair share of the link, after its previous bytes."""
         mpb = self._nic_in.get(dst)
         if mpb is None:
             return arrive
-        queued = self._rx_free.get(dst, 0.0) + nbytes * mpb
-        if queued > arrive:
-            arrive = queued
-        self._rx_free[dst] = arrive
-        return arrive
+        flows = self._rx_flows.get(dst)
+        if flows is None:
+            flows = self._rx_flows[dst] = {}
+        first = arrive - lead
+        busy = flows.get(src, 0.0)
+        n = 1
+        for other, end in flows.items():
+            if end > first and other is not src:
+                n += 1
+        received = (busy if busy > first else first) + nbytes * mpb * n
+        if received < arrive:
+            received = arrive
+        flows[src] = received
+        return received
 
     def set_zone_latency(self, src: Endpoint, dst: Endpoint, extra: Distribution | None) -> None:
         """A static extra one-way latency on `src` -> `dst` (endpoints in different zones); None removes it."""
@@ -302,7 +319,8 @@ class Network:
         sent = self.sent
         kind = type(msg)
         sent[kind] = sent.get(kind, 0) + 1
-        arrive = self._ingress(dst, nbytes, self._egress(src, nbytes, now) + self.latency.sample())
+        tx_end = self._egress(src, nbytes, now)
+        arrive = self._ingress(src, dst, nbytes, tx_end + self.latency.sample(), tx_end - self._tx_start)
         link = (src, dst)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
@@ -337,7 +355,7 @@ class Network:
             self.dropped[kind] = self.dropped.get(kind, 0) + 1
             return
         if self._hw:
-            arrive = self._ingress(dst, nbytes, arrive)
+            arrive = self._ingress(src, dst, nbytes, arrive, tx_end - self._tx_start)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:
@@ -389,7 +407,7 @@ class Network:
             self.dropped[kind] = self.dropped.get(kind, 0) + 1
             return
         if self._hw:
-            arrive = self._ingress(dst, nbytes, arrive)
+            arrive = self._ingress(src, dst, nbytes, arrive, tx_end - self._tx_start)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:  # FIFO: a retransmitted message holds back the link's later ones

@@ -183,9 +183,9 @@ HARDWARE_PRESETS: dict[str, dict] = {
     "kreps-2014": {
         "nic": "1Gbit/s",
         "disk": {"write": "822MB/s"},
-        "cpu": {"per_request": "60us", "byte_rate": "120MB/s", "network_per_request": "20us",
+        "cpu": {"per_request": "60us", "byte_rate": "60MB/s", "network_per_request": "20us",
                 "network_byte_rate": "1000MB/s"},
-        "client": {"nic": "1Gbit/s", "per_record": "1.15us"},
+        "client": {"nic": "1Gbit/s", "per_record": "1.2us"},
     },
     # Confluent OMB 2020 (3b.3): i3en.2xlarge brokers (8 vCPU, 2 x 2500 GB NVMe, up to 25 Gbps) and
     # c5n.2xlarge clients (up to 25 Gbps). Disk and CPU figures are rough instance specs, not calibrated.
