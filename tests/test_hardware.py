@@ -283,7 +283,9 @@ V9 = {  # scenario -> published records/s (kafka-reference 3b.1)
 def v9_throughput(name: str) -> float:
     """Acknowledged records/s between 1 s and the end of producing (the first second is warm-up)."""
     sc = sim.load_scenario(f"scenarios/validation/{name}.yaml")
-    b = sim.run(sc).batches
+    res = sim.run(sc)
+    assert res.summary["invariant_violations"] == 0, res.summary["invariant_examples"]
+    b = res.batches
     lo, hi = 1000.0, sc.duration
     return b[(b.outcome == "acked") & (b.acked_ms >= lo) & (b.acked_ms < hi)].record_count.sum() / ((hi - lo) / 1000)
 
