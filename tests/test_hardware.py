@@ -2,12 +2,10 @@
 
 Mechanism tests with exact timelines on hand-built networks and tiny clusters (constant latencies),
 checks that `unlimited` is today's model, the scenario errors, and the V9 case (Kreps 2014) with
-the kreps-2014 preset (slow: run with --slow).
+the kreps-2014 preset.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -304,13 +302,17 @@ def v9_throughput(name: str) -> float:
     return b[(b.outcome == "acked") & (b.acked_ms >= lo) & (b.acked_ms < hi)].record_count.sum() / ((hi - lo) / 1000)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("KAFKASIM_SLOW"), reason="V9 runs take minutes (run with --slow)")
 def test_v9_kreps_2014_rates_and_ratios():
-    """Absolute rates within 25 %, ratios to the RF 1 rate within 15 % (kafka-reference section 4, V9)."""
+    """Absolute rates within 25 %, ratios to the RF 1 rate within 15 % (kafka-reference section 4, V9);
+    a failure names the case and both figures. (v9-producer-consumer is outside its ratio tolerance:
+    see its scenario comment.)"""
     sim_rates = {name: v9_throughput(name) for name in V9}
     base_sim, base_pub = sim_rates["v9-rf1"], V9["v9-rf1"]
     for name, published in V9.items():
-        assert sim_rates[name] == pytest.approx(published, rel=0.25), (name, sim_rates[name], published)
+        assert sim_rates[name] == pytest.approx(published, rel=0.25), \
+            f"{name}: simulated {sim_rates[name]:,.0f} records/s, published {published:,}"
         ratio_sim, ratio_pub = sim_rates[name] / base_sim, published / base_pub
-        assert ratio_sim == pytest.approx(ratio_pub, rel=0.15), (name, ratio_sim, ratio_pub)
+        assert ratio_sim == pytest.approx(ratio_pub, rel=0.15), \
+            f"{name}: simulated ratio to RF 1 {ratio_sim:.3f}, published {ratio_pub:.3f}"
+    # what separates the rows: replication round trips (acks=all) and the shared 1 GbE links (3 producers)
+    assert sim_rates["v9-rf3-acksall"] < 0.65 * sim_rates["v9-rf3-acks1"]
