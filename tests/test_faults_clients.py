@@ -130,6 +130,31 @@ def test_a_consumer_pause_shorter_than_the_session_timeout_causes_no_rebalance_a
     assert not ((commits > 20_000.0) & (commits < 50_000.0)).any() and (commits >= 50_000.0).any()
 
 
+def test_overlapping_pauses_of_one_consumer_freeze_it_until_the_later_end_and_each_ends_itself():
+    faults = [{"kind": "consumer_pause", "consumer": "readers-1", "at": "20s", "duration": "10s"},
+              {"kind": "consumer_pause", "consumer": "readers-1", "at": "25s", "duration": "10s"}]
+    r = _group_run(FAULTS / "consumer-pause.yaml", faults=faults, duration="50s")
+    assert _kinds(r, "fault_start").time_ms.tolist() == [20_000.0, 25_000.0]
+    ends = _kinds(r, "fault_end")
+    assert ends.time_ms.tolist() == [30_000.0, 35_000.0] and ends.fault_index.tolist() == [0, 1]
+    # one freeze, 20-35 s: frozen once, running again when the later pause ends
+    assert _kinds(r, "consumer_pause").time_ms.tolist() == [20_000.0]
+    assert _kinds(r, "consumer_resume").time_ms.tolist() == [35_000.0]
+    commits = r.events[(r.events.kind == "offset_commit") & (r.events.client == "readers-1")].time_ms
+    assert not ((commits > 20_000.0) & (commits < 35_000.0)).any() and (commits >= 35_000.0).any()
+
+
+def test_a_consumer_crash_during_its_pause_is_still_restarted_at_the_heal():
+    # the pause (20-30 s) ends after the crash (25 s, left to the heal): the crash is still the consumer's fault
+    faults = [{"kind": "consumer_pause", "consumer": "readers-1", "at": "20s", "duration": "10s"},
+              {"kind": "consumer_crash", "consumer": "readers-1", "at": "25s"}]
+    r = _group_run(FAULTS / "consumer-pause.yaml", faults=faults, duration="50s")
+    ends = _kinds(r, "fault_end")
+    assert ends.fault.tolist() == ["consumer_pause", "consumer_crash"] and ends.time_ms.tolist() == [30_000.0, 50_000.0]
+    assert _kinds(r, "consumer_restart").time_ms.tolist() == [50_000.0]
+    assert _kinds(r, "consumer_resume").empty  # the process it froze died: nothing resumed
+
+
 def test_a_consumer_pause_past_the_session_timeout_rebalances_redelivers_and_fences_the_zombie():
     box = {}
     r = sim.run(FAULTS / "consumer-pause.yaml", prepare=lambda c: box.setdefault("cluster", c))  # 60 s from 20 s

@@ -287,3 +287,25 @@ def test_a_set_of_brokers_is_split_from_the_rest():
     others = [src for src, dst in links[2] if dst is brokers[2]]
     assert len(others) == len(links[2])  # inbound only
     assert others[:3] == [brokers[0], brokers[1], controller] and others[3:] == [eps[0], eps[1], eps[2], client]
+
+
+def test_a_degrade_without_heal_time_ends_at_the_heal_even_after_a_later_fault_on_its_broker():
+    # the injector keeps one record per broker: a crash of the degraded broker replaced it, so the heal
+    # ended the crash only and the degradation had no fault_end (and stayed on through the settle)
+    res = run("link-degradation", **{"faults": [
+        {"kind": "degrade", "broker": 1, "between": ["clients"], "latency": {"dist": "constant", "value": "5ms"},
+         "at": "10s"},
+        {"kind": "crash", "broker": 1, "at": "15s", "restart_after": "5s"}]})
+    f = kinds(res, "fault_start"), kinds(res, "fault_end")
+    assert f[0]["fault"].tolist() == ["degrade", "crash"]
+    assert sorted(f[1]["fault"].tolist()) == ["crash", "degrade"]
+    assert f[1][f[1]["fault"] == "degrade"]["time_ms"].tolist() == [40_000.0]
+
+
+def test_a_random_degrade_source_draws_its_latency_from_the_link_fault_stream():
+    # the stream was created for scheduled degrade faults only: a random one with latency failed to start
+    res = run("link-degradation", **{"faults": [], "random_faults": [
+        {"kind": "degrade", "fault": {"between": ["clients"], "latency": {"dist": "constant", "value": "5ms"}},
+         "per": "cluster", "mean_interval": "5s", "downtime": "2s", "max_down": 1}]})
+    started, ended = kinds(res, "fault_start"), kinds(res, "fault_end")
+    assert len(started) > 0 and set(started["fault"]) == {"degrade"} and len(ended) == len(started)

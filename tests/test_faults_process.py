@@ -126,6 +126,21 @@ def test_controlled_shutdown_of_a_leader_costs_ms_not_seconds_and_loses_nothing_
     assert _events(res, "broker_registered")["time_ms"].min() >= 20_000  # restarted after restart_after
 
 
+def test_a_restart_due_before_the_controlled_shutdown_stopped_the_broker_runs_once_it_has_stopped():
+    """restart_after shorter than the shutdown itself (the controller lets the broker go a few ms
+    after SIGTERM): the broker stops, then restarts at once; it used to stay down for good."""
+    res, cluster = _run([{"kind": "controlled_shutdown", "leader_of": "events-0", "at": "10s",
+                          "restart_after": "1ms"}])
+    (stop,) = _events(res, "broker_shutdown")["time_ms"].tolist()
+    assert stop > 10_001  # still shutting down when the restart came due
+    (end,) = _events(res, "fault_end")["time_ms"].tolist()
+    assert end == 10_001
+    back = _events(res, "broker_registered")
+    assert len(back) == 1 and back["time_ms"].iloc[0] >= stop
+    assert all(b.alive for b in cluster.brokers)
+    assert res.summary.under_replicated_partitions_at_end == 0 and res.summary.invariant_violations == 0
+
+
 def test_controlled_shutdown_flushes_the_logs_before_it_stops():
     seen = []
 
@@ -267,3 +282,113 @@ def test_an_isr_shrink_proposed_during_a_controller_outage_commits_soon_after_it
     assert not shrinks.empty
     assert shrinks["time_ms"].min() >= 14_000 and shrinks["time_ms"].max() <= 14_000 + 2000 + 200
     assert res.summary.messages_sent["AlterPartition"] < 200  # a retry per heartbeat interval, no storm
+
+
+# --- controller outage overlapping other faults (issue 13: the random-schedule property test) -------
+def test_a_broker_restarted_inside_a_controller_outage_registers_soon_after_the_quorum_returns():
+    # BrokerLifecycleManager resends a refused registration after an exponential backoff (100 ms
+    # doubling, at most broker.session.timeout.ms), not after the 30 s request timeout: the broker
+    # restarted at 11 s is registered, unfenced and back in every ISR soon after the outage ends at 14 s.
+    faults = [{"kind": "controller_outage", "at": "8s", "duration": "6s"},
+              {"kind": "crash", "follower_of": "events-0", "at": "9s", "restart_after": "2s"}]
+    res, cluster = _run(faults, duration="30s")
+    registered = _events(res, "broker_registered")
+    assert not registered.empty and 14_000 <= registered["time_ms"].min() <= 14_000 + 3_300
+    assert res.summary["under_replicated_partitions_at_end"] == 0
+    assert all(not reg.fenced for reg in cluster.controller.registrations.values())
+
+
+def test_a_controller_outage_of_a_paused_controller_is_skipped_and_the_pause_still_ends():
+    faults = [{"kind": "pause", "controller": True, "at": "8s", "duration": "4s"},
+              {"kind": "controller_outage", "at": "9s", "duration": "3s"},
+              {"kind": "crash", "follower_of": "events-0", "at": "13s", "restart_after": "10s"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end", "fault_skipped"])]
+    assert list(zip(f["kind"], f["fault"])) == [
+        ("fault_start", "pause"), ("fault_skipped", "controller_outage"), ("fault_end", "pause"),
+        ("fault_start", "crash"), ("fault_end", "crash")]
+    assert f["reason"].tolist()[1] == "controller paused"
+    # the controller still fences a broker that stops heartbeating
+    assert 13_000 < _events(res, "broker_fenced")["time_ms"].min() <= 13_000 + SESSION_MS + 200
+
+
+def test_a_quorum_lost_while_the_controller_is_paused_does_not_stop_its_loops():
+    # Controller.lose_quorum of a paused controller: its loops waited for the pause to end; they must
+    # wait for the quorum instead, or the controller never fences nor elects again.
+    def spy(cluster):
+        ctl, env = cluster.controller, cluster.env
+        for at, act in ((8_000, ctl.pause), (9_000, ctl.lose_quorum), (12_000, ctl.regain_quorum)):
+            env.timeout(at).callbacks.append(lambda _ev, act=act: act())
+    res, _ = _run([{"kind": "crash", "follower_of": "events-0", "at": "13s", "restart_after": "10s"}], spy=spy)
+    assert 13_000 < _events(res, "broker_fenced")["time_ms"].min() <= 13_000 + SESSION_MS + 200
+
+
+def test_a_second_controlled_shutdown_of_a_broker_shutting_down_is_skipped():
+    faults = [{"kind": "controlled_shutdown", "broker": 1, "at": "8s"},
+              {"kind": "controlled_shutdown", "broker": 1, "at": "8s"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end", "fault_skipped"])]
+    assert f["kind"].tolist() == ["fault_start", "fault_skipped", "fault_end"]
+    assert f["fault_index"].tolist() == [0, 1, 0]
+    assert f["reason"].tolist()[1] == "already shutting down"
+
+
+def test_every_fault_that_starts_ends_even_when_a_later_one_on_its_broker_overlaps_it():
+    # a crash of a broker still shutting down: the SIGTERM's restart (at 11 s) ends the SIGTERM, and the
+    # heal ends the crash although it has nothing left to undo (the injector kept one record per broker,
+    # the crash's: the heal found it with nothing to undo and the crash never ended)
+    faults = [{"kind": "controlled_shutdown", "broker": 1, "at": "8s", "restart_after": "3s"},
+              {"kind": "crash", "broker": 1, "at": "8001ms"}]
+    res, _ = _run(faults)
+    ev = res.events
+    f = ev[ev["kind"].isin(["fault_start", "fault_end"])]
+    assert list(zip(f["kind"], f["fault"], f["time_ms"])) == [
+        ("fault_start", "controlled_shutdown", 8_000.0), ("fault_start", "crash", 8_001.0),
+        ("fault_end", "controlled_shutdown", 11_000.0), ("fault_end", "crash", 30_000.0)]
+def _lifecycles(at_ms: list[float], broker: int, into: list):
+    """A spy: broker `broker`'s lifecycle at each of `at_ms`."""
+    def spy(cluster):
+        b = cluster.brokers[broker]
+        for t in at_ms:
+            cluster.env.timeout(t).callbacks.append(lambda _ev, t=t: into.append((t, b.lifecycle)))
+    return spy
+
+
+def test_overlapping_pauses_of_one_broker_freeze_it_until_the_later_end_and_each_ends_itself():
+    # 10-12 s and 11-14 s: frozen from 10 s to 14 s, two fault_start and two fault_end
+    faults = [{"kind": "pause", "broker": 0, "at": "10s", "duration": "2s"},
+              {"kind": "pause", "broker": 0, "at": "11s", "duration": "3s"}]
+    seen: list = []
+    res, cluster = _run(faults, spy=_lifecycles([10_500.0, 12_500.0, 13_900.0, 14_100.0], 0, seen),
+                        duration="20s", settle="5s")
+    assert _events(res, "fault_start")["time_ms"].tolist() == [10_000.0, 11_000.0]
+    ends = _events(res, "fault_end")
+    assert ends["time_ms"].tolist() == [12_000.0, 14_000.0] and ends["fault_index"].tolist() == [0, 1]
+    assert [s for _, s in seen] == ["paused", "paused", "paused", "up"]
+    assert cluster.brokers[0].pause_depth == 0 and cluster.brokers[0]._paused is None
+
+
+def test_a_pause_whose_broker_crashed_meanwhile_still_ends_and_leaves_the_restarted_process_running():
+    faults = [{"kind": "pause", "broker": 0, "at": "10s", "duration": "5s"},
+              {"kind": "crash", "broker": 0, "at": "11s", "restart_after": "2s"}]
+    seen: list = []
+    res, _ = _run(faults, spy=_lifecycles([12_000.0, 14_000.0, 16_000.0], 0, seen), duration="20s", settle="5s")
+    ends = _events(res, "fault_end")
+    assert ends["fault"].tolist() == ["crash", "pause"] and ends["time_ms"].tolist() == [13_000.0, 15_000.0]
+    assert [s for _, s in seen] == ["crashed", "up", "up"]  # the new process was never paused
+    assert res.summary.invariant_violations == 0
+
+
+def test_the_heal_ends_a_sigterm_a_later_pause_of_its_broker_started_on_top_of():
+    # SIGTERM without restart_after (left to the heal), then a pause of the same broker before it stopped: the
+    # pause is the broker's latest fault and ends first; the heal at 20 s still restarts the broker
+    faults = [{"kind": "controlled_shutdown", "broker": 0, "at": "10s"},
+              {"kind": "pause", "broker": 0, "at": "10005ms", "duration": "1s"}]
+    res, cluster = _run(faults, duration="20s", settle="10s")
+    ends = _events(res, "fault_end")
+    assert ends["fault"].tolist() == ["pause", "controlled_shutdown"]
+    assert ends["time_ms"].tolist() == [11_005.0, 20_000.0] and ends["reason"].tolist()[1] == "heal"
+    assert len(_events(res, "broker_shutdown")) == 1 and cluster.brokers[0].alive
+    assert res.summary.under_replicated_partitions_at_end == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import sim
@@ -84,6 +85,112 @@ def test_a_stall_shorter_than_the_lag_time_keeps_the_isr():
     assert (isr.time_ms > 0).sum() == 0
 
 
+def test_two_slow_disk_faults_of_one_broker_each_end_themselves_and_the_slower_counts_while_both_last():
+    faults = [{"kind": "slow_disk", "broker": 2, "at": "10s", "latency": "5ms", "duration": "10s"},
+              {"kind": "slow_disk", "broker": 2, "at": "12s", "latency": "8ms", "duration": "3s"}]
+    r = _run("slow-disk.yaml", faults=faults, duration="25s", settle="5s")
+    ends = _kinds(r, "fault_end")
+    assert ends.time_ms.tolist() == [15_000.0, 20_000.0] and ends.fault_index.tolist() == [1, 0]
+    b = r.batches
+    latency = (b.acked_ms - b.sent_ms)[b.outcome == "acked"]
+    before, both, first, after = (latency[(b.sent_ms > lo) & (b.sent_ms < hi)].median()
+                                  for lo, hi in ((3e3, 9e3), (12.5e3, 14.5e3), (16e3, 19.5e3), (21e3, 24e3)))
+    assert both - before == pytest.approx(8.0, abs=1.0)  # the slower of the two
+    assert first - before == pytest.approx(5.0, abs=1.0)  # the first is still in effect after the second ends
+    assert after == pytest.approx(before, abs=0.5)
+
+
+def test_the_heal_ends_a_fault_another_fault_of_its_broker_started_on_top_of():
+    # the second ends first (15 s); the first would last until 110 s: the heal at `duration` (20 s) ends it
+    faults = [{"kind": "slow_disk", "broker": 2, "at": "10s", "latency": "5ms", "duration": "100s"},
+              {"kind": "slow_disk", "broker": 2, "at": "12s", "latency": "8ms", "duration": "3s"}]
+    clusters = []
+    r = sim.run(FAULTS / "slow-disk.yaml", overrides={"faults": faults, "duration": "20s", "settle": "5s"},
+                prepare=clusters.append)
+    ends = _kinds(r, "fault_end")
+    assert ends.time_ms.tolist() == [15_000.0, 20_000.0] and ends.reason.tolist() == ["scheduled", "heal"]
+    assert ends.fault_index.tolist() == [1, 0] and clusters[0].brokers[2].slow_disk is None  # healthy again
+
+
+def test_a_random_slow_disk_under_a_scheduled_one_still_ends_at_its_repair():
+    """Found by the random-schedule property test: broker 3's random slow disk (from 211 ms) was under a scheduled
+    one (432-817 ms); the scheduled one's end took the broker off the injector's list, so the random firing never
+    ended (no fault_end, and the disk stayed slow through the settle)."""
+    sc = Scenario.resolve({
+        "name": "property", "duration": "3165ms", "settle": "6s",
+        "cluster": {"brokers": 4, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300},
+        "network": {"latency": {"dist": "lognormal", "median": "1ms", "sigma": 0.5}},
+        "topics": [{"name": "t", "partitions": 2, "min.insync.replicas": 1}],
+        "producers": [{"topic": "t", "rate": "2220/s", "arrival": "constant", "keys": 4, "partitioner": "hash",
+                       "acks": 1, "linger.ms": 5}],
+        "faults": [{"kind": "slow_disk", "at": "432ms", "broker": 3, "latency": "50ms", "duration": "385ms"}],
+        "random_faults": [{"kind": "slow_disk", "fault": {"latency": "16ms"}, "per": "broker", "mean_interval": "1264ms",
+                           "mean_repair": "1374ms", "start": "200ms", "max_down": 3}]})
+    clusters = []
+    r = sim.run(sc, seed=312, prepare=clusters.append)
+    ev = r.events
+    key = ["fault_source", "fault_index", "broker"]
+    starts = ev[ev.kind == "fault_start"][key].value_counts().sort_index()
+    ends = ev[ev.kind == "fault_end"][key].value_counts().sort_index()
+    assert starts.equals(ends)
+    (b3,) = ev[(ev.kind == "fault_start") & (ev.broker == 3) & (ev.fault_source == "random_faults")].time_ms
+    (end3,) = ev[(ev.kind == "fault_end") & (ev.broker == 3) & (ev.fault_source == "random_faults")].time_ms
+    assert b3 < 432.0 and 817.0 < end3 < sc.duration  # its own repair time, not the heal
+    assert all(getattr(b, "slow_disk", None) is None for b in clusters[0].brokers)
+
+
+def test_a_random_process_does_not_fire_again_on_a_broker_its_last_firing_still_holds():
+    """Found by the random-schedule property test: broker 0's random slow disk (from 1318 ms) was under a pause
+    (1942-2337 ms) whose end took the broker off the injector's list, so the process (per: cluster) fired on it
+    again: two firings of one source on one broker, one of which never ended (its slow disk stayed forever)."""
+    sc = Scenario.resolve({
+        "name": "property", "duration": "4376ms", "settle": "6s",
+        "cluster": {"brokers": 5, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300},
+        "network": {"latency": {"dist": "lognormal", "median": "0.2ms", "sigma": 0.1}},
+        "topics": [{"name": "t", "partitions": 4, "min.insync.replicas": 1}],
+        "producers": [{"topic": "t", "instances": 3, "rate": "1558/s", "keys": 21, "partitioner": "hash", "acks": 1,
+                       "linger.ms": 1}],
+        "faults": [{"kind": "pause", "at": "1942ms", "leader_of": "t-2", "duration": "395ms"},
+                   {"kind": "crash", "at": "845ms", "broker": 4, "restart_after": "270ms"}],
+        "random_faults": [{"kind": "slow_disk", "fault": {"latency": "42ms"}, "mean_interval": "894ms",
+                           "mean_repair": "1712ms", "start": "200ms", "max_down": 4}]})
+    clusters = []
+    r = sim.run(sc, seed=65536, prepare=clusters.append)
+    ev = r.events
+    key = ["fault_source", "fault_index", "broker"]
+    assert ev[ev.kind == "fault_start"][key].value_counts().sort_index().equals(
+        ev[ev.kind == "fault_end"][key].value_counts().sort_index())
+    random0 = ev[(ev.broker == 0) & (ev.fault_source == "random_faults")]
+    assert random0.kind.tolist() == ["fault_start", "fault_end"] and random0.time_ms.iloc[1] > 2337.0
+    assert all(getattr(b, "slow_disk", None) is None for b in clusters[0].brokers)
+
+
+@pytest.mark.parametrize("pause_first", [False, True])
+def test_a_slow_disk_and_a_pause_of_one_broker_each_keep_their_effect(pause_first, monkeypatch):
+    """The leader (broker 2) is paused inside its slow-disk fault, or its disk turns slow while it is paused: it
+    handles nothing while paused, and its writes are slow after the resume until the slow disk ends (19 s)."""
+    from sim.model.broker import Broker
+    handled = []
+    orig = Broker.handle
+
+    def spy(self, msg):
+        handled.append((self.env.now, self.broker_id))
+        orig(self, msg)
+    monkeypatch.setattr(Broker, "handle", spy)
+    slow = {"kind": "slow_disk", "broker": 2, "latency": "5ms", "duration": "9s"}
+    pause = {"kind": "pause", "broker": 2, "duration": "1s"}
+    faults = ([{**pause, "at": "10s"}, {**slow, "at": "10500ms"}] if pause_first
+              else [{**slow, "at": "10s"}, {**pause, "at": "10500ms"}])
+    r = _run("slow-disk.yaml", faults=faults, duration="25s", settle="5s")
+    paused = (10_000.0, 11_000.0) if pause_first else (10_500.0, 11_500.0)
+    assert not [t for t, b in handled if b == 2 and paused[0] < t < paused[1]]
+    b = r.batches
+    latency = (b.acked_ms - b.sent_ms)[b.outcome == "acked"]
+    before, after = (latency[(b.sent_ms > lo) & (b.sent_ms < hi)].median() for lo, hi in ((3e3, 9e3), (13e3, 18e3)))
+    assert after - before == pytest.approx(5.0, abs=1.0)
+    assert len(_kinds(r, "fault_start")) == len(_kinds(r, "fault_end")) == 2
+
+
 # --- disk loss ----------------------------------------------------------------------------------
 def test_disk_loss_of_a_follower_re_replicates_and_loses_nothing():
     r = _run("disk-loss.yaml")
@@ -138,6 +245,19 @@ def test_elr_excludes_a_broker_back_from_an_unclean_shutdown():
     elected = _kinds(r, "leader_elected")
     assert set(elected[elected.time_ms > 40_000].broker) <= {0, 1}
     assert r.summary["acked_lost"] == 0
+
+
+@pytest.mark.parametrize("kind, unclean", [("controlled_shutdown", False), ("crash", True)])
+def test_elr_treats_a_controlled_shutdown_as_clean_and_a_crash_as_unclean(kind, unclean):
+    """KIP-966: a controlled shutdown leaves the clean-shutdown file (its broker epoch), so the
+    restarted broker registers with previousBrokerEpoch = its last epoch and keeps its ELR place;
+    after a SIGKILL there is no file and the controller handles an unclean shutdown. The leader
+    (the ISR's last member) stops at 40 s and is back 20 ms later, while it is still in the ELR."""
+    r = _run("elr.yaml", **{"faults.2.kind": kind, "faults.2.restart_after": "20ms"})
+    started = _kinds(r, "fault_start")
+    assert kind in set(started.fault)
+    changes = pd.concat([_kinds(r, "elr_change"), _kinds(r, "isr_change")])
+    assert (changes.reason == "unclean_shutdown").any() == unclean
 
 
 def test_elr_needs_kafka_4():

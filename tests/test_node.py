@@ -96,6 +96,33 @@ def test_a_crash_while_paused_drops_what_was_waiting():
     assert a.log == []
 
 
+def test_overlapping_pauses_nest_the_node_runs_again_when_the_last_one_ends():
+    env, net, a, b = _pair()
+    assert a.pause() is True
+    a.schedule(1.0, a.tick, "t1")
+    env.run(2)
+    assert a.pause() is False and a.pause_depth == 2  # paused again while paused: held one resume longer
+    net.send(b, a, "m1")
+    env.run(5)
+    assert a.resume() is False  # the first pause ends; the second still holds the node
+    assert a.lifecycle == PAUSED and a.log == [] and "handle" in vars(a)
+    env.run(8)
+    assert a.resume() is True and a.lifecycle == UP and a.pause_depth == 0
+    assert a.log == [(8, "timer", "t1"), (8, "msg", "m1")]
+    assert a.resume() is False  # not paused: nothing to do
+
+
+def test_a_crash_ends_every_pause_and_a_restarted_node_is_paused_afresh():
+    env, _, a, _ = _pair()
+    a.pause()
+    a.pause()
+    a.mark_crashed()
+    assert a.pause_depth == 0 and a.pause() is False  # a dead process cannot be stopped
+    a.mark_up()
+    assert a.pause() is True and a.pause_depth == 1
+    assert a.resume() is True and a.lifecycle == UP
+
+
 def test_a_message_to_a_crashed_node_is_dropped_and_the_sender_sees_a_reset():
     env, net, a, b = _pair()
     a.mark_crashed()

@@ -25,7 +25,7 @@ from sim.model.disk import Disk
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.node import Node
-from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
+from sim.model.partition import DelayedProduce, Partition, PartitionSpec, purgatory_entry
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
@@ -65,9 +65,14 @@ class Broker(Node):
         self.disk = Disk(self.logs)  # every write to the logs goes through it
         self._request_ids = 0
         self._session_ids = 0
-        # KIP-966: the broker epoch written to the clean-shutdown file by a controlled shutdown;
-        # -1 after any other stop (BrokerLifecycleManager sends it as previousBrokerEpoch)
+        # KIP-966: the broker epoch in the clean-shutdown file a controlled shutdown leaves on disk
+        # (LogManager writes it as the logs close); -1: no such file
         self.clean_shutdown_epoch = -1
+        # what this incarnation read from that file at startup and sends as previousBrokerEpoch
+        self.previous_broker_epoch = -1
+        # a restart came due while a controlled shutdown still waited for the controller (not process
+        # memory: the operator's restart, carried out once the process has stopped)
+        self.restart_when_stopped = False
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -96,6 +101,8 @@ class Broker(Node):
         self.starting = True
         self.shutting_down = False  # controlled shutdown asked for, not yet let go by the controller
         self._alter_resend_pending = False  # AlterPartitions to send again once the controller is back
+        self._registration_failures = 0  # registrations refused by an unreachable controller (backoff exponent)
+        self._register_retry_pending = False
 
     def start(self, bootstrapped: bool = False) -> None:
         """Start (or restart) the broker process: recover logs, register, begin heartbeating.
@@ -105,6 +112,10 @@ class Broker(Node):
         new incarnation and catches up with the metadata log before it acts on any of it.
         """
         self.mark_up()
+        self.restart_when_stopped = False
+        # The clean-shutdown file is read and deleted at startup, so a later crash of this
+        # incarnation registers as unclean (BrokerServer: previousBrokerEpoch, KIP-966).
+        self.previous_broker_epoch, self.clean_shutdown_epoch = self.clean_shutdown_epoch, -1
         for p, log in self.logs.items():
             # Recovery: HW from the replication-offset checkpoint; producer state from the log.
             log.hw = min(log.checkpointed_hw, log.leo)
@@ -131,8 +142,14 @@ class Broker(Node):
         if not self.alive or self.registered:
             return
         self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
-                                                                       self.clean_shutdown_epoch))
+                                                                       self.previous_broker_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
+
+    def _retry_register(self) -> None:
+        self._register_retry_pending = False
+        if self.alive and not self.registered:
+            self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
+                                                                           self.previous_broker_epoch))
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
@@ -185,6 +202,7 @@ class Broker(Node):
         now = self.env.now
         lost = {p: log.leo for p, log in self.logs.items()}
         self.disk.replace()
+        self.clean_shutdown_epoch = -1  # the file was on the lost disk
         for p, removed in lost.items():
             self.recorder.event(now, "log_lost_tail", self.broker_id, p, 0, f"removed={removed} disk loss",
                                 removed=removed, reason="disk_loss")
@@ -224,8 +242,16 @@ class Broker(Node):
         self.disk.flush()
         for log in self.logs.values():
             log.checkpointed_hw = log.hw
+        self.clean_shutdown_epoch = self.incarnation  # the clean-shutdown file: nothing to recover
         self.recorder.event(self.env.now, "broker_shutdown", self.broker_id, -1, self.incarnation)
         self.crash()  # the process exits: what it held in memory goes, as for any stop
+        if self.restart_when_stopped:
+            self.start()
+
+    def restart_after_shutdown(self) -> None:
+        """A restart due while a controlled shutdown is still waiting for the controller: the
+        operator's restart runs once the process has stopped (as `systemctl restart` would)."""
+        self.restart_when_stopped = True
 
     # --- periodic processes ----------------------------------------------------------------
     def send_heartbeats(self, phase: float):
@@ -316,6 +342,15 @@ class Broker(Node):
     def connection_lost(self, peer) -> None:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
+            if not self.registered and not self._register_retry_pending:
+                # BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed
+                # (connection refused: the quorum has no leader) is sent again after
+                # resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
+                # (its 2 % jitter is not modelled), not after the 30 s request timeout.
+                self._register_retry_pending = True
+                backoff = min(100.0 * 2.0 ** self._registration_failures, self.config.broker_session_timeout_ms)
+                self._registration_failures += 1
+                self.schedule(backoff, self._retry_register)
             self._metadata_fetch_pending = False
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             # NodeToControllerChannelManager re-queues what the lost controller had not answered and
@@ -513,7 +548,7 @@ class Broker(Node):
         delayed = DelayedProduce(req, results, len(waiting), self._respond_produce)
         parked = []
         for r, required, k in waiting:
-            r.watch_produce(PurgatoryEntry(required, delayed, k), acks)
+            r.watch_produce(purgatory_entry((required, delayed, k)), acks)
             if not parked or parked[-1] is not r:
                 parked.append(r)
         # DelayedOperationPurgatory.tryCompleteElseWatch: try to complete before waiting. A retry

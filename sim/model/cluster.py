@@ -145,7 +145,7 @@ class Cluster:
                                     streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks,
                                     clients={c.name: c for c in (*self.producers, *self.consumers)})
         self.faults.network = self.network
-        if any(f.kind == "degrade" for f in scenario.faults):
+        if any(f.kind == "degrade" for f in (*scenario.faults, *scenario.random_faults)):  # random ones too
             self.faults.net_rng = streams.stream("cluster.network.faults")
         if cfg.zones:
             self.place_in_zones(streams)

@@ -276,19 +276,21 @@ class Consumer(Node):
         self.in_flight = {}
         self.timeouts.clear()
 
-    def pause(self) -> None:
+    def pause(self) -> bool:
         """A stop-the-world pause (fault kind consumer_pause): see Node.pause; the auto-commit
-        process and the fetch timeouts defer to the resume too, so nothing runs while frozen."""
-        super().pause()
-        if self._paused is not None:
+        process and the fetch timeouts defer to the resume too, so nothing runs while frozen.
+        A pause of a paused consumer extends the freeze to the later end (no second event)."""
+        stopped = super().pause()
+        if stopped:
             self.recorder.event(self.env.now, "consumer_pause", -1, -1, 0, self.name, client=self.name)
+        return stopped
 
-    def resume(self) -> None:
-        if self._paused is not None:
+    def resume(self) -> bool:
+        if self._paused is not None and self.pause_depth == 1:  # the last pause in effect ends: it runs again
             self.recorder.event(self.env.now, "consumer_resume", -1, -1, 0, self.name, client=self.name)
             if self.membership is not None:
                 self.membership.on_resume()  # before the queue replays: records fetched meanwhile are dropped
-        super().resume()
+        return super().resume()
 
     def finish(self) -> None:
         for proc in self.processes:

@@ -247,7 +247,10 @@ class Controller(Node):
         was appended but not yet committed is kept and committed by the next leader."""
         if not self.alive:
             return
+        resumed = self._resumed  # loops waiting for a pause to end: they must wait for the quorum instead
         self.mark_crashed()  # its timers (commit linger, parked fetches) die with this leader
+        if resumed is not None:
+            resumed.succeed()  # else they would wait forever on a pause the crash discarded
         self._parked = {}
         self.network.reset_connections(self)
 

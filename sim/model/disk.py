@@ -210,10 +210,14 @@ class SlowDisk:
     the disk has done the writes queued before it plus its own (FIFO, one at a time). Reads come
     from the page cache and pass straight through. A write of a partition with flush.messages set
     also pays `flush_latency` (its fsync).
+
+    Several slow-disk faults of one broker at once share its slow disk (`add`, `drop`): it is as slow
+    as the slowest of them (the largest latency and flush latency in effect), until the last ends.
     """
 
-    def __init__(self, broker: "Broker", latency: float, flush_latency: float = 0.0):
+    def __init__(self, broker: "Broker", latency: float, flush_latency: float = 0.0, key: object = None):
         self.broker = broker
+        self.faults: dict[object, tuple[float, float]] = {key: (latency, flush_latency)}  # in effect: key -> latencies
         self.latency = latency
         self.flush_latency = flush_latency
         self.busy_until = 0.0
@@ -221,14 +225,30 @@ class SlowDisk:
         self.flushing = {s.index for s in broker.partitions if s.flush_messages}
 
     def install(self) -> None:
-        self.broker.handle = self.handle
+        self.broker.shadow_handle(self.handle)  # a paused broker: what it handles after its resume
+
+    def add(self, key: object, latency: float, flush_latency: float = 0.0) -> None:
+        """Another slow-disk fault of this disk: writes queued from now on take the largest latency in effect."""
+        self.faults[key] = (latency, flush_latency)
+        self._latencies()
+
+    def drop(self, key: object) -> bool:
+        """The fault `key` ends; True if it was the last (the caller then `remove`s the slow disk)."""
+        self.faults.pop(key, None)
+        if self.faults:
+            self._latencies()
+        return not self.faults
+
+    def _latencies(self) -> None:
+        self.latency = max(lat for lat, _ in self.faults.values())
+        self.flush_latency = max(flush for _, flush in self.faults.values())
 
     def remove(self) -> None:
         """The disk is healthy again: the writes still queued complete now, in order."""
-        if self.broker.__dict__.get("handle") == self.handle:
-            del self.broker.handle
-        while self.queue:
-            self._complete()
+        self.broker.unshadow_handle(self.handle)
+        complete = self.broker.deferring(self._complete)  # a paused broker handles them on resume
+        for _ in range(len(self.queue)):
+            complete()
 
     def _cost(self, parts) -> float:
         if self.flush_latency and any(p in self.flushing for p in parts):

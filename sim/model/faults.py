@@ -155,21 +155,43 @@ class Degrade(_LinkAction):
         self.network.restore(src, dst, self.degradation)
 
 
-class Pause(FaultAction):
-    """Process pause (GC, SIGSTOP, a frozen VM) of a broker or the controller: Node.pause / resume."""
+class _Hold(FaultAction):
+    """A pause fault's hold on its nodes (Node.pause / resume); bound per fault, so each pause ends itself.
 
-    kind = "pause"
+    Pauses of one node nest (Node.pause_depth): a pause of a paused node extends the freeze until
+    the later of the two ends, and each fault has its own fault_start and fault_end. A pause whose
+    node crashed meanwhile still ends at its time (fault_end), but resumes nothing: the process it
+    froze is gone, and a restarted one (a new incarnation) was never paused by it.
+    """
+
     takes_down = True
     kills_process = False
 
+    def __init__(self) -> None:
+        self.holds: dict[int, tuple[int, bool]] = {}  # id(node) -> (its incarnation, whether this fault holds it)
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)()
+
     def start(self, node) -> None:
+        depth = node.pause_depth
         node.pause()
+        self.holds[id(node)] = (node.incarnation, node.pause_depth > depth)
 
     def end(self, node) -> bool:
-        if not node.paused:
-            return False
-        node.resume()
+        hold = self.holds.pop(id(node), None)
+        if hold is None:
+            return False  # not started by this fault, or ended already (by the heal)
+        incarnation, held = hold
+        if held and node.incarnation == incarnation:
+            node.resume()  # the node runs again only when no other pause holds it
         return True
+
+
+class Pause(_Hold):
+    """Process pause (GC, SIGSTOP, a frozen VM) of a broker or the controller: Node.pause / resume."""
+
+    kind = "pause"
 
 
 class ControlledShutdown(FaultAction):
@@ -188,7 +210,10 @@ class ControlledShutdown(FaultAction):
 
     def end(self, broker: "Broker") -> bool:
         if broker.alive:
-            return False
+            if not broker.shutting_down:
+                return False  # it never stopped (the SIGTERM waits for a pause to end, say): nothing to undo yet
+            broker.restart_after_shutdown()  # due before the controller let it go: it restarts once stopped
+            return True
         broker.restart()
         return True
 
@@ -247,23 +272,39 @@ class DiskLoss(FaultAction):
 
 
 class SlowDisk(FaultAction):
-    """Every write of the broker takes `latency` (+ `flush_latency` for an fsync) more while the fault lasts."""
+    """Every write of the broker takes `latency` (+ `flush_latency` for an fsync) more while the fault lasts.
+
+    Bound per fault: two slow-disk faults of one broker share its slow disk (the slower one's latency
+    counts while both last), and each ends itself (sim/model/disk.py SlowDisk.add / drop).
+    """
 
     kind = "slow_disk"
     takes_down = False
     kills_process = False
 
+    def __init__(self) -> None:
+        self.on: dict[int, object] = {}  # id(broker) -> the slow disk this fault made slower
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)()
+
     def start_with(self, broker: "Broker", spec) -> None:
         from sim.model.disk import SlowDisk as Slow
-        broker.slow_disk = Slow(broker, spec.latency, spec.flush_latency)
-        broker.slow_disk.install()
-
-    def end(self, broker: "Broker") -> bool:
         slow = getattr(broker, "slow_disk", None)
         if slow is None:
-            return False
-        slow.remove()  # writes already queued still complete at their time
-        broker.slow_disk = None
+            slow = broker.slow_disk = Slow(broker, spec.latency, spec.flush_latency, key=self)
+            slow.install()
+        else:
+            slow.add(self, spec.latency, spec.flush_latency)
+        self.on[id(broker)] = slow
+
+    def end(self, broker: "Broker") -> bool:
+        slow = self.on.pop(id(broker), None)
+        if slow is None:
+            return False  # not started by this fault, or ended already (by the heal)
+        if slow.drop(self) and getattr(broker, "slow_disk", None) is slow:
+            slow.remove()  # the last slow-disk fault of this broker: the writes still queued complete now
+            broker.slow_disk = None
         return True
 
 
@@ -287,21 +328,10 @@ class ClientCrash(FaultAction):
         return True
 
 
-class ClientPause(FaultAction):
+class ClientPause(_Hold):
     """A stop-the-world pause of a consumer (GC, SIGSTOP): see Consumer.pause."""
 
     kind = "consumer_pause"
-    takes_down = True
-    kills_process = False
-
-    def start(self, client) -> None:
-        client.pause()
-
-    def end(self, client) -> bool:
-        if not client.paused:
-            return False
-        client.resume()
-        return True
 
 
 ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
@@ -354,7 +384,10 @@ class FaultInjector:
         self.controller = controller
         self.partition_index = partition_index
         self.recorder = recorder
-        self.active: dict[int, ActiveFault] = {}  # broker id -> the fault it is under
+        self.active: dict[int, ActiveFault] = {}  # broker id -> the last fault it came under that has not ended
+        # broker id -> every fault on it that started and has not ended, in start order: a broker may be under
+        # several at once (a degrade, then a crash), and each one that starts ends (its own fault_end)
+        self.open: dict[int, list[ActiveFault]] = {}
         for kind in dict.fromkeys(f.kind for f in (*self.faults, *self.random_faults)):
             self.actions[kind].prepare(brokers, env)
         self._bound: dict[tuple, FaultAction] = {}  # (target, source, index) -> its fault's action, when bound to the spec
@@ -416,6 +449,7 @@ class FaultInjector:
     def _start(self, target: int, fault: ActiveFault, detail: str, action: FaultAction | None = None) -> None:
         self._event(FAULT_START, target, fault.index, detail, fault)
         self.active[target] = fault
+        self.open.setdefault(target, []).append(fault)
         action = action or self.actions[fault.kind]
         if action is not self.actions[fault.kind]:
             self._bound[(target, fault.source, fault.index)] = action
@@ -430,6 +464,16 @@ class FaultInjector:
             if target == -1 or not self.node(target).alive:
                 self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} has no live broker",
                             info, reason="no live broker")
+            elif fault.kind == ControllerOutage.kind and self.node(target).paused:
+                # as a pause of a controller without a quorum is skipped (not alive): the two never overlap,
+                # so the pause still ends (resumes) and each fault that starts also ends
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: the controller is paused", info,
+                            reason="controller paused")
+            elif fault.kind == ControlledShutdown.kind and getattr(self.node(target), "shutting_down", False):
+                # a second SIGTERM changes nothing (as a crash of a crashed broker): skipped, so that each
+                # fault that starts also ends (the first one's restart ends only that one)
+                self._event(FAULT_SKIPPED, target, index, f"{fault.kind}: target {fault.target} is already "
+                            "shutting down", info, reason="already shutting down")
             else:
                 live.append(target)
         if not live:
@@ -471,8 +515,9 @@ class FaultInjector:
                 for a in ids for b in ids if a < b]
 
     def _start_random(self, spec: "RandomFaultSpec", info: ActiveFault, broker: int | None, target: dict,
-                      repair: float) -> int | None:
-        """Start one firing of a random process on `broker` with `target` (None: the template's own target)."""
+                      repair: float) -> tuple[int, ActiveFault] | None:
+        """Start one firing of a random process on `broker` with `target` (None: the template's own target):
+        the broker and the fault that started, or None."""
         fault = spec.instance(self.env.now, target, repair)
         if broker is None:
             broker = self.resolve_target(fault)
@@ -482,7 +527,7 @@ class FaultInjector:
             return None
         fired = replace(info, spec=fault)  # this firing: its kind's own spec, with the drawn target and repair
         self._start(broker, fired, f"random {spec.kind}", self.actions[fault.kind].bind(fault, [broker], self))
-        return broker
+        return broker, fired
 
     def _stop_ms(self, spec: "RandomFaultSpec") -> float:
         return min(spec.stop if spec.stop is not None else self.end_ms, self.end_ms)
@@ -497,13 +542,15 @@ class FaultInjector:
             return
         self._event(FAULT_START, -1, index, fault.kind, info)
         self.active_clients[fault.client] = info
-        self.actions[fault.kind].start(client)
+        action = self.actions[fault.kind].bind(fault, [], self)  # a pause: its own hold on the client
+        action.start(client)
         if fault.heal_after is not None:
             yield self.env.timeout(fault.heal_after)
         else:
             yield self._healed
-        self.active_clients.pop(fault.client, None)
-        if self.actions[fault.kind].end(client):
+        if self.active_clients.get(fault.client) is info:  # not a later fault of the client's (a crash in a pause)
+            del self.active_clients[fault.client]
+        if action.end(client):
             self._event(FAULT_END, -1, 0, "scheduled" if fault.heal_after is not None else "heal", info,
                         reason="scheduled" if fault.heal_after is not None else "heal")
 
@@ -528,10 +575,10 @@ class FaultInjector:
                 continue
             broker = None if fixed else live[int(rng.integers(len(live)))]
             repair = self._repair(spec, rng)
-            broker = self._start_random(spec, info, broker, {} if fixed else {"broker": broker}, repair)
-            if broker is not None:
-                down.append(broker)
-                self.env.process(self._end_later(broker, repair))
+            started = self._start_random(spec, info, broker, {} if fixed else {"broker": broker}, repair)
+            if started is not None:
+                down.append(started[0])
+                self.env.process(self._end_later(*started, repair))
 
     def inject_per_unit(self, index: int, spec: "RandomFaultSpec", key: str, label: str, targets: list[dict],
                         down: set):
@@ -551,39 +598,56 @@ class FaultInjector:
                 self._event(FAULT_SKIPPED, -1, index, f"random {spec.kind}: at max_down", info, reason="at max_down")
                 t = self.env.now
                 continue
-            hit = [b for b in (self._start_random(spec, info, b, tg, repair) for b, tg in targets) if b is not None]
+            hit = [h for h in (self._start_random(spec, info, b, tg, repair) for b, tg in targets) if h is not None]
             if not hit:
                 t = self.env.now
                 continue
             down.add(key)
             yield self.env.timeout(repair)
-            for b in hit:
-                if _same_source(self.active.get(b), info):
-                    self.end(b, "random repair over")
+            for b, fired in hit:
+                self.end(b, "random repair over", fired)
             down.discard(key)
             t = self.env.now
 
-    def _end_later(self, broker_id: int, after: float):
+    def _end_later(self, broker_id: int, fault: ActiveFault, after: float):
         yield self.env.timeout(after)
-        self.end(broker_id, "random downtime over")
+        self.end(broker_id, "random downtime over", fault)
 
-    def end(self, target: int, why: str, fault: ActiveFault | None = None) -> None:
+    def end(self, target: int, why: str, fault: ActiveFault | None = None, final: bool = False) -> None:
         """End the fault the target is under (a down broker no fault of ours took down: restart it).
 
-        `fault`: the one to end (a target may be under two at once, e.g. a pause, then a SIGTERM).
+        `fault`: the one to end (a target may be under two at once, e.g. a pause, then a SIGTERM). A fault
+        with nothing to undo yet (a SIGTERMed broker still shutting down) stays on until the heal, which
+        ends (`final`) every fault still on, even one a later fault on the target left nothing to undo.
         """
+        opened = self.open.get(target, [])
+        if fault is not None and not any(f is fault for f in opened):
+            return  # it has ended already (the heal ended it before its own time)
         fault = fault or self.active.get(target) or ActiveFault(Crash.kind, "", -1, f"broker {target}")
-        action = self._bound.pop((target, fault.source, fault.index), None) or self.actions[fault.kind]
-        if action.end(self.node(target)):
-            if self.active.get(target) == fault:
+        is_open = any(f is fault for f in opened)
+        key = (target, fault.source, fault.index)
+        action = self._bound.get(key) or self.actions[fault.kind]
+        if not action.end(self.node(target)) and not (final and is_open):
+            return
+        self._bound.pop(key, None)
+        if is_open:
+            opened[:] = [f for f in opened if f is not fault]
+            if opened:
+                self.active[target] = opened[-1]
+            else:
+                self.open.pop(target, None)
                 self.active.pop(target, None)
-            self._event(FAULT_END, target, 0, why, fault, reason=why)
+        self._event(FAULT_END, target, 0, why, fault, reason=why)
 
     def heal(self) -> None:
         """End of the fault window: end every fault still active, restart every crashed broker."""
         for b in self.brokers:
-            self.end(b.broker_id, "heal")
-        if CONTROLLER in self.active:
-            self.end(CONTROLLER, "heal")
-        if self.active_clients:
+            opened = list(self.open.get(b.broker_id, ()))
+            for fault in reversed(opened):  # the latest first: each undoes what it did on top of the earlier ones
+                self.end(b.broker_id, "heal", fault, final=True)
+            if not opened:
+                self.end(b.broker_id, "heal")  # a broker down for no fault of ours is restarted
+        for fault in reversed(self.open.get(CONTROLLER, [])):
+            self.end(CONTROLLER, "heal", fault, final=True)
+        if self.active_clients:  # the latest fault of each client: one left to the heal blocks any later one
             self._healed.succeed()

@@ -21,6 +21,7 @@ partition whose earlier batch is ready).
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -59,6 +60,9 @@ class ClosedBatch(NamedTuple):
     last_ms: float
     start: int  # the batch's records are arrival_times[start:start + count]
     arrival_times: object  # numpy array of the partition's arrival times
+
+
+closed_batch = partial(tuple.__new__, ClosedBatch)  # one per batch: no Python frame (see purgatory_entry)
 
 
 class ProducerBatch:
@@ -279,16 +283,18 @@ class Producer(Node):
                                                        float("inf") if final else t1)
                     start = 0
                     for e, c in zip(ends, closes):
-                        closed.append(ClosedBatch(c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
+                        closed.append(closed_batch((c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt)))
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
                 # Each batch closes at its own time: one timer event per batch, carrying the batch
                 # as its value, with a callback (cheaper than resuming this process per batch).
+                # The hottest timer of the model: not through Node.schedule, whose generic _fire
+                # would add a call per batch; _close_batch checks the incarnation itself.
                 now = self.env.now
-                schedule, on_close = self.schedule, self._close_batch
+                timeout, on_close, incarnation = self.env.timeout, self._close_batch, self.incarnation
                 for batch in closed:
-                    schedule(max(batch.close_ms - now, 0.0), on_close, batch)
+                    timeout(max(batch.close_ms - now, 0.0)).callbacks.append(partial(on_close, incarnation, batch))
                 if final:
                     break
                 t0 = t1
@@ -297,8 +303,12 @@ class Producer(Node):
         except simpy.Interrupt:
             return
 
-    def _close_batch(self, batch: ClosedBatch) -> None:
-        if self.alive and not self._finished:
+    def _close_batch(self, incarnation: int, batch: ClosedBatch, _ev=None) -> None:
+        """A batch's linger is over: hand its records to the accumulator (as Node._fire would call it)."""
+        if self.alive and self.incarnation == incarnation and not self._finished:
+            if self._paused is not None:
+                self._paused.append((self._close_batch, (incarnation, batch)))
+                return
             _, k, count, first_ms, last_ms, start, times = batch
             self._enqueue_new(self.partitions[k], count, first_ms, last_ms, times, start)
 
