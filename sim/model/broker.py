@@ -8,8 +8,9 @@ via AlterPartition, the produce purgatory), the follower side in `sim.model.fetc
 (ReplicaFetcherThread: one fetcher per leader broker, long-polled up to
 replica.fetch.wait.max.ms, divergence truncation, KIP-101/279/595), and every write to a log goes
 through the broker's `sim.model.disk.Disk`.
-What is left out: segments and retention, compression, quotas, request queues and thread pools
-(request handling costs no simulated time), follower fetching for consumers (KIP-392).
+Request handling costs no simulated time here; with `cluster.hardware` set, `sim.model.hardware`'s
+HardwareBroker puts requests through processors, io threads, connection muting and the disk first.
+What is left out: segments and retention, compression, quotas, follower fetching for consumers (KIP-392).
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from sim.model.broker import Broker
 from sim.model.partition import PartitionSpec
 from sim.model.consumer import Consumer
 from sim.model.controller import Controller
 from sim.model.distributions import make_latency
 from sim.model.faults import FaultInjector
 from sim.model.group import GroupCoordinator
+from sim.model.hardware import broker_class, install_hardware
 from sim.model.network import Network
 from sim.model.producer import Producer
 
@@ -95,7 +95,8 @@ class Cluster:
                 self.partitions.append(spec)
             self.topic_partitions[t.name] = idx
         self.partition_index = {s.name: s.index for s in self.partitions}
-        self.brokers = [Broker(env, b, cfg, self.partitions, self.network, recorder, streams.stream(f"cluster.broker{b}"))
+        broker_cls = broker_class(cfg)  # Broker, or HardwareBroker when request handling costs time
+        self.brokers = [broker_cls(env, b, cfg, self.partitions, self.network, recorder, streams.stream(f"cluster.broker{b}"))
                         for b in range(cfg.brokers)]
         for b in self.brokers:  # broker.rack defaults to the broker's zone (an availability zone is the usual rack)
             b.rack = (cfg.racks or cfg.zones or [None] * cfg.brokers)[b.broker_id]
@@ -148,6 +149,7 @@ class Cluster:
             self.faults.net_rng = streams.stream("cluster.network.faults")
         if cfg.zones:
             self.place_in_zones(streams)
+        install_hardware(self)  # cluster.hardware: NICs, request threads, disks, client capacity
 
     def place_in_zones(self, streams: "RandomStreams") -> None:
         """Zones: the controller and clients join their zone; links between zones get the extra latency."""

@@ -18,7 +18,9 @@ Zero cost when unused: the disk only remembers append times once `track_writes` 
 fault injector does it when the scenario has a power loss), and then through its own bound
 methods; otherwise `append` and `append_fetched` are Log's own methods and nothing runs on a
 schedule. A slow disk (`SlowDisk`) is likewise a shadow on the broker's `handle`, present only
-while the fault lasts.
+while the fault lasts. A write bandwidth (`reserve_write`, cluster.hardware.disk.write) is a FIFO
+queue the hardware model (sim/model/hardware.py) asks for the end of each write; unused, it is
+never called.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Disk:
     """
 
     __slots__ = ("logs", "_flushed", "append", "append_fetched", "env", "_times", "_ends", "_policy",
-                 "_p_of", "dirty_expire_ms", "writeback_ms")
+                 "_p_of", "dirty_expire_ms", "writeback_ms", "write_ms_per_byte", "_write_free")
 
     def __init__(self, logs: dict[int, Log]):
         self.logs = logs
@@ -82,6 +84,20 @@ class Disk:
         self._p_of: dict[int, int] = {}
         self.dirty_expire_ms = 30_000.0
         self.writeback_ms = 5_000.0
+        self.write_ms_per_byte = 0.0  # cluster.hardware.disk.write (sim/model/hardware.py); 0: free
+        self._write_free = 0.0
+
+    # --- write bandwidth (only with cluster.hardware.disk) ----------------------------------------
+    def reserve_write(self, start: float, nbytes: int) -> float:
+        """Queue a write of `nbytes` from `start` behind the writes before it; returns when it is done.
+
+        One FIFO queue for the broker's log dirs together at `write_ms_per_byte`. The page cache
+        absorbing bursts is not modelled: a write finishes when the disk has written it.
+        """
+        free = self._write_free
+        done = (free if free > start else start) + nbytes * self.write_ms_per_byte
+        self._write_free = done
+        return done
 
     # --- write tracking (only when a power loss can happen) -------------------------------------
     def track_writes(self, env: "simpy.Environment", policies: dict[int, FlushPolicy], dirty_expire_ms: float,

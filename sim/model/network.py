@@ -13,10 +13,24 @@ what limits a Kafka leader: it sends every follower's FetchResponse and every co
 NIC, so replication fan-out and consumers compete for its egress. Messages from different senders
 transmit in parallel. The queue is per message, FIFO across all of the sender's connections (the
 kernel interleaves connections packet by packet, so a small message behind a large one waits a
-little longer here than on a real host). The receiver's NIC is not modelled: serving a receiver in
-arrival order would need a second event per message (arrivals from different senders are known
-only when they happen), and a broker's ingress (produce plus its own fetches) is rarely its
-bottleneck next to its egress. Without bandwidth no NIC state is kept at all.
+little longer here than on a real host). With `network.bandwidth` alone the receiver's NIC is not
+modelled. Without bandwidth no NIC state is kept at all.
+
+Per-host NICs (`set_nic`, from `cluster.hardware`, sim/model/hardware.py) give an endpoint its own
+capacity in each direction (full duplex). Egress works as above with the endpoint's own rate. On
+ingress the senders' TCP flows share the receiver's link about equally (TCP's congestion control
+converges to a fair share of a bottleneck), so a message is received at the receiver's rate
+divided by the number of flows still receiving when its first byte arrives, after the flow's
+previous message: ``arrival = max(tx_end + latency, max(tx_start + latency, flow_free) + nbytes *
+flows / bandwidth_in)`` (cut-through: a receiver with room adds nothing). One large message (a
+follower's fetch response) thus takes its flow's share, not the whole link, and a flow cannot get
+more than its share when others are busy. The share is computed when the message is sent, so it
+costs no second event per message; a flow that starts or ends meanwhile does not change it, so a
+message sent to an idle receiver keeps the whole link while later flows take their shares beside
+it (the link then carries more than its capacity for that while). Under sustained load every flow
+is busy and the shares add up to the link: in the V9 three-producer case each 1 GbE broker NIC
+receives ~104 MB/s of its 125 MB/s. The egress stays one FIFO queue per sender (a fair egress share
+computed the same way over-commits a sender's link by up to a sixth in tests, so it is left out).
 
 Loss is a per-link, per-direction probability that a message never arrives (a path that drops
 it: nothing is reset, the sender learns only by its own timeout, e.g. `request.timeout.ms`). A
@@ -106,6 +120,11 @@ class Network:
         self._degraded: dict[tuple, list[Degradation]] = {}  # (src, dst) -> active degradations
         self._zone_latency: dict[tuple, Distribution] = {}  # (src, dst) -> extra latency between zones
         self.broken: dict[type, int] = {}  # messages whose connection broke after too many retransmissions
+        self._nic_out: dict[Endpoint, float] = {}  # per-host NICs (set_nic): endpoint -> ms per byte sent
+        self._nic_in: dict[Endpoint, float] = {}  # endpoint -> ms per byte received
+        self._rx_flows: dict[Endpoint, dict] = {}  # receiver -> {sender: when that flow's bytes are all in}
+        self._tx_start = 0.0  # when the last message sent (by _egress) started to leave its sender
+        self._hw = False  # some endpoint has its own NIC
         self._select_send()
 
     # --- configuration ---------------------------------------------------------------------------
@@ -171,6 +190,52 @@ class Network:
             self._degraded.pop(link, None)
         self._select_send()
 
+    def set_nic(self, endpoint: Endpoint, out_bps: float | None, in_bps: float | None) -> None:
+        """Give `endpoint`'s host a NIC of `out_bps` / `in_bps` bytes per second (None: unlimited that way)."""
+        for table, bps in ((self._nic_out, out_bps), (self._nic_in, in_bps)):
+            if bps:
+                table[endpoint] = 1000.0 / bps
+            else:
+                table.pop(endpoint, None)
+        self._hw = bool(self._nic_out or self._nic_in)
+        self._select_send()
+
+    def _egress(self, src: Endpoint, nbytes: int, now: float) -> float:
+        """When `src`'s NIC has sent `nbytes` more (its own rate, else network.bandwidth)."""
+        mpb = self._nic_out.get(src, self.ms_per_byte)
+        if not mpb:
+            self._tx_start = now
+            return now
+        nic = self._nic_free
+        start = nic.get(src, now)
+        if start < now:
+            start = now
+        self._tx_start = start
+        tx_end = start + nbytes * mpb
+        nic[src] = tx_end
+        return tx_end
+
+    def _ingress(self, src: Endpoint, dst: Endpoint, nbytes: int, arrive: float, lead: float) -> float:
+        """When `dst`'s NIC has received `nbytes` from `src` whose last byte reaches it at `arrive`
+        and first byte `lead` earlier: at the flow's fair share of the link, after its previous bytes."""
+        mpb = self._nic_in.get(dst)
+        if mpb is None:
+            return arrive
+        flows = self._rx_flows.get(dst)
+        if flows is None:
+            flows = self._rx_flows[dst] = {}
+        first = arrive - lead
+        busy = flows.get(src, 0.0)
+        n = 1
+        for other, end in flows.items():
+            if end > first and other is not src:
+                n += 1
+        received = (busy if busy > first else first) + nbytes * mpb * n
+        if received < arrive:
+            received = arrive
+        flows[src] = received
+        return received
+
     def set_zone_latency(self, src: Endpoint, dst: Endpoint, extra: Distribution | None) -> None:
         """A static extra one-way latency on `src` -> `dst` (endpoints in different zones); None removes it."""
         if extra is None:
@@ -185,6 +250,8 @@ class Network:
             self.send = self._send_impaired
         elif self._loss_all > 0.0 or any(p > 0.0 for p in self._loss_link.values()):
             self.send = self._send_any
+        elif self._hw:
+            self.send = self._send_nic
         elif self.ms_per_byte:
             self.send = self._send_serialised
         else:
@@ -248,6 +315,25 @@ class Network:
         clocks[link] = arrive
         env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
+    def _send_nic(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
+        """`send` with per-host NICs: the sender's egress, latency, then the receiver's ingress."""
+        if not src.alive:
+            return
+        env = self.env
+        now = env.now
+        sent = self.sent
+        kind = type(msg)
+        sent[kind] = sent.get(kind, 0) + 1
+        tx_end = self._egress(src, nbytes, now)
+        arrive = self._ingress(src, dst, nbytes, tx_end + self.latency.sample(), tx_end - self._tx_start)
+        link = (src, dst)
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
+        if arrive < last:
+            arrive = last
+        clocks[link] = arrive
+        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+
     def _send_any(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` for any configuration, bound while some link is lossy: bandwidth if set, latency,
         then maybe lose the message on the way."""
@@ -258,7 +344,9 @@ class Network:
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
         tx_end = now
-        if self.ms_per_byte:
+        if self._hw:
+            tx_end = self._egress(src, nbytes, now)
+        elif self.ms_per_byte:
             nic = self._nic_free
             start = nic.get(src, now)
             tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
@@ -271,6 +359,8 @@ class Network:
             # hold back the link's later messages (TCP's retransmission stall is not modelled).
             self.dropped[kind] = self.dropped.get(kind, 0) + 1
             return
+        if self._hw:
+            arrive = self._ingress(src, dst, nbytes, arrive, tx_end - self._tx_start)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:
@@ -287,7 +377,9 @@ class Network:
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
         tx_end = now
-        if self.ms_per_byte:
+        if self._hw:
+            tx_end = self._egress(src, nbytes, now)
+        elif self.ms_per_byte:
             nic = self._nic_free
             start = nic.get(src, now)
             tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
@@ -319,6 +411,8 @@ class Network:
         if p > 0.0 and self._uniform() < p:
             self.dropped[kind] = self.dropped.get(kind, 0) + 1
             return
+        if self._hw:
+            arrive = self._ingress(src, dst, nbytes, arrive, tx_end - self._tx_start)
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:  # FIFO: a retransmitted message holds back the link's later ones
@@ -360,7 +454,7 @@ class Network:
         if not closer.alive:
             return
         now = self.env.now
-        start = self._nic_free.get(closer, now) if self.ms_per_byte else now
+        start = self._nic_free.get(closer, now) if self.ms_per_byte or self._hw else now
         arrive = (start if start > now else now) + self.latency.sample()
         last = self._link_clock.get((closer, peer), 0.0)
         if arrive < last:

@@ -179,6 +179,17 @@ class Producer(Node):
         self.records_per_batch = max(1, (config.batch_size - BATCH_OVERHEAD_BYTES) // self.record_bytes)
         self.processes: list[simpy.Process] = []
         self._finished = False
+        # cluster.hardware.client.per_record (sim/model/hardware.py): records/s the application
+        # thread can hand to send(); None: unlimited
+        self.send_capacity: float | None = None
+
+    def _offered(self) -> tuple[float, str]:
+        """The arrival rate (records/s) and process: the configured ones, unless the application
+        thread cannot call send() that fast; then it calls it back to back at its capacity."""
+        cap = self.send_capacity
+        if cap is not None and cap < self.config.rate:
+            return cap, "constant"
+        return self.config.rate, self.config.arrival
 
     def start(self) -> None:
         self.processes = [self.env.process(self.send_batches()), self.env.process(self.expire_batches())]
@@ -186,9 +197,10 @@ class Producer(Node):
     # --- arrivals and batching -------------------------------------------------------------
     def _arrivals(self, t0: float, t1: float, n_before: int) -> np.ndarray:
         """Arrival times in [t0, t1) (ms)."""
-        rate_ms = self.config.rate / 1000.0
+        rate, arrival = self._offered()
+        rate_ms = rate / 1000.0
         start = self.config.start
-        if self.config.arrival == "constant":
+        if arrival == "constant":
             n_end = int(np.floor((t1 - start) * rate_ms))
             return start + (np.arange(n_before, n_end) + 0.5) / rate_ms
         n = self.rng.poisson(rate_ms * (t1 - t0))
@@ -237,7 +249,7 @@ class Producer(Node):
         `t_from`: a restarted producer's first arrival time (records before it were never produced).
         """
         cfg = self.config
-        rate_ms = cfg.rate / 1000.0
+        rate_ms = self._offered()[0] / 1000.0
         chunk_ms = max(5.0 * max(cfg.linger_ms, 1.0), min(1000.0, 20000.0 / max(rate_ms, 1e-9)))
         self._rr, self._sticky_left, self._sticky_partition = 0, 0, 0
         P = len(self.partitions)

@@ -44,6 +44,7 @@ MODELLED: dict[str, tuple[str, ...]] = {
         "replica.fetch.wait.max.ms", "replica.fetch.max.bytes", "replica.fetch.response.max.bytes",
         "replica.fetch.backoff.ms", "replica.socket.timeout.ms", "replica.high.watermark.checkpoint.interval.ms",
         "min.insync.replicas", "unclean.leader.election.enable", "zookeeper.session.timeout.ms",
+        "num.network.threads", "num.io.threads",  # used by cluster.hardware.cpu (sim/model/hardware.py)
     ),
     "topic": ("min.insync.replicas", "unclean.leader.election.enable"),
 }

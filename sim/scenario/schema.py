@@ -173,6 +173,116 @@ class NetworkConfig(_Model):
     client_zone: str | None = Field(None, description="zone of every producer and consumer (default: the first zone)")
 
 
+# --- cluster.hardware: the capacity model (sim/model/hardware.py) ---------------------------------
+HARDWARE_PRESETS: dict[str, dict] = {
+    # today's behaviour: nothing has a capacity, nothing costs time
+    "unlimited": {},
+    # Kreps 2014 (kafka-reference 3b.1): three cheap machines, 2.5 GHz six-core Xeon, six 7200 rpm
+    # SATA disks mounted separately (~822 MB/s linear writes together), 1 GbE. The CPU costs and the
+    # producer's per-record cost are calibrated to the V9 case (scenarios/validation/v9-*.yaml).
+    "kreps-2014": {
+        "nic": "1Gbit/s",
+        "disk": {"write": "822MB/s"},
+        "cpu": {"per_request": "60us", "byte_rate": "60MB/s", "network_per_request": "20us",
+                "network_byte_rate": "1000MB/s"},
+        "client": {"nic": "1Gbit/s", "per_record": "1.2us"},
+    },
+    # Confluent OMB 2020 (3b.3): i3en.2xlarge brokers (8 vCPU, 2 x 2500 GB NVMe, up to 25 Gbps) and
+    # c5n.2xlarge clients (up to 25 Gbps). Disk and CPU figures are rough instance specs, not calibrated.
+    "omb-2020": {
+        "nic": "25Gbit/s",
+        "disk": {"write": "2GB/s"},
+        "cpu": {"per_request": "30us", "byte_rate": "1000MB/s", "network_per_request": "10us",
+                "network_byte_rate": "4000MB/s"},
+        "client": {"nic": "25Gbit/s"},
+    },
+}
+"""The `cluster.hardware` presets: name -> the hardware fields it sets (a scenario may override any)."""
+
+
+class DiskHardware(_Model):
+    """A broker's disks, as one write queue."""
+
+    write: Bandwidth | None = Field(None, description="sustained write bandwidth of the broker's log dirs together")
+
+
+class CpuHardware(_Model):
+    """What request handling costs a broker's threads (KafkaRequestHandler, SocketServer.Processor)."""
+
+    per_request: Duration = Field(0.0, description="io thread time per request (KafkaApis), e.g. '50us'")
+    byte_rate: Bandwidth | None = Field(
+        None, description="bytes of request payload one io thread (or the replica fetcher thread) validates and "
+                          "appends per second: the per-byte cost is its inverse (none: free)")
+    network_per_request: Duration = Field(0.0, description="network (processor) thread time per request read")
+    network_byte_rate: Bandwidth | None = Field(
+        None, description="bytes one network thread reads off sockets per second (none: free)")
+
+
+class ClientHardware(_Model):
+    """The producers' and consumers' machines."""
+
+    nic: Bandwidth | None = Field(None, description="each client host's NIC, each direction (default: none)")
+    per_record: Duration = Field(
+        0.0, description="the producer application thread's time per send() (serialise, partition, append): "
+                         "a producer offers at most 1/per_record records per second")
+
+
+def _hardware_input(v: Any) -> Any:
+    """`hardware: kreps-2014` is `{preset: kreps-2014}`; a preset's fields are the defaults of the given ones."""
+    if v is None:
+        return {}
+    if isinstance(v, str):
+        v = {"preset": v}
+    if not isinstance(v, dict):
+        return v
+    preset = v.get("preset", "unlimited")
+    base = HARDWARE_PRESETS.get(preset) if isinstance(preset, str) else None
+    if not base:
+        return v  # unknown presets are reported by the Literal on `preset`
+    merged = {**base}
+    for k, val in v.items():
+        if isinstance(val, dict) and isinstance(base.get(k), dict):
+            merged[k] = {**base[k], **val}
+        else:
+            merged[k] = val
+    return merged
+
+
+class HardwareConfig(_Model):
+    """Capacities of the machines (sim/model/hardware.py); everything unset costs nothing.
+
+    Either a preset name (`hardware: kreps-2014`) or fields, optionally on top of a preset
+    (`hardware: {preset: kreps-2014, nic: 10Gbit/s}`).
+    """
+
+    preset: Literal[tuple(HARDWARE_PRESETS)] = Field(  # type: ignore[valid-type]
+        "unlimited", description="a named machine (its fields are the defaults of those given here)")
+    nic: Bandwidth | None = Field(
+        None, description="each broker host's NIC, each direction (full duplex): what it sends and what it "
+                          "receives queue behind each other, e.g. '1Gbit/s'")
+    disk: DiskHardware | None = Field(None, description="the broker's disk write bandwidth")
+    cpu: CpuHardware | None = Field(
+        None, description="request handling: per-request and per-byte costs on num.network.threads / "
+                          "num.io.threads (and one connection's requests one at a time, as Kafka mutes it)")
+    client: ClientHardware | None = Field(None, description="the clients' machines: NIC and the producer's send capacity")
+
+    @property
+    def enabled(self) -> bool:
+        """Is any capacity set (otherwise the model runs exactly as without hardware)?"""
+        return self.broker_enabled or self.clients_enabled
+
+    @property
+    def broker_enabled(self) -> bool:
+        return self.nic is not None or self.disk is not None and self.disk.write is not None or self.cpu is not None
+
+    @property
+    def clients_enabled(self) -> bool:
+        return self.client is not None and (self.client.nic is not None or self.client.per_record > 0)
+
+
+Hardware = Annotated[HardwareConfig, BeforeValidator(_hardware_input)]
+
+
 # --- cluster / brokers ---------------------------------------------------------------------------
 def _version_text(v: Any) -> Any:
     """YAML reads `kafka.version: 3.7` (and `--set cluster.kafka.version=3.7`) as a number: take its text."""
@@ -258,6 +368,16 @@ class ClusterConfig(_Model):
     os_dirty_writeback_ms: PositiveDuration = Field(
         5_000.0, alias="os.dirty_writeback_interval",
         description="kafkasim's own key (Linux vm.dirty_writeback_centisecs): how often the kernel writeback runs")
+    hardware: Hardware = Field(
+        default_factory=HardwareConfig,
+        description="kafkasim's own: machine capacities (NIC, disk, request threads, clients); a preset "
+                    "(unlimited, kreps-2014, omb-2020) or fields; default unlimited (nothing costs time)")
+    num_network_threads: int = Field(
+        3, ge=1, le=1024, alias="num.network.threads",
+        description="SocketServer processor threads per broker; matter only with cluster.hardware.cpu")
+    num_io_threads: int = Field(
+        8, ge=1, le=1024, alias="num.io.threads",
+        description="KafkaRequestHandler threads per broker; matter only with cluster.hardware.cpu")
     eligible_leader_replicas_enable: bool | None = Field(
         None, alias="eligible.leader.replicas.enable",
         description="KIP-966 Eligible Leader Replicas (eligible.leader.replicas.version=1); default by "
