@@ -53,10 +53,12 @@ def validation_markdown(table: pd.DataFrame, *, version: str, command: str) -> s
                    f"| {_result(r['passed'])} |")
     out += ["", "## Cases", ""]
     out += [case_section(r) for _, r in table.iterrows()]
-    gaps = table[table["passed"].isna()]
-    if len(gaps):
+    missing = table[table["passed"].isna()]
+    partial = table[table["gaps"].astype(bool)] if "gaps" in table else table.iloc[:0]
+    if len(missing) or len(partial):
         out += ["## Gaps", ""]
-        out += [f"- {r['case']}: the model lacks {r['missing']}." for _, r in gaps.iterrows()]
+        out += [f"- {r['case']}: the model lacks {r['missing']}." for _, r in missing.iterrows()]
+        out += [f"- {r['case']}: {r['gaps']}." for _, r in partial.iterrows()]
         out.append("")
     return "\n".join(out)
 

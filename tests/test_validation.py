@@ -108,12 +108,14 @@ def test_the_report_counts_passes_failures_and_gaps():
         {"case": "V2", "title": "t2", "source": "s", "published": "p", "simulated": "y", "tolerance": "t",
          "passed": False, "seeds": 3, "missing": "", "command": "c", "scenarios": "scenarios/validation/b.yaml"},
         {"case": "V7", "title": "t7", "source": "s", "published": "p", "simulated": "not reproduced", "tolerance": "t",
-         "passed": None, "seeds": 0, "missing": "the ZooKeeper mode", "command": "c", "scenarios": ""}])
+         "passed": None, "seeds": 0, "missing": "the ZooKeeper mode", "command": "c", "scenarios": "", "gaps": ""}])
+    rows["gaps"] = ["", "the latency rows are not run", ""]
     md = validation_markdown(rows, version="9.9", command="kafkasim validate-model")
     assert "**1 of 3 cases reproduced within tolerance; 1 outside it; 1 not reproduced" in md
     assert "| V1 | p\\|q | x | t | pass |" in md  # a pipe in a cell does not break the table
     assert "| V2 | p | y | t | **FAIL** |" in md
     assert "- V7: the model lacks the ZooKeeper mode." in md
+    assert "- V2: the latency rows are not run." in md
 
 
 def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
