@@ -21,7 +21,36 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def case_section(row) -> str:
+def case_figure(row, path: Path) -> Path | None:
+    """Published against simulated, one pair of bars per row of the case (None: nothing to draw)."""
+    points = row.get("points") or {}
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = list(points)
+    published = [points[k][0] for k in labels]
+    simulated = [points[k][1] for k in labels]
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.55 * len(labels)), layout="constrained")
+    y = np.arange(len(labels))
+    ax.barh(y - 0.2, published, height=0.38, color="#999999", label="published")
+    ax.barh(y + 0.2, simulated, height=0.38, color="#0072B2", label="kafkasim (mean over seeds)")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(row["unit"])
+    ax.set_title(f"{row['case']}: {row['title']}", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
+def case_section(row, figure: str | None = None) -> str:
     """One case's section: what was published, what the model gives, and how to reproduce it."""
     lines = [f"### {row['case']}: {row['title']}", "",
              f"- Source: {row['source']}",
@@ -33,10 +62,13 @@ def case_section(row) -> str:
     if row["scenarios"]:
         lines.append(f"- Scenarios: {', '.join(f'`{s}`' for s in row['scenarios'].split(', '))}")
     lines.append(f"- Reproduce: `{row['command']}`")
+    if figure:
+        lines += ["", f"![{row['case']}: published against simulated]({figure})"]
     return "\n".join(lines) + "\n"
 
 
-def validation_markdown(table: pd.DataFrame, *, version: str, command: str) -> str:
+def validation_markdown(table: pd.DataFrame, *, version: str, command: str,
+                        figures: dict[str, str] | None = None) -> str:
     """The report: a summary table, a section per case, and the gaps (mechanisms the model lacks)."""
     n_pass = int((table["passed"] == True).sum())  # noqa: E712 - passed holds True, False or None
     n_missing = int(table["passed"].isna().sum())
@@ -52,7 +84,7 @@ def validation_markdown(table: pd.DataFrame, *, version: str, command: str) -> s
         out.append(f"| {r['case']} | {_cell(r['published'])} | {_cell(r['simulated'])} | {_cell(r['tolerance'])} "
                    f"| {_result(r['passed'])} |")
     out += ["", "## Cases", ""]
-    out += [case_section(r) for _, r in table.iterrows()]
+    out += [case_section(r, (figures or {}).get(r["case"])) for _, r in table.iterrows()]
     missing = table[table["passed"].isna()]
     partial = table[table["gaps"].astype(bool)] if "gaps" in table else table.iloc[:0]
     if len(missing) or len(partial):
@@ -67,6 +99,11 @@ def write_validation_report(table: pd.DataFrame, path: str | Path, *, version: s
     """Write the report to `path` atomically (a reader never sees half of it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = validation_markdown(table, version=version, command=command)
+    figures = {}
+    for _, r in table.iterrows():  # next to the report: docs/validation.md -> docs/validation/V9.png
+        drawn = case_figure(r, path.parent / path.stem / f"{r['case']}.png")
+        if drawn is not None:
+            figures[r["case"]] = f"{path.stem}/{drawn.name}"
+    text = validation_markdown(table, version=version, command=command, figures=figures)
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

@@ -158,3 +158,17 @@ def test_the_full_validation_set():
     bad = table[table["passed"] == False]  # noqa: E712
     assert bad.empty, "\n".join(f"{r['case']}: published {r['published']}; simulated {r['simulated']}"
                                 for _, r in bad.iterrows())
+
+
+def test_a_case_with_rows_gets_a_figure_of_published_against_simulated(tmp_path):
+    from matplotlib.image import imread
+
+    from analysis.validation import write_validation_report
+
+    row = {"case": "V9", "title": "throughput", "source": "s", "published": "p", "simulated": "x", "tolerance": "t",
+           "passed": True, "seeds": 2, "missing": "", "command": "c", "scenarios": "", "gaps": "",
+           "points": {"RF 1": (821.6, 833.3), "RF 3, acks=all": (421.8, 464.4)}, "unit": "thousand records/s"}
+    out = write_validation_report(pd.DataFrame([row]), tmp_path / "validation.md", version="9.9", command="c")
+    assert "![V9: published against simulated](validation/V9.png)" in out.read_text()
+    img = imread(tmp_path / "validation" / "V9.png")
+    assert img.shape[0] > 100 and img.shape[1] > 400
