@@ -63,7 +63,8 @@ def fault_intervals(run: Run) -> pd.DataFrame:
     Columns: fault (the kind), fault_source (faults or random_faults), fault_index, target (as the
     fault names it), broker (-1: the fault is not on a broker), start_ms, end_ms, takes_down (it
     stopped the target serving), cause (the fault_start's detail, e.g. "crash", "random crash").
-    A fault_end closes the open fault on the same broker.
+    A fault_end closes the open fault of the same source, index and broker, so overlapping faults
+    on one broker (a partition during a slow disk) or off the brokers (two consumer faults) pair up.
     """
     ev = run.events
     ev = ev[ev["kind"].isin([_FAULT_START, _FAULT_END])].sort_values("time_ms", kind="stable")
@@ -72,10 +73,11 @@ def fault_intervals(run: Run) -> pd.DataFrame:
             ev["time_ms"], ev["kind"], ev["broker"], ev["fault"], ev["fault_source"], ev["fault_index"],
             ev["target"], ev["takes_down"], ev["detail"]):
         b = int(broker)
-        if kind == _FAULT_START and b not in open_:
-            open_[b] = [str(fault), str(src), int(idx), str(target), b, float(t), None, bool(down), str(detail)]
-        elif kind == _FAULT_END and b in open_:
-            row = open_.pop(b)
+        key = (str(src), int(idx), b)
+        if kind == _FAULT_START and key not in open_:
+            open_[key] = [str(fault), str(src), int(idx), str(target), b, float(t), None, bool(down), str(detail)]
+        elif kind == _FAULT_END and key in open_:
+            row = open_.pop(key)
             row[6] = float(t)
             rows.append(row)
     for row in open_.values():

@@ -65,6 +65,9 @@ BROKER_COLORS = [OKABE_ITO[c] for c in ("blue", "green", "purple", "sky", "yello
 """Leader colours in the timeline lanes, by broker id (cycled)."""
 OFFLINE_COLOR = OKABE_ITO["black"]
 FAULT_COLOR = "#7f7f7f"
+# what a fault that stops a broker serving did to it, for the label above the timeline's shading
+_DOWN_WORDS = {"crash": "down", "power_loss": "powered off", "pause": "paused", "partition": "cut off",
+               "controlled_shutdown": "shut down", "disk_loss": "down, disk lost"}
 LOST_COLORS = {"acked": OKABE_ITO["vermillion"], "unknown": OKABE_ITO["purple"]}
 ISR_COLORS = {"full": "#bfe3d6", "under": OKABE_ITO["yellow"], "below_min": OKABE_ITO["vermillion"]}
 LINESTYLES = ["-", "--", ":", "-."]
@@ -668,7 +671,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     3. p50 and p99 produce latency per second (log scale; gaps are seconds with no acknowledgement);
     4. under-replicated and offline partitions (time-weighted mean per second);
     5. one lane per partition (Gantt): the upper bar is coloured by the leader broker, hatched
-       where that leader is down but not yet fenced (writes stall), black where the partition is
+       where that leader is down, paused or cut off but not yet fenced (its writes stall, or under
+       acks=1 are acknowledged by a leader about to be replaced), black where the partition is
        offline; the lower strip is the ISR size (pale green: full, yellow: under-replicated,
        vermillion: below min.insync.replicas), cross-hatched while a crashed broker is still in
        the ISR (acks=all writes wait for it until the controller fences it). Triangles mark
@@ -677,7 +681,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
 
     Above the partition lanes, a fault lane: one bar per fault of any kind (fault_start to
     fault_end), labelled with its kind and target; solid if it took its target down, hatched for a
-    degradation. Shaded grey: when a fault had a broker down. Dashed line: producers stop and faults heal.
+    degradation. Shaded grey: when a fault had a broker down, paused or cut off, labelled above the
+    top panel with what happened to it ("broker 2 cut off", "broker 0 powered off"). Dashed line: producers stop and faults heal.
     Every legend sits right of its panel, outside the data. With more than `max_partitions`
     partitions, those whose leader or ISR changed come first. `note` is added to the title (a
     sweep report says why it chose this run).
@@ -848,10 +853,14 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
         ax.set_xlim(0, end_s)
     ax_ln.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     # labels above the top panel, outside the data: one row for downtime, one for the end of producing
-    for _, d in down.iterrows():
-        ax_tp.annotate(f"broker {int(d['broker'])} down", ((d["start_ms"] + d["end_ms"]) / 2000.0, 1.0),
+    # one label per window: brokers that went down together (a rack, a power cut) share it
+    for (start, end, fault), g in down.groupby(["start_ms", "end_ms", "fault"], sort=False):
+        ids = sorted(int(b) for b in g["broker"])
+        who = f"broker {ids[0]}" if len(ids) == 1 else "brokers " + ", ".join(map(str, ids))
+        ax_tp.annotate(f"{who} {_DOWN_WORDS.get(fault, 'down')}", ((start + end) / 2000.0, 1.0),
                        xycoords=("data", "axes fraction"), xytext=(0, 2), textcoords="offset points",
-                       ha="center", va="bottom", fontsize=7, color="#333333", gid=f"label:down:{int(d['broker'])}")
+                       ha="center", va="bottom", fontsize=7, color="#333333",
+                       gid="label:down:" + ",".join(map(str, ids)))
     ax_tp.annotate("producers stop, faults heal", (run.produce_end_ms / 1000.0, 1.0),
                    xycoords=("data", "axes fraction"), xytext=(0, 12), textcoords="offset points",
                    ha="center", va="bottom", fontsize=7, color="grey", gid="label:produce_end")
@@ -859,14 +868,14 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     handles = [Patch(facecolor=BROKER_COLORS[b % len(BROKER_COLORS)], label=f"leader: broker {b}")
                for b in sorted(brokers_seen)]
     handles += [Patch(facecolor="#7f7f7f", edgecolor="white", hatch="////",
-                      label="leader down, not yet fenced\n(writes stall)"),
+                      label="leader down or cut off,\nnot yet fenced"),
                 Patch(facecolor=OFFLINE_COLOR, label="offline (no leader)"),
                 Patch(facecolor=ISR_COLORS["full"], label="ISR full"),
                 Patch(facecolor=ISR_COLORS["under"], label="ISR < replication factor"),
                 Patch(facecolor=ISR_COLORS["below_min"], label="ISR < min.insync.replicas"),
                 Patch(facecolor=ISR_COLORS["full"], edgecolor="#555555", hatch="xxx",
-                      label="ISR member down, not yet\nremoved (acks=all writes wait)"),
-                Patch(facecolor=FAULT_COLOR, alpha=0.3, label="broker down (fault start to end)"),
+                      label="ISR member down or cut off,\nnot yet removed (acks=all waits)"),
+                Patch(facecolor=FAULT_COLOR, alpha=0.3, label="broker down, paused or cut off\n(fault start to end)"),
                 Patch(facecolor=FAULT_COLOR, alpha=0.8, label="fault lane: a fault that\ntakes its target down"),
                 Patch(facecolor="none", edgecolor=FAULT_COLOR, hatch="////", label="fault lane: a degradation")]
     handles += [Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="leadership change"),

@@ -683,7 +683,7 @@ def test_failover_timeline(run):
     removed = run.events.loc[run.events["kind"] == "truncation", "removed"]
     assert sum(len(m.get_xdata()) for m in marks) == int((removed > 0).sum())
     handles = {t.get_text(): h for t, h in zip(ax_ln.get_legend().get_texts(), ax_ln.get_legend().legend_handles)}
-    assert "leader down, not yet fenced\n(writes stall)" in handles
+    assert "leader down or cut off,\nnot yet fenced" in handles
     offline, below = handles["offline (no leader)"], handles["ISR < min.insync.replicas"]
     assert offline.get_facecolor() != below.get_facecolor()  # two states, two colours
     assert "acks=1, RF 3, min.insync 2" in fig._suptitle.get_text()
@@ -1080,3 +1080,33 @@ def test_report_sweep_description_checks_and_columns_once(study, tmp_path):
                                                           re.S)[0])
     assert group_heads[:4] == ["acks", "RF", "min.insync", "seeds (runs)"]
     assert len(parsed.tables["groups"]) == N_CONFIGS + 1
+
+
+def test_overlapping_faults_on_one_broker_pair_their_own_start_and_end_and_the_label_names_the_fault(tmp_path):
+    """A partition inside a slow disk on the same broker: two fault rows, each with its own end (the
+    pairing was by broker only, so the partition's end closed the slow disk); the shading above
+    the timeline says the broker was cut off, not down."""
+    overrides = {"duration": "12s", "settle": "2s",
+                 "faults": [{"kind": "slow_disk", "broker": 2, "at": "2s", "latency": "1ms", "duration": "8s"},
+                            {"kind": "partition", "broker": 2, "between": ["peers"], "at": "4s", "heal": "2s"}]}
+    res = sim.run(Path(__file__).resolve().parent.parent / "scenarios/quickstart.yaml", seed=1, overrides=overrides)
+    res.write(tmp_path / "run")
+    run = analysis.load_run(tmp_path / "run")
+    f = analysis.fault_intervals(run).set_index("fault")
+    assert (f.loc["slow_disk", "start_ms"], f.loc["slow_disk", "end_ms"]) == (2000.0, 10000.0)
+    assert (f.loc["partition", "start_ms"], f.loc["partition", "end_ms"]) == (4000.0, 6000.0)
+    fig = analysis.failover_timeline(run)
+    labels = [t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("label:down:")]
+    assert labels == ["broker 2 cut off"]
+
+
+def test_brokers_down_together_share_one_label_above_the_timeline(tmp_path):
+    """A power cut of two brokers: one label "brokers 0, 1 powered off", not two printed on each other."""
+    overrides = {"duration": "8s", "settle": "2s",
+                 "faults": [{"kind": "power_loss", "brokers": [0, 1], "at": "2s", "restart_after": "2s"}]}
+    res = sim.run(Path(__file__).resolve().parent.parent / "scenarios/quickstart.yaml", seed=1, overrides=overrides)
+    res.write(tmp_path / "run")
+    fig = analysis.failover_timeline(analysis.load_run(tmp_path / "run"))
+    labels = [t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("label:down:")]
+    assert labels == ["brokers 0, 1 powered off"]
+    assert_no_overlapping_text(fig)

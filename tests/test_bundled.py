@@ -7,6 +7,7 @@ first 3 simulated minutes (one crash and its restart at the default seed) (its f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,38 @@ def _kinds(r, kind):
     return r.events[r.events.kind == kind]
 
 
+# The bundled scenarios a test in this file runs: every one outside scenarios/faults/ (a new one fails
+# test_every_bundled_scenario_is_covered_here until it has its test and is named here), and the fault
+# library's random soak. The other scenarios/faults/ ones are the fault tests' (tests/test_faults_*.py,
+# one file per part of the fault library: test_every_fault_scenario_is_exercised_by_a_fault_test).
+COVERED_HERE = {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml", "bench/many-partitions.yaml",
+                "bench/soak.yaml", "faults/soak-random.yaml"}
+
+
+def _bundled_names() -> set[str]:
+    """Every bundled scenario (scenarios/sweeps/ holds sweep files: tests/test_sweep.py runs them)."""
+    return {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if "sweeps" not in p.parts}
+
+
 def test_every_bundled_scenario_is_covered_here():
-    names = {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if "sweeps" not in p.parts}
-    assert names == {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml",
-                     "bench/many-partitions.yaml", "bench/soak.yaml"}
+    names = _bundled_names()
+    assert {n for n in names if not n.startswith("faults/")} == {n for n in COVERED_HERE if not n.startswith("faults/")}
+    assert COVERED_HERE <= names, sorted(COVERED_HERE - names)  # a scenario named here still exists
+    # ... and a test of this file runs each one named here
+    source = Path(__file__).read_text()
+    assert not [n for n in COVERED_HERE if f'_run("{n}"' not in source]
+
+
+def _referenced(stem: str, text: str) -> bool:
+    """Whether `text` names the scenario `stem` as a whole: "gc-pause", "gc-pause.yaml" or ".../gc-pause.yaml"
+    (not as a part of another name: power-loss is not power-loss-flushed)."""
+    return re.search(rf'["/]{re.escape(stem)}(\.yaml)?"', text) is not None
+
+
+def test_every_fault_scenario_is_exercised_by_a_fault_test():
+    tests = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_faults_*.py"))
+    missing = sorted(p.name for p in (SCEN / "faults").glob("*.yaml") if not _referenced(p.stem, tests))
+    assert not missing, f"bundled fault scenarios no tests/test_faults_*.py runs: {missing}"
 
 
 def test_quickstart_crashes_the_leader_at_20s_restarts_it_at_40s_and_loses_nothing():
@@ -92,4 +121,13 @@ def test_bench_soak_crashes_random_brokers_about_every_5_minutes_for_60s():
     for t, b in zip(restart.time_ms, restart.broker):
         if t < r.scenario.duration:  # a crash near the end is healed early, at `duration`
             assert ((crash.broker == b) & ((crash.time_ms - (t - 60_000)).abs() < 1)).any()
+    assert r.summary["acked_lost"] == 0 and r.summary["under_replicated_partitions_at_end"] == 0
+
+
+def test_faults_soak_random_crashes_each_broker_on_its_own_schedule_and_loses_nothing():
+    r = _run("faults/soak-random.yaml", duration="7m")  # its first two crashes at the default seed
+    crash, restart = _kinds(r, "fault_start"), _kinds(r, "fault_end")
+    assert len(crash) >= 2 and len(restart) == len(crash)
+    assert set(crash.target) == {f"broker {b}" for b in crash.broker}  # one process per broker
+    assert (restart.reason == "random repair over").all()
     assert r.summary["acked_lost"] == 0 and r.summary["under_replicated_partitions_at_end"] == 0

@@ -49,7 +49,7 @@ def test_a_crash_cancels_a_scheduled_timer_even_after_a_restart():
     a.schedule(5.0, a.tick, "before crash")
     env.run(1)
     a.mark_crashed()
-    assert a.state == CRASHED and not a.alive
+    assert a.lifecycle == CRASHED and not a.alive
     env.run(2)
     a.mark_up()
     a.schedule(5.0, a.tick, "after restart")
@@ -60,7 +60,7 @@ def test_a_crash_cancels_a_scheduled_timer_even_after_a_restart():
 def test_a_pause_defers_timers_and_queues_messages_in_order_until_resume():
     env, net, a, b = _pair()
     a.pause()
-    assert a.state == PAUSED and a.alive  # connections stay open: peers see no reset
+    assert a.lifecycle == PAUSED and a.alive  # connections stay open: peers see no reset
     b_sends = [(0.5, "m1"), (2.5, "m2"), (4.0, "m3")]
     for at, msg in b_sends:
         env.timeout(at).callbacks.append(lambda _ev, msg=msg: net.send(b, a, msg))
@@ -68,7 +68,7 @@ def test_a_pause_defers_timers_and_queues_messages_in_order_until_resume():
     env.run(10)
     assert a.log == []  # nothing ran while paused
     a.resume()
-    assert a.state == UP
+    assert a.lifecycle == UP
     assert a.log == [(10, "msg", "m1"), (10, "timer", "t1"), (10, "msg", "m2"), (10, "msg", "m3")]
     net.send(b, a, "m4")  # after resume, delivery is direct again
     env.run(12)
@@ -96,6 +96,33 @@ def test_a_crash_while_paused_drops_what_was_waiting():
     assert a.log == []
 
 
+def test_overlapping_pauses_nest_the_node_runs_again_when_the_last_one_ends():
+    env, net, a, b = _pair()
+    assert a.pause() is True
+    a.schedule(1.0, a.tick, "t1")
+    env.run(2)
+    assert a.pause() is False and a.pause_depth == 2  # paused again while paused: held one resume longer
+    net.send(b, a, "m1")
+    env.run(5)
+    assert a.resume() is False  # the first pause ends; the second still holds the node
+    assert a.lifecycle == PAUSED and a.log == [] and "handle" in vars(a)
+    env.run(8)
+    assert a.resume() is True and a.lifecycle == UP and a.pause_depth == 0
+    assert a.log == [(8, "timer", "t1"), (8, "msg", "m1")]
+    assert a.resume() is False  # not paused: nothing to do
+
+
+def test_a_crash_ends_every_pause_and_a_restarted_node_is_paused_afresh():
+    env, _, a, _ = _pair()
+    a.pause()
+    a.pause()
+    a.mark_crashed()
+    assert a.pause_depth == 0 and a.pause() is False  # a dead process cannot be stopped
+    a.mark_up()
+    assert a.pause() is True and a.pause_depth == 1
+    assert a.resume() is True and a.lifecycle == UP
+
+
 def test_a_message_to_a_crashed_node_is_dropped_and_the_sender_sees_a_reset():
     env, net, a, b = _pair()
     a.mark_crashed()
@@ -117,7 +144,7 @@ def test_a_message_to_a_restarted_node_from_before_its_restart_is_dropped():
 def test_a_powered_off_node_drops_messages_without_a_reset():
     env, net, a, b = _pair()
     a.mark_powered_off()
-    assert a.state == POWERED_OFF and not a.host_up
+    assert a.lifecycle == POWERED_OFF and not a.host_up
     net.send(b, a, "hello")
     env.run(5)
     assert a.log == [] and b.log == []

@@ -9,13 +9,15 @@ A failing example is shrunk and printed as a scenario YAML that reproduces it
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.scenario.schema import Scenario
+from sim.scenario.schema import FAULT_KINDS, FaultSpec, ScheduledFault, Scenario, union_kinds
 from tests.violations import all_violations
 
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -24,15 +26,24 @@ N = 2000 if SLOW else 150
 
 
 @st.composite
-def scenarios(draw, acks=None, idempotence=None):
+def scenarios(draw, acks=None, idempotence=None, fault_schedule=None, consumers_required=False):
+    """A scenario and a seed; `fault_schedule(ctx)` (a strategy) draws its faults and random_faults instead of
+    the crash schedule."""
     brokers = draw(st.integers(3, 5))
     rf = draw(st.integers(2, min(3, brokers)))
     min_isr = draw(st.integers(1, rf))
     partitions = draw(st.integers(1, 4))
     acks_v = draw(st.sampled_from([0, 1, "all"])) if acks is None else acks
     duration_ms = draw(st.integers(3000, 6000))
-    faults = []
-    for _ in range(draw(st.integers(0, 3))):
+    instances = draw(st.integers(1, 3))
+    consumers = [{"group.id": "g", "topic": "t"}] if consumers_required else draw(
+        st.sampled_from([[], [{"group.id": "g", "topic": "t"}]]))
+    faults, random_faults = [], []
+    if fault_schedule is not None:
+        producer_names = ["producer-0"] if instances == 1 else [f"producer-0-{i}" for i in range(instances)]
+        faults, random_faults = draw(fault_schedule(Ctx(brokers, partitions, duration_ms, tuple(producer_names),
+                                                        ("g-0",) if consumers else ())))
+    for _ in range(draw(st.integers(0, 3)) if fault_schedule is None else 0):
         at = draw(st.integers(200, duration_ms - 100))
         target = draw(st.one_of(st.builds(lambda b: {"broker": b}, st.integers(0, brokers - 1)),
                                 st.builds(lambda p: {"leader_of": f"t-{p}"}, st.integers(0, partitions - 1))))
@@ -44,7 +55,7 @@ def scenarios(draw, acks=None, idempotence=None):
     producer = {
         "topic": "t", "rate": f"{draw(st.integers(500, 8000))}/s",
         "arrival": draw(st.sampled_from(["poisson", "constant"])), "acks": acks_v,
-        "instances": draw(st.integers(1, 3)),
+        "instances": instances,
         "linger.ms": draw(st.sampled_from([1, 5, 20])),
         "keys": draw(st.one_of(st.none(), st.integers(1, 50))),
     }
@@ -61,9 +72,11 @@ def scenarios(draw, acks=None, idempotence=None):
                                 "sigma": draw(st.sampled_from([0.1, 0.5, 1.0]))}},
         "topics": [{"name": "t", "partitions": partitions, "replication.factor": rf, "min.insync.replicas": min_isr}],
         "producers": [producer],
-        "consumers": draw(st.sampled_from([[], [{"group.id": "g", "topic": "t"}]])),
+        "consumers": consumers,
         "faults": faults,
     }
+    if random_faults:
+        data["random_faults"] = random_faults
     return Scenario.resolve(data), draw(st.integers(0, 2**16))
 
 
@@ -170,3 +183,159 @@ def test_same_seed_same_facts(case):
     pd.testing.assert_frame_equal(a.events, b.events)
     drop = lambda s: {k: v for k, v in s.items() if k != "wall_time_s"}  # noqa: E731
     assert drop(a.summary) == drop(b.summary)
+
+
+# --- the random-schedule property test: every fault kind of the FaultSpec union -----------------
+# Kinds are discovered from the union, so a kind merged later is drawn without touching this file,
+# unless it needs parameters: then it needs a strategy in KIND_PARAMS (test_every_fault_kind_can_be_drawn
+# says which). A strategy draws the kind's own fields (and its target, if it is not a base selector).
+class Ctx(NamedTuple):
+    """What a fault strategy may target: the drawn cluster."""
+
+    brokers: int
+    partitions: int
+    duration_ms: int
+    producers: tuple = ("producer-0",)  # instance names
+    consumers: tuple = ()
+
+
+def _ms(lo: int, hi: int):
+    return st.integers(lo, hi).map(lambda v: f"{v}ms")
+
+
+def _base_target(ctx: Ctx):
+    """A base target selector: a broker or the leader of a partition (the selectors of ScheduledFault)."""
+    return st.one_of(st.builds(lambda b: {"broker": b}, st.integers(0, ctx.brokers - 1)),
+                     st.builds(lambda p: {"leader_of": f"t-{p}"}, st.integers(0, ctx.partitions - 1)))
+
+
+def _links(ctx: Ctx):
+    return st.fixed_dictionaries({"between": st.lists(st.sampled_from(["peers", "controller", "clients", "all"]),
+                                                      min_size=1, max_size=2, unique=True),
+                                  "direction": st.sampled_from(["both", "outbound", "inbound"])})
+
+
+KIND_PARAMS = {
+    # kind -> (ctx -> strategy of the kind's own fields without its heal field); a kind missing here is
+    # drawn with none of its own fields, which works only if it needs none. A strategy may draw the
+    # target itself (a client instance, the controller): such a kind is not drawn as a random process.
+    "crash": lambda ctx: st.just({}),
+    "power_loss": lambda ctx: st.just({}),
+    "disk_loss": lambda ctx: st.just({}),
+    "controlled_shutdown": lambda ctx: st.just({}),
+    "slow_disk": lambda ctx: st.fixed_dictionaries({"latency": _ms(1, 50)}),
+    "partition": _links,
+    "degrade": lambda ctx: _links(ctx).flatmap(lambda links: st.one_of(
+        st.fixed_dictionaries({"latency": st.just({"dist": "constant", "value": "5ms"})}),
+        st.fixed_dictionaries({"loss": st.sampled_from([0.01, 0.1])})).map(lambda d: {**links, **d})),
+    "pause": lambda ctx: st.one_of(st.just({}), st.just({"controller": True})),
+    "controller_outage": lambda ctx: st.just({"controller": True}),
+    "producer_crash": lambda ctx: st.sampled_from(ctx.producers).map(lambda n: {"producer": n}),
+    "consumer_crash": lambda ctx: (st.sampled_from(ctx.consumers).map(lambda n: {"consumer": n}) if ctx.consumers
+                                   else st.nothing()),
+    "consumer_pause": lambda ctx: (st.sampled_from(ctx.consumers).map(lambda n: {"consumer": n}) if ctx.consumers
+                                   else st.nothing()),
+}
+# Kinds the random-schedule test does not draw yet, with the defect this test found in each when the
+# fault kinds merged (issue 13 stays open for them). None at the moment: degrade and controller_outage
+# (tests/test_faults_network.py, test_faults_process.py) and overlapping pauses of one node or consumer
+# (they nest, each ending itself: tests/test_faults_process.py, test_faults_clients.py) left it fixed.
+KNOWN_DEFECTS: dict[str, str] = {}
+KNOWN_HANGS = set(KNOWN_DEFECTS)
+# kinds whose target is not a broker: they are scheduled only (a random process picks brokers)
+NOT_RANDOM = {"controller_outage", "producer_crash", "consumer_crash", "consumer_pause"}
+OWN_TARGETS = {"controller", "producer", "consumer"}  # target fields a kind's strategy may draw itself
+
+
+def _heal(kind: str, params: dict) -> str:
+    """The field that sets `kind`'s heal_after (found as the random processes find it)."""
+    from sim.scenario.schema import _heal_field
+    field = _heal_field(KINDS[kind], kind, params)
+    assert field is not None, f"fault kind {kind!r} has no field that sets heal_after: a schedule cannot heal it"
+    return field
+
+
+KINDS = union_kinds(FaultSpec)
+assert KINDS == FAULT_KINDS["faults"]
+
+
+def _params(kind: str, ctx: Ctx):
+    if kind in KIND_PARAMS:
+        return KIND_PARAMS[kind](ctx)
+    return st.just({})
+
+
+def _kind_problem(kind: str) -> str | None:
+    """Why `kind` cannot be drawn (no strategy, and it needs parameters), or None."""
+    if kind in KIND_PARAMS:
+        return None
+    try:
+        KINDS[kind].model_validate({"kind": kind, "at": "1ms", "broker": 0})
+    except Exception as e:  # noqa: BLE001 -- reported as the failure
+        first = str(e).splitlines()
+        return (f"fault kind {kind!r} needs parameters: add a strategy for it to KIND_PARAMS in "
+                f"tests/test_properties.py ({' '.join(first[:3])})")
+    return None
+
+
+def test_every_fault_kind_can_be_drawn():
+    problems = [p for k in KINDS if (p := _kind_problem(k))]
+    assert not problems, "\n".join(problems)
+
+
+@st.composite
+def any_fault_schedule(draw, ctx: Ctx, kind: str):
+    """Scheduled faults and random fault processes of any kind of the union, at least one of `kind`."""
+    kinds = sorted(set(KINDS) - KNOWN_HANGS)
+    faults, random_faults = [], []
+    for i in range(draw(st.integers(1, 3))):
+        k = kind if i == 0 else draw(st.sampled_from([k for k in kinds if ctx.consumers or not k.startswith("consumer_")]))
+        params = draw(_params(k, ctx))
+        own_target = set(params) & (set(ScheduledFault.model_fields) | OWN_TARGETS)
+        target = {} if own_target else draw(_base_target(ctx))
+        f = {"kind": k, "at": f"{draw(st.integers(200, ctx.duration_ms - 100))}ms", **target, **params}
+        field = _heal(k, params)
+        required = KINDS[k].model_fields[field].is_required()  # e.g. a pause's duration: always drawn
+        heal = draw(st.integers(200, 5000) if required else st.one_of(st.none(), st.integers(200, 5000)))
+        if heal is not None:
+            f[field] = f"{heal}ms"
+        faults.append(f)
+    for _ in range(draw(st.integers(0, 1))):
+        k = draw(st.sampled_from([k for k in kinds if k not in NOT_RANDOM]))
+        per = draw(st.sampled_from(["cluster", "broker"]))
+        repair = draw(st.sampled_from([{"downtime": f"{draw(st.integers(200, 3000))}ms"},
+                                       {"mean_repair": f"{draw(st.integers(200, 3000))}ms"}]))
+        # a random process picks brokers: its template draws no target of its own (a pause's controller: true)
+        template = draw(_params(k, ctx).filter(lambda p: not set(p) & OWN_TARGETS))
+        random_faults.append({"kind": k, "fault": template, "per": per,
+                              "mean_interval": f"{draw(st.integers(800, 4000))}ms", "start": "200ms", **repair,
+                              "max_down": draw(st.integers(1, ctx.brokers - 1))})
+    return faults, random_faults
+
+
+# every kind gets its own examples, ~40 in all by default (a few seconds of simulated time each)
+PER_KIND = max(4, (400 if SLOW else 40) // len(KINDS))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@settings(max_examples=PER_KIND, **PROFILE)
+@given(data=st.data())
+def test_invariants_hold_under_random_schedules_of_every_fault_kind(kind, data):
+    if kind in KNOWN_DEFECTS:
+        pytest.skip(f"known defect (issue 13): {KNOWN_DEFECTS[kind]}")
+    problem = _kind_problem(kind)
+    assert problem is None, problem
+    sc, seed = data.draw(scenarios(fault_schedule=lambda ctx: any_fault_schedule(ctx, kind),
+                                   consumers_required=kind.startswith("consumer_")))
+    with all_violations() as found:
+        r = _run(sc, seed)
+    s = r.summary
+    assert found == [], found[:5]
+    assert s["invariant_violations"] == len(found)
+    assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == int(r.batches.record_count.sum())
+    assert s["failed_but_present"] == 0
+    ev = r.events
+    started = ev[ev.kind == "fault_start"]
+    # every fault that started ended (by its heal time, its repair, or the heal at the end of duration)
+    assert len(started) == (ev.kind == "fault_end").sum()
+    assert len(started) + (ev.kind == "fault_skipped").sum() >= len(sc.faults)

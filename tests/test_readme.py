@@ -40,6 +40,8 @@ BENCH = ".venv/bin/python bench/bench.py"
 """Benchmarks take minutes: their flags are checked by bench.py's own parser; tests/test_bench_smoke.py runs them."""
 
 MAX_DURATION_MS, MAX_SETTLE_MS, MAX_INSTANCES = 2_000.0, 1_000.0, 2
+HEAL_FIELDS = ("restart_after", "heal", "duration")
+"""The fields that say how long a fault lasts, by kind (crash: restart_after; partition: heal; pause: duration)."""
 
 
 def readme_blocks() -> list[tuple[str, str]]:
@@ -73,8 +75,9 @@ def shorten(sc: Scenario) -> Scenario:
     over: dict = {"duration": f"{sc.duration * f}ms", "settle": f"{min(sc.settle, MAX_SETTLE_MS)}ms"}
     for i, fault in enumerate(sc.faults):
         over[f"faults.{i}.at"] = f"{fault.at * f}ms"
-        if fault.restart_after is not None:
-            over[f"faults.{i}.restart_after"] = f"{max(fault.restart_after * f, 1.0)}ms"
+        for heal in HEAL_FIELDS:  # whichever field says how long this kind of fault lasts
+            if getattr(fault, heal, None) is not None:
+                over[f"faults.{i}.{heal}"] = f"{max(getattr(fault, heal) * f, 1.0)}ms"
     for i, p in enumerate(sc.producers):
         over[f"producers.{i}.instances"] = min(p.instances, MAX_INSTANCES)
     return Scenario.resolve(sc.model_dump(mode="json", by_alias=True), over).model_copy(update={"seed": sc.seed})
@@ -102,6 +105,16 @@ def short_runs(monkeypatch):
     monkeypatch.setattr(sim, "run", run)
     monkeypatch.setattr(sweep_module, "load_sweep", load_sweep)
     monkeypatch.setattr(sim.cli.sweep, "load_sweep", load_sweep)
+
+
+def readme_fault_scenario(text: str) -> Scenario:
+    """The quickstart with the top-level sections of a README YAML fragment (mappings merged, lists replaced)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text())
+    for key, value in yaml.safe_load(text).items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return Scenario.resolve(data)
 
 
 def run_bench_flags(args: list[str], monkeypatch) -> None:
@@ -150,11 +163,19 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, sho
             except Exception as e:  # noqa: BLE001 - report which snippet failed
                 pytest.fail(f"README python block failed: {type(e).__name__}: {e}\n{text}")
             done.append(text.splitlines()[0])
-        elif lang == "yaml":  # the sweep file example
+        elif lang == "yaml" and "grid:" in text:  # the sweep file example
             f = tmp_path / "scenarios" / "sweeps" / "readme-example.yaml"
             f.write_text(text)
             assert len(sim.load_sweep(f).runs) == 150  # every combination and seed validated
             done.append("yaml")
+        elif lang == "yaml":  # the faults example: the quickstart with these sections, validated and run
+            sc = readme_fault_scenario(text)
+            assert sc.faults and sc.random_faults
+            res = sim.run(sc, seed=1)
+            started = res.events[res.events.kind == "fault_start"]
+            assert set(started.fault) == {f.kind for f in sc.faults}, started[["fault", "target"]]
+            assert res.summary.invariant_violations == 0
+            done.append("yaml faults")
     # what the README says the commands wrote
     assert (tmp_path / "results" / "quickstart" / "seed-1" / "summary.json").is_file()
     assert sorted(p.name for p in (tmp_path / "results" / "leader-crash-acks1").iterdir()) == \
@@ -163,7 +184,12 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, sho
     assert (tmp_path / "results" / "my-study" / "seed-3" / "summary.json").is_file()
     assert (tmp_path / "results" / "sweeps" / "acks-rf" / "sweep.parquet").is_file()
     assert any((tmp_path / "figures").glob("*.png"))
-    assert len([d for d in done if d.startswith(".venv/bin/kafkasim")]) >= 12
+    assert len([d for d in done if d.startswith(".venv/bin/kafkasim")]) >= 15
+    # the fault commands: the power loss with and without fsync, the shorter partition
+    assert sorted(p.name for p in (tmp_path / "results" / "power-loss").iterdir()) == \
+        ["seed-1", "seed-1-topics.0.flush.messages=1"]
+    assert (tmp_path / "results" / "partition" / "seed-1-faults.0.heal=10s" / "summary.json").is_file()
+    assert "yaml faults" in done
     # `kafkasim compare` of the two leader-crash-acks1 runs
     (compared,) = (tmp_path / "results" / "compare").iterdir()
     assert sorted(p.name for p in compared.iterdir()) == ["latency.png", "latency.svg"]
@@ -171,6 +197,6 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, sho
 
 def test_the_readme_blocks_are_found():
     langs = [lang for lang, _ in readme_blocks()]
-    assert langs.count("bash") >= 5 and langs.count("python") >= 3 and "yaml" in langs
+    assert langs.count("bash") >= 5 and langs.count("python") >= 3 and langs.count("yaml") >= 2
     every = [c for lang, text in readme_blocks() if lang == "bash" for c in commands(text)]
     assert set(SKIPPED) <= set(every), "a SKIPPED command is no longer in the README: drop it"

@@ -685,7 +685,7 @@ def test_fault_broker_out_of_range_rejected():
 
 @pytest.mark.parametrize("overrides", [["faults.0.broker=1"], ["faults.0.leader_of=null"]])
 def test_fault_needs_exactly_one_target(overrides):
-    assert "a fault needs exactly one of 'broker' or 'leader_of'" in error_of(QUICKSTART, overrides)
+    assert "a fault needs exactly one of 'broker', 'leader_of', 'follower_of', 'brokers', 'rack' or 'zone'" in error_of(QUICKSTART, overrides)
 
 
 def test_producer_and_consumer_topics_must_exist():

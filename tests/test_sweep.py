@@ -182,7 +182,7 @@ INVALID = {
     "unknown top-level key": (spec(grd={}), "grd: unknown key (allowed: name, description, scenario, set, grid, zip, seeds)"),
     "unknown dotted key": (spec(grid={"producers.0.ack": [1]}), "grid.producers.0.ack: unknown key 'ack' under producers.0 (allowed: "),
     "index out of range": (spec(grid={"producers.3.acks": [1]}), "grid.producers.3.acks: producers has 1 entries; '3' is not an index (allowed: 0..0)"),
-    "unknown key in a zip": (spec(zip=[{"topics.0.replication.factr": [1]}]), "zip.0.topics.0.replication.factr: unknown key 'replication' under topics.0 (allowed: min.insync.replicas, name, partitions, replication.factor, "),
+    "unknown key in a zip": (spec(zip=[{"topics.0.replication.factr": [1]}]), "zip.0.topics.0.replication.factr: unknown key 'replication' under topics.0 (allowed: flush.messages, flush.ms, min.insync.replicas, name, partitions, replication.factor, "),
     "unknown key in set": (spec(set={"durration": "5s"}), "set.durration: unknown key 'durration' under scenario"),
     "value the scenario rejects": (spec(grid={"producers.0.acks": [1, "al"]}), "grid.producers.0.acks: acks must be one of: all, -1, 0, 1 (or legacy N >= 2), got 'al'"),
     "value of the wrong type": (spec(grid={"producers.0.retries": [3, "many"]}), "grid.producers.0.retries: Input should be a valid integer"),

@@ -354,7 +354,7 @@ def scenarios_cli() -> None:
             continue
         t = Table(title=SCENARIO_GROUPS[group], title_justify="left", show_header=True, header_style="bold")
         t.add_column("file", overflow="fold")  # never cut a path the user needs to pass back
-        t.add_column("description")
+        t.add_column("description", overflow="fold")  # long config keys wrap, never end in "…"
         for row in rows:
             t.add_row(*row)
         out_console.print(t)

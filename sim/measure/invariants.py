@@ -133,7 +133,8 @@ def check_invariants(recorder: Recorder) -> list[str]:
 
     # log matching: a replica's committed prefix agrees with the leader's log, offset by offset
     ev = recorder.arrays("events")
-    unclean = np.unique(ev["partition"][ev["kind"] == "unclean_election"])
+    # an unclean election, or a power or disk loss that cut a log (log_lost_tail), gives committed data up
+    unclean = np.unique(ev["partition"][(ev["kind"] == "unclean_election") | (ev["kind"] == "log_lost_tail")])
     rl = recorder.arrays("replica_log")
     if len(rl["offset"]):
         sel = ~np.isin(rl["partition"], unclean)

@@ -15,7 +15,8 @@ from sim.model.events import FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
 from sim.measure.batches import mid_arrival, produce_latencies
 
-__all__ = ["weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
+__all__ = ["records_redelivered", "consumer_lag",
+           "weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
            "events_table", "under_replicated_at_end"]
 
 
@@ -300,3 +301,59 @@ def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[in
     lead = _leadership(events)
     out["offline_partitions"] = _level_total(lead, lead["broker"].to_numpy() < 0, edges)
     return out
+
+
+# --- consumer groups (issue 13: client faults) ---------------------------------------------------
+def consumer_groups(consumer_groups_of: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct groups and, per consumer index, its group's position in that list."""
+    names = list(dict.fromkeys(consumer_groups_of))
+    return names, np.array([names.index(g) for g in consumer_groups_of], dtype=np.int64)
+
+
+def records_redelivered(recorder: Recorder, batches: pd.DataFrame, consumer_groups_of: list[str]) -> int:
+    """Records a group received more than once (after a rebalance or a restart from the last
+    committed offset: at-least-once), counted once per extra delivery; another group's copy is no
+    redelivery."""
+    con = recorder.arrays("consumed")
+    if not len(con["batch_id"]) or not consumer_groups_of:
+        return 0
+    _, gidx = consumer_groups(consumer_groups_of)
+    key = gidx[con["consumer"]] * (int(con["batch_id"].max()) + 1) + con["batch_id"]
+    uniq, counts = np.unique(key, return_counts=True)
+    extra = counts - 1
+    ids = uniq[extra > 0] % (int(con["batch_id"].max()) + 1)
+    per_batch = batches.set_index("batch_id")["record_count"]
+    return int((per_batch.reindex(ids).fillna(0).to_numpy() * extra[extra > 0]).sum())
+
+
+def consumer_lag(recorder: Recorder, batches: pd.DataFrame, consumer_groups_of: list[str],
+                 times: np.ndarray) -> np.ndarray:
+    """Total lag of every group at each of `times` (records): per partition, the high watermark
+    (its highest value so far) minus the end of what the group has received so far."""
+    names, gidx = consumer_groups(consumer_groups_of)
+    hw = recorder.arrays("hw_advanced")
+    con = recorder.arrays("consumed")
+    lag = np.zeros(len(times))
+    n_parts = int(max(hw["partition"].max(initial=-1), con["partition"].max(initial=-1))) + 1
+    if not n_parts:
+        return lag.astype(np.int64)
+    count = batches.set_index("batch_id")["record_count"]
+    ends = con["offset"] + count.reindex(con["batch_id"]).fillna(0).to_numpy().astype(np.int64)
+    for p in range(n_parts):
+        sel = hw["partition"] == p
+        if sel.any():
+            t, v = hw["time_ms"][sel], np.maximum.accumulate(hw["hw"][sel])
+            k = np.searchsorted(t, times, side="right")
+            hw_at = np.where(k > 0, v[np.maximum(k - 1, 0)], 0)
+        else:
+            hw_at = np.zeros(len(times), dtype=np.int64)
+        for g in range(len(names)):
+            csel = (con["partition"] == p) & (gidx[con["consumer"]] == g)
+            if csel.any():
+                t, v = con["time_ms"][csel], np.maximum.accumulate(ends[csel])
+                k = np.searchsorted(t, times, side="right")
+                pos = np.where(k > 0, v[np.maximum(k - 1, 0)], 0)
+            else:
+                pos = np.zeros(len(times), dtype=np.int64)
+            lag += np.maximum(hw_at - pos, 0)
+    return lag.astype(np.int64)

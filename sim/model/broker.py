@@ -24,7 +24,7 @@ from sim.model.disk import Disk
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.node import Node
-from sim.model.partition import DelayedProduce, Partition, PartitionSpec, PurgatoryEntry
+from sim.model.partition import DelayedProduce, Partition, PartitionSpec, purgatory_entry
 from sim.model.timeouts import TimeoutQueue
 
 if TYPE_CHECKING:
@@ -64,6 +64,14 @@ class Broker(Node):
         self.disk = Disk(self.logs)  # every write to the logs goes through it
         self._request_ids = 0
         self._session_ids = 0
+        # KIP-966: the broker epoch in the clean-shutdown file a controlled shutdown leaves on disk
+        # (LogManager writes it as the logs close); -1: no such file
+        self.clean_shutdown_epoch = -1
+        # what this incarnation read from that file at startup and sends as previousBrokerEpoch
+        self.previous_broker_epoch = -1
+        # a restart came due while a controlled shutdown still waited for the controller (not process
+        # memory: the operator's restart, carried out once the process has stopped)
+        self.restart_when_stopped = False
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -75,11 +83,14 @@ class Broker(Node):
         self.metadata_offset = 0
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.processes: list[simpy.Process] = []
-        self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms, self._fetch_timed_out)
+        # Request timeouts fire outside `schedule`: while paused they wait for the resume (Node.deferring).
+        self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms,
+                                           self.deferring(self._fetch_timed_out))
         self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
         self.fetch_sessions: dict[int, FetchSession] = {}  # follower broker id -> its fetch session
         self.out_of_isr: set[int] = set()  # partitions led here whose ISR lacks some replica
-        self.alter_timeouts = TimeoutQueue(self.env, BROKER_TO_CONTROLLER_TIMEOUT_MS, self._alter_partition_timed_out)
+        self.alter_timeouts = TimeoutQueue(self.env, BROKER_TO_CONTROLLER_TIMEOUT_MS,
+                                           self.deferring(self._alter_partition_timed_out))
         self._metadata_fetch_pending = False
         self._metadata_fetch_id = 0
         # KRaft registration of this incarnation (BrokerLifecycleManager): metadata is applied only
@@ -87,6 +98,10 @@ class Broker(Node):
         self.registered = False
         self.registration_offset = 0
         self.starting = True
+        self.shutting_down = False  # controlled shutdown asked for, not yet let go by the controller
+        self._alter_resend_pending = False  # AlterPartitions to send again once the controller is back
+        self._registration_failures = 0  # registrations refused by an unreachable controller (backoff exponent)
+        self._register_retry_pending = False
 
     def start(self, bootstrapped: bool = False) -> None:
         """Start (or restart) the broker process: recover logs, register, begin heartbeating.
@@ -96,6 +111,10 @@ class Broker(Node):
         new incarnation and catches up with the metadata log before it acts on any of it.
         """
         self.mark_up()
+        self.restart_when_stopped = False
+        # The clean-shutdown file is read and deleted at startup, so a later crash of this
+        # incarnation registers as unclean (BrokerServer: previousBrokerEpoch, KIP-966).
+        self.previous_broker_epoch, self.clean_shutdown_epoch = self.clean_shutdown_epoch, -1
         for p, log in self.logs.items():
             # Recovery: HW from the replication-offset checkpoint; producer state from the log.
             log.hw = min(log.checkpointed_hw, log.leo)
@@ -121,8 +140,15 @@ class Broker(Node):
         """BrokerRegistration of this incarnation, resent until answered (BrokerLifecycleManager)."""
         if not self.alive or self.registered:
             return
-        self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation))
+        self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
+                                                                       self.previous_broker_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
+
+    def _retry_register(self) -> None:
+        self._register_retry_pending = False
+        if self.alive and not self.registered:
+            self.network.send(self, self.controller, m.BrokerRegistration(self.broker_id, self.incarnation,
+                                                                           self.previous_broker_epoch))
 
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
@@ -133,11 +159,18 @@ class Broker(Node):
         self.processes.append(self.env.process(self.send_heartbeats(0.0)))
         self.fetch_metadata()
 
-    def crash(self) -> None:
-        """Process crash (SIGKILL): memory is lost, the log and page cache survive."""
+    def crash(self, host_down: bool = False) -> None:
+        """Process crash (SIGKILL): memory is lost, the log and page cache survive.
+
+        `host_down`: the whole host stops (power loss, disk loss): no TCP stack is left to reset the
+        peers' connections; they find out through their timeouts.
+        """
         if not self.alive:
             return
-        self.mark_crashed()
+        if host_down:
+            self.mark_powered_off()
+        else:
+            self.mark_crashed()
         for proc in self.processes:
             if proc.is_alive:
                 proc.interrupt("crash")
@@ -146,11 +179,78 @@ class Broker(Node):
         for tq in self.produce_timeouts.values():
             tq.clear()
         self._reset_memory()
-        self.network.reset_connections(self)
+        if not host_down:
+            self.network.reset_connections(self)
+
+    def power_off(self) -> None:
+        """Power loss / OS crash: the process and the page cache are gone; each log keeps its durable prefix."""
+        if not self.alive:
+            return
+        self.crash(host_down=True)
+        now = self.env.now
+        for p, (leo, removed) in self.disk.lose_page_cache(now).items():
+            if removed:
+                self.recorder.event(now, "log_lost_tail", self.broker_id, p, leo, f"removed={removed} power loss",
+                                    removed=removed, reason="power_loss")
+
+    def lose_disk(self) -> None:
+        """Disk loss: the host goes down and its disk is replaced by an empty one (every log from offset 0)."""
+        if not self.alive:
+            return
+        self.crash(host_down=True)
+        now = self.env.now
+        lost = {p: log.leo for p, log in self.logs.items()}
+        self.disk.replace()
+        self.clean_shutdown_epoch = -1  # the file was on the lost disk
+        for p, removed in lost.items():
+            self.recorder.event(now, "log_lost_tail", self.broker_id, p, 0, f"removed={removed} disk loss",
+                                removed=removed, reason="disk_loss")
 
     def restart(self) -> None:
         if not self.alive:
             self.start()
+
+    # --- controlled shutdown (SIGTERM) ---------------------------------------------------------
+    def begin_controlled_shutdown(self) -> None:
+        """SIGTERM: ask the controller to move leadership away first (BrokerLifecycleManager.
+        beginControlledShutdown: heartbeats carry wantShutDown until the controller answers
+        shouldShutDown), then flush and stop. Unanswered within request.timeout.ms, stop anyway."""
+        if not self.alive or self.shutting_down:
+            return
+        if self._paused is not None:  # a stopped (SIGSTOP) process handles SIGTERM once it runs again
+            self._paused.append((self.begin_controlled_shutdown, ()))
+            return
+        self.shutting_down = True
+        self.request_shutdown()
+        self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.finish_controlled_shutdown, self.incarnation)
+
+    def request_shutdown(self, resend: bool = True) -> None:
+        """One heartbeat with wantShutDown; resent every broker.heartbeat.interval.ms until let go."""
+        if not self.alive or not self.shutting_down:
+            return
+        self.network.send(self, self.controller,
+                          m.ControlledShutdownRequest(self.broker_id, self.incarnation, self.metadata_offset))
+        if resend:
+            self.schedule(self.config.broker_heartbeat_interval_ms, self.request_shutdown)
+
+    def finish_controlled_shutdown(self, broker_epoch: int) -> None:
+        """shouldShutDown: flush every log (a clean shutdown syncs its logs and checkpoints the HW,
+        so nothing needs recovery), then stop the process."""
+        if not self.alive or not self.shutting_down or broker_epoch != self.incarnation:
+            return
+        self.disk.flush()
+        for log in self.logs.values():
+            log.checkpointed_hw = log.hw
+        self.clean_shutdown_epoch = self.incarnation  # the clean-shutdown file: nothing to recover
+        self.recorder.event(self.env.now, "broker_shutdown", self.broker_id, -1, self.incarnation)
+        self.crash()  # the process exits: what it held in memory goes, as for any stop
+        if self.restart_when_stopped:
+            self.start()
+
+    def restart_after_shutdown(self) -> None:
+        """A restart due while a controlled shutdown is still waiting for the controller: the
+        operator's restart runs once the process has stopped (as `systemctl restart` would)."""
+        self.restart_when_stopped = True
 
     # --- periodic processes ----------------------------------------------------------------
     def send_heartbeats(self, phase: float):
@@ -162,6 +262,8 @@ class Broker(Node):
             if phase > 0:
                 yield self.env.timeout(phase)
             while True:
+                if self._paused is not None:  # a pause: the heartbeat thread runs again on resume
+                    yield self.until_resumed()
                 self.heartbeat()
                 yield self.env.timeout(self.config.broker_heartbeat_interval_ms)
         except simpy.Interrupt:
@@ -180,6 +282,8 @@ class Broker(Node):
         try:
             while True:
                 yield self.env.timeout(lag / 2)
+                if self._paused is not None:
+                    yield self.until_resumed()
                 now = self.env.now
                 for r in self.replicas.values():
                     r.maybe_shrink_isr(now)
@@ -191,6 +295,8 @@ class Broker(Node):
         try:
             while True:
                 yield self.env.timeout(self.config.replica_high_watermark_checkpoint_interval_ms)
+                if self._paused is not None:
+                    yield self.until_resumed()
                 for log in self.logs.values():
                     log.checkpointed_hw = log.hw
         except simpy.Interrupt:
@@ -227,14 +333,30 @@ class Broker(Node):
                 self.starting = False
         elif t is m.BrokerRegistrationResponse:
             self.on_registered(msg)
+        elif t is m.ControlledShutdownResponse:
+            self.finish_controlled_shutdown(msg.broker_epoch)
         else:  # pragma: no cover - a wiring bug, not an input error
             raise TypeError(f"{self.scope} cannot handle {t.__name__}")
 
     def connection_lost(self, peer) -> None:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
+            if not self.registered and not self._register_retry_pending:
+                # BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed
+                # (connection refused: the quorum has no leader) is sent again after
+                # resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
+                # (its 2 % jitter is not modelled), not after the 30 s request timeout.
+                self._register_retry_pending = True
+                backoff = min(100.0 * 2.0 ** self._registration_failures, self.config.broker_session_timeout_ms)
+                self._registration_failures += 1
+                self.schedule(backoff, self._retry_register)
             self._metadata_fetch_pending = False
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
+            # NodeToControllerChannelManager re-queues what the lost controller had not answered and
+            # sends it once a controller is reachable again (tried here every heartbeat interval).
+            if not self._alter_resend_pending and any(r.alter_in_flight is not None for r in self.replicas.values()):
+                self._alter_resend_pending = True
+                self.schedule(self.config.broker_heartbeat_interval_ms, self._resend_alter_partitions)
             return
         fetcher = self.fetchers.get(getattr(peer, "broker_id", -1))
         if fetcher is not None and fetcher.in_flight is not None:
@@ -319,6 +441,8 @@ class Broker(Node):
             # BrokerLifecycleManager: caught up past our registration, heartbeat at once to be
             # unfenced (rather than at the next periodic heartbeat).
             self.heartbeat()
+        if self.shutting_down:
+            self.request_shutdown(resend=False)  # caught up with the moves: ask again at once
 
     def make_leader(self, r: Partition, rec: m.PartitionRecord) -> None:
         """Become leader in a new epoch (Partition.makeLeader)."""
@@ -423,7 +547,7 @@ class Broker(Node):
         delayed = DelayedProduce(req, results, len(waiting), self._respond_produce)
         parked = []
         for r, required, k in waiting:
-            r.watch_produce(PurgatoryEntry(required, delayed, k), acks)
+            r.watch_produce(purgatory_entry((required, delayed, k)), acks)
             if not parked or parked[-1] is not r:
                 parked.append(r)
         # DelayedOperationPurgatory.tryCompleteElseWatch: try to complete before waiting. A retry
@@ -436,7 +560,7 @@ class Broker(Node):
             tq = self.produce_timeouts.get(req.timeout_ms)
             if tq is None:
                 tq = self.produce_timeouts[req.timeout_ms] = TimeoutQueue(self.env, req.timeout_ms,
-                                                                          DelayedProduce.expire)
+                                                                          self.deferring(DelayedProduce.expire))
             delayed.timer = tq
             tq.add(delayed)
 
@@ -461,6 +585,13 @@ class Broker(Node):
         r.alter_in_flight = req
         self.alter_timeouts.add(req)
         self.network.send(self, self.controller, req)
+
+    def _resend_alter_partitions(self) -> None:
+        self._alter_resend_pending = False
+        for r in self.replicas.values():
+            if r.alter_in_flight is not None and r.is_leader and r.pending_isr is not None:
+                self.alter_timeouts.done(r.alter_in_flight)
+                self.send_alter_partition(r)
 
     def _alter_partition_timed_out(self, req: m.AlterPartition) -> None:
         """AlterPartitionManager: the request or its answer was lost; send the proposal again (a

@@ -17,6 +17,7 @@ from sim.model.consumer import Consumer
 from sim.model.controller import Controller
 from sim.model.distributions import make_latency
 from sim.model.faults import FaultInjector
+from sim.model.group import GroupCoordinator
 from sim.model.network import Network
 from sim.model.producer import Producer
 
@@ -36,16 +37,35 @@ def partition_names(scenario: "Scenario") -> list[str]:
 def assign_replicas(n_brokers: int, partitions: int, rf: int, start: int, racks: list[str] | None) -> list[tuple]:
     """Replica lists like Kafka's assignReplicasToBrokers: round-robin leaders, followers next.
 
-    With racks, brokers are first interleaved rack by rack (getRackAlternatedBrokerList) so a
-    partition's replicas land on different racks where possible.
+    With racks, brokers are first interleaved rack by rack (getRackAlternatedBrokerList), and each
+    follower is the next broker of that list on a rack the partition has no replica on yet, until
+    every rack has one (AdminUtils.assignReplicasToBrokersRackAware): a partition's replicas land
+    on min(rf, racks) distinct racks even when the racks hold different numbers of brokers.
     """
     order = list(range(n_brokers))
-    if racks:
-        by_rack: dict[str, list[int]] = {}
-        for b, r in enumerate(racks):
-            by_rack.setdefault(r, []).append(b)
-        order = [b for group in itertools.zip_longest(*by_rack.values()) for b in group if b is not None]
-    return [tuple(order[(start + p + k) % n_brokers] for k in range(rf)) for p in range(partitions)]
+    if not racks:
+        return [tuple(order[(start + p + k) % n_brokers] for k in range(rf)) for p in range(partitions)]
+    by_rack: dict[str, list[int]] = {}
+    for b, r in enumerate(racks):
+        by_rack.setdefault(r, []).append(b)
+    order = [b for group in itertools.zip_longest(*by_rack.values()) for b in group if b is not None]
+    n_racks = len(by_rack)
+    out = []
+    for p in range(partitions):
+        first = (start + p) % n_brokers
+        chosen = [order[first]]
+        used = {racks[order[first]]}
+        k = first
+        while len(chosen) < rf:
+            k = (k + 1) % n_brokers
+            b = order[k]
+            # AdminUtils: skip a broker on a rack that already has a replica, unless every rack has one
+            if b in chosen or (racks[b] in used and len(used) < n_racks):
+                continue
+            chosen.append(b)
+            used.add(racks[b])
+        out.append(tuple(chosen))
+    return out
 
 
 class Cluster:
@@ -68,15 +88,18 @@ class Cluster:
             start = int(assign_rng.integers(cfg.brokers))
             idx = []
             for p, replicas in enumerate(assign_replicas(cfg.brokers, t.partitions, t.replication_factor, start,
-                                                         cfg.racks)):
+                                                         cfg.racks or cfg.zones)):
                 spec = PartitionSpec(len(self.partitions), names[len(self.partitions)], replicas, t.min_insync_replicas,
-                                     t.unclean_leader_election_enable)
+                                     t.unclean_leader_election_enable, t.flush_messages, t.flush_ms)
                 idx.append(spec.index)
                 self.partitions.append(spec)
             self.topic_partitions[t.name] = idx
         self.partition_index = {s.name: s.index for s in self.partitions}
         self.brokers = [Broker(env, b, cfg, self.partitions, self.network, recorder, streams.stream(f"cluster.broker{b}"))
                         for b in range(cfg.brokers)]
+        for b in self.brokers:  # broker.rack defaults to the broker's zone (an availability zone is the usual rack)
+            b.rack = (cfg.racks or cfg.zones or [None] * cfg.brokers)[b.broker_id]
+            b.zone = cfg.zones[b.broker_id] if cfg.zones else None
         self.controller = Controller(env, cfg, self.partitions, self.network, recorder)
         self.controller.brokers_by_id = {b.broker_id: b for b in self.brokers}
         for b in self.brokers:
@@ -99,19 +122,48 @@ class Cluster:
                 self.network.attach(p)
         self.consumers: list[Consumer] = []
         self.group_offsets: dict[str, dict[int, int]] = {}  # group id -> committed offsets (__consumer_offsets)
+        classic = {c.group: c.partition_assignment_strategy for c in scenario.consumers if c.group_protocol == "classic"}
+        self.group_coordinator = None
+        if classic:
+            self.group_coordinator = GroupCoordinator(env, self.network, recorder, self.group_offsets, classic)
+            self.network.attach(self.group_coordinator)
         for spec in scenario.consumers:
             parts = self.topic_partitions[spec.topic]
             for i in range(spec.instances):
                 index = len(self.consumers)
                 name = f"{spec.group}-{i}"
                 assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]
-                c = Consumer(env, index, name, spec, assigned, self.brokers, self.network, recorder,
-                             streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets)
+                group = spec.group_protocol == "classic"
+                c = Consumer(env, index, name, spec, [] if group else assigned, self.brokers, self.network,
+                             recorder, streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets,
+                             coordinator=self.group_coordinator if group else None, topic_partitions=parts)
                 self.consumers.append(c)
                 self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
-                                    streams.stream("cluster.faults"), end_ms)
+                                    streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks,
+                                    clients={c.name: c for c in (*self.producers, *self.consumers)})
+        self.faults.network = self.network
+        if any(f.kind == "degrade" for f in (*scenario.faults, *scenario.random_faults)):  # random ones too
+            self.faults.net_rng = streams.stream("cluster.network.faults")
+        if cfg.zones:
+            self.place_in_zones(streams)
+
+    def place_in_zones(self, streams: "RandomStreams") -> None:
+        """Zones: the controller and clients join their zone; links between zones get the extra latency."""
+        cfg, net = self.scenario.cluster, self.scenario.network
+        first = cfg.zones[0]
+        self.controller.zone = net.controller_zone or first
+        for c in (*self.producers, *self.consumers):
+            c.zone = net.client_zone or first
+        if net.zone_latency is None:
+            return
+        extra = make_latency(net.zone_latency, streams.stream("cluster.network.zones"))
+        eps = self.network.endpoints
+        for a in eps:
+            for b in eps:
+                if a is not b and a.zone != b.zone:
+                    self.network.set_zone_latency(a, b, extra)
 
     def start(self) -> None:
         """Bootstrap the metadata, then start every process."""
@@ -146,7 +198,9 @@ class Cluster:
         rec = self.recorder
         for spec in self.partitions:
             state = self.controller.state[spec.index]
-            holder = state.leader if state.leader >= 0 else state.isr[0]
+            # offline: the last ISR member, or with ELR (whose ISR may be empty) the controller's pick
+            holder = state.leader if state.leader >= 0 else (state.isr[0] if state.isr
+                                                             else self.controller.last_holder(spec.index))
             for b in spec.replicas:
                 broker = self.brokers[b]
                 log = broker.logs[spec.index]

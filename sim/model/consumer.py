@@ -19,6 +19,7 @@ import numpy as np
 import simpy
 
 from sim.model import messages as m
+from sim.model.group import GroupMembership
 from sim.model.metadata import TIME_EPS, MetadataClient
 from sim.model.node import Node
 from sim.model.timeouts import TimeoutQueue
@@ -39,7 +40,8 @@ class Consumer(Node):
     def __init__(self, env: simpy.Environment, index: int, name: str, config: "ConsumerConfig",
                  partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
                  rng: np.random.Generator, parent_scope: str = "cluster",
-                 group_offsets: dict[str, dict[int, int]] | None = None):
+                 group_offsets: dict[str, dict[int, int]] | None = None, coordinator=None,
+                 topic_partitions: list[int] | None = None):
         self.init_node(env, f"{parent_scope}.{name}")
         self.index = index
         self.name = name
@@ -61,8 +63,18 @@ class Consumer(Node):
                                        config.retry_backoff_ms, config.request_timeout_ms, self.fetch_all)
         self.timeouts = TimeoutQueue(env, config.request_timeout_ms + config.fetch_max_wait_ms, self._timed_out)
         self.processes: list[simpy.Process] = []
+        # group.protocol classic: the group assigns the partitions (sim/model/group.py); None: assigned once
+        self.membership = None
+        if coordinator is not None:
+            self.membership = GroupMembership(self, coordinator, list(topic_partitions))
+            self.metadata.partitions = self.membership.topic_partitions  # the subscribed topic's metadata
 
     def start(self) -> None:
+        if self.membership is not None:
+            self.membership.start()
+            if self.config.enable_auto_commit:
+                self.processes.append(self.env.process(self.commit_offsets()))
+            return
         self._initial_positions()
         if self.partitions:
             self.metadata.request()
@@ -93,6 +105,10 @@ class Consumer(Node):
         self.timeouts.clear()
         self.metadata.reset()  # the client's metadata cache and its request in flight are memory too
         self.positions = dict.fromkeys(self.partitions, None)
+        if self.membership is not None:
+            self.membership.reset()  # the member id was memory: the restarted process joins as a new member
+            self.partitions[:] = []
+            self.positions = {}
         self.recorder.event(self.env.now, "consumer_crash", -1, -1, 0, self.name, client=self.name)
         self.network.reset_connections(self)
 
@@ -139,6 +155,8 @@ class Consumer(Node):
             self.on_fetch_response(msg)
         elif t is m.MetadataResponse:
             self.metadata.on_response(msg)
+        elif self.membership is not None:
+            self.membership.handle(msg)
 
     def on_fetch_response(self, resp: m.FetchResponse) -> None:
         req = self.in_flight.get(resp.broker)
@@ -183,6 +201,9 @@ class Consumer(Node):
         self.maybe_fetch(resp.broker)
 
     def _timed_out(self, req: m.FetchRequest) -> None:
+        if self._paused is not None:  # the timeout wheel is no Node timer: a paused client acts on resume
+            self._paused.append((self._timed_out, (req,)))
+            return
         for broker, r in list(self.in_flight.items()):
             if r is req:
                 del self.in_flight[broker]
@@ -208,15 +229,68 @@ class Consumer(Node):
         try:
             while True:
                 yield self.env.timeout(self.config.auto_commit_interval_ms)
-                self.commit()
+                if self._paused is not None:  # frozen: one commit waits for the resume, in order
+                    if (self.commit, ()) not in self._paused:
+                        self._paused.append((self.commit, ()))
+                else:
+                    self.commit()
         except simpy.Interrupt:
             return
 
     def commit(self) -> None:
         """Commit the current positions (those known) to the group's committed offsets."""
         known = {p: pos for p, pos in self.positions.items() if pos is not None}
+        if self.membership is not None:
+            if not known:
+                return
+            error = self.membership.commit(known)
+            if error != "NONE":
+                self.recorder.event(self.env.now, "offset_commit_rejected", -1, -1, sum(known.values()),
+                                    f"{self.name}: {error}", client=self.name, reason=error)
+                return
+            self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name, client=self.name)
+            return
         self.committed.update(known)
         self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name, client=self.name)
+
+    # --- group.protocol classic (sim/model/group.py) ------------------------------------------
+    def assign(self, partitions: list[int]) -> None:
+        """The group gave this member `partitions`: start each at the committed offset (OffsetFetch),
+        else where auto.offset.reset says."""
+        self.partitions[:] = partitions
+        self.positions = {}
+        for p in partitions:
+            if p in self.committed:
+                self.positions[p] = self.committed[p]
+            else:
+                self.positions[p] = 0 if self.config.auto_offset_reset == "earliest" else None
+        self.recorder.event(self.env.now, "consumer_assigned", -1, -1, len(partitions),
+                            f"{self.name}: {partitions}", client=self.name)
+        self.metadata.request()
+        self.fetch_all()
+
+    def revoke(self) -> None:
+        """Give up every partition (eager rebalance): fetches in flight are forgotten."""
+        self.partitions[:] = []
+        self.positions = {}
+        self.in_flight = {}
+        self.timeouts.clear()
+
+    def pause(self) -> bool:
+        """A stop-the-world pause (fault kind consumer_pause): see Node.pause; the auto-commit
+        process and the fetch timeouts defer to the resume too, so nothing runs while frozen.
+        A pause of a paused consumer extends the freeze to the later end (no second event)."""
+        stopped = super().pause()
+        if stopped:
+            self.recorder.event(self.env.now, "consumer_pause", -1, -1, 0, self.name, client=self.name)
+        return stopped
+
+    def resume(self) -> bool:
+        if self._paused is not None and self.pause_depth == 1:  # the last pause in effect ends: it runs again
+            self.recorder.event(self.env.now, "consumer_resume", -1, -1, 0, self.name, client=self.name)
+            if self.membership is not None:
+                self.membership.on_resume()  # before the queue replays: records fetched meanwhile are dropped
+        return super().resume()
 
     def finish(self) -> None:
         for proc in self.processes:

@@ -7,7 +7,10 @@ member in assignment order, with a bumped leader epoch. Elections run one at a t
 ~5 ms per partition). With no live ISR member the partition goes offline unless
 unclean.leader.election.enable picks any live replica. Changes are committed to a metadata log
 that brokers long-poll (KRaft brokers fetch the metadata topic), after a commit linger of
-controller.quorum.append.linger.ms. The controller quorum itself is not modelled: it never fails.
+controller.quorum.append.linger.ms. The controller quorum itself is one node: it can be paused
+(a stop-the-world pause of the active controller) or lose its quorum for a while (`lose_quorum` /
+`regain_quorum`: a Raft leader re-election), during which nothing reaches it and it neither
+fences nor elects. A broker's controlled shutdown (wantShutDown) moves its leaderships away.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ METADATA_FETCH_WAIT_MS = 500.0
 class BrokerRegistration:
     """The controller's view of one broker (ClusterControlManager / BrokerHeartbeatManager)."""
 
-    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms", "registration_offset")
+    __slots__ = ("broker_id", "broker_epoch", "fenced", "last_heartbeat_ms", "registration_offset",
+                 "shutdown_offset")
 
     def __init__(self, broker_id: int):
         self.broker_id = broker_id
@@ -46,6 +50,7 @@ class BrokerRegistration:
         # metadata log offset just past the registration record: the broker is unfenced once it
         # has caught up to it (BrokerHeartbeatManager: currentMetadataOffset >= registerBrokerRecordOffset)
         self.registration_offset = 0
+        self.shutdown_offset = -1  # in controlled shutdown: the log offset past its leadership moves
 
 
 class Controller(Node):
@@ -71,6 +76,10 @@ class Controller(Node):
         self._elections: deque[int] = deque()
         self._election_wakeup: simpy.Event | None = None
         self._queued: set[int] = set()
+        # KIP-966 Eligible Leader Replicas, per partition (None: ELR off). Kept by the controller only:
+        # brokers never act on it (in Kafka it is in the PartitionRecord, for the controller's elections).
+        self.elr: dict[int, tuple] | None = {} if config.elr_enabled else None
+        self._available: simpy.Event | None = None  # while the quorum has no leader: fires on its return
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -96,6 +105,8 @@ class Controller(Node):
         period = min(100.0, timeout / 10)
         while True:
             yield self.env.timeout(period)
+            while not self.running:
+                yield self.until_running()
             now = self.env.now
             for reg in self.registrations.values():
                 if not reg.fenced and now - reg.last_heartbeat_ms > timeout:
@@ -113,7 +124,8 @@ class Controller(Node):
                 continue
             # ReplicationControlManager.handleBrokerFenced: out of every ISR it is in (KRaft keeps
             # the last member), and a new leader for what it led (queued: controller.election.cost.ms each).
-            if b in rec.isr and len(rec.isr) > 1:
+            # With ELR the ISR may become empty: its last member moves to the ELR (KIP-966).
+            if b in rec.isr and (len(rec.isr) > 1 or self.elr is not None):
                 self._change(rec, isr=tuple(x for x in rec.isr if x != b), why="fenced")
             if rec.leader == b:
                 self._queue_election(p)
@@ -136,6 +148,8 @@ class Controller(Node):
             self.on_metadata_fetch(msg)
         elif t is m.AlterPartition:
             self.on_alter_partition(msg)
+        elif t is m.ControlledShutdownRequest:
+            self.on_controlled_shutdown(msg)
 
     def connection_lost(self, peer) -> None:
         self._parked.pop(getattr(peer, "broker_id", -1), None)
@@ -153,12 +167,16 @@ class Controller(Node):
         if req.broker_epoch < reg.broker_epoch:
             return  # a zombie incarnation
         if req.broker_epoch > reg.broker_epoch:
+            previous_epoch = reg.broker_epoch
             if not reg.fenced:
                 self.fence(reg)
             reg.broker_epoch = req.broker_epoch
             reg.last_heartbeat_ms = self.env.now
+            reg.shutdown_offset = -1
             self.recorder.event(self.env.now, "broker_registered", req.broker, -1, req.broker_epoch)
             self._append(("register", req.broker))
+            if self.elr is not None and req.previous_broker_epoch != previous_epoch:
+                self.handle_unclean_shutdown(req.broker)
             reg.registration_offset = len(self.log) + len(self._uncommitted)
         resp = m.BrokerRegistrationResponse(req.broker_epoch, reg.registration_offset)
         if reg.registration_offset > len(self.log):
@@ -175,6 +193,84 @@ class Controller(Node):
         if reg.fenced and hb.metadata_offset >= reg.registration_offset:
             self.unfence(reg)
         self.network.send(self, self.brokers_by_id[hb.broker], m.BrokerHeartbeatResponse(reg.broker_epoch, reg.fenced))
+
+    # --- controlled shutdown ----------------------------------------------------------------------
+    def on_controlled_shutdown(self, req: m.ControlledShutdownRequest) -> None:
+        """A heartbeat with wantShutDown (ReplicationControlManager.handleBrokerInControlledShutdown).
+
+        The first one moves every leadership of the broker to the first other live ISR member and
+        takes it out of every ISR, in one batch of records (no per-partition election cost: no
+        broker failed). Once those are committed and the broker has fetched past them, it may go
+        (BrokerHeartbeatManager: CONTROLLED_SHUTDOWN -> SHUTDOWN_NOW); it is fenced then. A
+        partition with no other live ISR member keeps it as leader until then and goes offline.
+        """
+        reg = self.registrations[req.broker]
+        if req.broker_epoch != reg.broker_epoch:
+            return
+        b = req.broker
+        if reg.shutdown_offset < 0 and not reg.fenced:
+            for p, rec in list(self.state.items()):
+                if b not in rec.isr:
+                    continue
+                isr = tuple(x for x in rec.isr if x != b)
+                if rec.leader == b:
+                    others = [x for x in rec.replicas if x in isr and self.is_live(x)
+                              and self.registrations[x].shutdown_offset < 0]
+                    if others:
+                        self._change(rec, leader=others[0], isr=isr, why="controlled_shutdown")
+                elif isr:
+                    self._change(rec, isr=isr, why="controlled_shutdown")
+            reg.shutdown_offset = len(self.log) + len(self._uncommitted)
+        if reg.shutdown_offset <= len(self.log) and req.metadata_offset >= reg.shutdown_offset:
+            if not reg.fenced:
+                self.fence(reg)
+            self.network.send(self, self.brokers_by_id[b], m.ControlledShutdownResponse(req.broker_epoch))
+
+    # --- quorum outage ---------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Neither paused nor without a quorum: the controller's loops may act."""
+        return self.alive and self._paused is None
+
+    def until_running(self) -> simpy.Event:
+        return self.until_resumed() if self._paused is not None else self._until_available()
+
+    def _until_available(self) -> simpy.Event:
+        if self._available is None:
+            self._available = self.env.event()
+        return self._available
+
+    def lose_quorum(self) -> None:
+        """The active controller is gone and the quorum has no leader yet: nothing reaches the
+        controller (brokers see their connections reset and retry), nothing is committed, no
+        broker is fenced and no leader is elected. The committed log survives in the quorum; what
+        was appended but not yet committed is kept and committed by the next leader."""
+        if not self.alive:
+            return
+        resumed = self._resumed  # loops waiting for a pause to end: they must wait for the quorum instead
+        self.mark_crashed()  # its timers (commit linger, parked fetches) die with this leader
+        if resumed is not None:
+            resumed.succeed()  # else they would wait forever on a pause the crash discarded
+        self._parked = {}
+        self.network.reset_connections(self)
+
+    def regain_quorum(self) -> None:
+        """A new active controller (QuorumController.claim). ClusterControlManager.activate
+        touches every registered broker: each gets a fresh session of broker.session.timeout.ms
+        from now, so brokers are not all fenced at once for heartbeats the quorum could not take."""
+        if self.alive:
+            return
+        self.mark_up()
+        now = self.env.now
+        for reg in self.registrations.values():
+            reg.last_heartbeat_ms = now
+        self._commit_scheduled = False
+        if self._uncommitted or self._after_commit:
+            self._commit_scheduled = True
+            self.schedule(APPEND_LINGER_MS, self._commit)
+        available, self._available = self._available, None
+        if available is not None:
+            available.succeed()
 
     # --- metadata log ---------------------------------------------------------------------------
     def _append(self, record) -> None:
@@ -226,6 +322,8 @@ class Controller(Node):
                                 leader_broker_epoch)
         self.state[rec.partition] = new
         self._append(new)
+        if self.elr is not None and new_isr != rec.isr:
+            self._update_elr(rec, new, why)
         if leader is not None:
             kind = "partition_offline" if new_leader < 0 else "leader_elected"
             self.recorder.event(now, kind, new_leader, rec.partition, epoch, why, reason=why)
@@ -234,6 +332,48 @@ class Controller(Node):
                                 f"{_isr_str(rec.isr)}->{_isr_str(new_isr)} {why}".strip(), isr=tuple(new_isr),
                                 isr_before=tuple(rec.isr), reason=why)
         return new
+
+    # --- Eligible Leader Replicas (KIP-966) ----------------------------------------------------------
+    def _update_elr(self, old: m.PartitionRecord, new: m.PartitionRecord, why: str) -> None:
+        """PartitionChangeBuilder.populateTargetElr: while the ISR is under min.insync.replicas the HW
+        cannot advance, so the members it loses keep every committed record and join the ELR; an ISR
+        back at min.insync.replicas clears it. ELR members are never ISR members."""
+        p = new.partition
+        spec = self.partitions[p]
+        before = self.elr.get(p, ())
+        if len(new.isr) >= min(spec.min_isr, len(spec.replicas)):
+            after = ()
+        else:
+            joined = set(before) | set(old.isr)
+            after = tuple(b for b in spec.replicas if b in joined and b not in new.isr)
+        self._set_elr(p, before, after, new.leader, why)
+
+    def _set_elr(self, p: int, before: tuple, after: tuple, leader: int, why: str) -> None:
+        if after == before:
+            return
+        self.elr[p] = after
+        self.recorder.event(self.env.now, "elr_change", leader, p, len(after),
+                            f"{_isr_str(before)}->{_isr_str(after)} {why}".strip(), isr=after, isr_before=before,
+                            reason=why)
+
+    def handle_unclean_shutdown(self, broker_id: int) -> None:
+        """ReplicationControlManager.handleBrokerUncleanShutdown: a broker that registers after an
+        unclean shutdown (no clean-shutdown file: previousBrokerEpoch is not its last epoch) may
+        have lost its unflushed tail, so it leaves every ISR and ELR it is in (even an ISR's last
+        member) until it catches up again as a follower."""
+        for p, rec in list(self.state.items()):
+            if broker_id in rec.isr:
+                self._change(rec, isr=tuple(b for b in rec.isr if b != broker_id), why="unclean_shutdown")
+            before = self.elr.get(p, ())
+            if broker_id in before:
+                self._set_elr(p, before, tuple(b for b in before if b != broker_id), self.state[p].leader,
+                              "unclean_shutdown")
+
+    def last_holder(self, p: int) -> int:
+        """Whose log stands for an offline partition whose ISR is empty (ELR): its first ELR member, or
+        its first replica."""
+        elr = self.elr.get(p, ()) if self.elr is not None else ()
+        return elr[0] if elr else self.partitions[p].replicas[0]
 
     # --- elections --------------------------------------------------------------------------------
     def _queue_election(self, p: int) -> None:
@@ -254,6 +394,8 @@ class Controller(Node):
             p = self._elections.popleft()
             if self.config.controller_election_cost_ms > 0:
                 yield self.env.timeout(self.config.controller_election_cost_ms)
+            while not self.running:  # paused, or no quorum: elections wait
+                yield self.until_running()
             self._queued.discard(p)
             self.elect_leader(p)
 
@@ -276,6 +418,12 @@ class Controller(Node):
             leader = live_isr[0]
             self._change(rec, leader=leader, isr=tuple(live_isr), why="clean")
             return
+        if self.elr is not None:
+            # KIP-966 election order: ISR member, then an unfenced ELR member (it has every committed record)
+            live_elr = [b for b in rec.replicas if b in self.elr.get(p, ()) and self.is_live(b)]
+            if live_elr:
+                self._change(rec, leader=live_elr[0], isr=(live_elr[0],), why="elr")
+                return
         live = [b for b in rec.replicas if self.is_live(b)]
         if spec.unclean and live:
             leader = live[0]

@@ -118,6 +118,8 @@ for _k in (
     EventKind("broker_registered", "the controller registered a broker incarnation", broker="the broker",
               value="its broker epoch"),
     # --- broker -------------------------------------------------------------------------------
+    EventKind("broker_shutdown", "a broker finished its controlled shutdown (logs flushed) and stopped",
+              broker="the broker", value="the incarnation that stopped"),
     EventKind("broker_registered_ack", "a broker learnt its registration was accepted", broker="the broker",
               value="the metadata offset of its registration"),
     EventKind("became_leader", "a broker began leading a partition epoch", broker="the broker",
@@ -127,8 +129,19 @@ for _k in (
               fields=("removed", "leader_epoch", "end_offset")),
     EventKind("hw_stall", "the leader stopped advancing the HW: ISR under min.insync.replicas (KIP-966)",
               broker="the leader", partition="the partition", value="the HW", fields=("isr", "min_isr")),
+    EventKind("log_lost_tail", "a power or disk loss cut a log to what was on stable storage",
+              broker="the broker", partition="the partition", value="the log end offset it recovers with",
+              fields=("removed", "reason")),
+    EventKind("elr_change", "the controller changed a partition's Eligible Leader Replicas (KIP-966)",
+              broker="the leader (-1: none)", partition="the partition", value="the new ELR size",
+              fields=("isr", "isr_before", "reason")),
     EventKind("hw_resume", "the leader advances the HW again", broker="the leader", partition="the partition",
               value="the HW"),
+    # --- producer (fault kind producer_crash) -------------------------------------------------
+    EventKind("producer_crash", "a producer instance crashed: its queued and in-flight batches end unknown",
+              value="its producer id (-1: not idempotent)", fields=("client",)),
+    EventKind("producer_restart", "a producer instance restarted with a new producer id",
+              value="its new producer id (-1: not idempotent)", fields=("client",)),
     # --- consumer -----------------------------------------------------------------------------
     EventKind("consumer_crash", "a consumer instance crashed", fields=("client",)),
     EventKind("consumer_restart", "a consumer instance restarted", fields=("client",)),
@@ -137,6 +150,23 @@ for _k in (
               fields=("client", "from_offset", "reason")),
     EventKind("offset_commit", "a consumer committed its positions", value="the sum of the committed offsets",
               fields=("client",)),
+    # --- consumer groups, group.protocol classic (sim/model/group.py) -------------------------
+    EventKind("offset_commit_rejected", "the group coordinator rejected a commit (a removed member, an old generation)",
+              value="the sum of the offsets it tried to commit", fields=("client", "reason")),
+    EventKind("consumer_pause", "a consumer instance froze (fault kind consumer_pause)", fields=("client",)),
+    EventKind("consumer_resume", "a paused consumer instance resumed", fields=("client",)),
+    EventKind("consumer_assigned", "a consumer got its partitions from the group (SyncGroup)",
+              value="how many partitions", fields=("client",)),
+    EventKind("consumer_partitions_lost", "a consumer learnt it was removed from its group and dropped its partitions",
+              value="how many partitions it had", fields=("client", "reason")),
+    EventKind("group_member_joined", "a new member joined a group", value="the group's member count",
+              fields=("client",)),
+    EventKind("group_member_removed", "the coordinator removed a member (session timeout, rebalance timeout)",
+              value="the group's member count", fields=("client", "reason")),
+    EventKind("group_rebalance", "a group began a rebalance (PreparingRebalance)", value="the generation it leaves",
+              fields=("reason",)),
+    EventKind("group_stable", "a group's leader sent the assignment: the group is Stable",
+              value="the new generation"),
 ):
     declare(_k)
 del _k

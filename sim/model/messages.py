@@ -127,6 +127,22 @@ class BrokerHeartbeat:
 
 
 @dataclass(slots=True, eq=False)
+class ControlledShutdownRequest:
+    """KRaft: a BrokerHeartbeat with wantShutDown set (BrokerLifecycleManager.beginControlledShutdown)."""
+
+    broker: int
+    broker_epoch: int
+    metadata_offset: int
+
+
+@dataclass(slots=True, eq=False)
+class ControlledShutdownResponse:
+    """The controller's answer: shouldShutDown (leadership moved away and the broker has seen it)."""
+
+    broker_epoch: int
+
+
+@dataclass(slots=True, eq=False)
 class BrokerHeartbeatResponse:
     broker_epoch: int
     fenced: bool
@@ -138,6 +154,9 @@ class BrokerRegistration:
 
     broker: int
     broker_epoch: int
+    # KIP-966: the broker epoch of a clean shutdown (from the clean-shutdown file); -1 after an
+    # unclean one (crash, power loss, disk loss), which ELR treats as possibly lossy.
+    previous_broker_epoch: int = -1
 
 
 @dataclass(slots=True, eq=False)

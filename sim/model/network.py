@@ -26,8 +26,17 @@ non-zero probability, so a run without loss draws nothing from it and is bit-ide
 of a model that has no loss at all; a lossy link does not shift the latency draws of other
 messages (every message draws its latency, lost or not).
 
-The cheapest `send` for the configuration is chosen once (at construction, and again when loss is
-switched on or off), so a run without bandwidth and loss pays nothing for either.
+Impairments (faults and topology, docs/faults/net.md): a *cut* link drops every message (a network
+partition: no RST, senders learn by their own timeouts; cuts are counted per link, so overlapping
+partitions heal independently); a *degraded* link adds a sampled latency and loses each
+transmission with a probability, a lost transmission costing TCP's retransmission timeout (RTO from
+`rto_min`, doubling, capped at `rto_max`) so the message arrives late, not never, and holds back the
+link's later messages (the link is FIFO); past `retries` consecutive retransmissions (Linux
+`tcp_retries2`) the connection breaks (the sender's `connection_lost`). A *zone* latency is a
+static extra latency on links between endpoints of different zones (a stretch cluster).
+
+The cheapest `send` for the configuration is chosen once (at construction, and again when loss, a
+cut, a degradation or a zone latency is switched on or off), so a run without them pays nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +49,24 @@ import simpy
 
 from sim.model.distributions import Distribution
 
-__all__ = ["Network", "Endpoint"]
+__all__ = ["Network", "Endpoint", "Degradation"]
+
+
+class Degradation:
+    """A degraded link: extra latency, per-transmission loss, and TCP's retransmission rules.
+
+    Linux TCP: the retransmission timeout starts at TCP_RTO_MIN (200 ms), doubles on each
+    consecutive loss (exponential backoff) up to TCP_RTO_MAX (120 s); after tcp_retries2 (15)
+    retransmissions of one segment the connection is aborted (ETIMEDOUT).
+    """
+
+    __slots__ = ("latency", "loss", "rto_min", "rto_max", "retries")
+
+    def __init__(self, latency: Distribution | None = None, loss: float = 0.0, rto_min: float = 200.0,
+                 rto_max: float = 120_000.0, retries: int = 15):
+        if not 0.0 <= loss <= 1.0:
+            raise ValueError(f"loss probability must be in [0, 1], got {loss!r}")
+        self.latency, self.loss, self.rto_min, self.rto_max, self.retries = latency, loss, rto_min, rto_max, retries
 
 
 class Endpoint(Protocol):
@@ -76,6 +102,10 @@ class Network:
         self._loss_all = 0.0  # probability on every link without its own setting
         self._loss_link: dict[tuple, float] = {}  # (src, dst) -> probability, overrides _loss_all
         self._uniforms = iter(())  # current chunk of loss draws
+        self._cuts: dict[tuple, int] = {}  # (src, dst) -> active cuts on the link (network partitions)
+        self._degraded: dict[tuple, list[Degradation]] = {}  # (src, dst) -> active degradations
+        self._zone_latency: dict[tuple, Distribution] = {}  # (src, dst) -> extra latency between zones
+        self.broken: dict[type, int] = {}  # messages whose connection broke after too many retransmissions
         self._select_send()
 
     # --- configuration ---------------------------------------------------------------------------
@@ -105,9 +135,55 @@ class Network:
             raise ValueError("this Network has no loss random stream (pass loss_rng)")
         return p
 
+    def cut(self, src: Endpoint, dst: Endpoint) -> None:
+        """Drop every message from `src` to `dst` (that direction) until as many `uncut` calls."""
+        link = (src, dst)
+        self._cuts[link] = self._cuts.get(link, 0) + 1
+        self._select_send()
+
+    def uncut(self, src: Endpoint, dst: Endpoint) -> None:
+        """Heal one cut of the link `src` -> `dst` (it carries messages again when no cut is left)."""
+        link = (src, dst)
+        n = self._cuts.get(link, 0) - 1
+        if n > 0:
+            self._cuts[link] = n
+        else:
+            self._cuts.pop(link, None)
+        self._select_send()
+
+    def is_cut(self, src: Endpoint, dst: Endpoint) -> bool:
+        return (src, dst) in self._cuts
+
+    def degrade(self, src: Endpoint, dst: Endpoint, degradation: Degradation) -> None:
+        """Apply `degradation` to the link `src` -> `dst` until `restore` (degradations stack)."""
+        if degradation.loss > 0.0 and self.loss_rng is None:
+            raise ValueError("this Network has no loss random stream (pass loss_rng)")
+        self._degraded.setdefault((src, dst), []).append(degradation)
+        self._select_send()
+
+    def restore(self, src: Endpoint, dst: Endpoint, degradation: Degradation) -> None:
+        """Remove one `degradation` from the link `src` -> `dst`."""
+        link = (src, dst)
+        active = self._degraded.get(link, [])
+        if degradation in active:
+            active.remove(degradation)
+        if not active:
+            self._degraded.pop(link, None)
+        self._select_send()
+
+    def set_zone_latency(self, src: Endpoint, dst: Endpoint, extra: Distribution | None) -> None:
+        """A static extra one-way latency on `src` -> `dst` (endpoints in different zones); None removes it."""
+        if extra is None:
+            self._zone_latency.pop((src, dst), None)
+        else:
+            self._zone_latency[(src, dst)] = extra
+        self._select_send()
+
     def _select_send(self) -> None:
-        """Bind `send` to the cheapest implementation for the bandwidth and loss configured."""
-        if self._loss_all > 0.0 or any(p > 0.0 for p in self._loss_link.values()):
+        """Bind `send` to the cheapest implementation for the bandwidth, loss and impairments configured."""
+        if self._cuts or self._degraded or self._zone_latency:
+            self.send = self._send_impaired
+        elif self._loss_all > 0.0 or any(p > 0.0 for p in self._loss_link.values()):
             self.send = self._send_any
         elif self.ms_per_byte:
             self.send = self._send_serialised
@@ -198,6 +274,54 @@ class Network:
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
         if arrive < last:
+            arrive = last
+        clocks[link] = arrive
+        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+
+    def _send_impaired(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
+        """`send` while some link is cut, degraded or between zones: `_send_any` plus those."""
+        if not src.alive:
+            return
+        env = self.env
+        now = env.now
+        kind = type(msg)
+        self.sent[kind] = self.sent.get(kind, 0) + 1
+        tx_end = now
+        if self.ms_per_byte:
+            nic = self._nic_free
+            start = nic.get(src, now)
+            tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
+            nic[src] = tx_end
+        arrive = tx_end + self.latency.sample()
+        link = (src, dst)
+        if link in self._cuts:
+            # A partition: the path drops everything, nothing is reset; the sender learns by timeout.
+            self.dropped[kind] = self.dropped.get(kind, 0) + 1
+            return
+        zone = self._zone_latency.get(link)
+        if zone is not None:
+            arrive += zone.sample()
+        for d in self._degraded.get(link, ()):
+            if d.latency is not None:
+                arrive += d.latency.sample()
+            if d.loss > 0.0:
+                # TCP: each lost transmission is retransmitted after the RTO, which doubles (RFC 6298 5.5)
+                rto, lost = d.rto_min, 0
+                while self._uniform() < d.loss:
+                    lost += 1
+                    if lost > d.retries:  # tcp_retries2 exceeded: the sender aborts the connection
+                        self.broken[kind] = self.broken.get(kind, 0) + 1
+                        self._schedule_connection_lost(src, dst, arrive - now)
+                        return
+                    arrive += rto
+                    rto = min(2.0 * rto, d.rto_max)
+        p = self._loss_link.get(link, self._loss_all)
+        if p > 0.0 and self._uniform() < p:
+            self.dropped[kind] = self.dropped.get(kind, 0) + 1
+            return
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
+        if arrive < last:  # FIFO: a retransmitted message holds back the link's later ones
             arrive = last
         clocks[link] = arrive
         env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))

@@ -1,6 +1,6 @@
 """The lifecycle every actor shares: brokers, the controller, producers and consumers are nodes.
 
-A node is up, crashed (its process died; the host and its TCP stack are up, so peers see resets),
+A node's `lifecycle` is up, crashed (its process died; the host and its TCP stack are up, so peers see resets),
 paused (a stop-the-world pause or SIGSTOP: nothing runs, but connections stay open and the kernel
 keeps accepting bytes) or powered off (the host is down: no resets, no answers). An incarnation
 counts the node's starts; everything a node receives or has scheduled belongs to one incarnation.
@@ -15,7 +15,13 @@ Pausing costs nothing while no node is paused: `pause()` shadows the node's `han
 same attribute whatever the state, and `resume()` removes the shadows and replays the queue in
 arrival order. Scheduled callbacks and inbound messages share that queue, so they replay in the
 order they would have run. SimPy processes of the node (heartbeat loops and the like) are not
-paused here: a pause fault (issue 13) decides what each of them does.
+paused by the network: each periodic loop asks `paused` after its wait and, if so, yields
+`until_resumed()`, so a task that fell due during the pause runs right after it, as a JVM thread
+scheduled during a stop-the-world pause does. Request timeouts kept outside `schedule` (the
+TimeoutQueues) go through `deferring(callback)`, which queues the call while paused.
+
+Pauses nest: a node paused again while paused (a GC pause inside a frozen VM, two pause faults that
+overlap) stays frozen until every pause has ended (`pause_depth` counts them); a crash ends them all.
 """
 
 from __future__ import annotations
@@ -43,11 +49,14 @@ class Node:
         self.env = env
         self.scope = scope
         self.endpoint_id = scope
-        self.state = UP if up else CRASHED
+        self.lifecycle = UP if up else CRASHED
         self.alive = up  # a plain attribute, not a property: the network reads it for every message
         self.host_up = True
         self.incarnation = incarnation
         self._paused: list | None = None  # while paused: what arrived or fell due, in order
+        self._resumed: simpy.Event | None = None  # while paused: what the node's processes wait on
+        self.pause_depth = 0  # the pauses in effect: the node runs again when the last one ends
+        self._handle_below: Callable | None = None  # while paused: the shadow of `handle` the pause covers (a slow disk)
 
     # --- timers ----------------------------------------------------------------------------
     def schedule(self, delay: float, callback: Callable, *args) -> None:
@@ -62,10 +71,29 @@ class Node:
             return
         callback(*args)
 
+    def deferring(self, callback: Callable) -> Callable:
+        """`callback`, but called only while the node runs: during a pause the call waits for `resume()`."""
+        def call(*args) -> None:
+            if self._paused is not None:
+                self._paused.append((callback, args))
+            else:
+                callback(*args)
+        return call
+
+    @property
+    def paused(self) -> bool:
+        return self._paused is not None
+
+    def until_resumed(self) -> simpy.Event:
+        """An event that fires when the current pause ends (a crash meanwhile leaves it pending)."""
+        if self._resumed is None:
+            self._resumed = self.env.event()
+        return self._resumed
+
     # --- lifecycle -------------------------------------------------------------------------
     def mark_up(self) -> None:
         """The node's process starts (or restarts): a new incarnation begins."""
-        self.state = UP
+        self.lifecycle = UP
         self.alive = True
         self.host_up = True
         self.incarnation += 1
@@ -74,7 +102,7 @@ class Node:
         """The node's process died: what it had paused or scheduled is gone."""
         if self._paused is not None:
             self._unshadow()
-        self.state = CRASHED
+        self.lifecycle = CRASHED
         self.alive = False
 
     def mark_powered_off(self) -> None:
@@ -84,42 +112,85 @@ class Node:
         offset) is the fault's business; this only sets the state the network sees.
         """
         self.mark_crashed()
-        self.state = POWERED_OFF
+        self.lifecycle = POWERED_OFF
         self.host_up = False
 
-    def pause(self) -> None:
-        """Stop the world: inbound messages and due timers wait, in order, until `resume()`."""
-        if self.state != UP:
-            return
-        self.state = PAUSED
+    def pause(self) -> bool:
+        """Stop the world: inbound messages and due timers wait, in order, until `resume()`.
+
+        True if the node stopped now; a node already paused stays paused one `resume()` longer
+        (False), and a node that is not up (crashed, powered off) is not paused (False).
+        """
+        if self.lifecycle == PAUSED:
+            self.pause_depth += 1
+            return False
+        if self.lifecycle != UP:
+            return False
+        self.lifecycle = PAUSED
+        self.pause_depth = 1
         self._paused = []
-        # Shadow the delivery methods on the instance; the class's methods run again on resume.
+        # Shadow the delivery methods on the instance; what ran before (the class's methods, or a
+        # slow disk's shadow of `handle`) runs again on resume.
+        self._handle_below = self.__dict__.get("handle")
         self.handle = self._queue_message
         self.connection_lost = self._queue_connection_lost
+        return True
 
-    def resume(self) -> None:
-        """End a pause: deliver what arrived and run what fell due meanwhile, in that order."""
-        if self.state != PAUSED:
-            return
-        queued = self._paused
+    def resume(self) -> bool:
+        """End a pause: when it is the last one in effect, deliver what arrived and run what fell
+        due meanwhile, in that order. True if the node runs again now."""
+        if self.lifecycle != PAUSED:
+            return False
+        if self.pause_depth > 1:  # another pause still holds the node
+            self.pause_depth -= 1
+            return False
+        queued, resumed = self._paused, self._resumed
         self._unshadow()
-        self.state = UP
+        self.lifecycle = UP
         incarnation = self.incarnation
+        if resumed is not None:
+            resumed.succeed()  # the node's processes go on after what was queued (callbacks run first)
         for i, (callback, args) in enumerate(queued):
             if not self.alive or self.incarnation != incarnation:
-                return  # crashed while catching up
+                return True  # crashed while catching up
             if self._paused is not None:  # paused again by what it just ran: the rest waits
                 self._paused[:0] = queued[i:]
-                return
+                return True
             callback(*args)
+        return True
 
     def _unshadow(self) -> None:
+        below = self._handle_below
         del self.handle
         del self.connection_lost
+        if below is not None:
+            self.handle = below
+            self._handle_below = None
         self._paused = None
+        self._resumed = None
+        self.pause_depth = 0
 
     def _queue_message(self, msg: object) -> None:
-        self._paused.append((type(self).handle.__get__(self), (msg,)))
+        self._paused.append((self._deliver, (msg,)))
+
+    def _deliver(self, msg: object) -> None:
+        """A message queued during a pause: handled as one arriving now would be (through a slow disk, if any)."""
+        self.handle(msg)
+
+    def shadow_handle(self, handler: Callable) -> None:
+        """Put `handler` in front of the class's `handle` (a slow disk); during a pause it takes over on resume."""
+        if self._paused is not None:
+            self._handle_below = handler
+        else:
+            self.handle = handler
+
+    def unshadow_handle(self, handler: Callable) -> None:
+        """Remove `handler` put there by `shadow_handle` (if it is still the one in place)."""
+        if self._paused is not None:
+            if self._handle_below == handler:
+                self._handle_below = None
+        elif self.__dict__.get("handle") == handler:
+            del self.handle
 
     def _queue_connection_lost(self, peer: object) -> None:
         self._paused.append((type(self).connection_lost.__get__(self), (peer,)))

@@ -12,6 +12,7 @@ What is left out: the fetch purgatory lives on the broker (fetch sessions span p
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from sim.model import messages as m
@@ -21,16 +22,18 @@ if TYPE_CHECKING:
     from sim.model.broker import Broker
     from sim.model.producer import ProducerBatch
 
-__all__ = ["Partition", "PartitionSpec", "RemoteReplica", "DelayedProduce", "PurgatoryEntry"]
+__all__ = ["Partition", "PartitionSpec", "RemoteReplica", "DelayedProduce", "PurgatoryEntry", "purgatory_entry"]
 
 
 class PartitionSpec:
     """Static facts of one partition: replica assignment and topic-level configs."""
 
-    __slots__ = ("index", "name", "replicas", "min_isr", "unclean")
+    __slots__ = ("index", "name", "replicas", "min_isr", "unclean", "flush_messages", "flush_ms")
 
-    def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool):
+    def __init__(self, index: int, name: str, replicas: tuple, min_isr: int, unclean: bool,
+                 flush_messages: int | None = None, flush_ms: float | None = None):
         self.index, self.name, self.replicas, self.min_isr, self.unclean = index, name, replicas, min_isr, unclean
+        self.flush_messages, self.flush_ms = flush_messages, flush_ms  # topic flush.messages / flush.ms (None: never)
 
 
 class RemoteReplica:
@@ -86,6 +89,11 @@ class PurgatoryEntry(NamedTuple):
     required_offset: int
     delayed: DelayedProduce
     index: int
+
+
+# PurgatoryEntry((required_offset, delayed, index)): one per batch, so built by tuple.__new__ (C)
+# rather than the NamedTuple's own __new__ (a Python frame per call)
+purgatory_entry = partial(tuple.__new__, PurgatoryEntry)
 
 
 class Partition:
@@ -163,12 +171,16 @@ class Partition:
         if acks == -1 and len(self.isr) < self.min_isr:
             return m.NOT_ENOUGH_REPLICAS, -1, False
         log = self.log
-        if batch.pid >= 0:
-            duplicate, error = log.producer_state.check_sequence(batch.pid, batch.seq)
-            if error is not None:
-                return error, -1, False
-            if duplicate is not None:
-                return m.NONE, duplicate, False
+        pid = batch.pid
+        if pid >= 0:
+            entry = log.producer_state.entries.get(pid)
+            # the usual case, the producer's next sequence, needs no checkSequence
+            if entry is None or batch.seq != entry.last_seq + 1:
+                duplicate, error = log.producer_state.check_sequence(pid, batch.seq)
+                if error is not None:
+                    return error, -1, False
+                if duplicate is not None:
+                    return m.NONE, duplicate, False
         base = self.disk.append(log, batch.record_count, self.leader_epoch, batch.batch_id, batch.pid, batch.seq,
                                 batch.nbytes)
         return m.NONE, base, True

@@ -21,6 +21,7 @@ partition whose earlier batch is ready).
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -59,6 +60,9 @@ class ClosedBatch(NamedTuple):
     last_ms: float
     start: int  # the batch's records are arrival_times[start:start + count]
     arrival_times: object  # numpy array of the partition's arrival times
+
+
+closed_batch = partial(tuple.__new__, ClosedBatch)  # one per batch: no Python frame (see purgatory_entry)
 
 
 class ProducerBatch:
@@ -227,8 +231,11 @@ class Producer(Node):
         bounds = np.searchsorted(parts[order], np.arange(P + 1))
         return [times[order[bounds[k]:bounds[k + 1]]] for k in range(P)]
 
-    def send_batches(self):
-        """Generate arrivals chunk by chunk, close batches, and hand each to the sender on time."""
+    def send_batches(self, t_from: float | None = None):
+        """Generate arrivals chunk by chunk, close batches, and hand each to the sender on time.
+
+        `t_from`: a restarted producer's first arrival time (records before it were never produced).
+        """
         cfg = self.config
         rate_ms = cfg.rate / 1000.0
         chunk_ms = max(5.0 * max(cfg.linger_ms, 1.0), min(1000.0, 20000.0 / max(rate_ms, 1e-9)))
@@ -237,6 +244,10 @@ class Producer(Node):
         open_times = [np.empty(0) for _ in range(P)]
         t0 = cfg.start
         n_generated = 0
+        if t_from is not None and t_from > t0:
+            t0 = t_from
+            # constant arrivals are start + (i + 0.5) / rate: skip those before the restart
+            n_generated = max(0, int(np.ceil((t_from - cfg.start) * rate_ms - 0.5)))
         try:
             if t0 > self.env.now:
                 yield self.env.timeout(t0 - self.env.now)
@@ -260,16 +271,18 @@ class Producer(Node):
                                                        float("inf") if final else t1)
                     start = 0
                     for e, c in zip(ends, closes):
-                        closed.append(ClosedBatch(c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt))
+                        closed.append(closed_batch((c, k, e - start, float(pt[start]), float(pt[e - 1]), start, pt)))
                         start = e
                     open_times[k] = pt[rest:]
                 closed.sort()
                 # Each batch closes at its own time: one timer event per batch, carrying the batch
                 # as its value, with a callback (cheaper than resuming this process per batch).
+                # The hottest timer of the model: not through Node.schedule, whose generic _fire
+                # would add a call per batch; _close_batch checks the incarnation itself.
                 now = self.env.now
-                schedule, on_close = self.schedule, self._close_batch
+                timeout, on_close, incarnation = self.env.timeout, self._close_batch, self.incarnation
                 for batch in closed:
-                    schedule(max(batch.close_ms - now, 0.0), on_close, batch)
+                    timeout(max(batch.close_ms - now, 0.0)).callbacks.append(partial(on_close, incarnation, batch))
                 if final:
                     break
                 t0 = t1
@@ -278,8 +291,12 @@ class Producer(Node):
         except simpy.Interrupt:
             return
 
-    def _close_batch(self, batch: ClosedBatch) -> None:
-        if self.alive and not self._finished:
+    def _close_batch(self, incarnation: int, batch: ClosedBatch, _ev=None) -> None:
+        """A batch's linger is over: hand its records to the accumulator (as Node._fire would call it)."""
+        if self.alive and self.incarnation == incarnation and not self._finished:
+            if self._paused is not None:
+                self._paused.append((self._close_batch, (incarnation, batch)))
+                return
             _, k, count, first_ms, last_ms, start, times = batch
             self._enqueue_new(self.partitions[k], count, first_ms, last_ms, times, start)
 
@@ -765,9 +782,62 @@ class Producer(Node):
         except simpy.Interrupt:
             return
 
-    def finish(self) -> None:
-        """End of the run: whatever is still pending has no answer (indeterminate)."""
-        self._finished = True
+    # --- crash and restart (fault kind producer_crash) ---------------------------------------
+    def crash(self) -> None:
+        """Process crash: every queued and in-flight batch ends unknown (the application never
+        hears back); the accumulator, connections, metadata and producer id are memory and go.
+
+        Records still lingering in an open batch when it crashes (at most linger.ms of them) were
+        never closed into a batch here, so they vanish instead of ending unknown. Records arriving
+        while the producer is down are not produced and not counted: the open-loop source keeps
+        no backlog for a dead process.
+        """
+        if not self.alive:
+            return
+        self._pending_unknown()
+        self.mark_crashed()
+        for proc in self.processes:
+            if proc.is_alive:
+                proc.interrupt("crash")
+        self.processes = []
+        self.timeouts.clear()
+        self.metadata.reset()
+        self.recorder.event(self.env.now, "producer_crash", -1, -1, self.pid, self.name, client=self.name)
+        self.network.reset_connections(self)
+
+    def restart(self) -> None:
+        """A new incarnation: a new producer id (InitProducerId) with sequences from 0, an empty
+        accumulator, fresh connections; arrivals resume from now."""
+        if self.alive or self._finished:
+            return
+        self.mark_up()
+        cfg = self.config
+        # A fresh id from InitProducerId, distinct from every epoch of earlier incarnations (an
+        # epoch bump is base id + epoch * EPOCH_STRIDE, see _bump_epoch).
+        self.base_pid += 1000 * EPOCH_STRIDE
+        self.epoch = 0
+        self.pid = self.base_pid if cfg.enable_idempotence else -1
+        n = len(self.brokers)
+        self.in_flight, self.in_flight_per_broker = {}, [0] * n
+        self.connected, self._reconnect_backoff = [True] * n, [cfg.reconnect_backoff_ms] * n
+        self._probes, self._setup_failures = {}, [0] * n
+        self.ready, self._wake_at, self._expiry_bound = set(), set(), float("inf")
+        parts = self.partitions
+        self.queues = {p: deque() for p in parts}
+        self.next_seq = dict.fromkeys(parts, 0)
+        self._part_pid = dict.fromkeys(parts, self.pid)
+        self._last_acked = dict.fromkeys(parts, -1)
+        self._inflight = {p: deque() for p in parts}
+        self._unresolved, self._bump_required, self._rewrite = {}, False, set()
+        self.recorder.event(self.env.now, "producer_restart", -1, -1, self.pid, self.name, client=self.name)
+        self.processes = [self.env.process(self.expire_batches())]
+        if self.env.now < self.end_ms:
+            self.processes.append(self.env.process(self.send_batches(self.env.now)))
+        else:
+            self.metadata.request()
+
+    def _pending_unknown(self) -> None:
+        """Every batch queued or in flight ends unknown (no answer will come)."""
         for q in self.queues.values():
             for b in q:
                 self._complete(b, UNKNOWN, -1, -1)
@@ -776,6 +846,11 @@ class Producer(Node):
             for b in req.batches:
                 self._complete(b, UNKNOWN, -1, -1)
         self.in_flight.clear()
+
+    def finish(self) -> None:
+        """End of the run: whatever is still pending has no answer (indeterminate)."""
+        self._finished = True
+        self._pending_unknown()
         for proc in self.processes:
             if proc.is_alive:
                 proc.interrupt("end")

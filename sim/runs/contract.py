@@ -40,7 +40,7 @@ from sim.measure.stats import bounded_mean_ci
 __all__ = [
     "RUN_FILES", "SWEEP_FILES", "RUN_TABLES", "RUN_EXTRAS", "SWEEP_ENTRIES", "FIGURE_SUFFIXES", "REPORT_MARK",
     "ResultsError", "write_atomic", "discard", "is_temporary",
-    "RunSummary", "Percentiles", "Failover", "read_summary", "flatten_summary",
+    "RunSummary", "CONDITIONAL_KEYS", "Percentiles", "Failover", "read_summary", "flatten_summary",
     "is_run_dir", "is_sweep_dir", "is_figure_dir", "is_report",
     "Run", "read_run", "SweepResults", "read_sweep", "read_sweep_table", "read_yaml",
     "acks_label", "acks_order", "scenario_facts", "replication_by_partition",
@@ -177,6 +177,12 @@ class RunSummary(Mapping):
     duplicates: Optional[int] = None
     reordered: Optional[int] = None
     records_consumed: Optional[int] = None
+    records_redelivered: Optional[int] = None
+    """Records a consumer group received more than once (at-least-once after a rebalance or restart);
+    only when a scenario uses consumer groups (group.protocol classic, or a consumer fault)."""
+    consumer_lag_max: Optional[int] = None
+    """The highest total consumer lag (HW minus the groups' positions, records) of the per-second
+    timeseries column consumer_lag; present with records_redelivered."""
     batches: Optional[int] = None
     throughput_rps: Optional[float] = None
     """Acknowledged records per second of producing."""
@@ -251,6 +257,8 @@ class RunSummary(Mapping):
 
 _KEYS = tuple(f.name for f in fields(RunSummary) if f.name != "extra")
 _KEY_SET = frozenset(_KEYS)
+CONDITIONAL_KEYS = frozenset({"records_redelivered", "consumer_lag_max"})
+"""Keys present only when the run uses their feature (consumer groups), absent otherwise."""
 
 
 def _jsonable(o):

@@ -24,7 +24,8 @@ from sim import __version__
 from sim.measure.checker import batches_table, check
 from sim.runs.contract import RunSummary
 from sim.measure.invariants import check_invariants
-from sim.measure.metrics import e2e_latency, events_table, failovers, produce_latency, timeseries, under_replicated_at_end
+from sim.measure.metrics import (consumer_lag, e2e_latency, events_table, failovers, produce_latency,
+                                 records_redelivered, timeseries, under_replicated_at_end)
 from sim.model.cluster import Cluster, partition_names
 from sim.model.recorder import Recorder
 from sim.runs.results import Results
@@ -157,6 +158,14 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
     elect = [f["election_ms"] for f in fo if f["election_ms"] is not None]
     unavail = [f["unavailable_ms"] for f in fo if f["unavailable_ms"] is not None]
     violations = check_invariants(recorder)
+    group_metrics = {}
+    if any(c.group_protocol == "classic" for c in sc.consumers) or any(
+            f.kind in ("consumer_crash", "consumer_pause") for f in sc.faults):
+        # consumer groups in use (issue 13): redeliveries and lag; absent otherwise, as before
+        groups = [c.group for c in sc.consumers for _ in range(c.instances)]
+        ts["consumer_lag"] = consumer_lag(recorder, batches, groups, ts["time_ms"].to_numpy() + 1000.0)
+        group_metrics = {"records_redelivered": records_redelivered(recorder, batches, groups),
+                         "consumer_lag_max": int(ts["consumer_lag"].max()) if len(ts) else 0}
     summary = RunSummary(
         scenario=sc.name,
         seed=seed,
@@ -187,6 +196,7 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
         warnings=caught,
         invariant_violations=len(violations),
         invariant_examples=violations[:5],
+        **group_metrics,
     )
     return summary, batches, events, ts
 

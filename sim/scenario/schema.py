@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+import typing
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
+from pydantic_core import PydanticCustomError
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,7 +41,11 @@ from sim.scenario.versions import DEFAULT_VERSION, VERSIONS, KafkaVersion, kafka
 __all__ = [
     "Scenario", "ScenarioError", "ClusterConfig", "NetworkConfig", "TopicConfig", "ProducerConfig",
     "ConsumerConfig", "FaultSpec", "RandomFaultSpec", "ScheduledFault", "CrashFault", "RandomFault",
-    "RandomCrashFault", "FAULT_KINDS", "LatencyDist", "load_scenario", "apply_overrides", "format_errors",
+    "RandomCrashFault", "PowerLossFault", "DiskLossFault", "SlowDiskFault", "PartitionFault", "DegradeFault",
+    "PauseFault", "ControlledShutdownFault", "ControllerOutageFault", "ClientFault", "ProducerCrashFault", "ConsumerCrashFault",
+    "ConsumerPauseFault", "FAULT_KINDS", "union_kinds", "LatencyDist",
+    "load_scenario",
+    "apply_overrides", "format_errors",
     "scenario_warnings", "load_yaml", "is_sweep_data", "is_scenario_data", "MAX_FILE_BYTES",
 ]
 
@@ -161,6 +167,10 @@ class NetworkConfig(_Model):
                                  description="one-way latency of every message")
     bandwidth: Bandwidth | None = Field(
         None, description="each endpoint's NIC capacity: what it sends queues behind what it sent, e.g. '125MB/s'")
+    zone_latency: LatencyDist | None = Field(
+        None, description="extra one-way latency between endpoints of different zones (cluster.zones)")
+    controller_zone: str | None = Field(None, description="zone of the KRaft controller (default: the first zone)")
+    client_zone: str | None = Field(None, description="zone of every producer and consumer (default: the first zone)")
 
 
 # --- cluster / brokers ---------------------------------------------------------------------------
@@ -188,6 +198,8 @@ class ClusterConfig(_Model):
 
     brokers: int = Field(3, ge=1, le=1000, description="number of brokers (ids 0..n-1)")
     racks: list[str] | None = Field(None, description="rack of each broker (broker.rack)")
+    zones: list[str] | None = Field(
+        None, description="kafkasim's own: zone (data centre) of each broker; broker.rack defaults to it")
     kafka_version: KafkaVersionName = Field(
         DEFAULT_VERSION, alias="kafka.version",
         description="the Kafka release whose version-dependent defaults and behaviours apply (sim/versions.py)")
@@ -207,6 +219,29 @@ class ClusterConfig(_Model):
         5000, alias="replica.high.watermark.checkpoint.interval.ms")
     min_insync_replicas: int = Field(1, ge=1, alias="min.insync.replicas")
     unclean_leader_election_enable: bool = Field(False, alias="unclean.leader.election.enable")
+    # --- storage (docs/faults/disk.md): flushing, the OS writeback, Eligible Leader Replicas
+    log_flush_interval_messages: int | None = Field(
+        None, ge=1, alias="log.flush.interval.messages",
+        description="fsync a log after this many unflushed records (default: never, Kafka's Long.MAX_VALUE)")
+    log_flush_interval_ms: KafkaMs | None = Field(
+        None, gt=0, alias="log.flush.interval.ms",
+        description="fsync a log this long after its last fsync, checked every log.flush.scheduler.interval.ms "
+                    "(default: never)")
+    log_flush_scheduler_interval_ms: KafkaMs | None = Field(
+        None, gt=0, alias="log.flush.scheduler.interval.ms",
+        description="how often the log flusher checks flush.ms (LogManager; default never: flush.ms has no "
+                    "effect unless this is set)")
+    os_dirty_expire_ms: PositiveDuration = Field(
+        30_000.0, alias="os.dirty_expire",
+        description="kafkasim's own key (Linux vm.dirty_expire_centisecs): a dirty page older than this is "
+                    "written back by the next writeback run")
+    os_dirty_writeback_ms: PositiveDuration = Field(
+        5_000.0, alias="os.dirty_writeback_interval",
+        description="kafkasim's own key (Linux vm.dirty_writeback_centisecs): how often the kernel writeback runs")
+    eligible_leader_replicas_enable: bool | None = Field(
+        None, alias="eligible.leader.replicas.enable",
+        description="KIP-966 Eligible Leader Replicas (eligible.leader.replicas.version=1); default by "
+                    "kafka.version: available from 4.0, off in 4.0 (on for new clusters from 4.1)")
 
     _renamed: tuple[tuple[str, str], ...] = PrivateAttr(default=())
 
@@ -231,9 +266,22 @@ class ClusterConfig(_Model):
     def _check(self) -> "ClusterConfig":
         if self.racks is not None and len(self.racks) != self.brokers:
             raise ValueError(f"racks lists {len(self.racks)} racks for {self.brokers} brokers")
+        if self.zones is not None and len(self.zones) != self.brokers:
+            raise ValueError(f"zones lists {len(self.zones)} zones for {self.brokers} brokers")
         if self.broker_heartbeat_interval_ms >= self.broker_session_timeout_ms:
             raise ValueError("broker.heartbeat.interval.ms must be less than broker.session.timeout.ms")
+        if self.eligible_leader_replicas_enable and self.version_defaults.key < (4, 0):
+            raise ValueError(f"cluster.eligible.leader.replicas.enable: true needs kafka.version 4.0 or later "
+                             f"(KIP-966 part 1 shipped in 4.0); this scenario has {self.kafka_version} "
+                             f"(allowed: false)")
         return self
+
+    @property
+    def elr_enabled(self) -> bool:
+        """Eligible Leader Replicas on: the explicit setting, else the version default (off up to 4.0)."""
+        if self.eligible_leader_replicas_enable is not None:
+            return self.eligible_leader_replicas_enable
+        return self.version_defaults.key >= (4, 1)
 
     @property
     def version_defaults(self) -> KafkaVersion:
@@ -249,6 +297,9 @@ class TopicConfig(_Model):
     replication_factor: int = Field(3, ge=1, alias="replication.factor")
     min_insync_replicas: int | None = Field(None, ge=1, alias="min.insync.replicas")
     unclean_leader_election_enable: bool | None = Field(None, alias="unclean.leader.election.enable")
+    flush_messages: int | None = Field(None, ge=1, alias="flush.messages",
+                                       description="default: log.flush.interval.messages (never)")
+    flush_ms: KafkaMs | None = Field(None, gt=0, alias="flush.ms", description="default: log.flush.interval.ms (never)")
 
 
 # --- clients -----------------------------------------------------------------------------------
@@ -351,6 +402,25 @@ class ConsumerConfig(_Model):
     fetch_max_bytes: Size = Field(50 * 1024 * 1024, alias="fetch.max.bytes", gt=0)
     request_timeout_ms: PositiveMs = Field(30000, alias="request.timeout.ms")
     retry_backoff_ms: KafkaMs = Field(100, alias="retry.backoff.ms")
+    group_protocol: Literal["none", "classic"] = Field(
+        "none", alias="group.protocol",
+        description="none: partitions assigned once (range), no heartbeats or rebalances (kafkasim's default, "
+                    "cheapest); classic: the classic group protocol with a group coordinator (join/sync, "
+                    "heartbeats, session timeout, rebalances)")
+    session_timeout_ms: PositiveMs = Field(45000, alias="session.timeout.ms",
+                                           description="classic protocol: a member silent this long is removed")
+    heartbeat_interval_ms: PositiveMs = Field(3000, alias="heartbeat.interval.ms")
+    max_poll_interval_ms: PositiveMs = Field(
+        300000, alias="max.poll.interval.ms", description="classic protocol: the rebalance timeout of JoinGroup")
+    partition_assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = Field(
+        "range", alias="partition.assignment.strategy",
+        description="classic protocol: the assignor (cooperative-sticky keeps owned partitions; rebalances are eager)")
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> "ConsumerConfig":
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat.interval.ms must be lower than session.timeout.ms (Kafka rejects it)")
+        return self
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -359,17 +429,27 @@ class ConsumerConfig(_Model):
 # class here, listed in FaultSpec, plus its action in sim/model/faults.py. `kind` may be left out
 # for a crash (the only kind files had before the union).
 class ScheduledFault(_Model):
-    """Fields of every scheduled fault: start time and target (a broker id or a partition's leader)."""
+    """Fields of every scheduled fault: start time and target (a broker id, a partition's leader or
+    one of its followers; kinds that can hit the controller add `controller`)."""
 
     kind: str = Field(..., description="the fault kind")
     at: Duration
     broker: int | None = Field(None, ge=0)
     leader_of: str | None = Field(None, description="'topic-partition', e.g. 'events-0'")
+    follower_of: str | None = Field(None, description="'topic-partition': a replica that is not its leader at the "
+                                                      "fault's time (the first live ISR follower in assignment order)")
+    brokers: list[int] | None = Field(None, min_length=1, description="a set of broker ids, hit at once")
+    rack: str | None = Field(None, description="every broker of this rack (cluster.racks), hit at once")
+    zone: str | None = Field(None, description="every broker of this zone (cluster.zones), hit at once")
 
     @model_validator(mode="after")
     def _one_target(self) -> "ScheduledFault":
-        if (self.broker is None) == (self.leader_of is None):
-            raise ValueError("a fault needs exactly one of 'broker' or 'leader_of'")
+        given = sum(getattr(self, k) is not None for k in TARGET_SELECTORS) + bool(getattr(self, "controller", False))
+        if given != 1:
+            names = "'broker', 'leader_of', 'follower_of', 'brokers', 'rack' or 'zone'"
+            if "controller" in type(self).model_fields:
+                names = names.replace(" or 'zone'", ", 'zone' or 'controller'")
+            raise ValueError(f"a fault needs exactly one of {names}")
         return self
 
     @property
@@ -379,8 +459,17 @@ class ScheduledFault(_Model):
 
     @property
     def target(self) -> str:
-        """The target as written: 'broker 1' or 'leader_of events-0'."""
-        return f"broker {self.broker}" if self.broker is not None else f"leader_of {self.leader_of}"
+        """The target as written: 'broker 1', 'leader_of events-0', 'brokers 0,1', 'rack a', 'controller'."""
+        if self.brokers is not None:
+            return "brokers " + ",".join(map(str, self.brokers))
+        if getattr(self, "controller", False):
+            return "controller"
+        key = next(k for k in TARGET_SELECTORS if getattr(self, k) is not None)
+        return f"{key} {getattr(self, key)}"
+
+
+TARGET_SELECTORS = ("broker", "leader_of", "follower_of", "brokers", "rack", "zone")
+"""The target fields of a scheduled fault: exactly one is set (or `controller`, for kinds that can hit it)."""
 
 
 class CrashFault(ScheduledFault):
@@ -394,21 +483,191 @@ class CrashFault(ScheduledFault):
         return self.restart_after
 
 
-class RandomFault(_Model):
-    """Fields of every random fault source: exponential gaps (MTBF) and repair time (MTTR), on random live brokers."""
-
-    kind: str = Field(..., description="the fault kind")
-    mean_interval: PositiveDuration = Field(..., description="mean time between faults (exponential)")
-    downtime: PositiveDuration = Field(..., description="how long each fault lasts (time to repair)")
-    start: Duration = Field(0.0, description="no random fault before this time")
-    stop: Duration | None = Field(None, description="no random fault after this time (default: duration)")
-    max_down: int = Field(1, ge=1, description="at most this many brokers down at once from this source")
+NetPeers = Literal["peers", "controller", "clients", "all"]
 
 
-class RandomCrashFault(RandomFault):
-    """Process crashes of random live brokers, each restarted after `downtime`."""
+class _LinkFault(ScheduledFault):
+    """Fields of the faults on the target's links: which links, which direction, how long."""
 
-    kind: Literal["crash"] = Field("crash", description="crash: process crash (SIGKILL); the OS and page cache survive")
+    between: list[NetPeers] = Field(
+        ["all"], min_length=1,
+        description="the target's links to: peers (brokers outside the target), controller, clients, all")
+    direction: Literal["both", "outbound", "inbound"] = Field(
+        "both", description="both; outbound: the target cannot reach them (they reach it); inbound: the reverse")
+    heal: PositiveDuration | None = Field(None, description="how long the fault lasts (default: until duration)")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.heal
+
+
+class PartitionFault(_LinkFault):
+    """A network partition: every message on the target's chosen links is dropped (no reset)."""
+
+    kind: Literal["partition"] = Field(
+        "partition", description="partition: cut the target's links; senders learn only by their timeouts")
+
+
+class DegradeFault(_LinkFault):
+    """Link degradation: extra latency and TCP-retransmitted loss on the target's chosen links."""
+
+    kind: Literal["degrade"] = Field(
+        "degrade", description="degrade: extra latency and loss (retransmitted after TCP's RTO) on the target's links")
+    latency: LatencyDist | None = Field(None, description="extra one-way latency of each message")
+    loss: float = Field(0.0, ge=0, le=1, description="probability that each transmission is lost (retransmitted)")
+    rto_min: PositiveDuration = Field(200.0, description="TCP's first retransmission timeout (Linux TCP_RTO_MIN)")
+    rto_max: PositiveDuration = Field(120_000.0, description="TCP's largest retransmission timeout (TCP_RTO_MAX)")
+    retries: int = Field(15, ge=0, description="retransmissions before the connection breaks (tcp_retries2)")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "DegradeFault":
+        if self.latency is None and self.loss == 0:
+            raise ValueError("a degrade fault needs a 'latency' or a 'loss'")
+        return self
+
+
+class PauseFault(ScheduledFault):
+    """A process pause (GC, SIGSTOP, a frozen VM) of a broker or of the active controller."""
+
+    kind: Literal["pause"] = Field("pause", description="pause: the process is frozen for `duration`, then resumes "
+                                                        "with its old view and the messages queued meanwhile")
+    duration: PositiveDuration = Field(..., description="how long the process is frozen")
+    controller: bool = Field(False, description="pause the active controller instead of a broker")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class ControlledShutdownFault(ScheduledFault):
+    """SIGTERM: the controller moves the broker's leaderships away, the broker flushes and stops."""
+
+    kind: Literal["controlled_shutdown"] = Field(
+        "controlled_shutdown",
+        description="controlled_shutdown: SIGTERM; leadership moves away first, logs are flushed")
+    restart_after: PositiveDuration | None = Field(None, description="restart this long after the fault starts")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ControllerOutageFault(ScheduledFault):
+    """The KRaft controller quorum has no leader for `duration`: no heartbeats, ISR changes or elections."""
+
+    kind: Literal["controller_outage"] = Field(
+        "controller_outage", description="controller_outage: the controller quorum is unavailable for `duration`")
+    duration: PositiveDuration = Field(..., description="how long the quorum has no leader")
+    controller: Literal[True] = Field(True, description="the target: always the controller quorum")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class PowerLossFault(ScheduledFault):
+    """Power loss / OS crash of the target broker's host: the page cache is gone, only flushed data survives."""
+
+    kind: Literal["power_loss"] = Field(
+        "power_loss", description="power_loss: the host loses power; each log keeps only its flushed prefix")
+    restart_after: PositiveDuration | None = Field(None, description="power comes back and the broker restarts")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class DiskLossFault(ScheduledFault):
+    """The target broker's disk is lost (replaced volume): it comes back with empty logs."""
+
+    kind: Literal["disk_loss"] = Field(
+        "disk_loss", description="disk_loss: the host goes down and comes back with an empty disk")
+    restart_after: PositiveDuration | None = Field(None, description="the broker restarts on the new disk")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class SlowDiskFault(ScheduledFault):
+    """The target broker's disk is slow for a while: every write waits `latency` more, one after another."""
+
+    kind: Literal["slow_disk"] = Field(
+        "slow_disk", description="slow_disk: appends (and fsyncs) take longer for `duration`")
+    latency: PositiveDuration = Field(..., description="extra time of every write (an append or a fetched batch)")
+    flush_latency: Duration = Field(0.0, ge=0, description="extra time of an fsync (writes of partitions with "
+                                                           "flush.messages set)")
+    duration: PositiveDuration = Field(..., description="how long the disk stays slow")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class ClientFault(ScheduledFault):
+    """Fields of a fault on a client instance: `producer` or `consumer` names the instance.
+
+    Instance names are those of the cluster: a producer's `name` (default producer-<index>), with
+    -<i> appended when it has several instances; a consumer group's instances are <group.id>-<i>.
+    """
+
+    producer: str | None = Field(None, description="the producer instance, e.g. 'producer-0'")
+    consumer: str | None = Field(None, description="the consumer instance, e.g. 'group-a-0'")
+    _client_kind: ClassVar[str] = "producer"  # which of the two the kind takes
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "ClientFault":  # overrides ScheduledFault's: a client, not a broker
+        other = "consumer" if self._client_kind == "producer" else "producer"
+        if any(getattr(self, k) is not None for k in TARGET_SELECTORS) or getattr(self, other) is not None:
+            raise ValueError(f"a {self.kind} fault targets a {self._client_kind} instance "
+                             f"(allowed: {self._client_kind})")
+        if getattr(self, self._client_kind) is None:
+            raise ValueError(f"a {self.kind} fault needs '{self._client_kind}' (the instance name)")
+        return self
+
+    @property
+    def client(self) -> str:
+        """The client instance's name."""
+        return self.producer if self.producer is not None else self.consumer
+
+    @property
+    def target(self) -> str:
+        return f"{self._client_kind} {self.client}"
+
+
+class ProducerCrashFault(ClientFault):
+    """A producer instance crashes: its queued and in-flight records end unknown; it restarts with a new producer id."""
+
+    kind: Literal["producer_crash"] = Field("producer_crash", description="producer_crash: a producer process crash")
+    restart_after: PositiveDuration | None = None
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ConsumerCrashFault(ClientFault):
+    """A consumer instance crashes; with group.protocol classic its group rebalances after session.timeout.ms."""
+
+    kind: Literal["consumer_crash"] = Field("consumer_crash", description="consumer_crash: a consumer process crash")
+    _client_kind: ClassVar[str] = "consumer"
+    restart_after: PositiveDuration | None = None
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.restart_after
+
+
+class ConsumerPauseFault(ClientFault):
+    """A consumer instance freezes (GC, SIGSTOP) for `duration`: no heartbeat, fetch or commit meanwhile."""
+
+    kind: Literal["consumer_pause"] = Field("consumer_pause", description="consumer_pause: a stop-the-world pause")
+    _client_kind: ClassVar[str] = "consumer"
+    duration: PositiveDuration
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
 
 
 def _fault_kind(v: Any) -> Any:
@@ -418,19 +677,147 @@ def _fault_kind(v: Any) -> Any:
 
 
 FaultSpec = Annotated[
-    Union[Annotated[CrashFault, Tag("crash")]],  # noqa: UP007 -- the list of kinds; add a kind here
+    Union[Annotated[CrashFault, Tag("crash")],  # noqa: UP007 -- the list of kinds; add a kind here
+          Annotated[PowerLossFault, Tag("power_loss")], Annotated[DiskLossFault, Tag("disk_loss")],
+          Annotated[SlowDiskFault, Tag("slow_disk")], Annotated[PartitionFault, Tag("partition")],
+          Annotated[DegradeFault, Tag("degrade")], Annotated[PauseFault, Tag("pause")],
+          Annotated[ControlledShutdownFault, Tag("controlled_shutdown")],
+          Annotated[ControllerOutageFault, Tag("controller_outage")],
+          Annotated[ProducerCrashFault, Tag("producer_crash")], Annotated[ConsumerCrashFault, Tag("consumer_crash")],
+          Annotated[ConsumerPauseFault, Tag("consumer_pause")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
 
-RandomFaultSpec = Annotated[
-    Union[Annotated[RandomCrashFault, Tag("crash")]],  # noqa: UP007
-    Discriminator(_fault_kind),
-]
-"""A random fault source of any kind."""
 
-FAULT_KINDS = {"faults": {"crash": CrashFault}, "random_faults": {"crash": RandomCrashFault}}
-"""The spec class of each kind, by scenario list (the tags of FaultSpec and RandomFaultSpec)."""
+def union_kinds(union: Any) -> dict[str, type[ScheduledFault]]:
+    """The spec class of each kind in a discriminated union of fault specs, by tag (in union order)."""
+    # Annotated[Union[Annotated[Cls, Tag], ...], Discriminator]; a union of one kind collapses into
+    # Annotated[Cls, Tag, Discriminator]
+    inner = union.__origin__
+    members = typing.get_args(inner) if typing.get_origin(inner) is Union else (union,)
+    return {next(x.tag for x in m.__metadata__ if isinstance(x, Tag)): m.__origin__ for m in members}
+
+
+FAULT_KINDS = {"faults": union_kinds(FaultSpec)}
+"""The spec class of each kind, by scenario list (the tags of FaultSpec; a random process takes any of them)."""
+
+
+# A random fault process takes a template of any scheduled kind: the kind and its own fields, without
+# `at`, a target or the repair time, which the process fills in each time it fires (see sim/model/faults.py).
+def _missing(field: str, msg: str) -> ValidationError:
+    """A 'Field required'-style error located at `field` (pydantic prefixes the outer path)."""
+    return ValidationError.from_exception_data("RandomFault", [
+        {"type": PydanticCustomError("missing", msg), "loc": (field,), "input": None}])
+
+
+class RandomFault(_Model):
+    """A random fault process: faults of one kind at exponential gaps (MTBF), each repaired after `downtime`
+    or an exponential time (MTTR); one process for the cluster, or one per broker, rack or link."""
+
+    kind: str = Field("crash", description="the fault kind: any kind of the faults list (crash when left out)")
+    fault: dict[str, Any] = Field(default_factory=dict, description="the template: the kind's own fields "
+                                                                    "(not at, the target or the repair time)")
+    per: Literal["cluster", "broker", "rack", "link"] = Field(
+        "cluster", description="cluster: one process faulting a random live broker; broker/rack/link: one "
+                               "process per broker, rack or broker pair, each failing after an exponential "
+                               "up-time")
+    mean_interval: PositiveDuration = Field(..., description="mean time between faults (MTBF, exponential)")
+    downtime: PositiveDuration | None = Field(None, description="how long each fault lasts (a fixed repair time)")
+    mean_repair: PositiveDuration | None = Field(None, description="mean time to repair (MTTR, exponential)")
+    start: Duration = Field(0.0, description="no random fault before this time")
+    stop: Duration | None = Field(None, description="no random fault after this time (default: duration)")
+    max_down: int = Field(1, ge=1, description="at most this many brokers (racks, links) faulted at once "
+                                               "by this process")
+    _prototype: Any = PrivateAttr(None)
+    _heal_field: str | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_template(cls, data: Any) -> Any:
+        """`fault: {kind: pause, ...}` and `kind: pause` name the same thing; a template's kind wins if alone."""
+        if isinstance(data, dict) and isinstance(data.get("fault"), dict) and "kind" in data["fault"]:
+            data = dict(data)
+            fault = dict(data["fault"])
+            kind = fault.pop("kind")
+            if data.setdefault("kind", kind) != kind:
+                raise ValueError(f"kind: {data['kind']!r} differs from fault.kind {kind!r} (allowed: one kind)")
+            data["fault"] = fault
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "RandomFault":
+        kinds = FAULT_KINDS["faults"]
+        if self.kind not in kinds:
+            raise ValidationError.from_exception_data("RandomFault", [{
+                "type": PydanticCustomError("literal_error", "must be one of {tags}",
+                                            {"tags": ", ".join(f"'{k}'" for k in kinds)}),
+                "loc": ("kind",), "input": self.kind}])
+        if (self.downtime is None) == (self.mean_repair is None):
+            if self.downtime is None:
+                raise _missing("downtime", "Field required (or mean_repair: an exponential repair time)")
+            raise ValueError("give one of 'downtime' (fixed) or 'mean_repair' (exponential), not both")
+        cls = kinds[self.kind]
+        base = set(ScheduledFault.model_fields) - {"kind"}  # `at` and the target selectors
+        fixed_target = sorted(base & set(self.fault) - {"at"})
+        if "at" in self.fault:
+            raise ValueError("fault.at: set by the random process (allowed: the kind's own fields)")
+        if fixed_target and self.per != "cluster":
+            raise ValueError(f"fault.{fixed_target[0]}: a fixed target needs per: cluster (per: {self.per} "
+                             f"picks the target)")
+        if self.per == "link" and not hasattr(cls, "link_target"):
+            link_kinds = [k for k, c in kinds.items() if hasattr(c, "link_target")]
+            raise ValueError(f"per: link needs a kind that targets links "
+                             f"(allowed kinds: {link_kinds or 'none yet'})")
+        heal = _heal_field(cls, self.kind, {k: v for k, v in self.fault.items() if k in cls.model_fields})
+        if heal is None:
+            raise ValueError(f"kind: {self.kind} has no repair time field (heal_after), "
+                             f"a random process cannot repair it")
+        if heal in self.fault:
+            raise ValueError(f"fault.{heal}: set by the random process from downtime or mean_repair")
+        target = {} if fixed_target else {"broker": 0}
+        if self.per == "link":
+            target = cls.link_target(0, 1)
+        try:
+            proto = cls.model_validate({**self.fault, "kind": self.kind, "at": "0ms", **target, heal: "1ms"})
+        except ValidationError as e:
+            raise ValidationError.from_exception_data("RandomFault", [
+                {"type": PydanticCustomError(x["type"], x["msg"]), "loc": ("fault", *x["loc"]),
+                 "input": x.get("input")} for x in e.errors(include_url=False)]) from None
+        self._prototype, self._heal_field = proto, heal
+        return self
+
+    def instance(self, at: float, target: dict[str, Any], repair: float) -> ScheduledFault:
+        """The scheduled fault one firing of this process is: its template at `at` on `target`, healed after
+        `repair` (no validation: the template was validated once)."""
+        return self._prototype.model_copy(update={"at": at, **target, self._heal_field: repair})
+
+
+def _heal_field(cls: type[ScheduledFault], kind: str, template: dict[str, Any]) -> str | None:
+    """The field of `cls` that sets its `heal_after` (its ClassVar `heal_field`, or found by trying each)."""
+    declared = getattr(cls, "heal_field", None)
+    if isinstance(declared, str):
+        return declared
+    own_target = set(template) & (set(ScheduledFault.model_fields) | {"controller", "producer", "consumer"})
+    target = {} if own_target else {"broker": 0}
+    for name in cls.model_fields:
+        if name in ScheduledFault.model_fields:
+            continue
+        try:
+            spec = cls.model_validate({**{k: v for k, v in template.items() if k != name}, "kind": kind, "at": "0ms",
+                                       **target, name: "1234.5ms"})
+        except ValidationError:
+            continue
+        if spec.heal_after == 1234.5:
+            return name
+    return None
+
+
+RandomFaultSpec = RandomFault
+"""A random fault process (of any kind of the FaultSpec union)."""
+RandomCrashFault = RandomFault
+"""The name random faults had when crashes were their only kind."""
+FAULT_KINDS["random_faults"] = dict.fromkeys(FAULT_KINDS["faults"], RandomFault)
 
 
 # --- the scenario ------------------------------------------------------------------------------
@@ -466,6 +853,8 @@ class Scenario(_Model):
                 "unclean_leader_election_enable": (self.cluster.unclean_leader_election_enable
                                                    if t.unclean_leader_election_enable is None
                                                    else t.unclean_leader_election_enable),
+                "flush_messages": t.flush_messages or self.cluster.log_flush_interval_messages,
+                "flush_ms": t.flush_ms or self.cluster.log_flush_interval_ms,
             }))
         kv = self.cluster.version_defaults
         if not kv.kraft_unclean_election:
@@ -484,20 +873,66 @@ class Scenario(_Model):
         for i, f in enumerate(self.faults):
             if f.broker is not None and f.broker >= self.cluster.brokers:
                 raise ValueError(f"faults.{i}.broker: no broker {f.broker} (allowed: 0..{self.cluster.brokers - 1})")
-            if f.leader_of is not None:
-                topic, _, part = f.leader_of.rpartition("-")
+            for field in ("leader_of", "follower_of"):
+                tp = getattr(f, field)
+                if tp is None:
+                    continue
+                topic, _, part = tp.rpartition("-")
                 if topic not in by_name or not part.isdigit() or int(part) >= by_name[topic].partitions:
-                    raise ValueError(f"faults.{i}.leader_of: {f.leader_of!r} is not a topic-partition of this "
+                    raise ValueError(f"faults.{i}.{field}: {tp!r} is not a topic-partition of this "
                                      f"scenario (e.g. '{names[0]}-0')")
+                if field == "follower_of" and by_name[topic].replication_factor < 2:
+                    raise ValueError(f"faults.{i}.follower_of: topic {topic} has replication.factor 1, so no "
+                                     f"followers (allowed: a topic with replication.factor >= 2)")
+            for b in f.brokers or ():
+                if b >= self.cluster.brokers:
+                    raise ValueError(f"faults.{i}.brokers: no broker {b} (allowed: 0..{self.cluster.brokers - 1})")
+            for key, have in (("rack", self.cluster.racks or self.cluster.zones), ("zone", self.cluster.zones)):
+                want = getattr(f, key)
+                if want is not None and want not in (have or ()):
+                    allowed = ", ".join(dict.fromkeys(have)) if have else f"none: set cluster.{key}s"
+                    raise ValueError(f"faults.{i}.{key}: no {key} {want!r} (allowed: {allowed})")
             if f.at >= self.duration:
                 raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
+        zones = self.cluster.zones or ()
+        for key in ("controller_zone", "client_zone"):
+            z = getattr(self.network, key)
+            if z is not None and z not in zones:
+                allowed = ", ".join(dict.fromkeys(zones)) if zones else "none: set cluster.zones"
+                raise ValueError(f"network.{key}: no zone {z!r} (allowed: {allowed})")
         for i, rf in enumerate(self.random_faults):
             if rf.stop is not None and rf.stop < rf.start:
                 raise ValueError(f"random_faults.{i}.stop: {format_ms(rf.stop)} is before start {format_ms(rf.start)} "
                                  f"(allowed: stop >= start)")
-            if rf.max_down > self.cluster.brokers:
-                raise ValueError(f"random_faults.{i}.max_down: {rf.max_down} is more than the {self.cluster.brokers} "
-                                 f"brokers (allowed: 1..{self.cluster.brokers})")
+            if rf.per == "rack" and not self.cluster.racks:
+                raise ValueError(f"random_faults.{i}.per: rack needs cluster.racks (allowed: cluster, broker, link)")
+            units, what = ((len(set(self.cluster.racks)), "racks") if rf.per == "rack" else
+                           (self.cluster.brokers * (self.cluster.brokers - 1) // 2, "links") if rf.per == "link" else
+                           (self.cluster.brokers, "brokers"))
+            if rf.max_down > units:
+                raise ValueError(f"random_faults.{i}.max_down: {rf.max_down} is more than the {units} "
+                                 f"{what} (allowed: 1..{units})")
+            b = rf.fault.get("broker")
+            if isinstance(b, int) and b >= self.cluster.brokers:
+                raise ValueError(f"random_faults.{i}.fault.broker: no broker {b} "
+                                 f"(allowed: 0..{self.cluster.brokers - 1})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_client_faults(self) -> "Scenario":
+        """Client faults name an instance of the scenario (see ClientFault for the names)."""
+        producers, consumers = [], []
+        for j, p in enumerate(self.producers):
+            base = p.name or f"producer-{j}"
+            producers += [base] if p.instances == 1 else [f"{base}-{i}" for i in range(p.instances)]
+        for c in self.consumers:
+            consumers += [f"{c.group}-{i}" for i in range(c.instances)]
+        for i, f in enumerate(self.faults):
+            if isinstance(f, ClientFault):
+                kind, names = f._client_kind, producers if f._client_kind == "producer" else consumers
+                if f.client not in names:
+                    raise ValueError(f"faults.{i}.{kind}: no {kind} instance {f.client!r} "
+                                     f"(allowed: {', '.join(names) or 'none declared'})")
         return self
 
     def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
@@ -606,7 +1041,7 @@ def scenario_warnings(sc: Scenario) -> list[str]:
                         f"KAFKA-15583)")
             out.append(f"{where}={t.min_insync_replicas} exceeds replication.factor {rf} of topic {t.name}: {what}")
     for i, rf in enumerate(sc.random_faults):
-        if rf.max_down >= sc.cluster.brokers:
+        if rf.per in ("cluster", "broker") and rf.max_down >= sc.cluster.brokers:
             out.append(f"random_faults.{i}.max_down={rf.max_down}: every one of the {sc.cluster.brokers} brokers "
                        "can be down at once, so the whole cluster can be unavailable (and partitions offline) "
                        "until one restarts")
@@ -614,6 +1049,12 @@ def scenario_warnings(sc: Scenario) -> list[str]:
         if rf.start >= stop:
             out.append(f"random_faults.{i}.start={format_ms(rf.start)} is not before the end of producing "
                        f"({format_ms(stop)}): no random fault will happen")
+    if sc.cluster.log_flush_scheduler_interval_ms is None:
+        for i, t in enumerate(sc.topics):
+            if t.flush_ms is not None:
+                out.append(f"topics.{i}.flush.ms={format_ms(t.flush_ms)} has no effect: Kafka's log flusher runs every "
+                           f"log.flush.scheduler.interval.ms, which is never by default (set cluster."
+                           f"log.flush.scheduler.interval.ms too)")
     latency = _typical_latency(sc.network.latency)
     if latency >= sc.duration:
         out.append(f"network.latency: a typical one-way latency of {format_ms(latency)} is not shorter than the "
@@ -704,6 +1145,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
             continue
         if _is_kind_tag(loc, i):
             model = FAULT_KINDS[loc[i - 2]][part]
+            continue
+        if model is Scenario and part in FAULT_KINDS:  # a union of kinds: the base until the kind tag
+            model = ScheduledFault if part == "faults" else RandomFault
             continue
         field = None
         for name, f in model.model_fields.items():
@@ -830,7 +1274,12 @@ def apply_overrides(data: dict, overrides: dict[str, Any] | list[str]) -> dict:
     return data
 
 
-def _known_keys(path: list) -> list[str]:
+def _known_keys(path: list, node: Any = None) -> list[str]:
+    if len(path) == 2 and path[0] in FAULT_KINDS and isinstance(path[1], int):
+        # a fault entry: the keys of its kind's spec class (a kindless fault is a crash)
+        kind = node.get("kind", "crash") if isinstance(node, dict) else "crash"
+        cls = FAULT_KINDS[path[0]].get(kind)
+        return [f.alias or n for n, f in cls.model_fields.items()] if cls is not None else []
     return _fields_at(tuple(p for p in path))
 
 
@@ -853,7 +1302,7 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
             continue
         if not isinstance(node, dict):
             raise ScenarioError(f"--set {dotted}: {'.'.join(map(str, path))} is a value, not a section")
-        known = set(node) | set(_known_keys(path))
+        known = set(node) | set(_known_keys(path, node))
         old_names = set(RENAMED_CLUSTER_KEYS) if path == ["cluster"] else set()  # accepted, not listed
         for j in range(len(segs), i, -1):
             key = ".".join(segs[i:j])
