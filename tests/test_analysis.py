@@ -1023,7 +1023,7 @@ def test_report_escapes_user_strings_of_a_sweep(study, tmp_path):
     summary.update(warnings=[f"warned {SCRIPT}"])
     (copy / "runs" / rid / "summary.json").write_text(json.dumps(summary))
     page = tmp_path / "sweep.html"
-    page.write_text(analysis.report._render(analysis.load_sweep(copy), figures=False), encoding="utf-8")
+    page.write_text(analysis.report._render(analysis.load_sweep_results(copy), figures=False), encoding="utf-8")
     _assert_escaped(page, [f"kafkasim sweep report: <i>s</i>{SCRIPT}", spec["description"], f"warned {SCRIPT}",
                            f"RuntimeError: {SCRIPT}", f"{key} (client.id)"])
     parsed = parse_report(page)
