@@ -316,3 +316,27 @@ def test_v9_kreps_2014_rates_and_ratios():
             f"{name}: simulated ratio to RF 1 {ratio_sim:.3f}, published {ratio_pub:.3f}"
     # what separates the rows: replication round trips (acks=all) and the shared 1 GbE links (3 producers)
     assert sim_rates["v9-rf3-acksall"] < 0.65 * sim_rates["v9-rf3-acks1"]
+
+
+def test_v9_consumers_start_late_and_read_the_backlog_at_the_nic_rate():
+    """`consumers.start` (v9-1consumer): nothing is consumed before it, the whole backlog is read after
+    it, and one consumer reads it as fast as its 1 Gb NIC carries the framed records, well above the
+    rate it was written at."""
+    from sim.model.producer import BATCH_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
+    from sim.runs.validation import measure_throughput
+
+    sc = sim.load_scenario("scenarios/validation/v9-1consumer.yaml")
+    res = sim.run(sc)
+    b = res.batches
+    got = b[b.times_consumed > 0]
+    assert sc.consumers[0].start == 3000.0
+    assert got.consumed_ms.min() >= 3000.0, f"consumed at {got.consumed_ms.min():.1f} ms, before consumers.start"
+    assert got.record_count.sum() == b[b.outcome == "acked"].record_count.sum()
+    per_batch = (8196 - BATCH_OVERHEAD_BYTES) // (100 + RECORD_OVERHEAD_BYTES)
+    nic_bound = 125e6 / ((BATCH_OVERHEAD_BYTES + per_batch * (100 + RECORD_OVERHEAD_BYTES)) / per_batch)
+    fig = measure_throughput(res)
+    written = b[b.outcome == "acked"].record_count.sum() / 3.0
+    assert fig["backlog_left"] > 0
+    assert 0.9 * nic_bound <= fig["throughput"] <= 1.001 * nic_bound, \
+        f"v9-1consumer: {fig['throughput']:,.0f} records/s, NIC bound {nic_bound:,.0f}"
+    assert fig["throughput"] > 1.2 * written

@@ -5,6 +5,7 @@ The full set runs with `pytest -m validation`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +13,8 @@ import pytest
 
 from analysis.validation import case_section, validation_markdown
 from sim.cli import main
-from sim.runs.validation import CASES, V9_EXTRA, V9_PUBLISHED, cases_named, judge_v1, judge_v12, judge_v14, judge_v5, \
-    judge_v7, judge_v9, judge_zero_loss, validate_model
+from sim.runs.validation import CASES, V9_EXTRA, V9_LATENCY_VARIANT, V9_PUBLISHED, cases_named, judge_v1, judge_v12, \
+    judge_v14, judge_v5, judge_v7, judge_v9, judge_zero_loss, validate_model
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "validation.md"
@@ -93,6 +94,22 @@ def test_the_judges_fail_on_the_wrong_outcome():
     assert judge_v9(_runs(**v9)).passed
     assert not judge_v9(_runs(**{**v9, "throughput": [float(v) if k != "RF 3, acks=all" else 800_000.0
                                                         for k, v in rates.items()]})).passed
+    # V9 consumer rows: three consumers bound by one NIC (1.15M, a third of the rate) fail; a backlog that
+    # ran out inside the measuring window fails; the lone consumer is reported, whatever it reads
+    assert not judge_v9(_runs(**{**v9, "throughput": [float(v) if k != "3 consumers" else 1_150_000.0
+                                                        for k, v in rates.items()]})).passed
+    drained = [0 if k == "3 consumers" else 1 for k in rates]
+    assert not judge_v9(_runs(**v9, backlog_left=drained)).passed
+    assert judge_v9(_runs(**v9, backlog_left=[1] * len(rates))).passed
+    lone = judge_v9(_runs(**{**v9, "throughput": [float(v) if k != "1 consumer" else 2_000_000.0
+                                                  for k, v in rates.items()]}))
+    assert lone.passed and "1 consumer 2,000.0k rec/s" in lone.simulated and "outside tolerance" in lone.simulated
+    # the end-to-end latency is reported next to Kreps's 2 / 3 / 14 ms, not judged
+    lat = _runs(variant=[*rates, V9_LATENCY_VARIANT], throughput=[*map(float, rates.values()), 500.0],
+                e2e_p50_ms=[math.nan] * len(rates) + [0.6], e2e_p99_ms=[math.nan] * len(rates) + [1.0],
+                **{"e2e_p99.9_ms": [math.nan] * len(rates) + [40.0]})
+    v = judge_v9(lat)
+    assert v.passed and "end-to-end latency p50/p99/p99.9 0.60 / 1.00 / 40.00 ms vs 2 / 3 / 14 ms" in v.simulated
     # V14: loss with HW truncation and none with leader epochs; no loss either way fails
     v14 = dict(variant=["high_watermark", "leader_epoch"], acked_lost=[7550, 0], hw_truncations=[1, 0])
     assert judge_v14(_runs(**v14)).passed

@@ -180,7 +180,10 @@ class Cluster:
         for p in self.producers:
             p.start()
         for c in self.consumers:
-            c.start()
+            if c.config.start > 0:
+                c.schedule(c.config.start, c.start)  # consumers.start: read what was written before
+            else:
+                c.start()
         self.faults.start()
 
     def finish(self) -> None:

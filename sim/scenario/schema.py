@@ -567,6 +567,8 @@ class ConsumerConfig(_Model):
     partition_assignment_strategy: Literal["range", "roundrobin", "cooperative-sticky"] = Field(
         "range", alias="partition.assignment.strategy",
         description="classic protocol: the assignor (cooperative-sticky keeps owned partitions; rebalances are eager)")
+    start: Duration = Field(
+        0.0, description="when the consumers start (join and fetch), e.g. to read a backlog written before (kafkasim)")
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> "ConsumerConfig":
