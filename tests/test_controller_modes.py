@@ -95,6 +95,7 @@ def test_bad_controller_mode_is_one_line_naming_the_field(cluster, message):
 VALIDATION = Path(__file__).resolve().parent.parent / "scenarios" / "validation"
 
 
+@pytest.mark.validation  # 10,000 partitions: ~30 s a run; the mechanism's own tests above run in the suite
 @pytest.mark.parametrize("name, controller_part_ms", [
     ("v7-zk-failover-many-partitions.yaml", 0.0),
     ("v7-zk-controller-failover.yaml", 20_000.0),

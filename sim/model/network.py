@@ -334,6 +334,18 @@ class Network:
         clocks[link] = arrive
         env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
+    def _transmitted(self, src: Endpoint, nbytes: int, now: float) -> float:
+        """When the sender's NIC has put `nbytes` on the wire (the general sends; the hot ones inline it)."""
+        if self._hw:
+            return self._egress(src, nbytes, now)
+        if self.ms_per_byte:
+            nic = self._nic_free
+            start = nic.get(src, now)
+            tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
+            nic[src] = tx_end
+            return tx_end
+        return now
+
     def _send_any(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` for any configuration, bound while some link is lossy: bandwidth if set, latency,
         then maybe lose the message on the way."""
@@ -343,14 +355,7 @@ class Network:
         now = env.now
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
-        tx_end = now
-        if self._hw:
-            tx_end = self._egress(src, nbytes, now)
-        elif self.ms_per_byte:
-            nic = self._nic_free
-            start = nic.get(src, now)
-            tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
-            nic[src] = tx_end  # a lost message was still transmitted by the sender
+        tx_end = self._transmitted(src, nbytes, now)  # a lost message was still transmitted by the sender
         arrive = tx_end + self.latency.sample()  # drawn even if lost: other messages keep their draws
         link = (src, dst)
         p = self._loss_link.get(link, self._loss_all)
@@ -376,14 +381,7 @@ class Network:
         now = env.now
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
-        tx_end = now
-        if self._hw:
-            tx_end = self._egress(src, nbytes, now)
-        elif self.ms_per_byte:
-            nic = self._nic_free
-            start = nic.get(src, now)
-            tx_end = (start if start > now else now) + nbytes * self.ms_per_byte
-            nic[src] = tx_end
+        tx_end = self._transmitted(src, nbytes, now)
         arrive = tx_end + self.latency.sample()
         link = (src, dst)
         if link in self._cuts:
