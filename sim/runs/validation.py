@@ -286,7 +286,8 @@ def judge_v9(runs: pd.DataFrame) -> Verdict:
         pub_ms = " / ".join(f"{v:g}" for v in V9_LATENCY_MS.values())
         parts.append(f"end-to-end latency p50/p99/p99.9 {sim_ms} ms vs {pub_ms} ms [reported, not judged]")
     mean, low, high = _ci(runs.loc[runs["variant"] == "RF 1", "throughput"])
-    points = {v: (p / 1000.0, float(rate[v]) / 1000.0) for v, p in {**V9_PUBLISHED, **V9_EXTRA}.items()}
+    points = {v + ("" if v in V9_PUBLISHED else " (not judged)"): (p / 1000.0, float(rate[v]) / 1000.0)
+              for v, p in {**V9_PUBLISHED, **V9_EXTRA}.items()}
     return Verdict("; ".join(parts) + " (kreps-2014 hardware preset)", ok, mean, low, high, points=points,
                    unit="thousand records/s")
 
