@@ -43,7 +43,7 @@ def case_figure(row, path: Path) -> Path | None:
     ax.invert_yaxis()
     ax.set_xlabel(row["unit"])
     ax.set_title(f"{row['case']}: {row['title']}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    fig.legend(fontsize=7, loc="outside lower center", ncols=2)  # below the axes, never over a bar
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
@@ -78,7 +78,9 @@ def validation_markdown(table: pd.DataFrame, *, version: str, command: str,
            "`scenarios/validation/` (each quotes the published figure and its source) over the seeds "
            "given, seeds 0 to N-1.", "",
            f"**{n_pass} of {len(table)} cases reproduced within tolerance; {len(table) - n_pass - n_missing} "
-           f"outside it; {n_missing} not reproduced (the model lacks the mechanism).**", "",
+           f"outside it; {n_missing} not reproduced (the model lacks the mechanism).**"
+           + (" Some cases leave parts of the published result unreproduced or unjudged: see Gaps."
+              if "gaps" in table and table["gaps"].astype(bool).any() else ""), "",
            "| case | published | simulated | tolerance | result |", "|---|---|---|---|---|"]
     for _, r in table.iterrows():
         out.append(f"| {r['case']} | {_cell(r['published'])} | {_cell(r['simulated'])} | {_cell(r['tolerance'])} "
