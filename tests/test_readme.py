@@ -101,8 +101,10 @@ def short_runs(monkeypatch):
         runs = tuple(dataclasses.replace(r, scenario=shorten(r.scenario)) for r in sw.runs if r.seed in seeds)
         return dataclasses.replace(sw, seeds=seeds, runs=runs)
 
-    monkeypatch.setattr(sim.runs.runner, "run", run)
+    # sim.run first: sim loads it lazily from the runner, so patched after the runner it would
+    # record (and "restore") the patched function, and every later test would run shortened
     monkeypatch.setattr(sim, "run", run)
+    monkeypatch.setattr(sim.runs.runner, "run", run)
     monkeypatch.setattr(sweep_module, "load_sweep", load_sweep)
     monkeypatch.setattr(sim.cli.sweep, "load_sweep", load_sweep)
 
