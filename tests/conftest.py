@@ -133,3 +133,14 @@ class Tiny:
 @pytest.fixture
 def tiny():
     return Tiny(tiny_scenario())
+
+
+def attach_endpoints(env, net, n: int) -> list:
+    """`n` fake clients named ep-0.. attached to `net` (for hand-driven network tests)."""
+    eps = []
+    for i in range(n):
+        ep = FakeClient(env)
+        ep.endpoint_id = f"ep-{i}"
+        net.attach(ep)
+        eps.append(ep)
+    return eps

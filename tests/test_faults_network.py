@@ -16,7 +16,7 @@ from sim.model.cluster import assign_replicas
 from sim.model.distributions import Distribution
 from sim.model.network import Degradation, Network
 from sim.scenario.schema import Scenario, ScenarioError
-from tests.conftest import FakeClient
+from tests.conftest import attach_endpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = ROOT / "scenarios/faults"
@@ -248,13 +248,7 @@ def _net(n: int):
     env = simpy.Environment()
     net = Network(env, Distribution("constant", np.random.default_rng(0), value=1.0),
                   loss_rng=np.random.default_rng(7))
-    eps = []
-    for i in range(n):
-        ep = FakeClient(env)
-        ep.endpoint_id = f"ep-{i}"
-        net.attach(ep)
-        eps.append(ep)
-    return env, net, eps
+    return env, net, attach_endpoints(env, net, n)
 
 
 def test_isolating_a_leader_from_its_clients_only_stalls_them_without_a_failover():

@@ -18,7 +18,7 @@ from sim.model.distributions import Distribution
 from sim.model.hardware import HardwareBroker
 from sim.model.network import Network
 from sim.scenario.schema import ScenarioError, Scenario
-from tests.conftest import FakeClient, Tiny, tiny_scenario
+from tests.conftest import FakeClient, attach_endpoints, Tiny, tiny_scenario
 
 MB = 1_000_000
 
@@ -30,13 +30,7 @@ def make_net(latency_ms=1.0):
 
 
 def endpoints(env, net, n):
-    eps = []
-    for i in range(n):
-        ep = FakeClient(env)
-        ep.endpoint_id = f"ep-{i}"
-        net.attach(ep)
-        eps.append(ep)
-    return eps
+    return attach_endpoints(env, net, n)
 
 
 # --- NICs ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import simpy
 from sim.model import messages as m
 from sim.model.distributions import Distribution
 from sim.model.network import Network
-from tests.conftest import FakeClient, Tiny, tiny_scenario
+from tests.conftest import attach_endpoints, Tiny, tiny_scenario
 
 MB = 1_000_000
 
@@ -25,13 +25,7 @@ def make_net(bandwidth=None, latency_ms=1.0, loss_seed=7, latency=None):
 
 
 def endpoints(env, net, n):
-    eps = []
-    for i in range(n):
-        ep = FakeClient(env)
-        ep.endpoint_id = f"ep-{i}"
-        net.attach(ep)
-        eps.append(ep)
-    return eps
+    return attach_endpoints(env, net, n)
 
 
 def rng_state(rng):

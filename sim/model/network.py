@@ -351,12 +351,17 @@ class Network:
         then maybe lose the message on the way."""
         if not src.alive:
             return
-        env = self.env
-        now = env.now
+        now = self.env.now
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
         tx_end = self._transmitted(src, nbytes, now)  # a lost message was still transmitted by the sender
         arrive = tx_end + self.latency.sample()  # drawn even if lost: other messages keep their draws
+        self._arrive(src, dst, msg, kind, nbytes, now, tx_end, arrive)
+
+    def _arrive(self, src: Endpoint, dst: Endpoint, msg: object, kind: type, nbytes: int, now: float,
+                tx_end: float, arrive: float) -> None:
+        """The general sends' last steps: maybe lost on the path, then the receiver's NIC, then
+        FIFO on the link (a retransmitted message holds back the link's later ones), then delivery."""
         link = (src, dst)
         p = self._loss_link.get(link, self._loss_all)
         if p > 0.0 and self._uniform() < p:
@@ -371,14 +376,13 @@ class Network:
         if arrive < last:
             arrive = last
         clocks[link] = arrive
-        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+        self.env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
     def _send_impaired(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` while some link is cut, degraded or between zones: `_send_any` plus those."""
         if not src.alive:
             return
-        env = self.env
-        now = env.now
+        now = self.env.now
         kind = type(msg)
         self.sent[kind] = self.sent.get(kind, 0) + 1
         tx_end = self._transmitted(src, nbytes, now)
@@ -405,18 +409,7 @@ class Network:
                         return
                     arrive += rto
                     rto = min(2.0 * rto, d.rto_max)
-        p = self._loss_link.get(link, self._loss_all)
-        if p > 0.0 and self._uniform() < p:
-            self.dropped[kind] = self.dropped.get(kind, 0) + 1
-            return
-        if self._hw:
-            arrive = self._ingress(src, dst, nbytes, arrive, tx_end - self._tx_start)
-        clocks = self._link_clock
-        last = clocks.get(link, 0.0)
-        if arrive < last:  # FIFO: a retransmitted message holds back the link's later ones
-            arrive = last
-        clocks[link] = arrive
-        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+        self._arrive(src, dst, msg, kind, nbytes, now, tx_end, arrive)
 
     def _uniform(self) -> float:
         """One uniform draw in [0, 1) from the loss stream, from a buffered chunk."""
