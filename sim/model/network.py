@@ -319,20 +319,13 @@ class Network:
         """`send` with per-host NICs: the sender's egress, latency, then the receiver's ingress."""
         if not src.alive:
             return
-        env = self.env
-        now = env.now
+        now = self.env.now
         sent = self.sent
         kind = type(msg)
         sent[kind] = sent.get(kind, 0) + 1
         tx_end = self._egress(src, nbytes, now)
-        arrive = self._ingress(src, dst, nbytes, tx_end + self.latency.sample(), tx_end - self._tx_start)
-        link = (src, dst)
-        clocks = self._link_clock
-        last = clocks.get(link, 0.0)
-        if arrive < last:
-            arrive = last
-        clocks[link] = arrive
-        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+        # no link is lossy when this send is bound, so _arrive only adds the ingress, FIFO and delivery
+        self._arrive(src, dst, msg, kind, nbytes, now, tx_end, tx_end + self.latency.sample())
 
     def _transmitted(self, src: Endpoint, nbytes: int, now: float) -> float:
         """When the sender's NIC has put `nbytes` on the wire (the general sends; the hot ones inline it)."""

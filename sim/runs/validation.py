@@ -109,7 +109,8 @@ def measure_loss(res: Results) -> dict:
     """Acknowledged records lost; as milliseconds of the offered load; one replica-fetch round (ms)."""
     s = res.summary
     fetches = s["messages_sent"].get("FetchRequest", 0)
-    followers = 2  # the cases' topics have RF 3 and no consumers: two followers fetch
+    # V1 and V2: one partition, no consumers, so each of its RF - 1 followers sends every fetch
+    followers = res.scenario.topics[0].replication_factor - 1
     fetch_round = s["produce_duration_ms"] * followers / fetches if fetches else math.nan
     return {"acked_lost": s["acked_lost"], "loss_ms": s["acked_lost"] / _offered_per_ms(res),
             "fetch_round_ms": fetch_round, "invariant_violations": s["invariant_violations"]}
