@@ -114,7 +114,13 @@ def _open(browser, page: Path) -> list[dict]:
     """Load `page` from file:// after clearing the log; returns the SEVERE console entries."""
     browser.get_log("browser")  # drop whatever an earlier page logged
     browser.get(page.resolve().as_uri())
-    assert browser.execute_script("return document.readyState") == "complete"
+    # `get` can return before the load event on a loaded machine (a big sweep page, 2 busy cores):
+    # wait for it rather than read readyState once.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 120, poll_frequency=0.2).until(
+        lambda d: d.execute_script("return document.readyState") == "complete",
+        message=f"{page.name} did not finish loading within 120 s")
     return [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
 
 
