@@ -8,6 +8,7 @@ Notebook API::
     results.summary["acked_lost"], results.batches, results.events, results.timeseries
     results.write("results/quickstart/seed-1")
     frame = sim.sweep("scenarios/sweeps/acks-rf.yaml")  # one row per run, every core
+    report = sim.explore("scenarios/quickstart.yaml", budget=100)  # search fault schedules for data loss
 
 Layers (docs/architecture.md): `sim.scenario` (what the user declares) <- `sim.model` (the
 simulated cluster) <- `sim.measure` (metrics and checks from the model's facts) <- `sim.runs`
@@ -27,6 +28,7 @@ _API = {
     "run": "sim.runs.runner", "Results": "sim.runs.results", "read_results": "sim.runs.results",
     "load_scenario": "sim.scenario.schema", "Scenario": "sim.scenario.schema", "ScenarioError": "sim.scenario.schema",
     "sweep": "sim.runs.sweep", "load_sweep": "sim.runs.sweep", "SweepError": "sim.runs.sweep",
+    "explore": "sim.runs.explore", "ExploreReport": "sim.runs.explore",
 }
 
 __all__ = [*_API, "__version__"]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import simpy
+from simpy.events import URGENT
 
 from sim.model.events import FAULT_END, FAULT_SKIPPED, FAULT_START
 from sim.model.netfaults import fault_links, make_degradation
@@ -396,6 +397,7 @@ class FaultInjector:
         self.clients = clients or {}  # producer and consumer instances by name
         self.active_clients: dict[str, ActiveFault] = {}  # client name -> the fault it is under
         self._healed = env.event()  # client faults without a heal time end at the heal
+        self.healed = False  # the heal at `duration` has happened
 
     def start(self) -> list[simpy.Process]:
         procs = [self.env.process(self.inject_client(i, f) if getattr(f, "client", None) else self.inject(i, f))
@@ -408,6 +410,19 @@ class FaultInjector:
                 procs += [self.env.process(self.inject_per_unit(i, f, key, label, targets, down))
                           for key, label, targets in self._random_units(f)]
         return procs
+
+    def due(self, at: float) -> simpy.Event:
+        """An event at simulated time `at` that fires before every other event due then.
+
+        A scheduled fault starts before anything else happens at its time (SimPy's URGENT priority;
+        nothing else in the model schedules URGENT events ahead of time). So a run forked just before
+        the fault (`kafkasim explore`, sim/runs/explore/forking.py) meets it at the same point of the
+        event order as a run from the start, whatever else is due at that instant.
+        """
+        event = simpy.Event(self.env)
+        event._ok, event._value = True, None
+        self.env.schedule(event, URGENT, max(0.0, at - self.env.now))
+        return event
 
     def resolve_target(self, fault: "FaultSpec") -> int:
         """The broker id the fault hits now (-1: none; CONTROLLER: the controller)."""
@@ -457,7 +472,7 @@ class FaultInjector:
 
     def inject(self, index: int, fault: "FaultSpec"):
         """Start the fault at `at` on its targets; end it `heal_after` later if the spec says so."""
-        yield self.env.timeout(fault.at)
+        yield self.due(fault.at)
         info = ActiveFault(fault.kind, "faults", index, fault.target, fault)
         live = []
         for target in self.resolve_targets(fault):
@@ -534,7 +549,7 @@ class FaultInjector:
 
     def inject_client(self, index: int, fault: "FaultSpec"):
         """A fault on a producer or consumer instance (sim/model/producer.py, consumer.py)."""
-        yield self.env.timeout(fault.at)
+        yield self.due(fault.at)
         info = ActiveFault(fault.kind, "faults", index, fault.target)
         client = self.clients.get(fault.client)
         if client is None or not client.alive:
@@ -641,6 +656,7 @@ class FaultInjector:
 
     def heal(self) -> None:
         """End of the fault window: end every fault still active, restart every crashed broker."""
+        self.healed = True
         for b in self.brokers:
             opened = list(self.open.get(b.broker_id, ()))
             for fault in reversed(opened):  # the latest first: each undoes what it did on top of the earlier ones

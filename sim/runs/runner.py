@@ -32,7 +32,7 @@ from sim.runs.results import Results
 from sim.model.rng import RandomStreams
 from sim.scenario.schema import Scenario, ScenarioError, ScenarioLike, scenario_warnings
 
-__all__ = ["run", "simulate", "estimate_work", "check_work", "work_warnings", "WorkEstimate", "WorkTooLarge", "scenario_warnings",
+__all__ = ["run", "simulate", "build", "advance", "finish", "estimate_work", "check_work", "work_warnings", "WorkEstimate", "WorkTooLarge", "scenario_warnings",
            "physical_memory"]
 
 ProgressFn = Callable[[float, float], None]
@@ -46,13 +46,9 @@ def _as_scenario(scenario: ScenarioLike, overrides: Any = None) -> Scenario:
     return Scenario.resolve(scenario if isinstance(scenario, (dict, Path)) else Path(scenario), overrides)
 
 
-def simulate(scenario: Scenario, seed: int, progress: ProgressFn | None = None,
-             prepare: Callable[[Cluster], None] | None = None) -> tuple[Cluster, Recorder, int]:
-    """Run the model; returns the cluster, the filled recorder and the SimPy events processed.
-
-    `prepare(cluster)` runs once the cluster is built, before it starts: a hook for tests and
-    studies that reach into the model (e.g. `cluster.network.set_loss_all(0.01)`).
-    """
+def build(scenario: Scenario, seed: int, prepare: Callable[[Cluster], None] | None = None
+          ) -> tuple[simpy.Environment, Cluster, Recorder]:
+    """The model of `scenario` with its random streams from `seed`, built and not yet started."""
     env = simpy.Environment()
     streams = RandomStreams(seed)
     recorder = Recorder(partition_names(scenario))
@@ -61,6 +57,17 @@ def simulate(scenario: Scenario, seed: int, progress: ProgressFn | None = None,
         prepare(cluster)
     recorder.producer_names = [p.name for p in cluster.producers]
     recorder.consumer_names = [c.name for c in cluster.consumers]
+    return env, cluster, recorder
+
+
+def simulate(scenario: Scenario, seed: int, progress: ProgressFn | None = None,
+             prepare: Callable[[Cluster], None] | None = None) -> tuple[Cluster, Recorder, int]:
+    """Run the model; returns the cluster, the filled recorder and the SimPy events processed.
+
+    `prepare(cluster)` runs once the cluster is built, before it starts: a hook for tests and
+    studies that reach into the model (e.g. `cluster.network.set_loss_all(0.01)`).
+    """
+    env, cluster, recorder = build(scenario, seed, prepare)
     cluster.start()
     # The model keeps many long-lived objects (batches, logs, fact columns) and makes almost no
     # reference cycles, so CPython's cyclic GC would mostly rescan the live heap over and over:
@@ -68,31 +75,40 @@ def simulate(scenario: Scenario, seed: int, progress: ProgressFn | None = None,
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        events_processed = _advance(env, cluster, scenario, progress)
+        advance(env, cluster, scenario, progress)
+        events_processed = finish(env, cluster)
     finally:
         if gc_enabled:
             gc.enable()
     return cluster, recorder, events_processed
 
 
-def _advance(env: simpy.Environment, cluster: Cluster, scenario: Scenario, progress: ProgressFn | None) -> int:
-    """Run to the end of the settle period, healing faults at `duration`."""
+def advance(env: simpy.Environment, cluster: Cluster, scenario: Scenario, progress: ProgressFn | None = None,
+            until: float | None = None) -> None:
+    """Simulate from now to `until` (default: the end of the settle period), healing faults at `duration`.
+
+    Stopping early and calling again later (as `kafkasim explore` does to fork a run) simulates
+    exactly what one call would: the stops are SimPy `until` events, which change no model state.
+    """
     end = scenario.duration + scenario.settle
+    stop = end if until is None else min(until, end)
     step = max(1000.0, end / 200)
-    t = 0.0
-    healed = False
-    while t < end:
-        t = min(t + step, end)
-        if not healed and t >= scenario.duration:
+    t = env.now
+    while t < stop:
+        t = min(t + step, stop)
+        if not cluster.faults.healed and t >= scenario.duration:
             if scenario.duration > env.now:
                 env.run(until=scenario.duration)
             cluster.faults.heal()
-            healed = True
         if t > env.now:
             env.run(until=t)
         gc.collect(1)
         if progress is not None:
             progress(env.now, end)
+
+
+def finish(env: simpy.Environment, cluster: Cluster) -> int:
+    """Stop the clients and snapshot the final logs; returns the SimPy events processed."""
     cluster.finish()
     return next(env._eid) - len(env._queue)
 
