@@ -24,13 +24,27 @@ _END_VERB = {"crash": "restarted", "controlled_shutdown": "restarted", "partitio
              "consumer_pause": "resumed"}
 
 
-def _who(row) -> str:
+def _who(row, led: dict[int, list[str]] | None = None) -> str:
+    """The fault's target as a reader wants it: 'B2 (leader of events-0)'."""
     if row["fault"] == "controller_outage" or (row["broker"] < 0 and row["target"] == "controller"):
         return "the controller"
     if row["broker"] < 0:
         return row["target"]
-    return f"B{int(row['broker'])}" + (f" ({row['target']})" if row["target"] and not row["target"].startswith("broker")
-                                       else "")
+    b = int(row["broker"])
+    parts = (led or {}).get(b, [])
+    if parts:
+        return f"B{b} (leader of {', '.join(parts[:3])}{', ...' if len(parts) > 3 else ''})"
+    return f"B{b}"
+
+
+def _leaders_at(events: pd.DataFrame, t: float, names) -> dict[int, list[str]]:
+    """Broker -> the partitions it led at time `t` (the last election at or before it)."""
+    lead = events[(events["kind"] == "leader_elected") & (events["time_ms"] <= t)]
+    last = lead.groupby("partition_index")["broker"].last()
+    out: dict[int, list[str]] = {}
+    for p, b in last.items():
+        out.setdefault(int(b), []).append(names(int(p)))
+    return out
 
 
 def _isr(isr) -> str:
@@ -52,6 +66,8 @@ def account(events: pd.DataFrame, batches: pd.DataFrame, faults: list[dict], vio
     for _, r in events.iterrows():
         kind, t = r["kind"], float(r["time_ms"])
         p = int(r["partition_index"])
+        if t <= 0:
+            continue  # the initial elections and ISRs
         if kind == "fault_start":
             detail = ""
             spec = faults[int(r["fault_index"])] if 0 <= int(r["fault_index"]) < len(faults) else {}
@@ -59,7 +75,7 @@ def account(events: pd.DataFrame, batches: pd.DataFrame, faults: list[dict], vio
                 between = ", ".join(spec.get("between", ["all"]))
                 direction = spec.get("direction", "both")
                 detail = f" from {between}" + ("" if direction == "both" else f" ({direction} only)")
-            lines.append((t, f"{_who(r)} {_FAULT_VERB.get(r['fault'], r['fault'])}{detail}"))
+            lines.append((t, f"{_who(r, _leaders_at(events, t, name))} {_FAULT_VERB.get(r['fault'], r['fault'])}{detail}"))
         elif kind == "fault_end" and r["reason"] != "heal":
             lines.append((t, f"{_who(r)} {_END_VERB.get(r['fault'], 'recovered')}"))
         elif kind == "fault_end":
@@ -92,4 +108,8 @@ def account(events: pd.DataFrame, batches: pd.DataFrame, faults: list[dict], vio
         by_part = lost.groupby("partition_index", observed=True)["record_count"].sum() if len(lost) else {}
         where = ", ".join(f"{name(int(p))}: {int(n):,}" for p, n in getattr(by_part, "items", lambda: [])())
         out.append(f"result: {violation}" + (f" ({where})" if where else ""))
+        if len(lost):
+            out.append(f"the lost records arrived at the producer between {_t(lost['first_arrival_ms'].min())} and "
+                       f"{_t(lost['last_arrival_ms'].max())} and were acknowledged between "
+                       f"{_t(lost['acked_ms'].min())} and {_t(lost['acked_ms'].max())}")
     return out

@@ -401,6 +401,10 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     from sim.runs.explore.forking import judge
     from sim.runs.runner import run
 
+    data = dict(data)
+    data["name"] = f"{str(data.get('name', 'scenario')).removesuffix('-counterexample')}-counterexample"
+    data["description"] = (f"A counterexample kafkasim explore found for {prop.name}: "
+                           + "; ".join(_fault_text(f) for f in data.get("faults", [])) + ".")
     sc = validate_scenario(data)
     recorders = []
     results = run(sc, seed=sc.seed, prepare=lambda cluster: recorders.append(cluster.recorder))
@@ -410,6 +414,13 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     report.counterexample = Counterexample(data, violation or "(the replay did not violate the property)", index, steps)
     names = [f"{t.name}-{p}" for t in sc.topics for p in range(t.partitions)]
     report.account = account(results.events, results.batches, data.get("faults", []), violation, names)
+
+
+def _fault_text(f: dict) -> str:
+    target = next((f"{k} {v}" for k, v in f.items() if k in ("broker", "leader_of", "follower_of", "brokers", "rack",
+                                                              "zone", "producer", "consumer")), "the controller")
+    heal = next((f" for {f[k]}" for k in ("restart_after", "heal", "duration") if k in f), "")
+    return f"{f.get('kind', 'crash')} of {target} at {f['at']}{heal}"
 
 
 class _ExploreProgress:
