@@ -28,10 +28,26 @@ _API = {
     "run": "sim.runs.runner", "Results": "sim.runs.results", "read_results": "sim.runs.results",
     "load_scenario": "sim.scenario.schema", "Scenario": "sim.scenario.schema", "ScenarioError": "sim.scenario.schema",
     "sweep": "sim.runs.sweep", "load_sweep": "sim.runs.sweep", "SweepError": "sim.runs.sweep",
-    "explore": "sim.runs.explore", "ExploreReport": "sim.runs.explore",
+    "ExploreReport": "sim.runs.explore",
 }
 
-__all__ = [*_API, "__version__"]
+__all__ = [*_API, "explore", "__version__"]
+
+
+def explore(scenario, **kwargs):
+    """Search fault schedules over `scenario` for a property violation, shrink and replay the first found.
+
+    `sim.runs.explore.explore` (its docstring lists the arguments), which with `out` also writes the
+    counterexample's failover timeline (analysis.plots.failover_timeline) as timeline.png.
+    """
+    kwargs.setdefault("figure", _timeline)
+    return import_module("sim.runs.explore").explore(scenario, **kwargs)  # loaded on first use, as the API names
+
+
+def _timeline(run_dir, path, note: str) -> None:
+    """The counterexample's failover timeline (analysis draws it; the sim.runs layer cannot import analysis)."""
+    run = import_module("sim.runs.contract").read_run(run_dir)
+    import_module("analysis.plots").failover_timeline(run, path, note=note)
 
 
 def __getattr__(name: str):

@@ -78,19 +78,20 @@ def explore_cli(
     `kafkasim run` replays to the same violation, with its run directory, a failover timeline and a
     plain-language account. Exit code 1 if a violation was found.
     """
-    from sim.runs.explore import ExploreError, explore
+    from sim import explore
+    from sim.runs.explore import ExploreError
     from sim.runs.explore.properties import PropertyError
     from sim.runs.explore.schedules import KindsError
-    from sim.scenario.schema import ScenarioError, load_scenario, parse_override
+    from sim.runs.explore.search import base_scenario
+    from sim.scenario.schema import ScenarioError, parse_override
 
     if budget is not None and time_ is not None:
         _fail("--budget and --time: give one of them (a number of schedules, or a search time)")
     try:
         overrides = dict(parse_override(o) for o in set_ or [])
-        base = load_scenario(scenario, overrides or None)
-        if base.faults or base.random_faults:
-            _warn(f"{scenario}: its {len(base.faults) + len(base.random_faults)} fault(s) are replaced by each "
-                  f"schedule's")
+        base, replaced = base_scenario(scenario, overrides or None)
+        if replaced:
+            _warn(f"{scenario}: its {replaced} fault(s) are replaced by each schedule's")
         s = base.seed if seed is None else seed
         from sim.runs.explore.properties import parse_property
 

@@ -26,17 +26,16 @@ import pickle
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from sim.measure.checker import batches_table, check
 from sim.model.faults import ACTIONS, FaultAction
 from sim.runs.explore.properties import Property
 from sim.runs.runner import advance, build, finish
+from sim.runs.sweep.executors import RunOutcome
 from sim.scenario.schema import Scenario
 
-__all__ = ["Verdict", "Job", "run_job", "run_schedules", "with_faults", "PREPARED_KINDS", "can_fork"]
+__all__ = ["Verdict", "Job", "JobOutcome", "run_job", "run_schedules", "with_faults", "PREPARED_KINDS", "can_fork"]
 
 PREPARED_KINDS = frozenset({"degrade"} | {k for k, a in ACTIONS.items()
                                           if type(a).prepare is not FaultAction.prepare})
@@ -368,10 +367,15 @@ def _fork_one(env, cluster, recorder, sc: Scenario, index: int, prop: Property, 
     return verdict
 
 
-def run_job(job: Job) -> Any:
-    """Executor entry point: a Job's verdicts (see sim/runs/explore/search.py)."""
-    from sim.runs.explore.search import JobOutcome
+@dataclass
+class JobOutcome(RunOutcome):
+    """A job's verdicts, one per schedule."""
 
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+def run_job(job: Job) -> JobOutcome:
+    """Executor entry point: a Job's verdicts (see sim/runs/explore/search.py)."""
     t0 = time.perf_counter()
     try:
         verdicts = run_schedules(job.scenario, job.seed, job.schedules, job.prop, fork=job.fork, digest=job.fingerprint,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,11 @@ import pandas as pd
 import yaml
 
 from sim.runs.contract import write_atomic
-from sim.runs.explore.forking import Job, Verdict, can_fork, run_job
+from sim.runs.explore.forking import Job, JobOutcome, Verdict, can_fork, run_job
 from sim.runs.explore.properties import Property, parse_property
 from sim.runs.explore.schedules import DEFAULT_KINDS, Space, generate, parse_kinds
 from sim.runs.explore.shrink import Candidate, shrink
-from sim.runs.sweep.executors import RunOutcome, _executor, available_cores
+from sim.runs.sweep.executors import _executor, available_cores
 from sim.scenario.schema import Scenario, ScenarioError, _load_raw, apply_overrides, validate_scenario
 from sim.scenario.units import format_ms, parse_duration_ms
 
@@ -41,13 +42,6 @@ prefixes to simulate; fewer: finer progress and load balance)."""
 
 class ExploreError(ScenarioError):
     """Bad arguments to a search: one line naming the field and what it allows."""
-
-
-@dataclass
-class JobOutcome(RunOutcome):
-    """A job's verdicts, one per schedule."""
-
-    verdicts: list[Verdict] = field(default_factory=list)
 
 
 @dataclass
@@ -163,6 +157,16 @@ def _base_data(scenario, overrides) -> tuple[dict, Scenario]:
     return data, validate_scenario(data)
 
 
+def base_scenario(scenario, overrides=None) -> tuple[Scenario, int]:
+    """The validated base scenario of a search (its faults removed) and how many faults it had."""
+    raw = scenario.declared() if isinstance(scenario, Scenario) else _load_raw(
+        Path(scenario) if not isinstance(scenario, dict) else scenario)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    replaced = len(raw.get("faults") or []) + len(raw.get("random_faults") or [])
+    return _base_data(scenario, overrides)[1], replaced
+
+
 def _check(budget, time_limit, max_faults, workers, max_concurrent) -> None:
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
         raise ExploreError(f"budget: must be a whole number of schedules >= 1, got {budget!r}")
@@ -217,6 +221,7 @@ class _Search:
         self.fork = fork and dask is None and can_fork()
         self.bar = bar
         self.width = max(1, workers or available_cores()) if dask is None or dask == "local" else max(1, workers or 1)
+        self.executor = None  # set by explore: one for the whole search
 
     def jobs(self, base: Scenario, schedules: list[tuple[int, list[dict]]], tag: str) -> list[Job]:
         """One job per worker, each a share of the schedules in order of first fault (dealt round-robin, so
@@ -248,14 +253,13 @@ class _Search:
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
         try:
-            with _executor(self.workers, self.dask, max(len(jobs), 1), run_job) as executor:
-                for outcome in executor.as_completed(jobs):
-                    job = next(j for j in jobs if j.run_id == outcome.run_id)
-                    finished.add(job.run_id)
-                    verdicts = getattr(outcome, "verdicts", None) or [
-                        Verdict(i, error=outcome.error or "the job returned nothing") for i, _ in job.schedules]
-                    for v in verdicts:
-                        on_verdict(v)
+            for outcome in self.executor.as_completed(jobs):
+                job = next(j for j in jobs if j.run_id == outcome.run_id)
+                finished.add(job.run_id)
+                verdicts = getattr(outcome, "verdicts", None) or [
+                    Verdict(i, error=outcome.error or "the job returned nothing") for i, _ in job.schedules]
+                for v in verdicts:
+                    on_verdict(v)
         finally:
             stop.set()
             watcher.join()
@@ -276,7 +280,7 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
             faults=DEFAULT_KINDS, max_faults: int = 3, property: str = "no-acked-loss",  # noqa: A002
             window=None, max_concurrent: int | None = None, workers: int | None = None, dask: str | None = None,
             out: str | Path | None = None, shrink_budget: int = 150, fork: bool = True, early_stop: bool = True,
-            overrides=None, progress: bool = False, log=None) -> ExploreReport:
+            overrides=None, progress: bool = False, log=None, figure=None) -> ExploreReport:
     """Search fault schedules over `scenario` for a violation of `property`; shrink and replay the first found.
 
     `budget` schedules (default 100), or as many as fit in `time_limit` (seconds, or '10m'); faults
@@ -288,7 +292,8 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     `fork`: share each job's fault-free prefix (sim/runs/explore/forking.py); `early_stop`: for
     no-acked-loss, end a run once its faults are over and the cluster has settled (its loss is final
     then). Neither changes a verdict; both only save time. The counterexample is always replayed in
-    full, from scratch.
+    full, from scratch. `figure(run_dir, path, note)` draws the counterexample's failover timeline
+    into `out` (`sim.explore` passes analysis's; this layer does not import analysis).
     """
     t_start = time.perf_counter()
     _check(budget, _time_limit(time_limit), max_faults, workers, max_concurrent)
@@ -310,8 +315,10 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     rows: list[dict] = []
     first_violation_s = None
     verdicts: dict[int, Verdict] = {}
-    with _ExploreProgress(progress, f"explore {name}") as bar:
+    with _ExploreProgress(progress, f"explore {name}") as bar, ExitStack() as stack:
         search = _Search(data, base, seed, prop, workers, dask, fork, bar, early_stop)
+        # one pool for the search and the shrinking: a pool's fresh workers take a second or two to start
+        search.executor = stack.enter_context(_executor(workers, dask, search.width, run_job))
         t0 = time.perf_counter()
         next_index = 0
         total = budget if budget is not None else 0
@@ -373,7 +380,7 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
             _replay(report, shrunk.data, shrunk.steps, prop, i)
     report.wall_s = time.perf_counter() - t_start
     if out is not None:
-        report.out = _write(report, Path(out))
+        report.out = _write(report, Path(out), figure)
     return report
 
 
@@ -513,7 +520,7 @@ def _check_out(out: Path) -> None:
                            f"kafkasim never deletes what it did not write: choose another path")
 
 
-def _write(report: ExploreReport, out: Path) -> Path:
+def _write(report: ExploreReport, out: Path, figure=None) -> Path:
     """The search's directory: explore.json, schedules.csv and, with a violation, the counterexample."""
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -533,7 +540,8 @@ def _write(report: ExploreReport, out: Path) -> Path:
             (d / "counterexample.yaml").write_text(cx.to_yaml(header))
             (d / "account.md").write_text(_account_markdown(report))
             report.results.write(d / "counterexample")
-            _timeline(d / "counterexample", d / "timeline.png", report)
+            if figure is not None:
+                figure(d / "counterexample", d / "timeline.png", f"kafkasim explore: {cx.violation}")
         (d / EXPLORE_FILE).write_text(json.dumps(report.summary(), indent=2, default=str) + "\n")
 
     write_atomic(out, write)
@@ -552,11 +560,3 @@ def _account_markdown(report: ExploreReport) -> str:
     lines += [f"  - {s}" for s in cx.steps] or ["  - (nothing could be removed)"]
     lines += ["", "Replay it: `kafkasim run counterexample.yaml` (the run directory `counterexample/` is that run).", ""]
     return "\n".join(lines)
-
-
-def _timeline(run_dir: Path, path: Path, report: ExploreReport) -> None:
-    """The failover timeline of the counterexample, next to its run."""
-    from analysis.plots import failover_timeline
-    from sim.runs.contract import read_run
-
-    failover_timeline(read_run(run_dir), path, note=f"kafkasim explore: {report.counterexample.violation}")
