@@ -658,7 +658,7 @@ def _fault_rows(faults) -> list[int]:
 
 
 def failover_timeline(run: Run, path: str | Path | None = None, *, max_partitions: int = 24,
-                      note: str | None = None) -> Figure:
+                      note: str | None = None, window: tuple[float, float] | None = None) -> Figure:
     """One run over time, so a reader sees when leadership moved, writes stalled and records were lost.
 
     Panels share the time axis (seconds):
@@ -685,7 +685,9 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     top panel with what happened to it ("broker 2 cut off", "broker 0 powered off"). Dashed line: producers stop and faults heal.
     Every legend sits right of its panel, outside the data. With more than `max_partitions`
     partitions, those whose leader or ISR changed come first. `note` is added to the title (a
-    sweep report says why it chose this run).
+    sweep report says why it chose this run). `window` (seconds, start and end) zooms the time axis
+    onto a stretch of the run (`kafkasim explore` shows its counterexample's faults so); labels that
+    would not fit their bar or would cover a neighbour are left out or moved up a row.
     """
     ts = run.timeseries
     lead = leadership_intervals(run)
@@ -706,6 +708,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
         5, 1, sharex=True, height_ratios=[1.0, 0.55, 0.9, 0.55, max(1.2, lane_h * n_rows)])
     t = ts["time_ms"].to_numpy(dtype=float) / 1000.0
     end_s = run.end_ms / 1000.0
+    x_lo, x_hi = (0.0, end_s) if window is None else (max(0.0, float(window[0])), min(end_s, float(window[1])))
+    span = max(x_hi - x_lo, 1e-9)
     outside = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "borderaxespad": 0, "fontsize": 7}
 
     ax_tp.set_gid("timeline:throughput")
@@ -810,9 +814,10 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             ax_ln.broken_barh(stale, (y - 0.4, 0.3), facecolors="none", edgecolor="#555555", hatch="xxx",
                               linewidth=0.0, label=f"_isr_down:{name}", gid=f"isr_down:{name}")
         for (x0, w), s in zip(ispans, gi["isr_size"]):
-            if w >= 0.05 * end_s:
-                ax_ln.text(x0 + w / 2, y - 0.25, f"ISR {int(s)}", ha="center", va="center", fontsize=6,
-                           bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+            shown_w = min(x0 + w, x_hi) - max(x0, x_lo)
+            if shown_w >= 0.05 * span:  # in the middle of the part shown
+                ax_ln.text(max(x0, x_lo) + shown_w / 2, y - 0.25, f"ISR {int(s)}", ha="center", va="center",
+                           fontsize=6, clip_on=True, bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
                                  "alpha": 0.85})
         trunc = truncations[truncations["partition_index"] == idx]
         if len(trunc):
@@ -826,6 +831,7 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     ticks, labels = list(range(len(lanes))), [name for _, name in reversed(lanes)]
     if n_fault_rows:  # the fault lane, above the partitions: every fault of any kind, start to end
         y0, h = len(lanes) - 0.4, 0.9 / n_fault_rows
+        lane_labels: list[tuple[float, float, int]] = []  # (left, right, row) of the fault labels, in points
         for (_, f), row in zip(faults.iterrows(), fault_rows):
             x0, w = f["start_ms"] / 1000.0, (f["end_ms"] - f["start_ms"]) / 1000.0
             yb = y0 + row * h + 0.05 * h
@@ -833,9 +839,20 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
                               edgecolor=FAULT_COLOR, hatch="" if f["takes_down"] else "////", alpha=0.8,
                               linewidth=0.8, label="_fault", gid=f"fault:{f['fault_source']}.{f['fault_index']}")
             where = f" broker {int(f['broker'])}" if f["broker"] >= 0 and f"broker {int(f['broker'])}" != f["target"] else ""
-            ax_ln.text(x0 + min(w, end_s) / 2, yb + 0.45 * h, f"{f['fault']}: {f['target']}{where}", ha="center",
-                       va="center", fontsize=6, clip_on=True, gid=f"label:fault:{f['fault_source']}.{f['fault_index']}",
-                       bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+            text = f"{f['fault']}: {f['target']}{where}"
+            shown_w = min(x0 + w, x_hi) - max(x0, x_lo)
+            centre = max(x0, x_lo) + shown_w / 2
+            # about 3.3 pt a character at 6 pt, on an axis ~750 pt wide: a label that would cover another
+            # one of its row is left out (the labels above the top panel name every fault that took a broker down)
+            left = (centre - x_lo) / span * 750.0 - 1.65 * len(text)
+            extent = (left, left + 3.3 * len(text))
+            free = all(r != row or extent[1] < a or extent[0] > b for a, b, r in lane_labels)
+            if shown_w > 0 and free:
+                lane_labels.append((*extent, row))
+                ax_ln.text(centre, yb + 0.45 * h, text, ha="center", va="center", fontsize=6,
+                           clip_on=True, gid=f"label:fault:{f['fault_source']}.{f['fault_index']}",
+                           bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                                 "alpha": 0.85})
         ticks.append(len(lanes) + 0.05)
         labels.append("faults")
     ax_ln.set_yticks(ticks, labels, fontsize=7)
@@ -850,20 +867,34 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             ax.axvspan(d["start_ms"] / 1000.0, d["end_ms"] / 1000.0, color=FAULT_COLOR, alpha=0.18, linewidth=0,
                        zorder=0, gid=f"down:broker{int(d['broker'])}")
         ax.axvline(run.produce_end_ms / 1000.0, color="grey", linestyle="--", linewidth=0.8)
-        ax.set_xlim(0, end_s)
+        ax.set_xlim(x_lo, x_hi)
     ax_ln.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     # labels above the top panel, outside the data: one row for downtime, one for the end of producing
     # one label per window: brokers that went down together (a rack, a power cut) share it
+    placed: list[tuple[float, float, int]] = []  # (left, right, row) of the labels so far, in points
     for (start, end, fault), g in down.groupby(["start_ms", "end_ms", "fault"], sort=False):
         ids = sorted(int(b) for b in g["broker"])
         who = f"broker {ids[0]}" if len(ids) == 1 else "brokers " + ", ".join(map(str, ids))
-        ax_tp.annotate(f"{who} {_DOWN_WORDS.get(fault, 'down')}", ((start + end) / 2000.0, 1.0),
-                       xycoords=("data", "axes fraction"), xytext=(0, 2), textcoords="offset points",
+        text = f"{who} {_DOWN_WORDS.get(fault, 'down')}"
+        lo_s, hi_s = max(start / 1000.0, x_lo), min(end / 1000.0, x_hi)
+        if hi_s < lo_s:
+            continue  # outside the window shown
+        centre = (lo_s + hi_s) / 2
+        left = (centre - x_lo) / span * 750.0 - 1.9 * len(text)
+        right = left + 3.8 * len(text)
+        # the lowest row (2 pt, then 11 pt, ...) where it covers no label already placed
+        row = next(r for r in range(len(placed) + 1)
+                   if all(rr != r or right < pl or left > pr for pl, pr, rr in placed))
+        placed.append((left, right, row))
+        ax_tp.annotate(text, (centre, 1.0),
+                       xycoords=("data", "axes fraction"), xytext=(0, 2 + 9 * row), textcoords="offset points",
                        ha="center", va="bottom", fontsize=7, color="#333333",
                        gid="label:down:" + ",".join(map(str, ids)))
-    ax_tp.annotate("producers stop, faults heal", (run.produce_end_ms / 1000.0, 1.0),
-                   xycoords=("data", "axes fraction"), xytext=(0, 12), textcoords="offset points",
-                   ha="center", va="bottom", fontsize=7, color="grey", gid="label:produce_end")
+    rows_used = 1 + max((r for _, _, r in placed), default=0)
+    if x_lo <= run.produce_end_ms / 1000.0 <= x_hi:
+        ax_tp.annotate("producers stop, faults heal", (run.produce_end_ms / 1000.0, 1.0),
+                       xycoords=("data", "axes fraction"), xytext=(0, 3 + 9 * rows_used), textcoords="offset points",
+                       ha="center", va="bottom", fontsize=7, color="grey", gid="label:produce_end")
 
     handles = [Patch(facecolor=BROKER_COLORS[b % len(BROKER_COLORS)], label=f"leader: broker {b}")
                for b in sorted(brokers_seen)]

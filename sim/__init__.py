@@ -45,9 +45,21 @@ def explore(scenario, **kwargs):
 
 
 def _timeline(run_dir, path, note: str) -> None:
-    """The counterexample's failover timeline (analysis draws it; the sim.runs layer cannot import analysis)."""
+    """The counterexample's failover timeline (analysis draws it; the sim.runs layer cannot import analysis),
+    zoomed onto its faults and what followed them (elections, ISR changes, truncations) when they are short."""
     run = import_module("sim.runs.contract").read_run(run_dir)
-    import_module("analysis.plots").failover_timeline(run, path, note=note)
+    ev = run.events
+    faults = ev[ev["kind"].isin(["fault_start", "fault_end"])]
+    window = None
+    if len(faults):
+        first = float(faults["time_ms"].min())
+        after = ev[(ev["time_ms"] >= first) & ev["kind"].isin(
+            ["fault_end", "leader_elected", "unclean_election", "isr_change", "truncation", "log_lost_tail"])]
+        last = float(after["time_ms"].max())
+        lo, hi = max(0.0, first / 1000.0 - 2.0), min(run.end_ms, last + 3000.0) / 1000.0
+        if hi - lo < 0.7 * run.end_ms / 1000.0:
+            window = (lo, hi)
+    import_module("analysis.plots").failover_timeline(run, path, note=note, window=window)
 
 
 def __getattr__(name: str):

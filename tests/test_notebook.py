@@ -29,7 +29,7 @@ def test_notebook_runs(tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if o.output_type in ("execute_result", "display_data") and "image/png" in o.data]
-    assert len(images) >= 4  # loss map, timeline, latency, failover distribution
+    assert len(images) >= 5  # loss map, timeline, latency, failover distribution, the counterexample's timeline
     study = tmp_path / "sweeps" / "durability-study"
     table = pd.read_parquet(study / "sweep.parquet")
     assert len(table) == 18 and (table["status"] == "ok").all()
@@ -39,6 +39,11 @@ def test_notebook_runs(tmp_path, monkeypatch):
                                                                  "failover-distribution.png"}
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "acks=  0, RF=2, min.insync=1: message loss" in text
+    # section 4: explore finds and shrinks the acks=1 loss, and finds none in the protected configuration
+    explored = tmp_path / "explore" / "acks1"
+    assert (explored / "counterexample.yaml").is_file() and (explored / "timeline.png").is_file()
+    assert "first counterexample: schedule" in text and "acknowledged records missing" in text
+    assert "no violation of no-acked-loss found within the budget" in text
 
 
 def test_notebook_writes_under_results_by_default():
