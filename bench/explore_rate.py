@@ -23,11 +23,11 @@ import sim  # noqa: E402
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
 UNSAFE = {
     "acks=1": {"producers.0.acks": 1, "producers.0.enable.idempotence": False},
-    "min.insync=1 + unclean election": {"topics.0.min.insync.replicas": 1,
-                                        "topics.0.unclean.leader.election.enable": True},
+    "RF 2, min.insync=1 + unclean election": {"topics.0.replication.factor": 2, "topics.0.min.insync.replicas": 1,
+                                              "topics.0.unclean.leader.election.enable": True},
     "acks=all, default flush, power loss": {},
 }
-UNSAFE_FAULTS = {"acks=1": "crash,partition,pause", "min.insync=1 + unclean election": "crash,partition,pause",
+UNSAFE_FAULTS = {"acks=1": "crash,partition,pause", "RF 2, min.insync=1 + unclean election": "crash,partition",
                  "acks=all, default flush, power loss": "power"}
 
 

@@ -119,11 +119,11 @@ FOCUS = 0.8
 def _broker_target(rng: np.random.Generator, space: Space, kind: str, focus: str | None = None) -> dict:
     """A broker target: the leader or a follower of a partition, a broker id, or (host faults) a set."""
     r = rng.random()
-    if space.partitions and r < 0.5:
+    if space.partitions and r < 0.45:
         return {"leader_of": _partition(rng, space, focus)}
-    if space.partitions and r < 0.7:
+    if space.partitions and r < 0.8:
         return {"follower_of": _partition(rng, space, focus)}
-    if kind in ("power_loss", "crash") and r < 0.8:
+    if kind in ("power_loss", "crash") and r < 0.87:
         # correlated: a rack, or a whole data centre losing power at once
         if space.racks:
             return {"rack": space.racks[int(rng.integers(len(space.racks)))]}
