@@ -24,6 +24,23 @@ _END_VERB = {"crash": "restarted", "controlled_shutdown": "restarted", "partitio
              "consumer_pause": "resumed"}
 
 
+def _isr_verb(before: tuple, after: tuple) -> str:
+    return "shrank" if len(after) < len(before) else "grew" if len(after) > len(before) else "changed"
+
+
+_STORY = {
+    "leader_elected": lambda r, n: f"B{int(r['broker'])} elected leader of {n} (epoch {int(r['value'])})",
+    "unclean_election": lambda r, n: f"B{int(r['broker'])} elected leader of {n} UNCLEANLY (it was not in the ISR)",
+    "partition_offline": lambda r, n: f"{n} went offline (no eligible leader)",
+    "isr_change": lambda r, n: f"ISR of {n} {_isr_verb(tuple(r['isr_before']), tuple(r['isr']))} to {_isr(r['isr'])}",
+    "truncation": lambda r, n: f"B{int(r['broker'])} truncated {n}, removing {int(r['removed']):,} records",
+    "log_lost_tail": lambda r, n: f"B{int(r['broker'])} lost the unflushed tail of {n}: {r['detail']}",
+    "broker_fenced": lambda r, n: f"the controller fenced B{int(r['broker'])}",
+    "broker_unfenced": lambda r, n: f"the controller unfenced B{int(r['broker'])}",
+}
+"""How each model event of a partition that lost data (or of a broker) is told; the others are left out."""
+
+
 def _who(row, led: dict[int, list[str]] | None = None) -> str:
     """The fault's target as a reader wants it: 'B2 (leader of events-0)'."""
     if row["fault"] == "controller_outage" or (row["broker"] < 0 and row["target"] == "controller"):
@@ -31,10 +48,13 @@ def _who(row, led: dict[int, list[str]] | None = None) -> str:
     if row["broker"] < 0:
         return row["target"]
     b = int(row["broker"])
+    roles = []
+    if str(row["target"]).startswith("follower_of "):
+        roles.append(f"a follower of {row['target'].split(' ', 1)[1]}")  # what the fault aimed at
     parts = (led or {}).get(b, [])
     if parts:
-        return f"B{b} (leader of {', '.join(parts[:3])}{', ...' if len(parts) > 3 else ''})"
-    return f"B{b}"
+        roles.append(f"leader of {', '.join(parts[:3])}{', ...' if len(parts) > 3 else ''}")
+    return f"B{b} ({'; '.join(roles)})" if roles else f"B{b}"
 
 
 def _leaders_at(events: pd.DataFrame, t: float, names) -> dict[int, list[str]]:
@@ -82,25 +102,10 @@ def account(events: pd.DataFrame, batches: pd.DataFrame, faults: list[dict], vio
             lines.append((t, f"{_who(r)} {_END_VERB.get(r['fault'], 'recovered')} (the faults heal at `duration`)"))
         elif kind == "fault_skipped":
             lines.append((t, f"a {r['fault']} of {r['target']} was skipped ({r['reason']})"))
-        elif p in hit or (p < 0 and kind in ("broker_fenced", "broker_unfenced")):
-            if kind == "leader_elected" and t > 0:
-                lines.append((t, f"B{int(r['broker'])} elected leader of {name(p)} (epoch {int(r['value'])})"))
-            elif kind == "unclean_election":
-                lines.append((t, f"B{int(r['broker'])} elected leader of {name(p)} UNCLEANLY (it was not in the ISR)"))
-            elif kind == "partition_offline":
-                lines.append((t, f"{name(p)} went offline (no eligible leader)"))
-            elif kind == "isr_change":
-                before, after = tuple(r["isr_before"]), tuple(r["isr"])
-                verb = "shrank" if len(after) < len(before) else "grew" if len(after) > len(before) else "changed"
-                lines.append((t, f"ISR of {name(p)} {verb} to {_isr(after)}"))
-            elif kind == "truncation":
-                lines.append((t, f"B{int(r['broker'])} truncated {name(p)}, removing {int(r['removed']):,} records"))
-            elif kind == "log_lost_tail":
-                lines.append((t, f"B{int(r['broker'])} lost the unflushed tail of {name(p)}: {r['detail']}"))
-            elif kind == "broker_fenced":
-                lines.append((t, f"the controller fenced B{int(r['broker'])}"))
-            elif kind == "broker_unfenced":
-                lines.append((t, f"the controller unfenced B{int(r['broker'])}"))
+        elif (p in hit or p < 0) and kind in _STORY:
+            if kind == "leader_elected" and r["reason"] == "unclean":
+                continue  # told by its unclean_election
+            lines.append((t, _STORY[kind](r, name(p))))
     out = [f"at {_t(t)}: {text}" for t, text in lines]
     if len(out) > limit:
         out = out[:limit - 1] + [f"... and {len(out) - limit + 1} more events (events.parquet has them all)"]
