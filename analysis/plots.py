@@ -686,8 +686,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     Every legend sits right of its panel, outside the data. With more than `max_partitions`
     partitions, those whose leader or ISR changed come first. `note` is added to the title (a
     sweep report says why it chose this run). `window` (seconds, start and end) zooms the time axis
-    onto a stretch of the run (`kafkasim explore` shows its counterexample's faults so); labels that
-    would not fit their bar or would cover a neighbour are left out or moved up a row.
+    onto a stretch of the run (`kafkasim explore` shows its counterexample's faults so; the axis label
+    says so); a fault label that would cover another is left out, a downtime label moved up a row.
     """
     ts = run.timeseries
     lead = leadership_intervals(run)
@@ -842,8 +842,11 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             text = f"{f['fault']}: {f['target']}{where}"
             shown_w = min(x0 + w, x_hi) - max(x0, x_lo)
             centre = max(x0, x_lo) + shown_w / 2
-            # about 3.3 pt a character at 6 pt, on an axis ~750 pt wide: a label that would cover another
-            # one of its row is left out (the labels above the top panel name every fault that took a broker down)
+            # about 3.3 pt a character at 6 pt, on an axis ~750 pt wide: kept inside the axis, and left out
+            # where it would cover another label of its row (the labels above the top panel name every
+            # fault that took a broker down)
+            half = 1.65 * len(text) / 750.0 * span
+            centre = min(max(centre, x_lo + half), x_hi - half)
             left = (centre - x_lo) / span * 750.0 - 1.65 * len(text)
             extent = (left, left + 3.3 * len(text))
             free = all(r != row or extent[1] < a or extent[0] > b for a, b, r in lane_labels)
@@ -857,7 +860,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
         labels.append("faults")
     ax_ln.set_yticks(ticks, labels, fontsize=7)
     ax_ln.set_ylim(-0.6, len(lanes) - 0.4 + (1.0 if n_fault_rows else 0.0))
-    ax_ln.set_xlabel("simulated time (s)")
+    ax_ln.set_xlabel("simulated time (s)" if window is None else
+                     f"simulated time (s), zoomed onto {x_lo:g}-{x_hi:g} s of the run's 0-{end_s:g} s")
     shown = f"{len(lanes)} of {n_parts} partitions (changed ones first)" if len(lanes) < n_parts else "partitions"
     ax_ln.set_ylabel(f"{shown}:\nleader (upper), ISR (lower)" + ("; faults on top" if n_fault_rows else ""),
                      fontsize=8)

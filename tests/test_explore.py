@@ -232,3 +232,30 @@ def test_a_search_by_time_stops_and_counts_what_it_ran():
     rep = sim.explore(BASE, time_limit="2s", faults="crash", shrink_budget=0, workers=1)
     assert rep.tried >= 16 and rep.tried % 16 == 0  # whole rounds
     assert len(rep.schedules) == rep.tried and list(rep.schedules["schedule"]) == list(range(rep.tried))
+
+
+def test_failed_schedules_make_the_search_incomplete_not_clean(base_file, tmp_path, capsys, monkeypatch):
+    from sim.model import faults as model_faults
+
+    def broken(self, broker):
+        raise RuntimeError("a model bug")
+
+    monkeypatch.setattr(model_faults.Crash, "start", broken)  # in this process: --workers 1 runs here
+    code = cli_main(["explore", str(base_file), "--budget", "3", "--faults", "crash", "--workers", "1",
+                     "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "3 schedule(s) failed" in out and "incomplete" in out
+    table = (tmp_path / "o" / "schedules.csv").read_text()
+    assert "RuntimeError: a model bug (at test_explore.py" in table  # the innermost frame of ours, not SimPy's
+
+
+def test_fault_times_stay_inside_a_window_that_ends_at_duration():
+    sc = _scenario()
+    space = Space.of(sc, kinds=("crash",), window=(19_990.0, 20_000.0))
+    assert all(fault_window(f)[0] < sc.duration for i in range(200) for f in generate(space, 1, i))
+
+
+def test_a_remote_dask_takes_no_worker_count(base_file, capsys):
+    assert cli_main(["explore", str(base_file), "--dask", "tcp://127.0.0.1:1", "--workers", "2"]) == 2
+    assert "workers: applies to the local pool" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 A thin shell over :func:`sim.runs.explore.explore`: bad arguments end in one line naming the field,
 exit code 2, before anything runs; the search's progress goes to stderr; the counterexample, its run
 directory, timeline and account go to `--out`. Exit code 1 when a violation was found (a search is
-a test of the configuration), 0 when none was.
+a test of the configuration), 3 when none was but some schedules failed, 0 when none was.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def explore_cli(
     (forked, not re-simulated). The first violating schedule (lowest index) is shrunk (fewer faults,
     shorter and earlier, then a smaller scenario) and written as counterexample.yaml, which
     `kafkasim run` replays to the same violation, with its run directory, a failover timeline and a
-    plain-language account. Exit code 1 if a violation was found.
+    plain-language account. Exit code 1 if a violation was found, 3 if none was but some schedules
+    failed (the search is incomplete), 0 if none was among all of them.
     """
     from sim import explore
     from sim.runs.explore import ExploreError
@@ -111,3 +112,5 @@ def explore_cli(
     if report.counterexample is not None:
         out_console.print(f"replay: kafkasim run {report.out / 'counterexample.yaml'}", markup=False, highlight=False)
         raise typer.Exit(code=1)
+    if report.errors:
+        raise typer.Exit(code=3)  # no violation among the schedules that ran, but some did not run: incomplete

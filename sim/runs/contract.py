@@ -31,7 +31,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Optional, TypedDict
 
-import numpy as np
 import pandas as pd
 import yaml
 

@@ -303,8 +303,11 @@ def _guarded(fn, index: int) -> Verdict:
 
 
 def _describe(e: BaseException) -> str:
+    """`Type: message (at file.py:line in function)`, naming the innermost frame outside installed packages
+    (a model error surfaces inside SimPy's `step`, which says nothing)."""
     frames = traceback.extract_tb(e.__traceback__)
-    where = f" (at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    ours = [f for f in frames if "site-packages" not in f.filename and "dist-packages" not in f.filename] or frames
+    where = f" (at {os.path.basename(ours[-1].filename)}:{ours[-1].lineno} in {ours[-1].name})" if ours else ""
     return f"{type(e).__name__}: {e}{where}"
 
 
@@ -356,9 +359,18 @@ def _fork_one(env, cluster, recorder, sc: Scenario, index: int, prop: Property, 
         finally:
             os._exit(code)
     os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as r:
-        data = r.read()
-    _, status = os.waitpid(pid, 0)
+    status = None
+    try:
+        with os.fdopen(read_fd, "rb") as r:
+            data = r.read()
+        _, status = os.waitpid(pid, 0)
+    finally:
+        if status is None:  # interrupted (Ctrl-C in a notebook): the child must not run on as an orphan
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
     try:
         verdict: Verdict = pickle.loads(data)
     except Exception:  # noqa: BLE001 - the child died before it wrote (killed, out of memory)

@@ -222,7 +222,8 @@ def generate(space: Space, seed: int, index: int) -> list[dict]:
     for _ in range(n):
         for _try in range(20):  # keep to max_concurrent by drawing again
             kind = kinds[int(rng.integers(len(kinds)))]
-            f, _ = _fault(rng, space, kind, float(rng.uniform(lo, hi)), focus)
+            # whole milliseconds, never `hi` itself (a fault at `duration` is not a valid one)
+            f, _ = _fault(rng, space, kind, float(min(math.floor(rng.uniform(lo, hi)), math.ceil(hi) - 1)), focus)
             if overlap_ok(faults + [f], space.max_concurrent):
                 faults.append(f)
                 break

@@ -26,7 +26,7 @@ from sim.runs.explore.forking import Job, JobOutcome, Verdict, can_fork, run_job
 from sim.runs.explore.properties import Property, parse_property
 from sim.runs.explore.schedules import DEFAULT_KINDS, Space, generate, parse_kinds
 from sim.runs.explore.shrink import Candidate, shrink
-from sim.runs.sweep.executors import _executor, available_cores
+from sim.runs.sweep.executors import _check_executor_args, _executor, available_cores
 from sim.scenario.schema import Scenario, ScenarioError, _load_raw, apply_overrides, validate_scenario
 from sim.scenario.units import format_ms, parse_duration_ms
 
@@ -130,8 +130,12 @@ class ExploreReport:
         if self.unsettled:
             lines.append(f"{self.unsettled} schedule(s) ended before the cluster settled (acknowledged records still "
                          f"above the high watermark): not counted as violations; a longer `settle` judges them")
+        if self.errors:
+            lines.append(f"{self.errors} schedule(s) failed (their errors are in schedules.csv): the search is "
+                         f"incomplete, and a model error is a bug worth reporting")
         if self.found is None:
-            lines.append(f"no violation of {self.property} found within the budget")
+            lines.append(f"no violation of {self.property} found within the budget"
+                         + (" among the schedules that ran" if self.errors else ""))
             return "\n".join(lines)
         lines.append(f"first counterexample: schedule {self.found.schedule_index} ({len(self.found.faults)} faults), "
                      f"found after {self.first_violation_s:.1f} s")
@@ -139,6 +143,10 @@ class ExploreReport:
         if cx is not None:
             lines.append(f"shrunk to {len(cx.faults)} fault(s) in {self.shrink_runs} runs ({self.shrink_s:.1f} s)"
                          + (" (shrink budget used up)" if self.shrink_exhausted else ""))
+            if not self.replayed:
+                lines.append("WARNING: replayed from scratch, the shrunk scenario did NOT violate the property: a forked "
+                             "or shortened run differed from a full one (a bug worth reporting); found.yaml is the "
+                             "schedule as found")
             lines += [f"  {s}" for s in self.account]
         return "\n".join(lines)
 
@@ -300,6 +308,10 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     limit = _time_limit(time_limit)
     if budget is None and limit is None:
         budget = DEFAULT_BUDGET
+    try:
+        _check_executor_args(workers, dask)
+    except ScenarioError as e:
+        raise ExploreError(str(e)) from None
     prop = parse_property(property)
     kinds = parse_kinds(faults)
     data, base = _base_data(scenario, overrides)
@@ -310,6 +322,14 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     if out is not None:
         _check_out(Path(out))
     name = base.name
+    if prop.stops_early and base.settle < base.cluster.replica_socket_timeout_ms:
+        # a follower whose fetch a partition dropped waits replica.socket.timeout.ms before it fetches again,
+        # in the ISR meanwhile: its leader's high watermark waits too, and a run may end with it still waiting
+        (log or (lambda text: None))(
+            f"note: settle {format_ms(base.settle)} is shorter than replica.socket.timeout.ms "
+            f"{format_ms(base.cluster.replica_socket_timeout_ms)}: a run whose follower lost a fetch may end with "
+            f"acknowledged records not yet committed (reported as unsettled, not judged); --set settle="
+            f"{format_ms(base.cluster.replica_socket_timeout_ms + 10_000)} judges them")
     say = log or (lambda text: None)
 
     rows: list[dict] = []
@@ -369,10 +389,12 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
         bar.done_line()
         if violators:
             i = violators[0]
-            found_data = dict(copy.deepcopy(data), faults=all_schedules[i])
+            found_data = _named(dict(copy.deepcopy(data), faults=all_schedules[i]), prop, "found",
+                                f"Schedule {i} of a kafkasim explore search, before shrinking,")
             report.found = Counterexample(found_data, verdicts[i].violation, i)
             say(f"schedule {i} violates {prop.name}: {verdicts[i].violation}; shrinking ...")
             t1 = time.perf_counter()
+            search.bar = _ExploreProgress(False, "shrink")  # the search's bar (and rate) ends with the search
             shrunk = shrink(found_data, lambda cands: _run_candidates(search, cands), budget=shrink_budget,
                             on_step=lambda step: say(f"  kept: {step}"))
             report.shrink_s, report.shrink_runs, report.shrink_exhausted = (time.perf_counter() - t1, shrunk.runs,
@@ -408,10 +430,7 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     from sim.runs.explore.forking import judge
     from sim.runs.runner import run
 
-    data = dict(data)
-    data["name"] = f"{str(data.get('name', 'scenario')).removesuffix('-counterexample')}-counterexample"
-    data["description"] = (f"A counterexample kafkasim explore found for {prop.name}: "
-                           + "; ".join(_fault_text(f) for f in data.get("faults", [])) + ".")
+    data = _named(data, prop, "counterexample", "A counterexample kafkasim explore found")
     sc = validate_scenario(data)
     recorders = []
     results = run(sc, seed=sc.seed, prepare=lambda cluster: recorders.append(cluster.recorder))
@@ -421,6 +440,16 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     report.counterexample = Counterexample(data, violation or "(the replay did not violate the property)", index, steps)
     names = [f"{t.name}-{p}" for t in sc.topics for p in range(t.partitions)]
     report.account = account(results.events, results.batches, data.get("faults", []), violation, names)
+
+
+def _named(data: dict, prop: Property, suffix: str, what: str) -> dict:
+    """`data` renamed <name>-<suffix>, with a description that says what its faults are (not the base's)."""
+    data = dict(data)
+    base = str(data.get("name", "scenario")).removesuffix("-counterexample").removesuffix("-found")
+    data["name"] = f"{base}-{suffix}"
+    data["description"] = (f"{what} for {prop.name} over {base}: "
+                           + "; ".join(_fault_text(f) for f in data.get("faults", [])) + ".")
+    return data
 
 
 def _fault_text(f: dict) -> str:

@@ -178,15 +178,28 @@ PASSES = (("fewer faults", drop_one), ("shorter faults", shorten_one), ("earlier
           ("a smaller scenario", smaller_scenario))
 
 
+def _valid(c: Candidate) -> bool:
+    from sim.scenario.schema import ScenarioError, validate_scenario
+
+    try:
+        validate_scenario(c.data)
+        return True
+    except ScenarioError:
+        return False
+
+
 def shrink(data: dict, run: RunFn, budget: int = 150, on_step: Callable[[str], None] | None = None) -> ShrinkResult:
-    """The simplest variant of `data` (a violating scenario) that `run` still finds violating."""
+    """The simplest variant of `data` (a violating scenario) that `run` still finds violating.
+
+    Candidates the scenario schema rejects (e.g. fewer brokers than a replication factor) are
+    dropped before they run, so they cost no run of the budget."""
     result = ShrinkResult(copy.deepcopy(data))
     progress = True
     while progress:
         progress = False
         for _name, propose in PASSES:
             while True:
-                candidates = propose(result.data)
+                candidates = [c for c in propose(result.data) if _valid(c)]
                 if not candidates:
                     break
                 if result.runs >= budget:
