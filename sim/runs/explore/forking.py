@@ -208,7 +208,9 @@ def settled(cluster, watermarks: dict[int, int]) -> bool:
     """Whether the cluster is whole again and committing: every node up, every ISR full, every replica on
     the current leader epoch, and each leader's high watermark past the log end offset it had at the
     previous check (`watermarks`, updated here). From such a state, with no fault to come, no acknowledged
-    record can be lost any more: the loss a run shows then is the loss it ends with."""
+    record can be lost any more: the loss a run shows then is the loss it ends with. That holds because
+    without a fault no leader moves (the model has no preferred-leader rebalancing,
+    `auto.leader.rebalance.enable`); a model that moves leaders on its own must check that here too."""
     ctl = cluster.controller
     ok = ctl.running and all(not r.fenced for r in ctl.registrations.values())
     ok = ok and all(b.alive and not b.paused and not b.shutting_down for b in cluster.brokers)
@@ -305,7 +307,10 @@ def _guarded(fn, index: int) -> Verdict:
 def _describe(e: BaseException) -> str:
     """`Type: message (at file.py:line in function)`, naming the innermost frame outside installed packages
     (a model error surfaces inside SimPy's `step`, which says nothing)."""
-    frames = traceback.extract_tb(e.__traceback__)
+    origin = e
+    while origin.__cause__ is not None:  # SimPy re-raises a failed process's exception as a copy, the original its cause
+        origin = origin.__cause__
+    frames = traceback.extract_tb(origin.__traceback__) or traceback.extract_tb(e.__traceback__)
     ours = [f for f in frames if "site-packages" not in f.filename and "dist-packages" not in f.filename] or frames
     where = f" (at {os.path.basename(ours[-1].filename)}:{ours[-1].lineno} in {ours[-1].name})" if ours else ""
     return f"{type(e).__name__}: {e}{where}"
