@@ -230,7 +230,7 @@ def test_availability_is_a_property_too():
 
 def test_a_search_by_time_stops_and_counts_what_it_ran():
     rep = sim.explore(BASE, time_limit="2s", faults="crash", shrink_budget=0, workers=1)
-    assert rep.tried >= 16 and rep.tried % 16 == 0  # whole rounds
+    assert rep.tried >= 16  # a first round of 16, then rounds sized to the time left
     assert len(rep.schedules) == rep.tried and list(rep.schedules["schedule"]) == list(range(rep.tried))
 
 

@@ -134,7 +134,7 @@ class ExploreReport:
             lines.append(f"{self.errors} schedule(s) failed (their errors are in schedules.csv): the search is "
                          f"incomplete, and a model error is a bug worth reporting")
         if self.found is None:
-            lines.append(f"no violation of {self.property} found within the budget"
+            lines.append(f"no violation of {self.property} found in {self.tried} schedules"
                          + (" among the schedules that ran" if self.errors else ""))
             return "\n".join(lines)
         lines.append(f"first counterexample: schedule {self.found.schedule_index} ({len(self.found.faults)} faults), "
@@ -355,9 +355,14 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
             if budget is not None:
                 batch = budget - next_index
             else:
-                if time.perf_counter() - t0 >= limit:
+                elapsed = time.perf_counter() - t0
+                if elapsed >= limit:
                     break
+                # a round is a barrier and each of its jobs simulates a prefix: after the first round, size the
+                # next to fill the time left at the rate seen so far (a round may overrun the limit a little)
                 batch = max(4 * search.width, 16)
+                if next_index:
+                    batch = max(batch, int(next_index / elapsed * (limit - elapsed)))
             if batch <= 0:
                 break
             schedules = [(i, generate(space, seed, i)) for i in range(next_index, next_index + batch)]
