@@ -110,8 +110,8 @@ def test_forked_runs_are_the_runs_from_scratch_for_every_fault_kind():
 
 def test_stopping_a_settled_run_early_keeps_its_verdict():
     sc = _scenario(ACKS1)
-    space = Space.of(sc, kinds=("crash", "partition", "pause"), max_faults=2)
-    schedules = [(i, generate(space, 4, i)) for i in range(12)]
+    space = Space.of(sc, kinds=("crash", "partition", "pause", "controller_outage"), max_faults=2)
+    schedules = [(i, generate(space, 4, i)) for i in range(16)]
     prop = parse_property("no-acked-loss")
     early = forking.run_schedules(sc, 1, schedules, prop, fork=True, early=True)
     full = forking.run_schedules(sc, 1, schedules, prop, fork=True, early=False)

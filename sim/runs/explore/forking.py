@@ -165,10 +165,13 @@ def judge(scenario: Scenario, recorder, prop: Property) -> tuple[str | None, dic
     return prop.judge(counts, avail), counts, avail
 
 
-def _verdict(index: int, prop: Property, judged, forked_at: float | None, digest: str | None = None) -> Verdict:
+def _verdict(index: int, prop: Property, judged, forked_at: float | None, digest: str | None = None,
+             stopped: float | None = None) -> Verdict:
+    """A run's verdict; one stopped early was settled by definition (what its leaders still held above the high
+    watermark then is not lost, and not a sign the run ended too soon)."""
     violation, counts, avail = judged
-    return Verdict(index, violation, None if violation else prop.unsettled(counts), counts, avail, forked_at,
-                   fingerprint=digest)
+    unsettled = None if violation or stopped is not None else prop.unsettled(counts)
+    return Verdict(index, violation, unsettled, counts, avail, forked_at, fingerprint=digest, stopped_ms=stopped)
 
 
 def run_from_scratch(scenario: Scenario, seed: int, index: int, prop: Property, digest: bool = False,
@@ -178,8 +181,9 @@ def run_from_scratch(scenario: Scenario, seed: int, index: int, prop: Property, 
     env, cluster, recorder = build(scenario, seed)
     cluster.start()
     stopped = _simulate_rest(env, cluster, scenario, early and prop.stops_early)
-    verdict = _verdict(index, prop, judge(scenario, recorder, prop), None, fingerprint(recorder) if digest else None)
-    verdict.wall_s, verdict.stopped_ms = time.perf_counter() - t0, stopped
+    verdict = _verdict(index, prop, judge(scenario, recorder, prop), None, fingerprint(recorder) if digest else None,
+                       stopped)
+    verdict.wall_s = time.perf_counter() - t0
     return verdict
 
 
@@ -200,7 +204,7 @@ def _simulate_rest(env, cluster, scenario: Scenario, early: bool) -> float | Non
             gc.enable()
 
 
-QUIET_CHECK_MS = 1000.0
+QUIET_CHECK_MS = 500.0
 """How often a schedule's run checks, once its faults are over, whether the cluster has settled."""
 
 
@@ -212,7 +216,11 @@ def settled(cluster, watermarks: dict[int, int]) -> bool:
     without a fault no leader moves (the model has no preferred-leader rebalancing,
     `auto.leader.rebalance.enable`); a model that moves leaders on its own must check that here too."""
     ctl = cluster.controller
-    ok = ctl.running and all(not r.fenced for r in ctl.registrations.values())
+    now = cluster.env.now
+    # and every broker heard by the controller within 1.5 heartbeat intervals: a broker whose heartbeats a
+    # healed cut dropped is fenced later (broker.session.timeout.ms after its last one), which moves leaders
+    fresh = 1.5 * cluster.scenario.cluster.broker_heartbeat_interval_ms
+    ok = ctl.running and all(not r.fenced and now - r.last_heartbeat_ms <= fresh for r in ctl.registrations.values())
     ok = ok and all(b.alive and not b.paused and not b.shutting_down for b in cluster.brokers)
     ok = ok and all(c.alive and not c.paused for c in (*cluster.producers, *cluster.consumers))
     leos = {}
@@ -354,8 +362,8 @@ def _fork_one(env, cluster, recorder, sc: Scenario, index: int, prop: Property, 
             cluster.faults.faults = list(sc.faults)
             cluster.faults.start()
             stopped = _simulate_rest(env, cluster, sc, early and prop.stops_early)
-            verdict = _verdict(index, prop, judge(sc, recorder, prop), at, fingerprint(recorder) if digest else None)
-            verdict.stopped_ms = stopped
+            verdict = _verdict(index, prop, judge(sc, recorder, prop), at, fingerprint(recorder) if digest else None,
+                               stopped)
         except BaseException as e:  # noqa: BLE001 - reported to the parent, which records it
             verdict, code = Verdict(index, error=_describe(e), forked_at_ms=at), 1
         try:
