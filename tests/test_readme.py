@@ -108,9 +108,9 @@ def short_runs(monkeypatch):
     real_base = explore_search._base_data
 
     def base_data(scenario, overrides):
-        data, sc = real_base(scenario, overrides)
+        data, sc, replaced = real_base(scenario, overrides)
         short = shorten(sc)
-        return {**data, "duration": f"{short.duration}ms", "settle": f"{short.settle}ms"}, short
+        return {**data, "duration": f"{short.duration}ms", "settle": f"{short.settle}ms"}, short, replaced
 
     monkeypatch.setattr(explore_search, "_base_data", base_data)
     # sim.run first: sim loads it lazily from the runner, so patched after the runner it would

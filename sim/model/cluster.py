@@ -26,12 +26,27 @@ if TYPE_CHECKING:
     from sim.model.rng import RandomStreams
     from sim.scenario.schema import Scenario
 
-__all__ = ["Cluster", "assign_replicas", "partition_names"]
+__all__ = ["Cluster", "assign_replicas", "partition_names", "producer_instances", "consumer_instances"]
 
 
 def partition_names(scenario: "Scenario") -> list[str]:
     """Global partition index -> "topic-p", topics in scenario order."""
     return [f"{t.name}-{p}" for t in scenario.topics for p in range(t.partitions)]
+
+
+def producer_instances(scenario: "Scenario") -> list[tuple]:
+    """(spec, instance name) of every producer instance, in cluster order: the spec's `name` (default
+    producer-<index>), with -<i> appended when it has several instances (fault targets use these names)."""
+    out = []
+    for j, spec in enumerate(scenario.producers):
+        base = spec.name or f"producer-{j}"
+        out += [(spec, base if spec.instances == 1 else f"{base}-{i}") for i in range(spec.instances)]
+    return out
+
+
+def consumer_instances(scenario: "Scenario") -> list[tuple]:
+    """(spec, instance number within its group, instance name <group.id>-<i>) of every consumer instance."""
+    return [(spec, i, f"{spec.group}-{i}") for spec in scenario.consumers for i in range(spec.instances)]
 
 
 def assign_replicas(n_brokers: int, partitions: int, rf: int, start: int, racks: list[str] | None) -> list[tuple]:
@@ -111,16 +126,13 @@ class Cluster:
         batch_ids = itertools.count()
         end_ms = scenario.duration
         self.producers: list[Producer] = []
-        for j, spec in enumerate(scenario.producers):
-            base = spec.name or f"producer-{j}"
-            for i in range(spec.instances):
-                index = len(self.producers)
-                name = base if spec.instances == 1 else f"{base}-{i}"
-                p = Producer(env, index, name, spec, self.topic_partitions[spec.topic], self.brokers, self.network,
-                             recorder, streams.stream(f"cluster.{name}"), end_ms, producer_id=1000 + index,
-                             batch_ids=batch_ids)
-                self.producers.append(p)
-                self.network.attach(p)
+        for spec, name in producer_instances(scenario):
+            index = len(self.producers)
+            p = Producer(env, index, name, spec, self.topic_partitions[spec.topic], self.brokers, self.network,
+                         recorder, streams.stream(f"cluster.{name}"), end_ms, producer_id=1000 + index,
+                         batch_ids=batch_ids)
+            self.producers.append(p)
+            self.network.attach(p)
         self.consumers: list[Consumer] = []
         self.group_offsets: dict[str, dict[int, int]] = {}  # group id -> committed offsets (__consumer_offsets)
         classic = {c.group: c.partition_assignment_strategy for c in scenario.consumers if c.group_protocol == "classic"}
@@ -128,18 +140,16 @@ class Cluster:
         if classic:
             self.group_coordinator = GroupCoordinator(env, self.network, recorder, self.group_offsets, classic)
             self.network.attach(self.group_coordinator)
-        for spec in scenario.consumers:
+        for spec, i, name in consumer_instances(scenario):
             parts = self.topic_partitions[spec.topic]
-            for i in range(spec.instances):
-                index = len(self.consumers)
-                name = f"{spec.group}-{i}"
-                assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]
-                group = spec.group_protocol == "classic"
-                c = Consumer(env, index, name, spec, [] if group else assigned, self.brokers, self.network,
-                             recorder, streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets,
-                             coordinator=self.group_coordinator if group else None, topic_partitions=parts)
-                self.consumers.append(c)
-                self.network.attach(c)
+            index = len(self.consumers)
+            assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]
+            group = spec.group_protocol == "classic"
+            c = Consumer(env, index, name, spec, [] if group else assigned, self.brokers, self.network,
+                         recorder, streams.stream(f"cluster.consumer.{name}"), group_offsets=self.group_offsets,
+                         coordinator=self.group_coordinator if group else None, topic_partitions=parts)
+            self.consumers.append(c)
+            self.network.attach(c)
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
                                     streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks,

@@ -24,7 +24,6 @@ import gc
 import os
 import pickle
 import time
-import traceback
 from dataclasses import dataclass, field
 import numpy as np
 
@@ -32,7 +31,7 @@ from sim.measure.checker import batches_table, check
 from sim.model.faults import ACTIONS, FaultAction
 from sim.runs.explore.properties import Property
 from sim.runs.runner import advance, build, finish
-from sim.runs.sweep.executors import RunOutcome
+from sim.runs.sweep.executors import RunOutcome, describe_error
 from sim.scenario.schema import Scenario
 
 __all__ = ["Verdict", "Job", "JobOutcome", "run_job", "run_schedules", "with_faults", "PREPARED_KINDS", "can_fork"]
@@ -309,19 +308,7 @@ def _guarded(fn, index: int) -> Verdict:
     try:
         return fn()
     except Exception as e:  # noqa: BLE001 - a model error fails this schedule, never the search
-        return Verdict(index, error=_describe(e), wall_s=time.perf_counter() - t0)
-
-
-def _describe(e: BaseException) -> str:
-    """`Type: message (at file.py:line in function)`, naming the innermost frame outside installed packages
-    (a model error surfaces inside SimPy's `step`, which says nothing)."""
-    origin = e
-    while origin.__cause__ is not None:  # SimPy re-raises a failed process's exception as a copy, the original its cause
-        origin = origin.__cause__
-    frames = traceback.extract_tb(origin.__traceback__) or traceback.extract_tb(e.__traceback__)
-    ours = [f for f in frames if "site-packages" not in f.filename and "dist-packages" not in f.filename] or frames
-    where = f" (at {os.path.basename(ours[-1].filename)}:{ours[-1].lineno} in {ours[-1].name})" if ours else ""
-    return f"{type(e).__name__}: {e}{where}"
+        return Verdict(index, error=describe_error(e), wall_s=time.perf_counter() - t0)
 
 
 def _forked(scenarios: dict[int, Scenario], members: list[int], seed: int, prop: Property,
@@ -365,7 +352,7 @@ def _fork_one(env, cluster, recorder, sc: Scenario, index: int, prop: Property, 
             verdict = _verdict(index, prop, judge(sc, recorder, prop), at, fingerprint(recorder) if digest else None,
                                stopped)
         except BaseException as e:  # noqa: BLE001 - reported to the parent, which records it
-            verdict, code = Verdict(index, error=_describe(e), forked_at_ms=at), 1
+            verdict, code = Verdict(index, error=describe_error(e), forked_at_ms=at), 1
         try:
             with os.fdopen(write_fd, "wb") as w:
                 pickle.dump(verdict, w, protocol=pickle.HIGHEST_PROTOCOL)
@@ -407,4 +394,4 @@ def run_job(job: Job) -> JobOutcome:
                                  early=job.early_stop, progress_path=job.progress_path)
         return JobOutcome(job.run_id, verdicts=verdicts, wall_s=time.perf_counter() - t0)
     except Exception as e:  # noqa: BLE001 - the whole job failed: every schedule of it is an error
-        return JobOutcome(job.run_id, error=_describe(e), wall_s=time.perf_counter() - t0)
+        return JobOutcome(job.run_id, error=describe_error(e), wall_s=time.perf_counter() - t0)

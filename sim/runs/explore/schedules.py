@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.model.cluster import consumer_instances, partition_names, producer_instances
 from sim.scenario.schema import Scenario
-from sim.scenario.units import format_ms
+from sim.scenario.units import format_ms, parse_duration_ms
 
-__all__ = ["FAULT_KINDS", "DEFAULT_KINDS", "Space", "parse_kinds", "generate", "client_names", "overlap_ok",
-           "KindsError"]
+__all__ = ["FAULT_KINDS", "DEFAULT_KINDS", "Space", "parse_kinds", "generate", "overlap_ok", "KindsError",
+           "fault_window", "heal_key", "describe_fault"]
 
 FAULT_KINDS = {
     "crash": "crash", "shutdown": "controlled_shutdown", "controlled_shutdown": "controlled_shutdown",
@@ -77,22 +78,13 @@ class Space:
         (default: the middle 80% of the produce period)."""
         d = float(scenario.duration)
         win = window if window is not None else (round(0.1 * d), round(0.9 * d))
-        producers, consumers = client_names(scenario)
+        producers = [name for _, name in producer_instances(scenario)]
+        consumers = [name for _, _, name in consumer_instances(scenario)]
         racks = tuple(dict.fromkeys(scenario.cluster.racks or ())) if scenario.cluster.racks else ()
         return cls(tuple(kinds), int(max_faults), (float(win[0]), float(win[1])), max_concurrent=max_concurrent,
                    brokers=scenario.cluster.brokers,
-                   partitions=tuple(f"{t.name}-{p}" for t in scenario.topics for p in range(t.partitions)),
+                   partitions=tuple(partition_names(scenario)),
                    producers=tuple(producers), consumers=tuple(consumers), racks=racks if len(racks) > 1 else ())
-
-
-def client_names(scenario: Scenario) -> tuple[list[str], list[str]]:
-    """The producer and consumer instance names, as the cluster names them (sim/model/cluster.py)."""
-    producers = []
-    for j, spec in enumerate(scenario.producers):
-        base = spec.name or f"producer-{j}"
-        producers += [base if spec.instances == 1 else f"{base}-{i}" for i in range(spec.instances)]
-    consumers = [f"{spec.group}-{i}" for spec in scenario.consumers for i in range(spec.instances)]
-    return producers, consumers
 
 
 def _ms(x: float) -> str:
@@ -132,9 +124,8 @@ def _broker_target(rng: np.random.Generator, space: Space, kind: str, focus: str
     return {"broker": int(rng.integers(space.brokers))}
 
 
-def _fault(rng: np.random.Generator, space: Space, kind: str, at: float, focus: str | None = None
-           ) -> tuple[dict, float]:
-    """One fault of `kind` starting at `at`: (its scenario entry, its length in ms)."""
+def _fault(rng: np.random.Generator, space: Space, kind: str, at: float, focus: str | None = None) -> dict:
+    """One fault of `kind` starting at `at`, as a scenario's `faults:` entry."""
     length = _length(rng, space)
     f: dict = {"kind": kind, "at": _ms(at)}
     if kind in ("crash", "power_loss", "disk_loss", "controlled_shutdown"):
@@ -172,7 +163,7 @@ def _fault(rng: np.random.Generator, space: Space, kind: str, at: float, focus: 
         f["duration"] = _ms(length)
     else:  # pragma: no cover - FAULT_KINDS and this function list the same kinds
         raise KindsError(f"faults: no generator for kind {kind!r}")
-    return f, length
+    return f
 
 
 def _usable(space: Space) -> list[str]:
@@ -185,16 +176,27 @@ def _usable(space: Space) -> list[str]:
 
 
 HEAL_FIELDS = ("restart_after", "heal", "duration")
+"""The field that says how long a fault lasts, by kind (crash: restart_after; partition: heal; pause: duration)."""
+TARGET_FIELDS = ("broker", "leader_of", "follower_of", "brokers", "rack", "zone", "producer", "consumer")
+
+
+def heal_key(f: dict) -> str | None:
+    """The field of a `faults:` entry that says how long it lasts (None: it lasts until the heal at `duration`)."""
+    return next((k for k in HEAL_FIELDS if isinstance(f.get(k), str)), None)
 
 
 def fault_window(f: dict) -> tuple[float, float]:
-    """[start, end) of a schedule entry in ms."""
-    from sim.scenario.units import parse_duration_ms
-
+    """[start, end) of a `faults:` entry in ms."""
     at = parse_duration_ms(f["at"])
-    length = next((parse_duration_ms(f[k]) for k in HEAL_FIELDS if k in f and not isinstance(f[k], (bool, list))),
-                  math.inf)
-    return at, at + length
+    key = heal_key(f)
+    return at, at + (parse_duration_ms(f[key]) if key else math.inf)
+
+
+def describe_fault(f: dict, length: bool = False) -> str:
+    """'crash of leader_of events-0 at 12000ms' (and ' for 5s' with `length`), for shrink steps and descriptions."""
+    target = next((f"{k} {f[k]}" for k in TARGET_FIELDS if k in f), "the controller")
+    key = heal_key(f) if length else None
+    return f"{f.get('kind', 'crash')} of {target} at {f['at']}" + (f" for {f[key]}" if key else "")
 
 
 def overlap_ok(faults: list[dict], limit: int | None) -> bool:
@@ -223,7 +225,7 @@ def generate(space: Space, seed: int, index: int) -> list[dict]:
         for _try in range(20):  # keep to max_concurrent by drawing again
             kind = kinds[int(rng.integers(len(kinds)))]
             # whole milliseconds, never `hi` itself (a fault at `duration` is not a valid one)
-            f, _ = _fault(rng, space, kind, float(min(math.floor(rng.uniform(lo, hi)), math.ceil(hi) - 1)), focus)
+            f = _fault(rng, space, kind, float(min(math.floor(rng.uniform(lo, hi)), math.ceil(hi) - 1)), focus)
             if overlap_ok(faults + [f], space.max_concurrent):
                 faults.append(f)
                 break

@@ -24,7 +24,7 @@ import yaml
 from sim.runs.contract import write_atomic
 from sim.runs.explore.forking import Job, JobOutcome, Verdict, can_fork, run_job
 from sim.runs.explore.properties import Property, parse_property
-from sim.runs.explore.schedules import DEFAULT_KINDS, Space, generate, parse_kinds
+from sim.runs.explore.schedules import DEFAULT_KINDS, Space, describe_fault, generate, parse_kinds
 from sim.runs.explore.shrink import Candidate, shrink
 from sim.runs.sweep.executors import _check_executor_args, _executor, available_cores
 from sim.scenario.schema import Scenario, ScenarioError, _load_raw, apply_overrides, validate_scenario
@@ -35,9 +35,6 @@ __all__ = ["explore", "ExploreReport", "ExploreError", "JobOutcome", "Counterexa
 EXPLORE_FILE = "explore.json"
 """The file that marks a directory as a search's output (written last)."""
 DEFAULT_BUDGET = 100
-JOB_SIZE = 8
-"""Schedules per job: a job shares one fault-free prefix among its schedules (more per job: fewer
-prefixes to simulate; fewer: finer progress and load balance)."""
 
 
 class ExploreError(ScenarioError):
@@ -151,8 +148,9 @@ class ExploreReport:
         return "\n".join(lines)
 
 
-def _base_data(scenario, overrides) -> tuple[dict, Scenario]:
-    """The user's scenario as data (durations as written) and validated, without its faults."""
+def _base_data(scenario, overrides) -> tuple[dict, Scenario, int]:
+    """The user's scenario as data (durations as written) and validated, without its faults; and how many
+    faults (scheduled and random) it had."""
     if isinstance(scenario, Scenario):
         data = scenario.declared()
     else:
@@ -160,22 +158,19 @@ def _base_data(scenario, overrides) -> tuple[dict, Scenario]:
     if overrides:
         data = apply_overrides(data, overrides)
     data = copy.deepcopy(data)
+    replaced = len(data.get("faults") or []) + len(data.get("random_faults") or [])
     data["faults"] = []
     data["random_faults"] = []
-    return data, validate_scenario(data)
+    return data, validate_scenario(data), replaced
 
 
 def base_scenario(scenario, overrides=None) -> tuple[Scenario, int]:
     """The validated base scenario of a search (its faults removed) and how many faults it had."""
-    raw = scenario.declared() if isinstance(scenario, Scenario) else _load_raw(
-        Path(scenario) if not isinstance(scenario, dict) else scenario)
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    replaced = len(raw.get("faults") or []) + len(raw.get("random_faults") or [])
-    return _base_data(scenario, overrides)[1], replaced
+    _, base, replaced = _base_data(scenario, overrides)
+    return base, replaced
 
 
-def _check(budget, time_limit, max_faults, workers, max_concurrent) -> None:
+def _check(budget, time_limit, max_faults, max_concurrent) -> None:
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
         raise ExploreError(f"budget: must be a whole number of schedules >= 1, got {budget!r}")
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
@@ -185,8 +180,6 @@ def _check(budget, time_limit, max_faults, workers, max_concurrent) -> None:
     if max_concurrent is not None and (isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int)
                                        or max_concurrent < 1):
         raise ExploreError(f"max_concurrent: must be a whole number >= 1, got {max_concurrent!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ExploreError(f"workers: must be a whole number >= 1, got {workers!r}")
 
 
 def _window(window, sc: Scenario) -> tuple[float, float] | None:
@@ -220,14 +213,13 @@ def _time_limit(t) -> float | None:
 
 
 class _Search:
-    """One search: the executor, the progress display and the counts they share."""
+    """One search: its seed, property and executor, shared by the search and the shrinking."""
 
-    def __init__(self, data: dict, base: Scenario, seed: int, prop: Property, workers: int | None, dask: str | None,
-                 fork: bool, bar, early_stop: bool = True):
-        self.data, self.base, self.seed, self.prop, self.early_stop = data, base, seed, prop, early_stop
+    def __init__(self, seed: int, prop: Property, workers: int | None, dask: str | None, fork: bool,
+                 early_stop: bool = True):
+        self.seed, self.prop, self.early_stop = seed, prop, early_stop
         self.workers, self.dask = workers, dask
         self.fork = fork and dask is None and can_fork()
-        self.bar = bar
         self.width = max(1, workers or available_cores()) if dask is None or dask == "local" else max(1, workers or 1)
         self.executor = None  # set by explore: one for the whole search
 
@@ -239,27 +231,28 @@ class _Search:
         return [Job(f"{tag}-{k}", base, self.seed, order[k::n], self.prop, fork=self.fork,
                     early_stop=self.early_stop) for k in range(n) if order[k::n]]
 
-    def execute(self, jobs: list[Job], on_verdict) -> None:
-        """Run the jobs; `on_verdict` gets every verdict. Progress comes from the jobs' progress files
-        while they run (a local pool shares this machine's files; a remote Dask worker reports per job)."""
+    def execute(self, jobs: list[Job], on_verdict, bar: "_ExploreProgress | None" = None) -> None:
+        """Run the jobs; `on_verdict` gets every verdict. With a `bar`, progress comes from the jobs' progress
+        files while they run (a local pool shares this machine's files; a remote Dask worker reports per job)."""
+        import shutil
         import tempfile
         import threading
 
-        spool = Path(tempfile.mkdtemp(prefix="kafkasim-explore-"))
+        spool = Path(tempfile.mkdtemp(prefix="kafkasim-explore-")) if bar is not None else None
         local = self.dask is None or self.dask == "local"
         for job in jobs:
-            job.progress_path = str(spool / f"{job.run_id}.progress") if local else None
+            job.progress_path = str(spool / f"{job.run_id}.progress") if spool is not None and local else None
         finished: set[str] = set()
         stop = threading.Event()
 
         def poll() -> None:
             while not stop.wait(0.5):
-                marks = "".join(_read(Path(j.progress_path)) for j in jobs
-                                if j.progress_path and j.run_id not in finished)
-                self.bar.running(marks)
+                bar.running("".join(_read(Path(j.progress_path)) for j in jobs
+                                    if j.progress_path and j.run_id not in finished))
 
-        watcher = threading.Thread(target=poll, daemon=True)
-        watcher.start()
+        watcher = threading.Thread(target=poll, daemon=True) if spool is not None else None
+        if watcher is not None:
+            watcher.start()
         try:
             for outcome in self.executor.as_completed(jobs):
                 job = next(j for j in jobs if j.run_id == outcome.run_id)
@@ -269,12 +262,11 @@ class _Search:
                 for v in verdicts:
                     on_verdict(v)
         finally:
-            stop.set()
-            watcher.join()
-            self.bar.running("")
-            import shutil
-
-            shutil.rmtree(spool, ignore_errors=True)
+            if watcher is not None:
+                stop.set()
+                watcher.join()
+                bar.running("")
+                shutil.rmtree(spool, ignore_errors=True)
 
 
 def _read(path: Path) -> str:
@@ -304,8 +296,8 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     into `out` (`sim.explore` passes analysis's; this layer does not import analysis).
     """
     t_start = time.perf_counter()
-    _check(budget, _time_limit(time_limit), max_faults, workers, max_concurrent)
     limit = _time_limit(time_limit)
+    _check(budget, limit, max_faults, max_concurrent)
     if budget is None and limit is None:
         budget = DEFAULT_BUDGET
     try:
@@ -314,7 +306,7 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
         raise ExploreError(str(e)) from None
     prop = parse_property(property)
     kinds = parse_kinds(faults)
-    data, base = _base_data(scenario, overrides)
+    data, base, _ = _base_data(scenario, overrides)
     seed = base.seed if seed is None else int(seed)
     data["seed"] = seed
     base = base.model_copy(update={"seed": seed})
@@ -335,8 +327,9 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     rows: list[dict] = []
     first_violation_s = None
     verdicts: dict[int, Verdict] = {}
+    all_schedules: dict[int, list[dict]] = {}
     with _ExploreProgress(progress, f"explore {name}") as bar, ExitStack() as stack:
-        search = _Search(data, base, seed, prop, workers, dask, fork, bar, early_stop)
+        search = _Search(seed, prop, workers, dask, fork, early_stop)
         # one pool for the search and the shrinking: a pool's fresh workers take a second or two to start
         search.executor = stack.enter_context(_executor(workers, dask, search.width, run_job))
         t0 = time.perf_counter()
@@ -366,16 +359,16 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
             if batch <= 0:
                 break
             schedules = [(i, generate(space, seed, i)) for i in range(next_index, next_index + batch)]
+            all_schedules.update(schedules)
             next_index += batch
             if budget is None:
                 bar.grow(batch)
-            search.execute(search.jobs(base, schedules, f"s{next_index}"), on_verdict)
+            search.execute(search.jobs(base, schedules, f"s{next_index}"), on_verdict, bar)
             if budget is not None:
                 break
         search_s = time.perf_counter() - t0
         if bar.first_violation_s is not None and first_violation_s is not None:
             first_violation_s = min(first_violation_s, bar.first_violation_s)
-        all_schedules = {i: generate(space, seed, i) for i in verdicts}
         for i in sorted(verdicts):
             v = verdicts[i]
             rows.append({"schedule": i, "faults": json.dumps(all_schedules[i]), "n_faults": len(all_schedules[i]),
@@ -399,7 +392,6 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
             report.found = Counterexample(found_data, verdicts[i].violation, i)
             say(f"schedule {i} violates {prop.name}: {verdicts[i].violation}; shrinking ...")
             t1 = time.perf_counter()
-            search.bar = _ExploreProgress(False, "shrink")  # the search's bar (and rate) ends with the search
             shrunk = shrink(found_data, lambda cands: _run_candidates(search, cands), budget=shrink_budget,
                             on_step=lambda step: say(f"  kept: {step}"))
             report.shrink_s, report.shrink_runs, report.shrink_exhausted = (time.perf_counter() - t1, shrunk.runs,
@@ -431,6 +423,7 @@ def _run_candidates(search: _Search, candidates: list[Candidate]) -> list[bool |
 
 def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property, index: int) -> None:
     """Run the shrunk counterexample from scratch as `kafkasim run` would, and tell its story."""
+    from sim.model.cluster import partition_names
     from sim.runs.explore.account import account
     from sim.runs.explore.forking import judge
     from sim.runs.runner import run
@@ -443,8 +436,8 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     report.results = results
     report.replayed = violation is not None
     report.counterexample = Counterexample(data, violation or "(the replay did not violate the property)", index, steps)
-    names = [f"{t.name}-{p}" for t in sc.topics for p in range(t.partitions)]
-    report.account = account(results.events, results.batches, data.get("faults", []), violation, names)
+    report.account = account(results.events, results.batches, data.get("faults", []), violation,
+                             partition_names(sc))
 
 
 def _named(data: dict, prop: Property, suffix: str, what: str) -> dict:
@@ -453,15 +446,8 @@ def _named(data: dict, prop: Property, suffix: str, what: str) -> dict:
     base = str(data.get("name", "scenario")).removesuffix("-counterexample").removesuffix("-found")
     data["name"] = f"{base}-{suffix}"
     data["description"] = (f"{what} for {prop.name} over {base}: "
-                           + "; ".join(_fault_text(f) for f in data.get("faults", [])) + ".")
+                           + "; ".join(describe_fault(f, length=True) for f in data.get("faults", [])) + ".")
     return data
-
-
-def _fault_text(f: dict) -> str:
-    target = next((f"{k} {v}" for k, v in f.items() if k in ("broker", "leader_of", "follower_of", "brokers", "rack",
-                                                              "zone", "producer", "consumer")), "the controller")
-    heal = next((f" for {f[k]}" for k in ("restart_after", "heal", "duration") if k in f), "")
-    return f"{f.get('kind', 'crash')} of {target} at {f['at']}{heal}"
 
 
 class _ExploreProgress:
@@ -518,7 +504,7 @@ class _ExploreProgress:
         self._show()
 
     def _counts(self) -> tuple[int, int, int]:
-        m = getattr(self, "_marks", "")
+        m = self._marks
         return self.done + len(m), self.violated + m.count("v"), self.failed + m.count("e")
 
     def _show(self) -> None:

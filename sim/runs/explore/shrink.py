@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sim.runs.explore.schedules import HEAL_FIELDS, fault_window
+from sim.runs.explore.schedules import describe_fault, fault_window, heal_key
 from sim.scenario.schema import apply_overrides
 from sim.scenario.units import format_ms, format_rate, parse_duration_ms, parse_rate
 
@@ -62,27 +62,17 @@ def _with_faults(data: dict, faults: list[dict], change: str) -> Candidate:
     return Candidate(new, change)
 
 
-def _heal_key(f: dict) -> str | None:
-    return next((k for k in HEAL_FIELDS if k in f and isinstance(f[k], str)), None)
-
-
-def _describe(f: dict) -> str:
-    target = next((f"{k} {v}" for k, v in f.items() if k in ("broker", "leader_of", "follower_of", "brokers", "rack",
-                                                              "zone", "producer", "consumer")), "the controller")
-    return f"{f.get('kind', 'crash')} of {target} at {f['at']}"
-
-
 def drop_one(data: dict) -> list[Candidate]:
     faults = data.get("faults", [])
     if len(faults) <= 1:
         return []
-    return [_with_faults(data, faults[:i] + faults[i + 1:], f"dropped the {_describe(f)}") for i, f in enumerate(faults)]
+    return [_with_faults(data, faults[:i] + faults[i + 1:], f"dropped the {describe_fault(f)}") for i, f in enumerate(faults)]
 
 
 def shorten_one(data: dict) -> list[Candidate]:
     out = []
     for i, f in enumerate(data.get("faults", [])):
-        key = _heal_key(f)
+        key = heal_key(f)
         if key is None:
             continue
         length = parse_duration_ms(f[key])
@@ -90,7 +80,7 @@ def shorten_one(data: dict) -> list[Candidate]:
             continue
         g = dict(f, **{key: format_ms(float(round(length / 2)))})
         out.append(_with_faults(data, data["faults"][:i] + [g] + data["faults"][i + 1:],
-                                f"halved {_describe(f)}: {key} {f[key]} -> {g[key]}"))
+                                f"halved {describe_fault(f)}: {key} {f[key]} -> {g[key]}"))
     return out
 
 
@@ -104,7 +94,7 @@ def earlier_one(data: dict) -> list[Candidate]:
                 continue
             g = dict(f, at=format_ms(float(new)))
             faults = sorted(data["faults"][:i] + [g] + data["faults"][i + 1:], key=lambda x: fault_window(x)[0])
-            out.append(_with_faults(data, faults, f"moved {_describe(f)} to {g['at']}"))
+            out.append(_with_faults(data, faults, f"moved {describe_fault(f)} to {g['at']}"))
     return out
 
 

@@ -58,11 +58,17 @@ def execute_run(run: SweepRun) -> RunOutcome:
 
 
 def describe_error(e: BaseException) -> str:
-    """`Type: message (at file.py:line in function)`, naming the innermost frame."""
+    """`Type: message (at file.py:line in function)`, naming the innermost frame that raised it outside
+    installed packages: an error in a model process surfaces inside SimPy's `step`, which re-raises a copy
+    whose cause is the original, so the cause's frames say where the model went wrong."""
     text = f"{type(e).__name__}: {e}"
-    frames = traceback.extract_tb(e.__traceback__)
-    if frames:
-        f = frames[-1]
+    origin = e
+    while origin.__cause__ is not None:
+        origin = origin.__cause__
+    frames = traceback.extract_tb(origin.__traceback__) or traceback.extract_tb(e.__traceback__)
+    ours = [f for f in frames if "site-packages" not in f.filename and "dist-packages" not in f.filename] or frames
+    if ours:
+        f = ours[-1]
         text += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
     return text
 
