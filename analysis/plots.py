@@ -852,16 +852,19 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             free = all(r != row or extent[1] < a or extent[0] > b for a, b, r in lane_labels)
             if shown_w > 0 and free:
                 lane_labels.append((*extent, row))
+                # a white box only inside its bar: over a narrower bar it would hide the bar's middle and
+                # read as two bars
+                fits = shown_w / span * 750.0 >= 3.3 * len(text)
                 ax_ln.text(centre, yb + 0.45 * h, text, ha="center", va="center", fontsize=6,
                            clip_on=True, gid=f"label:fault:{f['fault_source']}.{f['fault_index']}",
                            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
-                                 "alpha": 0.85})
+                                 "alpha": 0.85} if fits else None)
         ticks.append(len(lanes) + 0.05)
         labels.append("faults")
     ax_ln.set_yticks(ticks, labels, fontsize=7)
     ax_ln.set_ylim(-0.6, len(lanes) - 0.4 + (1.0 if n_fault_rows else 0.0))
     ax_ln.set_xlabel("simulated time (s)" if window is None else
-                     f"simulated time (s), zoomed onto {x_lo:g}-{x_hi:g} s of the run's 0-{end_s:g} s")
+                     f"simulated time (s), zoomed onto {x_lo:.1f}-{x_hi:.1f} s of the run's 0-{end_s:.0f} s")
     shown = f"{len(lanes)} of {n_parts} partitions (changed ones first)" if len(lanes) < n_parts else "partitions"
     ax_ln.set_ylabel(f"{shown}:\nleader (upper), ISR (lower)" + ("; faults on top" if n_fault_rows else ""),
                      fontsize=8)
