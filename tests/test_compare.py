@@ -158,3 +158,14 @@ def test_shell_completion_is_offered(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "--install-completion" in out and "--show-completion" in out
+
+
+def test_compare_a_run_with_itself_prints_labels_as_written(runs, tmp_path, monkeypatch, capsys):
+    """Same label twice: the label gets a `[path]` suffix, which Rich used to read as markup (MarkupError)."""
+    a, _ = runs
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", str(a), str(a), "--out", str(tmp_path / "self")]) == 0
+    cap = capsys.readouterr()
+    title = next(line for line in cap.out.splitlines() if line.startswith("A:"))
+    assert "[" in title and str(a.name) in title, title
+    assert "acked_lost" in cap.out

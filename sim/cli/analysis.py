@@ -13,7 +13,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from sim.cli.errors import err_console, fail as _fail, out_console
+from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console
 
 __all__ = ["compare_cli", "plot_cli", "report_cli"]
 
@@ -86,8 +86,7 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
     """Two runs side by side: a summary table with the difference B - A, and their produce latency ECDFs overlaid."""
     import math
 
-    from rich.table import Table
-
+    
     from analysis import ResultsError, compare, compare_latency, compare_name
 
     from sim.runs.results import OutputError, check_output
@@ -99,7 +98,7 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
     except (ResultsError, OutputError) as e:
         _fail(str(e))
     label_a, label_b = table.attrs["labels"]
-    t = Table(title=f"A: {label_a}\nB: {label_b}", title_justify="left")
+    t = PlainTable(title=f"A: {label_a}\nB: {label_b}", title_justify="left")
     t.add_column("metric")
     t.add_column("A", justify="right")
     t.add_column("B", justify="right")

@@ -23,11 +23,10 @@ import typer
 import yaml
 from typer.exceptions import TyperException
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from sim import __version__
 from sim.cli.analysis import compare_cli, plot_cli, report_cli
-from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
+from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console, warn as _warn
 from sim.cli.explore import explore_cli
 from sim.cli.sweep import sweep_cli
 from sim.cli.validation import validate_model_cli
@@ -266,7 +265,7 @@ def _fmt(v) -> str:
 
 def print_summary(s: RunSummary) -> None:
     """A rich table of the run's headline numbers."""
-    t = Table(title=f"{s.scenario}  seed {s.seed}", show_header=True, header_style="bold")
+    t = PlainTable(title=f"{s.scenario}  seed {s.seed}", show_header=True, header_style="bold")
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = [
@@ -354,7 +353,7 @@ def scenarios_cli() -> None:
     for group, rows in groups.items():
         if not rows:
             continue
-        t = Table(title=SCENARIO_GROUPS[group], title_justify="left", show_header=True, header_style="bold")
+        t = PlainTable(title=SCENARIO_GROUPS[group], title_justify="left", show_header=True, header_style="bold")
         t.add_column("file", overflow="fold")  # never cut a path the user needs to pass back
         t.add_column("description", overflow="fold")  # long config keys wrap, never end in "…"
         for row in rows:

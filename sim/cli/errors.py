@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from sim.scenario.schema import printable
 
-__all__ = ["out_console", "err_console", "fail", "warn"]
+__all__ = ["out_console", "err_console", "fail", "warn", "PlainTable"]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -25,3 +27,20 @@ def fail(message: str) -> None:
 def warn(message: str) -> None:
     """One `warning: ...` line on stderr."""
     err_console.print(f"warning: {printable(str(message))}", markup=False, highlight=False, soft_wrap=True)
+
+
+class PlainTable(Table):
+    """A rich Table whose title, headings and cells are plain text, never Rich markup.
+
+    Run labels, paths and override values are user text: `[path]` or `[bold` in them must print as
+    written (a plain `Table` parses them as markup and dies with `MarkupError`).
+    """
+
+    def __init__(self, *headers, title: str | None = None, **kwargs) -> None:
+        super().__init__(*headers, title=None if title is None else Text(str(title)), **kwargs)
+
+    def add_column(self, header="", *args, **kwargs) -> None:
+        super().add_column(Text(header) if isinstance(header, str) else header, *args, **kwargs)
+
+    def add_row(self, *cells, **kwargs) -> None:
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)

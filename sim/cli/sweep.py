@@ -15,10 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
+from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console, warn as _warn
 from rich.console import Console
 from rich.measure import Measurement
-from rich.table import Table
 
 from sim.runs.results import OutputError, check_output
 from sim.runs.sweep import AGGREGATE_METRICS, Sweep, SweepError, SweepInterrupted, aggregate, load_sweep, run_sweep
@@ -76,9 +75,9 @@ def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOpt
         raise typer.Exit(code=1)
 
 
-def aggregate_table(agg, sw: Sweep) -> Table:
+def aggregate_table(agg, sw: Sweep) -> PlainTable:
     """The aggregate as a rich table: one row per combination, `mean ± CI` per metric."""
-    t = Table(title=f"{sw.name}: mean ± 95% CI over seeds", show_header=True, header_style="bold")
+    t = PlainTable(title=f"{sw.name}: mean ± 95% CI over seeds", show_header=True, header_style="bold")
     for heading in _param_headings(sw.params):
         t.add_column(heading, overflow="fold")
     t.add_column("runs ok", justify="right", no_wrap=True)

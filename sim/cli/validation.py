@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from sim import __version__
-from sim.cli.errors import err_console, fail as _fail, out_console
+from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console
 from sim.runs.validation import cases_named, validate_model
 
 __all__ = ["validate_model_cli"]
@@ -58,7 +57,7 @@ def validate_model_cli(
         _fail("--quick: none of the chosen cases is in the quick subset")
     from analysis.validation import RESULT_WORDS, write_validation_report
 
-    shown = Table(title="validation against published results", show_lines=True)
+    shown = PlainTable(title="validation against published results", show_lines=True)
     for col in ("case", "published", "simulated", "result"):
         shown.add_column(col, overflow="fold")
     for _, r in table.iterrows():
