@@ -580,8 +580,41 @@ def test_run_out_under_a_file_is_one_error_line(capsys, tmp_path, fake_run):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     err = assert_one_line_error(*cli_run(capsys, "run", QUICKSTART, "--out", blocker / "run"))
-    assert err.startswith(f"error: --out {blocker / 'run'}: cannot write results")
+    assert err.startswith(f"error: --out {blocker / 'run'}: cannot write there: {blocker} is a file")
     assert blocker.read_text() == "not a directory"
+    assert fake_run == []  # refused before the run, not after it
+
+
+@pytest.mark.parametrize("command", [
+    ["explore", str(QUICKSTART), "--budget", "50"],
+    ["sweep", str(ROOT / "scenarios" / "sweeps" / "smoke.yaml")],
+])
+def test_long_commands_check_out_is_writable_before_any_work(capsys, tmp_path, monkeypatch, command):
+    """explore and sweep say at once that --out cannot be written (they used to find out after the work)."""
+    import sim.runs.explore.search as search
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started although --out cannot be written")
+
+    monkeypatch.setattr(search, "generate", no_work)
+    monkeypatch.setattr("sim.cli.sweep.run_sweep", no_work)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = cli_run(capsys, *command, "--out", blocker / "out")
+    assert code == 2
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: --out {blocker / 'out'}: cannot write there: {blocker} is a file, not a directory"]
+    assert "Traceback" not in err
+
+
+def test_report_checks_out_before_rendering(capsys, tmp_path, real_run, monkeypatch):
+    import analysis
+
+    monkeypatch.setattr(analysis, "write_report", lambda *a, **k: pytest.fail("rendered before checking --out"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = assert_one_line_error(*cli_run(capsys, "report", real_run.dir, "--out", blocker / "r.html"))
+    assert "cannot write there" in err
 
 
 # --- Results.write: atomic replacement ---------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -38,7 +39,7 @@ from sim.measure.stats import bounded_mean_ci
 
 __all__ = [
     "RUN_FILES", "SWEEP_FILES", "RUN_TABLES", "RUN_EXTRAS", "SWEEP_ENTRIES", "FIGURE_SUFFIXES", "REPORT_MARK",
-    "ResultsError", "write_atomic", "discard", "is_temporary",
+    "ResultsError", "write_atomic", "writable_problem", "discard", "is_temporary",
     "RunSummary", "CONDITIONAL_KEYS", "Percentiles", "Failover", "read_summary", "flatten_summary",
     "is_run_dir", "is_sweep_dir", "is_figure_dir", "is_report",
     "Run", "read_run", "SweepResults", "read_sweep", "read_sweep_table", "read_yaml",
@@ -81,6 +82,30 @@ def discard(path: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         trash.unlink(missing_ok=True)
+
+
+def writable_problem(path: str | Path) -> str | None:
+    """Why :func:`write_atomic` could not write `path`, or None: checked before any work is done.
+
+    The writer creates a hidden sibling of `path` and renames it into place, so the directory that
+    will hold `path` must be creatable and writable. The nearest existing ancestor of that directory
+    is tried with a real temporary file (permission bits alone say nothing for root, nor for a
+    read-only file system).
+    """
+    parent = Path(path).absolute().parent
+    anchor = parent
+    while not anchor.exists():
+        if anchor.parent == anchor:
+            return f"{anchor} does not exist"
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        return f"{anchor} is a file, not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=anchor, prefix=".kafkasim-probe-"):
+            pass
+    except OSError as e:
+        return f"cannot write in {anchor} ({e.strerror or e})"
+    return None
 
 
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.runs.contract import (RUN_EXTRAS, RUN_FILES, SWEEP_ENTRIES, ResultsError, RunSummary, is_figure_dir,
-                               is_report, is_run_dir, is_sweep_dir, read_run, write_atomic)
+                               is_report, is_run_dir, is_sweep_dir, read_run, writable_problem, write_atomic)
 from sim.scenario.schema import Scenario
 
 __all__ = ["Results", "RUN_FILES", "RUN_EXTRAS", "SWEEP_ENTRIES", "read_results", "OutputError", "check_output",
@@ -67,6 +67,9 @@ def check_output(path: str | Path, kind: str, option: str = "") -> None:
     """
     p = Path(path)
     name = f"{option} {p}" if option else str(p)
+    problem = writable_problem(p)
+    if problem is not None:
+        raise OutputError(f"{name}: cannot write there: {problem}")
     if kind == "report":
         if p.is_dir():
             raise OutputError(f"{name}: cannot write the report (it is a directory; name the HTML file, "

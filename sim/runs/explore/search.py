@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.runs.contract import write_atomic
+from sim.runs.contract import writable_problem, write_atomic
 from sim.runs.explore.forking import Job, JobOutcome, Verdict, can_fork, run_job
 from sim.runs.explore.properties import Property, parse_property
 from sim.runs.explore.schedules import DEFAULT_KINDS, Space, describe_fault, generate, parse_kinds
@@ -529,6 +529,9 @@ class _ExploreProgress:
 # --- output ------------------------------------------------------------------------------------
 def _check_out(out: Path) -> None:
     """A search writes into a new or empty directory, or replaces an earlier search's; nothing else."""
+    problem = writable_problem(out)
+    if problem is not None:
+        raise ExploreError(f"--out {out}: cannot write there: {problem}")
     if not out.exists():
         return
     if not out.is_dir():
