@@ -418,8 +418,13 @@ def test_ctrl_c_on_the_cli_keeps_finished_runs_and_resume_completes(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "sim.cli", "sweep", str(sweep_file), "--workers", "2", "--out", str(out)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while not [d for d in (out / "runs").glob("[!.]*")] and time.monotonic() < deadline:
+    # wait for the first finished run (the condition, not a time: a loaded machine may take minutes)
+    deadline = time.monotonic() + 600
+    while not [d for d in (out / "runs").glob("[!.]*")]:
+        if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
+            stdout, stderr = p.communicate()
+            pytest.fail(f"no run finished (exit {p.returncode}) before SIGINT could be sent:\n{stderr[-3000:]}")
         time.sleep(0.02)
     p.send_signal(signal.SIGINT)
     try:
@@ -442,6 +447,58 @@ def test_ctrl_c_on_the_cli_keeps_finished_runs_and_resume_completes(tmp_path):
     assert f"{8 - len(kept)} run now, {len(kept)} kept, 0 failed" in done.stderr
     assert {d: (out / "runs" / d / "summary.json").stat().st_mtime_ns for d in kept} == stamps
     assert len(pd.read_parquet(out / "sweep.parquet")) == 8
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of `pid` (from /proc: no extra dependency)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_sweep(tmp_path):
+    """SIGKILL of `kafkasim sweep` (no chance to stop its pool): its workers and loky's helpers end too."""
+    sweep_file = tmp_path / "long.yaml"
+    long = yaml.safe_load(SMOKE.read_text())
+    long.update(name="long", scenario=str(ACKS1), seeds=2)
+    long["set"]["duration"] = "600s"  # minutes per run: the workers are busy when the parent dies
+    sweep_file.write_text(yaml.safe_dump(long))
+    cmd = [sys.executable, "-m", "sim.cli", "sweep", str(sweep_file), "--workers", "2", "--out", str(tmp_path / "o")]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while len(_children(p.pid)) < 2:  # two workers (plus loky's resource tracker) have started
+            assert p.poll() is None and time.monotonic() < deadline, "the sweep's workers never started"
+            time.sleep(0.1)
+        helpers = _children(p.pid)
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.monotonic() + 120
+    while (alive := {pid for pid in helpers if _alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in alive:  # never leave them behind, whatever the verdict
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"{len(alive)} of {len(helpers)} pool processes outlived their killed parent"
 
 
 # --- aggregation and the CLI table ---------------------------------------------------------------

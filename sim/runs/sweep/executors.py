@@ -103,9 +103,23 @@ class SerialExecutor:
             yield outcome
 
 
-def _ignore_sigint() -> None:
-    """Pool worker initializer: Ctrl-C is the parent's to handle (it stops the workers)."""
+def _init_worker(parent_pid: int) -> None:
+    """Pool worker initializer: Ctrl-C is the parent's to handle (it stops the workers), and a
+    worker never outlives its parent.
+
+    A parent killed with SIGKILL (or by the out-of-memory killer) cannot stop its pool, and loky's
+    workers would run on as orphans, each holding a run's memory. A daemon thread in each worker
+    watches the parent's pid and ends the worker at once when the parent is gone (reparenting
+    changes ``getppid()``). Without workers loky's resource tracker sees its pipe close and ends too.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, name="kafkasim-parent-watch", daemon=True).start()
 
 
 def _execute_to_file(execute: ExecuteFn, run: SweepRun, path: str) -> None:
@@ -165,7 +179,8 @@ class PoolExecutor:
         # a pool of our own, not loky.get_reusable_executor(): that one outlives the sweep (its idle
         # workers would be orphans to `ps`, and would keep modules imported before an edit)
         self._generation += 1
-        return ProcessPoolExecutor(self.workers, context=get_context("loky"), initializer=_ignore_sigint)
+        return ProcessPoolExecutor(self.workers, context=get_context("loky"), initializer=_init_worker,
+                                   initargs=(os.getpid(),))
 
     def _restart_pool(self) -> None:
         self._pool.shutdown(wait=True, kill_workers=True)  # broken: its workers are being killed anyway
