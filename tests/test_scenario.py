@@ -587,6 +587,17 @@ def test_to_yaml_round_trips_unusual_values_exactly():
     assert again.producers[0].rate == sc.producers[0].rate == 1 / 3600
 
 
+@pytest.mark.parametrize("acks, rf, allowed", [(7, 3, "all, -1, 0, 1, or legacy 2..3"), (2, 1, "all, -1, 0, 1"),
+                                               (4, 3, "all, -1, 0, 1, or legacy 2..3")])
+def test_acks_above_the_replication_factor_is_an_error(acks, rf, allowed):
+    """No write could ever be acknowledged: an error naming the field, not a run where every record is unknown."""
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(minimal(topics=[{"name": "t", "replication.factor": rf}],
+                              producers=[{"topic": "t", "rate": "1/s", "acks": acks}]))
+    assert str(e.value).startswith(f"producers.0.acks: {acks} exceeds replication.factor {rf} of topic t")
+    assert str(e.value).endswith(f"(allowed: {allowed})")
+
+
 def test_to_yaml_round_trips_legacy_acks_with_the_warning():
     with pytest.warns(UserWarning):
         sc = load_scenario(minimal(producers=[{"topic": "t", "rate": "1/s", "acks": 2}]))

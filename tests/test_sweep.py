@@ -756,6 +756,17 @@ def test_sweep_warnings_print_once_at_the_top(capsys, tmp_path):
         lines[0].endswith("(with topics.0.min.insync.replicas=3)")
 
 
+def test_sweep_expansion_lets_no_raw_validation_warning_escape():
+    """Legacy acks=2: the sweep prints its one-line warning once; no raw UserWarning (with a source line) per run."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sw = load_sweep(spec(grid={"producers.0.acks": [2]}))
+    assert len(sw.runs) == 2
+    assert [str(w.message) for w in caught if "legacy" in str(w.message)] == []
+
+
 def test_sweep_eta_comes_from_completed_run_durations():
     from sim.runs.sweep.progress import _Progress, format_eta
 

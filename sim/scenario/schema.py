@@ -1093,6 +1093,13 @@ class Scenario(_Model):
         """Fill producer `i`'s version-dependent defaults from the row of cluster.kafka.version."""
         if p.topic not in topics:
             raise ValueError(f"producers.{i}.topic: unknown topic {p.topic!r} (allowed: {', '.join(topics)})")
+        rf = next(t.replication_factor for t in self.topics if t.name == p.topic)
+        if p.acks > rf:
+            # Kafka 0.8 waited for N replicas that cannot exist until the request timed out: every write
+            # would end unknown. Modern Kafka rejects any N >= 2 (INVALID_REQUIRED_ACKS, KAFKA-1697).
+            legacy = f", or legacy 2..{rf}" if rf >= 2 else ""
+            raise ValueError(f"producers.{i}.acks: {p.acks} exceeds replication.factor {rf} of topic {p.topic}: "
+                             f"no write could ever be acknowledged (allowed: all, -1, 0, 1{legacy})")
         kv = self.cluster.version_defaults
         update: dict[str, Any] = {}
         if p.linger_ms is None:

@@ -265,8 +265,10 @@ def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path) -> Sweep:
 
 
 def _resolve_combination(base: dict, combo: dict, sections: dict[str, str]) -> Scenario:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. legacy acks=2: each run reports it in its summary
+    # e.g. legacy acks=2: printed once per combination by the caller, and each run reports it in its
+    # summary. Recorded, not ignored: validate_scenario's own simplefilter("always") would override an
+    # "ignore" filter, and the raw warning would print with a source line.
+    with warnings.catch_warnings(record=True):
         try:
             return Scenario.resolve(base, combo)
         except ScenarioError as e:
