@@ -14,6 +14,8 @@ from sim.model import messages as m
 from sim.model.producer import EPOCH_STRIDE
 from tests.conftest import Tiny, tiny_scenario
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 
 
@@ -295,3 +297,27 @@ def test_acks0_producer_reconnects_after_the_broker_closes_the_connection(monkey
     assert prod.connected[leader.broker_id]
     # then one batch per linger.ms (6 records at 1,000/s) as before the reset
     assert max(np.diff(produce)) <= 6.0 + 1e-9 and max(produce) > 390
+
+
+def test_exponential_backoff_never_overflows_and_matches_the_plain_formula():
+    """Kafka's ExponentialBackoff caps the exponent: any number of failed attempts gives the maximum."""
+    from sim.model.timeouts import exponential_backoff
+
+    for attempts in range(0, 40):
+        assert exponential_backoff(10_000.0, 30_000.0, attempts) == min(10_000.0 * 2 ** attempts, 30_000.0)
+        assert exponential_backoff(100.0, 1000.0, attempts) == min(100.0 * 2 ** attempts, 1000.0)
+    assert exponential_backoff(10_000.0, 30_000.0, 5_000) == 30_000.0  # 10000 * 2 ** 5000 overflows a float
+    assert exponential_backoff(100.0, 9_000.0, 10 ** 9) == 9_000.0
+    assert exponential_backoff(50.0, 10.0, 3) == 10.0  # maximum below initial: a constant backoff
+
+
+def test_tiny_reconnect_backoff_against_a_long_outage_runs_to_the_end():
+    """reconnect.backoff(.max).ms 10 ms and a leader down 12 s: ~1,200 refused reconnects, no OverflowError."""
+    import sim
+
+    sc = sim.load_scenario(ROOT / "scenarios" / "quickstart.yaml", overrides={
+        "duration": "20s", "settle": "5s", "faults.0.at": "2s", "faults.0.restart_after": "12s",
+        "producers.0.reconnect.backoff.ms": "10ms", "producers.0.reconnect.backoff.max.ms": "10ms",
+        "topics.0.replication.factor": 1, "topics.0.min.insync.replicas": 1})
+    res = sim.run(sc, seed=1)
+    assert res.summary.records_acked > 0 and res.summary.acked_lost == 0

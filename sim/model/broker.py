@@ -26,7 +26,7 @@ from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.node import Node
 from sim.model.partition import DelayedProduce, Partition, PartitionSpec, purgatory_entry
-from sim.model.timeouts import TimeoutQueue
+from sim.model.timeouts import TimeoutQueue, exponential_backoff
 
 if TYPE_CHECKING:
     from sim.model.network import Network
@@ -353,7 +353,7 @@ class Broker(Node):
                 # resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
                 # (its 2 % jitter is not modelled), not after the 30 s request timeout.
                 self._register_retry_pending = True
-                backoff = min(100.0 * 2.0 ** self._registration_failures, self.config.broker_session_timeout_ms)
+                backoff = exponential_backoff(100.0, self.config.broker_session_timeout_ms, self._registration_failures)
                 self._registration_failures += 1
                 self.schedule(backoff, self._retry_register)
             self._metadata_fetch_pending = False

@@ -30,7 +30,7 @@ import simpy
 from sim.model import messages as m
 from sim.model.metadata import TIME_EPS, MetadataClient
 from sim.model.node import Node
-from sim.model.timeouts import TimeoutQueue
+from sim.model.timeouts import TimeoutQueue, exponential_backoff
 
 if TYPE_CHECKING:
     from sim.model.network import Network
@@ -594,8 +594,8 @@ class Producer(Node):
         probe = m.MetadataRequest(self, self.request_ids)
         self._probes[broker] = probe
         self.network.send(self, self.brokers[broker], probe)
-        term = min(SOCKET_CONNECTION_SETUP_TIMEOUT_MS * 2 ** self._setup_failures[broker],
-                   SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS)
+        term = exponential_backoff(SOCKET_CONNECTION_SETUP_TIMEOUT_MS, SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS,
+                                   self._setup_failures[broker])
         sent_at = self.env.now
         # The jitter is drawn only if the probe is still unanswered at the earliest deadline, so
         # answered probes (nearly all) leave the random stream alone.
@@ -688,7 +688,8 @@ class Producer(Node):
         cfg = self.config
         if not cfg.version_defaults.exponential_retry_backoff:
             return cfg.retry_backoff_ms  # 3.6 RecordAccumulator: a fixed retryBackoffMs, no jitter
-        base = min(cfg.retry_backoff_ms * 2 ** max(attempts - 1, 0), max(cfg.retry_backoff_max_ms, cfg.retry_backoff_ms))
+        base = exponential_backoff(cfg.retry_backoff_ms, max(cfg.retry_backoff_max_ms, cfg.retry_backoff_ms),
+                                   max(attempts - 1, 0))
         return base * float(self.rng.uniform(0.8, 1.2))
 
     def _reenqueue(self, batch: ProducerBatch) -> None:

@@ -7,12 +7,28 @@ likewise scans in-flight requests for expiry on each poll).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Callable
 
 import simpy
 
-__all__ = ["TimeoutQueue"]
+__all__ = ["TimeoutQueue", "exponential_backoff"]
+
+
+def exponential_backoff(initial: float, maximum: float, attempts: int, multiplier: float = 2.0) -> float:
+    """`initial * multiplier ** attempts`, capped at `maximum`, without jitter (Kafka's ExponentialBackoff).
+
+    Kafka caps the exponent (`Math.min(attempts, expMax)`), so the value never overflows however
+    many attempts failed; a plain ``initial * 2 ** attempts`` raises OverflowError past ~1024
+    attempts (a 10 ms reconnect backoff against a broker down for 12 s gets there). The exponent
+    is capped at the first integer whose term reaches `maximum`, so every value is exactly
+    ``min(initial * multiplier ** attempts, maximum)``.
+    """
+    if maximum <= initial or attempts <= 0:
+        return min(initial, maximum)
+    cap = math.ceil(math.log(maximum / max(initial, 1e-9)) / math.log(multiplier))
+    return min(initial * multiplier ** min(attempts, cap), maximum)
 
 
 class TimeoutQueue:
