@@ -38,8 +38,9 @@ COMPARE_METRICS: list[tuple[str, str]] = [
     ("records acked", "records_acked"),
     ("records failed (client told)", "records_failed"),
     ("records unknown (no answer)", "records_unknown"),
-    ("records_lost (sent, never told, gone)", "records_lost"),
-    ("acked_lost (durability violation)", "acked_lost"),
+    ("acked_lost (acknowledged, gone: durability violation)", "acked_lost"),
+    ("unacknowledged lost (sent, no answer, gone)", "unacked_lost"),
+    ("records_lost (all sent and gone, never told of a failure: the two above)", "records_lost"),
     ("duplicates", "duplicates"),
     ("throughput (acked rec/s)", "throughput_rps"),
     ("produce latency p50 (ms)", "produce_latency_ms.p50"),
@@ -73,6 +74,8 @@ def _as_run(run: str | Path | Run, which: str) -> Run:
 
 
 def _value(summary: RunSummary, key: str) -> float:
+    if key == "unacked_lost":  # derived: records_lost counts the acknowledged losses too
+        return _value(summary, "records_lost") - _value(summary, "acked_lost")
     v: object = summary.to_dict()
     for part in key.split("."):
         if not isinstance(v, dict) or part not in v:

@@ -285,8 +285,9 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
     rows = [
         ("records sent", "records_sent"), ("records acknowledged", "records_acked"),
         ("records failed (client told)", "records_failed"), ("records unknown (no definite answer)", "records_unknown"),
-        ("records lost (sent, gone, client never told)", "records_lost"),
         ("acknowledged and lost (durability violation)", "acked_lost"),
+        ("records lost (all sent and gone, client never told of a failure; includes the acknowledged ones)",
+         "records_lost"),
         ("duplicates", "duplicates"), ("reordered", "reordered"), ("records consumed", "records_consumed"),
         ("throughput (acknowledged records/s)", "throughput_rps"),
         ("produce latency p50 (ms)", "produce_latency_ms.p50"), ("produce latency p99 (ms)", "produce_latency_ms.p99"),

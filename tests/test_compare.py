@@ -169,3 +169,15 @@ def test_compare_a_run_with_itself_prints_labels_as_written(runs, tmp_path, monk
     title = next(line for line in cap.out.splitlines() if line.startswith("A:"))
     assert "[" in title and str(a.name) in title, title
     assert "acked_lost" in cap.out
+
+
+def test_lost_rows_cannot_be_added_up_by_mistake(runs):
+    """records_lost includes acked_lost: the table shows the unacknowledged part apart and says so."""
+    a, b = runs
+    frame = analysis.compare(a, b).set_index("key")
+    for col in ("a", "b"):
+        assert frame.loc["unacked_lost", col] == frame.loc["records_lost", col] - frame.loc["acked_lost", col]
+    label = frame.index.to_series()
+    records_lost_label = analysis.compare(a, b).reset_index().set_index("key").loc["records_lost", "metric"]
+    assert "the two above" in records_lost_label
+    assert list(label).index("unacked_lost") < list(label).index("records_lost")
