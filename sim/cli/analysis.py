@@ -139,3 +139,44 @@ def _write_compare_figure(run_a, run_b, out_dir: Path, draw) -> list[Path]:
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def describe_cli(run_dir: Annotated[Path, typer.Argument(help="A run directory (kafkasim run).", show_default=False)],
+                 at: Annotated[Optional[str], typer.Option(
+                     "--at", help="The moment to describe, a duration from the start (e.g. 30s, 1500ms); "
+                                  "default: the end of the run.")] = None,
+                 under_replicated: Annotated[bool, typer.Option(
+                     "--under-replicated-partitions", help="Only partitions whose ISR is smaller than their "
+                                                           "replicas.")] = False,
+                 under_min_isr: Annotated[bool, typer.Option(
+                     "--under-min-isr-partitions", help="Only partitions whose ISR is below min.insync.replicas.")
+                 ] = False,
+                 unavailable: Annotated[bool, typer.Option(
+                     "--unavailable-partitions", help="Only partitions without a leader.")] = False,
+                 ) -> None:
+    """What `kafka-topics --describe` would have printed at a moment of a run: leader, replicas, ISR (and ELR)."""
+    from analysis import ResultsError, load_run
+    from analysis.describe import describe, describe_lines
+
+    from sim.scenario.units import format_ms, parse_duration_ms
+
+    chosen = [name for name, on in (("under_replicated", under_replicated), ("under_min_isr", under_min_isr),
+                                    ("unavailable", unavailable)) if on]
+    if len(chosen) > 1:
+        _fail("--under-replicated-partitions, --under-min-isr-partitions, --unavailable-partitions: give at most one")
+    try:
+        at_ms = None if at is None else parse_duration_ms(at)
+    except ValueError as e:
+        _fail(f"--at {at}: {e} (allowed: a duration such as 30s or 1500ms)")
+    try:
+        run = load_run(run_dir)
+    except ResultsError as e:
+        _fail(str(e))
+    end = float(run.summary.sim_duration_ms or 0.0)
+    if at_ms is not None and (at_ms < 0 or (end and at_ms > end)):
+        _fail(f"--at {at}: outside the run (allowed: 0 to {format_ms(end)})")
+    frame = describe(run, at_ms, chosen[0] if chosen else None)
+    err_console.print(f"# {run.path} at {format_ms(frame.attrs['at_ms'])}", markup=False, highlight=False,
+                      soft_wrap=True)
+    for line in describe_lines(frame):
+        typer.echo(line)  # tab-separated, as kafka-topics prints it (a rich console would expand the tabs)

@@ -25,7 +25,7 @@ from typer.exceptions import TyperException
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sim import __version__
-from sim.cli.analysis import compare_cli, plot_cli, report_cli
+from sim.cli.analysis import compare_cli, describe_cli, plot_cli, report_cli
 from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console, warn as _warn
 from sim.cli.explore import explore_cli
 from sim.cli.sweep import sweep_cli
@@ -368,6 +368,7 @@ app.command("sweep")(sweep_cli)
 app.command("compare")(compare_cli)
 app.command("plot")(plot_cli)
 app.command("report")(report_cli)
+app.command("describe")(describe_cli)
 app.command("validate-model")(validate_model_cli)
 app.command("explore")(explore_cli)
 
