@@ -804,3 +804,42 @@ def test_scenarios_lists_scenarios_sweeps_and_benchmarks_grouped(capsys, monkeyp
     assert "scenarios/quickstart.yaml" in scen and "scenarios/sweeps/" not in scen
     assert "scenarios/sweeps/acks-rf.yaml" in sweeps and "scenarios/sweeps/smoke.yaml" in sweeps
     assert "scenarios/bench/steady.yaml" in bench and "scenarios/bench/soak.yaml" in bench
+
+
+# --- CI-friendly runs: --fail-on and --json --------------------------------------------------------
+def test_run_fail_on_exits_1_when_a_condition_holds(capsys, tmp_path, fake_run):
+    rc, out, err = cli_run(capsys, "run", QUICKSTART, "--out", tmp_path / "a", "--fail-on",
+                           "acked_lost > 1e12, records_acked>0")
+    assert rc == 1, err
+    assert "fail-on: records_acked>0 (records_acked=" in err and "acked_lost" not in err.split("fail-on:")[1]
+    assert (tmp_path / "a" / "summary.json").is_file()  # the run is kept: CI can upload it
+    rc, out, err = cli_run(capsys, "run", QUICKSTART, "--out", tmp_path / "b", "--fail-on", "acked_lost>1e12")
+    assert rc == 0 and "fail-on" not in err
+
+
+def test_run_fail_on_missing_value_never_holds(capsys, tmp_path, fake_run):
+    from sim.runs.conditions import parse_conditions, failing
+
+    conditions = parse_conditions("failover_ms.max>=0 or unavailable_ms.p99<0")
+    assert failing(conditions, {"failover_ms": {"max": None}, "unavailable_ms": {}}) == []
+    assert failing(conditions, {"failover_ms": {"max": 12.5}}) == ["failover_ms.max>=0 (failover_ms.max=12.5)"]
+
+
+@pytest.mark.parametrize("expr, fragment", [
+    ("acked>0", "--fail-on: unknown summary key 'acked' (allowed: acked_lost,"),
+    ("acked_lost>>0", "--fail-on: cannot read 'acked_lost>>0' (expected KEY OP NUMBER"),
+    ("failover_ms.p42 > 1", "(allowed: failover_ms.max, failover_ms.p50, failover_ms.p99, failover_ms.p999)"),
+    (" , ", "--fail-on: empty"),
+])
+def test_run_fail_on_errors_before_running(capsys, tmp_path, fake_run, expr, fragment):
+    err = assert_one_line_error(*cli_run(capsys, "run", QUICKSTART, "--out", tmp_path / "x", "--fail-on", expr))
+    assert fragment in err
+    assert fake_run == [] and not (tmp_path / "x").exists()
+
+
+def test_run_json_prints_the_summary(capsys, tmp_path, fake_run):
+    rc, out, err = cli_run(capsys, "run", QUICKSTART, "--out", tmp_path / "j", "--json")
+    assert rc == 0, err
+    printed = json.loads(out)
+    assert printed == json.loads((tmp_path / "j" / "summary.json").read_text())
+    assert "records acked" not in out  # no table

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
+import json
 import re
 import signal
 import sys
@@ -220,10 +221,22 @@ def run_cli(
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Run directory (default: results/<scenario name>/seed-<N>/, or seed-<N>-<overrides>/ "
                       "with --set). Replaces only an earlier run directory, never other files.")] = None,
+    fail_on: Annotated[Optional[str], typer.Option(
+        "--fail-on", metavar="CONDITIONS",
+        help="Exit with code 1 if any condition holds for the run's summary, e.g. 'acked_lost>0' or "
+             "'duplicates>0, produce_latency_ms.p99>=500' (KEY OP NUMBER, OP one of > >= < <= == !=; keys are "
+             "summary.json's, nested ones dotted). For CI.")] = None,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="Print the summary as JSON on stdout (summary.json's content) instead of the table.")] = False,
 ) -> None:
     """Run a scenario, print a summary, and write the run directory."""
     from sim.runs import runner
+    from sim.runs.conditions import ConditionError, failing, parse_conditions
 
+    try:  # before running: a typo in a condition must not cost a run
+        conditions = parse_conditions(fail_on) if fail_on is not None else []
+    except ConditionError as e:
+        _fail(str(e))
     sc, overrides, config_warnings = _load_with_configs(scenario, set_, producer_config, broker_config, topic_config)
     seed = sc.seed if seed is None else seed
     out_dir = out or default_run_dir(sc.name, seed, overrides)
@@ -249,8 +262,15 @@ def run_cli(
         _fail(f"--out {e}")
     except OSError as e:
         _fail(f"--out {out_dir}: cannot write results ({e.strerror or e})")
-    print_summary(results.summary)
+    if json_:
+        typer.echo(json.dumps(results.summary.to_dict(), indent=2, default=str))
+    else:
+        print_summary(results.summary)
     err_console.print(f"wrote {path}", markup=False, highlight=False)
+    held = failing(conditions, results.summary.to_dict())
+    if held:
+        err_console.print(f"fail-on: {'; '.join(held)}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
 
 
 def _fmt(v) -> str:
