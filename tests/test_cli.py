@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -843,3 +844,28 @@ def test_run_json_prints_the_summary(capsys, tmp_path, fake_run):
     printed = json.loads(out)
     assert printed == json.loads((tmp_path / "j" / "summary.json").read_text())
     assert "records acked" not in out  # no table
+
+
+def test_sigterm_of_a_run_says_so_and_keeps_nothing_half_written(tmp_path):
+    """SIGTERM mid-run: one line on stderr, exit code 143, no run directory and no temporary left."""
+    err_file = tmp_path / "err.txt"
+    out = tmp_path / "results" / "run"
+    with open(err_file, "w") as err:
+        p = subprocess.Popen([sys.executable, "-m", "sim.cli", "run", str(QUICKSTART), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=err, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 300
+            while "progress:" not in err_file.read_text():  # the run is under way (a condition, not a time)
+                assert p.poll() is None and time.monotonic() < deadline, err_file.read_text()
+                time.sleep(0.05)
+            p.send_signal(signal.SIGTERM)
+            rc = p.wait(timeout=120)
+        finally:
+            p.kill()
+            p.wait()
+    text = err_file.read_text()
+    assert rc == 143, text
+    assert text.rstrip().splitlines()[-1].startswith("terminated (SIGTERM): stopped; results are written only when")
+    assert "Traceback" not in text
+    assert not out.exists()
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no hidden temporary either

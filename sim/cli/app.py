@@ -27,7 +27,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainin
 
 from sim import __version__
 from sim.cli.analysis import compare_cli, describe_cli, plot_cli, report_cli
-from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console, warn as _warn
+from sim.cli.errors import PlainTable, err_console, fail as _fail, interruption, out_console, warn as _warn
 from sim.cli.explore import explore_cli
 from sim.cli.sweep import sweep_cli
 from sim.cli.validation import validate_model_cli
@@ -393,6 +393,33 @@ app.command("validate-model")(validate_model_cli)
 app.command("explore")(explore_cli)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt (so a sweep keeps its finished runs)."""
+
+
+def _terminate(signum, frame) -> None:
+    interruption["signal"] = "SIGTERM"
+    raise Terminated()
+
+
+def _interrupt(signum, frame) -> None:
+    interruption["signal"] = "SIGINT"
+    raise KeyboardInterrupt()
+
+
+def _interrupted(code: int) -> int:
+    """Say (once) that a command stopped on Ctrl-C or SIGTERM, and what was kept; the signal's exit code."""
+    term = interruption["signal"] == "SIGTERM"
+    if not interruption["explained"]:
+        # Straight to stderr: the signal may have landed inside a rich console's own print (the
+        # progress display), leaving that console buffering for good.
+        sys.stderr.write(f"{'terminated (SIGTERM)' if term else 'interrupted (Ctrl-C)'}: stopped; results are "
+                         "written only when complete, so nothing half-written was left and earlier results are "
+                         "unchanged\n")
+        sys.stderr.flush()
+    return 128 + signal.SIGTERM if term else code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: click usage errors become one line with exit code 2."""
     if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
@@ -400,6 +427,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         except (AttributeError, ValueError, OSError):  # no usable stderr file descriptor (embedded, captured)
+            pass
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a CI timeout, `kill`, a container stop) ends a command the way Ctrl-C does: said in
+        # one line, with the exit code of the signal, and with what was kept (a sweep keeps its runs).
+        interruption.update(signal=None, explained=False)
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored
+                signal.signal(signal.SIGINT, _interrupt)
+        except (ValueError, OSError):
             pass
     try:
         rv = app(args=argv, standalone_mode=False)
@@ -411,10 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted", markup=False)
-        return 130
+        interruption["signal"] = interruption["signal"] or "SIGINT"
+        return _interrupted(130)
     except typer.Exit as e:
-        return e.exit_code
+        rv = e.exit_code
+    # typer returns Ctrl-C (and SIGTERM, raised as a KeyboardInterrupt) as exit code 130
+    if interruption["signal"] is not None and rv == 130:
+        return _interrupted(130)
     return rv if isinstance(rv, int) else 0
 
 

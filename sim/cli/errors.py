@@ -12,7 +12,7 @@ from rich.text import Text
 
 from sim.scenario.schema import printable
 
-__all__ = ["out_console", "err_console", "fail", "warn", "PlainTable"]
+__all__ = ["out_console", "err_console", "fail", "warn", "PlainTable", "interruption"]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -44,3 +44,8 @@ class PlainTable(Table):
 
     def add_row(self, *cells, **kwargs) -> None:
         super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+interruption: dict = {"signal": None, "explained": False}
+"""The signal that stopped the command ("SIGINT", "SIGTERM" or None), and whether the command already
+said what it kept (a sweep does); `main` says it otherwise, once."""

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console, warn as _warn
+from sim.cli.errors import PlainTable, err_console, fail as _fail, interruption, out_console, warn as _warn
 from rich.console import Console
 from rich.measure import Measurement
 
@@ -58,6 +58,7 @@ def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOpt
         _fail(str(e))
     except SweepInterrupted as e:
         err_console.print(f"interrupted: {e}", markup=False, highlight=False, soft_wrap=True)
+        interruption["explained"] = True  # said what was kept: `main` adds nothing but the exit code
         raise typer.Exit(code=130) from None
     except OSError as e:
         where = out or (Path("results") / "sweeps" / sw.name if sw is not None else sweep_file)
