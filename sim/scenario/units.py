@@ -13,10 +13,11 @@ __all__ = ["parse_duration_ms", "parse_size", "parse_rate", "parse_bandwidth", "
            "format_bandwidth"]
 
 _NUM = r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)"
-_DURATION_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "min": 60_000.0, "h": 3_600_000.0}
+_DURATION_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "min": 60_000.0, "h": 3_600_000.0,
+                   "d": 86_400_000.0}
 _SIZE_UNITS = {
     "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tb": 1000**4, "tib": 1024**4,
 }
 _BIT_UNITS = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bps": 1, "kbps": 1e3, "mbps": 1e6, "gbps": 1e9}
 
@@ -32,7 +33,7 @@ def _finite(x: float, what: str) -> float:
 
 
 def parse_duration_ms(value: object, *, bare_is_ms: bool = False) -> float:
-    """Parse "250ms", "30s", "2m", "1h" into milliseconds; bare numbers only where `bare_is_ms`."""
+    """Parse "250ms", "30s", "2m", "1h", "7d" into milliseconds; bare numbers only where `bare_is_ms`."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like '250ms', '30s', '2m'")
     if isinstance(value, (int, float)):
@@ -47,7 +48,7 @@ def parse_duration_ms(value: object, *, bare_is_ms: bool = False) -> float:
         if unit == "" and bare_is_ms:
             unit = "ms"
         if unit not in _DURATION_UNITS:
-            raise ValueError(f"unknown duration unit {m.group(2)!r} in {value!r} (allowed: us, ms, s, m, h)")
+            raise ValueError(f"unknown duration unit {m.group(2)!r} in {value!r} (allowed: us, ms, s, m, h, d)")
         ms = float(m.group(1)) * _DURATION_UNITS[unit]
     else:
         raise ValueError("expected a duration like '250ms', '30s', '2m'")
@@ -58,7 +59,7 @@ def parse_duration_ms(value: object, *, bare_is_ms: bool = False) -> float:
 
 
 def parse_size(value: object) -> int:
-    """Parse "100B", "16KiB", "1MB" (or a bare integer of bytes) into bytes."""
+    """Parse "100B", "16KiB", "1MB", "2TiB" (or a bare integer of bytes) into bytes."""
     if isinstance(value, bool):
         raise ValueError("expected a size like '100B' or '16KiB'")
     if isinstance(value, int):
@@ -71,7 +72,7 @@ def parse_size(value: object) -> int:
             raise ValueError(f"cannot parse size {value!r} (use e.g. '100B', '16KiB', '1MiB')")
         unit = (m.group(2) or "b").lower()
         if unit not in _SIZE_UNITS:
-            raise ValueError(f"unknown size unit {m.group(2)!r} in {value!r} (allowed: B, KB, KiB, MB, MiB, GB, GiB)")
+            raise ValueError(f"unknown size unit {m.group(2)!r} in {value!r} (allowed: B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)")
         n = float(m.group(1)) * _SIZE_UNITS[unit]
         _finite(n, "size")
         n = int(round(n))
@@ -96,7 +97,7 @@ def parse_rate(value: object) -> float:
         raise ValueError(f"cannot parse rate {value!r} (use e.g. '50000/s', '20/ms')")
     unit = m.group(2).lower()
     if unit not in _DURATION_UNITS:
-        raise ValueError(f"unknown rate unit '/{m.group(2)}' in {value!r} (allowed: /ms, /s, /m, /h)")
+        raise ValueError(f"unknown rate unit '/{m.group(2)}' in {value!r} (allowed: /ms, /s, /m, /h, /d)")
     ms_per_unit = _DURATION_UNITS[unit]
     # one exact-factor operation, so that "<x>/s" parses to exactly x (format_rate round-trips)
     per_s = float(m.group(1)) * (1000.0 / ms_per_unit) if ms_per_unit <= 1000.0 else \
