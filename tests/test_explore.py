@@ -259,3 +259,10 @@ def test_fault_times_stay_inside_a_window_that_ends_at_duration():
 def test_a_remote_dask_takes_no_worker_count(base_file, capsys):
     assert cli_main(["explore", str(base_file), "--dask", "tcp://127.0.0.1:1", "--workers", "2"]) == 2
     assert "workers: applies to the local pool" in capsys.readouterr().err
+
+
+def test_a_sweep_file_is_named_as_such(tmp_path, capsys):
+    sweep_file = Path(__file__).resolve().parents[1] / "scenarios" / "sweeps" / "smoke.yaml"
+    assert cli_main(["explore", str(sweep_file), "--budget", "1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a sweep file" in err and "explore its base scenario" in err
