@@ -988,3 +988,8 @@ def test_overriding_the_version_of_a_resolved_scenario_refills_its_version_defau
     assert (back.producers[0].linger_ms, back.producers[0].retry_backoff_max_ms) == (5.0, 1000.0)
     mine = _as_scenario(_as_scenario(sc, {"producers.0.linger.ms": "7ms"}), {"cluster.kafka.version": "3.9"})
     assert mine.producers[0].linger_ms == 7.0  # what the user set is never replaced
+
+
+def test_a_fault_listing_a_broker_twice_is_an_error():
+    with pytest.raises(ScenarioError, match=r"faults.0: brokers: 0 listed more than once"):
+        load_scenario(minimal(cluster={"brokers": 3}, faults=[{"kind": "crash", "at": "1s", "brokers": [0, 0]}]))

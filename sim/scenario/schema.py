@@ -604,6 +604,10 @@ class ScheduledFault(_Model):
             if "controller" in type(self).model_fields:
                 names = names.replace(" or 'zone'", ", 'zone' or 'controller'")
             raise ValueError(f"a fault needs exactly one of {names}")
+        if self.brokers is not None and len(set(self.brokers)) != len(self.brokers):
+            twice = sorted({b for b in self.brokers if self.brokers.count(b) > 1})
+            raise ValueError(f"brokers: {', '.join(map(str, twice))} listed more than once (a set of distinct "
+                             f"broker ids, e.g. [0, 1])")
         return self
 
     @property
