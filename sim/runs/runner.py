@@ -231,6 +231,15 @@ ARRIVAL_BYTES = 48.0                   # per record of one chunk of generated ar
 EVENTS_PER_BATCH = 12.0
 SECONDS_PER_BATCH = 40e-6
 SECONDS_PER_IDLE_EVENT = 15e-6
+# Per partition and per replica (measured on this 2-core machine under load, 1-100k partitions,
+# RF 1 and 3, 1-5 topics, peak RSS of sim.run; the table is in docs/architecture.md, "What a run costs"): the
+# controller's records, each replica's Partition, Log and fetch state, and the events table's
+# initial rows. Without these a 100,000-partition scenario was estimated at 201.5 MiB and took 2.6 GB.
+BYTES_PER_PARTITION = 11 * 1024.0
+BYTES_PER_REPLICA = 3 * 1024.0
+SECONDS_PER_PARTITION = 0.2e-3         # building and starting it, elections at time 0
+SECONDS_PER_REPLICA = 0.05e-3
+SECONDS_PER_PARTITION_SECOND = 20e-6   # periodic per-partition upkeep (ISR expiry, HW checkpoints)
 LONG_DURATION_MS = 86_400_000.0        # a simulated day: beyond it, blame the duration first
 WARN_WALL_S = 30 * 60.0                # warn when a run would take longer than this
 WARN_MEMORY_SHARE = 0.5                # ... or need more than this share of the memory available now
@@ -343,10 +352,17 @@ def estimate_work(sc: Scenario) -> WorkEstimate:
              + 4.0 * brokers + consumers)
     idle_events = per_s * total_s
     events = EVENTS_PER_BATCH * batches + idle_events
-    memory = BASE_BYTES + BYTES_PER_BATCH * batches + BYTES_PER_SIMULATED_SECOND * total_s + chunk
+    n_partitions = sum(t.partitions for t in sc.topics)
+    n_replicas = sum(t.partitions * t.replication_factor for t in sc.topics)
+    partition_bytes = BYTES_PER_PARTITION * n_partitions + BYTES_PER_REPLICA * n_replicas
+    memory = BASE_BYTES + BYTES_PER_BATCH * batches + BYTES_PER_SIMULATED_SECOND * total_s + chunk + partition_bytes
     if BYTES_PER_BATCH * batches < BYTES_PER_SIMULATED_SECOND * total_s or sc.duration >= LONG_DURATION_MS:
         worst = "duration"  # what to change: a day or more of simulated time is the unusual setting
-    wall = SECONDS_PER_BATCH * batches + SECONDS_PER_IDLE_EVENT * idle_events
+    if partition_bytes > max(BYTES_PER_BATCH * batches, BYTES_PER_SIMULATED_SECOND * total_s):
+        biggest = max(range(len(sc.topics)), key=lambda i: sc.topics[i].partitions * (sc.topics[i].replication_factor + 4))
+        worst = f"topics.{biggest}.partitions"
+    wall = (SECONDS_PER_BATCH * batches + SECONDS_PER_IDLE_EVENT * idle_events + SECONDS_PER_PARTITION * n_partitions
+            + SECONDS_PER_REPLICA * n_replicas + SECONDS_PER_PARTITION_SECOND * n_partitions * total_s)
     return WorkEstimate(records, batches, events, memory, chunk, wall, worst)
 
 
@@ -366,7 +382,8 @@ def work_warnings(est: WorkEstimate, *, parallel: int = 1, memory: int | None = 
     """:func:`check_work` for an estimate already made: raises :class:`WorkTooLarge`, returns the warnings."""
     memory = physical_memory() if memory is None else memory
     available = available_memory() if available is None else available
-    fix = ("lower the producers' rate or instances, or the duration, or raise batch.size and linger.ms"
+    fix = ("fewer partitions or a lower replication.factor" if est.culprit.startswith("topics.") else
+           "lower the producers' rate or instances, or the duration, or raise batch.size and linger.ms"
            if est.culprit != "duration" else "shorten duration, or lower the producers' rate")
     if memory and max(est.memory_bytes, est.arrival_chunk_bytes) > memory:
         raise WorkTooLarge(f"{est.culprit}: this run needs {est.describe()}, more than the {_bytes(memory)} of "
