@@ -148,6 +148,17 @@ class Broker(Node):
                                                                        self.previous_broker_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
 
+    def _registration_backoff(self) -> None:
+        """BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed is
+        sent again after resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
+        (its 2 % jitter is not modelled), not after the 30 s request timeout."""
+        if self._register_retry_pending:
+            return
+        self._register_retry_pending = True
+        backoff = min(100.0 * 2.0 ** self._registration_failures, self.config.broker_session_timeout_ms)
+        self._registration_failures += 1
+        self.schedule(backoff, self._retry_register)
+
     def _retry_register(self) -> None:
         self._register_retry_pending = False
         if self.alive and not self.registered:
@@ -157,6 +168,12 @@ class Broker(Node):
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
             return
+        if resp.error != m.NONE:
+            # BrokerLifecycleManager.BrokerRegistrationResponseEvent: an error (DUPLICATE_BROKER_REGISTRATION
+            # while our previous incarnation's session lasts) -> scheduleNextCommunicationAfterFailure.
+            self._registration_backoff()
+            return
+        self._registration_failures = 0
         self.registered = True
         self.registration_offset = resp.registration_offset
         self.recorder.event(self.env.now, "broker_registered_ack", self.broker_id, -1, resp.registration_offset)
@@ -347,15 +364,8 @@ class Broker(Node):
     def connection_lost(self, peer) -> None:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
-            if not self.registered and not self._register_retry_pending:
-                # BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed
-                # (connection refused: the quorum has no leader) is sent again after
-                # resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
-                # (its 2 % jitter is not modelled), not after the 30 s request timeout.
-                self._register_retry_pending = True
-                backoff = min(100.0 * 2.0 ** self._registration_failures, self.config.broker_session_timeout_ms)
-                self._registration_failures += 1
-                self.schedule(backoff, self._retry_register)
+            if not self.registered:
+                self._registration_backoff()  # connection refused: the quorum has no leader
             self._metadata_fetch_pending = False
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             # NodeToControllerChannelManager re-queues what the lost controller had not answered and

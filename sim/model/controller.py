@@ -177,19 +177,38 @@ class Controller(Node):
     def connection_lost(self, peer) -> None:
         self._parked.pop(getattr(peer, "broker_id", -1), None)
 
+    def has_valid_session(self, reg: BrokerRegistration) -> bool:
+        """BrokerHeartbeatManager.hasValidSession: unfenced, and heard from within the session timeout."""
+        return not reg.fenced and self.env.now - reg.last_heartbeat_ms <= self.config.session_timeout_ms
+
     def on_register(self, req: m.BrokerRegistration) -> None:
         """A (re)started broker registers a new incarnation (ClusterControlManager.registerBroker).
 
-        Its previous incarnation's session ends here: if it was still unfenced it is fenced now
-        (its ISR memberships and leaderships move on), and the new one stays fenced until it has
-        caught up with the metadata log past its registration record. A retried registration of
-        the same incarnation gets the same answer.
+        While the previous incarnation's session is valid the registration is refused with
+        DUPLICATE_BROKER_REGISTRATION (the same in 3.6 to 4.0: the check dates from KAFKA-12276,
+        2.8); the broker retries with backoff until the session expires and the old incarnation is
+        fenced (fence_expired_brokers, QuorumController.maybeFenceOneStaleBroker). So a broker
+        restarted inside broker.session.timeout.ms keeps its leaderships leaderless until then,
+        whatever the restart time. (ZooKeeper mode has the same wait for another reason: the old
+        session's /brokers/ids/N znode lives until zookeeper.session.timeout.ms, and a broker
+        cannot register over it, KafkaZkClient.checkedEphemeralCreate: NODEEXISTS; Kafka's broker
+        then exits at startup and its supervisor restarts it, modelled here as the same retries.)
+        A session that has lapsed but is not yet fenced (the fence check runs every 100 ms) is
+        fenced here. The new incarnation stays fenced until it has caught up with the metadata log
+        past its registration record. A retried registration of the same incarnation gets the
+        same answer.
         """
         reg = self.registrations[req.broker]
         broker = self.brokers_by_id[req.broker]
         if req.broker_epoch < reg.broker_epoch:
             return  # a zombie incarnation
         if req.broker_epoch > reg.broker_epoch:
+            if self.has_valid_session(reg):
+                self.recorder.event(self.env.now, "broker_registration_rejected", req.broker, -1, req.broker_epoch,
+                                    reason=m.DUPLICATE_BROKER_REGISTRATION)
+                self.network.send(self, broker, m.BrokerRegistrationResponse(
+                    req.broker_epoch, -1, m.DUPLICATE_BROKER_REGISTRATION))
+                return
             previous_epoch = reg.broker_epoch
             if not reg.fenced:
                 self.fence(reg)

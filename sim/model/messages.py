@@ -12,6 +12,7 @@ __all__ = [
     "NONE", "NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
     "REQUEST_TIMED_OUT", "NETWORK_EXCEPTION", "OUT_OF_ORDER_SEQUENCE_NUMBER", "DUPLICATE_SEQUENCE_NUMBER",
     "FENCED_LEADER_EPOCH", "OFFSET_OUT_OF_RANGE", "UNKNOWN_LEADER_EPOCH", "RETRIABLE", "AMBIGUOUS",
+    "DUPLICATE_BROKER_REGISTRATION",
     "ProduceRequest", "ProduceResponse", "FetchRequest", "FetchResponse", "PartitionFetch",
     "PartitionData", "MetadataRequest", "MetadataResponse", "BrokerHeartbeat", "MetadataFetch",
     "MetadataFetchResponse", "AlterPartition", "AlterPartitionResponse", "PartitionRecord",
@@ -30,6 +31,7 @@ DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
 FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
 UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
 OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
+DUPLICATE_BROKER_REGISTRATION = "DUPLICATE_BROKER_REGISTRATION"
 
 RETRIABLE = frozenset({
     NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT,
@@ -163,6 +165,8 @@ class BrokerRegistration:
 class BrokerRegistrationResponse:
     broker_epoch: int
     registration_offset: int  # metadata log offset just past the registration record
+    # DUPLICATE_BROKER_REGISTRATION: the previous incarnation's session is still valid
+    error: str = "NONE"
 
 
 @dataclass(slots=True, eq=False)
