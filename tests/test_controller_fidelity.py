@@ -103,3 +103,99 @@ def test_zookeeper_mode_refuses_the_new_registration_until_the_zookeeper_session
     r = sim.run(sc, seed=1)
     rows = [f for f in r.summary["failovers"] if f["partition"] == "t-0"]
     assert len(rows) == 1 and 18_000 - HEARTBEAT_MS <= rows[0]["election_ms"] <= 18_000 + 200
+
+
+# --- 2. KIP-903: ISR expansion checks the follower's broker epoch ------------------------------------
+def _spy_isr_joins(t: Tiny, follower: int) -> list:
+    """(time, follower's LEO, leader's HW) at each committed ISR change that adds `follower`."""
+    joins = []
+    ctrl = t.cluster.controller
+    change = ctrl._change
+
+    def spy(rec, **kw):
+        new = change(rec, **kw)
+        if follower in new.isr and follower not in rec.isr:
+            leader = t.brokers[new.leader]
+            joins.append((t.env.now, t.brokers[follower].logs[0].leo, leader.logs[0].hw))
+        return new
+    ctrl._change = spy
+    return joins
+
+
+def test_a_restarted_follower_that_lost_its_tail_does_not_rejoin_the_isr_on_its_old_standing(tiny):
+    """KIP-903 (3.5+, Partition.isReplicaIsrEligible, ReplicationControlManager.ineligibleReplicasForIsr):
+    the leader keeps the broker epoch each follower fetched with; a follower whose stored epoch is not
+    the one in the metadata (a new incarnation that has not fetched yet) may not join the ISR, and the
+    AlterPartition carries each member's epoch, which the controller checks. Here the restarted
+    follower's first fetches are lost, so its first fetch reaches the leader after the leader has seen
+    it unfenced. Before, that (full) fetch re-added it to the ISR on its old incarnation's log end
+    offset, with an empty log (power loss), before the fetch itself was applied."""
+    t = tiny
+    t.run(10)
+    leader = t.leader()
+    lb = t.brokers[leader]
+    f = [b for b in (0, 1, 2) if b != leader][0]
+    for i in range(20):
+        t.client.produce(t.cluster.network, lb, [t.client.batch(count=10)], acks=-1)
+        t.run(20 + 10 * i)
+    t.run(1_000)
+    assert lb.logs[0].hw == 200 and t.brokers[f].logs[0].leo == 200
+    t.brokers[f].power_off()  # the page cache is gone: the follower restarts with an empty log
+    assert t.brokers[f].logs[0].leo == 0
+    t.run(12_000)
+    assert f not in t.cluster.controller.state[0].isr  # fenced when its session expired
+    joins = _spy_isr_joins(t, f)
+    net = t.cluster.network
+    send = net.send
+
+    def lossy(src, dst, msg, nbytes=0):
+        # the new incarnation's fetches are lost until the leader knows it unfenced
+        if type(msg) is m.FetchRequest and src is t.brokers[f] and not unfenced_at_leader():
+            return
+        send(src, dst, msg, nbytes)
+
+    def unfenced_at_leader():
+        return lb.registered and f not in lb.fenced and t.brokers[f].registered and not t.brokers[f].starting
+
+    net.send = lossy
+    t.brokers[f].restart()
+    t.run(60_000)
+    assert joins, "the follower never rejoined the ISR"
+    for when, leo, leader_hw in joins:
+        assert leo >= leader_hw, f"rejoined at {when} ms with LEO {leo} < HW {leader_hw}"
+
+
+def test_the_controller_refuses_an_isr_member_with_a_stale_broker_epoch(tiny):
+    """ReplicationControlManager.ineligibleReplicasForIsr: a member whose broker epoch in the request is
+    not its registered epoch (-1: not checked) makes the AlterPartition fail with INELIGIBLE_REPLICA."""
+    t = tiny
+    t.run(10)
+    ctrl = t.cluster.controller
+    leader = t.leader()
+    lb = t.brokers[leader]
+    f = [b for b in (0, 1, 2) if b != leader][0]
+    t.stall_fetcher(f)
+    t.run(1_000)  # its last fetch parked at the leader has expired: it is not fetching
+    rec = ctrl.state[0]
+    shrink = m.AlterPartition(lb.next_request_id(), leader, lb.incarnation, 0, rec.leader_epoch, rec.partition_epoch,
+                              tuple(b for b in rec.isr if b != f))
+    t.cluster.network.send(lb, ctrl, shrink)
+    t.run(1_100)
+    rec = ctrl.state[0]
+    assert f not in rec.isr
+    stale = ctrl.registrations[f].broker_epoch - 1
+    t.brokers[leader].replicas[0].pending_isr = None
+    expand = m.AlterPartition(lb.next_request_id(), leader, lb.incarnation, 0, rec.leader_epoch, rec.partition_epoch,
+                              rec.isr + (f,), {f: stale})
+    errors = []
+    orig = lb.on_alter_partition_response
+    lb.on_alter_partition_response = lambda resp: (errors.append(resp.error), orig(resp))
+    t.cluster.network.send(lb, ctrl, expand)
+    t.run(1_200)
+    assert errors == ["INELIGIBLE_REPLICA"] and f not in ctrl.state[0].isr
+    # the same proposal with its registered epoch goes through
+    current = m.AlterPartition(lb.next_request_id(), leader, lb.incarnation, 0, rec.leader_epoch, rec.partition_epoch,
+                               rec.isr + (f,), {f: ctrl.registrations[f].broker_epoch})
+    t.cluster.network.send(lb, ctrl, current)
+    t.run(1_300)
+    assert errors[-1] == m.NONE and f in ctrl.state[0].isr

@@ -115,6 +115,7 @@ class Controller(Node):
             reg.fenced = False
             reg.broker_epoch = 1  # each broker's first incarnation
             reg.last_heartbeat_ms = 0.0
+            self.log.append(("register", reg.broker_id, reg.broker_epoch))
         if self.host_id is not None:
             self.brokers_by_id[self.host_id].hosted_controller = self
 
@@ -216,7 +217,7 @@ class Controller(Node):
             reg.last_heartbeat_ms = self.env.now
             reg.shutdown_offset = -1
             self.recorder.event(self.env.now, "broker_registered", req.broker, -1, req.broker_epoch)
-            self._append(("register", req.broker))
+            self._append(("register", req.broker, req.broker_epoch))
             if self.elr is not None and req.previous_broker_epoch != previous_epoch:
                 self.handle_unclean_shutdown(req.broker)
             reg.registration_offset = len(self.log) + len(self._uncommitted)
@@ -251,6 +252,8 @@ class Controller(Node):
             return
         b = req.broker
         if reg.shutdown_offset < 0 and not reg.fenced:
+            # BrokerRegistrationChangeRecord(inControlledShutdown): leaders stop proposing it for an ISR
+            self._append(("controlled_shutdown", b))
             for p, rec in list(self.state.items()):
                 if b not in rec.isr:
                     continue
@@ -537,6 +540,21 @@ class Controller(Node):
             self._change(rec, leader=-1, why="no live ISR member")
 
     # --- AlterPartition ---------------------------------------------------------------------------
+    def _ineligible_replicas(self, rec: m.PartitionRecord, req: m.AlterPartition) -> list[int]:
+        """ReplicationControlManager.ineligibleReplicasForIsr: members that are fenced or in controlled
+        shutdown (KIP-841), or whose broker epoch in the request is not their registered one (KIP-903,
+        3.5+; -1: not checked). ZooKeeper mode checks only that a joining broker is alive."""
+        out = []
+        epochs = req.broker_epochs or {}
+        for b in req.new_isr:
+            reg = self.registrations[b]
+            if self.zookeeper:
+                if b not in rec.isr and not self.is_live(b):
+                    out.append(b)
+            elif reg.fenced or reg.shutdown_offset >= 0 or epochs.get(b, -1) not in (-1, reg.broker_epoch):
+                out.append(b)
+        return out
+
     def on_alter_partition(self, req: m.AlterPartition) -> None:
         rec = self.state.get(req.partition)
         leader = self.brokers_by_id[req.broker]
@@ -549,8 +567,8 @@ class Controller(Node):
             error = m.FENCED_LEADER_EPOCH
         elif req.partition_epoch != rec.partition_epoch:
             error = "INVALID_UPDATE_VERSION"
-        elif any(b not in rec.isr and not self.is_live(b) for b in req.new_isr):
-            error = "INELIGIBLE_REPLICA"  # KIP-903: fenced brokers may not join the ISR
+        elif self._ineligible_replicas(rec, req):
+            error = "INELIGIBLE_REPLICA"
         if error != m.NONE:
             self.network.send(self, leader, m.AlterPartitionResponse(req.request_id, req.partition, error, None))
             return

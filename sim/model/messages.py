@@ -82,6 +82,8 @@ class FetchRequest:
     # and opens a session; an incremental one lists only partitions whose fetch state changed.
     session_id: int = 0
     full: bool = True
+    # KIP-903: the follower's broker epoch (ReplicaState.ReplicaEpoch); -1 for consumers
+    replica_epoch: int = -1
 
 
 @dataclass(slots=True, eq=False)
@@ -210,6 +212,9 @@ class AlterPartition:
     leader_epoch: int
     partition_epoch: int
     new_isr: tuple
+    # KIP-903 NewIsrWithEpochs: each member's broker epoch as the leader last saw it fetch (-1 or
+    # absent: not checked)
+    broker_epochs: dict | None = None
 
 
 @dataclass(slots=True, eq=False)
