@@ -199,3 +199,59 @@ def test_the_controller_refuses_an_isr_member_with_a_stale_broker_epoch(tiny):
     t.cluster.network.send(lb, ctrl, current)
     t.run(1_300)
     assert errors[-1] == m.NONE and f in ctrl.state[0].isr
+
+
+# --- 3. controlled shutdown of a partition whose only ISR member is the broker shutting down ----------
+def _alone_in_the_isr(**over) -> tuple[Tiny, int]:
+    """A tiny cluster (min.insync.replicas 1) whose partition's ISR is just its leader: both followers
+    crashed and were fenced."""
+    t = Tiny(tiny_scenario(**{"topics/0/min.insync.replicas": 1, **over}))
+    t.run(10)
+    leader = t.leader()
+    for b in (0, 1, 2):
+        if b != leader:
+            t.brokers[b].crash()
+    t.run(12_000)
+    assert t.cluster.controller.state[0].isr == (leader,)
+    return t, leader
+
+
+def test_controlled_shutdown_of_the_last_isr_member_leaves_the_partition_leaderless_at_once():
+    """ReplicationControlManager.handleBrokerInControlledShutdown -> generateLeaderAndIsrUpdates: the
+    broker is no acceptable leader from the moment it asks to shut down, so a partition with no other
+    live ISR member gets leader -1 in that same batch (the ISR keeps its last member, KRaft without
+    ELR). Before, the broker kept leading until the controller let it go and fenced it."""
+    t, leader = _alone_in_the_isr()
+    t.brokers[leader].begin_controlled_shutdown()
+    asked_ms = t.env.now
+    t.run(14_000)
+    offline = t.events("partition_offline")
+    assert len(offline) == 1 and offline[0][5] == "controlled_shutdown"
+    assert offline[0][0] <= asked_ms + 1  # in the controller's first answer to wantShutDown
+    (stopped_ms, *_), = t.events("broker_shutdown")
+    assert offline[0][0] < stopped_ms
+    rec = t.cluster.controller.state[0]
+    assert rec.leader == -1 and rec.isr == (leader,)
+
+
+def test_controlled_shutdown_of_the_last_isr_member_elects_uncleanly_when_allowed():
+    """The same, with unclean.leader.election.enable (honoured by a KRaft controller from 3.9): a live
+    replica outside the ISR becomes leader at once (PartitionChangeBuilder.electAnyLeader,
+    Election.UNCLEAN). Here a follower is back but its fetches are lost, so it stays outside the ISR."""
+    t, leader = _alone_in_the_isr(**{"topics/0/unclean.leader.election.enable": True})
+    other = [b for b in (0, 1, 2) if b != leader][0]
+    net = t.cluster.network
+    send = net.send
+    net.send = lambda src, dst, msg, nbytes=0: (None if type(msg) is m.FetchRequest and src is t.brokers[other]
+                                                else send(src, dst, msg, nbytes))
+    t.brokers[other].restart()
+    t.run(25_000)
+    assert not t.cluster.controller.registrations[other].fenced and other not in t.cluster.controller.state[0].isr
+    t.brokers[leader].begin_controlled_shutdown()
+    asked_ms = t.env.now
+    t.run(27_000)
+    rec = t.cluster.controller.state[0]
+    assert rec.leader == other and not t.events("partition_offline")
+    (elected_ms, *_), = t.events("unclean_election")
+    (stopped_ms, *_), = t.events("broker_shutdown")
+    assert elected_ms <= asked_ms + 1 < stopped_ms

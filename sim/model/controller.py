@@ -244,8 +244,12 @@ class Controller(Node):
         The first one moves every leadership of the broker to the first other live ISR member and
         takes it out of every ISR, in one batch of records (no per-partition election cost: no
         broker failed). Once those are committed and the broker has fetched past them, it may go
-        (BrokerHeartbeatManager: CONTROLLED_SHUTDOWN -> SHUTDOWN_NOW); it is fenced then. A
-        partition with no other live ISR member keeps it as leader until then and goes offline.
+        (BrokerHeartbeatManager: CONTROLLED_SHUTDOWN -> SHUTDOWN_NOW); it is fenced then. From its
+        first request the broker is no acceptable leader (generateLeaderAndIsrUpdates with
+        brokerToRemove), so a partition with no other live ISR member is left leaderless at once
+        in the same batch, its ISR keeping its last member (with ELR: an empty ISR, the broker in the
+        ELR), or, with unclean.leader.election.enable, led by a live replica outside the ISR
+        (PartitionChangeBuilder.electAnyLeader).
         """
         reg = self.registrations[req.broker]
         if req.broker_epoch != reg.broker_epoch:
@@ -263,6 +267,8 @@ class Controller(Node):
                               and self.registrations[x].shutdown_offset < 0]
                     if others:
                         self._change(rec, leader=others[0], isr=isr, why="controlled_shutdown")
+                    else:
+                        self._leave_leaderless(rec, b)
                 elif isr:
                     self._change(rec, isr=isr, why="controlled_shutdown")
             reg.shutdown_offset = len(self.log) + len(self._uncommitted)
@@ -270,6 +276,21 @@ class Controller(Node):
             if not reg.fenced:
                 self.fence(reg)
             self.network.send(self, self.brokers_by_id[b], m.ControlledShutdownResponse(req.broker_epoch))
+
+    def _leave_leaderless(self, rec: m.PartitionRecord, b: int) -> None:
+        """Broker `b`, shutting down, leads `rec` and no other live replica is in its ISR: an unclean
+        election if the topic allows it (a live replica not shutting down), else no leader."""
+        if self.partitions[rec.partition].unclean:
+            live = [x for x in rec.replicas if x != b and self.is_live(x) and self.registrations[x].shutdown_offset < 0]
+            if live:
+                self.recorder.event(self.env.now, "unclean_election", live[0], rec.partition, rec.leader_epoch + 1,
+                                    f"isr was {_isr_str(rec.isr)}", isr_before=tuple(rec.isr))
+                self._change(rec, leader=live[0], isr=(live[0],), why="unclean")
+                return
+        if self.elr is not None:
+            self._change(rec, leader=-1, isr=(), why="controlled_shutdown")  # KIP-966: the ISR may be empty
+        else:
+            self._change(rec, leader=-1, why="controlled_shutdown")  # KRaft keeps the last ISR member
 
     # --- quorum outage ---------------------------------------------------------------------------
     @property
