@@ -255,3 +255,27 @@ def test_controlled_shutdown_of_the_last_isr_member_elects_uncleanly_when_allowe
     (elected_ms, *_), = t.events("unclean_election")
     (stopped_ms, *_), = t.events("broker_shutdown")
     assert elected_ms <= asked_ms + 1 < stopped_ms
+
+
+# --- 5. controlled shutdown under acks=all: the remaining follower's long-poll -----------------------
+FOUR = {"cluster.brokers": 4, "topics.0.partitions": 8, "producers.0.acks": "all", "producers.0.enable.idempotence": True,
+        "duration": "11s", "settle": "1s", "faults.0.restart_after": "4s"}
+
+
+def test_controlled_shutdown_under_acks_all_waits_for_the_followers_long_poll_at_most():
+    """Seed 5 of a 4-broker, 8-partition RF 3 cluster: the follower that stays in the moved partitions'
+    ISR already has a fetch long-polled at the new leader for the partitions it follows there; the
+    moved ones join its next fetch only when that one returns (AbstractFetcherThread.addPartitions does
+    not interrupt a fetch in flight; DelayedFetch completes only on data for its own partitions), and
+    the sticky partitioner feeds none of them while every in-flight produce slot to the new leader
+    waits for that follower. So acks wait up to replica.fetch.wait.max.ms (500 ms) after the move, as
+    in Kafka; a shorter long-poll shortens the wait with it."""
+    path = "scenarios/faults/controlled-shutdown.yaml"
+    slow = sim.run(path, seed=5, overrides=FOUR).summary
+    fast = sim.run(path, seed=5, overrides={**FOUR, "cluster.replica.fetch.wait.max.ms": "100ms"}).summary
+    for s in (slow, fast):
+        assert s["failovers"] and all(fo["election_ms"] < 5 for fo in s["failovers"])
+        assert s["acked_lost"] == 0
+    worst = max(fo["unavailable_ms"] for fo in slow["failovers"])
+    assert 400 < worst < 500 + 60
+    assert max(fo["unavailable_ms"] for fo in fast["failovers"]) < 100 + 60

@@ -123,6 +123,15 @@ def test_controlled_shutdown_of_a_leader_costs_ms_not_seconds_and_loses_nothing_
     assert (moved["reason"] == "controlled_shutdown").all() and (moved["time_ms"] < 10_010).all()
     (stop,) = _events(res, "broker_shutdown")["time_ms"].tolist()
     assert stop > moved["time_ms"].max() and stop < 10_100
+    # every leadership the broker held moved before it stopped, each within 5 ms of the SIGTERM
+    # (a controller that moved them only once it fenced the broker would fail here)
+    victim = int(_events(res, "fault_start")["broker"].iloc[0])
+    became = _events(res, "became_leader")
+    became = became[became["time_ms"] < 10_000].sort_values("time_ms")
+    led = {p for p, b in became.groupby("partition")["broker"].last().items() if b == victim}
+    assert led and set(moved["partition"]) == led and (moved["broker"] != victim).all()
+    assert {fo["partition"] for fo in s.failovers} == led
+    assert all(fo["election_ms"] < 5 and fo["elected_ms"] < stop for fo in s.failovers), s.failovers
     assert _events(res, "broker_registered")["time_ms"].min() >= 20_000  # restarted after restart_after
 
 
