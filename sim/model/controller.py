@@ -101,6 +101,12 @@ class Controller(Node):
         # ZooKeeper mode: the broker the controller runs on (the first to create /controller)
         self.host_id: int | None = 0 if self.zookeeper else None
         self._loading = False  # ZooKeeper mode: a new controller is loading the metadata (onControllerFailover)
+        # Preferred-leader rebalancing (auto.leader.rebalance.enable): partitions not led by their first
+        # replica (ReplicationControlManager.imbalancedPartitions), and when the next balance runs (None: not due)
+        self.rebalance = config.auto_leader_rebalance_enable
+        self.imbalance_check_ms = config.leader_imbalance_check_interval_seconds * 1000.0
+        self._imbalanced: set[int] = set()
+        self.preferred_election_due_ms: float | None = None
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -120,6 +126,9 @@ class Controller(Node):
             self.brokers_by_id[self.host_id].hosted_controller = self
 
     def start(self) -> list[simpy.Process]:
+        if self.rebalance and self.zookeeper:
+            # KafkaController.onControllerFailover: the first check 5 s after the controller starts
+            self._schedule_balance(5_000.0)
         return [self.env.process(self.fence_expired_brokers()), self.env.process(self.elect_leaders())]
 
     # --- liveness -----------------------------------------------------------------------------
@@ -318,6 +327,7 @@ class Controller(Node):
         if resumed is not None:
             resumed.succeed()  # else they would wait forever on a pause the crash discarded
         self._parked = {}
+        self.preferred_election_due_ms = None  # its timer died with this leader
         self.network.reset_connections(self)
 
     def regain_quorum(self) -> None:
@@ -355,6 +365,10 @@ class Controller(Node):
         if self._uncommitted or self._after_commit:
             self._commit_scheduled = True
             self.schedule(APPEND_LINGER_MS, self._commit)
+        if self.rebalance and self.zookeeper:
+            self._schedule_balance(5_000.0)  # onControllerFailover
+        else:
+            self._maybe_schedule_balance()
         available, self._available = self._available, None
         if available is not None:
             available.succeed()
@@ -387,6 +401,52 @@ class Controller(Node):
         if not self._commit_scheduled:
             self._commit_scheduled = True
             self.schedule(APPEND_LINGER_MS, self._commit)
+        if self._imbalanced and self.preferred_election_due_ms is None:
+            self._maybe_schedule_balance()
+
+    # --- preferred-leader rebalancing (auto.leader.rebalance.enable) ------------------------------------
+    def _maybe_schedule_balance(self) -> None:
+        """KRaft (QuorumController.maybeScheduleNextBalancePartitionLeaders, after every write event):
+        if some partition is not led by its preferred replica and no balance is scheduled, run one
+        leader.imbalance.check.interval.seconds from now. leader.imbalance.per.broker.percentage plays
+        no part (only the ZooKeeper-mode KafkaController reads it)."""
+        if self.rebalance and not self.zookeeper and self._imbalanced and self.preferred_election_due_ms is None:
+            self._schedule_balance(self.imbalance_check_ms)
+
+    def _schedule_balance(self, delay: float) -> None:
+        self.preferred_election_due_ms = self.env.now + delay
+        self.schedule(delay, self._balance_leaders)
+
+    def _balance_leaders(self) -> None:
+        """Preferred elections. KRaft: ReplicationControlManager.maybeBalancePartitionLeaders, a
+        PREFERRED election (PartitionChangeBuilder.electPreferredLeader) for every imbalanced partition
+        whose first replica is in the ISR, unfenced and not shutting down; then scheduled again if any
+        partition is still imbalanced. ZooKeeper mode (KafkaController.checkAndTriggerAutoLeaderRebalance):
+        every leader.imbalance.check.interval.seconds, per preferred broker, only when more than
+        leader.imbalance.per.broker.percentage of its partitions are led elsewhere."""
+        self.preferred_election_due_ms = None
+        if self.zookeeper:
+            by_broker: dict[int, list[int]] = {}
+            for spec in self.partitions:
+                by_broker.setdefault(spec.replicas[0], []).append(spec.index)
+            pct = self.config.leader_imbalance_per_broker_percentage / 100.0
+            candidates = []
+            for b, parts in by_broker.items():
+                off = [p for p in parts if self.state[p].leader != b]
+                if off and len(off) / len(parts) > pct:
+                    candidates.extend(off)
+        else:
+            candidates = list(self._imbalanced)
+        for p in sorted(candidates):
+            rec = self.state[p]
+            preferred = self.partitions[p].replicas[0]
+            if (rec.leader != preferred and preferred in rec.isr and self.is_live(preferred)
+                    and self.registrations[preferred].shutdown_offset < 0):
+                self._change(rec, leader=preferred, why="preferred")
+        if self.zookeeper:
+            self._schedule_balance(self.imbalance_check_ms)
+        else:
+            self._maybe_schedule_balance()
 
     def _commit(self) -> None:
         self._commit_scheduled = False
@@ -430,6 +490,10 @@ class Controller(Node):
         new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, rec.replicas,
                                 leader_broker_epoch)
         self.state[rec.partition] = new
+        if new_leader == self.partitions[rec.partition].replicas[0]:
+            self._imbalanced.discard(rec.partition)
+        else:
+            self._imbalanced.add(rec.partition)
         self._append(new)
         if self.elr is not None and new_isr != rec.isr:
             self._update_elr(rec, new, why)
