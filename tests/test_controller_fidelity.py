@@ -279,3 +279,33 @@ def test_controlled_shutdown_under_acks_all_waits_for_the_followers_long_poll_at
     worst = max(fo["unavailable_ms"] for fo in slow["failovers"])
     assert 400 < worst < 500 + 60
     assert max(fo["unavailable_ms"] for fo in fast["failovers"]) < 100 + 60
+
+
+# --- 6. a slow disk stalls the fetcher thread in the append -------------------------------------------
+def test_a_fetched_write_stalled_on_a_slow_disk_is_applied_not_thrown_away_by_the_fetch_timeout(tiny):
+    """ReplicaFetcherThread: replica.socket.timeout.ms bounds the fetch round trip; once the response is
+    in, the thread appends it to the log however long the disk takes (processFetchRequest ->
+    processPartitionData), sending nothing meanwhile. Before, a 40 s disk write outlived the 30 s fetch
+    timeout: the fetcher gave up on the request, sent another, and threw the completed write away."""
+    from sim.model.disk import SlowDisk
+    t = tiny
+    t.run(10)
+    leader = t.leader()
+    f = [b for b in (0, 1, 2) if b != leader][0]
+    fb = t.brokers[f]
+    SlowDisk(fb, latency=40_000.0).install()
+    sent = []
+    net = t.cluster.network
+    send = net.send
+
+    def spy(src, dst, msg, nbytes=0):
+        if type(msg) is m.FetchRequest and src is fb:
+            sent.append(t.env.now)
+        send(src, dst, msg, nbytes)
+    net.send = spy
+    t.client.produce(net, t.brokers[leader], [t.client.batch(count=10)], acks=1)
+    t.run(600)
+    start = len(sent)
+    t.run(40_100)
+    assert fb.logs[0].leo == 10  # the write finished at ~40 s and was applied
+    assert len(sent) - start <= 1  # no fetch while the thread was stalled in the append (one after it)
