@@ -258,7 +258,8 @@ def test_controlled_shutdown_of_the_last_isr_member_elects_uncleanly_when_allowe
 
 
 # --- 5. controlled shutdown under acks=all: the remaining follower's long-poll -----------------------
-FOUR = {"cluster.brokers": 4, "topics.0.partitions": 8, "producers.0.acks": "all", "producers.0.enable.idempotence": True,
+FOUR = {"cluster.brokers": 4, "topics.0.partitions": 8, "producers.0.acks": "all",
+        "producers.0.enable.idempotence": True,
         "duration": "11s", "settle": "1s", "faults.0.restart_after": "4s"}
 
 

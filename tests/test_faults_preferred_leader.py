@@ -68,7 +68,8 @@ def test_zookeeper_mode_rebalances_only_past_the_per_broker_percentage():
             "faults": [{"kind": "crash", "broker": 2, "at": "2s", "restart_after": "5s"}]}
     r = sim.run(base, seed=1)
     preferred = _events(r, "leader_elected").query("reason == 'preferred'")
-    assert len(preferred) == 1 and preferred.broker.iloc[0] == 2 and preferred.time_ms.iloc[0] == pytest.approx(35_000, abs=1)
+    assert len(preferred) == 1 and preferred.broker.iloc[0] == 2
+    assert preferred.time_ms.iloc[0] == pytest.approx(35_000, abs=1)
     base["cluster"]["leader.imbalance.per.broker.percentage"] = 100
     never = sim.run(base, seed=1)
     assert not (_events(never, "leader_elected").reason == "preferred").any()

@@ -423,7 +423,8 @@ class Broker(Node):
         latest: dict[int, m.PartitionRecord] = {}
         unfenced: list[int] = []
         for rec in records:
-            if type(rec) is tuple:  # ("fence" | "unfence" | "controlled_shutdown", broker id) or ("register", id, epoch)
+            # ("fence" | "unfence" | "controlled_shutdown", broker id) or ("register", broker id, epoch)
+            if type(rec) is tuple:
                 if rec[0] == "fence":
                     self.fenced.add(rec[1])
                 elif rec[0] == "unfence":
