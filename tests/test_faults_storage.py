@@ -235,15 +235,30 @@ def test_elr_saves_the_last_replica_standing_case():
     assert _kinds(off, "log_lost_tail").removed.sum() > 5_000
 
 
+# elr.yaml, and the two followers (in the ELR from 30 s) stop cleanly at 31 s and return at 69 s: the
+# leader, fenced when its session expires after its stop at 40 s, is then the partition's only live ELR
+# member. (A restarted broker cannot register before its old session expires, DUPLICATE_BROKER_REGISTRATION,
+# so while the followers were up an ELR member would already lead by then.)
+def _followers_away(kind: str, restart_after: str) -> dict:
+    return {"faults": [
+        {"kind": "slow_disk", "broker": 0, "at": "20s", "latency": "25s", "duration": "30s"},
+        {"kind": "slow_disk", "broker": 1, "at": "20s", "latency": "25s", "duration": "30s"},
+        {"kind": kind, "leader_of": "events-0", "at": "40s", "restart_after": restart_after},
+        {"kind": "controlled_shutdown", "broker": 0, "at": "31s", "restart_after": "38s"},
+        {"kind": "controlled_shutdown", "broker": 1, "at": "31s", "restart_after": "38s"}]}
+
+
 def test_elr_excludes_a_broker_back_from_an_unclean_shutdown():
-    # the leader comes back from its power loss before its session expires: it registered after an
-    # unclean shutdown, so it leaves the ISR (even as its last member) and ELR members take over
-    r = _run("elr.yaml", **{"faults.2.restart_after": "2s"})
+    # the leader comes back from its power loss: it registered after an unclean shutdown, so it leaves
+    # the ELR (it may have lost its unflushed tail: it must not lead) and the ELR members take over
+    # when they return at 69 s
+    r = _run("elr.yaml", **_followers_away("power_loss", "2s"))
     elr = _kinds(r, "elr_change")
     dropped = elr[elr.reason == "unclean_shutdown"]
     assert len(dropped) == 1 and 2 in dropped.isr_before.iloc[0] and 2 not in dropped.isr.iloc[0]
     elected = _kinds(r, "leader_elected")
     assert set(elected[elected.time_ms > 40_000].broker) <= {0, 1}
+    assert _kinds(r, "log_lost_tail").removed.sum() > 0
     assert r.summary["acked_lost"] == 0
 
 
@@ -252,8 +267,9 @@ def test_elr_treats_a_controlled_shutdown_as_clean_and_a_crash_as_unclean(kind, 
     """KIP-966: a controlled shutdown leaves the clean-shutdown file (its broker epoch), so the
     restarted broker registers with previousBrokerEpoch = its last epoch and keeps its ELR place;
     after a SIGKILL there is no file and the controller handles an unclean shutdown. The leader
-    (the ISR's last member) stops at 40 s and is back 20 ms later, while it is still in the ELR."""
-    r = _run("elr.yaml", **{"faults.2.kind": kind, "faults.2.restart_after": "20ms"})
+    (the ISR's last member) stops at 40 s and is back 20 ms later; it registers (after a SIGKILL,
+    once its old session has expired) while it is still in the ELR."""
+    r = _run("elr.yaml", **_followers_away(kind, "20ms"))
     started = _kinds(r, "fault_start")
     assert kind in set(started.fault)
     changes = pd.concat([_kinds(r, "elr_change"), _kinds(r, "isr_change")])
@@ -297,12 +313,14 @@ def test_cli_rejects_a_bad_storage_fault_with_exit_2(capsys):
 
 def test_python_api_runs_a_power_loss_without_yaml():
     sc = Scenario.model_validate({
-        "name": "api", "duration": "12s", "settle": "10s",
+        "name": "api", "duration": "12s", "settle": "20s",
         "topics": [{"name": "t", "partitions": 1, "replication.factor": 1}],
         "producers": [{"topic": "t", "rate": "500/s", "acks": "all"}],
         "faults": [{"kind": "power_loss", "leader_of": "t-0", "at": "10s", "restart_after": "1s"}],
         "cluster": {"os.dirty_expire": "2s", "os.dirty_writeback_interval": "1s"}})
     r = sim.run(sc)
+    # (settle 20 s: the restarted broker registers only once its old session has expired, ~18 s, and
+    # at its next registration retry, up to 6.4 s later)
     # writeback at 10 s wrote what was older than 2 s: [8 s, 10 s) is lost, ~1000 records
     assert 700 <= r.summary["acked_lost"] <= 1300
 

@@ -31,7 +31,7 @@ class FakeBroker:
             event=lambda *a, **fields: self.events.append(a[1:]),
             hw_advanced=lambda now, b, p, epoch, hw: self.hw.append((now, hw)))
 
-    def isr_eligible(self, broker_id: int) -> bool:
+    def isr_eligible(self, broker_id: int, broker_epoch: int | None = -1) -> bool:
         return broker_id not in self.fenced
 
     def fetch_parked(self, follower: int, p: int) -> bool:

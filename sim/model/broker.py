@@ -61,6 +61,7 @@ class Broker(Node):
         self.hosted_controller = None  # zookeeper controller mode: the controller runs on this broker
         self.cluster_brokers: list[Broker] = []  # wired by the cluster (network addresses)
         self.strict_min_isr = config.version_defaults.strict_min_isr  # KIP-966 part 1 (KAFKA-15583), 3.7+
+        self.zookeeper_mode = config.controller_mode == "zookeeper"
         # log.truncation: high_watermark, the pre-0.11 protocol: fetch responses carry the HW from before the fetch
         self.hw_before_follower_update = config.log_truncation == "high_watermark"
         # Disk: survives a process crash (the page cache survives too; no power loss here).
@@ -84,6 +85,8 @@ class Broker(Node):
         self.replicas: dict[int, Partition] = {}
         self.metadata: dict[int, m.PartitionRecord] = {}
         self.fenced: set[int] = set()
+        self.broker_epochs: dict[int, int] = {}  # each broker's registered epoch (KRaftMetadataCache)
+        self.shutting_down_brokers: set[int] = set()  # brokers in controlled shutdown (inControlledShutdown)
         self.metadata_offset = 0
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.processes: list[simpy.Process] = []
@@ -148,6 +151,17 @@ class Broker(Node):
                                                                        self.previous_broker_epoch))
         self.schedule(BROKER_TO_CONTROLLER_TIMEOUT_MS, self.register)
 
+    def _registration_backoff(self) -> None:
+        """BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed is
+        sent again after resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
+        (its 2 % jitter is not modelled), not after the 30 s request timeout."""
+        if self._register_retry_pending:
+            return
+        self._register_retry_pending = True
+        backoff = exponential_backoff(100.0, self.config.broker_session_timeout_ms, self._registration_failures)
+        self._registration_failures += 1
+        self.schedule(backoff, self._retry_register)
+
     def _retry_register(self) -> None:
         self._register_retry_pending = False
         if self.alive and not self.registered:
@@ -157,6 +171,12 @@ class Broker(Node):
     def on_registered(self, resp: m.BrokerRegistrationResponse) -> None:
         if resp.broker_epoch != self.incarnation or self.registered:
             return
+        if resp.error != m.NONE:
+            # BrokerLifecycleManager.BrokerRegistrationResponseEvent: an error (DUPLICATE_BROKER_REGISTRATION
+            # while our previous incarnation's session lasts) -> scheduleNextCommunicationAfterFailure.
+            self._registration_backoff()
+            return
+        self._registration_failures = 0
         self.registered = True
         self.registration_offset = resp.registration_offset
         self.recorder.event(self.env.now, "broker_registered_ack", self.broker_id, -1, resp.registration_offset)
@@ -347,15 +367,8 @@ class Broker(Node):
     def connection_lost(self, peer) -> None:
         """A peer's connection was reset: fail what we had in flight to it."""
         if peer is self.controller:
-            if not self.registered and not self._register_retry_pending:
-                # BrokerLifecycleManager.scheduleNextCommunicationAfterFailure: a registration that failed
-                # (connection refused: the quorum has no leader) is sent again after
-                # resendExponentialBackoff = ExponentialBackoff(100 ms, x2, broker.session.timeout.ms)
-                # (its 2 % jitter is not modelled), not after the 30 s request timeout.
-                self._register_retry_pending = True
-                backoff = exponential_backoff(100.0, self.config.broker_session_timeout_ms, self._registration_failures)
-                self._registration_failures += 1
-                self.schedule(backoff, self._retry_register)
+            if not self.registered:
+                self._registration_backoff()  # connection refused: the quorum has no leader
             self._metadata_fetch_pending = False
             self.schedule(self.config.broker_heartbeat_interval_ms, self.fetch_metadata)
             # NodeToControllerChannelManager re-queues what the lost controller had not answered and
@@ -410,12 +423,18 @@ class Broker(Node):
         latest: dict[int, m.PartitionRecord] = {}
         unfenced: list[int] = []
         for rec in records:
-            if type(rec) is tuple:  # ("fence" | "unfence" | "register", broker id)
+            # ("fence" | "unfence" | "controlled_shutdown", broker id) or ("register", broker id, epoch)
+            if type(rec) is tuple:
                 if rec[0] == "fence":
                     self.fenced.add(rec[1])
                 elif rec[0] == "unfence":
                     self.fenced.discard(rec[1])
                     unfenced.append(rec[1])
+                elif rec[0] == "register":
+                    self.broker_epochs[rec[1]] = rec[2]
+                    self.shutting_down_brokers.discard(rec[1])
+                elif rec[0] == "controlled_shutdown":
+                    self.shutting_down_brokers.add(rec[1])
             else:
                 latest[rec.partition] = rec
         me = self.broker_id
@@ -591,9 +610,26 @@ class Broker(Node):
                           32 * len(results))
 
     # --- ISR upkeep: what a Partition asks of its broker ----------------------------------------
-    def isr_eligible(self, broker_id: int) -> bool:
-        """An unfenced broker may join an ISR (KIP-841)."""
-        return broker_id not in self.fenced
+    def isr_eligible(self, broker_id: int, broker_epoch: int | None = -1) -> bool:
+        """Partition.isReplicaIsrEligible: an unfenced broker not in controlled shutdown (KIP-841) whose
+        last fetch carried the broker epoch the metadata has for it (KIP-903, 3.5+: a new incarnation
+        does not join on what its previous one fetched; `broker_epoch` None: no fetch yet, -1: not
+        checked). ZooKeeper mode checks only that the broker is alive."""
+        if broker_id in self.fenced:
+            return False
+        if self.zookeeper_mode:
+            return True
+        if broker_id in self.shutting_down_brokers or broker_epoch is None:
+            return False
+        return broker_epoch == -1 or broker_epoch == self.broker_epochs.get(broker_id, broker_epoch)
+
+    def isr_broker_epochs(self, r: Partition, isr: tuple) -> dict:
+        """KIP-903 NewIsrWithEpochs of an AlterPartition: each follower's epoch from its last fetch (-1: none)."""
+        out = {}
+        for b in isr:
+            rr = r.remote.get(b)
+            out[b] = rr.broker_epoch if rr is not None and rr.broker_epoch is not None else -1
+        return out
 
     def fetch_parked(self, follower: int, p: int) -> bool:
         """Is `follower` fetching partition `p` right now (its session's fetch parked here)?"""
@@ -603,7 +639,7 @@ class Broker(Node):
     def send_alter_partition(self, r: Partition) -> None:
         """Send the partition's pending ISR to the controller (AlterPartitionManager)."""
         req = m.AlterPartition(self.next_request_id(), self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
-                               r.partition_epoch, r.pending_isr)
+                               r.partition_epoch, r.pending_isr, self.isr_broker_epochs(r, r.pending_isr))
         r.alter_in_flight = req
         self.alter_timeouts.add(req)
         self.network.send(self, self.controller, req)
@@ -794,7 +830,7 @@ class Broker(Node):
                     has_data = True
                     continue
                 hw_read = log.hw
-                r.update_follower_fetch_state(follower, pf.fetch_offset, self.env.now)
+                r.update_follower_fetch_state(follower, pf.fetch_offset, self.env.now, req.replica_epoch)
                 upto = log.leo
             else:
                 upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)

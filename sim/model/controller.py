@@ -101,6 +101,12 @@ class Controller(Node):
         # ZooKeeper mode: the broker the controller runs on (the first to create /controller)
         self.host_id: int | None = 0 if self.zookeeper else None
         self._loading = False  # ZooKeeper mode: a new controller is loading the metadata (onControllerFailover)
+        # Preferred-leader rebalancing (auto.leader.rebalance.enable): partitions not led by their first
+        # replica (ReplicationControlManager.imbalancedPartitions), and when the next balance runs (None: not due)
+        self.rebalance = config.auto_leader_rebalance_enable
+        self.imbalance_check_ms = config.leader_imbalance_check_interval_seconds * 1000.0
+        self._imbalanced: set[int] = set()
+        self.preferred_election_due_ms: float | None = None
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -115,10 +121,14 @@ class Controller(Node):
             reg.fenced = False
             reg.broker_epoch = 1  # each broker's first incarnation
             reg.last_heartbeat_ms = 0.0
+            self.log.append(("register", reg.broker_id, reg.broker_epoch))
         if self.host_id is not None:
             self.brokers_by_id[self.host_id].hosted_controller = self
 
     def start(self) -> list[simpy.Process]:
+        if self.rebalance and self.zookeeper:
+            # KafkaController.onControllerFailover: the first check 5 s after the controller starts
+            self._schedule_balance(5_000.0)
         return [self.env.process(self.fence_expired_brokers()), self.env.process(self.elect_leaders())]
 
     # --- liveness -----------------------------------------------------------------------------
@@ -177,19 +187,38 @@ class Controller(Node):
     def connection_lost(self, peer) -> None:
         self._parked.pop(getattr(peer, "broker_id", -1), None)
 
+    def has_valid_session(self, reg: BrokerRegistration) -> bool:
+        """BrokerHeartbeatManager.hasValidSession: unfenced, and heard from within the session timeout."""
+        return not reg.fenced and self.env.now - reg.last_heartbeat_ms <= self.config.session_timeout_ms
+
     def on_register(self, req: m.BrokerRegistration) -> None:
         """A (re)started broker registers a new incarnation (ClusterControlManager.registerBroker).
 
-        Its previous incarnation's session ends here: if it was still unfenced it is fenced now
-        (its ISR memberships and leaderships move on), and the new one stays fenced until it has
-        caught up with the metadata log past its registration record. A retried registration of
-        the same incarnation gets the same answer.
+        While the previous incarnation's session is valid the registration is refused with
+        DUPLICATE_BROKER_REGISTRATION (the same in 3.6 to 4.0: the check dates from KAFKA-12276,
+        2.8); the broker retries with backoff until the session expires and the old incarnation is
+        fenced (fence_expired_brokers, QuorumController.maybeFenceOneStaleBroker). So a broker
+        restarted inside broker.session.timeout.ms keeps its leaderships leaderless until then,
+        whatever the restart time. (ZooKeeper mode has the same wait for another reason: the old
+        session's /brokers/ids/N znode lives until zookeeper.session.timeout.ms, and a broker
+        cannot register over it, KafkaZkClient.checkedEphemeralCreate: NODEEXISTS; Kafka's broker
+        then exits at startup and its supervisor restarts it, modelled here as the same retries.)
+        A session that has lapsed but is not yet fenced (the fence check runs every 100 ms) is
+        fenced here. The new incarnation stays fenced until it has caught up with the metadata log
+        past its registration record. A retried registration of the same incarnation gets the
+        same answer.
         """
         reg = self.registrations[req.broker]
         broker = self.brokers_by_id[req.broker]
         if req.broker_epoch < reg.broker_epoch:
             return  # a zombie incarnation
         if req.broker_epoch > reg.broker_epoch:
+            if self.has_valid_session(reg):
+                self.recorder.event(self.env.now, "broker_registration_rejected", req.broker, -1, req.broker_epoch,
+                                    reason=m.DUPLICATE_BROKER_REGISTRATION)
+                self.network.send(self, broker, m.BrokerRegistrationResponse(
+                    req.broker_epoch, -1, m.DUPLICATE_BROKER_REGISTRATION))
+                return
             previous_epoch = reg.broker_epoch
             if not reg.fenced:
                 self.fence(reg)
@@ -197,7 +226,7 @@ class Controller(Node):
             reg.last_heartbeat_ms = self.env.now
             reg.shutdown_offset = -1
             self.recorder.event(self.env.now, "broker_registered", req.broker, -1, req.broker_epoch)
-            self._append(("register", req.broker))
+            self._append(("register", req.broker, req.broker_epoch))
             if self.elr is not None and req.previous_broker_epoch != previous_epoch:
                 self.handle_unclean_shutdown(req.broker)
             reg.registration_offset = len(self.log) + len(self._uncommitted)
@@ -224,14 +253,20 @@ class Controller(Node):
         The first one moves every leadership of the broker to the first other live ISR member and
         takes it out of every ISR, in one batch of records (no per-partition election cost: no
         broker failed). Once those are committed and the broker has fetched past them, it may go
-        (BrokerHeartbeatManager: CONTROLLED_SHUTDOWN -> SHUTDOWN_NOW); it is fenced then. A
-        partition with no other live ISR member keeps it as leader until then and goes offline.
+        (BrokerHeartbeatManager: CONTROLLED_SHUTDOWN -> SHUTDOWN_NOW); it is fenced then. From its
+        first request the broker is no acceptable leader (generateLeaderAndIsrUpdates with
+        brokerToRemove), so a partition with no other live ISR member is left leaderless at once
+        in the same batch, its ISR keeping its last member (with ELR: an empty ISR, the broker in the
+        ELR), or, with unclean.leader.election.enable, led by a live replica outside the ISR
+        (PartitionChangeBuilder.electAnyLeader).
         """
         reg = self.registrations[req.broker]
         if req.broker_epoch != reg.broker_epoch:
             return
         b = req.broker
         if reg.shutdown_offset < 0 and not reg.fenced:
+            # BrokerRegistrationChangeRecord(inControlledShutdown): leaders stop proposing it for an ISR
+            self._append(("controlled_shutdown", b))
             for p, rec in list(self.state.items()):
                 if b not in rec.isr:
                     continue
@@ -241,6 +276,8 @@ class Controller(Node):
                               and self.registrations[x].shutdown_offset < 0]
                     if others:
                         self._change(rec, leader=others[0], isr=isr, why="controlled_shutdown")
+                    else:
+                        self._leave_leaderless(rec, b)
                 elif isr:
                     self._change(rec, isr=isr, why="controlled_shutdown")
             reg.shutdown_offset = len(self.log) + len(self._uncommitted)
@@ -248,6 +285,21 @@ class Controller(Node):
             if not reg.fenced:
                 self.fence(reg)
             self.network.send(self, self.brokers_by_id[b], m.ControlledShutdownResponse(req.broker_epoch))
+
+    def _leave_leaderless(self, rec: m.PartitionRecord, b: int) -> None:
+        """Broker `b`, shutting down, leads `rec` and no other live replica is in its ISR: an unclean
+        election if the topic allows it (a live replica not shutting down), else no leader."""
+        if self.partitions[rec.partition].unclean:
+            live = [x for x in rec.replicas if x != b and self.is_live(x) and self.registrations[x].shutdown_offset < 0]
+            if live:
+                self.recorder.event(self.env.now, "unclean_election", live[0], rec.partition, rec.leader_epoch + 1,
+                                    f"isr was {_isr_str(rec.isr)}", isr_before=tuple(rec.isr))
+                self._change(rec, leader=live[0], isr=(live[0],), why="unclean")
+                return
+        if self.elr is not None:
+            self._change(rec, leader=-1, isr=(), why="controlled_shutdown")  # KIP-966: the ISR may be empty
+        else:
+            self._change(rec, leader=-1, why="controlled_shutdown")  # KRaft keeps the last ISR member
 
     # --- quorum outage ---------------------------------------------------------------------------
     @property
@@ -275,6 +327,7 @@ class Controller(Node):
         if resumed is not None:
             resumed.succeed()  # else they would wait forever on a pause the crash discarded
         self._parked = {}
+        self.preferred_election_due_ms = None  # its timer died with this leader
         self.network.reset_connections(self)
 
     def regain_quorum(self) -> None:
@@ -312,6 +365,10 @@ class Controller(Node):
         if self._uncommitted or self._after_commit:
             self._commit_scheduled = True
             self.schedule(APPEND_LINGER_MS, self._commit)
+        if self.rebalance and self.zookeeper:
+            self._schedule_balance(5_000.0)  # onControllerFailover
+        else:
+            self._maybe_schedule_balance()
         available, self._available = self._available, None
         if available is not None:
             available.succeed()
@@ -344,6 +401,52 @@ class Controller(Node):
         if not self._commit_scheduled:
             self._commit_scheduled = True
             self.schedule(APPEND_LINGER_MS, self._commit)
+        if self._imbalanced and self.preferred_election_due_ms is None:
+            self._maybe_schedule_balance()
+
+    # --- preferred-leader rebalancing (auto.leader.rebalance.enable) ------------------------------------
+    def _maybe_schedule_balance(self) -> None:
+        """KRaft (QuorumController.maybeScheduleNextBalancePartitionLeaders, after every write event):
+        if some partition is not led by its preferred replica and no balance is scheduled, run one
+        leader.imbalance.check.interval.seconds from now. leader.imbalance.per.broker.percentage plays
+        no part (only the ZooKeeper-mode KafkaController reads it)."""
+        if self.rebalance and not self.zookeeper and self._imbalanced and self.preferred_election_due_ms is None:
+            self._schedule_balance(self.imbalance_check_ms)
+
+    def _schedule_balance(self, delay: float) -> None:
+        self.preferred_election_due_ms = self.env.now + delay
+        self.schedule(delay, self._balance_leaders)
+
+    def _balance_leaders(self) -> None:
+        """Preferred elections. KRaft: ReplicationControlManager.maybeBalancePartitionLeaders, a
+        PREFERRED election (PartitionChangeBuilder.electPreferredLeader) for every imbalanced partition
+        whose first replica is in the ISR, unfenced and not shutting down; then scheduled again if any
+        partition is still imbalanced. ZooKeeper mode (KafkaController.checkAndTriggerAutoLeaderRebalance):
+        every leader.imbalance.check.interval.seconds, per preferred broker, only when more than
+        leader.imbalance.per.broker.percentage of its partitions are led elsewhere."""
+        self.preferred_election_due_ms = None
+        if self.zookeeper:
+            by_broker: dict[int, list[int]] = {}
+            for spec in self.partitions:
+                by_broker.setdefault(spec.replicas[0], []).append(spec.index)
+            pct = self.config.leader_imbalance_per_broker_percentage / 100.0
+            candidates = []
+            for b, parts in by_broker.items():
+                off = [p for p in parts if self.state[p].leader != b]
+                if off and len(off) / len(parts) > pct:
+                    candidates.extend(off)
+        else:
+            candidates = list(self._imbalanced)
+        for p in sorted(candidates):
+            rec = self.state[p]
+            preferred = self.partitions[p].replicas[0]
+            if (rec.leader != preferred and preferred in rec.isr and self.is_live(preferred)
+                    and self.registrations[preferred].shutdown_offset < 0):
+                self._change(rec, leader=preferred, why="preferred")
+        if self.zookeeper:
+            self._schedule_balance(self.imbalance_check_ms)
+        else:
+            self._maybe_schedule_balance()
 
     def _commit(self) -> None:
         self._commit_scheduled = False
@@ -387,6 +490,10 @@ class Controller(Node):
         new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, rec.replicas,
                                 leader_broker_epoch)
         self.state[rec.partition] = new
+        if new_leader == self.partitions[rec.partition].replicas[0]:
+            self._imbalanced.discard(rec.partition)
+        else:
+            self._imbalanced.add(rec.partition)
         self._append(new)
         if self.elr is not None and new_isr != rec.isr:
             self._update_elr(rec, new, why)
@@ -518,6 +625,21 @@ class Controller(Node):
             self._change(rec, leader=-1, why="no live ISR member")
 
     # --- AlterPartition ---------------------------------------------------------------------------
+    def _ineligible_replicas(self, rec: m.PartitionRecord, req: m.AlterPartition) -> list[int]:
+        """ReplicationControlManager.ineligibleReplicasForIsr: members that are fenced or in controlled
+        shutdown (KIP-841), or whose broker epoch in the request is not their registered one (KIP-903,
+        3.5+; -1: not checked). ZooKeeper mode checks only that a joining broker is alive."""
+        out = []
+        epochs = req.broker_epochs or {}
+        for b in req.new_isr:
+            reg = self.registrations[b]
+            if self.zookeeper:
+                if b not in rec.isr and not self.is_live(b):
+                    out.append(b)
+            elif reg.fenced or reg.shutdown_offset >= 0 or epochs.get(b, -1) not in (-1, reg.broker_epoch):
+                out.append(b)
+        return out
+
     def on_alter_partition(self, req: m.AlterPartition) -> None:
         rec = self.state.get(req.partition)
         leader = self.brokers_by_id[req.broker]
@@ -530,8 +652,8 @@ class Controller(Node):
             error = m.FENCED_LEADER_EPOCH
         elif req.partition_epoch != rec.partition_epoch:
             error = "INVALID_UPDATE_VERSION"
-        elif any(b not in rec.isr and not self.is_live(b) for b in req.new_isr):
-            error = "INELIGIBLE_REPLICA"  # KIP-903: fenced brokers may not join the ISR
+        elif self._ineligible_replicas(rec, req):
+            error = "INELIGIBLE_REPLICA"
         if error != m.NONE:
             self.network.send(self, leader, m.AlterPartitionResponse(req.request_id, req.partition, error, None))
             return

@@ -261,6 +261,12 @@ class SlowDisk:
             cost = self._cost(b.partition for b in msg.batches)
         elif t is m.FetchResponse and any(pd.base for pd in msg.partitions):
             cost = self._cost(pd.partition for pd in msg.partitions if pd.base)
+            # The response is in: replica.socket.timeout.ms no longer runs. The fetcher thread is now
+            # stalled in the append (ReplicaFetcherThread.processPartitionData) and sends nothing until
+            # it is done; its fetch stays in flight, so the write is applied, never thrown away.
+            fetcher = self.broker.fetchers.get(msg.broker)
+            if fetcher is not None and fetcher.in_flight is not None and fetcher.in_flight.request_id == msg.request_id:
+                self.broker.fetch_timeouts.done(fetcher.in_flight)
         else:
             type(self.broker).handle(self.broker, msg)
             return

@@ -117,6 +117,9 @@ for _k in (
               value="its broker epoch"),
     EventKind("broker_registered", "the controller registered a broker incarnation", broker="the broker",
               value="its broker epoch"),
+    EventKind("broker_registration_rejected", "the controller refused a broker incarnation's registration "
+              "(DUPLICATE_BROKER_REGISTRATION: the previous incarnation's session is still valid)",
+              broker="the broker", value="the refused broker epoch", fields=("reason",)),
     # --- broker -------------------------------------------------------------------------------
     EventKind("broker_shutdown", "a broker finished its controlled shutdown (logs flushed) and stopped",
               broker="the broker", value="the incarnation that stopped"),

@@ -143,7 +143,7 @@ class ReplicaFetcher:
         cfg = broker.config
         req = m.FetchRequest(broker, broker.next_request_id(), broker.broker_id, cfg.replica_fetch_wait_max_ms,
                              cfg.replica_fetch_response_max_bytes, cfg.replica_fetch_max_bytes, parts,
-                             self.session_id, full)
+                             self.session_id, full, broker.incarnation)
         self.in_flight = req
         broker.fetch_timeouts.add(req)
         broker.network.send(broker, self.leader, req, 64 + 16 * len(parts))

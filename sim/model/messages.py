@@ -12,6 +12,7 @@ __all__ = [
     "NONE", "NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
     "REQUEST_TIMED_OUT", "NETWORK_EXCEPTION", "OUT_OF_ORDER_SEQUENCE_NUMBER", "DUPLICATE_SEQUENCE_NUMBER",
     "FENCED_LEADER_EPOCH", "OFFSET_OUT_OF_RANGE", "UNKNOWN_LEADER_EPOCH", "RETRIABLE", "AMBIGUOUS",
+    "DUPLICATE_BROKER_REGISTRATION",
     "ProduceRequest", "ProduceResponse", "FetchRequest", "FetchResponse", "PartitionFetch",
     "PartitionData", "MetadataRequest", "MetadataResponse", "BrokerHeartbeat", "MetadataFetch",
     "MetadataFetchResponse", "AlterPartition", "AlterPartitionResponse", "PartitionRecord",
@@ -30,6 +31,7 @@ DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
 FENCED_LEADER_EPOCH = "FENCED_LEADER_EPOCH"
 UNKNOWN_LEADER_EPOCH = "UNKNOWN_LEADER_EPOCH"
 OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
+DUPLICATE_BROKER_REGISTRATION = "DUPLICATE_BROKER_REGISTRATION"
 
 RETRIABLE = frozenset({
     NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT,
@@ -80,6 +82,8 @@ class FetchRequest:
     # and opens a session; an incremental one lists only partitions whose fetch state changed.
     session_id: int = 0
     full: bool = True
+    # KIP-903: the follower's broker epoch (ReplicaState.ReplicaEpoch); -1 for consumers
+    replica_epoch: int = -1
 
 
 @dataclass(slots=True, eq=False)
@@ -163,6 +167,8 @@ class BrokerRegistration:
 class BrokerRegistrationResponse:
     broker_epoch: int
     registration_offset: int  # metadata log offset just past the registration record
+    # DUPLICATE_BROKER_REGISTRATION: the previous incarnation's session is still valid
+    error: str = "NONE"
 
 
 @dataclass(slots=True, eq=False)
@@ -206,6 +212,9 @@ class AlterPartition:
     leader_epoch: int
     partition_epoch: int
     new_isr: tuple
+    # KIP-903 NewIsrWithEpochs: each member's broker epoch as the leader last saw it fetch (-1 or
+    # absent: not checked)
+    broker_epochs: dict | None = None
 
 
 @dataclass(slots=True, eq=False)

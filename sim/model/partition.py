@@ -39,10 +39,11 @@ class PartitionSpec:
 class RemoteReplica:
     """The leader's view of one follower (kafka.cluster.Replica state)."""
 
-    __slots__ = ("leo", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_leo")
+    __slots__ = ("leo", "last_caught_up_ms", "last_fetch_ms", "last_fetch_leader_leo", "broker_epoch")
 
     def __init__(self, caught_up_ms: float):
         self.leo = -1  # unknown until the follower fetches
+        self.broker_epoch: int | None = None  # KIP-903: the epoch of its last fetch (None: none yet)
         self.last_caught_up_ms = caught_up_ms
         self.last_fetch_ms = 0.0
         self.last_fetch_leader_leo = 0
@@ -268,7 +269,8 @@ class Partition:
         for follower, rr in self.remote.items():
             # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
             if rr.leo < new_hw and (follower in maximal
-                                    or (self.caught_up(rr, leo, broker.env.now) and broker.isr_eligible(follower))):
+                                    or (self.caught_up(rr, leo, broker.env.now)
+                                        and broker.isr_eligible(follower, rr.broker_epoch))):
                 new_hw = rr.leo
                 if new_hw <= hw:
                     return  # a replica that counts is no further than the HW: it cannot move
@@ -279,11 +281,14 @@ class Partition:
             self.try_complete_delayed_produce()
             broker.wake_consumers(self)
 
-    def update_follower_fetch_state(self, follower: int, fetch_offset: int, now: float) -> None:
-        """Replica.updateFetchState, then maybe expand the ISR and advance the HW."""
+    def update_follower_fetch_state(self, follower: int, fetch_offset: int, now: float,
+                                    broker_epoch: int = -1) -> None:
+        """Replica.updateFetchStateOrThrow (the follower's offset and, KIP-903, the broker epoch it
+        fetched with), then maybe expand the ISR and advance the HW."""
         rr = self.remote.get(follower)
         if rr is None:
             return
+        rr.broker_epoch = broker_epoch
         leo = self.log.leo
         if fetch_offset >= leo:
             rr.last_caught_up_ms = max(rr.last_caught_up_ms, now)
@@ -323,7 +328,8 @@ class Partition:
         hw, start = self.log.hw, self.leader_epoch_start
         broker = self.broker
         for follower, rr in self.remote.items():
-            if follower in self.isr or not broker.isr_eligible(follower) or rr.leo < hw or rr.leo < start:
+            if (follower in self.isr or not broker.isr_eligible(follower, rr.broker_epoch) or rr.leo < hw
+                    or rr.leo < start):
                 continue
             if follower == fetching or broker.fetch_parked(follower, self.spec.index):
                 self.alter_partition(tuple(x for x in self.spec.replicas if x in self.isr or x == follower))

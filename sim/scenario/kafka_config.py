@@ -45,6 +45,8 @@ MODELLED: dict[str, tuple[str, ...]] = {
         "replica.fetch.backoff.ms", "replica.socket.timeout.ms", "replica.high.watermark.checkpoint.interval.ms",
         "min.insync.replicas", "unclean.leader.election.enable", "zookeeper.session.timeout.ms",
         "num.network.threads", "num.io.threads",  # used by cluster.hardware.cpu (sim/model/hardware.py)
+        "auto.leader.rebalance.enable", "leader.imbalance.check.interval.seconds",
+        "leader.imbalance.per.broker.percentage",
     ),
     "topic": ("min.insync.replicas", "unclean.leader.election.enable"),
 }

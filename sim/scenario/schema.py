@@ -349,6 +349,19 @@ class ClusterConfig(_Model):
         5000, alias="replica.high.watermark.checkpoint.interval.ms")
     min_insync_replicas: int = Field(1, ge=1, alias="min.insync.replicas")
     unclean_leader_election_enable: bool = Field(False, alias="unclean.leader.election.enable")
+    # --- preferred-leader rebalancing (QuorumController.maybeScheduleNextBalancePartitionLeaders)
+    auto_leader_rebalance_enable: bool = Field(
+        True, alias="auto.leader.rebalance.enable",
+        description="the controller moves leadership back to each partition's preferred (first) replica when "
+                    "it is in the ISR again; each such move is a leader change (an acks=1 loss window)")
+    leader_imbalance_check_interval_seconds: int = Field(
+        300, ge=1, alias="leader.imbalance.check.interval.seconds",
+        description="KRaft: the preferred elections run this long after a leader change left a partition off "
+                    "its preferred replica; zookeeper mode: the controller checks every this often (from 5 s)")
+    leader_imbalance_per_broker_percentage: int = Field(
+        10, ge=0, le=100, alias="leader.imbalance.per.broker.percentage",
+        description="zookeeper mode only: a broker's partitions are moved back only when more than this "
+                    "percentage of those it is preferred for are led elsewhere; a KRaft controller ignores it")
     # --- storage (docs/faults/disk.md): flushing, the OS writeback, Eligible Leader Replicas
     log_flush_interval_messages: int | None = Field(
         None, ge=1, alias="log.flush.interval.messages",

@@ -212,8 +212,8 @@ def settled(cluster, watermarks: dict[int, int]) -> bool:
     the current leader epoch, and each leader's high watermark past the log end offset it had at the
     previous check (`watermarks`, updated here). From such a state, with no fault to come, no acknowledged
     record can be lost any more: the loss a run shows then is the loss it ends with. That holds because
-    without a fault no leader moves (the model has no preferred-leader rebalancing,
-    `auto.leader.rebalance.enable`); a model that moves leaders on its own must check that here too."""
+    without a fault no leader moves, except by a preferred-leader election (`auto.leader.rebalance.enable`):
+    so a run with one due before its end has not settled."""
     ctl = cluster.controller
     now = cluster.env.now
     # and every broker heard by the controller within 1.5 heartbeat intervals: a broker whose heartbeats a
@@ -222,6 +222,8 @@ def settled(cluster, watermarks: dict[int, int]) -> bool:
     ok = ctl.running and all(not r.fenced and now - r.last_heartbeat_ms <= fresh for r in ctl.registrations.values())
     ok = ok and all(b.alive and not b.paused and not b.shutting_down for b in cluster.brokers)
     ok = ok and all(c.alive and not c.paused for c in (*cluster.producers, *cluster.consumers))
+    due = ctl.preferred_election_due_ms
+    ok = ok and (due is None or due > cluster.scenario.duration + cluster.scenario.settle)
     leos = {}
     for spec in cluster.partitions:
         rec = ctl.state[spec.index]
