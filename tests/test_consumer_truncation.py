@@ -47,3 +47,27 @@ def test_the_leader_answers_a_consumer_fetch_carrying_its_last_fetched_epoch_lik
     assert pd.diverging_epoch == (0, 30) and not pd.base
     assert _fetch(t, 40, -1).error == m.OFFSET_OUT_OF_RANGE
     assert _fetch(t, 20, 0, current_epoch=1).error == m.UNKNOWN_LEADER_EPOCH
+
+
+def test_auto_commit_commits_only_what_was_handed_to_the_application():
+    """ConsumerCoordinator.maybeAutoCommitOffsetsAsync runs inside poll() and commits the positions
+    of the records earlier polls returned, never of records fetched and not yet returned. kafkasim
+    hands a fetch's batches to the application when the fetch arrives (a poll loop with no
+    processing time returns them at once, max.poll.records at a time) and counts them consumed
+    then: so every commit is exactly the end of what was consumed before it, partition by partition,
+    through a leader crash and its failover."""
+    import sim
+    from pathlib import Path
+
+    res = sim.run(Path(__file__).resolve().parents[1] / "scenarios/quickstart.yaml", seed=1,
+                  overrides={"duration": "30s", "settle": "5s", "faults.0.at": "10s", "faults.0.restart_after": "10s"})
+    b, ev = res.batches, res.events
+    got = b[b["times_consumed"] > 0]
+    assert got["record_count"].sum() == res.summary["records_consumed"] > 100_000
+    commits = ev[ev["kind"] == "offset_commit"]
+    assert len(commits) >= 6
+    ends = (got["offset"] + got["record_count"]).to_numpy()
+    for t, value in zip(commits["time_ms"], commits["value"]):
+        before = got["consumed_ms"].to_numpy() <= t
+        end_per_partition = (got[before].assign(end=ends[before]).groupby("partition", observed=True)["end"].max())
+        assert value == int(end_per_partition.sum()), t

@@ -18,6 +18,13 @@ to diverge, as SubscriptionState.maybeCompleteValidation does with the OffsetsFo
 answer after a leader change; the Java client spends one more round trip on that request before
 it fetches again. auto.offset.reset applies only to an offset really out of range: no epoch to
 validate against, or an epoch older than the leader's log.
+
+poll(): the application is a poll loop with no processing time. A fetch's batches are handed to
+it (the ``consumed`` facts) when the fetch arrives, as the Java client's successive poll() calls
+return them, max.poll.records at a time, within that instant; so auto-commit, which runs inside
+poll() (ConsumerCoordinator.maybeAutoCommitOffsetsAsync), commits the positions of records already
+returned, never of records fetched and still buffered. Without processing time max.poll.records
+changes nothing, so it is no setting here.
 """
 
 from __future__ import annotations
