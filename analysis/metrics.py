@@ -342,7 +342,8 @@ def failover_table(run: Run) -> pd.DataFrame:
 
     Columns: fault_ms, broker, partition, new_leader, elected_ms, first_ack_ms, election_ms
     (fault to new leader elected), unavailable_ms (fault to first write acknowledged by the new
-    leader); NaN where it never happened before the run ended.
+    leader, or by the same one when the fault ended without an election: then new_leader is -1 and
+    the election columns are NaN); NaN where it never happened before the run ended.
     """
     cols = ["fault_ms", "broker", "partition", "new_leader", "elected_ms", "first_ack_ms",
             "election_ms", "unavailable_ms"]

@@ -575,7 +575,10 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     configuration column that varies except acks, see `default_failover_group`), labelled in
     words ("RF 3, min.insync 2") with n: failovers, runs and seeds. What is pooled over is said
     in the title. Failovers that never completed before the run ended keep a line below 1 and are
-    counted in the legend. The data is `failover_samples(source, by)`.
+    counted in the legend. An outage that ended without an election (a pause or a cut shorter than
+    the session timeout: the same leader answered again) is on the right only, and the left panel's
+    legend counts it as "no election needed", not as never completed. The data is
+    `failover_samples(source, by)`.
     """
     samples = failover_samples(source, by)
     if samples.empty:
@@ -587,21 +590,26 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     fig = _figure(11.0, 4.0 + 0.18 * len(order))
     axes = fig.subplots(1, 2, sharey=True)
     cols = [("election_ms", "fault to new leader elected"),
-            ("unavailable_ms", "fault to first write acknowledged by the new leader")]
+            ("unavailable_ms", "fault to first write acknowledged (new leader, or the same one if not replaced)")]
+    # outages that ended without an election have no election time, and needed none
+    no_election = samples["election_ms"].isna().to_numpy() & samples["unavailable_ms"].notna().to_numpy()
     xmax = np.nanmax(samples[[c for c, _ in cols]].to_numpy(dtype=float), initial=0.0) / 1000.0
     for ax, (col, title) in zip(axes, cols):
         ax.set_gid(f"failover:{col}")
         for g in order:
-            sel = samples["group"] == g
-            v = samples.loc[sel, col].to_numpy(dtype=float)
+            sel = (samples["group"] == g).to_numpy()
+            skipped = int((sel & no_election).sum()) if col == "election_ms" else 0
+            v = samples.loc[sel & ~no_election if col == "election_ms" else sel, col].to_numpy(dtype=float)
             done = np.sort(v[~np.isnan(v)]) / 1000.0
             never = int(np.isnan(v).sum())
             runs = samples.loc[sel, "run_id"].nunique()
             seeds = samples.loc[sel, "seed"].nunique()
-            label = (f"{g}: n = {len(v)} failovers in {runs} run{'s' * (runs != 1)} "
+            label = (f"{g}: n = {len(v) + skipped} failovers in {runs} run{'s' * (runs != 1)} "
                      f"({seeds} seed{'s' * (seeds != 1)})")
             if never:
                 label += f", {never} never completed"
+            if skipped:
+                label += f", {skipped} with no election needed"
             color, ls, marker = styles[g]
             if len(done) == 0:
                 ax.plot([], [], label=label, color=color, linestyle=ls, marker=marker)

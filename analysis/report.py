@@ -119,7 +119,9 @@ _CAPTIONS = {
                "latency.",
     "failover-distribution": "For every fault and every partition the crashed broker led: the time from the crash "
                              "until the controller elected a new leader (left) and until the new leader acknowledged "
-                             "its first write (right, what producers experience). One line per configuration, with "
+                             "its first write (right, what producers experience; a fault that ended without an "
+                             "election, such as a short pause, ends at the same leader's first acknowledgement and "
+                             "is on the right only). One line per configuration, with "
                              "n (failovers, runs, seeds) in the legend; the title says what is pooled. Each step is "
                              "one failover.",
     "timeline": "The run over time: records offered (produced), sent, acknowledged and failed per second; the "

@@ -231,3 +231,37 @@ def test_client_faults_from_the_python_api_and_the_cli(tmp_path):
     assert isinstance(pause, ConsumerPauseFault) and pause.heal_after == 60_000.0
     res = CliRunner().invoke(app, ["validate", str(FAULTS / "consumer-pause.yaml"), "--set", "faults.0.consumer=x"])
     assert res.exit_code == 2 and "faults.0.consumer: no consumer instance 'x'" in res.output
+
+
+# --- consumers after log truncation (KIP-320; issue 21, defect 4) -----------------------------------
+UNCLEAN_CRASHES = [{"kind": "crash", "broker": 1, "at": "10s", "restart_after": "30s"},
+                   {"kind": "crash", "broker": 0, "at": "25s", "restart_after": "25s"}]
+
+
+def _reread_and_skipped(res) -> tuple[int, int]:
+    """Records the consumer received more than once, and committed records it never received."""
+    b = res.batches
+    reread = int((b["record_count"] * np.maximum(b["times_consumed"] - 1, 0)).sum())
+    skipped = int(b.loc[(b["copies_in_log"] > 0) & (b["times_consumed"] == 0), "record_count"].sum())
+    return reread, skipped
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # the bundled scenario: auto.offset.reset earliest (re-read 10,167 records from offset 0)
+    {"consumers.0.auto.offset.reset": "latest"},
+    # paused across the election, the consumer comes back when the new leader's log has grown past its
+    # position again: without validation it went on from there and skipped 14,949 committed records
+    {"consumers.0.auto.offset.reset": "latest",
+     "faults": [*UNCLEAN_CRASHES, {"kind": "consumer_pause", "consumer": "readers-0", "at": "39s", "duration": "3s"}]},
+    # restarted from its committed offset (committed with its leader epoch): validated the same way
+    {"faults": [*UNCLEAN_CRASHES, {"kind": "consumer_crash", "consumer": "readers-0", "at": "30s", "restart_after": "15s"}]},
+], ids=["earliest", "latest", "latest-paused", "restart-from-commit"])
+def test_a_consumer_goes_on_from_the_divergence_point_after_an_unclean_election(overrides):
+    res = sim.run(FAULTS / "unclean-consumer.yaml", seed=1, overrides=overrides)
+    assert res.summary["unclean_elections"] == 1 and res.summary["acked_lost"] > 10_000  # records really lost
+    reread, skipped = _reread_and_skipped(res)
+    assert (reread, skipped) == (0, 0)
+    ev = res.events
+    assert ev[ev["kind"] == "consumer_offset_reset"].empty  # auto.offset.reset never applied
+    (hit,) = ev[ev["kind"] == "consumer_truncation_detected"].itertuples()
+    assert hit.value == 10_167 and hit.from_offset > hit.value and hit.end_offset == 10_167

@@ -3,12 +3,15 @@
 Unavailability (`unavailable_ms`) ends with the first acknowledgement of a write appended by the
 leader elected after the fault, in that election's epoch or later: never with an answer the
 crashed leader sent before it died, nor with a write it took after restarting in its old epoch.
+A fault that ends without an election (a short pause) ends its outage at the first acknowledgement
+the same leader gives, in the same epoch, of a write appended after the fault that stays in the log.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import sim
@@ -22,6 +25,7 @@ SCEN = Path(__file__).resolve().parents[1] / "scenarios"
 # the structured fields of a crash fault event (sim/model/events.py)
 CRASH = {"fault": "crash", "fault_index": 0, "fault_source": "faults", "target": "broker 0", "takes_down": True,
          "kills_process": True}
+PAUSE = {**CRASH, "fault": "pause", "kills_process": False}
 
 
 class Facts:
@@ -45,6 +49,13 @@ class Facts:
         if acked_ms is not None:
             self.r.batch_done(acked_ms, bid, ACKED, off, broker if acker is None else acker)
         return bid
+
+    def final(self, *bids: int) -> None:
+        """The final committed log holds these batches (at the offsets they were appended at)."""
+        ap = self.r.arrays("appended")
+        for bid in bids:
+            off = int(ap["offset"][ap["batch_id"] == bid][0])
+            self.r.record("final_log", 0, off, bid, 10, 0, True)
 
     def measure(self, acks_zero: bool = False) -> dict:
         (fo,) = failovers(self.r, events_table(self.r), batches_table(self.r), acks_zero)
@@ -143,3 +154,116 @@ def test_an_answer_names_the_latest_matching_append_before_it():
             want = max(match, key=lambda i: ap["time_ms"][i]) if match else -1
             assert got[j] == want, (shift, j)
         assert (got >= 0).sum() > 20 and (got < 0).sum() > 20
+
+
+# --- outages that end without an election (issue 21, defect 3) ---------------------------------
+def test_an_outage_without_an_election_ends_at_the_same_leaders_first_ack():
+    """A 5 s pause of the leader, shorter than the session timeout: no election, and the outage
+    ends at the first acknowledgement, by the same leader, of a write appended after the fault (not
+    at the late answer to a write it had appended before it froze)."""
+    f = Facts()
+    before = f.write(0, 0, 900.0, 901.0)
+    waiting = f.write(0, 0, 999.0, None)
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "pause", **PAUSE)
+    f.r.event(6000.0, "fault_end", 0, -1, 0, "scheduled", **PAUSE)
+    f.r.batch_done(6000.2, waiting, ACKED, 10, 0)  # appended before the fault, answered after it
+    after = f.write(0, 0, 6000.5, 6001.0)
+    f.final(before, waiting, after)
+    for acks_zero, first in ((False, 6001.0), (True, 6000.5)):
+        fo = f.measure(acks_zero)
+        assert fo["new_leader"] == -1 and fo["elected_ms"] is None and fo["election_ms"] is None
+        assert fo["first_ack_ms"] == first and fo["unavailable_ms"] == pytest.approx(first - 1000.0)
+
+
+def test_an_ack_of_a_write_truncated_later_does_not_end_the_outage():
+    """The pause ends just before the controller fences the leader: it acknowledges a queued write
+    in its old epoch (later truncated), then broker 1 is elected. The outage lasts to broker 1's ack."""
+    f = Facts()
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "pause", **PAUSE)
+    f.r.event(9900.0, "fault_end", 0, -1, 0, "scheduled", **PAUSE)
+    f.write(0, 0, 9900.5, 9901.0)  # not in the final log
+    f.r.event(10_000.0, "leader_elected", 1, 0, 1, "clean")
+    new = f.write(1, 1, 10_010.0, 10_011.0)
+    f.final(new)
+    fo = f.measure()
+    assert fo["new_leader"] == 1 and fo["election_ms"] == 9000.0
+    assert fo["first_ack_ms"] == 10_011.0 and fo["unavailable_ms"] == 9011.0
+
+
+def test_a_leader_replaced_during_the_fault_is_measured_to_its_successor():
+    """A cut from the controller only: the old leader keeps acknowledging writes that its followers
+    replicate (they stay in the log) until it is replaced during the fault. Its acks after the fault
+    do not end the outage: the failover does, at the new leader's first ack."""
+    f = Facts()
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "partition", **{**PAUSE, "fault": "partition"})
+    kept = f.write(0, 0, 1000.5, 1001.0)
+    f.r.event(10_000.0, "leader_elected", 1, 0, 1, "clean")
+    new = f.write(1, 1, 10_010.0, 10_011.0)
+    f.r.event(31_000.0, "fault_end", 0, -1, 0, "scheduled", **{**PAUSE, "fault": "partition"})
+    f.final(kept, new)
+    fo = f.measure()
+    assert fo["new_leader"] == 1 and fo["first_ack_ms"] == 10_011.0
+
+
+def test_the_outage_ends_at_whichever_broker_leads_after_the_failover():
+    """The first leader elected after the fault fails before it acknowledges anything; the outage
+    ends at the first ack of the leader elected after it (it used to stay open: None)."""
+    f = Facts()
+    f.r.event(1000.0, "fault_start", 0, -1, 0, "crash", **CRASH)
+    f.r.event(10_000.0, "leader_elected", 1, 0, 1, "clean")
+    f.r.event(19_000.0, "leader_elected", 2, 0, 2, "clean")
+    f.write(1, 1, 18_000.0, None)  # never answered
+    new = f.write(2, 2, 19_010.0, 19_011.0)
+    f.final(new)
+    fo = f.measure()
+    assert fo["new_leader"] == 1 and fo["election_ms"] == 9000.0
+    assert fo["first_ack_ms"] == 19_011.0 and fo["unavailable_ms"] == 18_011.0
+
+
+def test_a_short_gc_pause_of_a_leader_is_an_outage_of_its_length():
+    """Issue 21 repro: a 5 s pause of the leader of events-0 (acks=1, seed 1). No election, and no
+    acknowledgement reaches events-0's producers for 5 s: the failover rows say so (they said
+    unavailable_ms None, and the summary left the outage out)."""
+    r = sim.run(SCEN / "faults/gc-pause.yaml", seed=1, overrides={"faults.0.duration": "5s"})
+    rows = r.summary["failovers"]
+    assert rows and all(fo["election_ms"] is None and fo["new_leader"] == -1 for fo in rows)
+    for fo in rows:
+        assert 5000.0 <= fo["unavailable_ms"] <= 5100.0, fo
+        # never before the outage ends for clients: no ack of the partition between the fault and its end
+        b = r.batches
+        acked = b[(b["partition"] == fo["partition"]) & (b["outcome"] == "acked")]["acked_ms"]
+        assert not ((acked > fo["fault_ms"]) & (acked < fo["first_ack_ms"])).any()
+    assert 5000.0 <= r.summary["unavailable_ms"]["max"] <= 5100.0
+    assert r.summary["failover_ms"]["max"] is None
+
+
+def test_a_sweep_over_pause_lengths_keeps_the_short_outages(tmp_path):
+    """Pauses of 2 s (no election) and 12 s (fenced, replaced): both runs report their outage in the
+    sweep table, and the failover distribution shows the short one on the right-hand panel without
+    counting it as an election that never completed."""
+    sweep = tmp_path / "pauses.yaml"
+    sweep.write_text(f"""name: pauses
+scenario: {SCEN / 'faults/gc-pause.yaml'}
+set:
+  duration: 25s
+  settle: 5s
+  faults.0.at: 5s
+  producers.0.rate: 2000/s
+  consumers: []
+grid:
+  faults.0.duration: [2s, 12s]
+seeds: 1
+""")
+    frame = sim.sweep(sweep, out=tmp_path / "out", workers=1)
+    row = {d: r for d, r in zip(frame["faults.0.duration"], frame.to_dict("records"))}
+    short, long = row["2s"], row["12s"]
+    assert 2000.0 <= short["unavailable_ms.max"] <= 2200.0 and pd.isna(short["failover_ms.max"])
+    assert long["failover_ms.max"] > 6000.0 and long["unavailable_ms.max"] > long["failover_ms.max"]
+    pytest.importorskip("matplotlib")
+    import analysis
+    study = analysis.load_sweep_results(tmp_path / "out")
+    samples = analysis.failover_samples(study, by="faults.0.duration")
+    assert samples["unavailable_ms"].notna().all()
+    fig = analysis.failover_distribution(study, by="faults.0.duration")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("with no election needed" in t and "never completed" not in t for t in legend), legend

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sim.measure.stats import weighted_percentiles as _weighted_percentiles
-from sim.model.events import FAULT_START, FIELDS
+from sim.model.events import FAULT_END, FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
 from sim.measure.batches import mid_arrival, produce_latencies
 
@@ -127,7 +127,8 @@ def _answered_appends(ap: dict, lead: np.ndarray, w_id, w_off, w_b, w_t) -> np.n
 
 def _leader_writes(recorder: Recorder, batches: pd.DataFrame, acks_zero: bool, after_ms: float) -> tuple:
     """The writes after `after_ms` that show a partition available, in time order, each with the
-    leader append it rests on: (time, partition, broker, leader epoch of the append, its time).
+    leader append it rests on: (time, partition, broker, leader epoch of the append, its time,
+    whether the append is in the final committed log).
 
     With acknowledgements, a write is an acknowledged batch and its append is the one the answer
     names (`_answered_appends`); an answer naming no append as leader by the answering broker (a
@@ -140,7 +141,8 @@ def _leader_writes(recorder: Recorder, batches: pd.DataFrame, acks_zero: bool, a
         a_t = ap["time_ms"][lead]
         order = np.argsort(a_t, kind="stable")
         lead = lead[order]
-        return a_t[order], ap["partition"][lead], ap["broker"][lead], ap["leader_epoch"][lead], a_t[order]
+        kept = _in_final_log(recorder, ap["batch_id"][lead], ap["offset"][lead])
+        return a_t[order], ap["partition"][lead], ap["broker"][lead], ap["leader_epoch"][lead], a_t[order], kept
     done = recorder.arrays("batch_done")
     ok = (done["outcome"] == OUTCOMES.index("acked")) & (done["time_ms"] > after_ms)
     w_t, w_id, w_off, w_b = done["time_ms"][ok], done["batch_id"][ok], done["offset"][ok], done["broker"][ok]
@@ -150,13 +152,44 @@ def _leader_writes(recorder: Recorder, batches: pd.DataFrame, acks_zero: bool, a
     rows = np.maximum(src, 0)
     w_e = np.where(has, ap["leader_epoch"][rows], -1) if len(ap["leader_epoch"]) else np.full(len(w_t), -1)
     w_at = np.where(has, ap["time_ms"][rows], np.nan) if len(ap["time_ms"]) else np.full(len(w_t), np.nan)
+    kept = _in_final_log(recorder, w_id, w_off)
     order = np.argsort(w_t, kind="stable")
-    return w_t[order], w_p[order], w_b[order], w_e[order], w_at[order]
+    return w_t[order], w_p[order], w_b[order], w_e[order], w_at[order], kept[order]
+
+
+def _in_final_log(recorder: Recorder, batch_id: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Whether each (batch, offset) is in the final committed log.
+
+    A batch kept at two offsets (a retry without idempotence) counts at its last one only, so a
+    write can be missed here but never counted when it was lost.
+    """
+    final = recorder.arrays("final_log")
+    keep = final["committed"].astype(bool)
+    if not len(batch_id) or not keep.any():
+        return np.zeros(len(batch_id), dtype=bool)
+    n = int(max(batch_id.max(), final["batch_id"][keep].max())) + 1
+    at = np.full(n, -1, dtype=np.int64)
+    at[final["batch_id"][keep]] = final["offset"][keep]
+    return at[batch_id] == offset
 
 
 def fault_starts(events: pd.DataFrame) -> pd.DataFrame:
     """The faults, of any kind, that stopped a broker serving (fault_start with takes_down)."""
     return events[(events["kind"] == FAULT_START) & events["takes_down"].astype(bool) & (events["broker"] >= 0)]
+
+
+def _fault_ends(events: pd.DataFrame, crashes: pd.DataFrame) -> np.ndarray:
+    """For each fault of `crashes`: when it ended (its fault_end: same target, list and index, the
+    first at or after its start), inf if it never did."""
+    ends = events[events["kind"] == FAULT_END]
+    out = np.full(len(crashes), np.inf)
+    for i, (t, b, src, idx) in enumerate(zip(crashes["time_ms"].to_numpy(), crashes["broker"].to_numpy(),
+                                             crashes["fault_source"].to_numpy(), crashes["fault_index"].to_numpy())):
+        e = ends["time_ms"].to_numpy()[(ends["broker"].to_numpy() == b) & (ends["fault_source"].to_numpy() == src)
+                                        & (ends["fault_index"].to_numpy() == idx) & (ends["time_ms"].to_numpy() >= t)]
+        if len(e):
+            out[i] = float(e.min())
+    return out
 
 
 def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, acks_zero: bool) -> list[dict]:
@@ -165,10 +198,22 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
 
     The new leader is the first one elected after the fault (in leader epoch E). Unavailability
     ends with `first_ack_ms`, the first acknowledgement after the fault of a batch appended as
-    leader by that broker in epoch E or later, at or after its election: never an answer the
-    crashed leader sent just before it died, nor a write it took after restarting in its old
-    epoch, even when that broker is the one elected again. For acks=0, which has no
+    leader in epoch E or later, at or after E's election, by the broker the controller elected in
+    the epoch of that append (the first new leader, or a later one if it failed in turn): never an
+    answer the crashed leader sent just before it died, nor a write it took after restarting in its
+    old epoch, even when that broker is the one elected again. For acks=0, which has no
     acknowledgements, it is the first such append. So `first_ack_ms >= elected_ms` always.
+
+    A fault that ends without an election (a pause or a cut shorter than the session timeout)
+    has none of that: `new_leader` is -1 and `elected_ms`/`election_ms` are None, and its outage
+    ends at the first acknowledgement the same broker gives, in the epoch it led at the fault, of a
+    write appended after the fault (what clients wait for). That needs three things, so that no
+    outage ends before it ends for clients: the fault did not end the process (a new incarnation
+    never leads its old epoch), the partition had no election before the fault ended (a leader
+    replaced meanwhile is measured to its successor, even if it still answered during the fault:
+    a controlled shutdown's last writes, a partitioned leader's), and the write stays in the final
+    committed log and was acknowledged before any later election (not an answer of a zombie whose
+    write is truncated when it follows the new leader).
     Vectorised over partitions: a 10,000-partition failover is measured in milliseconds.
     """
     crashes = fault_starts(events)
@@ -180,36 +225,56 @@ def failovers(recorder: Recorder, events: pd.DataFrame, batches: pd.DataFrame, a
     lb = lead["broker"].to_numpy()
     le = lead["value"].to_numpy()
     elected_kind = (lead["kind"] == "leader_elected").to_numpy()
-    wt, wp, wb, we, wat = _leader_writes(recorder, batches, acks_zero, float(crashes["time_ms"].min()))
+    wt, wp, wb, we, wat, kept = _leader_writes(recorder, batches, acks_zero, float(crashes["time_ms"].min()))
     names = recorder.partition_names
     n_parts = len(names) if names else int(max(lp.max(initial=-1), wp.max(initial=-1))) + 1
+    # the broker elected in each (partition, epoch): a write counts only if its appender led its epoch
+    ep_key = lp[elected_kind] * (int(le.max(initial=0)) + 1) + le[elected_kind]
+    ep_order = np.argsort(ep_key, kind="stable")
+    ep_key, ep_broker = ep_key[ep_order], lb[elected_kind][ep_order]
+    w_key = wp * (int(le.max(initial=0)) + 1) + np.maximum(we, 0)
+    pos = np.minimum(np.searchsorted(ep_key, w_key), max(len(ep_key) - 1, 0))
+    led_epoch = (len(ep_key) > 0) & (we >= 0) & (we <= le.max(initial=0))
+    if len(ep_key):
+        led_epoch &= (ep_key[pos] == w_key) & (ep_broker[pos] == wb)
+    fault_end = _fault_ends(events, crashes)
+    kills = crashes["kills_process"].astype(bool).to_numpy()
     out = []
-    for tf, victim in zip(crashes["time_ms"].to_numpy(), crashes["broker"].to_numpy()):
+    for i, (tf, victim) in enumerate(zip(crashes["time_ms"].to_numpy(), crashes["broker"].to_numpy())):
         tf, victim = float(tf), int(victim)
         before = lt <= tf
-        # the leader of each partition at the fault: its last leadership event up to then
+        # the leader of each partition at the fault, and its epoch: its last leadership event up to then
         rev = np.nonzero(before)[0][::-1]
-        last = _first_per_partition(lp[rev], lb[rev])
-        led = sorted(p for p, (b,) in last.items() if b == victim)
+        last = _first_per_partition(lp[rev], lb[rev], le[rev])
+        led = sorted(p for p, (b, _) in last.items() if b == victim)
         if not led:
             continue
         after = (~before) & elected_kind
         first_elect = _first_per_partition(lp[after], lt[after], lb[after], le[after])
-        new_leader = np.full(n_parts, -2, dtype=np.int64)
-        new_epoch = np.zeros(n_parts, dtype=np.int64)
+        new_epoch = np.full(n_parts, np.iinfo(np.int64).max, dtype=np.int64)
         elected_at = np.full(n_parts, np.inf)
+        old_epoch = np.full(n_parts, -2, dtype=np.int64)
         for p in led:
+            old_epoch[p] = last[p][1]
             if p in first_elect:
-                elected_at[p], new_leader[p], new_epoch[p] = first_elect[p]
+                elected_at[p], _, new_epoch[p] = first_elect[p]
         k = int(np.searchsorted(wt, tf, side="right"))  # writes after the fault
         p_k = wp[k:]
-        hit = (wb[k:] == new_leader[p_k]) & (we[k:] >= new_epoch[p_k]) & (wat[k:] >= elected_at[p_k])
+        hit = led_epoch[k:] & (we[k:] >= new_epoch[p_k]) & (wat[k:] >= elected_at[p_k])
         first_write = _first_per_partition(p_k[hit], wt[k:][hit])
+        # no election: the same broker in the same epoch, for a fault its process outlived
+        same = np.zeros(0, dtype=bool) if kills[i] else (
+            (wb[k:] == victim) & (we[k:] == old_epoch[p_k]) & (wat[k:] > tf) & kept[k:]
+            & (wt[k:] < elected_at[p_k]) & (elected_at[p_k] > fault_end[i]))
+        first_same = _first_per_partition(p_k[same], wt[k:][same]) if len(same) else {}
         for p in led:
-            elected, leader = first_elect.get(p, (None, -1))[:2]
-            first = first_write.get(p, (None,))[0] if elected is not None else None
-            elected = None if elected is None else float(elected)
-            first = None if first is None else float(first)
+            if p in first_same:
+                elected, leader, first = None, -1, float(first_same[p][0])
+            else:
+                elected, leader = first_elect.get(p, (None, -1))[:2]
+                first = first_write.get(p, (None,))[0] if elected is not None else None
+                elected = None if elected is None else float(elected)
+                first = None if first is None else float(first)
             out.append({
                 "fault_ms": tf, "broker": victim, "partition": names[p] if names else int(p),
                 "new_leader": int(leader), "elected_ms": elected, "first_ack_ms": first,

@@ -834,6 +834,20 @@ class Broker(Node):
                 upto = log.leo
             else:
                 upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)
+                fe = pf.last_fetched_epoch
+                if fe >= 0 and not (fe == r.leader_epoch and pf.fetch_offset <= log.leo):
+                    # KIP-320 (Partition.readRecords, for any fetcher): the epoch of the records the
+                    # consumer read last must end at or after its fetch offset here, else the answer is
+                    # that epoch's end (a diverging epoch, no data); an epoch older than our log's: out of range
+                    epoch, end = log.end_offset_for_epoch(fe)
+                    if epoch < 0:
+                        results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw))
+                        has_data = True
+                        continue
+                    if epoch < fe or end < pf.fetch_offset:
+                        results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(epoch, end)))
+                        has_data = True
+                        continue
                 if pf.fetch_offset > log.leo:
                     results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw))
                     has_data = True

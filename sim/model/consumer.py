@@ -9,6 +9,22 @@ crash and restart: it then resumes from its committed offsets, or where auto.off
 it has none (earliest: offset 0, there is no retention; latest: the partition's HW, learned from a
 fetch at no offset answered at once, standing in for ListOffsets). The group protocol
 (rebalances, session timeouts) is not modelled: partitions are assigned once, range-style.
+
+Log truncation (KIP-320): a position carries the leader epoch of the last batch read (committed
+offsets carry it too, OffsetAndMetadata.leaderEpoch), and every fetch sends it as lastFetchedEpoch.
+The leader answers a position past the end of that epoch in its own log with the epoch's end (a
+diverging epoch, Partition.readRecords), and the consumer seeks there, to the first offset known
+to diverge, as SubscriptionState.maybeCompleteValidation does with the OffsetsForLeaderEpoch
+answer after a leader change; the Java client spends one more round trip on that request before
+it fetches again. auto.offset.reset applies only to an offset really out of range: no epoch to
+validate against, or an epoch older than the leader's log.
+
+poll(): the application is a poll loop with no processing time. A fetch's batches are handed to
+it (the ``consumed`` facts) when the fetch arrives, as the Java client's successive poll() calls
+return them, max.poll.records at a time, within that instant; so auto-commit, which runs inside
+poll() (ConsumerCoordinator.maybeAutoCommitOffsetsAsync), commits the positions of records already
+returned, never of records fetched and still buffered. Without processing time max.poll.records
+changes nothing, so it is no setting here.
 """
 
 from __future__ import annotations
@@ -19,7 +35,7 @@ import numpy as np
 import simpy
 
 from sim.model import messages as m
-from sim.model.group import GroupMembership
+from sim.model.group import GroupMembership, committed_epochs
 from sim.model.metadata import TIME_EPS, MetadataClient
 from sim.model.node import Node
 from sim.model.timeouts import TimeoutQueue
@@ -53,9 +69,13 @@ class Consumer(Node):
         self.rng = rng
         # The group's committed offsets (partition -> next offset to read), in a store of every
         # group's offsets that the cluster owns (__consumer_offsets): not this consumer's memory.
-        self.committed: dict[int, int] = ({} if group_offsets is None else group_offsets).setdefault(config.group, {})
+        store = {} if group_offsets is None else group_offsets
+        self.committed: dict[int, int] = store.setdefault(config.group, {})
+        self.committed_epochs = committed_epochs(store, config.group)  # their leader epochs (KIP-320)
         # next offset to read per partition; None: not known yet (auto.offset.reset=latest, looked up)
         self.positions: dict[int, int | None] = dict.fromkeys(partitions, 0)
+        # the leader epoch of the last batch read below each position (FetchPosition.offsetEpoch); -1: none
+        self.position_epochs: dict[int, int] = {}
         self.in_flight: dict[int, m.FetchRequest] = {}  # broker id -> fetch
         self.backoff_until = [0.0] * len(brokers)
         self.request_ids = 0  # never reset: answers to a previous incarnation's requests stay stale
@@ -85,9 +105,11 @@ class Consumer(Node):
         """Committed offsets first; else auto.offset.reset. At the start of a run every log is
         empty, so earliest and latest are both offset 0 and need no lookup."""
         latest = None if self.env.now > 0 else 0
+        self.position_epochs = {}
         for p in self.partitions:
             if p in self.committed:
                 self.positions[p] = self.committed[p]
+                self.position_epochs[p] = self.committed_epochs.get(p, -1)  # validated by the first fetch
             else:
                 self.positions[p] = 0 if self.config.auto_offset_reset == "earliest" else latest
 
@@ -105,6 +127,7 @@ class Consumer(Node):
         self.timeouts.clear()
         self.metadata.reset()  # the client's metadata cache and its request in flight are memory too
         self.positions = dict.fromkeys(self.partitions, None)
+        self.position_epochs = {}
         if self.membership is not None:
             self.membership.reset()  # the member id was memory: the restarted process joins as a new member
             self.partitions[:] = []
@@ -131,14 +154,16 @@ class Consumer(Node):
             return
         parts = []
         lookup = False
+        epochs = self.position_epochs
         for p in self.partitions:
             leader, epoch = self.metadata.leaders.get(p, (-1, -1))
             if leader == broker:
                 pos = self.positions[p]
                 if pos is None:
                     lookup = True  # a fetch at no offset returns no data, only the HW (ListOffsets)
-                    pos = -1
-                parts.append(m.PartitionFetch(p, pos, -1, epoch))
+                    parts.append(m.PartitionFetch(p, -1, -1, epoch))
+                else:  # KIP-320: the position's epoch, validated by the leader (lastFetchedEpoch)
+                    parts.append(m.PartitionFetch(p, pos, epochs.get(p, -1), epoch))
         if not parts:
             return
         self.request_ids += 1
@@ -167,35 +192,54 @@ class Consumer(Node):
         now = self.env.now
         refresh = False
         rec = self.recorder
+        asked = {pf.partition: pf.fetch_offset for pf in req.partitions}
+        epochs = self.position_epochs
         for pd in resp.partitions:
             p = pd.partition
-            if pd.error == m.OFFSET_OUT_OF_RANGE:
-                # auto.offset.reset: the log was truncated below our position (e.g. unclean election).
-                new = 0 if self.config.auto_offset_reset == "earliest" else pd.high_watermark
-                rec.event(now, "consumer_offset_reset", resp.broker, p, new, f"{self.name} from {self.positions[p]}",
-                          client=self.name, from_offset=-1 if self.positions[p] is None else self.positions[p],
-                          reason="offset out of range")
-                self.positions[p] = new
-                continue
-            if pd.error != m.NONE:
+            if p not in self.positions:
+                continue  # revoked meanwhile
+            pos = self.positions[p]
+            if pd.error != m.NONE and pd.error != m.OFFSET_OUT_OF_RANGE:
                 refresh = True
                 continue
-            pos = self.positions[p]
+            if asked.get(p) != (-1 if pos is None else pos):
+                continue  # the position moved since the request: an obsolete answer (FetchCollector)
+            if pd.error == m.OFFSET_OUT_OF_RANGE:
+                # auto.offset.reset: an offset really out of range (no epoch to validate it by, or
+                # one older than the leader's log); a truncation the epochs show is handled below
+                new = 0 if self.config.auto_offset_reset == "earliest" else pd.high_watermark
+                rec.event(now, "consumer_offset_reset", resp.broker, p, new, f"{self.name} from {pos}",
+                          client=self.name, from_offset=-1 if pos is None else pos, reason="offset out of range")
+                self.positions[p] = new
+                epochs.pop(p, None)
+                continue
             if pos is None:  # auto.offset.reset=latest without a committed offset: start at the HW
                 self.positions[p] = pd.high_watermark
                 rec.event(now, "consumer_offset_reset", resp.broker, p, pd.high_watermark,
                           f"{self.name}: no committed offset, auto.offset.reset=latest", client=self.name,
                           reason="no committed offset")
                 continue
+            if pd.diverging_epoch is not None:
+                epoch, end = pd.diverging_epoch
+                if end < pos:
+                    # SubscriptionState.maybeCompleteValidation: "Truncation detected ... resetting offset
+                    # to the first offset known to diverge"; what we read from there on is gone
+                    rec.event(now, "consumer_truncation_detected", resp.broker, p, end,
+                              f"{self.name} from {pos} (epoch {epochs.get(p, -1)} ends at {end} as {epoch})",
+                              client=self.name, from_offset=pos, leader_epoch=epoch, end_offset=end)
+                    self.positions[p] = end
+                epochs[p] = epoch  # validated: the next fetch goes on from here
+                continue
             if not pd.base:
                 continue
             bases, counts = pd.base, pd.count
             i = 0
             while i < len(bases) and bases[i] + counts[i] <= pos:
-                i += 1  # already consumed (the fetch overlapped our position): a prefix
+                i += 1  # wholly below our position (a batch the read began inside of): not returned again
             if i < len(bases):
                 rec.consumed_many(now, self.index, p, bases[i:], pd.batch_id[i:])
             self.positions[p] = max(pos, bases[-1] + counts[-1])
+            epochs[p] = pd.epoch[-1]
         if refresh:
             self.metadata.request()
         self.maybe_fetch(resp.broker)
@@ -238,12 +282,14 @@ class Consumer(Node):
             return
 
     def commit(self) -> None:
-        """Commit the current positions (those known) to the group's committed offsets."""
+        """Commit the current positions (those known) to the group's committed offsets, each with the
+        leader epoch of the last batch read below it (OffsetAndMetadata.leaderEpoch, KIP-320)."""
         known = {p: pos for p, pos in self.positions.items() if pos is not None}
+        epochs = {p: self.position_epochs.get(p, -1) for p in known}
         if self.membership is not None:
             if not known:
                 return
-            error = self.membership.commit(known)
+            error = self.membership.commit(known, epochs)
             if error != "NONE":
                 self.recorder.event(self.env.now, "offset_commit_rejected", -1, -1, sum(known.values()),
                                     f"{self.name}: {error}", client=self.name, reason=error)
@@ -251,6 +297,7 @@ class Consumer(Node):
             self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name, client=self.name)
             return
         self.committed.update(known)
+        self.committed_epochs.update(epochs)
         self.recorder.event(self.env.now, "offset_commit", -1, -1, sum(known.values()), self.name, client=self.name)
 
     # --- group.protocol classic (sim/model/group.py) ------------------------------------------
@@ -259,9 +306,11 @@ class Consumer(Node):
         else where auto.offset.reset says."""
         self.partitions[:] = partitions
         self.positions = {}
+        self.position_epochs = {}
         for p in partitions:
             if p in self.committed:
                 self.positions[p] = self.committed[p]
+                self.position_epochs[p] = self.committed_epochs.get(p, -1)  # validated by the first fetch
             else:
                 self.positions[p] = 0 if self.config.auto_offset_reset == "earliest" else None
         self.recorder.event(self.env.now, "consumer_assigned", -1, -1, len(partitions),
@@ -273,6 +322,7 @@ class Consumer(Node):
         """Give up every partition (eager rebalance): fetches in flight are forgotten."""
         self.partitions[:] = []
         self.positions = {}
+        self.position_epochs = {}
         self.in_flight = {}
         self.timeouts.clear()
 

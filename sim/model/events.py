@@ -151,6 +151,10 @@ for _k in (
     EventKind("consumer_offset_reset", "auto.offset.reset moved a consumer's position",
               broker="the broker that answered", partition="the partition", value="the new position",
               fields=("client", "from_offset", "reason")),
+    EventKind("consumer_truncation_detected", "a consumer's position was past the end of its epoch on the leader "
+              "(log truncation, KIP-320): it seeks to the first offset known to diverge",
+              broker="the broker that answered", partition="the partition", value="the new position",
+              fields=("client", "from_offset", "leader_epoch", "end_offset")),
     EventKind("offset_commit", "a consumer committed its positions", value="the sum of the committed offsets",
               fields=("client",)),
     # --- consumer groups, group.protocol classic (sim/model/group.py) -------------------------

@@ -37,12 +37,18 @@ if TYPE_CHECKING:
     from sim.model.network import Network
     from sim.model.recorder import Recorder
 
-__all__ = ["GroupCoordinator", "GroupMembership", "assign", "INITIAL_REBALANCE_DELAY_MS"]
+__all__ = ["GroupCoordinator", "GroupMembership", "assign", "committed_epochs", "INITIAL_REBALANCE_DELAY_MS"]
 
 INITIAL_REBALANCE_DELAY_MS = 3000.0  # broker group.initial.rebalance.delay.ms (GroupCoordinatorConfig default)
 NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION = (
     "NONE", "REBALANCE_IN_PROGRESS", "UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION")
 EMPTY, PREPARING, COMPLETING, STABLE = "Empty", "PreparingRebalance", "CompletingRebalance", "Stable"
+
+
+def committed_epochs(offsets: dict, group: str) -> dict[int, int]:
+    """The leader epoch of each of `group`'s committed offsets (OffsetAndMetadata.leaderEpoch,
+    KIP-320; -1 or absent: none), kept in the committed-offset store beside the offsets themselves."""
+    return offsets.setdefault((group, "leader_epoch"), {})
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -262,9 +268,11 @@ class GroupCoordinator(Node):
         self._reply(req.client, HeartbeatResponse(REBALANCE_IN_PROGRESS if g.state == PREPARING else NONE,
                                                   g.generation))
 
-    def commit(self, group: str, member_id: str, generation: int, offsets: dict[int, int]) -> str:
+    def commit(self, group: str, member_id: str, generation: int, offsets: dict[int, int],
+               epochs: dict[int, int] | None = None) -> str:
         """handleCommitOffsets: accepted from a current member of the current generation, unless the
-        group awaits its assignment; a removed member's (a zombie's) commit is rejected."""
+        group awaits its assignment; a removed member's (a zombie's) commit is rejected. `epochs`:
+        each offset's leader epoch (KIP-320), stored with it."""
         g = self.groups[group]
         if member_id not in g.members:
             return UNKNOWN_MEMBER_ID
@@ -273,6 +281,8 @@ class GroupCoordinator(Node):
         if g.state == COMPLETING:
             return REBALANCE_IN_PROGRESS
         self.offsets.setdefault(group, {}).update(offsets)
+        if epochs:
+            committed_epochs(self.offsets, group).update(epochs)
         return NONE
 
     # --- the rebalance ---------------------------------------------------------------------------
@@ -451,8 +461,8 @@ class GroupMembership:
         self.owned = resp.partitions
         self.consumer.assign(list(resp.partitions))
 
-    def commit(self, offsets: dict[int, int]) -> str:
+    def commit(self, offsets: dict[int, int], epochs: dict[int, int] | None = None) -> str:
         """OffsetCommit with this member's generation (no round trip: see the module docstring)."""
         if self.state == "unjoined" or not self.member_id:
             return UNKNOWN_MEMBER_ID
-        return self.coordinator.commit(self.consumer.config.group, self.member_id, self.generation, offsets)
+        return self.coordinator.commit(self.consumer.config.group, self.member_id, self.generation, offsets, epochs)

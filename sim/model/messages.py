@@ -65,7 +65,7 @@ class ProduceResponse:
 class PartitionFetch:
     partition: int
     fetch_offset: int
-    last_fetched_epoch: int  # KIP-320/KIP-595 divergence check; -1 for consumers
+    last_fetched_epoch: int  # KIP-320/KIP-595 divergence check: epoch of the last batch fetched (-1: none)
     current_leader_epoch: int
 
 

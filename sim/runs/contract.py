@@ -143,7 +143,11 @@ class Percentiles(TypedDict, total=False):
 
 
 class Failover(TypedDict):
-    """One (fault, partition the faulted broker led): see `sim.measure.metrics.failovers`."""
+    """One (fault, partition the faulted broker led): see `sim.measure.metrics.failovers`.
+
+    A fault that ended without an election has new_leader -1 and elected_ms/election_ms None; its
+    first_ack_ms/unavailable_ms are the same leader's first acknowledgement after it.
+    """
 
     fault_ms: float
     broker: int
@@ -218,7 +222,7 @@ class RunSummary(Mapping):
     failover_ms: Optional[Percentiles] = None
     """p50, max of fault -> new leader elected."""
     unavailable_ms: Optional[Percentiles] = None
-    """p50, max of fault -> first acknowledgement on the new leader."""
+    """p50, max of fault -> first acknowledgement on the new leader (on the same one if none was elected)."""
     unclean_elections: Optional[int] = None
     leader_elections: Optional[int] = None
     isr_shrinks: Optional[int] = None

@@ -187,7 +187,8 @@ def measure_v7(res: Results) -> dict:
     crash_ms = float(ev.loc[ev["kind"] == "fault_start", "time_ms"].min())
     fenced = ev[(ev["kind"] == "broker_fenced") & (ev["time_ms"] >= crash_ms)]
     failovers = res.summary["failovers"]
-    return {"last_back_s": max(f["election_ms"] for f in failovers) / 1000.0 if failovers else math.nan,
+    elected = [f["election_ms"] for f in failovers if f["election_ms"] is not None]
+    return {"last_back_s": max(elected) / 1000.0 if elected else math.nan,
             "fenced_after_s": (float(fenced["time_ms"].min()) - crash_ms) / 1000.0 if len(fenced) else math.nan,
             "session_timeout_s": res.scenario.cluster.zookeeper_session_timeout_ms / 1000.0,
             "failovers": len(failovers)}
