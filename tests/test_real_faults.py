@@ -47,6 +47,12 @@ class FakeCluster:
         self.actions.append((self.clock(), "wait_exit", b, ""))
         return True
 
+    def cut(self, key, b, between, direction):
+        self.actions.append((self.clock(), "cut", b, f"{','.join(between)} {direction}"))
+
+    def heal(self, key):
+        self.actions.append((self.clock(), "heal", key[1], ""))
+
     def leader(self, p):
         return self.state[p]["leader"]
 
@@ -90,6 +96,13 @@ def test_pause_is_sigstop_sigcont_and_controlled_shutdown_is_sigterm_then_restar
     assert actions == [(2_000.0, "signal", 2, "SIGSTOP"), (7_000.0, "signal", 2, "SIGCONT"),
                        (10_000.0, "signal", 0, "SIGTERM"), (14_000.0, "wait_exit", 0, ""), (14_000.0, "restart", 0, ""),
                        (20_000.0, "signal", "controller", "SIGSTOP"), (21_000.0, "signal", "controller", "SIGCONT")]
+
+
+def test_a_partition_is_cut_then_healed():
+    actions, records = drive(scenario([{"kind": "partition", "leader_of": "events-0", "between": ["peers", "controller"],
+                                        "direction": "outbound", "at": "10s", "heal": "15s"}]), 30_000)
+    assert actions == [(10_000.0, "cut", 1, "peers,controller outbound"), (25_000.0, "heal", 1, "")]
+    assert (records[0].kind, records[0].start_ms, records[0].end_ms) == ("partition", 10_000.0, 25_000.0)
 
 
 def test_follower_of_skips_brokers_already_down_and_a_dead_target_is_skipped():
@@ -175,3 +188,43 @@ def test_sigterm_to_the_harness_kills_its_children(tmp_path):
     harness.send_signal(signal.SIGTERM)
     harness.wait(30)
     assert wait_for(lambda: not alive(child), 30)
+
+
+def _firewall_or_skip():
+    from sim.real.netfaults import available
+
+    why = available()
+    if why:
+        pytest.skip(why)
+
+
+def test_firewall_rules_cut_one_way_by_process_group_and_are_all_removed(tmp_path):
+    """A real connection: broker 1's group cannot send to broker 0's listener after an outbound cut;
+    broker 2 still can; after close() no rule of the run is left."""
+    import os
+    import socket
+
+    from sim.real.netfaults import Firewall, node_gid, peers_of
+
+    _firewall_or_skip()
+    srv = socket.socket()
+    srv.bind(("127.0.0.10", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    fw = Firewall([0, 1, 2, "controller", "clients"], lambda n: {0: "127.0.0.10", 1: "127.0.0.11",
+                                                                   2: "127.0.0.12"}.get(n))
+    try:
+        fw.cut("k", 1, peers_of(1, ["peers"], 3), "outbound")
+        probe = (f"import socket\nc=socket.socket();c.settimeout(1.5)\ntry:\n c.connect(('127.0.0.10',{port}))"
+                 f";print('through')\nexcept OSError:\n print('dropped')\n")
+        out = {b: subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, group=node_gid(b),
+                                 extra_groups=[], timeout=30).stdout.strip() for b in (1, 2)}
+        assert out == {1: "dropped", 2: "through"}
+        rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+        assert f"KSIM{os.getpid()}" in rules
+    finally:
+        fw.close()
+        srv.close()
+    for table in ([], ["-t", "mangle"]):
+        rules = subprocess.run(["iptables", *table, "-S"], capture_output=True, text=True).stdout
+        assert f"KSIM{os.getpid()}" not in rules

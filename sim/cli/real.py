@@ -182,9 +182,20 @@ def versus_cli(
         _fail(f"--all: no scenarios in {REAL_SCENARIOS}")
     if out.exists() and not out.read_text(errors="replace").startswith(DOC_HEADER):
         _fail(f"--out {out}: exists and is not a real-vs-sim document; kafkasim replaces only its own")
+    from sim.real.run import RealUnsupported, real_scenario
+
     cases = []
     for p in paths:
-        sc, notes = _load_real(p)
+        try:
+            sc = Scenario.resolve(p)
+        except (ScenarioError, ValueError, OSError) as e:
+            _fail(f"{p}: {e}".split("\n")[0])
+        try:
+            sc, notes = real_scenario(sc)
+        except RealUnsupported as e:  # listed in the document as not run, with the reason
+            _warn(f"{p}: not run on the real cluster: {e}")
+            cases.append((p, sc, [], None, [], str(e)))
+            continue
         table, sim, real = _versus_one(sc, notes, seeds, rerun_real)
         _print_table(sc.name, table)
         cases.append((p, sc, notes, table, sim, real))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from sim.real.kafka import admin_source, classpath, java
+from sim.real.netfaults import CLIENTS, CONTROLLER_NODE, node_gid
 from sim.real.processes import Proc, Processes, wait_for
 from sim.scenario.kafka_config import MODELLED
 from sim.scenario.schema import Scenario
@@ -152,8 +153,9 @@ class RealCluster:
 
     # --- processes ------------------------------------------------------------------------------
     def _start_node(self, node: str) -> Proc:
+        gid = node_gid(CONTROLLER_NODE if node == "controller" else int(node.removeprefix("broker-")))
         return self.procs.start(node, self._java("kafka.Kafka", str(self._props(node)), flags=JVM_FLAGS),
-                                self.root / node / "server.log")
+                                self.root / node / "server.log", gid=gid)
 
     def start(self) -> None:
         self.configure()
@@ -177,6 +179,14 @@ class RealCluster:
         if not wait_for(up, timeout, 0.2):
             raise ClusterError(f"broker {b} did not listen within {timeout:.0f} s")
 
+    def address(self, node) -> str | None:
+        """A node's listener address (None for the clients, which only connect)."""
+        if node == CONTROLLER_NODE:
+            return CONTROLLER_HOST
+        if node == CLIENTS:
+            return None
+        return broker_host(int(node))
+
     def restart_broker(self, b: int) -> None:
         old = self.brokers[b]
         if old is not None:
@@ -195,12 +205,15 @@ class RealCluster:
                 raise ClusterError(f"topic {t.name} was not created with its full ISR (see {p.log})")
 
     def admin(self, name: str, *args: str, log: Path) -> Proc:
-        """Start KafkasimAdmin.java in a mode, its stdout piped (the caller reads the JSON lines)."""
+        """Start KafkasimAdmin.java in a mode, its stdout piped (the caller reads the JSON lines).
+
+        It runs with the harness's own group, so no network partition ever cuts the measurement."""
         return self.procs.start(name, self._java(str(admin_source()), *args), log, stdout_pipe=True)
 
     def client(self, name: str, cls: str, *args: str, out: Path) -> Proc:
-        """Start a Kafka tool class (VerifiableProducer, ...): its stdout (JSON lines) into `out`."""
-        return self.procs.start(name, self._java(cls, *args), out)
+        """Start a Kafka tool class (VerifiableProducer, ...): its stdout (JSON lines) into `out`; a
+        partition `between: [clients]` cuts these."""
+        return self.procs.start(name, self._java(cls, *args), out, gid=node_gid(CLIENTS))
 
 
 class Poller:

@@ -25,18 +25,21 @@ from sim.scenario.schema import Scenario
 
 __all__ = ["SUPPORTED_KINDS", "unsupported", "FaultDriver", "FaultRecord", "Target", "TAKES_DOWN", "KILLS_PROCESS"]
 
-SUPPORTED_KINDS = ("crash", "pause", "controlled_shutdown", "controller_outage")
+SUPPORTED_KINDS = ("crash", "pause", "controlled_shutdown", "controller_outage", "partition")
 # the simulator's FaultAction flags per kind (sim/model/faults.py): the failover metrics key on them
-TAKES_DOWN = {"crash": True, "pause": True, "controlled_shutdown": True, "controller_outage": False}
-KILLS_PROCESS = {"crash": True, "pause": False, "controlled_shutdown": False, "controller_outage": False}
+TAKES_DOWN = {"crash": True, "pause": True, "controlled_shutdown": True, "controller_outage": False,
+              "partition": True}
+KILLS_PROCESS = {"crash": True, "pause": False, "controlled_shutdown": False, "controller_outage": False,
+                 "partition": False}
 CONTROLLER = -2
 
 
 def partition_support() -> str | None:
-    """Why network partitions cannot run here (None if they can). This sandbox has no netfilter:
-    iptables installs but its rules cannot be loaded, so partitions are refused, never faked."""
-    return ("network partitions need iptables DROP rules between the brokers' loopback addresses, which "
-            "this machine cannot apply")
+    """Why network partitions cannot run here (None if they can): iptables rules by process group id
+    must take effect on loopback (sim.real.netfaults.available tests it with a real connection)."""
+    from sim.real.netfaults import available
+
+    return available()
 
 
 def unsupported(sc: Scenario) -> str | None:
@@ -54,7 +57,8 @@ def unsupported(sc: Scenario) -> str | None:
         if f.kind == "partition":
             why = partition_support()
             if why:
-                return f"faults.{i}.kind: partition: {why} (allowed here: {', '.join(SUPPORTED_KINDS)})"
+                allowed = ", ".join(k for k in SUPPORTED_KINDS if k != "partition")
+                return f"faults.{i}.kind: partition: {why} (allowed here: {allowed})"
         elif f.kind not in SUPPORTED_KINDS:
             return (f"faults.{i}.kind: {f.kind} cannot be done to a real process on this machine "
                     f"(allowed: {', '.join(SUPPORTED_KINDS)})")
@@ -62,8 +66,9 @@ def unsupported(sc: Scenario) -> str | None:
             if getattr(f, key, None) is not None:
                 return f"faults.{i}.{key}: the real cluster has no racks or zones (allowed: broker, brokers, " \
                        f"leader_of, follower_of)"
-    hw = sc.cluster.hardware
-    if getattr(hw, "preset", None) not in (None, "unlimited") and hw != type(hw)():
+    from sim.scenario.schema import ClusterConfig
+
+    if sc.cluster.hardware != ClusterConfig().hardware:
         return "cluster.hardware: the real cluster runs on this machine's hardware (allowed: unlimited)"
     return None
 
@@ -75,6 +80,8 @@ class Target(Protocol):
     def signal_controller(self, sig: int) -> None: ...
     def restart(self, broker: int) -> None: ...
     def wait_exit(self, broker: int, timeout: float) -> bool: ...
+    def cut(self, key, broker: int, between: list[str], direction: str) -> None: ...
+    def heal(self, key) -> None: ...
     def leader(self, partition: str) -> int: ...
     def isr(self, partition: str) -> list[int]: ...
     def replicas(self, partition: str) -> list[int]: ...
@@ -168,7 +175,12 @@ class FaultDriver:
             return
         active = _Active(f, index, live)
         for b in live:
-            self._apply(f.kind, b)
+            if f.kind == "partition":
+                self.target.cut((index, b), b, list(f.between), f.direction)
+                if "peers" in f.between or "controller" in f.between or "all" in f.between:
+                    self.down.add(b)
+            else:
+                self._apply(f.kind, b)
             rec = FaultRecord(index, f.kind, f.target, -1 if b == CONTROLLER else b, self.clock())
             active.records.append(rec)
             self.records.append(rec)
@@ -211,6 +223,8 @@ class FaultDriver:
                 tg.restart(b)
             elif kind == "crash":
                 tg.restart(b)
+            elif kind == "partition":
+                tg.heal((active.index, b))
             self.down.discard(b)
             rec.end_ms = self.clock()
             rec.reason = reason

@@ -84,12 +84,16 @@ class Processes:
         with _LOCK:
             _LIVE.add(self)
 
-    def start(self, name: str, argv: list[str], log: Path, cwd: Path | None = None, stdout_pipe: bool = False) -> Proc:
-        """Start `argv` in a new process group; stderr (and stdout unless piped) go to `log`."""
+    def start(self, name: str, argv: list[str], log: Path, cwd: Path | None = None, stdout_pipe: bool = False,
+              gid: int | None = None) -> Proc:
+        """Start `argv` in a new process group; stderr (and stdout unless piped) go to `log`.
+
+        `gid`: the group id it runs with (root only; sim.real.netfaults tells processes apart by it)."""
         log.parent.mkdir(parents=True, exist_ok=True)
         out = open(log, "ab")
+        more = {"group": gid, "extra_groups": []} if gid is not None and os.geteuid() == 0 else {}
         popen = subprocess.Popen(argv, stdout=subprocess.PIPE if stdout_pipe else out, stderr=out,
-                                 stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+                                 stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True, **more)
         proc = Proc(name, popen, log, out)
         self.procs.append(proc)
         self.pids.append(popen.pid)

@@ -37,6 +37,7 @@ from sim.measure.metrics import events_table, failovers, produce_latency, e2e_la
 from sim.real.cluster import Poller, RealCluster, read_json_lines
 from sim.real.faults import FaultDriver, FaultRecord, unsupported
 from sim.real.kafka import KAFKA_VERSION, ensure_kafka
+from sim.real.netfaults import CLIENTS, CONTROLLER_NODE, Firewall, peers_of
 from sim.real.parse import ProducerLog, build_recorder
 from sim.real.processes import Processes, guard, wait_for
 from sim.runs.contract import RunSummary, write_atomic
@@ -117,8 +118,14 @@ def _producer_config(p) -> dict[str, str]:
 class _Target:
     """The fault driver's view of the real cluster (sim.real.faults.Target)."""
 
-    def __init__(self, cluster: RealCluster, poller: Poller):
-        self.cluster, self.poller = cluster, poller
+    def __init__(self, cluster: RealCluster, poller: Poller, firewall: Firewall | None = None):
+        self.cluster, self.poller, self.firewall = cluster, poller, firewall
+
+    def cut(self, key, b: int, between: list[str], direction: str) -> None:
+        self.firewall.cut(key, b, peers_of(b, between, self.cluster.n), direction)
+
+    def heal(self, key) -> None:
+        self.firewall.heal(key)
 
     def signal_broker(self, b: int, sig: int) -> None:
         p = self.cluster.brokers[b]
@@ -188,11 +195,15 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
     work = Path(tempfile.mkdtemp(prefix=f"kafkasim-real-{sc.name}-"))
     procs = Processes()
     driver: FaultDriver | None = None
+    firewall: Firewall | None = None
     ok = False
     wall0 = time.perf_counter()
     try:
         with guard():
             cluster = RealCluster(sc, work, procs, progress)
+            if any(f.kind == "partition" for f in sc.faults):
+                # connection marks must be in place before any process connects
+                firewall = Firewall([*range(sc.cluster.brokers), CONTROLLER_NODE, CLIENTS], cluster.address)
             progress(f"starting 1 KRaft controller and {sc.cluster.brokers} brokers (Kafka {KAFKA_VERSION}) in {work}")
             cluster.start()
             if after_start is not None:
@@ -243,7 +254,7 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
                 raise RuntimeError(f"a VerifiableProducer did not start (see {work}/clients)")
             t0 = min(started(o) for _, o, *_ in producers) + WARMUP_S * 1000.0
             clock = lambda: time.time() * 1000.0 - t0  # noqa: E731
-            driver = FaultDriver(sc, _Target(cluster, poller), clock)
+            driver = FaultDriver(sc, _Target(cluster, poller, firewall), clock)
             progress("warming up the producers" if clock() < 0 else "producing")
             while clock() < sc.duration:
                 driver.tick()
@@ -304,6 +315,8 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
         except Exception:
             pass
         procs.close()
+        if firewall is not None:
+            firewall.close()
         if ok and not keep_work:
             shutil.rmtree(work, ignore_errors=True)
         elif not ok:
