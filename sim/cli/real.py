@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sim.cli.errors import err_console, fail as _fail, out_console, warn as _warn
@@ -143,7 +144,7 @@ def _versus_one(sc: Scenario, notes: list[str], seeds: int, rerun: bool):
 
 
 def _print_table(name: str, table) -> None:
-    t = Table(title=f"{name}: simulator (seeds) vs real cluster (repetitions): median [min, max] (n)")
+    t = Table(title=escape(f"{name}: simulator (seeds) vs real cluster (repetitions): median [min, max] (n)"))
     for col in ("metric", "simulator", "real", "tolerance", "verdict"):
         t.add_column(col, overflow="fold")
     for _, r in table.iterrows():

@@ -74,6 +74,9 @@ def ensure_kafka(progress: Callable[[str], None] = lambda s: None) -> Path:
     Idempotent: a complete cache is left untouched (nothing runs). Raises RealSetupError.
     """
     if is_ready():
+        if java() is None:
+            raise RealSetupError("the real cluster needs java on the PATH (Java 17+): install it (e.g. apt-get "
+                                 "install openjdk-17-jdk-headless)")
         progress(f"Apache Kafka {KAFKA_VERSION} is ready in {libs_dir()}")
         return libs_dir()
     missing = missing_tools()
