@@ -57,8 +57,14 @@ def _load_real(path: Path) -> tuple[Scenario, list[str]]:
         _fail(f"{path}: {e}")
 
 
-def run_real_cached(sc: Scenario, reps: int, out: Path | None = None, rerun: bool = False) -> list:
-    """`reps` real run summaries of `sc`: cached ones reused (unless `rerun`), missing ones run."""
+class RealRunFailed(RuntimeError):
+    """A real repetition failed (one line)."""
+
+
+def run_real_cached(sc: Scenario, reps: int, out: Path | None = None, rerun: bool = False,
+                    cached_only: bool = False) -> list:
+    """`reps` real run summaries of `sc`: cached ones reused (unless `rerun`), missing ones run
+    (none with `cached_only`). Raises RealRunFailed."""
     from sim.real.run import run_real
     from sim.real.versus import cache_dir_for
 
@@ -73,13 +79,15 @@ def run_real_cached(sc: Scenario, reps: int, out: Path | None = None, rerun: boo
                 continue
             except ResultsError:
                 pass
+        if cached_only:
+            continue
         _progress(f"{sc.name}: real repetition {rep + 1}/{reps}")
         try:
             result = run_real(sc, rep, _progress)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # a cluster that did not start, a client that died: one line
-            _fail(f"{sc.name}: real repetition {rep}: {e}".split("\n")[0])
+            raise RealRunFailed(f"{sc.name}: real repetition {rep}: {e}".split("\n")[0]) from None
         result.write(d)
         summaries.append(result.summary)
     return summaries
@@ -121,7 +129,10 @@ def real_cli(
     sc, notes = _load_real(path)
     for n in notes:
         _warn(n)
-    summaries = run_real_cached(sc, seeds, out, rerun)
+    try:
+        summaries = run_real_cached(sc, seeds, out, rerun)
+    except RealRunFailed as e:
+        _fail(str(e))
     out_console.print(_summary_table(f"{sc.name} on a real cluster", summaries))
 
 
@@ -135,10 +146,12 @@ def _sim_summaries(sc: Scenario, seeds: int) -> list:
     return out
 
 
-def _versus_one(sc: Scenario, notes: list[str], seeds: int, rerun: bool):
+def _versus_one(sc: Scenario, notes: list[str], seeds: int, rerun: bool, cached_only: bool = False):
     from sim.real.versus import compare
 
-    real = run_real_cached(sc, seeds, None, rerun)
+    real = run_real_cached(sc, seeds, None, rerun, cached_only)
+    if not real:
+        raise RealRunFailed(f"{sc.name}: no cached real runs (run it without --cached first)")
     sim = _sim_summaries(sc, seeds)
     return compare(sim, real), sim, real
 
@@ -162,6 +175,8 @@ def versus_cli(
                                                      "and its figure.")] = False,
     rerun_real: Annotated[bool, typer.Option("--rerun-real", help="Rerun the real side even when cached.")] = False,
     out: Annotated[Path, typer.Option("--out", help="With --all: the markdown document to write.")] = DOC,
+    cached: Annotated[bool, typer.Option("--cached", help="Use only the cached real runs (results/real/): never "
+                                                          "start a cluster; rerun only the simulator side.")] = False,
 ) -> None:
     """Run a scenario on the simulator and on a real Kafka cluster, and compare them metric by metric.
 
@@ -175,7 +190,10 @@ def versus_cli(
         sc, notes = _load_real(scenario)
         for n in notes:
             _warn(n)
-        table, _, _ = _versus_one(sc, notes, seeds, rerun_real)
+        try:
+            table, _, _ = _versus_one(sc, notes, seeds, rerun_real, cached)
+        except RealRunFailed as e:
+            _fail(str(e))
         _print_table(sc.name, table)
         return
     paths = sorted(REAL_SCENARIOS.glob("*.yaml"))
@@ -197,7 +215,12 @@ def versus_cli(
             _warn(f"{p}: not run on the real cluster: {e}")
             cases.append((p, sc, [], None, [], str(e)))
             continue
-        table, sim, real = _versus_one(sc, notes, seeds, rerun_real)
+        try:
+            table, sim, real = _versus_one(sc, notes, seeds, rerun_real, cached)
+        except RealRunFailed as e:  # listed in the document as failed; the other cases still run
+            _warn(str(e))
+            cases.append((p, sc, notes, None, [], f"the real run failed: {e}"))
+            continue
         _print_table(sc.name, table)
         cases.append((p, sc, notes, table, sim, real))
     from sim.real.report import write_document
