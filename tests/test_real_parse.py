@@ -123,3 +123,30 @@ def test_a_second_copy_in_the_log_is_a_duplicate_and_an_error_is_failed(run_dir)
     summary = _measure(run_dir)[0]
     assert summary.duplicates == 1
     assert summary.records_failed == 1 and summary.failed_but_present == 0
+
+
+def test_unclean_elections_come_from_the_controller_log():
+    """The controller's own line (recorded from a real run of scenarios/real/unclean-election.yaml): the
+    poller missed the ISR shrink to [1] while no broker answered, so only the log knows it was unclean."""
+    import time
+
+    from sim.model.recorder import Recorder
+    from sim.real.parse import partition_events, unclean_from_controller_log
+
+    (u,) = unclean_from_controller_log((DATA.parent / "controller-unclean.log").read_text())
+    assert (u["partition"], u["leader"], u["isr_before"]) == ("events-0", 0, [1])
+    assert u["timestamp"] == time.mktime(time.strptime("2026-12-07 21:48:15", "%Y-%m-%d %H:%M:%S")) * 1000 + 648
+    poller = [{"timestamp": u["timestamp"] - 60_000, "name": "partition_state", "partition": "events-0", "leader": 1,
+               "isr": [1, 2, 0]},
+              {"timestamp": u["timestamp"] - 30_000, "name": "partition_state", "partition": "events-0", "leader": 1,
+               "isr": [1, 0]},
+              {"timestamp": u["timestamp"] + 50, "name": "partition_state", "partition": "events-0", "leader": 0,
+               "isr": [0]}]
+    t0 = u["timestamp"] - 40_000
+    for unclean, expected in ((None, 0), ([u], 1)):  # the poller alone sees 0 in the last ISR it saw
+        rec = Recorder(["events-0"])
+        partition_events(rec, poller, t0, ["events-0"], unclean)
+        ev = rec.arrays("events")
+        kinds = list(ev["kind"])
+        assert kinds.count("unclean_election") == expected
+    assert ev["time_ms"][kinds.index("unclean_election")] == 40_000

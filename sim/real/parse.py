@@ -20,6 +20,8 @@ the leader changes the poller saw (a same-leader re-election between two polls i
 
 from __future__ import annotations
 
+import re
+import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -118,8 +120,32 @@ class LeaderTimeline:
         return self.leaders[partition][k], self.epochs[partition][k]
 
 
-def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[str]) -> LeaderTimeline:
-    """The poller's partition_state lines as leader/ISR events (times in ms since t0; before t0 -> 0)."""
+UNCLEAN_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*UNCLEAN partition change for (\S+) "
+                          r"with topic ID \S+: isr: \[([\d, ]*)\] -> \[[\d, ]*\], leader: -?\d+ -> (\d+)")
+
+
+def unclean_from_controller_log(text: str) -> list[dict]:
+    """The controller's "UNCLEAN partition change for <topic-partition>" lines
+    (ReplicationControlManager, INFO) as unclean_election records: the authoritative source (the
+    poller can miss the ISR a partition had when it was offline). Log times are the JVM's local time."""
+    out = []
+    for line in text.splitlines():
+        m = UNCLEAN_LINE.match(line)
+        if not m:
+            continue
+        when = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) * 1000.0 + int(m.group(2))
+        isr = [int(x) for x in m.group(4).replace(" ", "").split(",") if x]
+        out.append({"timestamp": when, "name": "unclean_election", "partition": m.group(3),
+                    "leader": int(m.group(5)), "isr_before": isr})
+    return out
+
+
+def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[str],
+                     unclean: list[dict] | None = None) -> LeaderTimeline:
+    """The poller's partition_state lines as leader/ISR events (times in ms since t0; before t0 -> 0).
+
+    `unclean`: the controller log's unclean elections (`unclean_from_controller_log`); without it
+    a new leader outside the last ISR the poller saw counts as unclean."""
     index = {n: i for i, n in enumerate(names)}
     timeline = LeaderTimeline()
     last: dict[str, dict] = {}
@@ -137,7 +163,7 @@ def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[s
             if leader < 0:
                 rec.event(t, "partition_offline", -1, pi, epoch[p], "no leader (poller)", reason="poller")
             else:
-                if prev is not None and leader not in prev["isr"]:
+                if unclean is None and prev is not None and leader not in prev["isr"]:
                     rec.event(t, "unclean_election", leader, pi, epoch[p], "leader outside the last ISR",
                               isr_before=tuple(prev["isr"]))
                 rec.event(t, "leader_elected", leader, pi, epoch[p],
@@ -147,12 +173,16 @@ def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[s
             rec.event(t, "isr_change", leader, pi, len(isr), "poller", isr=isr,
                       isr_before=() if prev is None else tuple(prev["isr"]), reason="poller")
         last[p] = {"leader": leader, "isr": isr}
+    for d in unclean or ():
+        if d["partition"] in index:
+            rec.event(max(0.0, float(d["timestamp"]) - t0), "unclean_election", int(d["leader"]), index[d["partition"]],
+                      -1, "controller log", isr_before=tuple(d["isr_before"]))
     return timeline
 
 
 def build_recorder(names: list[str], producers: list[ProducerLog], consumers: list[list[dict]],
                    poller: list[dict], dump: list[dict], faults: list, t0: float,
-                   consumer_names: list[str] | None = None) -> Recorder:
+                   consumer_names: list[str] | None = None, unclean: list[dict] | None = None) -> Recorder:
     """Every fact of a real run in a Recorder, as the simulator would have recorded them.
 
     `faults` are sim.real.faults.FaultRecord (times already relative to t0); all other times are
@@ -167,7 +197,7 @@ def build_recorder(names: list[str], producers: list[ProducerLog], consumers: li
             rec.event(f.start_ms, FAULT_SKIPPED, f.broker, -1, f.index, f"{f.kind}: {f.reason}", reason=f.reason, **fields)
             continue
         rec.event(f.start_ms, FAULT_START, f.broker, -1, f.index, f.kind, **fields)
-    timeline = partition_events(rec, poller, t0, names)
+    timeline = partition_events(rec, poller, t0, names, unclean)
     for f in faults:
         if not f.skipped and f.end_ms is not None:
             rec.event(f.end_ms, FAULT_END, f.broker, -1, f.index, f"{f.kind} ended", reason=f.reason,

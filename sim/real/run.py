@@ -38,7 +38,7 @@ from sim.real.cluster import Poller, RealCluster, read_json_lines
 from sim.real.faults import FaultDriver, FaultRecord, unsupported
 from sim.real.kafka import KAFKA_VERSION, ensure_kafka
 from sim.real.netfaults import CLIENTS, CONTROLLER_NODE, Firewall, peers_of
-from sim.real.parse import ProducerLog, build_recorder
+from sim.real.parse import ProducerLog, build_recorder, unclean_from_controller_log
 from sim.real.processes import Processes, guard, wait_for
 from sim.runs.contract import RunSummary, write_atomic
 from sim.scenario.schema import Scenario, ScenarioError
@@ -298,6 +298,9 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
             if not any(d.get("name") == "dump_complete" for d in dump_lines):
                 raise RuntimeError(f"the final read of the logs did not complete (see {work}/clients/dump.log)")
             poller.stop()
+            log = work / "controller" / "server.log"
+            unclean = unclean_from_controller_log(log.read_text(errors="replace")) if log.exists() else []
+            (work / "clients" / "controller-unclean.jsonl").write_text("".join(json.dumps(d) + "\n" for d in unclean))
             (work / "clients" / "dump.jsonl").write_text("".join(json.dumps(d) + "\n" for d in dump_lines))
             (work / "run.json").write_text(json.dumps({
                 "t0": t0, "names": names, "consumers": consumer_names,
@@ -333,12 +336,14 @@ def remeasure(sc: Scenario, work: Path, repetition: int = 0, wall: float = 0.0):
                          skip=p["skip"]) for p in meta["producers"]]
     clogs = [read_json_lines(f) for f in sorted(clients.glob("consumer-*.jsonl"))]
     faults = [FaultRecord(**f) for f in meta["faults"]]
+    unclean_file = clients / "controller-unclean.jsonl"
+    unclean = read_json_lines(unclean_file) if unclean_file.exists() else None
     return measure(sc, repetition, meta["names"], plogs, clogs, read_json_lines(clients / "poller.jsonl"),
-                   read_json_lines(clients / "dump.jsonl"), faults, meta["t0"], wall, meta["consumers"])
+                   read_json_lines(clients / "dump.jsonl"), faults, meta["t0"], wall, meta["consumers"], unclean)
 
 
 def measure(sc: Scenario, repetition: int, names, plogs, clogs, poller_lines, dump_lines, faults, t0: float,
-            wall: float, consumer_names=None):
+            wall: float, consumer_names=None, unclean=None):
     """The simulator's checker and metrics over a real run's facts (sim.runs.runner._measure's summary)."""
     starts = [p.startup_ms + p.skip * 1000.0 / p.throughput for p in plogs if p.startup_ms is not None]
     if starts and min(starts) < t0:
@@ -348,7 +353,7 @@ def measure(sc: Scenario, repetition: int, names, plogs, clogs, poller_lines, du
         t0 = min(starts)
         faults = [dataclasses.replace(f, start_ms=f.start_ms + shift,
                                       end_ms=None if f.end_ms is None else f.end_ms + shift) for f in faults]
-    rec = build_recorder(names, plogs, clogs, poller_lines, dump_lines, faults, t0, consumer_names)
+    rec = build_recorder(names, plogs, clogs, poller_lines, dump_lines, faults, t0, consumer_names, unclean)
     batches = batches_table(rec)
     events = events_table(rec)
     counts = check(rec, batches)
