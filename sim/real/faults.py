@@ -32,6 +32,9 @@ TAKES_DOWN = {"crash": True, "pause": True, "controlled_shutdown": True, "contro
 KILLS_PROCESS = {"crash": True, "pause": False, "controlled_shutdown": False, "controller_outage": False,
                  "partition": False}
 CONTROLLER = -2
+IMPOSSIBLE_KINDS = ("power_loss", "disk_loss", "slow_disk", "degrade")
+"""Kinds this machine cannot do to a real process: losing the page cache or a disk, slowing a disk or
+a link (no fault-injecting block device or qdisc in the sandbox)."""
 
 
 def partition_support() -> str | None:
@@ -59,8 +62,11 @@ def unsupported(sc: Scenario) -> str | None:
             if why:
                 allowed = ", ".join(k for k in SUPPORTED_KINDS if k != "partition")
                 return f"faults.{i}.kind: partition: {why} (allowed here: {allowed})"
-        elif f.kind not in SUPPORTED_KINDS:
+        elif f.kind in IMPOSSIBLE_KINDS:
             return (f"faults.{i}.kind: {f.kind} cannot be done to a real process on this machine "
+                    f"(allowed: {', '.join(SUPPORTED_KINDS)})")
+        elif f.kind not in SUPPORTED_KINDS:
+            return (f"faults.{i}.kind: {f.kind} is not implemented on the real cluster yet "
                     f"(allowed: {', '.join(SUPPORTED_KINDS)})")
         for key in ("rack", "zone"):
             if getattr(f, key, None) is not None:

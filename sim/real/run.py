@@ -84,7 +84,12 @@ def real_scenario(sc: Scenario) -> tuple[Scenario, list[str]]:
         if p.record_size > 16:
             notes.append(f"producers.{i}.record.size: VerifiableProducer's values are '<producer>.<sequence>' "
                          f"(a few bytes), not {int(p.record_size)} B")
-    if notes:
+    for i, c in enumerate(sc.consumers):
+        if c.group_protocol == "none":
+            notes.append(f"consumers.{i}.group.protocol: none (a fixed assignment) is not a Kafka protocol; "
+                         f"VerifiableConsumer joins a classic group")
+    if any(n.startswith("producers.") and ("rate" in n.split(":")[0] or "instances" in n.split(":")[0])
+           for n in notes):
         sc = Scenario.resolve({**sc.declared(), "producers": [
             {**sc.declared()["producers"][i], **({"rate": f"{pp.rate:g}/s"} if pp.rate != p.rate else {}),
              **({"instances": pp.instances} if pp.instances != p.instances else {})}
