@@ -133,7 +133,7 @@ def test_unclean_elections_come_from_the_controller_log():
     from sim.model.recorder import Recorder
     from sim.real.parse import partition_events, unclean_from_controller_log
 
-    (u,) = unclean_from_controller_log((DATA.parent / "controller-unclean.log").read_text())
+    (u,) = unclean_from_controller_log((DATA.parent / "controller.log").read_text())
     assert (u["partition"], u["leader"], u["isr_before"]) == ("events-0", 0, [1])
     assert u["timestamp"] == time.mktime(time.strptime("2026-12-07 21:48:15", "%Y-%m-%d %H:%M:%S")) * 1000 + 648
     poller = [{"timestamp": u["timestamp"] - 60_000, "name": "partition_state", "partition": "events-0", "leader": 1,
@@ -150,3 +150,17 @@ def test_unclean_elections_come_from_the_controller_log():
         kinds = list(ev["kind"])
         assert kinds.count("unclean_election") == expected
     assert ev["time_ms"][kinds.index("unclean_election")] == 40_000
+
+
+def test_fencings_come_from_the_controller_log():
+    from sim.model.recorder import Recorder
+    from sim.real.parse import controller_log_events, partition_events
+
+    facts = controller_log_events((DATA.parent / "controller.log").read_text())
+    fences = [d for d in facts if d["name"] == "broker_fenced"]
+    assert [(d["broker"], d["epoch"]) for d in fences] == [(2, 12), (0, 14)]
+    rec = Recorder(["events-0"])
+    partition_events(rec, [], fences[0]["timestamp"] - 5000, ["events-0"], facts)
+    ev = rec.arrays("events")
+    k = list(ev["kind"]).index("broker_fenced")
+    assert ev["broker"][k] == 2 and ev["value"][k] == 12 and ev["time_ms"][k] == 5000

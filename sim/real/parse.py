@@ -124,6 +124,26 @@ UNCLEAN_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*UNCLE
                           r"with topic ID \S+: isr: \[([\d, ]*)\] -> \[[\d, ]*\], leader: -?\d+ -> (\d+)")
 
 
+FENCE_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*Fencing broker (\d+) at epoch (\d+) "
+                        r"because its session has timed out")
+
+
+def _log_ms(stamp: str, millis: str) -> float:
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) * 1000.0 + int(millis)
+
+
+def controller_log_events(text: str) -> list[dict]:
+    """Unclean elections (`unclean_from_controller_log`) and session-timeout fencings ("Fencing broker
+    N at epoch E because its session has timed out", ReplicationControlManager, INFO) of the controller's log."""
+    out = unclean_from_controller_log(text)
+    for line in text.splitlines():
+        m = FENCE_LINE.match(line)
+        if m:
+            out.append({"timestamp": _log_ms(m.group(1), m.group(2)), "name": "broker_fenced",
+                        "broker": int(m.group(3)), "epoch": int(m.group(4))})
+    return sorted(out, key=lambda d: d["timestamp"])
+
+
 def unclean_from_controller_log(text: str) -> list[dict]:
     """The controller's "UNCLEAN partition change for <topic-partition>" lines
     (ReplicationControlManager, INFO) as unclean_election records: the authoritative source (the
@@ -133,7 +153,7 @@ def unclean_from_controller_log(text: str) -> list[dict]:
         m = UNCLEAN_LINE.match(line)
         if not m:
             continue
-        when = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) * 1000.0 + int(m.group(2))
+        when = _log_ms(m.group(1), m.group(2))
         isr = [int(x) for x in m.group(4).replace(" ", "").split(",") if x]
         out.append({"timestamp": when, "name": "unclean_election", "partition": m.group(3),
                     "leader": int(m.group(5)), "isr_before": isr})
@@ -144,8 +164,8 @@ def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[s
                      unclean: list[dict] | None = None) -> LeaderTimeline:
     """The poller's partition_state lines as leader/ISR events (times in ms since t0; before t0 -> 0).
 
-    `unclean`: the controller log's unclean elections (`unclean_from_controller_log`); without it
-    a new leader outside the last ISR the poller saw counts as unclean."""
+    `unclean`: the controller log's unclean elections and fencings (`controller_log_events`); without
+    it a new leader outside the last ISR the poller saw counts as unclean."""
     index = {n: i for i, n in enumerate(names)}
     timeline = LeaderTimeline()
     last: dict[str, dict] = {}
@@ -174,7 +194,10 @@ def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[s
                       isr_before=() if prev is None else tuple(prev["isr"]), reason="poller")
         last[p] = {"leader": leader, "isr": isr}
     for d in unclean or ():
-        if d["partition"] in index:
+        if d.get("name") == "broker_fenced":
+            rec.event(max(0.0, float(d["timestamp"]) - t0), "broker_fenced", int(d["broker"]), -1, int(d["epoch"]),
+                      "session timed out (controller log)")
+        elif d["partition"] in index:
             rec.event(max(0.0, float(d["timestamp"]) - t0), "unclean_election", int(d["leader"]), index[d["partition"]],
                       -1, "controller log", isr_before=tuple(d["isr_before"]))
     return timeline

@@ -38,7 +38,7 @@ from sim.real.cluster import Poller, RealCluster, read_json_lines
 from sim.real.faults import FaultDriver, FaultRecord, unsupported
 from sim.real.kafka import KAFKA_VERSION, ensure_kafka
 from sim.real.netfaults import CLIENTS, CONTROLLER_NODE, Firewall, peers_of
-from sim.real.parse import ProducerLog, build_recorder, unclean_from_controller_log
+from sim.real.parse import ProducerLog, build_recorder, controller_log_events
 from sim.real.processes import Processes, guard, wait_for
 from sim.runs.contract import RunSummary, write_atomic
 from sim.scenario.schema import Scenario, ScenarioError
@@ -304,8 +304,8 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
                 raise RuntimeError(f"the final read of the logs did not complete (see {work}/clients/dump.log)")
             poller.stop()
             log = work / "controller" / "server.log"
-            unclean = unclean_from_controller_log(log.read_text(errors="replace")) if log.exists() else []
-            (work / "clients" / "controller-unclean.jsonl").write_text("".join(json.dumps(d) + "\n" for d in unclean))
+            facts = controller_log_events(log.read_text(errors="replace")) if log.exists() else []
+            (work / "clients" / "controller-events.jsonl").write_text("".join(json.dumps(d) + "\n" for d in facts))
             (work / "clients" / "dump.jsonl").write_text("".join(json.dumps(d) + "\n" for d in dump_lines))
             (work / "run.json").write_text(json.dumps({
                 "t0": t0, "names": names, "consumers": consumer_names,
@@ -341,7 +341,7 @@ def remeasure(sc: Scenario, work: Path, repetition: int = 0, wall: float = 0.0):
                          skip=p["skip"]) for p in meta["producers"]]
     clogs = [read_json_lines(f) for f in sorted(clients.glob("consumer-*.jsonl"))]
     faults = [FaultRecord(**f) for f in meta["faults"]]
-    unclean_file = clients / "controller-unclean.jsonl"
+    unclean_file = clients / "controller-events.jsonl"
     unclean = read_json_lines(unclean_file) if unclean_file.exists() else None
     return measure(sc, repetition, meta["names"], plogs, clogs, read_json_lines(clients / "poller.jsonl"),
                    read_json_lines(clients / "dump.jsonl"), faults, meta["t0"], wall, meta["consumers"], unclean)
