@@ -164,3 +164,29 @@ def test_fencings_come_from_the_controller_log():
     ev = rec.arrays("events")
     k = list(ev["kind"]).index("broker_fenced")
     assert ev["broker"][k] == 2 and ev["value"][k] == 12 and ev["time_ms"][k] == 5000
+
+
+def test_elections_and_isr_changes_come_from_the_controller_log_when_it_has_them():
+    """The controller's DEBUG partition-change lines (recorded from a real run of the smoke scenario: the
+    leader, broker 2, SIGKILLed; broker 0 missed heartbeats on the loaded machine) are the source of the
+    leader and ISR events, with Kafka's own leader epochs; the poller is then not used."""
+    from sim.model.recorder import Recorder
+    from sim.real.parse import controller_log_events, partition_events
+
+    facts = controller_log_events((DATA.parent / "controller-elections.log").read_text())
+    created = next(d for d in facts if d["name"] == "partition_created")
+    assert (created["leader"], created["isr"], created["leader_epoch"]) == (2, [2, 0, 1], 0)
+    changes = [d for d in facts if d["name"] == "partition_change"]
+    assert [d.get("isr") for d in changes] == [[2, 1], [1], [1, 0], [1, 0, 2]]
+    assert [(d.get("leader_before"), d.get("leader"), d.get("leader_epoch")) for d in changes][1] == (2, 1, 1)
+    t0 = created["timestamp"] + 10_000
+    rec = Recorder(["events-0"])
+    poller = [{"timestamp": t0 + 99_000, "name": "partition_state", "partition": "events-0", "leader": 0, "isr": [0]}]
+    timeline = partition_events(rec, poller, t0, ["events-0"], facts)
+    ev = rec.arrays("events")
+    rows = [(k, b, v) for k, b, v in zip(ev["kind"], ev["broker"], ev["value"]) if k == "leader_elected"]
+    assert rows == [("leader_elected", 2, 0), ("leader_elected", 1, 1)]  # the poller's leader 0 is not used
+    elected = ev["time_ms"][list(ev["kind"]).index("leader_elected", 1)]
+    assert elected == changes[1]["timestamp"] - t0
+    assert timeline.at("events-0", elected + 1) == (1, 1) and timeline.at("events-0", elected - 1) == (2, 0)
+    assert list(ev["kind"]).count("isr_change") == 5 and list(ev["kind"]).count("broker_fenced") == 2

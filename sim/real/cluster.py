@@ -42,6 +42,10 @@ rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = STDERR
 logger.kafka.name = org.apache.kafka.clients
 logger.kafka.level = WARN
+# every partition change the controller commits (PartitionRegistration.maybeLogPartitionChange logs
+# clean ones at DEBUG): the elections and ISR changes with the controller's own times (sim.real.parse)
+logger.rcm.name = org.apache.kafka.controller.ReplicationControlManager
+logger.rcm.level = DEBUG
 """
 # configs the scenario does not set and Kafka's defaults would make slow or impossible on 1-3 brokers
 BASE_CONFIG = {

@@ -132,15 +132,54 @@ def _log_ms(stamp: str, millis: str) -> float:
     return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) * 1000.0 + int(millis)
 
 
+CHANGE_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*?(UNCLEAN )?partition change for (\S+) "
+                         r"with topic ID \S+: (.*?)(?: \(org\.apache\S*\))?$")
+CREATE_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\].*Replayed PartitionRecord for new "
+                         r"partition (\S+) with topic ID \S+ and PartitionRegistration\(replicas=\[([\d, ]*)\].*?"
+                         r"isr=\[([\d, ]*)\].*?leader=(-?\d+).*?leaderEpoch=(\d+)")
+DIFF_FIELD = re.compile(r"(\w+): (\[[^\]]*\]|[^,]+?) -> (\[[^\]]*\]|[^,]+?)(?:, |$)")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.strip("[]").replace(" ", "").split(",") if x]
+
+
 def controller_log_events(text: str) -> list[dict]:
-    """Unclean elections (`unclean_from_controller_log`) and session-timeout fencings ("Fencing broker
-    N at epoch E because its session has timed out", ReplicationControlManager, INFO) of the controller's log."""
+    """What the controller's own log says about partitions and brokers, each with the controller's time:
+
+    - ``partition_created`` (``Replayed PartitionRecord for new partition``, INFO) and
+      ``partition_change`` (PartitionRegistration.maybeLogPartitionChange: ``partition change for``
+      at DEBUG, which the harness enables for ReplicationControlManager, or ``UNCLEAN partition
+      change`` at INFO) with leader, ISR and leader epoch before and after: the elections and ISR
+      changes as the controller committed them, the authoritative source when present;
+    - ``unclean_election`` (`unclean_from_controller_log`);
+    - ``broker_fenced`` ("Fencing broker N at epoch E because its session has timed out").
+    """
     out = unclean_from_controller_log(text)
     for line in text.splitlines():
         m = FENCE_LINE.match(line)
         if m:
             out.append({"timestamp": _log_ms(m.group(1), m.group(2)), "name": "broker_fenced",
                         "broker": int(m.group(3)), "epoch": int(m.group(4))})
+            continue
+        m = CREATE_LINE.match(line)
+        if m:
+            out.append({"timestamp": _log_ms(m.group(1), m.group(2)), "name": "partition_created",
+                        "partition": m.group(3), "replicas": _ints(m.group(4)), "isr": _ints(m.group(5)),
+                        "leader": int(m.group(6)), "leader_epoch": int(m.group(7))})
+            continue
+        m = CHANGE_LINE.match(line)
+        if m:
+            diff = {f.group(1): (f.group(2), f.group(3)) for f in DIFF_FIELD.finditer(m.group(5))}
+            d = {"timestamp": _log_ms(m.group(1), m.group(2)), "name": "partition_change",
+                 "partition": m.group(4), "unclean": bool(m.group(3))}
+            if "isr" in diff:
+                d["isr_before"], d["isr"] = _ints(diff["isr"][0]), _ints(diff["isr"][1])
+            if "leader" in diff:
+                d["leader_before"], d["leader"] = int(diff["leader"][0]), int(diff["leader"][1])
+            if "leaderEpoch" in diff:
+                d["leader_epoch"] = int(diff["leaderEpoch"][1])
+            out.append(d)
     return sorted(out, key=lambda d: d["timestamp"])
 
 
@@ -160,12 +199,59 @@ def unclean_from_controller_log(text: str) -> list[dict]:
     return out
 
 
+def controller_partition_events(rec: Recorder, facts: list[dict], t0: float, names: list[str]) -> LeaderTimeline:
+    """Leader and ISR events from the controller's log (`controller_log_events`), with the real leader epochs."""
+    index = {n: i for i, n in enumerate(names)}
+    timeline = LeaderTimeline()
+    state: dict[str, dict] = {}
+    for d in facts:
+        p = d.get("partition")
+        if p not in index:
+            continue
+        t, pi = max(0.0, float(d["timestamp"]) - t0), index[p]
+        if d["name"] == "partition_created":
+            state[p] = {"leader": d["leader"], "isr": tuple(d["isr"]), "epoch": d["leader_epoch"]}
+            rec.event(t, "leader_elected", d["leader"], pi, d["leader_epoch"], "initial", reason="initial")
+            rec.event(t, "isr_change", d["leader"], pi, len(d["isr"]), "initial", isr=tuple(d["isr"]), isr_before=(),
+                      reason="initial")
+            timeline.add(p, t, d["leader"], d["leader_epoch"])
+        elif d["name"] == "partition_change" and p in state:
+            st = state[p]
+            if "leader_epoch" in d:
+                st["epoch"] = d["leader_epoch"]
+            if "leader" in d:
+                st["leader"] = d["leader"]
+                if d["leader"] < 0:
+                    rec.event(t, "partition_offline", -1, pi, st["epoch"], "controller log", reason="no eligible leader")
+                else:
+                    if d.get("unclean"):
+                        rec.event(t, "unclean_election", d["leader"], pi, st["epoch"], "controller log",
+                                  isr_before=tuple(d.get("isr_before", st["isr"])))
+                    rec.event(t, "leader_elected", d["leader"], pi, st["epoch"], "controller log",
+                              reason="unclean" if d.get("unclean") else "clean")
+                timeline.add(p, t, st["leader"], st["epoch"])
+            if "isr" in d:
+                st["isr"] = tuple(d["isr"])
+                rec.event(t, "isr_change", st["leader"], pi, len(d["isr"]), "controller log", isr=tuple(d["isr"]),
+                          isr_before=tuple(d["isr_before"]), reason="controller log")
+    return timeline
+
+
 def partition_events(rec: Recorder, poller: list[dict], t0: float, names: list[str],
                      unclean: list[dict] | None = None) -> LeaderTimeline:
     """The poller's partition_state lines as leader/ISR events (times in ms since t0; before t0 -> 0).
 
-    `unclean`: the controller log's unclean elections and fencings (`controller_log_events`); without
-    it a new leader outside the last ISR the poller saw counts as unclean."""
+    `unclean`: the controller log's facts (`controller_log_events`). When they include the
+    partitions' creation and changes (the controller logged at DEBUG), they are the source of the
+    leader and ISR events and the poller is not used; else the poller's lines are, with unclean
+    elections from the log (without it a new leader outside the last ISR the poller saw counts as unclean)."""
+    if unclean and any(d.get("name") == "partition_created" and d.get("partition") in names for d in unclean):
+        timeline = controller_partition_events(rec, unclean, t0, names)
+        for d in unclean:
+            if d.get("name") == "broker_fenced":
+                rec.event(max(0.0, float(d["timestamp"]) - t0), "broker_fenced", int(d["broker"]), -1,
+                          int(d["epoch"]), "session timed out (controller log)")
+        return timeline
     index = {n: i for i, n in enumerate(names)}
     timeline = LeaderTimeline()
     last: dict[str, dict] = {}

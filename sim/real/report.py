@@ -77,8 +77,11 @@ def write_document(out: Path, cases: list, seeds: int) -> None:
              "VerifiableConsumer as clients; faults as signals to the processes). Each side: median [min, max] "
              "(n) over simulator seeds and real repetitions. A metric agrees when the ranges overlap or the "
              "medians differ by no more than its tolerance. Leader and ISR changes on the real side come from "
-             "an Admin client polling DescribeTopics every 100 ms (resolution: 100 ms plus metadata "
-             "propagation). Real runs are cached under `results/real/` by scenario content; the causes "
+             "the controller's own log (its partition-change lines, with the controller's commit times and "
+             "Kafka's leader epochs; `\"elections_from\": \"controller log\"` in summary.json) or, for "
+             "repetitions made before the harness read that log, from an Admin client polling DescribeTopics "
+             "every 100 ms (resolution 100 ms plus metadata propagation, and a zombie leader's stale view can "
+             "delay it). Real runs are cached under `results/real/` by scenario content; the causes "
              f"below are kept in `{CAUSES}`.", "",
              f"![both sides per case]({fig.name})", "",
              "| case | " + " | ".join(m.label for m in METRICS) + " |",

@@ -396,6 +396,8 @@ def measure(sc: Scenario, repetition: int, names, plogs, clogs, poller_lines, du
         extra={"source": "real", "kafka_version": KAFKA_VERSION, "host": socket.gethostname(),
                "platform": platform.platform(), "repetition": repetition,
                "metadata_poll_ms": POLL_INTERVAL_MS,
+               "elections_from": "controller log" if any(d.get("name") == "partition_created" for d in unclean or ())
+               else f"metadata poller ({POLL_INTERVAL_MS} ms)",
                "faults_real": [{"index": f.index, "kind": f.kind, "broker": f.broker, "start_ms": round(f.start_ms, 1),
                                 "end_ms": None if f.end_ms is None else round(f.end_ms, 1), "skipped": f.skipped}
                                for f in faults]},
