@@ -90,7 +90,7 @@ def write_document(out: Path, cases: list, seeds: int) -> None:
         if table is None:
             lines.append(f"| {sc.name} | " + " | ".join("not run" for _ in METRICS) + " |")
             continue
-        lines.append(f"| {sc.name} | " + " | ".join(v if v == "agree" else f"**{v}**" for v in table["verdict"]) + " |")
+        lines.append(f"| {sc.name} | " + " | ".join(f"**{v}**" if v == "DISAGREE" else v for v in table["verdict"]) + " |")
     lines += ["", "Tolerances: " + "; ".join(f"{m.label} {tolerance_text(m)}" for m in METRICS) + ".", ""]
     for path, sc, notes, table, sim, real in cases:
         lines += [f"## {sc.name}", "", f"`{path}`: {sc.description}", ""]
