@@ -59,9 +59,11 @@ def draw_figure(cases: list, path: Path) -> None:
         ax.set_yticks(y)
         ax.set_yticklabels(names)
         ax.invert_yaxis() if ax is axes[0] else None
-    axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"kafkasim vs Apache Kafka {KAFKA_VERSION} on this machine (red band: a disagreement)", fontsize=11)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"kafkasim vs Apache Kafka {KAFKA_VERSION} on this machine (red band: a disagreement)", fontsize=11,
+                 x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
 
 
