@@ -24,7 +24,10 @@ ALLOWED = {
     "sim.model": ("sim.scenario",),
     "sim.measure": ("sim.model", "sim.scenario"),
     "sim.runs": ("sim.measure", "sim.model", "sim.scenario"),
-    "sim.cli": ("sim.runs", "sim.measure", "sim.model", "sim.scenario", "analysis", "sim"),
+    # the real cluster, beside sim.runs: the same facts (the recorder and its event kinds, not the
+    # simulation) measured by the same sim.measure, written in the results contract
+    "sim.real": ("sim.scenario", "sim.measure", "sim.runs.contract", "sim.model.recorder", "sim.model.events"),
+    "sim.cli": ("sim.runs", "sim.real", "sim.measure", "sim.model", "sim.scenario", "analysis", "sim"),
     "analysis": ("sim.runs.contract", "sim.measure.stats", "sim.measure.batches", "sim.scenario"),
 }
 
@@ -136,6 +139,8 @@ def test_the_rules_catch_a_violation():
     assert not _allowed("sim.model.broker", "sim.measure.metrics")
     assert not _allowed("analysis.plots", "sim.model.cluster")
     assert not _allowed("sim.runs.runner", "analysis.tables")
+    assert not _allowed("sim.real.run", "sim.model.cluster") and not _allowed("sim.real.run", "sim.runs.runner")
+    assert _allowed("sim.real.parse", "sim.model.recorder")
     assert _allowed("sim.measure.metrics", "sim.model.recorder")
     assert "sim.model.messages" in imports_of("sim.model.broker")  # `from sim.model import messages as m`
     # the circle the CLI once had: sim.cli imported its sweep command, which imported sim.cli back

@@ -39,8 +39,10 @@ COVERED_HERE = {"quickstart.yaml", "leader-crash-acks1.yaml", "bench/steady.yaml
 
 def _bundled_names() -> set[str]:
     """Every bundled scenario (scenarios/sweeps/ holds sweep files: tests/test_sweep.py runs them;
-    scenarios/validation/ is the validation cases': tests/test_validation.py checks each is used)."""
-    return {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml") if not {"sweeps", "validation"} & set(p.parts)}
+    scenarios/validation/ is the validation cases': tests/test_validation.py checks each is used;
+    scenarios/real/ is the real-cluster calibration set: tests/test_real_setup.py simulates each)."""
+    return {p.relative_to(SCEN).as_posix() for p in SCEN.rglob("*.yaml")
+            if not {"sweeps", "validation", "real"} & set(p.parts)}
 
 
 def test_every_bundled_scenario_is_covered_here():

@@ -36,6 +36,10 @@ SKIPPED = {
     ".venv/bin/pip install -e '.[notebook]'": "installs JupyterLab, which tests never install "
                                               "(test_notebook_extra checks the extra and this line)",
     ".venv/bin/jupyter lab notebooks/": "starts an interactive server (tests/test_notebook.py executes the notebook)",
+    ".venv/bin/kafkasim real setup": "fetches Apache Kafka with Maven (.ci/run runs exactly this; "
+                                     "tests/test_real_setup.py tests it)",
+    ".venv/bin/kafkasim versus scenarios/real/leader-kill-acks1.yaml --seeds 5":
+        "starts a real Kafka cluster five times (minutes); tests/test_real_smoke.py runs one through the comparison",
 }
 BENCH = ".venv/bin/python bench/bench.py"
 """Benchmarks take minutes: their flags are checked by bench.py's own parser; tests/test_bench_smoke.py runs them."""
