@@ -6,7 +6,7 @@ each repetition as a run directory of the results contract (``summary.json`` say
 "real"``). ``kafkasim versus SCENARIO --seeds N`` runs both sides and prints, per metric, the
 simulator's distribution over seeds beside the real one over repetitions and a verdict;
 ``--all`` does every scenario of ``scenarios/real/`` and writes ``docs/real-vs-sim.md``. Real
-runs are cached by scenario content under ``results/real/`` (``--rerun-real`` forces them).
+runs are cached by scenario content under ``docs/real-runs/`` (``--rerun-real`` forces them).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sim.scenario.schema import Scenario, ScenarioError
 
 __all__ = ["real_cli", "versus_cli", "REAL_RESULTS", "run_real_cached"]
 
-REAL_RESULTS = Path("results") / "real"
+REAL_RESULTS = Path("docs") / "real-runs"  # the measured ground truth: summaries committed, like the docs built on it
 REAL_SCENARIOS = Path("scenarios") / "real"
 DOC = Path("docs") / "real-vs-sim.md"
 DOC_HEADER = "# The simulator against a real Kafka cluster"
@@ -113,7 +113,7 @@ def real_cli(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Repetitions on the real cluster.")] = 1,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Directory for the run directories rep-0, rep-1, ... (default: the cache, "
-                      "results/real/<name>-<hash>).")] = None,
+                      "docs/real-runs/<name>-<hash>).")] = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Run again even where a cached run exists.")] = False,
 ) -> None:
     """Run a scenario on a real Apache Kafka 4.0 cluster on this machine (Java 17 and Maven needed).
@@ -175,13 +175,13 @@ def versus_cli(
                                                      "and its figure.")] = False,
     rerun_real: Annotated[bool, typer.Option("--rerun-real", help="Rerun the real side even when cached.")] = False,
     out: Annotated[Path, typer.Option("--out", help="With --all: the markdown document to write.")] = DOC,
-    cached: Annotated[bool, typer.Option("--cached", help="Use only the cached real runs (results/real/): never "
+    cached: Annotated[bool, typer.Option("--cached", help="Use only the cached real runs (docs/real-runs/): never "
                                                           "start a cluster; rerun only the simulator side.")] = False,
 ) -> None:
     """Run a scenario on the simulator and on a real Kafka cluster, and compare them metric by metric.
 
     Each metric's verdict: the two ranges overlap, or the medians differ by no more than its
-    stated tolerance. Real runs are cached under results/real/ by scenario content.
+    stated tolerance. Real runs are cached under docs/real-runs/ by scenario content.
     """
     if all_ == (scenario is not None):
         _fail("give a SCENARIO or --all (not both)")

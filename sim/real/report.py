@@ -83,7 +83,7 @@ def write_document(out: Path, cases: list, seeds: int) -> None:
              "Kafka's leader epochs; `\"elections_from\": \"controller log\"` in summary.json) or, for "
              "repetitions made before the harness read that log, from an Admin client polling DescribeTopics "
              "every 100 ms (resolution 100 ms plus metadata propagation, and a zombie leader's stale view can "
-             "delay it). Real runs are cached under `results/real/` by scenario content; the causes "
+             "delay it). Real runs are cached under `docs/real-runs/` by scenario content; the causes "
              f"below are kept in `{CAUSES}`.", "",
              f"![both sides per case]({fig.name})", "",
              "| case | " + " | ".join(m.label for m in METRICS) + " |",

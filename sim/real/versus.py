@@ -5,7 +5,7 @@ summarised by its range and median over runs (simulator seeds, real repetitions)
 agrees when the two ranges overlap or the medians differ by no more than the metric's stated
 tolerance, ``max(absolute, relative x the larger median)`` (:data:`METRICS`).
 
-Real runs are cached by scenario content (:func:`scenario_key`) under ``results/real/``, so
+Real runs are cached by scenario content (:func:`scenario_key`) under ``docs/real-runs/``, so
 re-running `kafkasim versus` after a model change reruns only the simulator side.
 """
 
