@@ -12,6 +12,7 @@ import pytest
 import simpy
 
 import sim
+from sim.model import messages as m
 from sim.model.cluster import assign_replicas
 from sim.model.distributions import Distribution
 from sim.model.network import Degradation, Network
@@ -70,15 +71,48 @@ def test_isolating_the_leader_under_acks_all_and_min_isr_2_loses_nothing_acknowl
     assert len(during) > 0 and (during["acked_ms"] > new["time_ms"].iloc[0]).all()
 
 
-def test_a_one_way_partition_differs_from_a_two_way_one():
+def _log_received(cluster, log: list) -> None:
+    """Record (time, broker id, message) of everything each broker handles (a wrapper on its handle)."""
+    for b in cluster.brokers:
+        def handle(msg, b=b, below=b.handle):
+            log.append((b.env.now, b.broker_id, msg))
+            below(msg)
+        b.handle = handle
+
+
+def test_a_one_way_inbound_cut_fences_the_leader_and_acks1_loses_like_a_two_way_one():
     """Inbound only (peers and the controller cannot reach the leader, it still reaches them): its
-    heartbeats arrive, so it is never fenced, nobody else is elected and nothing is lost. Outbound
-    only (its messages are dropped): fenced and replaced like a two-way partition, and acks=1 loses."""
-    inbound = run("one-way-partition")
+    heartbeat requests arrive, their answers do not. BrokerLifecycleManager keeps one heartbeat in
+    flight; it times out after broker.session.timeout.ms / 2 (KAFKA-14392), which closes the
+    connection, and a new connection cannot complete its handshake. So the controller fences the
+    leader about 9 s after the cut and elects another, while producers (not cut) keep writing to the
+    old one, whose acknowledged acks=1 writes are truncated at the heal. Meanwhile nothing from its
+    peers or the controller reaches it, and the ISR shrinks."""
+    nets, received = [], []
+
+    def prepare(cluster):
+        nets.append(cluster.network)
+        _log_received(cluster, received)
+
+    inbound = run("one-way-partition", prepare=prepare)
+    fenced = kinds(inbound, "broker_fenced")
+    assert len(fenced) == 1 and 15_000 + 8_000 <= fenced["time_ms"].iloc[0] <= 15_000 + 11_500
+    target = int(fenced["broker"].iloc[0])
+    elected = kinds(inbound, "leader_elected")
+    assert ((elected["time_ms"] > 15_000) & (elected["partition"] == "events-0")).sum() == 1
+    assert (kinds(inbound, "truncation")["broker"] == target).any()
+    assert inbound.summary["acked_lost"] > 0
+    # messages to the target waited on the cut links: none from a peer or the controller got through
+    assert sum(nets[0].held.values()) > 0
+    from_cluster = (m.FetchResponse, m.MetadataFetchResponse, m.BrokerHeartbeatResponse, m.AlterPartitionResponse)
+    during = [(t, type(msg).__name__) for t, b, msg in received if b == target and 15_100 < t < 45_000
+              and (isinstance(msg, from_cluster) or isinstance(msg, m.FetchRequest) and msg.replica_id >= 0)]
+    assert during == []
+    isr = kinds(inbound, "isr_change")
+    shrunk = isr[(isr["partition"] == "events-0") & (isr["time_ms"] > 15_000) & (isr["time_ms"] < 45_000)]
+    assert (shrunk["value"] < 3).any()
+    # the reverse cut (its messages cannot get out) fences and loses too
     outbound = run("one-way-partition", **{"faults.0.direction": "outbound"})
-    assert kinds(inbound, "broker_fenced").empty
-    assert not (kinds(inbound, "leader_elected")["time_ms"] > 0).any()
-    assert inbound.summary["acked_lost"] == 0
     assert len(kinds(outbound, "broker_fenced")) == 1
     assert (kinds(outbound, "leader_elected")["time_ms"] > 15_000).any()
     assert outbound.summary["acked_lost"] > 0
