@@ -388,3 +388,30 @@ def test_a_one_way_cut_blocks_a_handshake_until_it_heals():
     net.handshake(a, b, lambda: opened.append(env.now), lambda: refused.append(env.now))
     env.run()
     assert refused == [pytest.approx(3_004.0)] and len(opened) == 1
+
+
+def test_a_broker_heartbeat_is_a_request_and_a_timed_out_one_closes_the_connection():
+    """BrokerLifecycleManager: one heartbeat in flight, the next broker.heartbeat.interval.ms after the
+    answer (2,000 ms + a 2 ms round trip apart). With the answers cut off, the one in flight times out
+    after broker.session.timeout.ms / 2, its connection closes, and the next needs a handshake the cut
+    blocks: no other heartbeat reaches the controller, which fences the broker 9 s after the last."""
+    t = Tiny(tiny_scenario())
+    net, ctl, b = t.cluster.network, t.cluster.controller, t.brokers[2]
+    arrived = []
+    below = ctl.handle
+
+    def handle(msg):
+        if isinstance(msg, m.BrokerHeartbeat) and msg.broker == 2:
+            arrived.append(t.env.now)
+        below(msg)
+    ctl.handle = handle
+    t.run(10_000)
+    gaps = [y - x for x, y in zip(arrived, arrived[1:])]
+    assert len(gaps) >= 3 and all(g == pytest.approx(2_002.0) for g in gaps)
+    net.cut(ctl, b)  # the controller's answers (and SYN-ACKs) are lost from now on
+    t.run(30_000)
+    after = [x for x in arrived if x > 10_000]
+    assert len(after) == 1
+    fenced = t.events("broker_fenced")
+    assert [f[2] for f in fenced] == [2] and fenced[0][0] == pytest.approx(after[0] + 9_000, abs=150)
+    assert b.alive and sum(net.held.values()) > 0
