@@ -6,7 +6,8 @@ was still queued on it; the next request waits until a new connection is ready, 
 is ready only after a round trip (the TCP handshake; ApiVersions is not modelled). A connection
 attempt that gets no answer within socket.connection.setup.timeout.ms (10 s, doubling per failed
 attempt up to socket.connection.setup.timeout.max.ms, 30 s) fails, and the next one starts after
-reconnect.backoff.ms (50 ms, doubling up to reconnect.backoff.max.ms, 1 s). So a one-way cut, which
+reconnect.backoff.ms (50 ms, doubling up to reconnect.backoff.max.ms, 1 s) if a request still waits
+for it. So a one-way cut, which
 lets requests out but no answers back, leaves the client unable to reconnect until it heals.
 
 A connection starts ready and stays ready until its owner closes it: a reset by the peer (a crash)
@@ -89,9 +90,13 @@ class Connection:
         self.network.drop_connection(self.owner, self.peer)  # the SYN (or SYN-ACK) still being retransmitted
         backoff = min(RECONNECT_BACKOFF_MS * 2 ** self._failures, RECONNECT_BACKOFF_MAX_MS)
         self._failures += 1
-        if self._waiters:
-            self.owner.schedule(backoff, self._retry)
+        waiters, self._waiters = self._waiters, []
+        if waiters:
+            self.owner.schedule(backoff, self._retry, waiters)
 
-    def _retry(self) -> None:
-        if not self.ready and not self._connecting and self._waiters:
-            self._connect()
+    @staticmethod
+    def _retry(waiters: list) -> None:
+        """After the reconnect backoff: whoever still has something to send asks again (NetworkClient
+        connects only for a request), which starts the next attempt."""
+        for send in waiters:
+            send()
