@@ -293,7 +293,13 @@ class Broker(Node):
         hb = m.BrokerHeartbeat(self.broker_id, self.incarnation, self.metadata_offset, self.next_request_id())
         self._heartbeat, self._heartbeat_sent = hb, False
         self._send_heartbeat()
-        self.schedule(self.config.broker_session_timeout_ms / 2, self._heartbeat_timed_out, hb)
+        cfg = self.config
+        if cfg.controller_mode == "zookeeper":
+            # ZooKeeper's ClientCnxn gives up on a silent server after 2/3 of the session timeout
+            timeout = cfg.zookeeper_session_timeout_ms * 2.0 / 3.0
+        else:
+            timeout = cfg.broker_session_timeout_ms / 2  # the heartbeat channel's request timeout (KAFKA-14392)
+        self.schedule(timeout, self._heartbeat_timed_out, hb)
 
     def _send_heartbeat(self) -> None:
         hb = self._heartbeat
@@ -324,8 +330,7 @@ class Broker(Node):
         self._heartbeat_soon = False
         if self._heartbeat_sent:
             self.controller_connection().close()
-        backoff = min(HEARTBEAT_RETRY_BACKOFF_MS * 2.0 ** self._heartbeat_failures,
-                      self.config.broker_session_timeout_ms)
+        backoff = min(HEARTBEAT_RETRY_BACKOFF_MS * 2.0 ** self._heartbeat_failures, self.config.session_timeout_ms)
         self._heartbeat_failures += 1
         self.schedule(backoff, self.heartbeat)
 
