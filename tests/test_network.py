@@ -415,3 +415,20 @@ def test_a_broker_heartbeat_is_a_request_and_a_timed_out_one_closes_the_connecti
     fenced = t.events("broker_fenced")
     assert [f[2] for f in fenced] == [2] and fenced[0][0] == pytest.approx(after[0] + 9_000, abs=150)
     assert b.alive and sum(net.held.values()) > 0
+
+
+def test_a_restarted_hosts_new_connection_does_not_wait_behind_the_old_ones_retransmissions():
+    """What waits for a powered-off host belongs to the old connection: a message to the host's next
+    incarnation goes out at once (a new connection), and the old one is reset at its next retransmission."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    b.alive = b.host_up = False
+    net.send(a, b, "old")
+
+    def back():
+        b.alive = b.host_up = True
+        b.incarnation += 1
+        net.send(a, b, "new")
+    _at(env, 2_000.0, back)
+    env.run()
+    assert b.responses == [(2_001.0, "new")] and a.resets == [(pytest.approx(3_003.0), b)]

@@ -162,7 +162,9 @@ class Network:
         self.held: dict[type, int] = {}  # messages that waited on a cut link (or to a host that was down)
         self.discarded = 0  # messages still queued on a connection when it was closed or broke
         self.aborted = 0  # connections that ran out of retransmissions on a stalled link (ETIMEDOUT)
-        self._stalls: dict[tuple, _Stall] = {}  # (src, dst) -> what waits on a link that loses its transmissions
+        # (src, dst, src incarnation, dst incarnation) -> what waits on a connection whose link loses its
+        # transmissions: a restarted endpoint's new connection does not wait behind its old one's
+        self._stalls: dict[tuple, _Stall] = {}
         self._nic_out: dict[Endpoint, float] = {}  # per-host NICs (set_nic): endpoint -> ms per byte sent
         self._nic_in: dict[Endpoint, float] = {}  # endpoint -> ms per byte received
         self._rx_flows: dict[Endpoint, dict] = {}  # receiver -> {sender: when that flow's bytes are all in}
@@ -428,14 +430,15 @@ class Network:
         zone = self._zone_latency.get(link)
         if zone is not None:
             arrive += zone.sample()
-        if link in self._cuts or link in self._stalls:
+        if link in self._cuts or (self._stalls and (src, dst, src.incarnation, dst.incarnation) in self._stalls):
             # A partition: the transmission is lost and TCP retransmits it (behind whatever already
             # waits on the link) until the link heals or the retransmissions run out.
             for d in self._degraded.get(link, ()):
                 if d.latency is not None:
                     arrive += d.latency.sample()
             self.held[kind] = self.held.get(kind, 0) + 1
-            self._hold(link, partial(self._deliver, src, dst, dst.incarnation, msg), arrive - tx_end, tx_end)
+            self._hold(src, dst, dst.incarnation, partial(self._deliver, src, dst, dst.incarnation, msg),
+                       arrive - tx_end, tx_end)
             return
         for d in self._degraded.get(link, ()):
             if d.latency is not None:
@@ -454,41 +457,43 @@ class Network:
         self._arrive(src, dst, msg, kind, nbytes, now, tx_end, arrive)
 
     # --- lost transmissions: a cut link, a host that is down ---------------------------------------
-    def _hold(self, link: tuple, deliver: Callable, latency: float, first_tx: float, syn: bool = False) -> None:
+    def _hold(self, src: Endpoint, dst: Endpoint, dst_incarnation: int, deliver: Callable, latency: float,
+              first_tx: float, syn: bool = False) -> None:
         """Put a message (or a handshake segment) on a link whose transmissions are lost: it goes
         out with the first retransmission that gets through, `latency` after it (FIFO behind what
         waits already). The first lost transmission starts the link's retransmission timer."""
-        stall = self._stalls.get(link)
+        key = (src, dst, src.incarnation, dst_incarnation)
+        stall = self._stalls.get(key)
         if stall is None:
-            degraded = self._degraded.get(link)
+            degraded = self._degraded.get((src, dst))
             tcp = degraded[0] if degraded else _LINUX_TCP
             if syn:  # connect(): SYN retransmitted from TCP_TIMEOUT_INIT, tcp_syn_retries times
-                stall = _Stall(TCP_TIMEOUT_INIT_MS, tcp.rto_max, TCP_SYN_RETRIES, link[0].incarnation)
+                stall = _Stall(TCP_TIMEOUT_INIT_MS, tcp.rto_max, TCP_SYN_RETRIES, src.incarnation)
             else:
-                stall = _Stall(tcp.rto_min, tcp.rto_max, tcp.retries, link[0].incarnation)
-            self._stalls[link] = stall
+                stall = _Stall(tcp.rto_min, tcp.rto_max, tcp.retries, src.incarnation)
+            self._stalls[key] = stall
             now = self.env.now
             delay = (first_tx - now if first_tx > now else 0.0) + stall.rto
-            self.env.timeout(delay).callbacks.append(partial(self._retransmit, link, stall))
+            self.env.timeout(delay).callbacks.append(partial(self._retransmit, key, stall))
             self._select_send()
         stall.queue.append((deliver, latency))
 
-    def _retransmit(self, link: tuple, stall: _Stall, _ev=None) -> None:
+    def _retransmit(self, key: tuple, stall: _Stall, _ev=None) -> None:
         """The RTO of a stalled link expired: retransmit its head. Still lost: back off (the RTO
         doubles) or, past the retries, abort the connection; through: everything waiting follows."""
-        if self._stalls.get(link) is not stall:
+        if self._stalls.get(key) is not stall:
             return  # the connection was closed meanwhile (its queue discarded)
-        src, dst = link
+        src, dst = link = key[0], key[1]
         if not src.alive or src.incarnation != stall.src_incarnation:
             # the sender's process is gone: its sockets, and what they still had to send, with it
-            del self._stalls[link]
+            del self._stalls[key]
             self.discarded += len(stall.queue)
             self._select_send()
             return
         stall.sent += 1
         if stall.sent > stall.retries:
             # tcp_retries2 (tcp_syn_retries for a SYN) retransmissions lost: ETIMEDOUT
-            del self._stalls[link]
+            del self._stalls[key]
             self.discarded += len(stall.queue)
             self.aborted += 1
             self._schedule_connection_lost(src, dst, 0.0)
@@ -496,9 +501,9 @@ class Network:
             return
         if link in self._cuts or not dst.host_up:
             stall.rto = min(2.0 * stall.rto, stall.rto_max)
-            self.env.timeout(stall.rto).callbacks.append(partial(self._retransmit, link, stall))
+            self.env.timeout(stall.rto).callbacks.append(partial(self._retransmit, key, stall))
             return
-        del self._stalls[link]
+        del self._stalls[key]
         now = self.env.now
         clocks = self._link_clock
         last = clocks.get(link, 0.0)
@@ -537,7 +542,7 @@ class Network:
             # Host down (power loss): nothing acknowledges the segment, so the sender's TCP retransmits
             # it; the host's next incarnation answers a retransmission with a reset.
             self.held[type(msg)] = self.held.get(type(msg), 0) + 1
-            self._hold((src, dst), partial(self._deliver, src, dst, incarnation, msg), self.latency.sample(),
+            self._hold(src, dst, incarnation, partial(self._deliver, src, dst, incarnation, msg), self.latency.sample(),
                        self.env.now)
 
     # --- connections -----------------------------------------------------------------------------
@@ -560,7 +565,8 @@ class Network:
         link = (closer, peer)
         if link in self._cuts or not peer.host_up:
             incarnation = peer.incarnation
-            self._hold(link, lambda _ev: peer.connection_lost(closer) if peer.alive and peer.incarnation == incarnation
+            self._hold(closer, peer, incarnation,
+                       lambda _ev: peer.connection_lost(closer) if peer.alive and peer.incarnation == incarnation
                        else None, self.latency.sample(), start)
             return
         arrive = (start if start > now else now) + self.latency.sample()
@@ -574,8 +580,8 @@ class Network:
         failed): what is still queued on it, retransmitting on a stalled link, is discarded, both ways."""
         if not self._stalls:
             return
-        for link in ((a, b), (b, a)):
-            stall = self._stalls.pop(link, None)
+        for key in ((a, b, a.incarnation, b.incarnation), (b, a, b.incarnation, a.incarnation)):
+            stall = self._stalls.pop(key, None)
             if stall is not None:
                 self.discarded += len(stall.queue)
         self._select_send()
@@ -600,8 +606,8 @@ class Network:
         zone = self._zone_latency.get(link)
         if zone is not None:
             latency += zone.sample()
-        if link in self._cuts or link in self._stalls or not dst.host_up:
-            self._hold(link, deliver, latency, now, syn=True)
+        if link in self._cuts or (src, dst, src.incarnation, dst.incarnation) in self._stalls or not dst.host_up:
+            self._hold(src, dst, dst.incarnation, deliver, latency, now, syn=True)
             return
         arrive = now + latency
         last = self._link_clock.get(link, 0.0)
