@@ -150,13 +150,13 @@ def test_overlapping_cuts_heal_independently():
     net.cut(a, b)
     net.cut(a, b)
     net.uncut(a, b)
-    net.send(a, b, "lost")
+    net.send(a, b, "held")  # still cut once: it waits for a retransmission
     net.send(b, a, "back")  # one direction only
     net.uncut(a, b)
-    net.send(a, b, "through")
+    net.send(a, b, "through")  # healed, but FIFO: behind the held one
     env.run()
-    assert [m for _, m in b.responses] == ["through"] and [m for _, m in a.responses] == ["back"]
-    assert net.send == net._send_plain  # healed: back on the plain path
+    assert b.responses == [(201.0, "held"), (201.0, "through")] and a.responses == [(1.0, "back")]
+    assert net.send == net._send_plain  # healed and drained: back on the plain path
 
 
 # --- link degradation --------------------------------------------------------------------------
