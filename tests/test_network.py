@@ -296,3 +296,139 @@ def test_dead_process_closes_nothing():
     net.close_connection(broker, client)
     env.run()
     assert client.resets == []
+
+
+# --- a cut link: TCP retransmits (issue 21, "Messages on a cut link") -------------------------------
+
+def _at(env, t, fn, *args):
+    env.timeout(t - env.now).callbacks.append(lambda _ev: fn(*args))
+
+
+def test_a_cut_link_holds_its_messages_until_the_first_retransmission_after_the_heal():
+    """Lost transmissions are retransmitted after the RTO (200 ms, doubling): with the cut from 0 to
+    1,000 ms the head's retransmissions at 200 and 600 ms are lost and the one at 1,400 ms gets
+    through; the message sent later waits behind it (FIFO), and the other direction is not cut."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    net.cut(a, b)
+    net.send(a, b, "first")
+    _at(env, 100.0, net.send, a, b, "second")
+    _at(env, 100.0, net.send, b, a, "back")
+    _at(env, 1_000.0, net.uncut, a, b)
+    env.run()
+    assert b.responses == [(1_401.0, "first"), (1_401.0, "second")]
+    assert a.responses == [(101.0, "back")]
+    assert net.held == {str: 2} and net.dropped == {} and a.resets == []
+    assert net.send == net._send_plain  # healed and drained: back on the plain path
+
+
+def test_a_cut_longer_than_tcp_retries2_breaks_the_connection_and_loses_what_waited():
+    """Linux: 15 retransmissions, RTO 200 ms doubling to 120 s: the sender's connection times out
+    924.6 s after the first loss (the tcp_retries2 documentation's figure); nothing is delivered."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    net.cut(a, b)
+    net.send(a, b, "lost")
+    env.run(until=2_000_000.0)
+    assert b.responses == [] and a.resets == [(pytest.approx(924_600.0), b)]
+    assert net.aborted == 1 and net.discarded == 1
+    net.uncut(a, b)
+    net.send(a, b, "new connection")
+    env.run(until=2_000_010.0)
+    assert b.responses == [(2_000_001.0, "new connection")]
+
+
+def test_closing_a_connection_discards_what_waits_on_it_both_ways():
+    """An application-level close (a request timed out) drops what is queued on the connection, in
+    both directions, and tells the peer when the FIN gets through (it waits for the heal too)."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    net.cut(a, b)
+    net.cut(b, a)
+    net.send(a, b, "request")
+    net.send(b, a, "response")
+    _at(env, 500.0, net.close_connection, a, b)
+    _at(env, 1_000.0, net.uncut, a, b)
+    _at(env, 1_000.0, net.uncut, b, a)
+    env.run()
+    assert a.responses == [] and b.responses == [] and net.discarded == 2
+    assert b.resets == [(pytest.approx(1_101.0), a)]  # the FIN's retransmissions at 700 (lost) and 1,100 ms
+
+
+def test_a_host_back_from_a_power_loss_resets_the_connection_at_the_next_retransmission():
+    """Nothing answers for a powered-off host, so the sender retransmits; its next incarnation answers
+    with a reset, which the sender sees one latency after its next retransmission (not after its
+    request timeout)."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    b.alive = b.host_up = False
+    net.send(a, b, "request")  # reaches nobody at 1 ms: retransmitted from 201 ms, doubling
+
+    def back():
+        b.alive = b.host_up = True
+        b.incarnation += 1
+    _at(env, 5_000.0, back)
+    env.run()
+    # retransmissions at 201, 601, 1,401, 3,001, 6,201 ms: the last one is answered with a reset
+    assert b.responses == [] and a.resets == [(pytest.approx(6_203.0), b)]
+
+
+def test_a_one_way_cut_blocks_a_handshake_until_it_heals():
+    """A new connection needs the SYN out and the SYN-ACK back: a cut of the way back holds the
+    SYN-ACK (retransmitted from 1 s, doubling), so the connection opens only after the heal."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    net.cut(b, a)
+    opened, refused = [], []
+    net.handshake(a, b, lambda: opened.append(env.now), lambda: refused.append(env.now))
+    _at(env, 2_500.0, net.uncut, b, a)
+    env.run()
+    assert opened == [pytest.approx(3_002.0)] and refused == []  # SYN-ACK retransmitted at 1,001 (lost), 3,001
+    b.alive = False  # a process down on a host that is up refuses the connection
+    net.handshake(a, b, lambda: opened.append(env.now), lambda: refused.append(env.now))
+    env.run()
+    assert refused == [pytest.approx(3_004.0)] and len(opened) == 1
+
+
+def test_a_broker_heartbeat_is_a_request_and_a_timed_out_one_closes_the_connection():
+    """BrokerLifecycleManager: one heartbeat in flight, the next broker.heartbeat.interval.ms after the
+    answer (2,000 ms + a 2 ms round trip apart). With the answers cut off, the one in flight times out
+    after broker.session.timeout.ms / 2, its connection closes, and the next needs a handshake the cut
+    blocks: no other heartbeat reaches the controller, which fences the broker 9 s after the last."""
+    t = Tiny(tiny_scenario())
+    net, ctl, b = t.cluster.network, t.cluster.controller, t.brokers[2]
+    arrived = []
+    below = ctl.handle
+
+    def handle(msg):
+        if isinstance(msg, m.BrokerHeartbeat) and msg.broker == 2:
+            arrived.append(t.env.now)
+        below(msg)
+    ctl.handle = handle
+    t.run(10_000)
+    gaps = [y - x for x, y in zip(arrived, arrived[1:])]
+    assert len(gaps) >= 3 and all(g == pytest.approx(2_002.0) for g in gaps)
+    net.cut(ctl, b)  # the controller's answers (and SYN-ACKs) are lost from now on
+    t.run(30_000)
+    after = [x for x in arrived if x > 10_000]
+    assert len(after) == 1
+    fenced = t.events("broker_fenced")
+    assert [f[2] for f in fenced] == [2] and fenced[0][0] == pytest.approx(after[0] + 9_000, abs=150)
+    assert b.alive and sum(net.held.values()) > 0
+
+
+def test_a_restarted_hosts_new_connection_does_not_wait_behind_the_old_ones_retransmissions():
+    """What waits for a powered-off host belongs to the old connection: a message to the host's next
+    incarnation goes out at once (a new connection), and the old one is reset at its next retransmission."""
+    env, net = make_net()
+    a, b = endpoints(env, net, 2)
+    b.alive = b.host_up = False
+    net.send(a, b, "old")
+
+    def back():
+        b.alive = b.host_up = True
+        b.incarnation += 1
+        net.send(a, b, "new")
+    _at(env, 2_000.0, back)
+    env.run()
+    assert b.responses == [(2_001.0, "new")] and a.resets == [(pytest.approx(3_003.0), b)]

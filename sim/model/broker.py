@@ -21,6 +21,7 @@ import numpy as np
 import simpy
 
 from sim.model import messages as m
+from sim.model.connection import Connection
 from sim.model.disk import Disk
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
@@ -40,6 +41,9 @@ __all__ = ["Broker"]
 BROKER_TO_CONTROLLER_TIMEOUT_MS = 30_000.0
 # A metadata log fetch is given up after the long-poll wait plus controller.quorum.request.timeout.ms (2 s).
 METADATA_FETCH_TIMEOUT_MS = 500.0 + 2_000.0
+# BrokerLifecycleManager.resendExponentialBackoff: 100 ms, doubling, up to broker.session.timeout.ms
+# (its 2 % jitter is not modelled), after a heartbeat that failed or timed out.
+HEARTBEAT_RETRY_BACKOFF_MS = 100.0
 
 
 class Broker(Node):
@@ -109,6 +113,17 @@ class Broker(Node):
         self._alter_resend_pending = False  # AlterPartitions to send again once the controller is back
         self._registration_failures = 0  # registrations refused by an unreachable controller (backoff exponent)
         self._register_retry_pending = False
+        # BrokerLifecycleManager: one heartbeat in flight (communicationInFlight); the next is
+        # scheduled from its answer or its timeout
+        self._heartbeat: m.BrokerHeartbeat | None = None
+        self._heartbeat_sent = False  # on the wire (else waiting for the connection to the controller)
+        self._heartbeat_failures = 0
+        self._heartbeat_soon = False  # answer the one in flight with the next at once (caught up)
+        self._metadata_fetch_sent = False
+        self._alter_unsent: list[m.AlterPartition] = []  # AlterPartitions waiting for the connection
+        # Connections this process opened: to the controller (its channels share one here) and to
+        # each leader it fetches from; a timed-out request closes one (sim/model/connection.py).
+        self.connections: dict[object, Connection] = {}
 
     def start(self, bootstrapped: bool = False) -> None:
         """Start (or restart) the broker process: recover logs, register, begin heartbeating.
@@ -138,7 +153,7 @@ class Broker(Node):
             # phases: failover time then depends on the seed, not only on the fault time.
             interval = self.config.broker_heartbeat_interval_ms
             phase = float(self.rng.uniform(0.0, interval)) if self.rng is not None else 0.0
-            self.processes.append(self.env.process(self.send_heartbeats(phase)))
+            self.schedule(phase, self.heartbeat)
             # the cluster hands over the initial metadata, then the broker long-polls for more
         else:
             self.register()
@@ -180,7 +195,7 @@ class Broker(Node):
         self.registered = True
         self.registration_offset = resp.registration_offset
         self.recorder.event(self.env.now, "broker_registered_ack", self.broker_id, -1, resp.registration_offset)
-        self.processes.append(self.env.process(self.send_heartbeats(0.0)))
+        self.heartbeat()
         self.fetch_metadata()
 
     def crash(self, host_down: bool = False) -> None:
@@ -279,24 +294,90 @@ class Broker(Node):
         self.restart_when_stopped = True
 
     # --- periodic processes ----------------------------------------------------------------
-    def send_heartbeats(self, phase: float):
-        """BrokerHeartbeat to the controller every broker.heartbeat.interval.ms (KRaft), from `phase` on.
-
-        Heartbeats are periodic, so a lost heartbeat or response costs one interval, no more.
-        """
-        try:
-            if phase > 0:
-                yield self.env.timeout(phase)
-            while True:
-                if self._paused is not None:  # a pause: the heartbeat thread runs again on resume
-                    yield self.until_resumed()
-                self.heartbeat()
-                yield self.env.timeout(self.config.broker_heartbeat_interval_ms)
-        except simpy.Interrupt:
-            return
-
     def heartbeat(self) -> None:
-        self.network.send(self, self.controller, m.BrokerHeartbeat(self.broker_id, self.incarnation, self.metadata_offset))
+        """BrokerLifecycleManager.sendBrokerHeartbeat: one BrokerHeartbeat in flight at a time.
+
+        Its answer schedules the next after broker.heartbeat.interval.ms
+        (scheduleNextCommunicationAfterSuccess); unanswered within the heartbeat channel's request
+        timeout, broker.session.timeout.ms / 2 (KAFKA-14392, BrokerServer.startup), it times out,
+        which closes the connection, and the next follows after the resend backoff
+        (scheduleNextCommunicationAfterFailure). A heartbeat needs a connection to the controller,
+        and a new connection needs a round trip: a broker whose answers are cut off stops
+        heartbeating, and the controller fences it broker.session.timeout.ms after the last one.
+        """
+        if not self.alive:
+            return
+        if self._heartbeat is not None:
+            self._heartbeat_soon = True  # caught up meanwhile: the next goes as soon as this one is answered
+            return
+        hb = m.BrokerHeartbeat(self.broker_id, self.incarnation, self.metadata_offset, self.next_request_id())
+        self._heartbeat, self._heartbeat_sent = hb, False
+        self._send_heartbeat()
+        cfg = self.config
+        if cfg.controller_mode == "zookeeper":
+            # ZooKeeper's ClientCnxn gives up on a silent server after 2/3 of the session timeout
+            timeout = cfg.zookeeper_session_timeout_ms * 2.0 / 3.0
+        else:
+            timeout = cfg.broker_session_timeout_ms / 2  # the heartbeat channel's request timeout (KAFKA-14392)
+        self.schedule(timeout, self._heartbeat_timed_out, hb)
+
+    def _send_heartbeat(self) -> None:
+        hb = self._heartbeat
+        if hb is None or self._heartbeat_sent or not self.controller_connection().when_ready(self._to_controller):
+            return
+        self._heartbeat_sent = True
+        hb.metadata_offset = self.metadata_offset
+        self.network.send(self, self.controller, hb)
+
+    def on_heartbeat_response(self, resp: m.BrokerHeartbeatResponse) -> None:
+        """BrokerHeartbeatResponseEvent: the next heartbeat after the interval (at once if asked for)."""
+        if self._heartbeat is None or resp.request_id != self._heartbeat.request_id:
+            return  # the answer to a heartbeat that timed out
+        self._heartbeat = None
+        self._heartbeat_failures = 0
+        if resp.broker_epoch == self.incarnation and not resp.fenced:
+            self.starting = False
+        soon, self._heartbeat_soon = self._heartbeat_soon, False
+        self.schedule(0.0 if soon else self.config.broker_heartbeat_interval_ms, self.heartbeat)
+
+    def _heartbeat_timed_out(self, hb: m.BrokerHeartbeat) -> None:
+        """BrokerHeartbeatResponseHandler.onTimeout: back off (100 ms doubling, up to the session timeout),
+        then heartbeat again; a heartbeat that was sent and not answered closes the connection
+        (NetworkClient.handleTimedOutRequests)."""
+        if self._heartbeat is not hb:
+            return
+        self._heartbeat = None
+        self._heartbeat_soon = False
+        if self._heartbeat_sent:
+            self.controller_connection().close()
+        backoff = min(HEARTBEAT_RETRY_BACKOFF_MS * 2.0 ** self._heartbeat_failures, self.config.session_timeout_ms)
+        self._heartbeat_failures += 1
+        self.schedule(backoff, self.heartbeat)
+
+    def controller_connection(self) -> Connection:
+        """This process's connection to the controller (heartbeats, metadata fetches, AlterPartition)."""
+        conn = self.connections.get(self.controller)
+        if conn is None:
+            conn = self.connections[self.controller] = Connection(self, self.controller, self.network)
+        return conn
+
+    def connection_to(self, broker_id: int) -> Connection:
+        """This process's connection to broker `broker_id` (a follower's fetches to its leader)."""
+        peer = self.cluster_brokers[broker_id]
+        conn = self.connections.get(peer)
+        if conn is None:
+            conn = self.connections[peer] = Connection(self, peer, self.network)
+        return conn
+
+    def _to_controller(self) -> None:
+        """The connection to the controller is ready again: send what waited for it."""
+        self._send_heartbeat()
+        self._send_metadata_fetch()
+        unsent, self._alter_unsent = self._alter_unsent, []
+        for req in unsent:
+            r = self.replicas.get(req.partition)
+            if r is not None and r.alter_in_flight is req:
+                self.network.send(self, self.controller, req)
 
     def expire_lagging_replicas(self):
         """Shrink the ISR of followers not caught up within replica.lag.time.max.ms.
@@ -355,8 +436,7 @@ class Broker(Node):
         elif t is m.AlterPartitionResponse:
             self.on_alter_partition_response(msg)
         elif t is m.BrokerHeartbeatResponse:
-            if msg.broker_epoch == self.incarnation and not msg.fenced:
-                self.starting = False
+            self.on_heartbeat_response(msg)
         elif t is m.BrokerRegistrationResponse:
             self.on_registered(msg)
         elif t is m.ControlledShutdownResponse:
@@ -395,8 +475,11 @@ class Broker(Node):
         return self.cluster_brokers[broker_id]
 
     def _fetch_timed_out(self, req: m.FetchRequest) -> None:
-        for fetcher in self.fetchers.values():
+        """replica.socket.timeout.ms passed without an answer: the fetcher closes its connection to the
+        leader (ReplicaFetcherBlockingSend: NetworkClient.close), with what is still queued on it."""
+        for leader, fetcher in self.fetchers.items():
             if fetcher.in_flight is req:
+                self.connection_to(leader).close()
                 fetcher.on_failure()
 
     # --- metadata (KRaft metadata log, long-polled from the controller) ---------------------
@@ -406,13 +489,23 @@ class Broker(Node):
         if not self.alive or self._metadata_fetch_pending or not self.registered:
             return
         self._metadata_fetch_pending = True
+        self._metadata_fetch_sent = False
         self._metadata_fetch_id += 1
-        self.network.send(self, self.controller, m.MetadataFetch(self.broker_id, self.incarnation, self.metadata_offset))
+        self._send_metadata_fetch()
         self.schedule(METADATA_FETCH_TIMEOUT_MS, self._metadata_fetch_expired, self._metadata_fetch_id)
+
+    def _send_metadata_fetch(self) -> None:
+        if (not self._metadata_fetch_pending or self._metadata_fetch_sent
+                or not self.controller_connection().when_ready(self._to_controller)):
+            return
+        self._metadata_fetch_sent = True
+        self.network.send(self, self.controller, m.MetadataFetch(self.broker_id, self.incarnation, self.metadata_offset))
 
     def _metadata_fetch_expired(self, fetch_id: int) -> None:
         if self._metadata_fetch_pending and self._metadata_fetch_id == fetch_id:
             self._metadata_fetch_pending = False
+            if self._metadata_fetch_sent:  # KafkaRaftClient: a timed-out request closes the connection
+                self.controller_connection().close()
             self.fetch_metadata()
 
     def apply_metadata(self, records: list, end_offset: int) -> None:
@@ -642,7 +735,10 @@ class Broker(Node):
                                r.partition_epoch, r.pending_isr, self.isr_broker_epochs(r, r.pending_isr))
         r.alter_in_flight = req
         self.alter_timeouts.add(req)
-        self.network.send(self, self.controller, req)
+        if self.controller_connection().when_ready(self._to_controller):
+            self.network.send(self, self.controller, req)
+        else:
+            self._alter_unsent.append(req)
 
     def _resend_alter_partitions(self) -> None:
         self._alter_resend_pending = False
@@ -657,6 +753,8 @@ class Broker(Node):
         arrives with the metadata log)."""
         r = self.replicas.get(req.partition)
         if r is not None and r.alter_in_flight is req and r.is_leader and r.pending_isr is not None:
+            if req not in self._alter_unsent:
+                self.controller_connection().close()  # NetworkClient: a timed-out request closes the connection
             self.send_alter_partition(r)
 
     def on_alter_partition_response(self, resp: m.AlterPartitionResponse) -> None:

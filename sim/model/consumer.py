@@ -29,12 +29,14 @@ changes nothing, so it is no setting here.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
 from sim.model import messages as m
+from sim.model.connection import Connection
 from sim.model.group import GroupMembership, committed_epochs
 from sim.model.metadata import TIME_EPS, MetadataClient
 from sim.model.node import Node
@@ -83,6 +85,8 @@ class Consumer(Node):
                                        config.retry_backoff_ms, config.request_timeout_ms, self.fetch_all)
         self.timeouts = TimeoutQueue(env, config.request_timeout_ms + config.fetch_max_wait_ms, self._timed_out)
         self.processes: list[simpy.Process] = []
+        self.connections: dict[int, Connection] = {}  # broker id -> this process's connection to it
+        self._fetchers = [partial(self.maybe_fetch, b) for b in range(len(brokers))]  # one callable per broker
         # group.protocol classic: the group assigns the partitions (sim/model/group.py); None: assigned once
         self.membership = None
         if coordinator is not None:
@@ -124,6 +128,7 @@ class Consumer(Node):
                 proc.interrupt("crash")
         self.processes = []
         self.in_flight = {}
+        self.connections = {}
         self.timeouts.clear()
         self.metadata.reset()  # the client's metadata cache and its request in flight are memory too
         self.positions = dict.fromkeys(self.partitions, None)
@@ -152,6 +157,8 @@ class Consumer(Node):
         """Send a fetch to `broker` for the assigned partitions it leads, unless one is in flight."""
         if not self.alive or broker in self.in_flight or self.env.now + TIME_EPS < self.backoff_until[broker]:
             return
+        if not self._connection(broker).when_ready(self._fetchers[broker]):
+            return  # its fetch timed out: a new connection first (a handshake, sim/model/connection.py)
         parts = []
         lookup = False
         epochs = self.position_epochs
@@ -251,7 +258,15 @@ class Consumer(Node):
         for broker, r in list(self.in_flight.items()):
             if r is req:
                 del self.in_flight[broker]
+                self._connection(broker).close()  # NetworkClient: a timed-out request closes the connection
                 self._back_off(broker)
+
+    def _connection(self, broker: int) -> Connection:
+        """This process's connection to `broker` (fetches; metadata requests are not gated by it)."""
+        conn = self.connections.get(broker)
+        if conn is None:
+            conn = self.connections[broker] = Connection(self, self.brokers[broker], self.network)
+        return conn
 
     def connection_lost(self, peer) -> None:
         broker = getattr(peer, "broker_id", None)

@@ -244,7 +244,8 @@ class Controller(Node):
         # Unfenced once caught up with the metadata log past its own registration record.
         if reg.fenced and hb.metadata_offset >= reg.registration_offset:
             self.unfence(reg)
-        self.network.send(self, self.brokers_by_id[hb.broker], m.BrokerHeartbeatResponse(reg.broker_epoch, reg.fenced))
+        self.network.send(self, self.brokers_by_id[hb.broker],
+                          m.BrokerHeartbeatResponse(reg.broker_epoch, reg.fenced, hb.request_id))
 
     # --- controlled shutdown ----------------------------------------------------------------------
     def on_controlled_shutdown(self, req: m.ControlledShutdownRequest) -> None:

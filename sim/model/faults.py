@@ -124,14 +124,17 @@ class _LinkAction(FaultAction):
 
 
 class Partition(_LinkAction):
-    """A network partition: the target's chosen links drop every message until it heals."""
+    """A network partition: the target's chosen links lose every transmission until it heals (TCP
+    retransmits, so what waits on a link arrives after the heal; sim/model/network.py)."""
 
     kind = "partition"
     takes_down = True  # the target stops serving whoever is cut off (failovers are measured from it)
     # What follows from a cut is the model's own timeouts, as in Kafka: the controller fences a broker
-    # whose heartbeat *requests* stop arriving (BrokerHeartbeatManager.touch sets lastContactNs on
-    # receipt; the session expires broker.session.timeout.ms later), so a one-way cut that still lets
-    # heartbeats through fences nobody; clients and followers give up after their request timeouts.
+    # whose heartbeat requests stop arriving (BrokerHeartbeatManager.touch sets lastContactNs on
+    # receipt; the session expires broker.session.timeout.ms later). A one-way cut stops them too:
+    # the heartbeat in flight gets no answer, times out (broker.session.timeout.ms / 2), closes the
+    # connection, and a new one needs a handshake the cut blocks (BrokerLifecycleManager,
+    # NodeToControllerChannelManager); clients and followers give up after their request timeouts.
 
     def apply(self, src, dst) -> None:
         self.network.cut(src, dst)

@@ -15,6 +15,7 @@ from sim.model import messages as m
 if TYPE_CHECKING:
     import simpy
 
+    from sim.model.connection import Connection
     from sim.model.disk import Disk
     from sim.model.network import Network
     from sim.model.partition import Partition
@@ -48,6 +49,8 @@ class FetcherHost(Protocol):
     def broker_endpoint(self, broker_id: int) -> object: ...
 
     def truncate_on_divergence(self, r: "Partition", leader_epoch: int, leader_end_offset: int) -> None: ...
+
+    def connection_to(self, broker_id: int) -> "Connection": ...
 
 
 class ParkedFetch:
@@ -123,6 +126,8 @@ class ReplicaFetcher:
         broker = self.broker
         if self.in_flight is not None or self.backing_off or not self.partitions or not broker.alive:
             return
+        if not broker.connection_to(self.leader_id).when_ready(self.maybe_fetch):
+            return  # the connection timed out: a new one first (a handshake, sim/model/connection.py)
         full = self.session_id == 0
         if full:
             self.session_id = broker.next_session_id()

@@ -128,6 +128,7 @@ class BrokerHeartbeat:
     broker: int
     broker_epoch: int  # incarnation; a restart registers a new epoch
     metadata_offset: int
+    request_id: int = 0  # the broker matches the answer to its one heartbeat in flight
 
 
 @dataclass(slots=True, eq=False)
@@ -150,6 +151,7 @@ class ControlledShutdownResponse:
 class BrokerHeartbeatResponse:
     broker_epoch: int
     fenced: bool
+    request_id: int = 0
 
 
 @dataclass(slots=True, eq=False)

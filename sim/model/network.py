@@ -40,30 +40,52 @@ non-zero probability, so a run without loss draws nothing from it and is bit-ide
 of a model that has no loss at all; a lossy link does not shift the latency draws of other
 messages (every message draws its latency, lost or not).
 
-Impairments (faults and topology, docs/faults/net.md): a *cut* link drops every message (a network
-partition: no RST, senders learn by their own timeouts; cuts are counted per link, so overlapping
-partitions heal independently); a *degraded* link adds a sampled latency and loses each
-transmission with a probability, a lost transmission costing TCP's retransmission timeout (RTO from
-`rto_min`, doubling, capped at `rto_max`) so the message arrives late, not never, and holds back the
+Impairments (faults and topology, docs/faults/net.md) follow TCP: a transmission on an impaired link
+may be lost, and a lost transmission is retransmitted after the retransmission timeout (RTO from
+`rto_min`, doubling, capped at `rto_max`), so the message arrives late, not never, and holds back the
 link's later messages (the link is FIFO); past `retries` consecutive retransmissions (Linux
-`tcp_retries2`) the connection breaks (the sender's `connection_lost`). A *zone* latency is a
-static extra latency on links between endpoints of different zones (a stretch cluster).
+`tcp_retries2`) the connection breaks (the sender's `connection_lost`, ETIMEDOUT) and what it held
+is gone. One rule, two causes of loss: a *degraded* link loses each transmission with a probability
+(drawn when the message is sent, as the whole retransmission schedule is then known) and adds a
+sampled latency; a *cut* link (a network partition) loses every transmission until it heals, and
+so does a link to a host that is down (power loss): the message waits on the link (`_Stall`), and
+one timer per stalled link retransmits its head, so it arrives at the first retransmission after
+the heal (Linux defaults for a cut link without its own degradation: 200 ms doubling to 120 s, 15
+retries). A host that comes back after a power loss, or a process restarted meanwhile, answers that
+retransmission with a reset, so the sender learns at once (RST). Cuts are counted per link, so
+overlapping partitions heal independently. A *zone* latency is a static extra latency on links
+between endpoints of different zones (a stretch cluster).
+
+Connections: the model keeps one connection per pair of endpoints and does not open it for every
+message. A client that closes its connection at the application level (a request timed out:
+NetworkClient.handleTimedOutRequests) discards what is still queued on it in both directions
+(`drop_connection`) and must complete a handshake (`handshake`: SYN out, SYN-ACK back, each subject
+to the links' impairments and retransmitted from TCP_TIMEOUT_INIT, 1 s) before it sends again
+(`sim.model.connection.Connection`), so a one-way cut, which lets requests through but no answers,
+leaves it unable to reconnect. A connection reset by a crashed peer is reopened with the next
+request without a handshake (the reset itself proves the path works).
 
 The cheapest `send` for the configuration is chosen once (at construction, and again when loss, a
-cut, a degradation or a zone latency is switched on or off), so a run without them pays nothing.
+cut, a degradation, a zone latency or a stalled link comes or goes), so a run without them pays nothing.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from functools import partial
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import simpy
 
 from sim.model.distributions import Distribution
 
-__all__ = ["Network", "Endpoint", "Degradation"]
+__all__ = ["Network", "Endpoint", "Degradation", "TCP_TIMEOUT_INIT_MS", "TCP_SYN_RETRIES"]
+
+# Linux: the RTO of a SYN or SYN-ACK before any round trip was measured (TCP_TIMEOUT_INIT, RFC 6298),
+# and how often a SYN is retransmitted before connect() fails (net.ipv4.tcp_syn_retries).
+TCP_TIMEOUT_INIT_MS = 1_000.0
+TCP_SYN_RETRIES = 6
 
 
 class Degradation:
@@ -81,6 +103,23 @@ class Degradation:
         if not 0.0 <= loss <= 1.0:
             raise ValueError(f"loss probability must be in [0, 1], got {loss!r}")
         self.latency, self.loss, self.rto_min, self.rto_max, self.retries = latency, loss, rto_min, rto_max, retries
+
+
+_LINUX_TCP = Degradation()
+"""The retransmission rules of a cut link without a degradation of its own: Linux's defaults."""
+
+
+class _Stall:
+    """A link whose head-of-line transmission is being lost (a cut, or a host that is down): what waits
+    on it, in order, and its retransmission state (TCP's RTO backoff; one timer per link)."""
+
+    __slots__ = ("queue", "rto", "rto_max", "retries", "sent", "src_incarnation")
+
+    def __init__(self, rto: float, rto_max: float, retries: int, src_incarnation: int):
+        self.queue: deque = deque()  # (delivery callback, the latency its transmission will take)
+        self.rto, self.rto_max, self.retries = rto, rto_max, retries
+        self.sent = 0  # retransmissions so far
+        self.src_incarnation = src_incarnation
 
 
 class Endpoint(Protocol):
@@ -120,6 +159,12 @@ class Network:
         self._degraded: dict[tuple, list[Degradation]] = {}  # (src, dst) -> active degradations
         self._zone_latency: dict[tuple, Distribution] = {}  # (src, dst) -> extra latency between zones
         self.broken: dict[type, int] = {}  # messages whose connection broke after too many retransmissions
+        self.held: dict[type, int] = {}  # messages that waited on a cut link (or to a host that was down)
+        self.discarded = 0  # messages still queued on a connection when it was closed or broke
+        self.aborted = 0  # connections that ran out of retransmissions on a stalled link (ETIMEDOUT)
+        # (src, dst, src incarnation, dst incarnation) -> what waits on a connection whose link loses its
+        # transmissions: a restarted endpoint's new connection does not wait behind its old one's
+        self._stalls: dict[tuple, _Stall] = {}
         self._nic_out: dict[Endpoint, float] = {}  # per-host NICs (set_nic): endpoint -> ms per byte sent
         self._nic_in: dict[Endpoint, float] = {}  # endpoint -> ms per byte received
         self._rx_flows: dict[Endpoint, dict] = {}  # receiver -> {sender: when that flow's bytes are all in}
@@ -155,7 +200,8 @@ class Network:
         return p
 
     def cut(self, src: Endpoint, dst: Endpoint) -> None:
-        """Drop every message from `src` to `dst` (that direction) until as many `uncut` calls."""
+        """Lose every transmission from `src` to `dst` (that direction) until as many `uncut` calls:
+        messages wait on the link and arrive at the first retransmission after the heal."""
         link = (src, dst)
         self._cuts[link] = self._cuts.get(link, 0) + 1
         self._select_send()
@@ -246,7 +292,7 @@ class Network:
 
     def _select_send(self) -> None:
         """Bind `send` to the cheapest implementation for the bandwidth, loss and impairments configured."""
-        if self._cuts or self._degraded or self._zone_latency:
+        if self._cuts or self._degraded or self._zone_latency or self._stalls:
             self.send = self._send_impaired
         elif self._loss_all > 0.0 or any(p > 0.0 for p in self._loss_link.values()):
             self.send = self._send_any
@@ -381,13 +427,19 @@ class Network:
         tx_end = self._transmitted(src, nbytes, now)
         arrive = tx_end + self.latency.sample()
         link = (src, dst)
-        if link in self._cuts:
-            # A partition: the path drops everything, nothing is reset; the sender learns by timeout.
-            self.dropped[kind] = self.dropped.get(kind, 0) + 1
-            return
         zone = self._zone_latency.get(link)
         if zone is not None:
             arrive += zone.sample()
+        if link in self._cuts or (self._stalls and (src, dst, src.incarnation, dst.incarnation) in self._stalls):
+            # A partition: the transmission is lost and TCP retransmits it (behind whatever already
+            # waits on the link) until the link heals or the retransmissions run out.
+            for d in self._degraded.get(link, ()):
+                if d.latency is not None:
+                    arrive += d.latency.sample()
+            self.held[kind] = self.held.get(kind, 0) + 1
+            self._hold(src, dst, dst.incarnation, partial(self._deliver, src, dst, dst.incarnation, msg),
+                       arrive - tx_end, tx_end)
+            return
         for d in self._degraded.get(link, ()):
             if d.latency is not None:
                 arrive += d.latency.sample()
@@ -403,6 +455,67 @@ class Network:
                     arrive += rto
                     rto = min(2.0 * rto, d.rto_max)
         self._arrive(src, dst, msg, kind, nbytes, now, tx_end, arrive)
+
+    # --- lost transmissions: a cut link, a host that is down ---------------------------------------
+    def _hold(self, src: Endpoint, dst: Endpoint, dst_incarnation: int, deliver: Callable, latency: float,
+              first_tx: float, syn: bool = False) -> None:
+        """Put a message (or a handshake segment) on a link whose transmissions are lost: it goes
+        out with the first retransmission that gets through, `latency` after it (FIFO behind what
+        waits already). The first lost transmission starts the link's retransmission timer."""
+        key = (src, dst, src.incarnation, dst_incarnation)
+        stall = self._stalls.get(key)
+        if stall is None:
+            degraded = self._degraded.get((src, dst))
+            tcp = degraded[0] if degraded else _LINUX_TCP
+            if syn:  # connect(): SYN retransmitted from TCP_TIMEOUT_INIT, tcp_syn_retries times
+                stall = _Stall(TCP_TIMEOUT_INIT_MS, tcp.rto_max, TCP_SYN_RETRIES, src.incarnation)
+            else:
+                stall = _Stall(tcp.rto_min, tcp.rto_max, tcp.retries, src.incarnation)
+            self._stalls[key] = stall
+            now = self.env.now
+            delay = (first_tx - now if first_tx > now else 0.0) + stall.rto
+            self.env.timeout(delay).callbacks.append(partial(self._retransmit, key, stall))
+            self._select_send()
+        stall.queue.append((deliver, latency))
+
+    def _retransmit(self, key: tuple, stall: _Stall, _ev=None) -> None:
+        """The RTO of a stalled link expired: retransmit its head. Still lost: back off (the RTO
+        doubles) or, past the retries, abort the connection; through: everything waiting follows."""
+        if self._stalls.get(key) is not stall:
+            return  # the connection was closed meanwhile (its queue discarded)
+        src, dst = link = key[0], key[1]
+        if not src.alive or src.incarnation != stall.src_incarnation:
+            # the sender's process is gone: its sockets, and what they still had to send, with it
+            del self._stalls[key]
+            self.discarded += len(stall.queue)
+            self._select_send()
+            return
+        stall.sent += 1
+        if stall.sent > stall.retries:
+            # tcp_retries2 (tcp_syn_retries for a SYN) retransmissions lost: ETIMEDOUT
+            del self._stalls[key]
+            self.discarded += len(stall.queue)
+            self.aborted += 1
+            self._schedule_connection_lost(src, dst, 0.0)
+            self._select_send()
+            return
+        if link in self._cuts or not dst.host_up:
+            stall.rto = min(2.0 * stall.rto, stall.rto_max)
+            self.env.timeout(stall.rto).callbacks.append(partial(self._retransmit, key, stall))
+            return
+        del self._stalls[key]
+        now = self.env.now
+        clocks = self._link_clock
+        last = clocks.get(link, 0.0)
+        timeout = self.env.timeout
+        for deliver, latency in stall.queue:
+            arrive = now + latency
+            if arrive < last:
+                arrive = last
+            last = arrive
+            timeout(arrive - now).callbacks.append(deliver)
+        clocks[link] = last
+        self._select_send()
 
     def _uniform(self) -> float:
         """One uniform draw in [0, 1) from the loss stream, from a buffered chunk."""
@@ -421,9 +534,16 @@ class Network:
         if dst.alive and dst.incarnation == incarnation:
             dst.handle(msg)
             return
-        if dst.host_up and src.alive:
-            # Process down, host up: the connection is refused / reset, seen one latency later.
-            self._notify_reset(dst, src)
+        if dst.host_up:
+            if src.alive:
+                # Process down, host up: the connection is refused / reset, seen one latency later.
+                self._notify_reset(dst, src)
+        elif src.alive:
+            # Host down (power loss): nothing acknowledges the segment, so the sender's TCP retransmits
+            # it; the host's next incarnation answers a retransmission with a reset.
+            self.held[type(msg)] = self.held.get(type(msg), 0) + 1
+            self._hold(src, dst, incarnation, partial(self._deliver, src, dst, incarnation, msg), self.latency.sample(),
+                       self.env.now)
 
     # --- connections -----------------------------------------------------------------------------
 
@@ -432,18 +552,80 @@ class Network:
         error); `peer.connection_lost(closer)` follows one sampled latency later.
 
         The FIN travels in the stream, after whatever `closer` already sent to `peer` (FIFO, and
-        behind the bytes queued on its NIC); it is not subject to loss (TCP retransmits a FIN). A
-        peer that died or restarted meanwhile is not told (its old connection is gone anyway).
+        behind the bytes queued on its NIC); it is not subject to random loss (TCP retransmits a
+        FIN), but a cut link holds it like any segment. A peer that died or restarted meanwhile is
+        not told (its old connection is gone anyway). What waited on the connection's stalled
+        links is discarded (`drop_connection`).
         """
         if not closer.alive:
             return
+        self.drop_connection(closer, peer)
         now = self.env.now
         start = self._nic_free.get(closer, now) if self.ms_per_byte or self._hw else now
+        link = (closer, peer)
+        if link in self._cuts or not peer.host_up:
+            incarnation = peer.incarnation
+            self._hold(closer, peer, incarnation,
+                       lambda _ev: peer.connection_lost(closer) if peer.alive and peer.incarnation == incarnation
+                       else None, self.latency.sample(), start)
+            return
         arrive = (start if start > now else now) + self.latency.sample()
-        last = self._link_clock.get((closer, peer), 0.0)
+        last = self._link_clock.get(link, 0.0)
         if arrive < last:
             arrive = last
         self._schedule_connection_lost(peer, closer, arrive - now)
+
+    def drop_connection(self, a: Endpoint, b: Endpoint) -> None:
+        """The connection between `a` and `b` is closed (a request timed out, a connection attempt
+        failed): what is still queued on it, retransmitting on a stalled link, is discarded, both ways."""
+        if not self._stalls:
+            return
+        for key in ((a, b, a.incarnation, b.incarnation), (b, a, b.incarnation, a.incarnation)):
+            stall = self._stalls.pop(key, None)
+            if stall is not None:
+                self.discarded += len(stall.queue)
+        self._select_send()
+
+    def handshake(self, src: Endpoint, dst: Endpoint, established: Callable[[], None],
+                  refused: Callable[[], None]) -> None:
+        """TCP's handshake for a new connection from `src` to `dst`: a SYN out, a SYN-ACK back, each
+        a segment on its link (a cut holds it, retransmitted from TCP_TIMEOUT_INIT). Calls
+        `established()` when the SYN-ACK is in, `refused()` when `dst`'s host answers with a reset (its
+        process is down); a host that is down answers nothing (the caller's setup timeout decides).
+        The peer's kernel answers, not its process: a paused process's host completes the handshake."""
+        if not src.alive:
+            return
+        incarnation = src.incarnation
+        self._segment(src, dst, partial(self._syn_arrived, src, dst, incarnation, established, refused))
+
+    def _segment(self, src: Endpoint, dst: Endpoint, deliver: Callable) -> None:
+        """A control segment (SYN, SYN-ACK) from `src` to `dst`: one latency, FIFO, held by a cut."""
+        now = self.env.now
+        link = (src, dst)
+        latency = self.latency.sample()
+        zone = self._zone_latency.get(link)
+        if zone is not None:
+            latency += zone.sample()
+        if link in self._cuts or (src, dst, src.incarnation, dst.incarnation) in self._stalls or not dst.host_up:
+            self._hold(src, dst, dst.incarnation, deliver, latency, now, syn=True)
+            return
+        arrive = now + latency
+        last = self._link_clock.get(link, 0.0)
+        if arrive < last:
+            arrive = last
+        self._link_clock[link] = arrive
+        self.env.timeout(arrive - now).callbacks.append(deliver)
+
+    def _syn_arrived(self, src: Endpoint, dst: Endpoint, incarnation: int, established: Callable,
+                     refused: Callable, _ev=None) -> None:
+        if not src.alive or src.incarnation != incarnation:
+            return
+        if not dst.alive:
+            if dst.host_up:  # nobody listens: RST, seen one latency later
+                self.env.timeout(self.latency.sample()).callbacks.append(
+                    lambda _ev: refused() if src.alive and src.incarnation == incarnation else None)
+            return
+        self._segment(dst, src, lambda _ev: established() if src.alive and src.incarnation == incarnation else None)
 
     def reset_connections(self, crashed: Endpoint) -> None:
         """A process died with its host up: every peer sees its connection reset (RST)."""

@@ -547,6 +547,8 @@ class Producer(Node):
         the node in reconnect backoff and asks for a metadata update."""
         entry = self.in_flight.get(req.request_id)
         if entry is not None:
+            # the socket is closed, and what was still queued on it (a cut link retransmitting) goes with it
+            self.network.drop_connection(self, self.brokers[entry[0]])
             self._disconnected(entry[0])
 
     def connection_lost(self, peer) -> None:
@@ -610,6 +612,7 @@ class Producer(Node):
             if deadline > self.env.now:
                 self.schedule(deadline - self.env.now, self._probe_overdue, broker, probe, sent_at, term, deadline)
                 return
+        self.network.drop_connection(self, self.brokers[broker])  # the probe still being retransmitted
         self._disconnected(broker)  # a failed connection attempt: back off and try again
 
     def _connected(self, broker: int) -> None:

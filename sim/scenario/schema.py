@@ -673,7 +673,8 @@ class _LinkFault(ScheduledFault):
 
 
 class PartitionFault(_LinkFault):
-    """A network partition: every message on the target's chosen links is dropped (no reset)."""
+    """A network partition: the target's chosen links lose every transmission (no reset); TCP
+    retransmits what waits on them, so it arrives after the heal."""
 
     kind: Literal["partition"] = Field(
         "partition", description="partition: cut the target's links; senders learn only by their timeouts")
