@@ -376,11 +376,14 @@ def test_run_summary_keys_and_values(real_run):
     counts = ["records_sent", "records_acked", "records_failed", "records_unknown", "records_lost", "acked_lost",
               "duplicates", "reordered", "records_consumed", "unclean_elections", "offline_partitions_at_end"]
     assert all(isinstance(s[k], int) and s[k] >= 0 for k in counts), {k: s[k] for k in counts}
-    # 20000 records/s for 5 s, Poisson
-    assert 90_000 < s["records_sent"] < 110_000
-    assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == s["records_sent"]
-    # the offered load: every record created (issue 11, item 14); none expired unsent here
-    assert s["records_produced"] == s["records_sent"]
+    # the offered load, 20000 records/s for 5 s, Poisson: every record created (issue 11, item 14)
+    assert 90_000 < s["records_produced"] < 110_000
+    # every record has an outcome; those still waiting at the end are unknown
+    assert s["records_acked"] + s["records_failed"] + s["records_unknown"] == s["records_produced"]
+    # acks=all stalls from the crash on: the crashed broker stays in every ISR until its old session
+    # expires (~11 s: its restart at 3 s is refused, DUPLICATE_BROKER_REGISTRATION), so what was not
+    # sent by the end waits in the accumulator, as in Kafka
+    assert 0 < s["records_sent"] < s["records_produced"]
     assert s["overrides"] == {"duration": "5s", "settle": "2s", "faults.0.at": "2s", "faults.0.restart_after": "1s"}
     assert s["throughput_rps"] == pytest.approx(s["records_acked"] / 5.0)
     assert s["unclean_elections"] == 0  # unclean.leader.election.enable is false

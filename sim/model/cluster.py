@@ -207,6 +207,26 @@ class Cluster:
         self.recorder.messages_sent = by_name(self.network.sent)
         self.recorder.messages_dropped = by_name(self.network.dropped)
 
+    def _successor(self, state, holder: int) -> int:
+        """The replica an election still pending at the end would make leader, or -1 if none is pending.
+
+        A run can end while the controller still names a leader whose process is gone (crashed, or
+        restarted and not yet registered again: its old session has not expired, so it is not fenced
+        yet). Its clients see an outage, not a loss: the controller will fence it and elect the first
+        live, registered ISR member, as it would have a few seconds later. Reading the gone leader's
+        stale checkpointed HW instead would count every record above it as lost.
+        """
+        if holder < 0 or state.leader != holder:
+            return -1
+        gone = self.brokers[holder]
+        if gone.alive and gone.registered:
+            return -1
+        for b in state.isr:
+            broker = self.brokers[b]
+            if b != holder and broker.alive and broker.registered and self.controller.is_live(b):
+                return b
+        return -1
+
     def snapshot_logs(self) -> None:
         """Emit every partition's final log, as held by its leader (or last ISR member if offline),
         and the committed prefix of every other replica (for the log-matching invariant)."""
@@ -216,11 +236,16 @@ class Cluster:
             # offline: the last ISR member, or with ELR (whose ISR may be empty) the controller's pick
             holder = state.leader if state.leader >= 0 else (state.isr[0] if state.isr
                                                              else self.controller.last_holder(spec.index))
+            successor = self._successor(state, holder)
             for b in spec.replicas:
                 broker = self.brokers[b]
                 log = broker.logs[spec.index]
                 hw = log.hw if broker.alive else log.checkpointed_hw
-                if b == holder:
+                if b == successor:
+                    # the election still to come makes its whole log the partition's (KIP-101: the
+                    # others truncate to it), committed once the remaining ISR catches up
+                    rec.final_log(spec.index, log.base, log.batch_id, log.count, log.epoch, log.leo)
+                elif b == holder and successor < 0:
                     rec.final_log(spec.index, log.base, log.batch_id, log.count, log.epoch, hw)
                 else:
                     rec.replica_log(b, spec.index, log.base, log.batch_id, log.count, hw)
