@@ -103,7 +103,7 @@ def test_smoke_expands_to_the_grid_times_the_zip_times_the_seeds():
     assert combos == {(1, 2, 1), (1, 3, 2), ("all", 2, 1), ("all", 3, 2)}  # zip pairs, not a product
     for r in sw.runs:
         sc = r.scenario
-        assert sc.seed == r.seed and sc.duration == 5000 and sc.settle == 5000 and sc.faults[0].at == 2000
+        assert sc.seed == r.seed and sc.duration == 5000 and sc.settle == 10_000 and sc.faults[0].at == 2000
         assert sc.producers[0].acks == (-1 if r.params["producers.0.acks"] == "all" else 1)
         assert sc.topics[0].replication_factor == r.params[PARAMS[1]]
         assert sc.topics[0].min_insync_replicas == r.params[PARAMS[2]]

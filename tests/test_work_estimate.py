@@ -50,6 +50,7 @@ def test_the_memory_guard_fires_for_too_many_partitions():
         check_work(sc, memory=4 * 2**30, available=4 * 2**30)
 
 
+@pytest.mark.slow  # a measurement: peak RSS of a fresh interpreter varied under the loaded full suite (-m slow)
 def test_estimate_is_within_a_factor_of_two_of_a_measured_run():
     data = shape(5_000)
     out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(data)], capture_output=True, text=True,

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sim.real.kafka import KAFKA_VERSION
 from sim.scenario.schema import Scenario
@@ -61,8 +62,13 @@ def tolerance_text(m: Metric) -> str:
 
 
 def scenario_key(sc: Scenario) -> str:
-    """A hash of the scenario's content, the Kafka version and the harness version (the real cache key)."""
-    text = "\n".join([sc.to_yaml(), KAFKA_VERSION, HARNESS_VERSION])
+    """A hash of the scenario's content, the Kafka version and the harness version (the real cache key).
+
+    The content is what the scenario sets, without kafkasim's defaults: a new simulator setting (a
+    config the model learns, with its default) must not make every measured real run a cache miss.
+    """
+    declared = sc.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    text = "\n".join([yaml.safe_dump(declared, sort_keys=True), KAFKA_VERSION, HARNESS_VERSION])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
