@@ -9,7 +9,6 @@ the run survives (also when the run fails midway). Without Java or the fetched j
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
@@ -20,6 +19,7 @@ from sim.real.run import real_scenario, run_real
 from sim.real.versus import METRICS, compare
 from sim.runs.runner import run as sim_run
 from sim.scenario.schema import Scenario
+from tests.conftest import skip_unless_required
 
 SCENARIO = {
     "name": "real-smoke", "duration": "14s", "settle": "10s",
@@ -37,10 +37,7 @@ def _need_kafka():
     if not is_ready():
         missing.append("the Kafka jars (run `kafkasim real setup`)")
     if missing:
-        reason = f"real-cluster smoke test needs {', '.join(missing)}"
-        if os.environ.get("KAFKASIM_REQUIRE_REAL") == "1":
-            pytest.fail(reason + " (KAFKASIM_REQUIRE_REAL=1)")
-        pytest.skip(reason)
+        skip_unless_required(f"real-cluster smoke test needs {', '.join(missing)}", "KAFKASIM_REQUIRE_REAL")
 
 
 def test_leader_sigkill_on_a_real_cluster_goes_through_checker_and_comparison():

@@ -13,7 +13,6 @@ browser (.ci/run) and sets KAFKASIM_REQUIRE_BROWSER=1, which turns that skip int
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 import analysis
 import sim
+from tests.conftest import skip_unless_required
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,10 +61,7 @@ def _browser_paths() -> tuple[str, str]:
     if driver is None:
         missing.append("chromedriver (chromium-driver)")
     if missing:
-        reason = f"browser test needs {', '.join(missing)}: {INSTALL}"
-        if os.environ.get("KAFKASIM_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason + " (KAFKASIM_REQUIRE_BROWSER=1)")
-        pytest.skip(reason)
+        skip_unless_required(f"browser test needs {', '.join(missing)}: {INSTALL}", "KAFKASIM_REQUIRE_BROWSER")
     return chrome, driver
 
 
