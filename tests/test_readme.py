@@ -28,6 +28,8 @@ from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+MANUAL = ROOT / "docs" / "manual.md"
+"""The README is the front door; the manual holds the rest of the commands, run here after it."""
 
 SKIPPED = {
     "python3 -m venv .venv": "creates the environment this test runs in (.ci/run runs exactly this)",
@@ -51,7 +53,8 @@ HEAL_FIELDS = ("restart_after", "heal", "duration")
 
 def readme_blocks() -> list[tuple[str, str]]:
     """(language, text) of every fenced block, in README order."""
-    return re.findall(r"^```(\w+)\n(.*?)^```", README.read_text(), flags=re.M | re.S)
+    text = README.read_text() + "\n" + MANUAL.read_text()
+    return re.findall(r"^```(\w+)\n(.*?)^```", text, flags=re.M | re.S)
 
 
 def commands(block: str) -> list[str]:
