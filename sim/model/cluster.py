@@ -130,7 +130,7 @@ class Cluster:
             index = len(self.producers)
             p = Producer(env, index, name, spec, self.topic_partitions[spec.topic], self.brokers, self.network,
                          recorder, streams.stream(f"cluster.{name}"), end_ms, producer_id=1000 + index,
-                         batch_ids=batch_ids)
+                         batch_ids=batch_ids, workload_rng=streams.stream(f"cluster.{name}.workload"))
             self.producers.append(p)
             self.network.attach(p)
         self.consumers: list[Consumer] = []

@@ -128,7 +128,7 @@ class Producer(Node):
     def __init__(self, env: simpy.Environment, index: int, name: str, config: "ProducerConfig",
                  partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
                  rng: np.random.Generator, end_ms: float, producer_id: int, batch_ids,
-                 parent_scope: str = "cluster"):
+                 parent_scope: str = "cluster", workload_rng: np.random.Generator | None = None):
         self.init_node(env, f"{parent_scope}.{name}")
         self.index = index
         self.name = name
@@ -137,7 +137,11 @@ class Producer(Node):
         self.brokers = brokers
         self.network = network
         self.recorder = recorder
-        self.rng = rng
+        self.rng = rng  # the client's own draws: bootstrap broker, backoff and timeout jitter
+        # The application's draws (arrival times, partition picks, keys) come from a stream of their
+        # own, so two runs with the same seed offer the same records whatever the client settings:
+        # a paired comparison (acks=1 vs acks=all) then differs only where the configuration does.
+        self.workload_rng = workload_rng if workload_rng is not None else rng
         self.end_ms = end_ms
         self.base_pid = producer_id
         self.epoch = 0
@@ -203,8 +207,8 @@ class Producer(Node):
         if arrival == "constant":
             n_end = int(np.floor((t1 - start) * rate_ms))
             return start + (np.arange(n_before, n_end) + 0.5) / rate_ms
-        n = self.rng.poisson(rate_ms * (t1 - t0))
-        return np.sort(self.rng.uniform(t0, t1, n))
+        n = self.workload_rng.poisson(rate_ms * (t1 - t0))
+        return np.sort(self.workload_rng.uniform(t0, t1, n))
 
     def _split_by_partition(self, times: np.ndarray) -> list:
         """The arrival times of each partition (slot 0..P-1 of the topic), each in arrival order."""
@@ -223,14 +227,14 @@ class Producer(Node):
                 runs[self._sticky_partition].append(times[:first])
                 self._sticky_left -= first
             if switches:
-                picks = self.rng.integers(P, size=switches).tolist()
+                picks = self.workload_rng.integers(P, size=switches).tolist()
                 for i, k in zip(range(first, n, rpb), picks):
                     runs[k].append(times[i:i + rpb])
                 self._sticky_partition = picks[-1]
                 self._sticky_left = rpb - (n - first - (switches - 1) * rpb)
             return [r[0] if len(r) == 1 else np.concatenate(r) if r else times[:0] for r in runs]
         if cfg.partitioner == "hash":
-            keys = self.rng.integers(0, cfg.keys, n, dtype=np.uint64)
+            keys = self.workload_rng.integers(0, cfg.keys, n, dtype=np.uint64)
             # A fixed integer hash stands in for murmur2(key bytes): same key, same partition.
             h = (keys * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
             parts = (h % np.uint64(P)).astype(np.int64)
