@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim.measure.invariants import check_invariants
+from sim.measure.invariants import INVARIANTS, check_invariants, check_invariants_by_rule
 from sim.model.recorder import Recorder
 from tests.violations import all_violations
 
@@ -92,6 +92,23 @@ def test_every_append_as_leader_is_by_the_incarnation_that_began_its_epoch():
     assert _leadership(r) == ["p-1: 2 brokers appended as leader in epoch 0"]
 
 
+def test_each_violation_is_counted_under_the_rule_it_breaks():
+    """summary.json names the rule that broke (invariant_violations_by_rule): the rules are named
+    functions in one list, and each violation is listed under its own rule only."""
+    assert [inv.name for inv in INVARIANTS] == [
+        "one_outcome_per_batch", "hw_monotone_in_epoch", "hw_within_log", "one_leader_per_epoch",
+        "committed_log_contiguous", "acks_truthful", "log_matching", "consumers_read_committed"]
+    assert all(inv.rule.endswith(".") and inv.rule[0].isupper() for inv in INVARIANTS)
+    clean = check_invariants_by_rule(_leadership_facts())
+    assert list(clean) == [inv.name for inv in INVARIANTS] and not any(clean.values())
+    r = _leadership_facts()
+    r.appended(220.0, 2, 0, 30, 2, 1)  # another broker appends as leader in epoch 1
+    r.consumed_many(7.0, 0, 0, [40], [9])  # a consumer reads what was never in the log
+    by_rule = {k: len(v) for k, v in check_invariants_by_rule(r).items() if v}
+    assert by_rule == {"one_leader_per_epoch": 1, "consumers_read_committed": 1}
+    assert check_invariants(r) == [v for vs in check_invariants_by_rule(r).values() for v in vs]
+
+
 def _consumed_facts() -> Recorder:
     """p-0's final log: batches 0 and 1 committed, batch 2 beyond the HW; a consumer read 0 and 1."""
     r = Recorder(["p-0"], ["a"], ["g-0"])
@@ -156,6 +173,9 @@ def test_a_consumer_reading_past_the_hw_is_reported(monkeypatch):
     for seed in seeds:
         s = sim.run(SCEN / "leader-crash-acks1.yaml", seed=seed, overrides=over).summary
         found += [e for e in s["invariant_examples"] if "consumed batch" in e]
+        # summary.json names the broken rule, and only that one
+        assert {k: v for k, v in s["invariant_violations_by_rule"].items() if v} == {
+            "consumers_read_committed": s["invariant_violations"]}
     assert found and all("but the final committed log has" in e for e in found)
 
 

@@ -12,12 +12,12 @@ def all_violations():
     import sim.runs.runner
 
     found: list[str] = []
-    real = sim.runs.runner.check_invariants
+    real = sim.runs.runner.check_invariants_by_rule
 
     def keep(recorder):
         out = real(recorder)
-        found.extend(out)
+        found.extend(v for vs in out.values() for v in vs)
         return out
 
-    with mock.patch.object(sim.runs.runner, "check_invariants", keep):
+    with mock.patch.object(sim.runs.runner, "check_invariants_by_rule", keep):
         yield found

@@ -1,6 +1,8 @@
 """Model invariants, checked over the recorded facts after every run (not asserts in the model).
 
-Each returns human-readable violations; an empty list means the run kept the protocol's rules:
+One function per rule, named, composed in `INVARIANTS` (summary.json counts violations per rule
+name in ``invariant_violations_by_rule``). Each returns human-readable violations; an empty list
+means the run kept the protocol's rule:
 
 - every producer batch has exactly one final outcome;
 - a leader's HW never decreases within its leader epoch, and never exceeds what it holds;
@@ -21,12 +23,16 @@ loses nothing; idempotence means no duplicates) are checked by the tests that se
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from sim.model.events import FAULT_START
 from sim.model.recorder import OUTCOMES, Recorder
 
-__all__ = ["check_invariants"]
+__all__ = ["INVARIANTS", "Invariant", "check_invariants", "check_invariants_by_rule"]
 
 MAX_REPORTED = 20
 
@@ -48,65 +54,104 @@ def _pair_keys(first: np.ndarray, second: np.ndarray, n_left: int) -> tuple[np.n
     return key[:n_left], key[n_left:]
 
 
-def check_invariants(recorder: Recorder) -> list[str]:
-    """All violations found in the run's facts (at most MAX_REPORTED per rule)."""
-    out: list[str] = []
-    names = recorder.partition_names
-    pname = (lambda p: names[p] if 0 <= p < len(names) else str(p))  # noqa: E731
-    created = recorder.arrays("batch_created")
-    done = recorder.arrays("batch_done")
-    n = len(created["batch_id"])
+@dataclass(frozen=True)
+class Invariant:
+    """One named rule over a run's facts: `check` returns its violations, worded for a reader."""
 
-    # one final outcome per batch
-    outcomes = np.bincount(done["batch_id"], minlength=n) if n else np.zeros(0, dtype=np.int64)
+    name: str
+    rule: str
+    check: Callable[["_Facts"], list[str]]
+
+
+class _Facts:
+    """The recorder's tables the rules share, each read once (a rule reads only what it needs)."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+        names = recorder.partition_names
+        self.pname = (lambda p: names[p] if 0 <= p < len(names) else str(p))  # noqa: E731
+        self.created = recorder.arrays("batch_created")
+        self.done = recorder.arrays("batch_done")
+        self.n = len(self.created["batch_id"])
+        self.ap = recorder.arrays("appended")
+        self.fl = recorder.arrays("final_log")
+        self.keep = self.fl["committed"].astype(bool)
+        self.ev = recorder.arrays("events")
+
+    @functools.cached_property
+    def given_up(self) -> np.ndarray:
+        """Partitions whose committed data was given up: an unclean election, or a power or disk
+        loss that cut a log (log_lost_tail); log matching and committed reads are not owed there."""
+        ev = self.ev
+        return np.unique(ev["partition"][(ev["kind"] == "unclean_election") | (ev["kind"] == "log_lost_tail")])
+
+
+def one_outcome_per_batch(f: _Facts) -> list[str]:
+    """Every producer batch has exactly one final outcome."""
+    outcomes = np.bincount(f.done["batch_id"], minlength=f.n) if f.n else np.zeros(0, dtype=np.int64)
     bad = np.nonzero(outcomes != 1)[0]
-    out += [f"batch {b}: {int(outcomes[b])} final outcomes (expected exactly 1)" for b in bad[:MAX_REPORTED]]
+    return [f"batch {b}: {int(outcomes[b])} final outcomes (expected exactly 1)" for b in bad[:MAX_REPORTED]]
 
-    # leader HW monotone within an epoch, and not past the data the leader holds
-    hw = recorder.arrays("hw_advanced")
-    ap = recorder.arrays("appended")
-    if len(hw["hw"]):
-        key = np.lexsort((hw["time_ms"], hw["leader_epoch"], hw["partition"], hw["broker"]))
-        b, p, e, h = (hw[c][key] for c in ("broker", "partition", "leader_epoch", "hw"))
-        same = (b[1:] == b[:-1]) & (p[1:] == p[:-1]) & (e[1:] == e[:-1])
-        dec = np.nonzero(same & (h[1:] < h[:-1]))[0]
-        out += [f"{pname(int(p[i]))}: HW fell from {int(h[i])} to {int(h[i + 1])} on broker {int(b[i])} in "
-                f"epoch {int(e[i])}" for i in dec[:MAX_REPORTED]]
-        # What each broker held when it announced each HW: the largest batch end it had appended to
-        # that partition by then. Per broker (to bound memory), one sort of its appends and HW rows
-        # together by partition and time, appends first at equal times; a running maximum, lifted
-        # by a per-partition offset so it restarts for each partition, answers every HW row.
-        counts = created["record_count"]
-        ends_all = (ap["offset"] + (counts[ap["batch_id"]] if n else 0)).astype(np.int64)
-        span = int(max(ends_all.max() if len(ends_all) else 0, 0)) + 2
-        reported = 0
-        for broker in np.unique(hw["broker"]).tolist():
-            sa = np.nonzero(ap["broker"] == broker)[0]
-            sh = np.nonzero(hw["broker"] == broker)[0]
-            part = np.concatenate((ap["partition"][sa], hw["partition"][sh])).astype(np.int64)
-            is_hw = np.concatenate((np.zeros(len(sa), dtype=bool), np.ones(len(sh), dtype=bool)))
-            order = np.lexsort((is_hw, np.concatenate((ap["time_ms"][sa], hw["time_ms"][sh])), part))
-            lift = part[order] * span
-            del part
-            value = np.concatenate((ends_all[sa] + 1, np.zeros(len(sh), dtype=np.int64)))[order]  # 0: none yet
-            value += lift
-            held = np.maximum.accumulate(value) - lift - 1  # -1: nothing appended yet
-            del value, lift
-            hw_pos = is_hw[order]
-            rows = sh[order[hw_pos] - len(sa)]  # this broker's HW rows, by partition and time
-            held = np.maximum(held[hw_pos], 0)
-            for i in np.nonzero(hw["hw"][rows] > held)[0][:MAX_REPORTED - reported]:
-                j = rows[i]
-                out.append(f"{pname(int(hw['partition'][j]))}: HW {int(hw['hw'][j])} beyond the {int(held[i])} "
-                           f"records broker {broker} held at {hw['time_ms'][j]:.3f} ms")
-                reported += 1
 
-    # one leader per (partition, epoch) and incarnation
-    out += _leadership_violations(recorder, ap, pname)
+def hw_monotone_in_epoch(f: _Facts) -> list[str]:
+    """A leader's HW never decreases within its leader epoch."""
+    hw, pname = f.recorder.arrays("hw_advanced"), f.pname
+    if not len(hw["hw"]):
+        return []
+    key = np.lexsort((hw["time_ms"], hw["leader_epoch"], hw["partition"], hw["broker"]))
+    b, p, e, h = (hw[c][key] for c in ("broker", "partition", "leader_epoch", "hw"))
+    same = (b[1:] == b[:-1]) & (p[1:] == p[:-1]) & (e[1:] == e[:-1])
+    dec = np.nonzero(same & (h[1:] < h[:-1]))[0]
+    return [f"{pname(int(p[i]))}: HW fell from {int(h[i])} to {int(h[i + 1])} on broker {int(b[i])} in "
+            f"epoch {int(e[i])}" for i in dec[:MAX_REPORTED]]
 
-    # the final committed log is contiguous from 0
-    fl = recorder.arrays("final_log")
-    keep = fl["committed"].astype(bool)
+
+def hw_within_log(f: _Facts) -> list[str]:
+    """A leader's HW never exceeds the data it holds."""
+    out: list[str] = []
+    hw, ap, created, pname = f.recorder.arrays("hw_advanced"), f.ap, f.created, f.pname
+    if not len(hw["hw"]):
+        return out
+    # What each broker held when it announced each HW: the largest batch end it had appended to
+    # that partition by then. Per broker (to bound memory), one sort of its appends and HW rows
+    # together by partition and time, appends first at equal times; a running maximum, lifted
+    # by a per-partition offset so it restarts for each partition, answers every HW row.
+    counts = created["record_count"]
+    ends_all = (ap["offset"] + (counts[ap["batch_id"]] if f.n else 0)).astype(np.int64)
+    span = int(max(ends_all.max() if len(ends_all) else 0, 0)) + 2
+    reported = 0
+    for broker in np.unique(hw["broker"]).tolist():
+        sa = np.nonzero(ap["broker"] == broker)[0]
+        sh = np.nonzero(hw["broker"] == broker)[0]
+        part = np.concatenate((ap["partition"][sa], hw["partition"][sh])).astype(np.int64)
+        is_hw = np.concatenate((np.zeros(len(sa), dtype=bool), np.ones(len(sh), dtype=bool)))
+        order = np.lexsort((is_hw, np.concatenate((ap["time_ms"][sa], hw["time_ms"][sh])), part))
+        lift = part[order] * span
+        del part
+        value = np.concatenate((ends_all[sa] + 1, np.zeros(len(sh), dtype=np.int64)))[order]  # 0: none yet
+        value += lift
+        held = np.maximum.accumulate(value) - lift - 1  # -1: nothing appended yet
+        del value, lift
+        hw_pos = is_hw[order]
+        rows = sh[order[hw_pos] - len(sa)]  # this broker's HW rows, by partition and time
+        held = np.maximum(held[hw_pos], 0)
+        for i in np.nonzero(hw["hw"][rows] > held)[0][:MAX_REPORTED - reported]:
+            j = rows[i]
+            out.append(f"{pname(int(hw['partition'][j]))}: HW {int(hw['hw'][j])} beyond the {int(held[i])} "
+                       f"records broker {broker} held at {hw['time_ms'][j]:.3f} ms")
+            reported += 1
+    return out
+
+
+def one_leader_per_epoch(f: _Facts) -> list[str]:
+    """At most one broker, in one incarnation, appends as leader in each (partition, leader epoch)."""
+    return _leadership_violations(f.recorder, f.ap, f.pname)
+
+
+def committed_log_contiguous(f: _Facts) -> list[str]:
+    """The final committed log of every partition is contiguous from offset 0."""
+    out: list[str] = []
+    fl, keep = f.fl, f.keep
     if keep.any():
         p, off, cnt = fl["partition"][keep], fl["offset"][keep], fl["record_count"][keep]
         order = np.lexsort((off, p))
@@ -114,12 +159,20 @@ def check_invariants(recorder: Recorder) -> list[str]:
         first = np.concatenate(([True], p[1:] != p[:-1]))
         expected = np.where(first, 0, np.concatenate(([0], off[:-1] + cnt[:-1])))
         for i in np.nonzero(off != expected)[0][:MAX_REPORTED]:
-            out.append(f"{pname(int(p[i]))}: committed log jumps to offset {int(off[i])}, expected {int(expected[i])}")
+            out.append(f"{f.pname(int(p[i]))}: committed log jumps to offset {int(off[i])}, expected {int(expected[i])}")
+    return out
 
-    # acknowledged offsets are truthful: a leader appended the batch at the offset its answer named
-    # (or, answering a retry as a duplicate, where the batch already was). Whether it then survives
-    # is durability, counted by the checker: under acks=1 an acknowledged copy can be lost while an
-    # earlier copy of the same batch, sent before a retry, survives at another offset.
+
+def acks_truthful(f: _Facts) -> list[str]:
+    """An acknowledged batch was appended by a leader at the offset its acknowledgement named (or,
+    answering a retry as a duplicate, where the batch already was).
+
+    Whether it then survives
+    is durability, counted by the checker: under acks=1 an acknowledged copy can be lost while an
+    earlier copy of the same batch, sent before a retry, survives at another offset.
+    """
+    out: list[str] = []
+    done, ap = f.done, f.ap
     acked = done["outcome"] == OUTCOMES.index("acked")
     ab, ao = done["batch_id"][acked].astype(np.int64), done["offset"][acked].astype(np.int64)
     if len(ab):
@@ -130,14 +183,17 @@ def check_invariants(recorder: Recorder) -> list[str]:
         for i in np.nonzero(~np.isin(acked_key, append_key))[0][:MAX_REPORTED].tolist():
             out.append(f"batch {int(ab[i])}: acknowledged at offset {int(ao[i])} but appended by "
                        f"leaders at {co[cb == ab[i]].tolist()}")
+    return out
 
-    # log matching: a replica's committed prefix agrees with the leader's log, offset by offset
-    ev = recorder.arrays("events")
-    # an unclean election, or a power or disk loss that cut a log (log_lost_tail), gives committed data up
-    unclean = np.unique(ev["partition"][(ev["kind"] == "unclean_election") | (ev["kind"] == "log_lost_tail")])
-    rl = recorder.arrays("replica_log")
+
+def log_matching(f: _Facts) -> list[str]:
+    """Below its own HW, every replica holds what the final leader holds at the same offsets
+    (KIP-101/279 truncation by leader epoch), unless the partition's committed data was given up."""
+    out: list[str] = []
+    fl = f.fl
+    rl = f.recorder.arrays("replica_log")
     if len(rl["offset"]):
-        sel = ~np.isin(rl["partition"], unclean)
+        sel = ~np.isin(rl["partition"], f.given_up)
         rb, rp, ro, rid = (rl[c][sel] for c in ("broker", "partition", "offset", "batch_id"))
         rkey, lkey = _pair_keys(np.concatenate((rp, fl["partition"])), np.concatenate((ro, fl["offset"])), len(rp))
         order = np.argsort(lkey, kind="stable")
@@ -147,13 +203,19 @@ def check_invariants(recorder: Recorder) -> list[str]:
         leader_id = np.where(found, lid[i] if len(lid) else -1, -1)
         for j in np.nonzero(leader_id != rid)[0][:MAX_REPORTED]:
             there = f"batch {int(leader_id[j])}" if found[j] else "nothing"
-            out.append(f"{pname(int(rp[j]))}: broker {int(rb[j])} holds batch {int(rid[j])} at offset {int(ro[j])} "
+            out.append(f"{f.pname(int(rp[j]))}: broker {int(rb[j])} holds batch {int(rid[j])} at offset {int(ro[j])} "
                        f"below its HW, but the leader has {there} there")
+    return out
 
-    # consumers read committed data only: what a consumer received is in the final committed log
-    con = recorder.arrays("consumed")
+
+def consumers_read_committed(f: _Facts) -> list[str]:
+    """Every batch a consumer received is in the final committed log at the offset it was read
+    from, unless the partition's committed data was given up."""
+    out: list[str] = []
+    fl, keep = f.fl, f.keep
+    con = f.recorder.arrays("consumed")
     if len(con["offset"]):
-        sel = ~np.isin(con["partition"], unclean)
+        sel = ~np.isin(con["partition"], f.given_up)
         cc, cp, co, cid, ct = (con[c][sel] for c in ("consumer", "partition", "offset", "batch_id", "time_ms"))
         fp, fo, fid = fl["partition"][keep], fl["offset"][keep], fl["batch_id"][keep]
         ckey, fkey = _pair_keys(np.concatenate((cp, fp)), np.concatenate((co, fo)), len(cp))
@@ -162,13 +224,35 @@ def check_invariants(recorder: Recorder) -> list[str]:
         i = np.minimum(np.searchsorted(fkey, ckey), max(len(fkey) - 1, 0))
         found = (fkey[i] == ckey) if len(fkey) else np.zeros(len(ckey), dtype=bool)
         there_id = np.where(found, fid[i] if len(fid) else -1, -1)
-        cnames = recorder.consumer_names
+        cnames = f.recorder.consumer_names
         for j in np.nonzero(there_id != cid)[0][:MAX_REPORTED]:
             who = cnames[cc[j]] if 0 <= cc[j] < len(cnames) else f"consumer {int(cc[j])}"
             there = f"batch {int(there_id[j])}" if found[j] else "nothing"
-            out.append(f"{pname(int(cp[j]))}: {who} consumed batch {int(cid[j])} at offset {int(co[j])} at "
+            out.append(f"{f.pname(int(cp[j]))}: {who} consumed batch {int(cid[j])} at offset {int(co[j])} at "
                        f"{ct[j]:.3f} ms, but the final committed log has {there} there")
     return out
+
+
+def _rule(fn: Callable[[_Facts], list[str]]) -> Invariant:
+    return Invariant(fn.__name__, " ".join((fn.__doc__ or "").split("\n\n")[0].split()), fn)
+
+
+#: The rules, in the order their violations are listed (the Jepsen/TigerBeetle shape: a list of
+#: named checks). A new rule is one function and one row here.
+INVARIANTS: tuple[Invariant, ...] = tuple(_rule(fn) for fn in (
+    one_outcome_per_batch, hw_monotone_in_epoch, hw_within_log, one_leader_per_epoch,
+    committed_log_contiguous, acks_truthful, log_matching, consumers_read_committed))
+
+
+def check_invariants_by_rule(recorder: Recorder) -> dict[str, list[str]]:
+    """Each rule's violations (at most MAX_REPORTED per rule), keyed by the rule's name, in order."""
+    facts = _Facts(recorder)
+    return {inv.name: inv.check(facts) for inv in INVARIANTS}
+
+
+def check_invariants(recorder: Recorder) -> list[str]:
+    """All violations found in the run's facts (at most MAX_REPORTED per rule), rule by rule."""
+    return [v for found in check_invariants_by_rule(recorder).values() for v in found]
 
 
 def _leadership_violations(recorder: Recorder, ap: dict, pname) -> list[str]:

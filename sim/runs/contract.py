@@ -233,6 +233,8 @@ class RunSummary(Mapping):
     warnings: Optional[list[str]] = None
     invariant_violations: Optional[int] = None
     invariant_examples: Optional[list[str]] = None
+    invariant_violations_by_rule: Optional[dict[str, int]] = None
+    """Violations per named rule of sim.measure.invariants.INVARIANTS (0 for a rule that held)."""
     extra: dict = field(default_factory=dict)
     """Keys of summary.json this version does not know (written back as they were)."""
 

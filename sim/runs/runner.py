@@ -23,7 +23,7 @@ import simpy
 from sim import __version__
 from sim.measure.checker import batches_table, check
 from sim.runs.contract import RunSummary
-from sim.measure.invariants import check_invariants
+from sim.measure.invariants import check_invariants_by_rule
 from sim.measure.metrics import (consumer_lag, e2e_latency, events_table, failovers, produce_latency,
                                  records_redelivered, timeseries, under_replicated_at_end)
 from sim.model.cluster import Cluster, partition_names
@@ -173,7 +173,8 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
     ts = timeseries(batches, events, replication, sc.duration + sc.settle)
     elect = [f["election_ms"] for f in fo if f["election_ms"] is not None]
     unavail = [f["unavailable_ms"] for f in fo if f["unavailable_ms"] is not None]
-    violations = check_invariants(recorder)
+    by_rule = check_invariants_by_rule(recorder)
+    violations = [v for found in by_rule.values() for v in found]
     group_metrics = {}
     if any(c.group_protocol == "classic" for c in sc.consumers) or any(
             f.kind in ("consumer_crash", "consumer_pause") for f in sc.faults):
@@ -212,6 +213,7 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
         warnings=caught,
         invariant_violations=len(violations),
         invariant_examples=violations[:5],
+        invariant_violations_by_rule={name: len(found) for name, found in by_rule.items()},
         **group_metrics,
     )
     return summary, batches, events, ts
