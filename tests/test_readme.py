@@ -205,7 +205,7 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, sho
     # what the README says the commands wrote
     assert (tmp_path / "results" / "quickstart" / "seed-1" / "summary.json").is_file()
     assert sorted(p.name for p in (tmp_path / "results" / "leader-crash-acks1").iterdir()) == \
-        ["seed-3", "seed-3-producers.0.acks=all"]
+        ["seed-1", "seed-1-producers.0.acks=all"]
     assert (tmp_path / "results" / "quickstart" / "seed-1" / "report.html").is_file()
     assert (tmp_path / "results" / "my-study" / "seed-3" / "summary.json").is_file()
     assert (tmp_path / "results" / "sweeps" / "acks-rf" / "sweep.parquet").is_file()
