@@ -43,7 +43,7 @@ __all__ = ["history_ops", "history_lines", "history_records", "history_frame", "
            "HistoryError"]
 
 FORMATS = ("edn", "jsonl")
-DEFAULT_LIMIT = 2_000_000
+DEFAULT_LIMIT = 1_000_000
 """Records (send micro-operations) a history may hold unless `--limit` says otherwise."""
 
 
@@ -83,17 +83,20 @@ def history_ops(run: Run, limit: int = DEFAULT_LIMIT) -> list[dict]:
     cum = b.groupby("partition_index", sort=False)["record_count"].cumsum().to_numpy(dtype=np.int64)
     first = cum - count
     offset = b["offset"].to_numpy(dtype=np.int64)
+    start_ns = np.rint(start * 1e6).astype(np.int64).tolist()
+    done_ns = np.rint(done * 1e6).astype(np.int64).tolist()
+    keys, counts, firsts, offsets = key.tolist(), count.tolist(), first.tolist(), offset.tolist()
 
     # (time, 0: completions first at one instant, so their processes are free; 1: invokes, batch row)
     # (an operation done at the instant it began completes after its own invoke: 2)
-    steps = sorted([(_ns(start[i]), 1, i) for i in range(len(b))]
-                   + [(_ns(done[i]), 2 if _ns(done[i]) <= _ns(start[i]) else 0, i) for i in range(len(b))])
+    steps = sorted([(start_ns[i], 1, i) for i in range(len(b))]
+                   + [(done_ns[i], 2 if done_ns[i] <= start_ns[i] else 0, i) for i in range(len(b))])
     free: list[int] = []
     next_process = 0
     process_of: dict[int, int] = {}
     ops: list[dict] = []
     for t, phase, i in steps:
-        k, n, v0 = int(key[i]), int(count[i]), int(first[i])
+        k, n, v0 = keys[i], counts[i], firsts[i]
         if phase == 1:
             if free:
                 p = heapq.heappop(free)
@@ -106,7 +109,7 @@ def history_ops(run: Run, limit: int = DEFAULT_LIMIT) -> list[dict]:
         p = process_of.pop(i)
         kind = {"acked": "ok", "failed": "fail"}.get(outcome[i], "info")
         if kind == "ok":
-            o = int(offset[i])
+            o = offsets[i]
             value = [("send", k, (o + j, v0 + j)) for j in range(n)]
         else:
             value = [("send", k, v0 + j) for j in range(n)]
@@ -119,7 +122,7 @@ def history_ops(run: Run, limit: int = DEFAULT_LIMIT) -> list[dict]:
     t = _ns(end_ms) + 1
     for k in sorted(set(int(x) for x in key)):
         rows = np.flatnonzero(kept & (key == k))
-        read = sorted((int(offset[i]) + j, int(first[i]) + j) for i in rows for j in range(int(count[i])))
+        read = sorted((offsets[i] + j, firsts[i] + j) for i in rows.tolist() for j in range(counts[i]))
         p, next_process = next_process, next_process + 1
         ops.append({"time": t, "type": "invoke", "process": p, "f": "poll", "value": [("poll",)]})
         ops.append({"time": t + 1, "type": "ok", "process": p, "f": "poll", "value": [("poll", {k: read})]})
@@ -134,27 +137,30 @@ def key_names(run: Run) -> dict[int, str]:
 
 
 # --- writers -------------------------------------------------------------------------------------
-def _edn(x) -> str:
-    if isinstance(x, str):
-        return ":" + x
-    if isinstance(x, tuple | list):
-        return "[" + " ".join(_edn(y) for y in x) + "]"
-    if isinstance(x, dict):
-        return "{" + ", ".join(f"{_edn(k)} {_edn(v)}" for k, v in x.items()) + "}"
-    return str(int(x))
+def _edn_mop(mop: tuple) -> str:
+    """One micro-operation as EDN: [:send k v], [:send k [offset v]], [:poll], [:poll {k [[offset v] ...]}]."""
+    if mop[0] == "send":
+        v = mop[2]
+        return f"[:send {mop[1]} [{v[0]} {v[1]}]]" if type(v) is tuple else f"[:send {mop[1]} {v}]"
+    if len(mop) == 1:
+        return "[:poll]"
+    reads = ", ".join(f"{k} [" + " ".join(f"[{o} {v}]" for o, v in pairs) + "]" for k, pairs in mop[1].items())
+    return f"[:poll {{{reads}}}]"
 
 
 def _edn_op(op: dict) -> str:
+    value = "[" + " ".join(map(_edn_mop, op["value"])) + "]"
     return (f"{{:index {op['index']}, :time {op['time']}, :type :{op['type']}, :process {op['process']}, "
-            f":f :{op['f']}, :value {_edn(op['value'])}}}")
+            f":f :{op['f']}, :value {value}}}")
 
 
-def _json_value(x):
-    if isinstance(x, tuple | list):
-        return [_json_value(y) for y in x]
-    if isinstance(x, dict):
-        return {str(k): _json_value(v) for k, v in x.items()}
-    return x
+def _json_mop(mop: tuple) -> list:
+    if mop[0] == "send":
+        v = mop[2]
+        return ["send", mop[1], [v[0], v[1]] if type(v) is tuple else v]
+    if len(mop) == 1:
+        return ["poll"]
+    return ["poll", {str(k): [[o, v] for o, v in pairs] for k, pairs in mop[1].items()}]
 
 
 def history_lines(ops: list[dict], fmt: str = "edn") -> Iterator[str]:
@@ -165,7 +171,7 @@ def history_lines(ops: list[dict], fmt: str = "edn") -> Iterator[str]:
         if fmt == "edn":
             yield _edn_op(op)
         else:
-            yield json.dumps({**op, "value": _json_value(op["value"])}, separators=(",", ":"))
+            yield json.dumps({**op, "value": [_json_mop(m) for m in op["value"]]}, separators=(",", ":"))
 
 
 def history_frame(ops: list[dict]) -> pd.DataFrame:

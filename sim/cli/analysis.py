@@ -190,7 +190,7 @@ def history_cli(run_dir: Annotated[Path, typer.Argument(help="A run directory (k
                     "--out", help="Write the history to this file (default: standard output).")] = None,
                 limit: Annotated[int, typer.Option(
                     "--limit", help="Refuse a run with more records than this (each record is a line's "
-                                    "micro-operation: histories grow fast).")] = 2_000_000,
+                                    "micro-operation: histories grow fast).")] = 1_000_000,
                 ) -> None:
     """The run as a Jepsen history: one row per client operation (invoke, ok/fail/info) in Jepsen's Kafka workload shape."""
     from analysis import ResultsError, load_run
