@@ -163,6 +163,7 @@ def test_lose_fsyncs_at_the_disk():
     # flush.ms every 1 s: the flush at 1000 ms fell while the disk lied, so only the one at 0 counts
     assert d.durable_offset(0, 1500.0) == 10
     d.lose_fsyncs(False, 1600.0)
+    assert d.durable_offset(0, 1700.0) == 10  # the flush at 1000 ms was still not done
     assert d.durable_offset(0, 2500.0) == 15  # the flusher at 2000 ms was honest
     append(2600.0, 1)
     assert d.flushed_offset(0) == 16

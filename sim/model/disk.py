@@ -73,7 +73,7 @@ class Disk:
 
     __slots__ = ("logs", "_flushed", "append", "append_fetched", "env", "_times", "_ends", "_policy",
                  "_p_of", "dirty_expire_ms", "writeback_ms", "write_ms_per_byte", "_write_free", "_lies",
-                 "_lying_since")
+                 "_lying_since", "_lie_until")
 
     def __init__(self, logs: dict[int, Log]):
         self.logs = logs
@@ -90,7 +90,8 @@ class Disk:
         self.write_ms_per_byte = 0.0  # cluster.hardware.disk.write (sim/model/hardware.py); 0: free
         self._write_free = 0.0
         self._lies = 0  # lost_fsync faults in effect: while > 0, fsyncs are acknowledged but not done
-        self._lying_since = 0.0  # when the disk began to lie (the first of them)
+        self._lying_since = NEVER  # when the disk last began to lie ...
+        self._lie_until = NEVER  # ... and when it stopped (NEVER: it still lies, or never did)
 
     # --- write bandwidth (only with cluster.hardware.disk) ----------------------------------------
     def reserve_write(self, start: float, nbytes: int) -> float:
@@ -167,10 +168,12 @@ class Disk:
         platter (the cache destages it); the next honest fsync after the fault flushes everything."""
         if on:
             if not self._lies:
-                self._lying_since = now
+                self._lying_since, self._lie_until = now, NEVER
             self._lies += 1
         elif self._lies:
             self._lies -= 1
+            if not self._lies:
+                self._lie_until = now
 
     def flushed_offset(self, p: int) -> int:
         """The offset below which log `p` is on stable storage by an explicit fsync."""
@@ -201,7 +204,7 @@ class Disk:
         period = self._policy[p].period_ms
         if period != NEVER:
             flushed_at = math.floor(now / period) * period
-            if self._lies and flushed_at > self._lying_since:  # the flushes since the disk began to lie were not done
+            if self._lying_since < flushed_at < self._lie_until:  # a flush while the disk lied was not done
                 flushed_at = math.floor(self._lying_since / period) * period
             durable = max(durable, self._offset_written_by(p, flushed_at))
         return min(durable, self.logs[p].leo)
