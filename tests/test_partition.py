@@ -34,6 +34,9 @@ class FakeBroker:
     def isr_eligible(self, broker_id: int, broker_epoch: int | None = -1) -> bool:
         return broker_id not in self.fenced
 
+    def wall_ms(self) -> float:
+        return self.env.now
+
     def fetch_parked(self, follower: int, p: int) -> bool:
         return False
 

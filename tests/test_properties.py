@@ -230,6 +230,8 @@ KIND_PARAMS = {
         st.fixed_dictionaries({"loss": st.sampled_from([0.01, 0.1])})).map(lambda d: {**links, **d})),
     "pause": lambda ctx: st.one_of(st.just({}), st.just({"controller": True})),
     "controller_outage": lambda ctx: st.just({"controller": True}),
+    "clock_skew": lambda ctx: st.one_of(st.fixed_dictionaries({"offset": st.sampled_from(["-60s", "-1s", "5m"])}),
+                                        st.just({"drift_ppm": 20_000.0}), st.just({"controller": True, "offset": "1m"})),
     "producer_crash": lambda ctx: st.sampled_from(ctx.producers).map(lambda n: {"producer": n}),
     "consumer_crash": lambda ctx: (st.sampled_from(ctx.consumers).map(lambda n: {"consumer": n}) if ctx.consumers
                                    else st.nothing()),

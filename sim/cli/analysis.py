@@ -15,7 +15,7 @@ import typer
 
 from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console
 
-__all__ = ["compare_cli", "plot_cli", "report_cli"]
+__all__ = ["compare_cli", "plot_cli", "report_cli", "history_cli"]
 
 ResultsArg = Annotated[Path, typer.Argument(
     help="A run directory (kafkasim run) or a sweep directory (kafkasim sweep).", show_default=False)]
@@ -180,3 +180,51 @@ def describe_cli(run_dir: Annotated[Path, typer.Argument(help="A run directory (
                       soft_wrap=True)
     for line in describe_lines(frame):
         typer.echo(line)  # tab-separated, as kafka-topics prints it (a rich console would expand the tabs)
+
+
+def history_cli(run_dir: Annotated[Path, typer.Argument(help="A run directory (kafkasim run).", show_default=False)],
+                fmt: Annotated[str, typer.Option(
+                    "--format", help="edn: Jepsen's history.edn, one map per line (Elle reads it); jsonl: the same "
+                                     "operations as JSON lines.")] = "edn",
+                out: Annotated[Optional[Path], typer.Option(
+                    "--out", help="Write the history to this file (default: standard output).")] = None,
+                limit: Annotated[int, typer.Option(
+                    "--limit", help="Refuse a run with more records than this (each record is a line's "
+                                    "micro-operation: histories grow fast).")] = 1_000_000,
+                ) -> None:
+    """The run as a Jepsen history: one row per client operation (invoke, ok/fail/info) in Jepsen's Kafka workload shape."""
+    from analysis import ResultsError, load_run
+    from analysis.history import FORMATS, HistoryError, history_lines, history_ops
+
+    from sim.runs.contract import write_atomic, writable_problem
+
+    if fmt not in FORMATS:
+        _fail(f"--format: {fmt!r} is not a format (allowed: {', '.join(FORMATS)})")
+    if limit < 1:
+        _fail(f"--limit: {limit} must be at least 1 (allowed: a record count such as 1000000)")
+    if out is not None:
+        if out.is_dir():
+            _fail(f"--out {out}: is a directory (allowed: a file path)")
+        problem = writable_problem(out)
+        if problem:
+            _fail(f"--out {out}: {problem}")
+    try:
+        run = load_run(run_dir)
+        ops = history_ops(run, limit)
+    except (ResultsError, HistoryError) as e:
+        _fail(str(e))
+    if out is None:
+        for line in history_lines(ops, fmt):
+            typer.echo(line)
+        return
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for line in history_lines(ops, fmt):
+                fh.write(line + "\n")
+
+    try:
+        write_atomic(out, write)
+    except OSError as e:
+        _fail(f"--out {out}: cannot write the history ({e.strerror or e})")
+    err_console.print(f"wrote {out} ({len(ops):,} operations)", markup=False, highlight=False, soft_wrap=True)

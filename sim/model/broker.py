@@ -391,7 +391,9 @@ class Broker(Node):
                 yield self.env.timeout(lag / 2)
                 if self._paused is not None:
                     yield self.until_resumed()
-                now = self.env.now
+                # The check runs on KafkaScheduler (monotonic), but compares the wall clock
+                # (Partition.getOutOfSyncReplicas: time.milliseconds()) with lastCaughtUpTimeMs.
+                now = self.wall_ms()
                 for r in self.replicas.values():
                     r.maybe_shrink_isr(now)
         except simpy.Interrupt:
@@ -566,7 +568,7 @@ class Broker(Node):
         """Become leader in a new epoch (Partition.makeLeader)."""
         self._stop_following(r)
         now = self.env.now
-        r.make_leader(rec, now)
+        r.make_leader(rec, self.wall_ms())  # resetReplicaState: lastCaughtUpTimeMs on the wall clock
         self.recorder.event(now, "became_leader", self.broker_id, r.spec.index, rec.leader_epoch)
         self.track_isr(r)
         r.maybe_increment_hw()
@@ -928,7 +930,8 @@ class Broker(Node):
                     has_data = True
                     continue
                 hw_read = log.hw
-                r.update_follower_fetch_state(follower, pf.fetch_offset, self.env.now, req.replica_epoch)
+                # ReplicaManager.readFromLog: fetchTimeMs = time.milliseconds (the wall clock)
+                r.update_follower_fetch_state(follower, pf.fetch_offset, self.wall_ms(), req.replica_epoch)
                 upto = log.leo
             else:
                 upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)

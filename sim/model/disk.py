@@ -10,6 +10,8 @@ loss. What is flushed when the power fails (`durable_offset`):
   ``logEndOffset - recoveryPoint >= flush.messages``), eager; ``flush.ms`` (LogManager's
   ``kafka-log-flusher`` task, every ``log.flush.scheduler.interval.ms``: fsync a log whose last
   flush is ``flush.ms`` old), computed lazily as flushes at multiples of its effective period;
+- (a disk under a ``lost_fsync`` fault acknowledges Kafka's fsyncs without doing them:
+  `lose_fsyncs`);
 - the kernel's writeback: a flusher every ``os.dirty_writeback_interval`` (5 s) writes the pages
   dirtied more than ``os.dirty_expire`` (30 s) ago (Linux mm/page-writeback.c), computed lazily
   from the append time of each batch.
@@ -70,7 +72,8 @@ class Disk:
     """
 
     __slots__ = ("logs", "_flushed", "append", "append_fetched", "env", "_times", "_ends", "_policy",
-                 "_p_of", "dirty_expire_ms", "writeback_ms", "write_ms_per_byte", "_write_free")
+                 "_p_of", "dirty_expire_ms", "writeback_ms", "write_ms_per_byte", "_write_free", "_lies",
+                 "_lying_since", "_lie_until")
 
     def __init__(self, logs: dict[int, Log]):
         self.logs = logs
@@ -86,6 +89,9 @@ class Disk:
         self.writeback_ms = 5_000.0
         self.write_ms_per_byte = 0.0  # cluster.hardware.disk.write (sim/model/hardware.py); 0: free
         self._write_free = 0.0
+        self._lies = 0  # lost_fsync faults in effect: while > 0, fsyncs are acknowledged but not done
+        self._lying_since = NEVER  # when the disk last began to lie ...
+        self._lie_until = NEVER  # ... and when it stopped (NEVER: it still lies, or never did)
 
     # --- write bandwidth (only with cluster.hardware.disk) ----------------------------------------
     def reserve_write(self, start: float, nbytes: int) -> float:
@@ -116,8 +122,8 @@ class Disk:
         p = self._p_of[id(log)]
         self._times[p].append(self.env.now)
         self._ends[p].append(log.leo)
-        # UnifiedLog.append: fsync once flush.messages records are unflushed
-        if log.leo - self._flushed[p] >= self._policy[p].messages:
+        # UnifiedLog.append: fsync once flush.messages records are unflushed (a lying disk: not done)
+        if log.leo - self._flushed[p] >= self._policy[p].messages and not self._lies:
             self._flushed[p] = log.leo
 
     def _tracked_append(self, log: Log, *args) -> int:
@@ -155,6 +161,20 @@ class Disk:
                 del self._ends[p][:]
 
     # --- durability ----------------------------------------------------------------------------
+    def lose_fsyncs(self, on: bool, now: float) -> None:
+        """A lost_fsync fault starts (`on`) or ends: while one lasts, every fsync (flush.messages,
+        flush.ms, a clean shutdown's flush) is acknowledged and not done, as by a disk whose volatile
+        write cache ignores flush commands. The kernel's writeback is still assumed to reach the
+        platter (the cache destages it); the next honest fsync after the fault flushes everything."""
+        if on:
+            if not self._lies:
+                self._lying_since, self._lie_until = now, NEVER
+            self._lies += 1
+        elif self._lies:
+            self._lies -= 1
+            if not self._lies:
+                self._lie_until = now
+
     def flushed_offset(self, p: int) -> int:
         """The offset below which log `p` is on stable storage by an explicit fsync."""
         flushed = self._flushed[p]
@@ -162,7 +182,9 @@ class Disk:
         return flushed if flushed < leo else leo
 
     def flush(self, p: int | None = None) -> None:
-        """fsync log `p` (every log when None): everything appended so far becomes durable."""
+        """fsync log `p` (every log when None): everything appended so far becomes durable (unless the disk lies)."""
+        if self._lies:
+            return
         for q in (self.logs if p is None else (p,)):
             self._flushed[q] = self.logs[q].leo
 
@@ -181,7 +203,10 @@ class Disk:
         durable = max(durable, self._offset_written_by(p, last_writeback - self.dirty_expire_ms))
         period = self._policy[p].period_ms
         if period != NEVER:
-            durable = max(durable, self._offset_written_by(p, math.floor(now / period) * period))
+            flushed_at = math.floor(now / period) * period
+            if self._lying_since < flushed_at < self._lie_until:  # a flush while the disk lied was not done
+                flushed_at = math.floor(self._lying_since / period) * period
+            durable = max(durable, self._offset_written_by(p, flushed_at))
         return min(durable, self.logs[p].leo)
 
     def lose_page_cache(self, now: float) -> dict[int, tuple[int, int]]:

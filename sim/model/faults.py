@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from sim.scenario.schema import FaultSpec, RandomFaultSpec
 
 __all__ = ["FaultInjector", "FaultAction", "Crash", "Pause", "ControlledShutdown", "ControllerOutage", "PowerLoss",
-           "DiskLoss", "SlowDisk", "Partition", "Degrade", "ClientCrash", "ClientPause", "ACTIONS",
+           "DiskLoss", "SlowDisk", "Partition", "Degrade", "ClientCrash", "ClientPause", "ClockSkew", "LostFsync",
+           "ACTIONS",
            "CONTROLLER"]
 
 CONTROLLER = -2
@@ -338,9 +339,66 @@ class ClientPause(_Hold):
     kind = "consumer_pause"
 
 
+class ClockSkew(FaultAction):
+    """The host's wall clock steps by `offset` (and drifts `drift_ppm`) and, at the end, is set right (Node.skew_clock).
+
+    Nothing stops: the fault only changes what the node's wall-clock timers read (Node.wall_ms). Bound
+    per fault, so two skews of one host add up and each takes back its own.
+    """
+
+    kind = "clock_skew"
+    takes_down = False
+    kills_process = False
+
+    def __init__(self) -> None:
+        self.on: set[int] = set()  # id() of the nodes this fault skewed
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)()
+
+    def start_with(self, node, spec) -> None:
+        node.skew_clock(self, spec.offset, spec.drift_ppm)
+        self.on.add(id(node))
+
+    def end(self, node) -> bool:
+        if id(node) not in self.on:
+            return False
+        self.on.discard(id(node))
+        return node.unskew_clock(self)
+
+
+class LostFsync(FaultAction):
+    """The broker's disk acknowledges fsyncs it does not do while the fault lasts (Disk.lose_fsyncs).
+
+    Harmless until the host loses power: then what only an fsync had made durable is gone, although
+    the broker (and, with acks=all, the producer) was told it was flushed.
+    """
+
+    kind = "lost_fsync"
+    takes_down = False
+    kills_process = False
+
+    def __init__(self) -> None:
+        self.on: set[int] = set()  # ids of the brokers whose disk this fault made lie
+
+    def bind(self, spec, targets, injector) -> "FaultAction":
+        return type(self)()
+
+    def start(self, broker: "Broker") -> None:
+        broker.disk.lose_fsyncs(True, broker.env.now)
+        self.on.add(broker.broker_id)
+
+    def end(self, broker: "Broker") -> bool:
+        if broker.broker_id not in self.on:
+            return False
+        self.on.discard(broker.broker_id)
+        broker.disk.lose_fsyncs(False, broker.env.now)
+        return True
+
+
 ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
     Crash(), Pause(), ControlledShutdown(), ControllerOutage(), PowerLoss(), DiskLoss(), SlowDisk(), Partition(),
-    Degrade(), ClientCrash("producer_crash"), ClientCrash("consumer_crash"), ClientPause())}
+    Degrade(), ClientCrash("producer_crash"), ClientCrash("consumer_crash"), ClientPause(), ClockSkew(), LostFsync())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 
 

@@ -20,6 +20,11 @@ paused by the network: each periodic loop asks `paused` after its wait and, if s
 scheduled during a stop-the-world pause does. Request timeouts kept outside `schedule` (the
 TimeoutQueues) go through `deferring(callback)`, which queues the call while paused.
 
+The node's host also has a wall clock, `wall_ms()` (Java's System.currentTimeMillis, Kafka's
+`time.milliseconds()`): simulated time, unless a clock_skew fault stepped it or made it drift
+(`skew_clock`). Timers that Kafka runs on the wall clock read it; timers on the monotonic clock
+(System.nanoTime: schedulers, event-queue deadlines, the controller's broker sessions) read `env.now`.
+
 Pauses nest: a node paused again while paused (a GC pause inside a frozen VM, two pause faults that
 overlap) stays frozen until every pause has ended (`pause_depth` counts them); a crash ends them all.
 """
@@ -57,6 +62,9 @@ class Node:
         self._resumed: simpy.Event | None = None  # while paused: what the node's processes wait on
         self.pause_depth = 0  # the pauses in effect: the node runs again when the last one ends
         self._handle_below: Callable | None = None  # while paused: the shadow of `handle` the pause covers (a slow disk)
+        # the host's clock (a restart of the process keeps its skew): wall_ms() = clock_base + clock_rate * env.now
+        self._skews: dict[object, tuple[float, float, float]] = {}  # fault -> (step ms, drift ppm, since ms)
+        self.clock_base, self.clock_rate = 0.0, 1.0
 
     # --- timers ----------------------------------------------------------------------------
     def schedule(self, delay: float, callback: Callable, *args) -> None:
@@ -89,6 +97,29 @@ class Node:
         if self._resumed is None:
             self._resumed = self.env.event()
         return self._resumed
+
+    # --- wall clock ------------------------------------------------------------------------
+    def wall_ms(self) -> float:
+        """The host's wall clock now (System.currentTimeMillis): simulated time plus any clock skew."""
+        return self.clock_base + self.clock_rate * self.env.now
+
+    def skew_clock(self, key: object, step_ms: float, drift_ppm: float = 0.0) -> None:
+        """Step the wall clock by `step_ms` (negative: back) and make it run `drift_ppm` fast from now on."""
+        self._skews[key] = (step_ms, drift_ppm, self.env.now)
+        self._set_clock()
+
+    def unskew_clock(self, key: object) -> bool:
+        """Set the clock right again (an NTP step back to true time); False if `key` had not skewed it."""
+        if self._skews.pop(key, None) is None:
+            return False
+        self._set_clock()
+        return True
+
+    def _set_clock(self) -> None:
+        # wall(t) = t + sum(step + drift * (t - since)) over the skews in effect
+        rate = sum(d for _, d, _ in self._skews.values()) * 1e-6
+        self.clock_rate = 1.0 + rate
+        self.clock_base = sum(step - d * 1e-6 * since for step, d, since in self._skews.values())
 
     # --- lifecycle -------------------------------------------------------------------------
     def mark_up(self) -> None:

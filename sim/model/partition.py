@@ -241,7 +241,11 @@ class Partition:
 
     # --- high watermark ------------------------------------------------------------------------
     def caught_up(self, rr: RemoteReplica, leader_leo: int, now: float) -> bool:
-        """Replica.isCaughtUp: at the leader's LEO, or caught up within the lag time."""
+        """Replica.isCaughtUp: at the leader's LEO, or caught up within the lag time.
+
+        `now` and `last_caught_up_ms` are the leader's wall clock (Broker.wall_ms), as in Kafka: a
+        clock stepped back keeps a stuck follower "caught up" for as long as the step.
+        """
         return rr.leo >= leader_leo or now - rr.last_caught_up_ms <= self.replica_lag_time_max_ms
 
     def maybe_increment_hw(self) -> None:
@@ -269,7 +273,7 @@ class Partition:
         for follower, rr in self.remote.items():
             # in the maximal ISR, or caught up and eligible to join it (Partition.maybeIncrementLeaderHW)
             if rr.leo < new_hw and (follower in maximal
-                                    or (self.caught_up(rr, leo, broker.env.now)
+                                    or (self.caught_up(rr, leo, broker.wall_ms())
                                         and broker.isr_eligible(follower, rr.broker_epoch))):
                 new_hw = rr.leo
                 if new_hw <= hw:

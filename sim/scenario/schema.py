@@ -842,6 +842,66 @@ class ConsumerPauseFault(ClientFault):
         return self.duration
 
 
+def _signed_duration_ms(v: Any) -> float:
+    """A duration that may be negative ("-60s": a clock stepped back)."""
+    if isinstance(v, str) and v.strip().startswith("-"):
+        return -parse_duration_ms(v.strip()[1:])
+    return parse_duration_ms(v)
+
+
+SignedDuration = Annotated[
+    float,
+    BeforeValidator(_signed_duration_ms),
+    PlainSerializer(lambda ms: ("-" if ms < 0 else "") + format_ms(abs(ms)), return_type=str),
+]
+"""A duration with a unit that may be negative ("-60s"); float milliseconds inside."""
+
+
+class ClockSkewFault(ScheduledFault):
+    """The target host's wall clock is stepped by `offset` and/or drifts for a while, then set right.
+
+    Kafka reads the wall clock (System.currentTimeMillis) for the leader's replica lag timer
+    (replica.lag.time.max.ms, Partition.getOutOfSyncReplicas / Replica.isCaughtUp), and the
+    monotonic clock (System.nanoTime) for the controller's broker sessions (BrokerHeartbeatManager)
+    and the broker's heartbeat schedule (BrokerLifecycleManager), which a skew leaves alone.
+    """
+
+    kind: Literal["clock_skew"] = Field(
+        "clock_skew", description="clock_skew: the host's wall clock jumps by `offset` (and drifts by `drift_ppm`)")
+    offset: SignedDuration = Field(0.0, description="the step of the wall clock when the fault starts, e.g. '-60s' "
+                                                    "(back) or '5m' (ahead)")
+    drift_ppm: float = Field(0.0, ge=-1e5, le=1e5, allow_inf_nan=False,
+                             description="how fast the clock runs wrong from then on, in parts per million "
+                                         "(1000: 1 ms fast per second)")
+    duration: PositiveDuration | None = Field(None, description="how long until NTP sets the clock right (a step "
+                                                                "back to true time); default: until duration")
+    controller: bool = Field(False, description="skew the active controller's host instead of a broker's")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "ClockSkewFault":
+        if self.offset == 0 and self.drift_ppm == 0:
+            raise ValueError("a clock_skew fault needs an 'offset' (e.g. '-60s') or a 'drift_ppm'")
+        return self
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
+class LostFsyncFault(ScheduledFault):
+    """The target broker's disk acknowledges fsyncs it does not do (a volatile write cache that ignores
+    flushes): what only an fsync made durable is lost at the next power loss."""
+
+    kind: Literal["lost_fsync"] = Field(
+        "lost_fsync", description="lost_fsync: the disk acknowledges fsyncs without doing them (flush.messages, "
+                                  "flush.ms, a clean shutdown's flush); the kernel's writeback still happens")
+    duration: PositiveDuration | None = Field(None, description="how long the disk lies (default: until duration)")
+
+    @property
+    def heal_after(self) -> float | None:
+        return self.duration
+
+
 def _fault_kind(v: Any) -> Any:
     """The discriminator: a mapping's `kind` (crash when left out), a spec's own kind."""
     kind = v.get("kind", "crash") if isinstance(v, dict) else getattr(v, "kind", None)
@@ -856,7 +916,8 @@ FaultSpec = Annotated[
           Annotated[ControlledShutdownFault, Tag("controlled_shutdown")],
           Annotated[ControllerOutageFault, Tag("controller_outage")],
           Annotated[ProducerCrashFault, Tag("producer_crash")], Annotated[ConsumerCrashFault, Tag("consumer_crash")],
-          Annotated[ConsumerPauseFault, Tag("consumer_pause")]],
+          Annotated[ConsumerPauseFault, Tag("consumer_pause")],
+          Annotated[ClockSkewFault, Tag("clock_skew")], Annotated[LostFsyncFault, Tag("lost_fsync")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
