@@ -120,14 +120,16 @@ class RollingRestart(ControlledShutdown):
     kind = "rolling_restart"
 
     def run(self, inj: "FaultInjector", index: int, spec):
-        """Roll the brokers one at a time (spec.brokers, default every broker in id order)."""
+        """Roll the brokers one at a time (spec.brokers, default every broker in id order), each only when no
+        partition is under-replicated; after the last, wait for that once more."""
         yield inj.due(spec.at)
-        env, ctl = inj.env, inj.controller
+        env = inj.env
         info = ActiveFault(self.kind, "faults", index, spec.target, spec)
         ids = list(spec.brokers) if spec.brokers is not None else [b.broker_id for b in inj.brokers
                                                                      if not b.decommissioned]
         for n, b in enumerate(ids):
-            if inj.healed:
+            healthy = yield from self._wait_healthy(inj, spec, info, ids[n - 1] if n else -1)
+            if not healthy:
                 return
             broker = inj.brokers[b]
             if not broker.alive or broker.shutting_down:
@@ -143,20 +145,28 @@ class RollingRestart(ControlledShutdown):
                 if inj.healed:
                     return
             inj.end(b, "restarted", info)
-            waited = 0.0
-            while True:  # kafka-topics --describe --under-replicated-partitions, every check_interval
-                yield env.timeout(spec.check_interval)
-                waited += spec.check_interval
-                if inj.healed:
-                    return
-                urp = ctl.under_replicated() if ctl.running else list(ctl.state)
-                if not urp and ctl.is_live(b):
-                    _step(inj, b, info, "no under-replicated partition")
-                    break
-                if waited >= spec.max_wait:
-                    _step(inj, b, info, "max_wait passed: the roll stops", len(urp))
-                    return
-        _step(inj, -1, info, "done")
+        if (yield from self._wait_healthy(inj, spec, info, ids[-1] if ids else -1)):
+            _step(inj, -1, info, "done")
+
+    @staticmethod
+    def _wait_healthy(inj: "FaultInjector", spec, info: ActiveFault, last: int):
+        """Wait until no partition is under-replicated and the broker restarted last is unfenced (checked every
+        check_interval, as `kafka-topics --describe --under-replicated-partitions` would be); False if
+        max_wait passes first (the roll stops) or the faults heal meanwhile."""
+        ctl = inj.controller
+        waited = 0.0
+        while True:
+            urp = ctl.under_replicated() if ctl.running else list(ctl.state)
+            if not urp and (last < 0 or ctl.is_live(last)):
+                _step(inj, last, info, "no under-replicated partition")
+                return True
+            if waited >= spec.max_wait:
+                _step(inj, last, info, "max_wait passed: the roll stops", len(urp))
+                return False
+            yield inj.env.timeout(spec.check_interval)
+            waited += spec.check_interval
+            if inj.healed:
+                return False
 
 
 class PreferredLeaderElection(_Operator):
