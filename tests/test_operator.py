@@ -126,7 +126,7 @@ def test_a_preferred_leader_election_moves_every_partition_back_to_its_first_rep
     assert set(elected[elected["time_ms"] >= 25_000]["reason"]) == {"preferred"}
     assert s.failovers is not None  # an election is not a failure: no fault took a broker down at 25 s
     lane = _events(res, "fault_start", "fault_end")
-    lane = lane[lane["fault"] == "preferred_leader_election"]
+    lane = lane[lane["fault"] == "leader_election"]
     assert lane["kind"].tolist() == ["fault_start", "fault_end"] and lane["broker"].eq(-1).all()
 
 
@@ -134,7 +134,7 @@ def test_a_preferred_election_leaves_a_partition_whose_preferred_replica_is_down
     res = sim.run(FAULTS / "preferred-leader-election.yaml", overrides={
         "duration": "25s", "settle": "5s",
         "faults": [{"kind": "crash", "broker": 0, "at": "1s"},
-                   {"kind": "preferred_leader_election", "at": "20s"}]})
+                   {"kind": "leader_election", "at": "20s"}]})
     results = _events(res, "leader_election_result")
     first = {p: reps[0] for p, reps in _final_replicas(res).items()}
     on_0 = {p for p, b in first.items() if b == 0}
@@ -225,7 +225,7 @@ def test_broker_0_is_replaced_by_a_new_broker_without_losing_or_failing_a_write(
      "faults.0.reassignments.0.replicas: no broker 3 at 1s (allowed: 0..2)"),
     ({"kind": "reassign_partitions", "at": "1s", "reassignments": [{"partition": "events-0", "replicas": [0, 1]}]},
      "replication.factor is 3"),
-    ({"kind": "preferred_leader_election", "at": "1s", "partitions": ["nope-0"]},
+    ({"kind": "leader_election", "at": "1s", "partitions": ["nope-0"]},
      "faults.0.partitions: 'nope-0' is not a topic-partition"),
 ])
 def test_operator_action_errors_are_one_line(fault, message):

@@ -239,16 +239,16 @@ KIND_PARAMS = {
     "rolling_restart": lambda ctx: st.fixed_dictionaries({
         "brokers": st.lists(st.integers(0, ctx.brokers - 1), min_size=1, max_size=ctx.brokers, unique=True),
         "downtime": _ms(0, 2000), "check_interval": st.just("200ms"), "max_wait": _ms(500, 5000)}),
-    "preferred_leader_election": lambda ctx: st.one_of(
+    "leader_election": lambda ctx: st.one_of(
         st.just({"partitions": [f"t-{p}" for p in range(ctx.partitions)]}),
         st.integers(0, ctx.partitions - 1).map(lambda p: {"partitions": [f"t-{p}"]})),
 }
 # Operator actions that change the cluster's shape are not drawn here: a reassignment's replica lists must match
 # the drawn topic's replication factor and brokers are added with the next free id, so each has its own
-# scenarios and tests (tests/test_operator.py); rolling_restart and preferred_leader_election are drawn.
+# scenarios and tests (tests/test_operator.py); rolling_restart and leader_election are drawn.
 NOT_DRAWN = {"reassign_partitions": "tests/test_operator.py", "add_broker": "tests/test_operator.py",
              "remove_broker": "tests/test_operator.py"}
-OPERATOR = {"rolling_restart", "preferred_leader_election", *NOT_DRAWN}  # no heal field: nothing to draw for it
+OPERATOR = {"rolling_restart", "leader_election", *NOT_DRAWN}  # no heal field: nothing to draw for it
 # Kinds the random-schedule test does not draw yet, with the defect this test found in each when the
 # fault kinds merged (issue 13 stays open for them). None at the moment: degrade and controller_outage
 # (tests/test_faults_network.py, test_faults_process.py) and overlapping pauses of one node or consumer

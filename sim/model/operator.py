@@ -4,7 +4,7 @@
   ``downtime``, and the next broker only once no partition is under-replicated, the wait bounded
   by ``max_wait`` (past it the roll stops, as a careful operator's script or Kafka's own system
   tests would);
-- ``preferred_leader_election``: ``kafka-leader-election --election-type PREFERRED``, the
+- ``leader_election``: ``kafka-leader-election --election-type PREFERRED``, the
   controller's ElectLeaders (Controller.elect_preferred_leaders);
 - ``reassign_partitions``: ``kafka-reassign-partitions --execute [--throttle]``: the controller's
   AlterPartitionReassignments (Controller.alter_partition_reassignments: add the new replicas,
@@ -172,7 +172,7 @@ class RollingRestart(ControlledShutdown):
 class PreferredLeaderElection(_Operator):
     """kafka-leader-election --election-type PREFERRED (--all-topic-partitions, or the listed ones)."""
 
-    kind = "preferred_leader_election"
+    kind = "leader_election"
 
     def run(self, inj: "FaultInjector", index: int, spec):
         """Ask the controller for preferred elections; the answer comes once its records are committed."""

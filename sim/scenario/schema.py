@@ -884,9 +884,11 @@ class PreferredLeaderElectionAction(OperatorAction):
     """kafka-leader-election --election-type PREFERRED: each listed partition (default every one) is led by its
     first replica again if that replica is live and in the ISR (the controller's ElectLeaders)."""
 
-    kind: Literal["preferred_leader_election"] = Field(
-        "preferred_leader_election",
-        description="preferred_leader_election: move leadership back to each partition's preferred (first) replica")
+    kind: Literal["leader_election"] = Field(
+        "leader_election",
+        description="leader_election: move leadership back to each partition's preferred (first) replica")
+    election_type: Literal["preferred"] = Field(
+        "preferred", alias="election.type", description="--election-type: preferred (unclean is not modelled yet)")
     partitions: list[str] | None = Field(
         None, min_length=1, description="'topic-partition' names (default: every partition, --all-topic-partitions)")
 
@@ -944,7 +946,7 @@ class RemoveBrokerAction(OperatorAction):
         return f"broker {self.broker_id}"
 
 
-OPERATOR_KINDS = ("rolling_restart", "preferred_leader_election", "reassign_partitions", "add_broker", "remove_broker")
+OPERATOR_KINDS = ("rolling_restart", "leader_election", "reassign_partitions", "add_broker", "remove_broker")
 """The kinds of the FaultSpec union that are operator actions (they run to their end; no heal, no random process)."""
 
 
@@ -965,7 +967,7 @@ FaultSpec = Annotated[
           Annotated[ConsumerPauseFault, Tag("consumer_pause")],
           # operator actions
           Annotated[RollingRestartAction, Tag("rolling_restart")],
-          Annotated[PreferredLeaderElectionAction, Tag("preferred_leader_election")],
+          Annotated[PreferredLeaderElectionAction, Tag("leader_election")],
           Annotated[ReassignPartitionsAction, Tag("reassign_partitions")],
           Annotated[AddBrokerAction, Tag("add_broker")], Annotated[RemoveBrokerAction, Tag("remove_broker")]],
     Discriminator(_fault_kind),
@@ -1242,7 +1244,7 @@ class Scenario(_Model):
             elif f.kind == "remove_broker" and f.broker_id >= known:
                 raise ValueError(f"faults.{i}.broker.id: no broker {f.broker_id} at {format_ms(at)} "
                                  f"(allowed: 0..{known - 1})")
-            elif f.kind == "preferred_leader_election":
+            elif f.kind == "leader_election":
                 for tp in f.partitions or ():
                     if tp not in names:
                         raise ValueError(f"faults.{i}.partitions: {tp!r} is not a topic-partition of this "
