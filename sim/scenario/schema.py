@@ -877,7 +877,7 @@ class RollingRestartAction(OperatorAction):
 
     @property
     def target(self) -> str:
-        return "brokers " + ",".join(map(str, self.brokers)) if self.brokers is not None else "every broker"
+        return ("brokers " + ",".join(map(str, self.brokers)) if self.brokers is not None else "all brokers") + " in turn"
 
 
 class PreferredLeaderElectionAction(OperatorAction):
@@ -920,7 +920,10 @@ class ReassignPartitionsAction(OperatorAction):
 
     @property
     def target(self) -> str:
-        return "; ".join(f"{r.partition} -> [{','.join(map(str, r.replicas))}]" for r in self.reassignments)
+        if len(self.reassignments) > 1:
+            return f"{len(self.reassignments)} partitions"  # short: it labels the fault on the timeline
+        r = self.reassignments[0]
+        return f"{r.partition} -> [{','.join(map(str, r.replicas))}]"
 
 
 class AddBrokerAction(OperatorAction):
