@@ -245,9 +245,9 @@ KIND_PARAMS = {
 }
 # Operator actions that change the cluster's shape are not drawn here: a reassignment's replica lists must match
 # the drawn topic's replication factor and brokers are added with the next free id, so each has its own
-# scenarios and tests (tests/test_operator.py); rolling_restart and leader_election are drawn.
-NOT_DRAWN = {"reassign_partitions": "tests/test_operator.py", "add_broker": "tests/test_operator.py",
-             "remove_broker": "tests/test_operator.py"}
+# scenarios and tests (tests/test_faults_operator.py); rolling_restart and leader_election are drawn.
+NOT_DRAWN = {"reassign_partitions": "tests/test_faults_operator.py", "add_broker": "tests/test_faults_operator.py",
+             "remove_broker": "tests/test_faults_operator.py"}
 OPERATOR = {"rolling_restart", "leader_election", *NOT_DRAWN}  # no heal field: nothing to draw for it
 # Kinds the random-schedule test does not draw yet, with the defect this test found in each when the
 # fault kinds merged (issue 13 stays open for them). None at the moment: degrade and controller_outage
