@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 import sim
+from analysis import load_run
+from analysis.describe import describe
 from sim.cli.app import app
 from sim.model.operator import ReplicationQuota
 from sim.scenario.schema import ScenarioError, load_scenario
@@ -194,7 +196,7 @@ def test_the_replication_quota_is_kafkas_simple_rate_over_eleven_one_second_wind
 
 
 # --- adding and removing a broker ---------------------------------------------------------------------------
-def test_broker_0_is_replaced_by_a_new_broker_without_losing_or_failing_a_write():
+def test_broker_0_is_replaced_by_a_new_broker_without_losing_or_failing_a_write(tmp_path):
     res = _bundled("replace-broker")
     s = res.summary
     assert s.acked_lost == 0 and s.records_lost == 0 and s.records_failed == 0 and s.records_unknown == 0
@@ -211,6 +213,13 @@ def test_broker_0_is_replaced_by_a_new_broker_without_losing_or_failing_a_write(
     assert not ((reg["broker"] == 0) & (reg["time_ms"] > 0)).any()
     assert _leaders_at(res, 1e9) == {p: reps[0] for p, reps in final.items()}
     assert s.records_consumed > 0
+    # kafkasim describe shows the replica lists as they were at each moment (kafka-topics --describe)
+    run = load_run(res.write(tmp_path / "run"))
+    assert all(0 in r for r in describe(run, 9_000)["Replicas"])
+    during = describe(run, 10_000, "under_replicated")  # broker 3 added, still copying: Isr < Replicas
+    assert len(during) == 3 and all(len(r) == 4 for r in during["Replicas"])
+    end = describe(run)
+    assert [tuple(r) for r in end["Replicas"]] == [final[f"events-{i}"] for i in range(3)]
 
 
 # --- input errors --------------------------------------------------------------------------------------------
