@@ -254,7 +254,7 @@ class Broker(Node):
                                 removed=removed, reason="disk_loss")
 
     def restart(self) -> None:
-        if not self.alive:
+        if not self.alive and not self.decommissioned:  # a removed broker (remove_broker) stays removed
             self.start()
 
     # --- controlled shutdown (SIGTERM) ---------------------------------------------------------
