@@ -247,3 +247,13 @@ def test_a_bad_operator_action_on_the_command_line_exits_2_with_one_line(tmp_pat
     r = CliRunner().invoke(app, ["validate", str(FAULTS / "replace-broker.yaml"), "--set", "faults.0.broker.id=4"])
     assert r.exit_code == 2, r.output
     assert "faults.0.broker.id: 4 is not the next broker id" in r.output and "Traceback" not in r.output
+
+
+def test_a_crashed_broker_that_is_removed_stays_down_when_the_faults_heal():
+    res = sim.run(FAULTS / "rolling-restart.yaml", overrides={
+        "duration": "10s", "settle": "5s",
+        "faults": [{"kind": "crash", "broker": 0, "at": "1s"}, {"kind": "remove_broker", "broker.id": 0, "at": "3s"}]})
+    assert _events(res, "broker_unregistered")["broker"].tolist() == [0]
+    reg = _events(res, "broker_registered")
+    assert not ((reg["broker"] == 0) & (reg["time_ms"] > 0)).any()  # never back, not even at the heal (10 s)
+    assert set(_events(res, "fault_end")["fault"]) == {"crash", "remove_broker"}
