@@ -250,9 +250,11 @@ def test_a_bad_operator_action_on_the_command_line_exits_2_with_one_line(tmp_pat
 
 
 def test_a_crashed_broker_that_is_removed_stays_down_when_the_faults_heal():
-    res = sim.run(FAULTS / "rolling-restart.yaml", overrides={
+    clusters = []
+    res = sim.run(FAULTS / "rolling-restart.yaml", prepare=clusters.append, overrides={
         "duration": "10s", "settle": "5s",
         "faults": [{"kind": "crash", "broker": 0, "at": "1s"}, {"kind": "remove_broker", "broker.id": 0, "at": "3s"}]})
+    assert not clusters[0].brokers[0].alive  # the crash's end at the heal restarts nothing
     assert _events(res, "broker_unregistered")["broker"].tolist() == [0]
     reg = _events(res, "broker_registered")
     assert not ((reg["broker"] == 0) & (reg["time_ms"] > 0)).any()  # never back, not even at the heal (10 s)
