@@ -68,6 +68,8 @@ def describe(run: Run, at_ms: float | None = None, only: str | None = None) -> p
             leader[p] = -1 if row.kind == "partition_offline" else int(row.broker)
         elif row.kind == "elr_change":
             elr[p] = _ids(row.isr)
+        elif row.kind == "replicas_change":  # a reassignment (its isr field holds the replica list)
+            replicas[p] = _ids(row.isr)
     min_isr = _min_isr(run.scenario)
     rows = []
     for t in run.scenario.get("topics") or []:

@@ -846,7 +846,7 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             ax_ln.broken_barh([(x0, w)], (yb, 0.9 * h), facecolors=FAULT_COLOR if f["takes_down"] else "none",
                               edgecolor=FAULT_COLOR, hatch="" if f["takes_down"] else "////", alpha=0.8,
                               linewidth=0.8, label="_fault", gid=f"fault:{f['fault_source']}.{f['fault_index']}")
-            where = f" broker {int(f['broker'])}" if f["broker"] >= 0 and f"broker {int(f['broker'])}" != f["target"] else ""
+            where = f" (broker {int(f['broker'])})" if f["broker"] >= 0 and f"broker {int(f['broker'])}" != f["target"] else ""
             text = f"{f['fault']}: {f['target']}{where}"
             shown_w = min(x0 + w, x_hi) - max(x0, x_lo)
             centre = max(x0, x_lo) + shown_w / 2

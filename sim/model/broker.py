@@ -22,7 +22,7 @@ import simpy
 
 from sim.model import messages as m
 from sim.model.connection import Connection
-from sim.model.disk import Disk
+from sim.model.disk import Disk, FlushPolicy
 from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
 from sim.model.log import Log
 from sim.model.node import Node
@@ -81,6 +81,12 @@ class Broker(Node):
         # a restart came due while a controlled shutdown still waited for the controller (not process
         # memory: the operator's restart, carried out once the process has stopped)
         self.restart_when_stopped = False
+        # KIP-73 replication throttling, set by a throttled reassignment (sim/model/operator.py): the leader's
+        # quota (leader.replication.throttled.rate) and the partitions it applies to
+        # (leader.replication.throttled.replicas); None: no throttle
+        self.leader_quota = None
+        self.throttled_partitions: set[int] = set()
+        self.decommissioned = False  # removed from the cluster (unregistered): never restarted
         self._reset_memory()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -248,7 +254,7 @@ class Broker(Node):
                                 removed=removed, reason="disk_loss")
 
     def restart(self) -> None:
-        if not self.alive:
+        if not self.alive and not self.decommissioned:  # a removed broker (remove_broker) stays removed
             self.start()
 
     # --- controlled shutdown (SIGTERM) ---------------------------------------------------------
@@ -537,6 +543,11 @@ class Broker(Node):
             self.metadata[rec.partition] = rec
             r = self.replicas.get(rec.partition)
             if r is None:
+                if me not in rec.replicas:
+                    continue
+                r = self.create_replica(rec.partition)  # reassigned here
+            elif me not in rec.replicas:
+                self.delete_replica(r)  # reassigned away
                 continue
             if rec.leader_epoch > r.leader_epoch:
                 if rec.leader != me:
@@ -564,6 +575,30 @@ class Broker(Node):
         if self.shutting_down:
             self.request_shutdown(resend=False)  # caught up with the moves: ask again at once
 
+    def create_replica(self, p: int) -> Partition:
+        """A replica a reassignment adds here (ReplicaManager.applyDelta -> getOrCreatePartition): an empty
+        log, then a follower that copies the leader's log from offset 0."""
+        spec = self.partitions[p]
+        self.disk.add_log(p, Log(), FlushPolicy(spec.flush_messages, spec.flush_ms,
+                                                self.config.log_flush_scheduler_interval_ms))
+        r = self.replicas[p] = Partition(self, spec, self.logs[p], self.effective_min_isr(spec))
+        self.recorder.event(self.env.now, "replica_created", self.broker_id, p, 0)
+        return r
+
+    def delete_replica(self, r: Partition) -> None:
+        """A replica a reassignment removed from here (ReplicaManager.stopPartitions with deletePartition):
+        it stops following and its log is deleted."""
+        p = r.spec.index
+        if r.is_leader:
+            r.fail_delayed_produce(m.NOT_LEADER_OR_FOLLOWER)
+            self.wake_consumers(r)
+        self._stop_following(r)
+        leo = r.log.leo
+        del self.replicas[p]
+        self.out_of_isr.discard(p)
+        self.disk.remove_log(p)
+        self.recorder.event(self.env.now, "replica_deleted", self.broker_id, p, leo)
+
     def make_leader(self, r: Partition, rec: m.PartitionRecord) -> None:
         """Become leader in a new epoch (Partition.makeLeader)."""
         self._stop_following(r)
@@ -575,7 +610,7 @@ class Broker(Node):
 
     def track_isr(self, r: Partition) -> None:
         """Keep `out_of_isr` (partitions led here whose ISR lacks some replica) up to date."""
-        if r.is_leader and len(r.isr) < len(r.spec.replicas):
+        if r.is_leader and len(r.isr) < len(r.replicas):
             self.out_of_isr.add(r.spec.index)
         else:
             self.out_of_isr.discard(r.spec.index)
@@ -849,6 +884,8 @@ class Broker(Node):
             rr = r.remote.get(follower)
             fetch_offset = rr.leo if rr is not None else log.leo
             pd = self._read_partition(p, log, fetch_offset, log.leo, req, budget)
+            if self.leader_quota is not None and p in self.throttled_partitions:
+                pd = self._throttle(r, follower, pd)
             if pd.base:
                 budget -= sum(pd.nbytes)
                 has_data = True
@@ -954,6 +991,8 @@ class Broker(Node):
                     has_data = True
                     continue
             pd = self._read_partition(p, log, pf.fetch_offset, upto, req, budget)
+            if follower >= 0 and self.leader_quota is not None and p in self.throttled_partitions:
+                pd = self._throttle(r, follower, pd)
             if follower >= 0 and self.hw_before_follower_update:
                 # Before 0.11 (log.truncation: high_watermark) the leader read the log, HW included,
                 # before recording the follower's new offset (ReplicaManager.fetchMessages in 0.10:
@@ -965,6 +1004,17 @@ class Broker(Node):
                 has_data = True
             results.append(pd)
         return results, has_data, budget
+
+    def _throttle(self, r: Partition, follower: int, pd: m.PartitionData) -> m.PartitionData:
+        """KIP-73 on the leader: a throttled partition's data for a follower outside the ISR is left out
+        while leader.replication.throttled.rate is exceeded (ReplicaManager.shouldLeaderThrottle); what
+        is sent of a throttled partition counts against the quota (KafkaApis: quotas.leader.record)."""
+        now = self.env.now
+        if follower not in r.isr and self.leader_quota.exceeded(now):
+            return m.PartitionData(pd.partition, m.NONE, pd.high_watermark)
+        if pd.base:
+            self.leader_quota.record(now, sum(pd.nbytes))
+        return pd
 
     def _respond_fetch(self, req: m.FetchRequest, results: list, budget: int) -> None:
         """Send what was read; `budget` is what the reads left of req.max_bytes."""

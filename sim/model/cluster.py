@@ -15,10 +15,11 @@ from sim.model.partition import PartitionSpec
 from sim.model.consumer import Consumer
 from sim.model.controller import Controller
 from sim.model.distributions import make_latency
-from sim.model.faults import FaultInjector
+from sim.model.faults import ACTIONS, FaultInjector
 from sim.model.group import GroupCoordinator
 from sim.model.hardware import broker_class, install_hardware
 from sim.model.network import Network
+from sim.model.operator import OPERATOR_ACTIONS
 from sim.model.producer import Producer
 
 if TYPE_CHECKING:
@@ -153,8 +154,20 @@ class Cluster:
         self.faults = FaultInjector(env, list(scenario.faults), self.brokers, self.controller,
                                     self.partition_index, recorder, list(scenario.random_faults),
                                     streams.stream("cluster.faults"), end_ms, streams=streams, racks=cfg.racks,
-                                    clients={c.name: c for c in (*self.producers, *self.consumers)})
+                                    clients={c.name: c for c in (*self.producers, *self.consumers)},
+                                    actions={**ACTIONS, **OPERATOR_ACTIONS})
         self.faults.network = self.network
+        # brokers that operator actions add (add_broker): built and wired now, started when added
+        # (their ids follow cluster.brokers: sim/scenario/schema.py checks it)
+        added = sorted(f.broker_id for f in scenario.faults if f.kind == "add_broker")
+        self.spare_brokers = {b: broker_cls(env, b, cfg, self.partitions, self.network, recorder,
+                                            streams.stream(f"cluster.broker{b}")) for b in added}
+        for b in self.spare_brokers.values():
+            b.rack = b.zone = None
+            b.controller = self.controller
+            b.cluster_brokers = self.brokers  # the cluster's list: the broker joins it when added
+            self.network.attach(b)
+        self.faults.spare_brokers = self.spare_brokers
         if any(f.kind == "degrade" for f in (*scenario.faults, *scenario.random_faults)):  # random ones too
             self.faults.net_rng = streams.stream("cluster.network.faults")
         if cfg.zones:
@@ -237,9 +250,11 @@ class Cluster:
             holder = state.leader if state.leader >= 0 else (state.isr[0] if state.isr
                                                              else self.controller.last_holder(spec.index))
             successor = self._successor(state, holder)
-            for b in spec.replicas:
+            for b in state.replicas:  # the assignment at the end (a reassignment may have changed it)
                 broker = self.brokers[b]
-                log = broker.logs[spec.index]
+                log = broker.logs.get(spec.index)
+                if log is None:
+                    continue  # a replica added here that this broker has not created yet
                 hw = log.hw if broker.alive else log.checkpointed_hw
                 if b == successor:
                     # the election still to come makes its whole log the partition's (KIP-101: the

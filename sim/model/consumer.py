@@ -149,6 +149,11 @@ class Consumer(Node):
         self.recorder.event(self.env.now, "consumer_restart", -1, -1, 0, self.name, client=self.name)
         self.start()
 
+    def broker_added(self) -> None:
+        """A broker joined the cluster (add_broker): the consumer can fetch from it once it leads something."""
+        self.backoff_until.append(0.0)
+        self._fetchers.append(partial(self.maybe_fetch, len(self._fetchers)))
+
     def fetch_all(self) -> None:
         for broker in range(len(self.brokers)):
             self.maybe_fetch(broker)

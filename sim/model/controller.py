@@ -107,6 +107,9 @@ class Controller(Node):
         self.imbalance_check_ms = config.leader_imbalance_check_interval_seconds * 1000.0
         self._imbalanced: set[int] = set()
         self.preferred_election_due_ms: float | None = None
+        # Ongoing reassignments (PartitionRegistration.addingReplicas / removingReplicas): partition ->
+        # (target replicas, adding, removing); see alter_partition_reassignments
+        self.reassignments: dict[int, tuple[tuple, tuple, tuple]] = {}
 
     def bootstrap(self) -> None:
         """Initial partition states: the first replica leads in epoch 0 with a full ISR."""
@@ -429,7 +432,7 @@ class Controller(Node):
         if self.zookeeper:
             by_broker: dict[int, list[int]] = {}
             for spec in self.partitions:
-                by_broker.setdefault(spec.replicas[0], []).append(spec.index)
+                by_broker.setdefault(self.state[spec.index].replicas[0], []).append(spec.index)
             pct = self.config.leader_imbalance_per_broker_percentage / 100.0
             candidates = []
             for b, parts in by_broker.items():
@@ -440,7 +443,7 @@ class Controller(Node):
             candidates = list(self._imbalanced)
         for p in sorted(candidates):
             rec = self.state[p]
-            preferred = self.partitions[p].replicas[0]
+            preferred = rec.replicas[0]
             if (rec.leader != preferred and preferred in rec.isr and self.is_live(preferred)
                     and self.registrations[preferred].shutdown_offset < 0):
                 self._change(rec, leader=preferred, why="preferred")
@@ -478,20 +481,27 @@ class Controller(Node):
                           48 * len(records))
 
     def _change(self, rec: m.PartitionRecord, *, leader: int | None = None, isr: tuple | None = None,
-                why: str = "") -> m.PartitionRecord:
-        """Commit a partition change; a new leader bumps the leader epoch."""
+                why: str = "", replicas: tuple | None = None) -> m.PartitionRecord:
+        """Commit a partition change; a new leader bumps the leader epoch. `replicas`: a new replica set
+        (a reassignment, PartitionChangeRecord.replicas)."""
         now = self.env.now
         new_leader = rec.leader if leader is None else leader
         new_isr = rec.isr if isr is None else isr
+        new_replicas = rec.replicas if replicas is None else replicas
         epoch = rec.leader_epoch + (1 if leader is not None else 0)
         if leader is None:
             leader_broker_epoch = rec.leader_broker_epoch
         else:
             leader_broker_epoch = self.registrations[leader].broker_epoch if leader >= 0 else -1
-        new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, rec.replicas,
+        new = m.PartitionRecord(rec.partition, new_leader, epoch, rec.partition_epoch + 1, new_isr, new_replicas,
                                 leader_broker_epoch)
         self.state[rec.partition] = new
-        if new_leader == self.partitions[rec.partition].replicas[0]:
+        if new_replicas != rec.replicas:
+            self.recorder.event(now, "replicas_change", new_leader, rec.partition, len(new_replicas),
+                                f"{_isr_str(rec.replicas)}->{_isr_str(new_replicas)} {why}".strip(),
+                                isr=tuple(new_replicas), isr_before=tuple(rec.replicas), reason=why)
+        # the preferred replica is the first of the current assignment (a reassignment may change it)
+        if new_leader == new_replicas[0]:
             self._imbalanced.discard(rec.partition)
         else:
             self._imbalanced.add(rec.partition)
@@ -659,8 +669,102 @@ class Controller(Node):
             self.network.send(self, leader, m.AlterPartitionResponse(req.request_id, req.partition, error, None))
             return
         new = self._change(rec, isr=req.new_isr, why="alter_partition")
+        if req.partition in self.reassignments:
+            new = self._maybe_complete_reassignment(req.partition)
         # The leader hears back only once the change is committed to the metadata log.
         self._after_commit.append((leader, m.AlterPartitionResponse(req.request_id, req.partition, m.NONE, new)))
+
+
+    # --- operator requests (sim/model/operator.py) ---------------------------------------------------
+    def elect_preferred_leaders(self, partitions: list[int]) -> dict[int, str]:
+        """ElectLeaders with ElectionType.PREFERRED (ReplicationControlManager.electLeader): each partition
+        is led by its first replica if that replica is a valid leader (in the ISR, unfenced, not shutting
+        down: PartitionChangeBuilder.electPreferredLeader); the error code of each partition."""
+        out = {}
+        for p in partitions:
+            rec = self.state[p]
+            preferred = rec.replicas[0]
+            if rec.leader == preferred and self.leads(rec):
+                out[p] = "ELECTION_NOT_NEEDED"  # partition.hasPreferredLeader()
+            elif preferred in rec.isr and self.is_live(preferred) and self.registrations[preferred].shutdown_offset < 0:
+                self._change(rec, leader=preferred, why="preferred")
+                out[p] = m.NONE
+            else:
+                out[p] = "PREFERRED_LEADER_NOT_AVAILABLE"  # the builder produced no change
+            self.recorder.event(self.env.now, "leader_election_result", preferred, p, self.state[p].leader_epoch,
+                                out[p], reason=out[p])
+        return out
+
+    def alter_partition_reassignments(self, moves: dict[int, tuple]) -> None:
+        """AlterPartitionReassignments (ReplicationControlManager.changePartitionReassignment): the replica
+        set becomes the target followed by the replicas to remove (PartitionReassignmentReplicas), with the
+        new ones as addingReplicas; they copy the log as followers, and once the ISR holds every target
+        replica the reassignment completes (_maybe_complete_reassignment)."""
+        for p, target in moves.items():
+            rec = self.state[p]
+            target = tuple(target)
+            current = rec.replicas
+            if p in self.reassignments:  # a new target replaces an ongoing one (from its original replicas)
+                current = tuple(b for b in current if b not in self.reassignments[p][1])
+            removing = tuple(sorted(set(current) - set(target)))
+            adding = tuple(sorted(set(target) - set(current)))
+            if not removing and not adding:
+                self.reassignments.pop(p, None)
+                if target != rec.replicas:
+                    self._change(rec, replicas=target, why="reassignment")  # a new order only
+                continue
+            self.reassignments[p] = (target, adding, removing)
+            self._change(rec, replicas=target + removing, why="reassignment")
+            self._maybe_complete_reassignment(p)
+
+    def _maybe_complete_reassignment(self, p: int) -> m.PartitionRecord:
+        """PartitionReassignmentReplicas.maybeCompleteReassignment, run by PartitionChangeBuilder: once the
+        ISR (without the removing replicas) holds every target replica, the replica set becomes the target
+        and the removed replicas leave the ISR; a leader that is removed hands over to the first target
+        replica in the ISR (an election), and dropping replicas bumps the leader epoch in any case
+        (triggerLeaderEpochBumpForReplicaReassignmentIfNeeded), so followers refetch from the new set."""
+        rec = self.state[p]
+        target, _, removing = self.reassignments[p]
+        isr = tuple(b for b in rec.isr if b not in removing)
+        if not isr or not set(target) <= set(isr):
+            return rec
+        del self.reassignments[p]
+        isr = tuple(b for b in target if b in isr)
+        if rec.leader in target and self.leads(rec):
+            leader = rec.leader  # stays leader; the epoch bump is for the removed replicas
+        else:
+            live = [b for b in isr if self.is_live(b) and self.registrations[b].shutdown_offset < 0]
+            leader = live[0] if live else -1
+        new = self._change(rec, leader=leader, isr=isr, replicas=target, why="reassignment_complete")
+        return new
+
+    def under_replicated(self) -> list[int]:
+        """Partitions the operator's `kafka-topics --describe --under-replicated-partitions` would list: an
+        ISR smaller than the replication factor (replicas being added do not count, Partition.isUnderReplicated)
+        or no leader."""
+        out = []
+        for p, rec in self.state.items():
+            adding = self.reassignments[p][1] if p in self.reassignments else ()
+            if rec.leader < 0 or len(rec.isr) < len(rec.replicas) - len(adding):
+                out.append(p)
+        return out
+
+    def add_broker(self, broker) -> None:
+        """A new broker's id becomes known (its registration follows: ClusterControlManager.registerBroker)."""
+        self.brokers_by_id[broker.broker_id] = broker
+        self.registrations[broker.broker_id] = BrokerRegistration(broker.broker_id)
+
+    def unregister_broker(self, broker_id: int) -> None:
+        """UnregisterBroker (kafka-cluster unregister, ClusterControlManager.unregisterBroker): the broker's
+        registration goes; handleBrokerUnregistered takes it out of every ISR and leadership as a fence
+        does. Replicas it still holds stay assigned to it (and under-replicated) until reassigned."""
+        reg = self.registrations[broker_id]
+        if not reg.fenced:
+            self.fence(reg)
+        reg.broker_epoch = 1 << 62  # no incarnation can register under this id again (modelled: never tried)
+        self.recorder.event(self.env.now, "broker_unregistered", broker_id, -1,
+                            sum(broker_id in rec.replicas for rec in self.state.values()))
+        self._append(("unregister", broker_id))
 
 
 def _isr_str(isr: tuple) -> str:

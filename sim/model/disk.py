@@ -160,6 +160,24 @@ class Disk:
                 del self._times[p][:]
                 del self._ends[p][:]
 
+    def add_log(self, p: int, log: Log, policy: FlushPolicy | None = None) -> None:
+        """A new, empty log on this disk (a replica reassigned here, LogManager.getOrCreateLog)."""
+        self.logs[p] = log
+        self._flushed[p] = 0
+        if self._times is not None:
+            self._times[p], self._ends[p] = array("d"), array("q")
+            self._p_of[id(log)] = p
+            self._policy[p] = policy or FlushPolicy()
+
+    def remove_log(self, p: int) -> None:
+        """Delete log `p` (a replica reassigned away, LogManager.asyncDelete)."""
+        log = self.logs.pop(p)
+        self._flushed.pop(p, None)
+        if self._times is not None:
+            self._times.pop(p, None)
+            self._ends.pop(p, None)
+            self._p_of.pop(id(log), None)
+
     # --- durability ----------------------------------------------------------------------------
     def lose_fsyncs(self, on: bool, now: float) -> None:
         """A lost_fsync fault starts (`on`) or ends: while one lasts, every fsync (flush.messages,

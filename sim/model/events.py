@@ -177,3 +177,24 @@ for _k in (
 ):
     declare(_k)
 del _k
+
+# --- operator actions (sim/model/operator.py) and the reassignments they start ---------------------
+for _k in (
+    EventKind("operator_step", "an operator action's progress (a rolling restart's wait for no under-replicated "
+              "partition, a reassignment's completion, a bound reached)", broker="the broker concerned (-1: none)",
+              value="under-replicated partitions at the time", fields=(*_FAULT, "reason")),
+    EventKind("leader_election_result", "the controller's answer to a preferred leader election for one partition "
+              "(NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE)", broker="the preferred replica",
+              partition="the partition", value="its leader epoch after the election", fields=("reason",)),
+    EventKind("replicas_change", "the controller changed a partition's replica set (a reassignment; the isr "
+              "fields hold the replica lists)", broker="the leader (-1: none)", partition="the partition",
+              value="the new number of replicas", fields=("isr", "isr_before", "reason")),
+    EventKind("replica_created", "a broker created a replica a reassignment added to it (an empty log)",
+              broker="the broker", partition="the partition", value="0"),
+    EventKind("replica_deleted", "a broker deleted a replica a reassignment removed from it",
+              broker="the broker", partition="the partition", value="the log end offset it had"),
+    EventKind("broker_unregistered", "the controller unregistered a removed broker (kafka-cluster unregister)",
+              broker="the broker", value="replicas still assigned to it"),
+):
+    declare(_k)
+del _k

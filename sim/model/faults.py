@@ -459,9 +459,12 @@ class FaultInjector:
         self.active_clients: dict[str, ActiveFault] = {}  # client name -> the fault it is under
         self._healed = env.event()  # client faults without a heal time end at the heal
         self.healed = False  # the heal at `duration` has happened
+        self.spare_brokers: dict[int, "Broker"] = {}  # brokers an add_broker action starts (set by Cluster)
 
     def start(self) -> list[simpy.Process]:
-        procs = [self.env.process(self.inject_client(i, f) if getattr(f, "client", None) else self.inject(i, f))
+        procs = [self.env.process(self.inject_client(i, f) if getattr(f, "client", None) else
+                                  self.actions[f.kind].run(self, i, f) if hasattr(self.actions[f.kind], "run") else
+                                  self.inject(i, f))  # an operator action runs itself (sim/model/operator.py)
                  for i, f in enumerate(self.faults)]
         for i, f in enumerate(self.random_faults):
             if f.per == "cluster":
@@ -722,7 +725,7 @@ class FaultInjector:
             opened = list(self.open.get(b.broker_id, ()))
             for fault in reversed(opened):  # the latest first: each undoes what it did on top of the earlier ones
                 self.end(b.broker_id, "heal", fault, final=True)
-            if not opened:
+            if not opened and not getattr(b, "decommissioned", False):  # a removed broker stays removed
                 self.end(b.broker_id, "heal")  # a broker down for no fault of ours is restarted
         for fault in reversed(self.open.get(CONTROLLER, [])):
             self.end(CONTROLLER, "heal", fault, final=True)

@@ -240,7 +240,7 @@ def install_hardware(cluster) -> None:
     if not hw.enabled:
         return
     net = cluster.network
-    for b in cluster.brokers:
+    for b in (*cluster.brokers, *getattr(cluster, "spare_brokers", {}).values()):
         if isinstance(b, HardwareBroker):
             b.install(hw)
         if hw.nic:

@@ -49,6 +49,15 @@ class RemoteReplica:
         self.last_fetch_leader_leo = 0
 
 
+def _new_replica() -> RemoteReplica:
+    """A replica the assignment just added: never caught up and never fetched (Kafka's Replica starts with
+    lastCaughtUpTimeMs and lastFetchTimeMs at 0, the Unix epoch: long ago), so it does not hold the HW
+    back before it has caught up (Replica.isCaughtUp)."""
+    rr = RemoteReplica(float("-inf"))
+    rr.last_fetch_ms = float("-inf")
+    return rr
+
+
 class DelayedProduce:
     """A produce request waiting in purgatory for some of its batches (DelayedProduce).
 
@@ -102,7 +111,7 @@ class Partition:
 
     __slots__ = ("broker", "disk", "spec", "log", "is_leader", "leader_id", "leader_epoch", "partition_epoch", "isr",
                  "remote", "pending_isr", "alter_in_flight", "leader_epoch_start", "purgatory", "legacy_waiters",
-                 "parked_consumers", "hw_stalled", "min_isr", "replica_lag_time_max_ms")
+                 "parked_consumers", "hw_stalled", "min_isr", "replica_lag_time_max_ms", "replicas")
 
     def __init__(self, broker: "Broker", spec: PartitionSpec, log: Log, min_isr: int):
         self.broker = broker
@@ -124,6 +133,7 @@ class Partition:
         self.legacy_waiters: list[PurgatoryEntry] = []  # acks=N >= 2 (Kafka 0.8)
         self.parked_consumers: list = []
         self.hw_stalled = False
+        self.replicas: tuple = spec.replicas  # the current assignment (a reassignment changes it: PartitionRecord)
 
     def maximal_isr(self) -> tuple:
         """KIP-497: a pending expansion already counts; a pending shrink does not yet."""
@@ -139,6 +149,7 @@ class Partition:
         self.leader_epoch = rec.leader_epoch
         self.partition_epoch = rec.partition_epoch
         self.isr = rec.isr
+        self.replicas = rec.replicas
         self.pending_isr = None
         self.alter_in_flight = None
         self.hw_stalled = False
@@ -148,7 +159,7 @@ class Partition:
         # (a replica outside the ISR has never been caught up: -inf, as Kafka's 0 is the Unix epoch)
         me = self.broker.broker_id
         self.remote = {follower: RemoteReplica(now if follower in rec.isr else float("-inf"))
-                       for follower in self.spec.replicas if follower != me}
+                       for follower in rec.replicas if follower != me}
 
     def make_follower(self, rec: m.PartitionRecord, leader: int) -> None:
         """Partition.makeFollower: follow `leader` (-1: none) in the record's epoch."""
@@ -157,6 +168,7 @@ class Partition:
         self.leader_epoch = rec.leader_epoch
         self.partition_epoch = rec.partition_epoch
         self.isr = rec.isr
+        self.replicas = rec.replicas
         self.remote = {}
         self.pending_isr = None
         self.alter_in_flight = None
@@ -336,7 +348,7 @@ class Partition:
                     or rr.leo < start):
                 continue
             if follower == fetching or broker.fetch_parked(follower, self.spec.index):
-                self.alter_partition(tuple(x for x in self.spec.replicas if x in self.isr or x == follower))
+                self.alter_partition(tuple(x for x in self.replicas if x in self.isr or x == follower))
                 return
 
     def alter_partition(self, new_isr: tuple) -> None:
@@ -353,12 +365,22 @@ class Partition:
         if rec.leader_epoch == self.leader_epoch and rec.partition_epoch > self.partition_epoch:
             self.isr = rec.isr
             self.partition_epoch = rec.partition_epoch
+            if rec.replicas != self.replicas:
+                self.reassign(rec.replicas)
             self.pending_isr = None
             if self.alter_in_flight is not None:
                 self.broker.alter_timeouts.done(self.alter_in_flight)
                 self.alter_in_flight = None
             if self.is_leader:
                 self.on_isr_changed()
+
+    def reassign(self, replicas: tuple) -> None:
+        """Partition.makeLeader/makeFollower with a new assignment in the same leader epoch
+        (updateAssignmentAndIsr): a leader starts tracking the replicas being added (never caught up yet)."""
+        self.replicas = replicas
+        if self.is_leader:
+            me = self.broker.broker_id
+            self.remote = {b: self.remote.get(b) or _new_replica() for b in replicas if b != me}
 
     def on_isr_changed(self) -> None:
         """A committed ISR change: requests may now complete (or fail under min ISR)."""

@@ -506,6 +506,14 @@ class Producer(Node):
         self.in_flight_per_broker[broker] += 1
         self.timeouts.add(req)
 
+    def broker_added(self) -> None:
+        """A broker joined the cluster (add_broker): NetworkClient learns it from the next metadata; its
+        connection state starts fresh."""
+        self.in_flight_per_broker.append(0)
+        self.connected.append(True)
+        self._reconnect_backoff.append(self.config.reconnect_backoff_ms)
+        self._setup_failures.append(0)
+
     def handle(self, msg) -> None:
         t = type(msg)
         if t is m.ProduceResponse:

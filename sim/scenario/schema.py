@@ -900,6 +900,115 @@ class LostFsyncFault(ScheduledFault):
     @property
     def heal_after(self) -> float | None:
         return self.duration
+# --- operator actions -------------------------------------------------------------------------------
+# What an operator does to a running cluster with Kafka's own tools, scheduled like faults: a rolling
+# restart, kafka-leader-election, kafka-reassign-partitions, adding a broker and removing one. They
+# have no heal: each runs to its end (or its bound) on its own; sim/model/operator.py carries them out.
+class OperatorAction(ScheduledFault):
+    """Fields of every operator action: when it starts; its own fields say what it acts on."""
+
+    _targets: ClassVar[tuple[str, ...]] = ()  # the target selectors the action may take (none: its own fields)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "OperatorAction":  # overrides ScheduledFault's: an action names its own targets
+        given = [k for k in TARGET_SELECTORS if getattr(self, k) is not None and k not in self._targets]
+        if given:
+            allowed = ", ".join(self._targets) if self._targets else "none: see the kind's own fields"
+            raise ValueError(f"{given[0]}: a {self.kind} does not take it (allowed: {allowed})")
+        return self
+
+
+class RollingRestartAction(OperatorAction):
+    """A rolling restart: a controlled shutdown of each broker in turn, restarted after `downtime`, the next
+    one only when no partition is under-replicated (as operators and Kafka's system tests roll a cluster)."""
+
+    kind: Literal["rolling_restart"] = Field(
+        "rolling_restart", description="rolling_restart: controlled shutdown and restart of each broker in turn, "
+                                       "waiting for no under-replicated partition before the next")
+    downtime: Duration = Field(0.0, ge=0, description="how long each broker stays stopped before its restart")
+    max_wait: PositiveDuration = Field(
+        300_000.0, description="the bound on each wait for no under-replicated partition; past it the roll stops")
+    check_interval: PositiveDuration = Field(
+        1_000.0, description="how often the operator checks for under-replicated partitions "
+                             "(kafka-topics --describe --under-replicated-partitions)")
+    _targets: ClassVar[tuple[str, ...]] = ("brokers",)
+
+    @property
+    def target(self) -> str:
+        return ("brokers " + ",".join(map(str, self.brokers)) if self.brokers is not None else "all brokers") + " in turn"
+
+
+class PreferredLeaderElectionAction(OperatorAction):
+    """kafka-leader-election --election-type PREFERRED: each listed partition (default every one) is led by its
+    first replica again if that replica is live and in the ISR (the controller's ElectLeaders)."""
+
+    kind: Literal["leader_election"] = Field(
+        "leader_election",
+        description="leader_election: move leadership back to each partition's preferred (first) replica")
+    election_type: Literal["preferred"] = Field(
+        "preferred", alias="election.type", description="--election-type: preferred (unclean is not modelled yet)")
+    partitions: list[str] | None = Field(
+        None, min_length=1, description="'topic-partition' names (default: every partition, --all-topic-partitions)")
+
+    @property
+    def target(self) -> str:
+        return ",".join(self.partitions) if self.partitions is not None else "all partitions"
+
+
+class Reassignment(_Model):
+    """One partition's new replica list (an entry of kafka-reassign-partitions' JSON)."""
+
+    partition: str = Field(..., description="'topic-partition', e.g. 'events-0'")
+    replicas: list[int] = Field(..., min_length=1, description="the new replica list, preferred leader first")
+
+
+class ReassignPartitionsAction(OperatorAction):
+    """kafka-reassign-partitions --execute [--throttle]: the controller adds the new replicas, which copy the log
+    (throttled by leader/follower.replication.throttled.rate, KIP-73) and join the ISR; then it removes the old ones."""
+
+    kind: Literal["reassign_partitions"] = Field(
+        "reassign_partitions", description="reassign_partitions: move replicas to other brokers (adding replicas "
+                                           "catch up, join the ISR, then the old ones are removed)")
+    reassignments: list[Reassignment] = Field(..., min_length=1, description="the partitions to move and where")
+    throttle: Bandwidth | None = Field(
+        None, description="leader.replication.throttled.rate and follower.replication.throttled.rate of the "
+                          "moving replicas while they catch up (--throttle; default: unthrottled)")
+    max_wait: PositiveDuration = Field(
+        3_600_000.0, description="how long the operator waits for the reassignment to complete (--verify)")
+
+    @property
+    def target(self) -> str:
+        if len(self.reassignments) > 1:
+            return f"{len(self.reassignments)} partitions"  # short: it labels the fault on the timeline
+        r = self.reassignments[0]
+        return f"{r.partition} -> [{','.join(map(str, r.replicas))}]"
+
+
+class AddBrokerAction(OperatorAction):
+    """A new broker starts and registers with the controller; it hosts nothing until partitions are reassigned to it."""
+
+    kind: Literal["add_broker"] = Field("add_broker", description="add_broker: a new broker joins the cluster")
+    broker_id: int = Field(..., ge=0, alias="broker.id", description="the new broker's id: the next unused one")
+
+    @property
+    def target(self) -> str:
+        return f"broker {self.broker_id}"
+
+
+class RemoveBrokerAction(OperatorAction):
+    """Decommission a broker: a controlled shutdown, then kafka-cluster unregister (after its partitions were moved)."""
+
+    kind: Literal["remove_broker"] = Field(
+        "remove_broker", description="remove_broker: controlled shutdown, then unregister the broker for good")
+    broker_id: int = Field(..., ge=0, alias="broker.id", description="the broker to remove")
+
+    @property
+    def target(self) -> str:
+        return f"broker {self.broker_id}"
+
+
+OPERATOR_KINDS = ("rolling_restart", "leader_election", "reassign_partitions", "add_broker", "remove_broker")
+"""The kinds of the FaultSpec union that are operator actions (they run to their end; no heal, no random process)."""
 
 
 def _fault_kind(v: Any) -> Any:
@@ -917,7 +1026,12 @@ FaultSpec = Annotated[
           Annotated[ControllerOutageFault, Tag("controller_outage")],
           Annotated[ProducerCrashFault, Tag("producer_crash")], Annotated[ConsumerCrashFault, Tag("consumer_crash")],
           Annotated[ConsumerPauseFault, Tag("consumer_pause")],
-          Annotated[ClockSkewFault, Tag("clock_skew")], Annotated[LostFsyncFault, Tag("lost_fsync")]],
+          Annotated[ClockSkewFault, Tag("clock_skew")], Annotated[LostFsyncFault, Tag("lost_fsync")],
+          # operator actions
+          Annotated[RollingRestartAction, Tag("rolling_restart")],
+          Annotated[PreferredLeaderElectionAction, Tag("leader_election")],
+          Annotated[ReassignPartitionsAction, Tag("reassign_partitions")],
+          Annotated[AddBrokerAction, Tag("add_broker")], Annotated[RemoveBrokerAction, Tag("remove_broker")]],
     Discriminator(_fault_kind),
 ]
 """A scheduled fault of any kind."""
@@ -1166,6 +1280,57 @@ class Scenario(_Model):
                 if f.client not in names:
                     raise ValueError(f"faults.{i}.{kind}: no {kind} instance {f.client!r} "
                                      f"(allowed: {', '.join(names) or 'none declared'})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_operator_actions(self) -> "Scenario":
+        """Operator actions name brokers and partitions of the scenario; brokers are added with the next ids, in
+        time order, and only brokers that exist at the action's time are moved to or removed."""
+        n = self.cluster.brokers
+        names = {f"{t.name}-{p}": t for t in self.topics for p in range(t.partitions)}
+        example = next(iter(names))
+        actions = sorted(((f.at, i, f) for i, f in enumerate(self.faults) if f.kind in OPERATOR_KINDS),
+                         key=lambda x: (x[0], x[1]))
+        added = [f for _, _, f in actions if f.kind == "add_broker"]
+        if added and (self.cluster.racks or self.cluster.zones):
+            i = self.faults.index(added[0])
+            raise ValueError(f"faults.{i}.kind: add_broker with cluster.racks or cluster.zones is not modelled yet "
+                             f"(allowed: a cluster without racks or zones)")
+        known = n
+        for at, i, f in actions:
+            if f.kind == "add_broker":
+                if f.broker_id != known:
+                    raise ValueError(f"faults.{i}.broker.id: {f.broker_id} is not the next broker id at "
+                                     f"{format_ms(at)} (allowed: {known})")
+                known += 1
+            elif f.kind == "remove_broker" and f.broker_id >= known:
+                raise ValueError(f"faults.{i}.broker.id: no broker {f.broker_id} at {format_ms(at)} "
+                                 f"(allowed: 0..{known - 1})")
+            elif f.kind == "leader_election":
+                for tp in f.partitions or ():
+                    if tp not in names:
+                        raise ValueError(f"faults.{i}.partitions: {tp!r} is not a topic-partition of this "
+                                         f"scenario (e.g. '{example}')")
+            elif f.kind == "reassign_partitions":
+                seen = set()
+                for j, r in enumerate(f.reassignments):
+                    where = f"faults.{i}.reassignments.{j}"
+                    if r.partition not in names:
+                        raise ValueError(f"{where}.partition: {r.partition!r} is not a topic-partition of this "
+                                         f"scenario (e.g. '{example}')")
+                    if r.partition in seen:
+                        raise ValueError(f"{where}.partition: {r.partition} is listed twice (allowed: once)")
+                    seen.add(r.partition)
+                    bad = [b for b in r.replicas if b >= known]
+                    if bad:
+                        raise ValueError(f"{where}.replicas: no broker {bad[0]} at {format_ms(at)} "
+                                         f"(allowed: 0..{known - 1})")
+                    if len(set(r.replicas)) != len(r.replicas):
+                        raise ValueError(f"{where}.replicas: a broker listed twice (allowed: distinct broker ids)")
+                    if len(r.replicas) != names[r.partition].replication_factor:
+                        raise ValueError(f"{where}.replicas: {len(r.replicas)} replicas, the topic's "
+                                         f"replication.factor is {names[r.partition].replication_factor} "
+                                         f"(changing it is not modelled; allowed: that many replicas)")
         return self
 
     def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
