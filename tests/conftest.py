@@ -25,6 +25,12 @@ def pytest_configure(config):
         os.environ["KAFKASIM_SLOW"] = "1"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `heavy` (tens of seconds each) first, the rest in their order: xdist hands tests out
+    in collection order, and a long test handed out last keeps one worker busy after the other is done."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 def tiny_scenario(**over) -> Scenario:
     """3 brokers, one topic with one RF-3 partition, constant 1 ms links, no clients, no faults."""
     data = {

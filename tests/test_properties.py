@@ -2,8 +2,10 @@
 
 Hypothesis draws a scenario and a fault schedule; each example is a short real simulation.
 A failing example is shrunk and printed as a scenario YAML that reproduces it
-(`kafkasim run that.yaml --seed N`). Examples: 150 per property by default, many more with
-`pytest --slow`.
+(`kafkasim run that.yaml --seed N`). Each property is two tests: a quick one in the default run
+(a third or less of the examples, so the suite stays under 10 minutes on 2 cores) and the full one,
+named `..._full`, behind the slow marker (`pytest -m slow`: 150 examples per property, many more
+with `pytest -m slow --slow`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from tests.violations import all_violations
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 SLOW = bool(os.environ.get("KAFKASIM_SLOW"))  # set by `pytest --slow`
 N = 2000 if SLOW else 150
+"""Examples of a full property test (marked slow)."""
+QUICK_N = 40
+"""Examples of its quick twin in the default run: each example is a real run of 3-6 simulated seconds."""
 
 
 @st.composite
@@ -95,9 +100,20 @@ def _max_down(events) -> int:
     return worst
 
 
-@settings(max_examples=N, **PROFILE)
+@settings(max_examples=QUICK_N, **PROFILE)
 @given(scenarios())
 def test_invariants_hold_under_random_faults(case):
+    _invariants_hold_under_random_faults(case)
+
+
+@pytest.mark.slow
+@settings(max_examples=N, **PROFILE)
+@given(scenarios())
+def test_invariants_hold_under_random_faults_full(case):
+    _invariants_hold_under_random_faults(case)
+
+
+def _invariants_hold_under_random_faults(case):
     sc, seed = case
     with all_violations() as found:
         r = _run(sc, seed)
@@ -143,11 +159,22 @@ def _lossy(probability: float, until_ms: float):
     return prepare
 
 
-@settings(max_examples=N // 5, **PROFILE)
+@settings(max_examples=QUICK_N // 4, **PROFILE)
 @given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
 def test_invariants_hold_and_replicas_recover_with_message_loss(case, loss):
     """Every request/response exchange survives the loss of either message (timeouts and retries, as
     Kafka has them): nothing wedges, and after the settle every replica is back in the ISR."""
+    _replicas_recover_with_message_loss(case, loss)
+
+
+@pytest.mark.slow
+@settings(max_examples=N // 5, **PROFILE)
+@given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
+def test_invariants_hold_and_replicas_recover_with_message_loss_full(case, loss):
+    _replicas_recover_with_message_loss(case, loss)
+
+
+def _replicas_recover_with_message_loss(case, loss):
     sc, seed = case
     note(f"# every link loses {loss:.1%} of its messages until {sc.duration:.0f} ms")
     # a lost follower fetch waits out replica.socket.timeout.ms (30 s): settle long enough for it
@@ -160,11 +187,23 @@ def test_invariants_hold_and_replicas_recover_with_message_loss(case, loss):
     assert s["failed_but_present"] == 0
 
 
-@settings(max_examples=N, **PROFILE)
+@settings(max_examples=QUICK_N, **PROFILE)
 @given(scenarios(acks="all", idempotence=True))
 @example(TRUNCATION_FORGETS_SEQUENCES)
 def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     """design.html: a committed message is not lost while at most min.insync-1 replicas fail at once."""
+    _acks_all_within_min_isr_minus_one_failures_loses_nothing(case)
+
+
+@pytest.mark.slow
+@settings(max_examples=N, **PROFILE)
+@given(scenarios(acks="all", idempotence=True))
+@example(TRUNCATION_FORGETS_SEQUENCES)
+def test_acks_all_within_min_isr_minus_one_failures_loses_nothing_full(case):
+    _acks_all_within_min_isr_minus_one_failures_loses_nothing(case)
+
+
+def _acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     sc, seed = case
     r = _run(sc, seed)
     m = sc.topics[0].min_insync_replicas
@@ -174,9 +213,20 @@ def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     assert r.summary["duplicates"] == 0 and r.summary["reordered"] == 0
 
 
-@settings(max_examples=N // 3, **PROFILE)
+@settings(max_examples=QUICK_N // 4, **PROFILE)
 @given(scenarios())
 def test_same_seed_same_facts(case):
+    _same_seed_same_facts(case)
+
+
+@pytest.mark.slow
+@settings(max_examples=N // 3, **PROFILE)
+@given(scenarios())
+def test_same_seed_same_facts_full(case):
+    _same_seed_same_facts(case)
+
+
+def _same_seed_same_facts(case):
     sc, seed = case
     a, b = _run(sc, seed), _run(sc, seed)
     pd.testing.assert_frame_equal(a.batches, b.batches)

@@ -20,11 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "validation.md"
 
 
+# The quick cases take a minute or two: the tests that read their table share one xdist worker
+# (`--dist loadgroup` in pyproject.toml), so the module fixture runs them once per suite, not once per worker.
+QUICK = pytest.mark.xdist_group("validation-quick")
+
+
 @pytest.fixture(scope="module")
 def quick_table():
     return validate_model(quick=True, workers=2)
 
 
+@QUICK
 def test_the_quick_cases_reproduce_their_published_figures(quick_table):
     assert set(quick_table["case"]) == {c.id for c in CASES if c.quick}
     for _, r in quick_table.iterrows():
@@ -33,6 +39,7 @@ def test_the_quick_cases_reproduce_their_published_figures(quick_table):
             f"tolerance {r['tolerance']!r}")
 
 
+@QUICK
 def test_the_committed_report_is_current_for_the_quick_cases(quick_table):
     """docs/validation.md is `kafkasim validate-model --out docs/validation.md`'s output: the quick
     cases use the full set's seeds, so their sections must match it word for word."""
@@ -146,6 +153,7 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert other.read_text() == "my notes\n"  # never overwritten
 
 
+@QUICK
 def test_the_cli_writes_the_report_and_exits_1_when_a_case_fails(tmp_path, capsys, monkeypatch, quick_table):
     """The command's wiring, on the quick cases' real table (already computed above): the report is
     written, replaced on a second run, and a case outside its tolerance makes the exit code 1."""
