@@ -811,6 +811,32 @@ def test_scenarios_lists_scenarios_sweeps_and_benchmarks_grouped(capsys, monkeyp
     assert "scenarios/bench/steady.yaml" in bench and "scenarios/bench/soak.yaml" in bench
 
 
+def _bundled_paths() -> list[str]:
+    return sorted(str(f.relative_to(ROOT)) for pattern in ("*.yaml", "*/*.yaml")
+                  for f in (ROOT / "scenarios").glob(pattern))
+
+
+def test_scenarios_off_a_terminal_never_wraps_a_path(capsys, monkeypatch):
+    """Off a terminal (a pipe, 80 columns): every path on one line, whole, so it can be copied back."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(cli, "out_console", Console(width=80, force_terminal=False))
+    rc, out, err = cli_run(capsys, "scenarios")
+    assert rc == 0, err
+    words = {w.strip("│┃|") for line in out.splitlines() for w in line.split()}
+    missing = [p for p in _bundled_paths() if p not in words]
+    assert not missing, f"wrapped or missing: {missing[:5]}\n{out[:2000]}"
+
+
+def test_scenarios_names_prints_one_path_per_line(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rc, out, err = cli_run(capsys, "scenarios", "--names")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert set(_bundled_paths()) <= set(lines)
+    assert all(line.endswith(".yaml") and " " not in line for line in lines)
+    assert lines.index("scenarios/quickstart.yaml") < lines.index("scenarios/sweeps/acks-rf.yaml")
+
+
 # --- CI-friendly runs: --fail-on and --json --------------------------------------------------------
 def test_run_fail_on_exits_1_when_a_condition_holds(capsys, tmp_path, fake_run):
     rc, out, err = cli_run(capsys, "run", QUICKSTART, "--out", tmp_path / "a", "--fail-on",
