@@ -380,13 +380,12 @@ def scenarios_cli(names: Annotated[bool, typer.Option(
             for shown, _ in rows:
                 out_console.print(shown, markup=False, highlight=False, soft_wrap=True)
         return
-    widest = max(len(shown) for rows in groups.values() for shown, _ in rows)
     for group, rows in groups.items():
         if not rows:
             continue
         t = PlainTable(title=SCENARIO_GROUPS[group], title_justify="left", show_header=True, header_style="bold")
         # a path the user passes back is never cut or wrapped, whatever the width (80 columns off a terminal)
-        t.add_column("file", no_wrap=True, min_width=widest)
+        t.add_column("file", no_wrap=True, min_width=max(len(shown) for shown, _ in rows))
         t.add_column("description", overflow="fold")  # long config keys wrap, never end in "…"
         for row in rows:
             t.add_row(*row)
