@@ -213,7 +213,8 @@ def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path, source: P
         if is_sweep_data(base):  # read as a scenario, it would fail on the first swept key
             itself = source is not None and base_path.resolve() == source.resolve()
             raise SweepError(f"scenario: {spec.scenario} is a sweep file, not a scenario"
-                             f"{' (this sweep file itself)' if itself else ''}; name the scenario file the sweep varies")
+                             f"{' (this sweep file itself)' if itself else ''}; "
+                             "name the scenario file the sweep varies")
     sections = {**{k: "set" for k in spec.overrides}, **{k: "grid" for k in spec.grid}}
     for i, group in enumerate(spec.zip_groups):
         for key in group:
