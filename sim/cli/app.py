@@ -337,8 +337,10 @@ def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
     out_console.print(f"ok: {sc.name}: {sc.cluster.brokers} brokers, {len(sc.topics)} topic(s), {n_parts} partitions, "
                       f"{sum(p.instances for p in sc.producers)} producer(s), {len(sc.faults)} fault(s)",
                       markup=False, highlight=False, soft_wrap=True)
-    out_console.print(f"{'# ' if show else ''}a run takes {estimate_work(sc).describe()} (rough estimate)",
-                      markup=False, highlight=False, soft_wrap=True)
+    # the basis of the time: runner.py's SECONDS_PER_* constants, calibrated on the CI machine
+    out_console.print(f"{'# ' if show else ''}a run takes {estimate_work(sc).describe()} (rough estimate, good to "
+                      "a factor of 2-3: the time is one unloaded core of the 2-core CI machine; a busy machine "
+                      "takes longer)", markup=False, highlight=False, soft_wrap=True)
 
 
 SCENARIO_GROUPS = {
