@@ -197,3 +197,21 @@ def test_a_case_with_rows_gets_a_figure_of_published_against_simulated(tmp_path)
     assert "![V9: published against simulated](validation/V9.png)" in out.read_text()
     img = imread(tmp_path / "validation" / "V9.png")
     assert img.shape[0] > 100 and img.shape[1] > 400
+
+
+def test_the_report_cites_public_sources_not_a_file_outside_the_repository():
+    """The report cited `../shared/kafka-reference.md`, which is not in the repository: it names each
+    case's public sources (Kafka's documentation, KIPs, source files, the articles) instead."""
+    from sim.runs.validation import PUBLIC_SOURCES
+
+    assert set(PUBLIC_SOURCES) == {c.id for c in CASES}
+    assert all(url.startswith("https://") for urls in PUBLIC_SOURCES.values() for url in urls)
+    rows = pd.DataFrame([{"case": "V2", "title": "t", "source": "s", "published": "p", "simulated": "x",
+                          "tolerance": "t", "passed": True, "seeds": 1, "missing": "", "command": "c",
+                          "scenarios": "", "gaps": "", "sources": PUBLIC_SOURCES["V2"]}])
+    md = validation_markdown(rows, version="9.9", command="c")
+    committed = REPORT.read_text(encoding="utf-8")
+    for text in (md, committed):
+        assert "kafka-reference" not in text and "../shared" not in text
+    assert all(url in md for url in PUBLIC_SOURCES["V2"]) and PUBLIC_SOURCES["V1"][0] not in md
+    assert all(url in committed for urls in PUBLIC_SOURCES.values() for url in urls)
