@@ -2,10 +2,11 @@
 
 Hypothesis draws a scenario and a fault schedule; each example is a short real simulation.
 A failing example is shrunk and printed as a scenario YAML that reproduces it
-(`kafkasim run that.yaml --seed N`). Each property is two tests: a quick one in the default run
-(a third or less of the examples, so the suite stays under 10 minutes on 2 cores) and the full one,
-named `..._full`, behind the slow marker (`pytest -m slow`: 150 examples per property, many more
-with `pytest -m slow --slow`).
+(`kafkasim run that.yaml --seed N`). Each property is two tests: a quick one in the default run (40
+examples, 10 for the costlier ones, so the suite stays under 10 minutes on 2 cores) and the full one,
+named `..._full`, behind the slow marker (`pytest -m slow`: 150 examples per property, many more with
+`pytest -m slow --slow`). The quick one keeps the test's name and source, so Hypothesis (derandomized:
+its draws follow from the test's source) draws the first examples of the original 150.
 """
 
 from __future__ import annotations
@@ -103,17 +104,6 @@ def _max_down(events) -> int:
 @settings(max_examples=QUICK_N, **PROFILE)
 @given(scenarios())
 def test_invariants_hold_under_random_faults(case):
-    _invariants_hold_under_random_faults(case)
-
-
-@pytest.mark.slow
-@settings(max_examples=N, **PROFILE)
-@given(scenarios())
-def test_invariants_hold_under_random_faults_full(case):
-    _invariants_hold_under_random_faults(case)
-
-
-def _invariants_hold_under_random_faults(case):
     sc, seed = case
     with all_violations() as found:
         r = _run(sc, seed)
@@ -132,6 +122,13 @@ def _invariants_hold_under_random_faults(case):
     for f in s["failovers"]:
         if f["first_ack_ms"] is not None:
             assert f["elected_ms"] is not None and f["first_ack_ms"] >= f["elected_ms"], f
+
+
+@pytest.mark.slow
+@settings(max_examples=N, **PROFILE)
+@given(scenarios())
+def test_invariants_hold_under_random_faults_full(case):
+    test_invariants_hold_under_random_faults.hypothesis.inner_test(case)
 
 
 # Truncation must rebuild the idempotent producer state (Log.truncate_to): without that, a leader
@@ -164,17 +161,6 @@ def _lossy(probability: float, until_ms: float):
 def test_invariants_hold_and_replicas_recover_with_message_loss(case, loss):
     """Every request/response exchange survives the loss of either message (timeouts and retries, as
     Kafka has them): nothing wedges, and after the settle every replica is back in the ISR."""
-    _replicas_recover_with_message_loss(case, loss)
-
-
-@pytest.mark.slow
-@settings(max_examples=N // 5, **PROFILE)
-@given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
-def test_invariants_hold_and_replicas_recover_with_message_loss_full(case, loss):
-    _replicas_recover_with_message_loss(case, loss)
-
-
-def _replicas_recover_with_message_loss(case, loss):
     sc, seed = case
     note(f"# every link loses {loss:.1%} of its messages until {sc.duration:.0f} ms")
     # a lost follower fetch waits out replica.socket.timeout.ms (30 s): settle long enough for it
@@ -187,23 +173,18 @@ def _replicas_recover_with_message_loss(case, loss):
     assert s["failed_but_present"] == 0
 
 
+@pytest.mark.slow
+@settings(max_examples=N // 5, **PROFILE)
+@given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
+def test_invariants_hold_and_replicas_recover_with_message_loss_full(case, loss):
+    test_invariants_hold_and_replicas_recover_with_message_loss.hypothesis.inner_test(case, loss)
+
+
 @settings(max_examples=QUICK_N, **PROFILE)
 @given(scenarios(acks="all", idempotence=True))
 @example(TRUNCATION_FORGETS_SEQUENCES)
 def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     """design.html: a committed message is not lost while at most min.insync-1 replicas fail at once."""
-    _acks_all_within_min_isr_minus_one_failures_loses_nothing(case)
-
-
-@pytest.mark.slow
-@settings(max_examples=N, **PROFILE)
-@given(scenarios(acks="all", idempotence=True))
-@example(TRUNCATION_FORGETS_SEQUENCES)
-def test_acks_all_within_min_isr_minus_one_failures_loses_nothing_full(case):
-    _acks_all_within_min_isr_minus_one_failures_loses_nothing(case)
-
-
-def _acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     sc, seed = case
     r = _run(sc, seed)
     m = sc.topics[0].min_insync_replicas
@@ -213,26 +194,30 @@ def _acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     assert r.summary["duplicates"] == 0 and r.summary["reordered"] == 0
 
 
+@pytest.mark.slow
+@settings(max_examples=N, **PROFILE)
+@given(scenarios(acks="all", idempotence=True))
+@example(TRUNCATION_FORGETS_SEQUENCES)
+def test_acks_all_within_min_isr_minus_one_failures_loses_nothing_full(case):
+    test_acks_all_within_min_isr_minus_one_failures_loses_nothing.hypothesis.inner_test(case)
+
+
 @settings(max_examples=QUICK_N // 4, **PROFILE)
 @given(scenarios())
 def test_same_seed_same_facts(case):
-    _same_seed_same_facts(case)
-
-
-@pytest.mark.slow
-@settings(max_examples=N // 3, **PROFILE)
-@given(scenarios())
-def test_same_seed_same_facts_full(case):
-    _same_seed_same_facts(case)
-
-
-def _same_seed_same_facts(case):
     sc, seed = case
     a, b = _run(sc, seed), _run(sc, seed)
     pd.testing.assert_frame_equal(a.batches, b.batches)
     pd.testing.assert_frame_equal(a.events, b.events)
     drop = lambda s: {k: v for k, v in s.items() if k != "wall_time_s"}  # noqa: E731
     assert drop(a.summary) == drop(b.summary)
+
+
+@pytest.mark.slow
+@settings(max_examples=N // 3, **PROFILE)
+@given(scenarios())
+def test_same_seed_same_facts_full(case):
+    test_same_seed_same_facts.hypothesis.inner_test(case)
 
 
 # --- the random-schedule property test: every fault kind of the FaultSpec union -----------------
@@ -280,6 +265,8 @@ KIND_PARAMS = {
         st.fixed_dictionaries({"loss": st.sampled_from([0.01, 0.1])})).map(lambda d: {**links, **d})),
     "pause": lambda ctx: st.one_of(st.just({}), st.just({"controller": True})),
     "controller_outage": lambda ctx: st.just({"controller": True}),
+    "clock_skew": lambda ctx: st.one_of(st.fixed_dictionaries({"offset": st.sampled_from(["-60s", "-1s", "5m"])}),
+                                        st.just({"drift_ppm": 20_000.0}), st.just({"controller": True, "offset": "1m"})),
     "producer_crash": lambda ctx: st.sampled_from(ctx.producers).map(lambda n: {"producer": n}),
     "consumer_crash": lambda ctx: (st.sampled_from(ctx.consumers).map(lambda n: {"consumer": n}) if ctx.consumers
                                    else st.nothing()),
