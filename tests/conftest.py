@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 
 import pytest
 import simpy
@@ -23,6 +24,18 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if config.getoption("--slow"):
         os.environ["KAFKASIM_SLOW"] = "1"
+    # Bytecode caches on, even where PYTHONDONTWRITEBYTECODE=1 is set (this machine's shells set it): else
+    # every xdist worker, and every process a test starts (CLI runs, sweep pools, the notebook's kernel),
+    # compiles kafkasim and rewrites the test modules from source again. One collection measured 12.9 s of
+    # CPU without the caches, 5.7 s with them. The workers start after this and inherit the environment.
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `heavy` (tens of seconds each) first, the rest in their order: xdist hands tests out
+    in collection order, and a long test handed out last keeps one worker busy after the other is done."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
 
 
 def tiny_scenario(**over) -> Scenario:

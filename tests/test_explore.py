@@ -215,6 +215,19 @@ def test_never_writes_over_a_directory_it_did_not_write(base_file, tmp_path, cap
     assert (mine / "notes.txt").read_text() == "keep me" and len(list(mine.iterdir())) == 1
 
 
+def test_the_warning_about_the_base_scenarios_faults_is_a_whole_sentence(tmp_path, capsys):
+    """The scenario's own faults are set aside for each schedule's: the warning says so in full (it
+    ended "replaced by each schedule's")."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")  # refused before any run: only the warning is wanted here
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
+    assert cli_main(["explore", str(quickstart), "--budget", "1", "--out", str(mine)]) == 2
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warning == (f"warning: {quickstart}: its 1 fault(s) are not used: each schedule brings its own "
+                       "faults in their place")
+
+
 # --- other properties and a search by time ---------------------------------------------------------
 def test_availability_is_a_property_too():
     # a leader paused for 4 s leaves its partition without a writable leader for > 4 s of the 20 s run

@@ -202,6 +202,18 @@ def test_cli_set_wins_over_config_file(capsys, tmp_path):
     assert shown(out)["producers"][0]["linger.ms"] == 7
 
 
+def test_a_repeated_key_is_a_warning_naming_both_lines_and_the_value_used(capsys, tmp_path):
+    """java.util.Properties keeps the last of a repeated key, silently; a YAML scenario refuses one. Here
+    the last wins, as in Kafka, and the user is told (issue 22)."""
+    f = write(tmp_path, "producer.properties", "acks=1\nlinger.ms=5\nacks = all\n")
+    rc, out, err = cli(capsys, "validate", QUICKSTART, "--show", "--producer-config", f)
+    assert rc == 0, err
+    assert shown(out)["producers"][0]["acks"] == "all"
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {f}:3: acks is repeated (first at line 1): the last value, all, is used "
+                        "(as Kafka reads the file)"]
+
+
 def test_cli_run_records_config_and_warnings(capsys, tmp_path):
     f = write(tmp_path, "producer.properties", "client.id=me\nlinger.ms=20\n")
     out_dir = tmp_path / "run"

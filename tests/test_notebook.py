@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,7 @@ def test_notebook_is_committed_without_outputs():
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
 
+@pytest.mark.heavy
 def test_notebook_runs(tmp_path, monkeypatch):
     """Execute every cell in a fresh kernel, results redirected to a temporary results/ directory."""
     monkeypatch.setenv("KAFKASIM_RESULTS", str(tmp_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,25 @@ def _run(name, seed, **over):
     return r
 
 
+@functools.lru_cache(maxsize=None)
+def _shared(name, seed, over: tuple):
+    """`_run`, once per worker for a run several tests read (a run is a function of scenario and seed);
+    the tests that share one are in one xdist_group, so they run on the same worker."""
+    return _run(name, seed, **dict(over))
+
+
+# The acks=1 leader crash under 10 producers on one partition: V1's runs, also the control of the
+# acks=all comparison
+ACKS1_LOAD = (("producers.0.instances", 10), ("topics.0.partitions", 1))
+SHARES_ACKS1_RUNS = pytest.mark.xdist_group("outcomes-acks1-runs")
+
+
+@SHARES_ACKS1_RUNS
 def test_acks1_leader_crash_under_load_loses_acknowledged_records():
     """V1: acks=1 acknowledges the leader's unreplicated tail, which a hard crash then loses."""
     lost = []
     for seed in range(6):
-        r = _run("leader-crash-acks1.yaml", seed, **{"producers.0.instances": 10, "topics.0.partitions": 1})
+        r = _shared("leader-crash-acks1.yaml", seed, ACKS1_LOAD)
         s = r.summary
         lost.append(s["acked_lost"])
         # the lost records were acknowledged within about one replication round before the crash
@@ -44,9 +59,19 @@ def test_acks1_leader_crash_under_load_loses_acknowledged_records():
     assert sum(1 for x in lost if x > 0) >= 2
 
 
+def test_acks_all_min_insync_2_single_crash_loses_nothing_over_5_seeds():
+    """V2 in the default run: its first 5 seeds (the 20-seed test below is marked slow)."""
+    _acks_all_min_insync_2_single_crash_loses_nothing(range(5))
+
+
+@pytest.mark.slow
 def test_acks_all_min_insync_2_single_crash_loses_nothing_over_20_seeds():
     """V2: RF 3, min.insync 2, acks=all: a single hard leader crash loses no acknowledged record."""
-    for seed in range(20):
+    _acks_all_min_insync_2_single_crash_loses_nothing(range(20))
+
+
+def _acks_all_min_insync_2_single_crash_loses_nothing(seeds):
+    for seed in seeds:
         s = _run("quickstart.yaml", seed, **{"producers.0.instances": 3}).summary
         assert s["acked_lost"] == 0, f"seed {seed}"
         assert s["records_lost"] == 0 and s["duplicates"] == 0 and s["reordered"] == 0, f"seed {seed}"
@@ -54,15 +79,15 @@ def test_acks_all_min_insync_2_single_crash_loses_nothing_over_20_seeds():
         assert s["records_consumed"] == s["records_acked"]
 
 
+@SHARES_ACKS1_RUNS
 def test_acks_all_keeps_what_acks1_loses_under_the_same_crash():
     """The load at which a crash catches acks=1's unreplicated tail (10 producers on one partition):
     acks=all with min.insync 2 loses nothing on the same seeds. Control: acks=1 loses records."""
-    over = {"producers.0.instances": 10, "topics.0.partitions": 1}
     acks1_lost = 0
     for seed in range(6):
-        safe = _run("leader-crash-acks1.yaml", seed, **over, **{"producers.0.acks": "all"}).summary
+        safe = _run("leader-crash-acks1.yaml", seed, **dict(ACKS1_LOAD), **{"producers.0.acks": "all"}).summary
         assert safe["acked_lost"] == 0, f"seed {seed}"
-        acks1_lost += _run("leader-crash-acks1.yaml", seed, **over).summary["acked_lost"]
+        acks1_lost += _shared("leader-crash-acks1.yaml", seed, ACKS1_LOAD).summary["acked_lost"]
     assert acks1_lost > 0  # the crash does hit an unreplicated tail at this load
 
 

@@ -2,8 +2,11 @@
 
 Hypothesis draws a scenario and a fault schedule; each example is a short real simulation.
 A failing example is shrunk and printed as a scenario YAML that reproduces it
-(`kafkasim run that.yaml --seed N`). Examples: 150 per property by default, many more with
-`pytest --slow`.
+(`kafkasim run that.yaml --seed N`). Each property is two tests: a quick one in the default run (40
+examples, 10 for the costlier ones, so the suite stays under 10 minutes on 2 cores) and the full one,
+named `..._full`, behind the slow marker (`pytest -m slow`: 150 examples per property, many more with
+`pytest -m slow --slow`). The quick one keeps the test's name and source, so Hypothesis (derandomized:
+its draws follow from the test's source) draws the first examples of the original 150.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from tests.violations import all_violations
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 SLOW = bool(os.environ.get("KAFKASIM_SLOW"))  # set by `pytest --slow`
 N = 2000 if SLOW else 150
+"""Examples of a full property test (marked slow)."""
+QUICK_N = 40
+"""Examples of its quick twin in the default run: each example is a real run of 3-6 simulated seconds."""
 
 
 @st.composite
@@ -95,7 +101,7 @@ def _max_down(events) -> int:
     return worst
 
 
-@settings(max_examples=N, **PROFILE)
+@settings(max_examples=QUICK_N, **PROFILE)
 @given(scenarios())
 def test_invariants_hold_under_random_faults(case):
     sc, seed = case
@@ -116,6 +122,13 @@ def test_invariants_hold_under_random_faults(case):
     for f in s["failovers"]:
         if f["first_ack_ms"] is not None:
             assert f["elected_ms"] is not None and f["first_ack_ms"] >= f["elected_ms"], f
+
+
+@pytest.mark.slow
+@settings(max_examples=N, **PROFILE)
+@given(scenarios())
+def test_invariants_hold_under_random_faults_full(case):
+    test_invariants_hold_under_random_faults.hypothesis.inner_test(case)
 
 
 # Truncation must rebuild the idempotent producer state (Log.truncate_to): without that, a leader
@@ -143,7 +156,7 @@ def _lossy(probability: float, until_ms: float):
     return prepare
 
 
-@settings(max_examples=N // 5, **PROFILE)
+@settings(max_examples=QUICK_N // 4, **PROFILE)
 @given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
 def test_invariants_hold_and_replicas_recover_with_message_loss(case, loss):
     """Every request/response exchange survives the loss of either message (timeouts and retries, as
@@ -160,7 +173,14 @@ def test_invariants_hold_and_replicas_recover_with_message_loss(case, loss):
     assert s["failed_but_present"] == 0
 
 
-@settings(max_examples=N, **PROFILE)
+@pytest.mark.slow
+@settings(max_examples=N // 5, **PROFILE)
+@given(scenarios(), st.sampled_from([0.002, 0.01, 0.05]))
+def test_invariants_hold_and_replicas_recover_with_message_loss_full(case, loss):
+    test_invariants_hold_and_replicas_recover_with_message_loss.hypothesis.inner_test(case, loss)
+
+
+@settings(max_examples=QUICK_N, **PROFILE)
 @given(scenarios(acks="all", idempotence=True))
 @example(TRUNCATION_FORGETS_SEQUENCES)
 def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
@@ -174,7 +194,15 @@ def test_acks_all_within_min_isr_minus_one_failures_loses_nothing(case):
     assert r.summary["duplicates"] == 0 and r.summary["reordered"] == 0
 
 
-@settings(max_examples=N // 3, **PROFILE)
+@pytest.mark.slow
+@settings(max_examples=N, **PROFILE)
+@given(scenarios(acks="all", idempotence=True))
+@example(TRUNCATION_FORGETS_SEQUENCES)
+def test_acks_all_within_min_isr_minus_one_failures_loses_nothing_full(case):
+    test_acks_all_within_min_isr_minus_one_failures_loses_nothing.hypothesis.inner_test(case)
+
+
+@settings(max_examples=QUICK_N // 4, **PROFILE)
 @given(scenarios())
 def test_same_seed_same_facts(case):
     sc, seed = case
@@ -183,6 +211,13 @@ def test_same_seed_same_facts(case):
     pd.testing.assert_frame_equal(a.events, b.events)
     drop = lambda s: {k: v for k, v in s.items() if k != "wall_time_s"}  # noqa: E731
     assert drop(a.summary) == drop(b.summary)
+
+
+@pytest.mark.slow
+@settings(max_examples=N // 3, **PROFILE)
+@given(scenarios())
+def test_same_seed_same_facts_full(case):
+    test_same_seed_same_facts.hypothesis.inner_test(case)
 
 
 # --- the random-schedule property test: every fault kind of the FaultSpec union -----------------

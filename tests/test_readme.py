@@ -120,6 +120,17 @@ def short_runs(monkeypatch):
         return {**data, "duration": f"{short.duration}ms", "settle": f"{short.settle}ms"}, short, replaced
 
     monkeypatch.setattr(explore_search, "_base_data", base_data)
+    # validate-model: each case's first seed at full length, judged as usual (its quick cases run with
+    # every seed in tests/test_validation.py); one run is run in this process
+    import sim.runs.validation as validation
+
+    real_case_runs = validation._runs
+    monkeypatch.setattr(validation, "_runs", lambda cases, quick: [r for r in real_case_runs(cases, quick)
+                                                                   if r.seed == 0])  # seeds are 0..N-1
+    # sweeps and explore run in this process (one worker, as on a one-core machine): each process pool
+    # would start and import everything again; the pools are tests/test_sweep.py's and test_explore.py's
+    for module in ("sim.runs.sweep.executors", "sim.runs.sweep.orchestrate", "sim.runs.explore.search"):
+        monkeypatch.setattr(sys.modules[module], "available_cores", lambda: 1)
     # sim.run first: sim loads it lazily from the runner, so patched after the runner it would
     # record (and "restore") the patched function, and every later test would run shortened
     monkeypatch.setattr(sim, "run", run)
@@ -158,6 +169,7 @@ def run_bench_flags(args: list[str], monkeypatch) -> None:
         bench.main(args)
 
 
+@pytest.mark.heavy
 def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys, short_runs):
     shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
     monkeypatch.chdir(tmp_path)

@@ -40,6 +40,7 @@ def _need_kafka():
         skip_unless_required(f"real-cluster smoke test needs {', '.join(missing)}", "KAFKASIM_REQUIRE_REAL")
 
 
+@pytest.mark.heavy
 def test_leader_sigkill_on_a_real_cluster_goes_through_checker_and_comparison():
     sc, notes = real_scenario(Scenario.resolve(SCENARIO))
     assert notes == []

@@ -788,3 +788,20 @@ def test_sweep_progress_lines_off_a_terminal(capsys, tmp_path, monkeypatch):
     assert len(lines) == 6
     assert re.fullmatch(r"progress: t: 1/6 runs done \(0 failed\), [\d.,]+ runs/min, elapsed \S+, ETA \S+", lines[0])
     assert lines[-1].startswith("progress: t: 6/6 runs done") and lines[-1].endswith("ETA 0s")
+
+
+@pytest.mark.parametrize("base", ["itself", "another sweep"])
+def test_a_sweep_whose_base_is_a_sweep_file_is_a_one_line_error(tmp_path, capsys, base):
+    """A sweep varies one scenario: naming itself (or another sweep) as its base read the sweep as a
+    scenario of defaults and failed on the first grid key ("unknown key '0' under producers")."""
+    f = tmp_path / "selfie.yaml"
+    target = f if base == "itself" else ROOT / "scenarios" / "sweeps" / "smoke.yaml"
+    f.write_text(yaml.safe_dump({"name": "selfie", "scenario": str(target),
+                                 "grid": {"producers.0.acks": [1, "all"]}}))
+    assert main(["sweep", str(f), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err == (f"error: scenario: {target} is a sweep file, not a scenario"
+                   f"{' (this sweep file itself)' if base == 'itself' else ''}; name the scenario file "
+                   "the sweep varies")
+    assert not (tmp_path / "o").exists()

@@ -20,11 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "validation.md"
 
 
+# The quick cases take a minute or two: the tests that read their table share one xdist worker
+# (`--dist loadgroup` in pyproject.toml), so the module fixture runs them once per suite, not once per worker.
+QUICK = pytest.mark.xdist_group("validation-quick")
+
+
 @pytest.fixture(scope="module")
 def quick_table():
     return validate_model(quick=True, workers=2)
 
 
+@QUICK
 def test_the_quick_cases_reproduce_their_published_figures(quick_table):
     assert set(quick_table["case"]) == {c.id for c in CASES if c.quick}
     for _, r in quick_table.iterrows():
@@ -33,6 +39,7 @@ def test_the_quick_cases_reproduce_their_published_figures(quick_table):
             f"tolerance {r['tolerance']!r}")
 
 
+@QUICK
 def test_the_committed_report_is_current_for_the_quick_cases(quick_table):
     """docs/validation.md is `kafkasim validate-model --out docs/validation.md`'s output: the quick
     cases use the full set's seeds, so their sections must match it word for word."""
@@ -146,6 +153,7 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path, capsys):
     assert other.read_text() == "my notes\n"  # never overwritten
 
 
+@QUICK
 def test_the_cli_writes_the_report_and_exits_1_when_a_case_fails(tmp_path, capsys, monkeypatch, quick_table):
     """The command's wiring, on the quick cases' real table (already computed above): the report is
     written, replaced on a second run, and a case outside its tolerance makes the exit code 1."""
@@ -189,3 +197,21 @@ def test_a_case_with_rows_gets_a_figure_of_published_against_simulated(tmp_path)
     assert "![V9: published against simulated](validation/V9.png)" in out.read_text()
     img = imread(tmp_path / "validation" / "V9.png")
     assert img.shape[0] > 100 and img.shape[1] > 400
+
+
+def test_the_report_cites_public_sources_not_a_file_outside_the_repository():
+    """The report cited `../shared/kafka-reference.md`, which is not in the repository: it names each
+    case's public sources (Kafka's documentation, KIPs, source files, the articles) instead."""
+    from sim.runs.validation import PUBLIC_SOURCES
+
+    assert set(PUBLIC_SOURCES) == {c.id for c in CASES}
+    assert all(url.startswith("https://") for urls in PUBLIC_SOURCES.values() for url in urls)
+    rows = pd.DataFrame([{"case": "V2", "title": "t", "source": "s", "published": "p", "simulated": "x",
+                          "tolerance": "t", "passed": True, "seeds": 1, "missing": "", "command": "c",
+                          "scenarios": "", "gaps": "", "sources": PUBLIC_SOURCES["V2"]}])
+    md = validation_markdown(rows, version="9.9", command="c")
+    committed = REPORT.read_text(encoding="utf-8")
+    for text in (md, committed):
+        assert "kafka-reference" not in text and "../shared" not in text
+    assert all(url in md for url in PUBLIC_SOURCES["V2"]) and PUBLIC_SOURCES["V1"][0] not in md
+    assert all(url in committed for urls in PUBLIC_SOURCES.values() for url in urls)

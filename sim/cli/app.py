@@ -337,8 +337,10 @@ def validate_cli(scenario: ScenarioArg, set_: SetOption = None,
     out_console.print(f"ok: {sc.name}: {sc.cluster.brokers} brokers, {len(sc.topics)} topic(s), {n_parts} partitions, "
                       f"{sum(p.instances for p in sc.producers)} producer(s), {len(sc.faults)} fault(s)",
                       markup=False, highlight=False, soft_wrap=True)
-    out_console.print(f"{'# ' if show else ''}a run takes {estimate_work(sc).describe()} (rough estimate)",
-                      markup=False, highlight=False, soft_wrap=True)
+    # the basis of the time: runner.py's SECONDS_PER_* constants, calibrated on the CI machine
+    out_console.print(f"{'# ' if show else ''}a run takes {estimate_work(sc).describe()} (rough estimate, good to "
+                      "a factor of 2-3: the time is one unloaded core of the 2-core CI machine; a busy machine "
+                      "takes longer)", markup=False, highlight=False, soft_wrap=True)
 
 
 SCENARIO_GROUPS = {
@@ -363,7 +365,8 @@ def _classify(f: Path) -> tuple[str, str] | None:
 
 
 @app.command("scenarios")
-def scenarios_cli() -> None:
+def scenarios_cli(names: Annotated[bool, typer.Option(
+        "--names", help="Only the files, one path per line (for scripts).")] = False) -> None:
     """List the bundled scenarios, sweeps and benchmark scenarios with their descriptions."""
     groups: dict[str, list[tuple[str, str]]] = {g: [] for g in SCENARIO_GROUPS}
     for d in bundled_scenario_dirs():
@@ -374,11 +377,17 @@ def scenarios_cli() -> None:
                 groups[kind[0]].append((shown, kind[1]))
     if not any(groups.values()):
         _fail("no bundled scenarios found (looked in ./scenarios and the source tree)")
+    if names:
+        for rows in groups.values():
+            for shown, _ in rows:
+                out_console.print(shown, markup=False, highlight=False, soft_wrap=True)
+        return
     for group, rows in groups.items():
         if not rows:
             continue
         t = PlainTable(title=SCENARIO_GROUPS[group], title_justify="left", show_header=True, header_style="bold")
-        t.add_column("file", overflow="fold")  # never cut a path the user needs to pass back
+        # a path the user passes back is never cut or wrapped, whatever the width (80 columns off a terminal)
+        t.add_column("file", no_wrap=True, min_width=max(len(shown) for shown, _ in rows))
         t.add_column("description", overflow="fold")  # long config keys wrap, never end in "…"
         for row in rows:
             t.add_row(*row)

@@ -92,7 +92,8 @@ def explore_cli(
         overrides = dict(parse_override(o) for o in set_ or [])
         base, replaced = base_scenario(scenario, overrides or None)
         if replaced:
-            _warn(f"{scenario}: its {replaced} fault(s) are replaced by each schedule's")
+            _warn(f"{scenario}: its {replaced} fault(s) are not used: "
+                  "each schedule brings its own faults in their place")
         s = base.seed if seed is None else seed
         from sim.runs.explore.properties import parse_property
 

@@ -1,4 +1,4 @@
-"""Validation against published Kafka results: each case of kafka-reference section 4, its scenarios,
+"""Validation against published Kafka results: each case (a published figure, PUBLIC_SOURCES), its scenarios,
 what the model gives over seeds, and whether that is within the published figure's tolerance.
 
 A case runs its scenarios in `scenarios/validation/` (each with a comment quoting the published
@@ -402,6 +402,27 @@ class FiguresOutcome(RunOutcome):
 
 _BY_ID = {c.id: c for c in CASES}
 
+KAFKA_DOCS = "https://kafka.apache.org/documentation/"
+KAFKA_SOURCE = "https://github.com/apache/kafka/blob/trunk/"
+PUBLIC_SOURCES: dict[str, tuple[str, ...]] = {
+    "V1": (KAFKA_DOCS + "#producerconfigs_acks",
+           KAFKA_SOURCE + "clients/src/main/java/org/apache/kafka/clients/producer/ProducerConfig.java"),
+    "V2": (KAFKA_DOCS + "#semantics", KAFKA_DOCS + "#design_replicatedlog"),
+    "V5": (KAFKA_DOCS + "#topicconfigs_min.insync.replicas",
+           KAFKA_SOURCE + "core/src/main/scala/kafka/cluster/Partition.scala",
+           KAFKA_SOURCE + "clients/src/main/java/org/apache/kafka/common/protocol/Errors.java"),
+    "V7": ("https://www.confluent.io/blog/how-choose-number-topics-partitions-kafka-cluster/",),
+    "V9": ("https://engineering.linkedin.com/kafka/"
+           "benchmarking-apache-kafka-2-million-writes-second-three-cheap-machines",),
+    "V12": (KAFKA_DOCS + "#topicconfigs_flush.messages", KAFKA_DOCS + "#design_filesystem",
+            "https://www.kernel.org/doc/html/latest/admin-guide/sysctl/vm.html",
+            "https://jack-vanlightly.com/blog/2023/4/24/why-apache-kafka-doesnt-need-fsync-to-be-safe"),
+    "V14": ("https://cwiki.apache.org/confluence/display/KAFKA/KIP-101+-+Alter+Replication+Protocol+to+use+Leader+"
+            "Epoch+rather+than+High+Watermark+for+Truncation",),
+}
+"""Where each case's published figure can be read: Kafka's documentation, KIPs and source, the articles
+(the report lists them; the scenario files quote the figures)."""
+
 
 def execute_case_run(run: SweepRun) -> FiguresOutcome:
     """In a worker: run one seed of one variant and measure its figures."""
@@ -455,7 +476,7 @@ def validate_model(cases: list[Case] | None = None, *, quick: bool = False, work
     for c in cases:
         row = {"case": c.id, "title": c.title, "source": c.source, "published": c.published,
                "tolerance": c.tolerance, "gaps": c.gaps, "seeds": c.seeds if c.missing is None else 0, "missing": c.missing or "",
-               "command": f"kafkasim validate-model --case {c.id}",
+               "command": f"kafkasim validate-model --case {c.id}", "sources": PUBLIC_SOURCES.get(c.id, ()),
                "scenarios": ", ".join(dict.fromkeys(f"scenarios/validation/{v.scenario}" for v in c.variants))}
         row.update(points={}, unit="")
         if c.missing is not None:

@@ -235,9 +235,15 @@ def map_properties(kind: str, path: str | Path, data: dict, mapping: ConfigMappi
         targets = [f"topics.{i}" for i in range(len(data.get("topics") or []))]
     else:
         targets = ["cluster"]
+    first_line: dict[str, int] = {}
     for e in entries:
         key = e.key.strip()
         if key in MODELLED[kind]:
+            # java.util.Properties keeps the last of a repeated key without a word: say which value is used
+            if key in first_line:
+                mapping.warnings.append(f"{path}:{e.line}: {key} is repeated (first at line {first_line[key]}): "
+                                        f"the last value, {e.value.strip()}, is used (as Kafka reads the file)")
+            first_line.setdefault(key, e.line)
             for t in targets:
                 dotted = f"{t}.{key}"
                 mapping.overrides[dotted] = convert_value(e.value)

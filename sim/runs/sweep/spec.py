@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-from sim.scenario.schema import Scenario, ScenarioError, _load_raw, apply_overrides, is_scenario_data
+from sim.scenario.schema import Scenario, ScenarioError, _load_raw, apply_overrides, is_scenario_data, is_sweep_data
 
 
 MAX_RUNS = 100_000
@@ -178,7 +178,7 @@ def load_sweep(source: SweepLike) -> Sweep:
             spec = SweepSpec.model_validate(data)
         except ValidationError as e:
             raise SweepError(_format_spec_errors(e)) from None
-    return _expand(spec, default_name, base_dir)
+    return _expand(spec, default_name, base_dir, Path(source) if isinstance(source, (str, Path)) else None)
 
 
 def _format_spec_errors(err: ValidationError) -> str:
@@ -198,8 +198,9 @@ def _format_spec_errors(err: ValidationError) -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
-def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path) -> Sweep:
-    """Resolve the base, check every key, validate every combination, then list the runs."""
+def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path, source: Path | None = None) -> Sweep:
+    """Resolve the base, check every key, validate every combination, then list the runs (`source`: the
+    sweep file, if it is one)."""
     if isinstance(spec.scenario, dict):
         base = spec.scenario
     else:
@@ -209,6 +210,11 @@ def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path) -> Sweep:
             base = _load_raw(base_path)
         except ScenarioError as e:
             raise SweepError(f"scenario: {e}") from None
+        if is_sweep_data(base):  # read as a scenario, it would fail on the first swept key
+            itself = source is not None and base_path.resolve() == source.resolve()
+            raise SweepError(f"scenario: {spec.scenario} is a sweep file, not a scenario"
+                             f"{' (this sweep file itself)' if itself else ''}; "
+                             "name the scenario file the sweep varies")
     sections = {**{k: "set" for k in spec.overrides}, **{k: "grid" for k in spec.grid}}
     for i, group in enumerate(spec.zip_groups):
         for key in group:
