@@ -24,7 +24,7 @@ import pandas as pd
 
 from analysis.load import ResultsError, Run, is_sweep_dir, load_run
 from sim.measure.stats import ecdf_points, weighted_ecdf
-from sim.measure.batches import produce_latencies
+from sim.measure.batches import COMMITTED_RPS_LABEL, committed_rps, produce_latencies
 from sim.runs.contract import RunSummary
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ COMPARE_METRICS: list[tuple[str, str]] = [
     ("unacknowledged lost (sent, no answer, gone)", "unacked_lost"),
     ("records_lost (all sent and gone, never told of a failure: the two above)", "records_lost"),
     ("duplicates", "duplicates"),
-    ("throughput (acked rec/s)", "throughput_rps"),
+    (f"{COMMITTED_RPS_LABEL}: in the final log per second of producing", "committed_rps"),
+    ("acknowledged (rec/s)", "throughput_rps"),
     ("produce latency p50 (ms)", "produce_latency_ms.p50"),
     ("produce latency p99 (ms)", "produce_latency_ms.p99"),
     ("produce latency p99.9 (ms)", "produce_latency_ms.p999"),
@@ -73,7 +74,12 @@ def _as_run(run: str | Path | Run, which: str) -> Run:
         raise ResultsError(f"{which} {e}") from None
 
 
-def _value(summary: RunSummary, key: str) -> float:
+def _value(summary: RunSummary, key: str, run: Run | None = None) -> float:
+    if key == "committed_rps" and run is not None:  # from the batches: acks=0 is never acknowledged
+        try:
+            return committed_rps(run.read_batches(["record_count", "copies_in_log"]), summary.produce_duration_ms)
+        except (ResultsError, OSError, KeyError):
+            return float("nan")
     if key == "unacked_lost":  # derived: records_lost counts the acknowledged losses too
         return _value(summary, "records_lost") - _value(summary, "acked_lost")
     v: object = summary.to_dict()
@@ -96,7 +102,7 @@ def compare(run_a: str | Path | Run, run_b: str | Path | Run) -> pd.DataFrame:
     a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
     rows = []
     for label, key in COMPARE_METRICS:
-        va, vb = _value(a.summary, key), _value(b.summary, key)
+        va, vb = _value(a.summary, key, a), _value(b.summary, key, b)
         diff = vb - va
         rel = diff / va if np.isfinite(va) and va != 0 else float("nan")
         rows.append({"metric": label, "key": key, "a": va, "b": vb, "difference": diff, "relative": rel})
