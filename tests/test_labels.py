@@ -1,0 +1,149 @@
+"""Labels and numbers that mislead (issue 22): one throughput measure and name everywhere, compare
+naming only what differs, `--json` on compare and sweep, and the wording of the figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import analysis
+import sim
+from analysis.report import run_summary_rows
+from sim.cli import main
+from sim.measure.batches import COMMITTED_RPS_LABEL
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = {"duration": "2s", "settle": "1s", "faults": [], "producers.0.enable.idempotence": False,
+         "producers.0.rate": "5000/s"}
+
+
+def _run(out: Path, overrides: dict, scenario: str = "quickstart.yaml", seed: int = 1) -> Path:
+    sc = sim.load_scenario(ROOT / "scenarios" / scenario, overrides=overrides)
+    res = sim.run(sc, seed=seed)
+    res.summary = dataclasses.replace(res.summary, overrides=dict(overrides))
+    return res.write(out)
+
+
+@pytest.fixture(scope="module")
+def acks_runs(tmp_path_factory) -> dict[str, Path]:
+    """acks=1 and acks=0 of one short fault-free scenario; a run overriding a key to its default value."""
+    base = tmp_path_factory.mktemp("labels")
+    return {
+        "1": _run(base / "acks1", {**QUICK, "producers.0.acks": 1}),
+        "0": _run(base / "acks0", {**QUICK, "producers.0.acks": 0}),
+        # topics.0.partitions: 6 is quickstart's own value: set, but not a difference
+        "1-same-partitions": _run(base / "acks1-p6", {**QUICK, "producers.0.acks": 1, "topics.0.partitions": 6}),
+    }
+
+
+@pytest.fixture(scope="module")
+def acks0_sweep(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("labels-sweep") / "sweep"
+    spec = tmp_path_factory.mktemp("labels-spec") / "acks0.yaml"
+    spec.write_text(json.dumps({
+        "name": "labels-acks0", "scenario": str(ROOT / "scenarios" / "quickstart.yaml"),
+        "set": QUICK, "grid": {"producers.0.acks": [0, 1]}, "seeds": [1, 2]}))
+    assert main(["sweep", str(spec), "--workers", "1", "--out", str(out)]) == 0
+    return spec, out
+
+
+# --- one throughput measure and one name ------------------------------------------------------------
+def test_sweep_console_table_shows_the_committed_rate_of_acks0(acks0_sweep, capsys):
+    """acks=0 is never acknowledged: the console table used to show its throughput as 0.0."""
+    spec, out = acks0_sweep
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert COMMITTED_RPS_LABEL in cap.out and "throughput" not in cap.out
+    header = next(line for line in cap.out.splitlines() if "runs ok" in line)
+    cells = [c.strip() for c in header.strip("┃│ ").split("┃")]
+    col = cells.index(COMMITTED_RPS_LABEL)
+    rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in cap.out.splitlines() if line.startswith("│")]
+    acks0 = next(r for r in rows if r[0] == "0")
+    mean = float(acks0[col].split("±")[0].replace(",", ""))
+    assert mean > 4000, acks0  # ~5,000 rec/s offered, all of it committed
+
+
+def test_sweep_json_is_the_table_and_nothing_else_on_stdout(acks0_sweep, capsys):
+    spec, out = acks0_sweep
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(out), "--json"]) == 0
+    cap = capsys.readouterr()
+    data = json.loads(cap.out)  # stdout is exactly one JSON document
+    assert data["sweep"] == "labels-acks0"
+    rows = {str(r["params"]["producers.0.acks"]): r for r in data["combinations"]}
+    assert set(rows) == {"0", "1"} and rows["0"]["runs"] == 2 and rows["0"]["runs_ok"] == 2
+    committed = rows["0"]["metrics"]["committed_rps"]
+    assert committed["label"] == COMMITTED_RPS_LABEL and committed["mean"] > 4000
+    assert committed["low"] <= committed["mean"] <= committed["high"]
+    assert rows["0"]["metrics"]["produce_latency_ms.p99"]["mean"] is None  # no acks, no latency: null, not NaN
+    assert "wrote" in cap.err
+
+
+def test_committed_rate_has_one_name_in_run_table_compare_and_report(acks_runs, tmp_path, capsys, monkeypatch):
+    """The run table, compare and the report show the committed rate under one name; acks=0's is not 0."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(ROOT / "scenarios" / "quickstart.yaml"), "--out", str(tmp_path / "r0"),
+                 *[a for k, v in {**QUICK, "producers.0.acks": 0}.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+                 ]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if COMMITTED_RPS_LABEL in line)
+    assert float(row.split("│")[-2].strip().replace(",", "")) > 4000
+    assert "throughput" not in out
+
+    frame = analysis.compare(acks_runs["1"], acks_runs["0"]).set_index("key")
+    assert frame.loc["committed_rps", "b"] > 4000
+    assert frame.loc["committed_rps"].name == "committed_rps"
+    labels = analysis.compare(acks_runs["1"], acks_runs["0"])["key"]
+    assert "throughput" not in " ".join(analysis.compare(acks_runs["1"], acks_runs["0"]).index)
+    assert list(labels).index("committed_rps") < list(labels).index("throughput_rps")
+
+    rows = {key: (label, value) for label, key, value in run_summary_rows(analysis.load_run(acks_runs["0"]))}
+    assert rows["committed_rps"][0].startswith(COMMITTED_RPS_LABEL) and rows["committed_rps"][1] > 4000
+    assert "throughput" not in " ".join(label for label, _ in rows.values())
+
+
+def test_sweep_report_runs_table_shows_the_committed_rate(acks0_sweep, tmp_path):
+    _, out = acks0_sweep
+    page = analysis.write_report(out, tmp_path / "report.html").read_text()
+    assert COMMITTED_RPS_LABEL in page and "throughput (acked" not in page
+
+
+# --- compare names only what differs -----------------------------------------------------------------
+def test_compare_names_only_the_settings_that_differ(acks_runs):
+    """A key set in one run to the value the other has anyway (or set alike in both) is not a difference."""
+    la, lb = analysis.compare(acks_runs["1-same-partitions"], acks_runs["0"]).attrs["labels"]
+    assert la == "quickstart seed 1 (producers.0.acks=1)", la
+    assert lb == "quickstart seed 1 (producers.0.acks=0)", lb
+    frame = analysis.compare(acks_runs["1-same-partitions"], acks_runs["0"])
+    assert frame.attrs["differ"] == [("producers.0.acks", 1, 0)]
+    assert ("duration", "2s") in frame.attrs["same"]
+
+
+def test_compare_names_scenario_settings_that_differ(acks_runs, tmp_path):
+    """Two scenario files: the label names the settings whose resolved values differ, not just the names."""
+    other = _run(tmp_path / "lc", {**QUICK, "producers.0.instances": 1, "producers.0.acks": 1},
+                 scenario="leader-crash-acks1.yaml")
+    la, lb = analysis.compare(acks_runs["1"], other).attrs["labels"]
+    assert la.startswith("quickstart seed 1 (") and "network.latency.median=0.5ms" in la, la
+    assert lb.startswith("leader-crash-acks1 seed 1 (") and "network.latency.median=1ms" in lb, lb
+    assert "producers.0.acks" not in la + lb and "duration" not in la + lb
+
+
+def test_compare_json(acks_runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["compare", str(acks_runs["1"]), str(acks_runs["0"]), "--json"]) == 0
+    cap = capsys.readouterr()
+    data = json.loads(cap.out)
+    assert data["a"]["path"] == str(acks_runs["1"]) and data["b"]["label"].endswith("(producers.0.acks=0)")
+    assert data["settings_that_differ"] == [{"key": "producers.0.acks", "a": 1, "b": 0}]
+    metrics = {m["key"]: m for m in data["metrics"]}
+    assert metrics["committed_rps"]["b"] > 4000
+    assert metrics["produce_latency_ms.p50"]["b"] is None  # acks=0: no latency, null in JSON
+    assert metrics["records_sent"]["difference"] == metrics["records_sent"]["b"] - metrics["records_sent"]["a"]
+    assert "wrote" in cap.err and "latency.png" in cap.err
