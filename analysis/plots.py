@@ -176,6 +176,17 @@ def _fmt_ms(v: float) -> str:
     return f"{v:.1f} ms"
 
 
+def _ecdf_distance(x1, y1, x2, y2) -> float:
+    """The largest vertical gap between two step ECDFs (the Kolmogorov-Smirnov distance)."""
+    x1, y1, x2, y2 = (np.asarray(v, dtype=float) for v in (x1, y1, x2, y2))
+    xs = np.union1d(x1, x2)
+
+    def at(x, y):
+        i = np.searchsorted(x, xs, side="right") - 1
+        return np.where(i >= 0, y[np.clip(i, 0, len(y) - 1)], 0.0)
+    return float(np.max(np.abs(at(x1, y1) - at(x2, y2)))) if len(xs) else 0.0
+
+
 def _ms_formatter(values) -> Callable[[float], str]:
     """`_fmt_ms` with one unit for a whole column of values: seconds if any is 10 s or more, else ms
     (a column mixing "9,931 ms" and "10.1 s" reads as if the second were smaller)."""
@@ -509,15 +520,22 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
         if a is None:
             ax.text(0.5, 0.5, "no acknowledgements, so no latency", transform=ax.transAxes, ha="center", fontsize=8)
             continue
-        for _, g in ecdfs[ecdfs["acks"].astype(str) == a].iterrows():
-            if len(g["x"]) == 0:
-                continue
-            color, ls, _ = styles[g["rest"]]
+        panel = [g for _, g in ecdfs[ecdfs["acks"].astype(str) == a].iterrows() if len(g["x"])]
+        for k, g in enumerate(panel):
+            color, ls, marker = styles[g["rest"]]
+            # markers at staggered heights per line: lines that coincide still show each other's marks,
+            # and the legend names the line it coincides with (KS distance below 1%)
+            same = [h["rest"] for h in panel[:k] if _ecdf_distance(g["x"], g["y"], h["x"], h["y"]) < 0.01]
             runs = int(g["runs"])
             count = (f"{_fmt_count(g['records'])} acknowledged records" if one else
                      f"n = {runs} seed{'s' * (runs != 1)}, {_fmt_count(g['records'])} records")
+            levels = (np.arange(5) + (k + 0.5) / len(panel)) / 5.0
+            marks = np.unique(np.minimum(np.searchsorted(np.asarray(g["y"], dtype=float), levels), len(g["y"]) - 1))
             ax.plot(g["x"], g["y"], drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.5,
-                    label=f"{g['rest']} ({count})", gid=f"ecdf:acks={a}:{g['rest']}")
+                    marker=marker, markevery=marks.tolist(), markersize=5, markerfacecolor="white",
+                    markeredgecolor=color, markeredgewidth=1.2,
+                    label=f"{g['rest']} ({count})" + (f"\n    coincides with {same[0]}" if same else ""),
+                    gid=f"ecdf:acks={a}:{g['rest']}")
         for level in (0.5, 0.99):
             ax.axhline(level, color="grey", linewidth=0.6, linestyle=":", label="_guide")
             ax.annotate(f"y = {level:g} (p{level * 100:g})", (0.0, level), xycoords=("axes fraction", "data"),
@@ -527,7 +545,8 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
         ax.set_title(f"acks={a}", fontsize=9)
         ax.set_xlabel("produce latency: record arrival to acknowledgement (ms, log scale)", fontsize=8)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="lower right", title=None if one else "one line per configuration", title_fontsize=7)
+        ax.legend(fontsize=7, loc="lower right", title_fontsize=7,
+                  title=None if one else "one line per configuration\n(marks staggered: coinciding lines show both)")
     eaxes[0].set_ylabel("fraction of acknowledged records", fontsize=8)
     note = f"; acks={', '.join(without)}: no acknowledgements, so no latency" if without else ""
     top.suptitle(("ECDF of produce latency of the run's acknowledged records" if one else
@@ -732,7 +751,7 @@ def _failover_strip(samples: pd.DataFrame, order: list[str], styles: dict, retur
     axes[0].set_yticks(range(len(order)), row_labels, fontsize=8)
     axes[0].set_ylim(len(order) - 0.5, -0.5)
     handles = [Line2D([], [], linestyle="none", marker="o", markersize=7, color="#333333",
-                      label="a failover: a new leader elected")]
+                      label="a failover: a new leader elected")] if (~returned).any() else []
     if returned.any():
         handles.append(Line2D([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="white",
                               markeredgecolor="#333333", label="the same broker back as leader (no other replica led)"))
@@ -944,6 +963,7 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
                 ax_ln.plot([x0], [y + 0.45], marker="v", color="black", markersize=4, linestyle="none",
                            label="_election", gid=f"election:{name}")
     ticks, labels = list(range(len(lanes))), [name for _, name in reversed(lanes)]
+    fault_keys: list[tuple[str, str]] = []  # (tag, label) of the faults whose bar is too narrow for the label
     if n_fault_rows:  # the fault lane, above the partitions: every fault of any kind, start to end
         y0, h = len(lanes) - 0.4, 0.9 / n_fault_rows
         lane_labels: list[tuple[float, float, int]] = []  # (left, right, row) of the fault labels, in points
@@ -965,15 +985,22 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             left = (centre - x_lo) / span * 750.0 - 1.65 * len(text)
             extent = (left, left + 3.3 * len(text))
             free = all(r != row or extent[1] < a or extent[0] > b for a, b, r in lane_labels)
-            if shown_w > 0 and free:
+            fits = shown_w / span * 750.0 >= 3.3 * len(text)
+            if shown_w > 0 and fits and free:
                 lane_labels.append((*extent, row))
-                # a white box only inside its bar: over a narrower bar it would hide the bar's middle and
-                # read as two bars
-                fits = shown_w / span * 750.0 >= 3.3 * len(text)
                 ax_ln.text(centre, yb + 0.45 * h, text, ha="center", va="center", fontsize=6,
                            clip_on=True, gid=f"label:fault:{f['fault_source']}.{f['fault_index']}",
                            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
-                                 "alpha": 0.85} if fits else None)
+                                 "alpha": 0.85})
+            elif shown_w > 0:
+                # a label wider than its bar would run across the next bar (and crowd out that bar's own
+                # label): a numbered tag on the bar instead, its text in the legend
+                tag = str(len(fault_keys) + 1)
+                fault_keys.append((tag, text))
+                ax_ln.text(max(x0, x_lo) + shown_w / 2, yb + 0.45 * h, tag, ha="center", va="center", fontsize=6,
+                           clip_on=True, gid=f"tag:fault:{f['fault_source']}.{f['fault_index']}",
+                           bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                                 "alpha": 0.85})
         ticks.append(len(lanes) + 0.05)
         labels.append("faults")
     ax_ln.set_yticks(ticks, labels, fontsize=7)
@@ -1034,6 +1061,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     handles += [Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="leadership change"),
                 Line2D([], [], marker="X", color="black", markeredgecolor="white", linestyle="none", markersize=7,
                        label="a replica truncated its log\n(records it had are removed)")]
+    handles += [Line2D([], [], linestyle="none", label=f"fault {tag}: {text}", gid=f"key:fault:{tag}")
+                for tag, text in fault_keys]
     ax_ln.legend(handles=handles, **outside)
     facts = run.facts
     s = run.summary

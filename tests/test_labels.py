@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import analysis
@@ -46,7 +47,9 @@ def acks0_sweep(tmp_path_factory) -> Path:
     spec = tmp_path_factory.mktemp("labels-spec") / "acks0.yaml"
     spec.write_text(json.dumps({
         "name": "labels-acks0", "scenario": str(ROOT / "scenarios" / "quickstart.yaml"),
-        "set": QUICK, "grid": {"producers.0.acks": [0, 1]}, "seeds": [1, 2]}))
+        # min.insync.replicas does not change acks=1's latency: its two ECDFs coincide
+        "set": QUICK, "grid": {"producers.0.acks": [0, 1], "topics.0.min.insync.replicas": [1, 2]},
+        "seeds": [1, 2]}))
     assert main(["sweep", str(spec), "--workers", "1", "--out", str(out)]) == 0
     return spec, out
 
@@ -75,8 +78,10 @@ def test_sweep_json_is_the_table_and_nothing_else_on_stdout(acks0_sweep, capsys)
     cap = capsys.readouterr()
     data = json.loads(cap.out)  # stdout is exactly one JSON document
     assert data["sweep"] == "labels-acks0"
-    rows = {str(r["params"]["producers.0.acks"]): r for r in data["combinations"]}
-    assert set(rows) == {"0", "1"} and rows["0"]["runs"] == 2 and rows["0"]["runs_ok"] == 2
+    rows = {str(r["params"]["producers.0.acks"]): r for r in data["combinations"]
+            if r["params"]["topics.0.min.insync.replicas"] == 1}
+    assert len(data["combinations"]) == 4 and set(rows) == {"0", "1"}
+    assert rows["0"]["runs"] == 2 and rows["0"]["runs_ok"] == 2
     committed = rows["0"]["metrics"]["committed_rps"]
     assert committed["label"] == COMMITTED_RPS_LABEL and committed["mean"] > 4000
     assert committed["low"] <= committed["mean"] <= committed["high"]
@@ -147,3 +152,97 @@ def test_compare_json(acks_runs, tmp_path, capsys, monkeypatch):
     assert metrics["produce_latency_ms.p50"]["b"] is None  # acks=0: no latency, null in JSON
     assert metrics["records_sent"]["difference"] == metrics["records_sent"]["b"] - metrics["records_sent"]["a"]
     assert "wrote" in cap.err and "latency.png" in cap.err
+
+
+# --- figure wording ------------------------------------------------------------------------------------
+def _texts(fig) -> str:
+    out = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
+    for leg in [*fig.legends, *[ax.get_legend() for ax in fig.axes if ax.get_legend()]]:
+        out += [t.get_text() for t in leg.get_texts()] + [leg.get_title().get_text()]
+    return "\n".join(out)
+
+
+def test_run_latency_figure_speaks_of_one_run(acks_runs):
+    """One run has no seeds to pool or average over: the figure used to say "seeds pooled", "mean over seeds"."""
+    fig = analysis.latency_plot(analysis.load_run(acks_runs["1"]))
+    text = _texts(fig)
+    assert "seed" not in text.replace("quickstart seed 1", ""), text
+    assert "acknowledged records" in text
+
+
+def test_coinciding_sweep_latency_lines_stay_visible(acks0_sweep):
+    """Two configurations with the same latency: each line carries its own marks at its own heights, and the
+    legend says which line it coincides with (they used to hide each other)."""
+    _, out = acks0_sweep
+    fig = analysis.latency_plot(analysis.load_sweep_results(out))
+    ax = next(a for a in fig.axes if a.get_gid() == "latency:ecdf:acks=1")
+    lines = [ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("ecdf:")]
+    assert len(lines) == 2
+    heights = []
+    for ln in lines:
+        assert ln.get_marker() not in (None, "", "None") and ln.get_markevery() is not None
+        y = np.asarray(ln.get_ydata())[ln.get_markevery()]
+        heights.append(set(np.round(y, 3)))
+    assert heights[0] and heights[1] and not heights[0] & heights[1]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("coincides with min.insync 1" in t for t in legend), legend
+
+
+def _two_failovers_run(tmp_path, **extra) -> analysis.Run:
+    over = {"duration": "8s", "settle": "4s", "faults.0.at": "2s", "faults.0.restart_after": "3s",
+            "cluster.broker.session.timeout.ms": 1500, "cluster.broker.heartbeat.interval.ms": 250,
+            "producers.0.rate": "5000/s", **extra}
+    return analysis.load_run(_run(tmp_path / "two", over))
+
+
+def test_failover_distribution_with_two_failovers_shows_two_points(tmp_path):
+    """The leader of two partitions crashes: two failovers at one instant used to be an ECDF drawn as a
+    vertical line; now a point each, stacked."""
+    run = _two_failovers_run(tmp_path)
+    assert len(run.summary.failovers) == 2
+    fig = analysis.failover_distribution(run)
+    for col in ("election_ms", "unavailable_ms"):
+        ax = next(a for a in fig.axes if a.get_gid() == f"failover:{col}")
+        pts = [ln for ln in ax.get_lines() if str(ln.get_gid()).startswith(f"points:{col}:")]
+        xy = {(round(float(x), 6), round(float(y), 6)) for ln in pts for x, y in zip(ln.get_xdata(), ln.get_ydata())}
+        assert len(xy) == 2, xy  # two distinct points
+        want = sorted(f[col] / 1000.0 for f in run.summary.failovers)
+        assert sorted(x for x, _ in xy) == pytest.approx(want)
+
+
+def test_rf1_failover_is_the_same_leader_back(tmp_path):
+    """RF 1: the crashed broker is elected again when it returns; it used to be labelled a new leader."""
+    run = _two_failovers_run(tmp_path, **{"topics.0.replication.factor": 1, "topics.0.min.insync.replicas": 1,
+                                          "producers.0.acks": 1, "producers.0.enable.idempotence": False})
+    assert run.summary.failovers and all(f["new_leader"] == f["broker"] for f in run.summary.failovers)
+    text = _texts(analysis.failover_distribution(run))
+    assert "same broker back as leader" in text
+    assert "fault to new leader elected" not in text and "a new leader elected" not in text
+
+
+def test_timeline_names_each_fault_on_its_own_bar(tmp_path):
+    """Two short faults side by side: the first one's label used to run across both bars and the second
+    had none. Each bar now carries its label, or a numbered tag whose text is in the legend."""
+    over = {"duration": "12s", "settle": "3s", "producers.0.rate": "5000/s",
+            "faults": [{"kind": "crash", "broker": 0, "at": "3s", "restart_after": "400ms"},
+                       {"kind": "pause", "broker": 1, "at": "3.5s", "duration": "400ms"},
+                       {"kind": "crash", "broker": 2, "at": "8s", "restart_after": "3s"}]}
+    run = analysis.load_run(_run(tmp_path / "faults", over))
+    fig = analysis.failover_timeline(run)
+    ax = next(a for a in fig.axes if a.get_gid() == "timeline:lanes")
+    bars = {str(c.get_gid())[len("fault:"):]: c for c in ax.collections if str(c.get_gid()).startswith("fault:")}
+    assert len(bars) == 3
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    named = {}
+    for t in ax.texts:
+        gid = str(t.get_gid())
+        for kind in ("label:fault:", "tag:fault:"):
+            if gid.startswith(kind):
+                key = gid[len(kind):]
+                x0, x1 = (p[0] for p in bars[key].get_paths()[0].get_extents().get_points())
+                assert x0 <= t.get_position()[0] <= x1, (key, t.get_text())  # on its own bar
+                text = t.get_text()
+                if kind == "tag:fault:":  # the tag's text is in the legend
+                    text = next(e.split(": ", 1)[1] for e in legend if e.startswith(f"fault {t.get_text()}: "))
+                named[key] = text
+    assert sorted(named.values()) == ["crash: broker 0", "crash: broker 2", "pause: broker 1"], named
