@@ -35,7 +35,7 @@ from analysis.plots import (
 )
 from analysis.plots import _display_order
 from analysis.tables import (
-    _group_columns, _sort_value, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
+    _group_columns, _sort_value, _value_text, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
     runs_table, varying_columns, with_delivery,
 )
 
@@ -539,8 +539,25 @@ def _descriptions(source: Run | SweepResults) -> list[str]:
         base = source.spec.get("scenario")
         texts = [source.spec.get("description"), base.get("description") if isinstance(base, dict) else None]
         if isinstance(base, dict) and base.get("description"):
-            texts[1] = f"Base scenario {base.get('name', '')}: {base['description']}".replace("  ", " ")
+            # the base's description speaks of the base alone: the sweep changed what it describes
+            texts[1] = (f"The base scenario {base.get('name', '')}'s own description (of the base alone, before the "
+                        f"sweep's settings): {str(base['description']).strip()}").replace("  ", " ")
+            varied = _sweep_varies(source)
+            if varied:
+                texts.append(f"This sweep varies {varied}, and every run uses the settings of sweep.yaml (below) "
+                             "wherever they differ from what the description says.")
     return [str(t).strip() for t in texts if t and str(t).strip()]
+
+
+def _sweep_varies(sweep: SweepResults) -> str:
+    """"acks (0, 1, all), RF (2, 3)": each swept key in words, with the values it takes."""
+    parts = []
+    for p in sweep.params:
+        if p not in sweep.table:
+            continue
+        values = sorted(sweep.table[p].dropna().unique().tolist(), key=lambda v: _sort_value(p, v))
+        parts.append(f"{param_name(p)} ({', '.join(_value_text(v) for v in values)})")
+    return ", ".join(parts)
 
 
 @functools.cache

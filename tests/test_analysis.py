@@ -882,7 +882,9 @@ def test_report_run(capsys, run_dir, run, tmp_path):
 def test_report_sweep(study, tmp_path):
     out = analysis.write_report(study.path, tmp_path / "sweep.html")
     text = _body_text(out)
-    assert text.index("Base scenario quickstart: 3 brokers") < text.index("Model invariants: 0 violations in") \
+    assert text.index("The base scenario quickstart's own description") < text.index("3 brokers") \
+        < text.index("This sweep varies acks (0, 1, all), RF (2, 3), min.insync (1, 2)") \
+        < text.index("Model invariants: 0 violations in") \
         < text.index("Summary by configuration") < text.index("Figures")
     page = parse_report(out)
     assert not page.external

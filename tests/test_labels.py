@@ -246,3 +246,14 @@ def test_timeline_names_each_fault_on_its_own_bar(tmp_path):
                     text = next(e.split(": ", 1)[1] for e in legend if e.startswith(f"fault {t.get_text()}: "))
                 named[key] = text
     assert sorted(named.values()) == ["crash: broker 0", "crash: broker 2", "pause: broker 1"], named
+
+
+def test_sweep_report_says_the_description_is_the_base_scenarios(acks0_sweep, tmp_path):
+    """The sweep changes what the base's description speaks of (acks=all there): the page says whose
+    description it is and what the sweep varies."""
+    from analysis.report import _descriptions
+
+    _, out = acks0_sweep
+    texts = _descriptions(analysis.load_sweep_results(out))
+    assert any(t.startswith("The base scenario quickstart's own description") and "acks=all" in t for t in texts)
+    assert any("This sweep varies acks (0, 1), min.insync (1, 2)" in t for t in texts), texts
