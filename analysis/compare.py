@@ -274,7 +274,7 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
     acknowledgement) is at or below x; p50 and p99 of each run are marked and written in the
     legend. A run without acknowledgements (acks=0) has no line and the legend says so.
     """
-    from analysis.plots import OKABE_ITO, _figure, _fmt_count, _fmt_ms, save_figure  # matplotlib on use only
+    from analysis.plots import OKABE_ITO, _figure, _fmt_count, _ms_formatter, save_figure  # matplotlib on use only
 
     a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
     labels = run_labels(a, b)
@@ -283,10 +283,15 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
     ax.set_gid("compare:latency")
     styles = [(OKABE_ITO["blue"], "-", "o"), (OKABE_ITO["orange"], "--", "s")]
     drawn = 0
-    for tag, run, label, (color, ls, marker) in zip("AB", (a, b), labels, styles):
+    curves = []
+    for run in (a, b):
         lat = produce_latencies(run.read_batches(["outcome", "first_arrival_ms", "last_arrival_ms", "acked_ms",
                                                   "record_count"]))
-        x, y = weighted_ecdf(lat["latency_ms"].to_numpy(), lat["records"].to_numpy())
+        curves.append((lat, *weighted_ecdf(lat["latency_ms"].to_numpy(), lat["records"].to_numpy())))
+    # one unit for the four percentiles of the legend: never "9,931 ms" beside "10.1 s"
+    _fmt_ms = _ms_formatter([float(x[min(np.searchsorted(y, 0.99), len(x) - 1)]) if len(x) else np.nan
+                             for _, x, y in curves])
+    for tag, (lat, x, y), label, (color, ls, marker) in zip("AB", curves, labels, styles):
         if len(x) == 0:
             ax.plot([], [], color=color, linestyle=ls, label=f"{tag}: {label}: no acknowledgements, so no latency")
             continue

@@ -433,6 +433,7 @@ def throughput_cost(source: Source, path: str | Path | None = None, *, confidenc
     lo, hi = _log_limits(np.r_[p50, p99, rows["produce_latency_ms.p99_high"].to_numpy(dtype=float)], default=(1, 1000))
     lax.set_xscale("log")
     lax.set_xlim(lo, hi)
+    fmt = _ms_formatter(np.r_[p50, p99])  # one unit for the whole text column
     for i, (_, r) in enumerate(rows.iterrows()):
         if not np.isfinite(p99[i]):
             lax.text(lo * 1.15, y[i], "no acks, no latency", va="center", fontsize=7, color="#555555")
@@ -445,7 +446,7 @@ def throughput_cost(source: Source, path: str | Path | None = None, *, confidenc
                  linestyle="none", zorder=3, gid=f"p50:{r['label']}")
         lax.plot([p99[i]], [y[i]], marker="o", color=c, markeredgecolor="black", markeredgewidth=0.5, markersize=6,
                  linestyle="none", zorder=3, gid=f"p99:{r['label']}")
-        ltax.text(0.02, y[i], f"p50 {_fmt_ms(p50[i])}, p99 {_fmt_ms(p99[i])}", va="center", fontsize=7,
+        ltax.text(0.02, y[i], f"p50 {fmt(p50[i])}, p99 {fmt(p99[i])}", va="center", fontsize=7,
                   gid=f"value:latency:{r['label']}")
     lax.set_xlabel("produce latency (ms, log scale)", fontsize=8)
     lax.set_title("latency cost", fontsize=9)

@@ -257,3 +257,13 @@ def test_sweep_report_says_the_description_is_the_base_scenarios(acks0_sweep, tm
     texts = _descriptions(analysis.load_sweep_results(out))
     assert any(t.startswith("The base scenario quickstart's own description") and "acks=all" in t for t in texts)
     assert any("This sweep varies acks (0, 1), min.insync (1, 2)" in t for t in texts), texts
+
+
+def test_latency_columns_use_one_unit():
+    """A column of latencies mixed "9,931 ms" and "10.1 s": now one unit per column (the larger one's)."""
+    from analysis.plots import _ms_formatter
+
+    fmt = _ms_formatter([9_931.0, 10_100.0, 44.0])
+    assert [fmt(v) for v in (9_931.0, 10_100.0, 44.0)] == ["9.9 s", "10.1 s", "0.044 s"]
+    fmt = _ms_formatter([9_931.0, 44.0, 5.4])
+    assert [fmt(v) for v in (9_931.0, 44.0, 5.4)] == ["9,931 ms", "44 ms", "5.4 ms"]
