@@ -648,7 +648,7 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     # outages that ended without an election have no election time, and needed none
     no_election = samples["election_ms"].isna().to_numpy() & samples["unavailable_ms"].notna().to_numpy()
     xmax = np.nanmax(samples[[c for c, _ in cols]].to_numpy(dtype=float), initial=0.0) / 1000.0
-    for ax, (col, title) in zip(axes, cols):
+    for ax, (col, panel_title) in zip(axes, cols):
         ax.set_gid(f"failover:{col}")
         for g in order:
             sel = (samples["group"] == g).to_numpy()
@@ -677,7 +677,7 @@ def failover_distribution(source: Source, path: str | Path | None = None,
             ax.plot(x, y, drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.5,
                     marker=marker if len(done) <= 40 else None, markersize=4, markerfacecolor="none",
                     label=label, gid=f"ecdf:{col}:{g}")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
         ax.set_xlabel("seconds after the fault")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, max(1e-3, xmax * 1.1))
@@ -710,8 +710,10 @@ def _failover_strip(samples: pd.DataFrame, order: list[str], styles: dict, retur
     for i, g in enumerate(order):
         sel = (samples["group"] == g).to_numpy()
         runs, seeds, n = samples.loc[sel, "run_id"].nunique(), samples.loc[sel, "seed"].nunique(), int(sel.sum())
+        skipped = int((sel & no_election).sum())
         row_labels.append(f"{g}\nn = {n} failover{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)} "
-                          f"({seeds} seed{'s' * (seeds != 1)})")
+                          f"({seeds} seed{'s' * (seeds != 1)})"
+                          + (f"\n{skipped} with no election needed" if skipped else ""))
     for ax, (col, panel_title) in zip(axes, cols):
         ax.set_gid(f"failover:{col}")
         for i, g in enumerate(order):
@@ -741,10 +743,6 @@ def _failover_strip(samples: pd.DataFrame, order: list[str], styles: dict, retur
             if (~done).any():
                 ax.plot(x[~done], y[~done], linestyle="none", marker=">", markersize=7, color=color, zorder=3,
                         clip_on=False, gid=f"points:{col}:never:{g}")
-            skipped = int((sel & no_election).sum()) if col == "election_ms" else 0
-            if skipped:
-                ax.annotate(f"{skipped} with no election needed", (0, i), xycoords=("axes fraction", "data"),
-                            xytext=(3, 9), textcoords="offset points", fontsize=7, color="#555555")
         ax.set_title(panel_title, fontsize=9)
         ax.set_xlabel("seconds after the fault")
         ax.set_xlim(0, right * 1.02)
