@@ -15,7 +15,10 @@ __all__ = ["mid_arrival", "produce_latencies", "tally_outcomes", "committed_reco
 COMMITTED_RPS_LABEL = "committed (rec/s)"
 """The one name of the one throughput measure every table and figure shows (`committed_rps`): records in
 the final committed log per second of producing, whatever the client was told. acks=0 records are never
-acknowledged, so an acknowledged rate would show 0 for what they delivered."""
+acknowledged (Kafka's ProducerConfig, acks doc: with acks=0 "the producer will not wait for any
+acknowledgment from the server"), so an acknowledged rate would show 0 for what they delivered.
+kafka-producer-perf-test (ProducerPerformance) counts completed sends instead, which under acks=0
+includes records the broker never wrote; the committed rate counts only what is in the log."""
 
 
 def mid_arrival(batches: pd.DataFrame) -> np.ndarray:
