@@ -19,7 +19,7 @@ import warnings
 
 # `load` and `compare` are both submodules and functions: imported eagerly, so the names are the functions.
 from analysis.load import ResultsError, Run, SweepResults, load, load_run, load_sweep_results
-from analysis.compare import compare, compare_latency, compare_name
+from analysis.compare import compare, compare_json, compare_latency, compare_name
 from analysis.metrics import (down_intervals, failover_table, fault_intervals, isr_intervals, latency_percentiles,
                               leadership_intervals, level_metrics, level_summary, loss_tally, produce_latencies,
                               sent_per_second)
@@ -67,7 +67,7 @@ __all__ = [
     "runs_table", "aggregate", "group_table", "loss_table", "throughput_table", "latency_table", "latency_ecdfs", "failover_samples",
     "mean_ci", "weighted_percentiles", "weighted_ecdf",
     # two runs side by side
-    "compare", "compare_latency", "compare_name",
+    "compare", "compare_json", "compare_latency", "compare_name",
     # figures and files
     "loss_map", "failover_timeline", "failover_distribution", "latency_plot", "throughput_cost", "save_figure",
     "NothingToPlot", "figure_specs", "write_plots", "write_report",

@@ -24,13 +24,14 @@ import pandas as pd
 
 from analysis.load import ResultsError, Run, is_sweep_dir, load_run
 from sim.measure.stats import ecdf_points, weighted_ecdf
-from sim.measure.batches import produce_latencies
+from sim.measure.batches import COMMITTED_RPS_LABEL, committed_rps, produce_latencies
 from sim.runs.contract import RunSummary
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["COMPARE_METRICS", "compare", "compare_latency", "compare_name", "run_labels"]
+__all__ = ["COMPARE_METRICS", "compare", "compare_json", "compare_latency", "compare_name", "run_labels",
+           "setting_differences", "shared_overrides"]
 
 COMPARE_METRICS: list[tuple[str, str]] = [
     ("records produced (offered)", "records_produced"),
@@ -42,7 +43,8 @@ COMPARE_METRICS: list[tuple[str, str]] = [
     ("unacknowledged lost (sent, no answer, gone)", "unacked_lost"),
     ("records_lost (all sent and gone, never told of a failure: the two above)", "records_lost"),
     ("duplicates", "duplicates"),
-    ("throughput (acked rec/s)", "throughput_rps"),
+    (f"{COMMITTED_RPS_LABEL}: in the final log per second of producing", "committed_rps"),
+    ("acknowledged (rec/s)", "throughput_rps"),
     ("produce latency p50 (ms)", "produce_latency_ms.p50"),
     ("produce latency p99 (ms)", "produce_latency_ms.p99"),
     ("produce latency p99.9 (ms)", "produce_latency_ms.p999"),
@@ -73,7 +75,12 @@ def _as_run(run: str | Path | Run, which: str) -> Run:
         raise ResultsError(f"{which} {e}") from None
 
 
-def _value(summary: RunSummary, key: str) -> float:
+def _value(summary: RunSummary, key: str, run: Run | None = None) -> float:
+    if key == "committed_rps" and run is not None:  # from the batches: acks=0 is never acknowledged
+        try:
+            return committed_rps(run.read_batches(["record_count", "copies_in_log"]), summary.produce_duration_ms)
+        except (ResultsError, OSError, KeyError):
+            return float("nan")
     if key == "unacked_lost":  # derived: records_lost counts the acknowledged losses too
         return _value(summary, "records_lost") - _value(summary, "acked_lost")
     v: object = summary.to_dict()
@@ -96,13 +103,43 @@ def compare(run_a: str | Path | Run, run_b: str | Path | Run) -> pd.DataFrame:
     a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
     rows = []
     for label, key in COMPARE_METRICS:
-        va, vb = _value(a.summary, key), _value(b.summary, key)
+        va, vb = _value(a.summary, key, a), _value(b.summary, key, b)
         diff = vb - va
         rel = diff / va if np.isfinite(va) and va != 0 else float("nan")
         rows.append({"metric": label, "key": key, "a": va, "b": vb, "difference": diff, "relative": rel})
     frame = pd.DataFrame(rows).set_index("metric")
-    frame.attrs.update(a=str(a.path), b=str(b.path), labels=run_labels(a, b))
+    frame.attrs.update(a=str(a.path), b=str(b.path), labels=run_labels(a, b),
+                       differ=setting_differences(a, b), same=shared_overrides(a, b))
     return frame
+
+
+def _json_value(v):
+    if v is _MISSING:
+        return None
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        return _json_value(v.item())
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+
+
+def compare_json(table: pd.DataFrame) -> dict:
+    """`compare`'s table as plain data for ``kafkasim compare --json``: the two runs, what was set
+    differently, and one entry per metric (NaN, a value a run does not have, is null)."""
+    return {
+        "a": {"path": table.attrs["a"], "label": table.attrs["labels"][0]},
+        "b": {"path": table.attrs["b"], "label": table.attrs["labels"][1]},
+        "settings_that_differ": [{"key": k, "a": _json_value(va), "b": _json_value(vb)}
+                                 for k, va, vb in table.attrs.get("differ", [])],
+        "overrides_same_in_both": {k: _json_value(v) for k, v in table.attrs.get("same", [])},
+        "metrics": [{"metric": str(m), "key": r["key"], **{c: _json_value(float(r[c]))
+                                                          for c in ("a", "b", "difference", "relative")}}
+                    for m, r in table.iterrows()],
+    }
 
 
 def _overrides(run: Run) -> dict:
@@ -134,16 +171,82 @@ def _text(v) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def run_labels(run_a: Run, run_b: Run) -> tuple[str, str]:
-    """What tells the two runs apart, for legends: scenario and seed, then each overridden key that differs.
+_MISSING = object()
+_NOT_SETTINGS = ("name", "description", "seed")  # the label names the scenario and seed; a description is prose
 
-    A key overridden in one run only is shown with the value the other run resolved to."""
+
+def _diff(a, b, key: str, out: list) -> None:
+    """Append (dotted key, a, b) for every leaf of two resolved scenarios that differs (a list entry or
+    a mapping key present on one side only counts once, at its own key)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in dict.fromkeys([*a, *b]):
+            _diff(a.get(k, _MISSING), b.get(k, _MISSING), f"{key}.{k}" if key else str(k), out)
+    elif isinstance(a, list) and isinstance(b, list):
+        for i in range(max(len(a), len(b))):
+            _diff(a[i] if i < len(a) else _MISSING, b[i] if i < len(b) else _MISSING, f"{key}.{i}", out)
+    elif _text(a) != _text(b):
+        out.append((key, a, b))
+
+
+def setting_differences(run_a: Run, run_b: Run) -> list[tuple[str, object, object]]:
+    """What was set differently in the two runs, as (dotted key, value in A, value in B).
+
+    The keys either run overrode come first (as written on the command line), then every other
+    setting of the two resolved scenarios (scenario.yaml) that differs (two scenario files, or a
+    default that changed); a key overridden in one run only shows the value the other resolved to.
+    Settings both runs share, overridden or not, are left out (`shared_overrides` lists the former).
+    """
     oa, ob = _overrides(run_a), _overrides(run_b)
-    keys = [k for k in dict.fromkeys([*oa, *ob]) if oa.get(k, object()) != ob.get(k, object())]
+    out: list[tuple[str, object, object]] = []
+    covered: list[str] = []
+    for k in dict.fromkeys([*oa, *ob]):
+        ra, rb = _resolved(run_a.scenario, k), _resolved(run_b.scenario, k)
+        va = ra if ra is not None else oa.get(k)
+        vb = rb if rb is not None else ob.get(k)
+        covered.append(k)
+        if _text(va) != _text(vb):
+            out.append((k, va, vb))
+    rest: list = []
+    _diff({k: v for k, v in run_a.scenario.items() if k not in _NOT_SETTINGS},
+          {k: v for k, v in run_b.scenario.items() if k not in _NOT_SETTINGS}, "", rest)
+    out += [(k, va, vb) for k, va, vb in rest
+            if not any(k == c or k.startswith(c + ".") or c.startswith(k + ".") for c in covered)]
+    return out
+
+
+def shared_overrides(run_a: Run, run_b: Run) -> list[tuple[str, object]]:
+    """Overrides both runs were given with the same value: the same in both, so no label names them."""
+    oa, ob = _overrides(run_a), _overrides(run_b)
+    return [(k, oa[k]) for k in oa if k in ob and _text(oa[k]) == _text(ob[k])]
+
+
+def _shown(v, limit: int = 40) -> str:
+    if v is _MISSING or v is None:
+        return "(none)" if v is _MISSING else "null"
+    if isinstance(v, dict):
+        text = "{" + ", ".join(f"{k}: {_shown(x, limit)}" for k, x in v.items() if x is not None) + "}"
+    elif isinstance(v, list):
+        text = "[" + ", ".join(_shown(x, limit) for x in v) + "]"
+    else:
+        text = _text(v)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+LABEL_SETTINGS = 4
+"""Differing settings named in a run's label; the rest are counted ("+3 more")."""
+
+
+def run_labels(run_a: Run, run_b: Run) -> tuple[str, str]:
+    """What tells the two runs apart, for legends: scenario and seed, then each setting that differs
+    (`setting_differences`, at most LABEL_SETTINGS of them, then a count); settings both share are not named."""
+    differ = setting_differences(run_a, run_b)
+    more = len(differ) - LABEL_SETTINGS
     labels = []
-    for run, mine in ((run_a, oa), (run_b, ob)):
-        differ = [f"{k}={_text(mine[k] if k in mine else _resolved(run.scenario, k))}" for k in keys]
-        labels.append(run.label + (f" ({', '.join(differ)})" if differ else ""))
+    for side, run in ((1, run_a), (2, run_b)):
+        named = [f"{k}={_shown(d[side])}" for d in differ[:LABEL_SETTINGS] for k in [d[0]]]
+        if more > 0:
+            named.append(f"+{more} more setting{'s' * (more != 1)}")
+        labels.append(run.label + (f" ({', '.join(named)})" if named else ""))
     if labels[0] == labels[1]:
         labels = [f"{labels[0]} [{run_a.path}]", f"{labels[1]} [{run_b.path}]"]
     return labels[0], labels[1]
@@ -171,7 +274,7 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
     acknowledgement) is at or below x; p50 and p99 of each run are marked and written in the
     legend. A run without acknowledgements (acks=0) has no line and the legend says so.
     """
-    from analysis.plots import OKABE_ITO, _figure, _fmt_count, _fmt_ms, save_figure  # matplotlib on use only
+    from analysis.plots import OKABE_ITO, _figure, _fmt_count, _ms_formatter, save_figure  # matplotlib on use only
 
     a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
     labels = run_labels(a, b)
@@ -180,10 +283,15 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
     ax.set_gid("compare:latency")
     styles = [(OKABE_ITO["blue"], "-", "o"), (OKABE_ITO["orange"], "--", "s")]
     drawn = 0
-    for tag, run, label, (color, ls, marker) in zip("AB", (a, b), labels, styles):
+    curves = []
+    for run in (a, b):
         lat = produce_latencies(run.read_batches(["outcome", "first_arrival_ms", "last_arrival_ms", "acked_ms",
                                                   "record_count"]))
-        x, y = weighted_ecdf(lat["latency_ms"].to_numpy(), lat["records"].to_numpy())
+        curves.append((lat, *weighted_ecdf(lat["latency_ms"].to_numpy(), lat["records"].to_numpy())))
+    # one unit for the four percentiles of the legend: never "9,931 ms" beside "10.1 s"
+    _fmt_ms = _ms_formatter([float(x[min(np.searchsorted(y, 0.99), len(x) - 1)]) if len(x) else np.nan
+                             for _, x, y in curves])
+    for tag, (lat, x, y), label, (color, ls, marker) in zip("AB", curves, labels, styles):
         if len(x) == 0:
             ax.plot([], [], color=color, linestyle=ls, label=f"{tag}: {label}: no acknowledgements, so no latency")
             continue

@@ -30,7 +30,7 @@ so a figure can be checked against its table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -174,6 +174,27 @@ def _fmt_ms(v: float) -> str:
     if v >= 10:
         return f"{v:,.0f} ms"
     return f"{v:.1f} ms"
+
+
+def _ecdf_distance(x1, y1, x2, y2) -> float:
+    """The largest vertical gap between two step ECDFs (the Kolmogorov-Smirnov distance)."""
+    x1, y1, x2, y2 = (np.asarray(v, dtype=float) for v in (x1, y1, x2, y2))
+    xs = np.union1d(x1, x2)
+
+    def at(x, y):
+        i = np.searchsorted(x, xs, side="right") - 1
+        return np.where(i >= 0, y[np.clip(i, 0, len(y) - 1)], 0.0)
+    return float(np.max(np.abs(at(x1, y1) - at(x2, y2)))) if len(xs) else 0.0
+
+
+def _ms_formatter(values) -> Callable[[float], str]:
+    """`_fmt_ms` with one unit for a whole column of values: seconds if any is 10 s or more, else ms
+    (a column mixing "9,931 ms" and "10.1 s" reads as if the second were smaller)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) and v.max() >= 10_000:
+        return lambda x: "-" if not np.isfinite(x) else f"{x / 1000:,.1f} s" if x >= 100 else f"{x / 1000:.3f} s"
+    return _fmt_ms
 
 
 def _n_text(table: pd.DataFrame, what: str = "row") -> str:
@@ -412,6 +433,7 @@ def throughput_cost(source: Source, path: str | Path | None = None, *, confidenc
     lo, hi = _log_limits(np.r_[p50, p99, rows["produce_latency_ms.p99_high"].to_numpy(dtype=float)], default=(1, 1000))
     lax.set_xscale("log")
     lax.set_xlim(lo, hi)
+    fmt = _ms_formatter(np.r_[p50, p99])  # one unit for the whole text column
     for i, (_, r) in enumerate(rows.iterrows()):
         if not np.isfinite(p99[i]):
             lax.text(lo * 1.15, y[i], "no acks, no latency", va="center", fontsize=7, color="#555555")
@@ -424,7 +446,7 @@ def throughput_cost(source: Source, path: str | Path | None = None, *, confidenc
                  linestyle="none", zorder=3, gid=f"p50:{r['label']}")
         lax.plot([p99[i]], [y[i]], marker="o", color=c, markeredgecolor="black", markeredgewidth=0.5, markersize=6,
                  linestyle="none", zorder=3, gid=f"p99:{r['label']}")
-        ltax.text(0.02, y[i], f"p50 {_fmt_ms(p50[i])}, p99 {_fmt_ms(p99[i])}", va="center", fontsize=7,
+        ltax.text(0.02, y[i], f"p50 {fmt(p50[i])}, p99 {fmt(p99[i])}", va="center", fontsize=7,
                   gid=f"value:latency:{r['label']}")
     lax.set_xlabel("produce latency (ms, log scale)", fontsize=8)
     lax.set_title("latency cost", fontsize=9)
@@ -471,8 +493,10 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
     is at or below x, the records of the configuration's seeds pooled (`latency_ecdfs`); nothing
     that was swept is pooled. Bottom: per configuration, the mean over seeds of each run's p50
     (hollow circle), p99 (filled circle, with its bounded t interval over seeds) and p99.9
-    (triangle) (`latency_table`). acks=0 has no acknowledgements and so no latency.
+    (triangle) (`latency_table`). acks=0 has no acknowledgements and so no latency. For one run
+    the words are a run's: its records, its percentiles; nothing is pooled or averaged over seeds.
     """
+    one = isinstance(source, Run)
     ecdfs = latency_ecdfs(source, max_points=max_points)
     table = latency_table(source, confidence=confidence)
     if table.empty:
@@ -497,13 +521,21 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
         if a is None:
             ax.text(0.5, 0.5, "no acknowledgements, so no latency", transform=ax.transAxes, ha="center", fontsize=8)
             continue
-        for _, g in ecdfs[ecdfs["acks"].astype(str) == a].iterrows():
-            if len(g["x"]) == 0:
-                continue
-            color, ls, _ = styles[g["rest"]]
+        panel = [g for _, g in ecdfs[ecdfs["acks"].astype(str) == a].iterrows() if len(g["x"])]
+        for k, g in enumerate(panel):
+            color, ls, marker = styles[g["rest"]]
+            # markers at staggered heights per line: lines that coincide still show each other's marks,
+            # and the legend names the line it coincides with (KS distance below 1%)
+            same = [h["rest"] for h in panel[:k] if _ecdf_distance(g["x"], g["y"], h["x"], h["y"]) < 0.01]
             runs = int(g["runs"])
+            count = (f"{_fmt_count(g['records'])} acknowledged records" if one else
+                     f"n = {runs} seed{'s' * (runs != 1)}, {_fmt_count(g['records'])} records")
+            levels = (np.arange(5) + (k + 0.5) / len(panel)) / 5.0
+            marks = np.unique(np.minimum(np.searchsorted(np.asarray(g["y"], dtype=float), levels), len(g["y"]) - 1))
             ax.plot(g["x"], g["y"], drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.5,
-                    label=f"{g['rest']} (n = {runs} seed{'s' * (runs != 1)}, {_fmt_count(g['records'])} records)",
+                    marker=marker, markevery=marks.tolist(), markersize=5, markerfacecolor="white",
+                    markeredgecolor=color, markeredgewidth=1.2,
+                    label=f"{g['rest']} ({count})" + (f"\n    coincides with {same[0]}" if same else ""),
                     gid=f"ecdf:acks={a}:{g['rest']}")
         for level in (0.5, 0.99):
             ax.axhline(level, color="grey", linewidth=0.6, linestyle=":", label="_guide")
@@ -514,10 +546,12 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
         ax.set_title(f"acks={a}", fontsize=9)
         ax.set_xlabel("produce latency: record arrival to acknowledgement (ms, log scale)", fontsize=8)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="lower right", title="one line per configuration", title_fontsize=7)
+        ax.legend(fontsize=7, loc="lower right", title_fontsize=7,
+                  title=None if one else "one line per configuration\n(marks staggered: coinciding lines show both)")
     eaxes[0].set_ylabel("fraction of acknowledged records", fontsize=8)
     note = f"; acks={', '.join(without)}: no acknowledgements, so no latency" if without else ""
-    top.suptitle(f"ECDF of produce latency, the records of each configuration's seeds pooled{note}", fontsize=9)
+    top.suptitle(("ECDF of produce latency of the run's acknowledged records" if one else
+                  "ECDF of produce latency, the records of each configuration's seeds pooled") + note, fontsize=9)
 
     pax, ptax = bottom.subplots(1, 2, sharey=True, width_ratios=[3.0, 1.3])
     pax.set_gid("latency:percentiles")
@@ -528,6 +562,7 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
                          default=(1, 1000))
     pax.set_xscale("log")
     pax.set_xlim(lo, hi)
+    fmt = _ms_formatter(vals.ravel())  # one unit for the whole text column
     for i, (_, r) in enumerate(rows.iterrows()):
         rest = config_label(r, rest_cols) if rest_cols else whole
         color = styles.get(rest, (PALETTE[0], "-", "o"))[0]
@@ -544,22 +579,25 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
         pax.plot([p999], [i], marker="^", color=color, markeredgecolor="black", markeredgewidth=0.5, markersize=6,
                  linestyle="none", zorder=3, gid=f"p999:{r['label']}")
         n = int(r["n"])
-        ptax.text(0.02, i, f"p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}, p99.9 {_fmt_ms(p999)} (n={n})", va="center",
-                  fontsize=7, gid=f"value:latency:{r['label']}")
+        ptax.text(0.02, i, f"p50 {fmt(p50)}, p99 {fmt(p99)}, p99.9 {fmt(p999)}" + ("" if one else f" (n={n})"),
+                  va="center", fontsize=7, gid=f"value:latency:{r['label']}")
     pax.set_xlabel("produce latency (ms, log scale)", fontsize=8)
     pax.grid(axis="x", alpha=0.3, which="both")
+    each = "" if one else " of each run, mean over seeds"
     handles = [Line2D([], [], marker="o", markerfacecolor="white", markeredgecolor="#333333", linestyle="none",
-                      label="p50 of each run, mean over seeds"),
-               Line2D([], [], marker="o", color="#333333", linestyle="none", label="p99 of each run, mean over seeds"),
-               Line2D([], [], marker="^", color="#333333", linestyle="none",
-                      label="p99.9 of each run, mean over seeds")]
-    if int(table["n"].max()) > 1:
+                      label=f"p50{each}"),
+               Line2D([], [], marker="o", color="#333333", linestyle="none", label=f"p99{each}"),
+               Line2D([], [], marker="^", color="#333333", linestyle="none", label=f"p99.9{each}")]
+    if one:
+        pass
+    elif int(table["n"].max()) > 1:
         handles += [Line2D([], [], color="#333333", label=f"{confidence:.0%} t interval of the p99 mean over seeds"),
                     Line2D([], [], marker="<", color="#333333", linestyle="none", label="interval cut at 0")]
     else:
         handles += [Line2D([], [], color="none", label="one seed per row: no interval")]
     bottom.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=7)
-    bottom.suptitle(f"Percentiles per configuration; {_n_text(table)}", fontsize=9)
+    bottom.suptitle("Percentiles of the run" if one else f"Percentiles per configuration; {_n_text(table)}",
+                    fontsize=9)
     const = _constant_text(rows, constant)
     fig.suptitle(f"Produce latency ({_title_name(source)}{'; ' + const if const else ''})", fontsize=10)
     return _done(fig, path)
@@ -577,8 +615,11 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     in the title. Failovers that never completed before the run ended keep a line below 1 and are
     counted in the legend. An outage that ended without an election (a pause or a cut shorter than
     the session timeout: the same leader answered again) is on the right only, and the left panel's
-    legend counts it as "no election needed", not as never completed. The data is
-    `failover_samples(source, by)`.
+    legend counts it as "no election needed", not as never completed. An election that made the
+    crashed broker leader again (RF 1, or no other replica eligible) is counted as "the same broker
+    back as leader", not as a new leader. With few failovers per configuration (at most
+    STRIP_MAX) the panels are a strip plot, one point per failover, since an ECDF of two equal
+    values is a vertical line. The data is `failover_samples(source, by)`.
     """
     samples = failover_samples(source, by)
     if samples.empty:
@@ -587,14 +628,27 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     pooled = samples.attrs.get("pooled", [])
     order = samples.drop_duplicates("group").sort_values("group_rank")["group"].tolist()
     styles = _line_styles(order)
+    # the crashed broker elected again (RF 1: no other replica): the same leader back, not a new one
+    returned = (samples["new_leader"].to_numpy() == samples["broker"].to_numpy()) & samples["election_ms"].notna().to_numpy()
+    table = runs_table(source)
+    values = {c: sorted(table[c].unique().tolist(), key=lambda v: _sort_value(c, v)) for c in pooled if c in table}
+    pooled_text = ("pooled over " + ", ".join(f"{param_name(c)} ({', '.join(map(_value_text, v))})"
+                                              for c, v in values.items())) if values else ""
+    what = ", ".join(param_name(c) for c in by_cols) if by_cols else "configuration"
+    title = (f"Failover time distribution by {what} ({_title_name(source)})"
+             + (f"\n{pooled_text}" if pooled_text else ""))
+    election_title = ("fault to leader elected (a new one, or the same broker back)" if returned.any()
+                      else "fault to new leader elected")
+    if int(samples.groupby("group").size().max()) <= STRIP_MAX:
+        return _failover_strip(samples, order, styles, returned, election_title, title, path)
     fig = _figure(11.0, 4.0 + 0.18 * len(order))
     axes = fig.subplots(1, 2, sharey=True)
-    cols = [("election_ms", "fault to new leader elected"),
+    cols = [("election_ms", election_title),
             ("unavailable_ms", "fault to first write acknowledged (new leader, or the same one if not replaced)")]
     # outages that ended without an election have no election time, and needed none
     no_election = samples["election_ms"].isna().to_numpy() & samples["unavailable_ms"].notna().to_numpy()
     xmax = np.nanmax(samples[[c for c, _ in cols]].to_numpy(dtype=float), initial=0.0) / 1000.0
-    for ax, (col, title) in zip(axes, cols):
+    for ax, (col, panel_title) in zip(axes, cols):
         ax.set_gid(f"failover:{col}")
         for g in order:
             sel = (samples["group"] == g).to_numpy()
@@ -610,6 +664,9 @@ def failover_distribution(source: Source, path: str | Path | None = None,
                 label += f", {never} never completed"
             if skipped:
                 label += f", {skipped} with no election needed"
+            back = int((sel & returned).sum()) if col == "election_ms" else 0
+            if back:
+                label += f", {back} with the same broker back as leader"
             color, ls, marker = styles[g]
             if len(done) == 0:
                 ax.plot([], [], label=label, color=color, linestyle=ls, marker=marker)
@@ -620,7 +677,7 @@ def failover_distribution(source: Source, path: str | Path | None = None,
             ax.plot(x, y, drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.5,
                     marker=marker if len(done) <= 40 else None, markersize=4, markerfacecolor="none",
                     label=label, gid=f"ecdf:{col}:{g}")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
         ax.set_xlabel("seconds after the fault")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, max(1e-3, xmax * 1.1))
@@ -628,13 +685,81 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     axes[0].set_ylabel("fraction of failovers (partition x fault)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=1 if len(order) > 3 else len(order), fontsize=8)
-    table = runs_table(source)
-    values = {c: sorted(table[c].unique().tolist(), key=lambda v: _sort_value(c, v)) for c in pooled if c in table}
-    pooled_text = ("pooled over " + ", ".join(f"{param_name(c)} ({', '.join(map(_value_text, v))})"
-                                              for c, v in values.items())) if values else ""
-    what = ", ".join(param_name(c) for c in by_cols) if by_cols else "configuration"
-    fig.suptitle(f"Failover time distribution by {what} ({_title_name(source)})"
-                 + (f"\n{pooled_text}" if pooled_text else ""), fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    return _done(fig, path)
+
+
+STRIP_MAX = 5
+"""Up to this many failovers per configuration, the failover distribution is a strip plot (one point each)."""
+
+
+def _failover_strip(samples: pd.DataFrame, order: list[str], styles: dict, returned: np.ndarray,
+                    election_title: str, title: str, path: str | Path | None) -> Figure:
+    """The failover distribution as a strip plot: a row per configuration, a point per failover.
+
+    Filled: a new leader; hollow: the same broker back as leader; equal times are stacked so each
+    failover shows; a failover that never completed is a '>' at the right edge."""
+    fig = _figure(11.0, 2.4 + 0.55 * len(order))
+    axes = fig.subplots(1, 2, sharey=True)
+    cols = [("election_ms", election_title),
+            ("unavailable_ms", "fault to first write acknowledged\n(by the new leader, or the same one if not replaced)")]
+    no_election = samples["election_ms"].isna().to_numpy() & samples["unavailable_ms"].notna().to_numpy()
+    xmax = max(1e-3, np.nanmax(samples[[c for c, _ in cols]].to_numpy(dtype=float), initial=0.0) / 1000.0)
+    right = xmax * 1.12
+    row_labels = []
+    for i, g in enumerate(order):
+        sel = (samples["group"] == g).to_numpy()
+        runs, seeds, n = samples.loc[sel, "run_id"].nunique(), samples.loc[sel, "seed"].nunique(), int(sel.sum())
+        skipped = int((sel & no_election).sum())
+        row_labels.append(f"{g}\nn = {n} failover{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)} "
+                          f"({seeds} seed{'s' * (seeds != 1)})"
+                          + (f"\n{skipped} with no election needed" if skipped else ""))
+    for ax, (col, panel_title) in zip(axes, cols):
+        ax.set_gid(f"failover:{col}")
+        for i, g in enumerate(order):
+            sel = (samples["group"] == g).to_numpy()
+            keep = sel & ~no_election if col == "election_ms" else sel
+            v = samples[col].to_numpy(dtype=float)[keep] / 1000.0
+            back = returned[keep]  # the same failover on both panels: the same broker back as leader
+            x = np.where(np.isnan(v), right, v)
+            # times closer than a marker's width stacked around the row, so two failovers at (nearly) one
+            # instant are two points
+            y = np.full(len(x), float(i))
+            srt = np.argsort(x, kind="stable")
+            clusters: list[list[int]] = []
+            for j in srt:
+                if clusters and x[j] - x[clusters[-1][-1]] < 0.02 * right:
+                    clusters[-1].append(int(j))
+                else:
+                    clusters.append([int(j)])
+            for idx in clusters:
+                y[idx] = i + (np.arange(len(idx)) - (len(idx) - 1) / 2) * min(0.12, 0.7 / len(idx))
+            color = styles[g][0]
+            done = ~np.isnan(v)
+            for mask, face, gid in ((done & ~back, color, "new"), (done & back, "white", "returned")):
+                if mask.any():
+                    ax.plot(x[mask], y[mask], linestyle="none", marker="o", markersize=7, markerfacecolor=face,
+                            markeredgecolor=color, markeredgewidth=1.4, zorder=3, gid=f"points:{col}:{gid}:{g}")
+            if (~done).any():
+                ax.plot(x[~done], y[~done], linestyle="none", marker=">", markersize=7, color=color, zorder=3,
+                        clip_on=False, gid=f"points:{col}:never:{g}")
+        ax.set_title(panel_title, fontsize=9)
+        ax.set_xlabel("seconds after the fault")
+        ax.set_xlim(0, right * 1.02)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(order)), row_labels, fontsize=8)
+    axes[0].set_ylim(len(order) - 0.5, -0.5)
+    handles = [Line2D([], [], linestyle="none", marker="o", markersize=7, color="#333333",
+                      label="a failover: a new leader elected")] if (~returned).any() else []
+    if returned.any():
+        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=7, markerfacecolor="white",
+                              markeredgecolor="#333333", label="the same broker back as leader (no other replica led)"))
+    if samples[[c for c, _ in cols]].isna().to_numpy()[~no_election].any():
+        handles.append(Line2D([], [], linestyle="none", marker=">", markersize=7, color="#333333",
+                              label="never completed before the run ended"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8,
+               title="one point per failover (partition x fault); (nearly) equal times are stacked", title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return _done(fig, path)
 
 
@@ -837,6 +962,7 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
                 ax_ln.plot([x0], [y + 0.45], marker="v", color="black", markersize=4, linestyle="none",
                            label="_election", gid=f"election:{name}")
     ticks, labels = list(range(len(lanes))), [name for _, name in reversed(lanes)]
+    fault_keys: list[tuple[str, str]] = []  # (tag, label) of the faults whose bar is too narrow for the label
     if n_fault_rows:  # the fault lane, above the partitions: every fault of any kind, start to end
         y0, h = len(lanes) - 0.4, 0.9 / n_fault_rows
         lane_labels: list[tuple[float, float, int]] = []  # (left, right, row) of the fault labels, in points
@@ -858,15 +984,22 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
             left = (centre - x_lo) / span * 750.0 - 1.65 * len(text)
             extent = (left, left + 3.3 * len(text))
             free = all(r != row or extent[1] < a or extent[0] > b for a, b, r in lane_labels)
-            if shown_w > 0 and free:
+            fits = shown_w / span * 750.0 >= 3.3 * len(text)
+            if shown_w > 0 and fits and free:
                 lane_labels.append((*extent, row))
-                # a white box only inside its bar: over a narrower bar it would hide the bar's middle and
-                # read as two bars
-                fits = shown_w / span * 750.0 >= 3.3 * len(text)
                 ax_ln.text(centre, yb + 0.45 * h, text, ha="center", va="center", fontsize=6,
                            clip_on=True, gid=f"label:fault:{f['fault_source']}.{f['fault_index']}",
                            bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
-                                 "alpha": 0.85} if fits else None)
+                                 "alpha": 0.85})
+            elif shown_w > 0:
+                # a label wider than its bar would run across the next bar (and crowd out that bar's own
+                # label): a numbered tag on the bar instead, its text in the legend
+                tag = str(len(fault_keys) + 1)
+                fault_keys.append((tag, text))
+                ax_ln.text(max(x0, x_lo) + shown_w / 2, yb + 0.45 * h, tag, ha="center", va="center", fontsize=6,
+                           clip_on=True, gid=f"tag:fault:{f['fault_source']}.{f['fault_index']}",
+                           bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                                 "alpha": 0.85})
         ticks.append(len(lanes) + 0.05)
         labels.append("faults")
     ax_ln.set_yticks(ticks, labels, fontsize=7)
@@ -927,6 +1060,8 @@ def failover_timeline(run: Run, path: str | Path | None = None, *, max_partition
     handles += [Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="leadership change"),
                 Line2D([], [], marker="X", color="black", markeredgecolor="white", linestyle="none", markersize=7,
                        label="a replica truncated its log\n(records it had are removed)")]
+    handles += [Line2D([], [], linestyle="none", label=f"fault {tag}: {text}", gid=f"key:fault:{tag}")
+                for tag, text in fault_keys]
     ax_ln.legend(handles=handles, **outside)
     facts = run.facts
     s = run.summary

@@ -28,13 +28,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.load import Run, SweepResults, load, write_atomic
+from sim.measure.batches import COMMITTED_RPS_LABEL
 from analysis.metrics import failover_table, level_metrics, level_summary
 from analysis.plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
 )
 from analysis.plots import _display_order
 from analysis.tables import (
-    _group_columns, _sort_value, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
+    _group_columns, _sort_value, _value_text, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
     runs_table, varying_columns, with_delivery,
 )
 
@@ -291,7 +292,7 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
         ("records lost (all sent and gone, client never told of a failure; includes the acknowledged ones)",
          "records_lost"),
         ("duplicates", "duplicates"), ("reordered", "reordered"), ("records consumed", "records_consumed"),
-        ("throughput (acknowledged records/s)", "throughput_rps"),
+        ("acknowledged (rec/s)", "throughput_rps"),
         ("produce latency p50 (ms)", "produce_latency_ms.p50"), ("produce latency p99 (ms)", "produce_latency_ms.p99"),
         ("produce latency p99.9 (ms)", "produce_latency_ms.p999"),
         ("produce latency max (ms)", "produce_latency_ms.max"),
@@ -316,6 +317,10 @@ def run_summary_rows(run: Run) -> list[tuple[str, str, object]]:
                        counts["records_produced"]))
         out.insert(7, ("records committed (in the final log, whatever the client was told)", "records_committed",
                        counts["records_committed"]))
+        produce_ms = s.get("produce_duration_ms")
+        at_rate = next(i for i, r in enumerate(out) if r[1] == "throughput_rps") if "throughput_rps" in s else len(out)
+        out.insert(at_rate, (f"{COMMITTED_RPS_LABEL}: records committed per second of producing", "committed_rps",
+                             counts["records_committed"] / (produce_ms / 1000.0) if produce_ms else None))
     at = next(i for i, r in enumerate(out) if r[1] == "acked_lost") + 1
     out.insert(at, ("message loss rate (records_lost / records_sent)", "loss_rate",
                     (s.get("records_lost", 0) / sent) if sent else None))
@@ -405,18 +410,19 @@ def _run_context(run: Run) -> dict:
     }
 
 
-_SWEEP_METRIC_COLUMNS = ["records_sent", "records_lost", "acked_lost", "loss_rate", "acked_loss_rate", "throughput_rps",
+_SWEEP_METRIC_COLUMNS = ["records_sent", "records_lost", "acked_lost", "loss_rate", "acked_loss_rate", "committed_rps",
                          "produce_latency_ms.p99", "failover_ms.max", "unavailable_ms.max", "invariant_violations"]
 _COLUMN_LABELS = {"run_id": "run", "seed": "seed", "status": "status", "records_sent": "records sent",
                   "records_lost": "records lost", "acked_lost": "acked lost", "loss_rate": "message loss rate",
-                  "acked_loss_rate": "acknowledged loss rate", "throughput_rps": "throughput (acked rec/s)",
+                  "acked_loss_rate": "acknowledged loss rate", "committed_rps": COMMITTED_RPS_LABEL,
+                  "throughput_rps": "acknowledged (rec/s)",
                   "produce_latency_ms.p99": "p99 latency (ms)", "failover_ms.max": "failover max (ms)",
                   "unavailable_ms.max": "unavailable max (ms)", "invariant_violations": "invariant violations",
                   "n": "seeds (runs)"}
 
 
 _GROUP_METRICS = [("loss_rate", "message loss rate"), ("acked_loss_rate", "acknowledged loss rate"),
-                  ("committed_rps", "committed (rec/s)"), ("throughput_rps", "acknowledged (rec/s)"),
+                  ("committed_rps", COMMITTED_RPS_LABEL), ("throughput_rps", "acknowledged (rec/s)"),
                   ("produce_latency_ms.p99", "p99 latency (ms)"),
                   ("failover_ms.max", "failover, max per run (ms)")]
 
@@ -456,8 +462,12 @@ def _sweep_context(sweep: SweepResults) -> dict:
         agg = agg.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
     clipped = any(agg.get(f"{m}_clipped", pd.Series(dtype=bool)).fillna(False).astype(bool).any() for m, _ in metrics)
     ns = sorted(set(agg["n"].astype(int))) if len(agg) else [0]
+    run_table = sweep.table.copy()  # with each finished run's committed rate (the one throughput measure)
+    delivered = with_delivery(sweep, runs_table(sweep))
+    run_table["committed_rps"] = run_table["run_id"].map(
+        dict(zip(delivered.get("run_id", []), delivered.get("committed_rps", [])))).astype("float64")
     run_cols = [c for c in ["run_id", "seed", "status", *_display_order(varying), *_SWEEP_METRIC_COLUMNS]
-                if c in sweep.table]
+                if c in run_table]
     run_cols = list(dict.fromkeys(run_cols))
     labels = {**_COLUMN_LABELS, **{c: param_name(c) for c in varying}}
     fo = failover_samples(sweep)
@@ -466,7 +476,7 @@ def _sweep_context(sweep: SweepResults) -> dict:
         "name": sweep.name, "path": str(sweep.path), "n_runs": len(sweep.table), "n_ok": len(sweep.ok),
         "groups": _ci_table(agg, "groups", keys, metrics), "seeds": (ns[0], ns[-1]), "clipped": clipped,
         "same": _same_everywhere(sweep.ok, constant),
-        "runs": _df_table(sweep.table[run_cols], "runs", row_key="run_id", labels=labels),
+        "runs": _df_table(run_table[run_cols], "runs", row_key="run_id", labels=labels),
         "failovers": None if fo.empty else (len(fo), fo["run_id"].nunique()),
         "failed": [(str(r["run_id"]), str(r.get("error") or "")) for _, r in failed.iterrows()],
         "sweep_spec": (sweep.path / "sweep.yaml").read_text(), "scenario": None,
@@ -529,8 +539,25 @@ def _descriptions(source: Run | SweepResults) -> list[str]:
         base = source.spec.get("scenario")
         texts = [source.spec.get("description"), base.get("description") if isinstance(base, dict) else None]
         if isinstance(base, dict) and base.get("description"):
-            texts[1] = f"Base scenario {base.get('name', '')}: {base['description']}".replace("  ", " ")
+            # the base's description speaks of the base alone: the sweep changed what it describes
+            texts[1] = (f"The base scenario {base.get('name', '')}'s own description (of the base alone, before the "
+                        f"sweep's settings): {str(base['description']).strip()}").replace("  ", " ")
+            varied = _sweep_varies(source)
+            if varied:
+                texts.append(f"This sweep varies {varied}, and every run uses the settings of sweep.yaml (below) "
+                             "wherever they differ from what the description says.")
     return [str(t).strip() for t in texts if t and str(t).strip()]
+
+
+def _sweep_varies(sweep: SweepResults) -> str:
+    """"acks (0, 1, all), RF (2, 3)": each swept key in words, with the values it takes."""
+    parts = []
+    for p in sweep.params:
+        if p not in sweep.table:
+            continue
+        values = sorted(sweep.table[p].dropna().unique().tolist(), key=lambda v: _sort_value(p, v))
+        parts.append(f"{param_name(p)} ({', '.join(_value_text(v) for v in values)})")
+    return ", ".join(parts)
 
 
 @functools.cache

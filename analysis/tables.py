@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.load import Run, SweepResults, acks_order, scenario_facts
 from analysis.metrics import failover_table
 from sim.measure.stats import ecdf_points, weighted_ecdf
-from sim.measure.batches import mid_arrival, produce_latencies
+from sim.measure.batches import committed_records, mid_arrival, produce_latencies
 from sim.runs.contract import aggregate, flatten_summary, sort_groups
 
 __all__ = [
@@ -221,7 +221,7 @@ def delivery_counts(run: Run) -> dict:
         count = b["record_count"].to_numpy(dtype=np.int64)
         produced = run.summary.records_produced
         cache["records_produced"] = int(produced) if produced is not None else int(count.sum())
-        cache["records_committed"] = int(count[b["copies_in_log"].to_numpy() > 0].sum())
+        cache["records_committed"] = committed_records(b)
     return dict(cache)
 
 

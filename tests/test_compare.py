@@ -77,7 +77,7 @@ def test_compare_cli_table_and_figure(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["compare", str(a), str(b)]) == 0
     cap = capsys.readouterr()
-    for text in ("records produced", "acked_lost", "duplicates", "throughput", "p99.9", "end-to-end latency p99",
+    for text in ("records produced", "acked_lost", "duplicates", "committed (rec/s)", "p99.9", "end-to-end latency p99",
                  "unavailable", "invariant violations", "B - A"):
         assert text in cap.out, text
     out = tmp_path / "results" / "compare" / analysis.compare_name(a, b)

@@ -527,7 +527,7 @@ def test_cli_sweep_resume_prints_the_aggregate_table(capsys, serial):
     assert rc == 0, cap.err
     assert "smoke: mean ± 95% CI over seeds" in cap.out
     for heading in ("acks", "replication.factor", "min.insync.replicas", "runs ok", "records_lost", "acked_lost",
-                    "throughput (rec/s)", "p99 latency (ms)", "failover (ms)"):
+                    "committed (rec/s)", "p99 latency (ms)", "failover (ms)"):
         assert heading in cap.out
     rows = [line for line in cap.out.splitlines() if line.startswith("│")]
     assert len(rows) == 4 and all("2/2" in r and " ± " in r for r in rows)

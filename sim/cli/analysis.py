@@ -82,12 +82,16 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
                 run_b: Annotated[Path, typer.Argument(help="Another run directory.", show_default=False)],
                 out: Annotated[Optional[Path], typer.Option(
                     "--out", help="Directory for the latency figure (default: results/compare/<a>-vs-<b>/).")] = None,
+                json_: Annotated[bool, typer.Option(
+                    "--json", help="Print the table as JSON on stdout (the runs, the settings that differ, and "
+                                   "per metric A, B, B - A and the relative change) instead of the table.")] = False,
                 ) -> None:
     """Two runs side by side: a summary table with the difference B - A, and their produce latency ECDFs overlaid."""
+    import json
     import math
 
-    
-    from analysis import ResultsError, compare, compare_latency, compare_name
+    from analysis import ResultsError, compare, compare_json, compare_latency, compare_name
+    from analysis.compare import _shown
 
     from sim.runs.results import OutputError, check_output
 
@@ -97,6 +101,31 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
         check_output(out_dir, "plots", option="--out")
     except (ResultsError, OutputError) as e:
         _fail(str(e))
+    label_a, label_b = table.attrs["labels"]
+    if json_:  # the table as JSON on stdout, nothing else there (the files written are listed on stderr)
+        typer.echo(json.dumps(compare_json(table), indent=2))
+    else:
+        _print_compare_table(table)
+    err_console.print(f"A: {table.attrs['a']}\nB: {table.attrs['b']}", markup=False, highlight=False, soft_wrap=True)
+    differ, same = table.attrs["differ"], table.attrs["same"]
+    if len(differ) > 4:  # the labels name four: the rest here
+        err_console.print("settings that differ (A -> B): " + "; ".join(f"{k}: {_shown(a)} -> {_shown(b)}"
+                                                                       for k, a, b in differ),
+                          markup=False, highlight=False, soft_wrap=True)
+    if same:
+        err_console.print("same in both: " + ", ".join(f"{k}={_shown(v)}" for k, v in same),
+                          markup=False, highlight=False, soft_wrap=True)
+    try:
+        written = _write_compare_figure(run_a, run_b, out_dir, compare_latency)
+    except OSError as e:
+        _fail(f"--out {out_dir}: cannot write figures ({e.strerror or e})")
+    for path in written:
+        err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_compare_table(table) -> None:
+    import math
+
     label_a, label_b = table.attrs["labels"]
     t = PlainTable(title=f"A: {label_a}\nB: {label_b}", title_justify="left")
     t.add_column("metric")
@@ -110,13 +139,6 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
         t.add_row(str(metric), _fmt_cell(r["key"], r["a"]), _fmt_cell(r["key"], r["b"]),
                   _fmt_cell(r["key"], r["difference"], signed=True), change)
     out_console.print(t)
-    err_console.print(f"A: {table.attrs['a']}\nB: {table.attrs['b']}", markup=False, highlight=False, soft_wrap=True)
-    try:
-        written = _write_compare_figure(run_a, run_b, out_dir, compare_latency)
-    except OSError as e:
-        _fail(f"--out {out_dir}: cannot write figures ({e.strerror or e})")
-    for path in written:
-        err_console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _write_compare_figure(run_a, run_b, out_dir: Path, draw) -> list[Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ RUN_COLUMNS = ("run_id", "seed", "status", "error", "scenario", "fault_kinds")
 AGGREGATE_METRICS = {
     "records_lost": "records_lost",
     "acked_lost": "acked_lost",
-    "throughput_rps": "throughput (rec/s)",
+    "throughput_rps": "acknowledged (rec/s)",
     "produce_latency_ms.p99": "p99 latency (ms)",
     "failover_ms.max": "failover (ms)",
 }
@@ -79,7 +80,8 @@ def _column(values: list, nullable_ints: bool) -> pd.Series:
     return pd.Series([None if v is None else _as_text(v) for v in values], dtype="str")
 
 
-def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike, *, nonnegative: bool = False) -> pd.DataFrame:
+def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike, *, nonnegative: bool = False,
+              metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Per parameter combination, in sweep order: `sim.runs.contract.aggregate` of :data:`AGGREGATE_METRICS`.
 
     Columns: the swept keys, ``n`` (runs), ``seeds``, ``ok`` (runs that succeeded), and
@@ -87,15 +89,17 @@ def aggregate(frame: pd.DataFrame, sweep_or_path: SweepLike, *, nonnegative: boo
     ``_clipped``: the Student t interval over seeds,
     as in the plots; with fewer than two such seeds it is NaN. The `kafkasim sweep` table shows
     mean ± (high - mean): unbounded by default (`nonnegative=False`) so it is symmetric.
+    `metrics` (default: AGGREGATE_METRICS) are columns of `frame`; the CLI adds ``committed_rps``.
     """
+    metrics = list(AGGREGATE_METRICS) if metrics is None else list(metrics)
     sw = load_sweep(sweep_or_path)
     combination = frame["run_id"].map({r.run_id: r.combination for r in sw.runs})
     ordered = frame.iloc[combination.to_numpy().argsort(kind="stable")]
-    out = aggregate_groups(ordered, list(sw.params), list(AGGREGATE_METRICS), nonnegative=nonnegative,
+    out = aggregate_groups(ordered, list(sw.params), metrics, nonnegative=nonnegative,
                            sort=False)
     ok = frame["status"].eq("ok").groupby(combination, sort=True).sum()  # rows are in combination order
     out.insert(out.columns.get_loc("seeds") + 1, "ok", ok.to_numpy().astype(int))
-    for m in AGGREGATE_METRICS:  # every metric has its columns, NaN where no run reported it (all failed)
+    for m in metrics:  # every metric has its columns, NaN where no run reported it (all failed)
         if f"{m}_mean" not in out.columns:
             out = out.assign(**{f"{m}_mean": np.nan, f"{m}_low": np.nan, f"{m}_high": np.nan, f"{m}_n": 0,
                                 f"{m}_clipped": False})
