@@ -173,6 +173,10 @@ def test_a_follower_outside_the_isr_that_never_fetched_does_not_hold_the_hw_back
     r, broker = _leader(isr=(0, 1))
     r.append_records_to_leader(_batch(10), acks=1)
     broker.env.now = 1_000.0
-    r.update_follower_fetch_state(2, 2, now=1_000.0)  # outside the ISR, far behind
     r.update_follower_fetch_state(1, 10, now=1_000.0)
     assert r.log.hw == 10
+    r.append_records_to_leader(_batch(10), acks=1)
+    r.update_follower_fetch_state(2, 2, now=1_000.0)  # outside the ISR, below the HW: not eligible to join
+    assert broker.alter_requests == []
+    r.update_follower_fetch_state(1, 20, now=1_000.0)
+    assert r.log.hw == 20
