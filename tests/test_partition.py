@@ -162,3 +162,21 @@ def test_the_disk_keeps_the_flushed_offset_of_each_log():
     assert disk.flushed_offset(0) == 10  # never beyond the log end
     disk.append(log_a, 10, 1, 4, -1, -1, 1000)
     assert disk.flushed_offset(0) == 10
+
+
+def test_a_follower_outside_the_isr_that_never_fetched_does_not_hold_the_hw_back():
+    """Replica.resetReplicaState: a follower outside the ISR starts with lastFetchTimeMs 0 (the Unix
+    epoch, long ago), so its first fetch below the leader's LEO does not make it "caught up" and it
+    does not hold the HW back until it reaches the LEO. Time 0 of a run is not long ago: with
+    last_fetch_ms 0.0, a behind follower counted as caught up for the first replica.lag.time.max.ms
+    (30 s) of the run and held every acks=all write back while it caught up."""
+    r, broker = _leader(isr=(0, 1))
+    r.append_records_to_leader(_batch(10), acks=1)
+    broker.env.now = 1_000.0
+    r.update_follower_fetch_state(1, 10, now=1_000.0)
+    assert r.log.hw == 10
+    r.append_records_to_leader(_batch(10), acks=1)
+    r.update_follower_fetch_state(2, 2, now=1_000.0)  # outside the ISR, below the HW: not eligible to join
+    assert broker.alter_requests == []
+    r.update_follower_fetch_state(1, 20, now=1_000.0)
+    assert r.log.hw == 20

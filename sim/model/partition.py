@@ -45,7 +45,9 @@ class RemoteReplica:
         self.leo = -1  # unknown until the follower fetches
         self.broker_epoch: int | None = None  # KIP-903: the epoch of its last fetch (None: none yet)
         self.last_caught_up_ms = caught_up_ms
-        self.last_fetch_ms = 0.0
+        # Kafka starts lastFetchTimeMs at 0, the Unix epoch: long ago on its wall clock. Time 0 of a run
+        # is not long ago, so "never" is -inf here (Replica.resetReplicaState, ReplicaState.Empty).
+        self.last_fetch_ms = float("-inf")
         self.last_fetch_leader_leo = 0
 
 
