@@ -164,10 +164,11 @@ def test_compare_a_run_with_itself_prints_labels_as_written(runs, tmp_path, monk
     """Same label twice: the label gets a `[path]` suffix, which Rich used to read as markup (MarkupError)."""
     a, _ = runs
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal (or a long path): the label never wraps
     assert main(["compare", str(a), str(a), "--out", str(tmp_path / "self")]) == 0
     cap = capsys.readouterr()
     title = next(line for line in cap.out.splitlines() if line.startswith("A:"))
-    assert "[" in title and str(a.name) in title, title
+    assert "[" in title and str(a.name) in title and title.rstrip().endswith("]"), title
     assert "acked_lost" in cap.out
 
 

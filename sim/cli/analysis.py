@@ -127,7 +127,10 @@ def _print_compare_table(table) -> None:
     import math
 
     label_a, label_b = table.attrs["labels"]
-    t = PlainTable(title=f"A: {label_a}\nB: {label_b}", title_justify="left")
+    # the labels (paths, overrides) print as lines of their own above the table: a table title
+    # wraps at the table's width, which would cut a path mid-name
+    out_console.print(f"A: {label_a}\nB: {label_b}", markup=False, highlight=False, soft_wrap=True)
+    t = PlainTable()
     t.add_column("metric")
     t.add_column("A", justify="right")
     t.add_column("B", justify="right")
