@@ -66,10 +66,17 @@ def hardware_on(run: Run) -> bool:
 
 
 def hardware_note(run: Run) -> str:
-    """What the latencies include: protocol only without the hardware model."""
+    """What the latencies include: protocol only without the hardware model (and, for acks=0
+    producers, that nothing is acknowledged)."""
     if hardware_on(run):
-        return "latency includes the hardware model's queues (cluster.hardware: NICs, request threads, disk)"
-    return "latency is protocol-only: no CPU, disk or GC cost (cluster.hardware is unlimited)"
+        note = "latency includes the hardware model's queues (cluster.hardware: NICs, request threads, disk)"
+    else:
+        note = "latency is protocol-only: no CPU, disk or GC cost (cluster.hardware is unlimited)"
+    if any(str(p.get("acks")) == "0" for p in run.scenario.get("producers") or []):
+        # ProducerConfig: acks=0 "considered sent" once in the socket buffer; perf-test would count
+        # those callbacks, which carry no acknowledgement
+        note += "; acks=0 records are never acknowledged and are not counted"
+    return note
 
 
 def perf_numbers(run: Run) -> dict:
