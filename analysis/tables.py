@@ -30,7 +30,7 @@ __all__ = [
     "Source", "GROUP_COLUMNS", "runs_table", "flatten_summary", "aggregate", "loss_table", "throughput_table",
     "latency_table", "latency_ecdfs", "failover_samples", "default_failover_group", "sort_groups",
     "config_columns", "varying_columns", "param_name", "param_label", "config_label", "delivery_counts",
-    "latency_by", "offered_per_second", "lost_records", "lost_per_second", "with_delivery",
+    "latency_by", "offered_per_second", "lost_records", "lost_per_second", "with_delivery", "perf_table",
 ]
 
 Source = Union[SweepResults, Run, Sequence[Run]]
@@ -422,3 +422,13 @@ def lost_per_second(run: Run) -> pd.DataFrame:
         out[col] = _per_arrival_second(g["first_arrival_ms"].to_numpy(), g["last_arrival_ms"].to_numpy(),
                                        g["records"].to_numpy(), len(ts))
     return pd.DataFrame(out, index=ts["second"].to_numpy())
+
+
+def perf_table(source: Source) -> pd.DataFrame:
+    """One row per run with the numbers kafka-producer-perf-test and OpenMessaging Benchmark print:
+    records (acknowledged), records/s, MB/s, avg, p50, p95, p99, p99.9, p99.99 and max latency (ms),
+    and whether the hardware model was on (without it latency is protocol-only: `analysis.perf`)."""
+    from analysis.perf import perf_frame
+
+    return perf_frame(_runs(source))
+

@@ -29,6 +29,7 @@ from sim import __version__
 from sim.cli.analysis import compare_cli, describe_cli, history_cli, plot_cli, report_cli
 from sim.cli.errors import PlainTable, err_console, fail as _fail, interruption, out_console, warn as _warn
 from sim.cli.explore import explore_cli
+from sim.cli.perf import perf_cli
 from sim.cli.real import real_cli, versus_cli
 from sim.cli.sweep import sweep_cli
 from sim.cli.validation import validate_model_cli
@@ -403,6 +404,7 @@ app.command("plot")(plot_cli)
 app.command("report")(report_cli)
 app.command("describe")(describe_cli)
 app.command("history")(history_cli)
+app.command("perf")(perf_cli)
 app.command("validate-model")(validate_model_cli)
 app.command("real")(real_cli)
 app.command("versus")(versus_cli)

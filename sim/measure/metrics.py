@@ -15,7 +15,7 @@ from sim.model.events import FAULT_END, FAULT_START, FIELDS
 from sim.model.recorder import OUTCOMES, Recorder
 from sim.measure.batches import mid_arrival, produce_latencies
 
-__all__ = ["records_redelivered", "consumer_lag",
+__all__ = ["records_redelivered", "consumer_lag", "records_lag_max", "client_timeseries", "KAFKA_METRICS",
            "weighted_percentiles", "produce_latency", "e2e_latency", "failovers", "fault_starts", "timeseries",
            "events_table", "under_replicated_at_end"]
 
@@ -335,13 +335,29 @@ def _level_per_second(times: np.ndarray, values: np.ndarray, edges: np.ndarray) 
     return np.diff(at_edges) / np.diff(edges)
 
 
-def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[int, int],
-               end_ms: float) -> pd.DataFrame:
-    """Per simulated second: records acked/failed, produce latency p50/p99, under-replicated and
-    offline partitions (time-weighted means over the second)."""
+def _edges(end_ms: float) -> np.ndarray:
+    """The timeseries' bin edges: one per simulated second, the last bin reaching `end_ms`."""
     n_bins = max(1, int(np.ceil(end_ms / 1000.0)))
     edges = np.arange(n_bins + 1) * 1000.0
     edges[-1] = max(edges[-1], end_ms)
+    return edges
+
+
+def _per_second(times: np.ndarray, weights: np.ndarray | None, n_bins: int) -> np.ndarray:
+    """Sum of `weights` (or a count) per second of `times` (the last bin takes what is later)."""
+    sec = np.minimum((np.asarray(times, dtype=float) // 1000).astype(np.int64), n_bins - 1)
+    return np.bincount(sec, weights=weights, minlength=n_bins)[:n_bins]
+
+
+def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[int, int],
+               end_ms: float, min_isr: dict[int, int] | None = None) -> pd.DataFrame:
+    """Per simulated second: records acked/failed, produce latency p50/p99, under-replicated,
+    under-min-ISR and offline partitions (time-weighted means over the second), leader elections
+    and unclean ones (counts in the second, i.e. per second). See `KAFKA_METRICS` for the JMX
+    names these stand for; `under_min_isr_partitions` needs `min_isr` (partition -> its
+    min.insync.replicas)."""
+    edges = _edges(end_ms)
+    n_bins = len(edges) - 1
     out = pd.DataFrame({"second": np.arange(n_bins), "time_ms": edges[:-1]})
     acked = batches[batches["outcome"] == "acked"]
     latencies = produce_latencies(batches)  # the rows of `acked`, in order
@@ -365,7 +381,31 @@ def timeseries(batches: pd.DataFrame, events: pd.DataFrame, replication: dict[in
     out["under_replicated_partitions"] = _level_total(*_under_replicated(events, replication), edges)
     lead = _leadership(events)
     out["offline_partitions"] = _level_total(lead, lead["broker"].to_numpy() < 0, edges)
+    if min_isr is not None:
+        out["under_min_isr_partitions"] = _level_total(*_under_min_isr(events, replication, min_isr), edges)
+    # ControllerStats: elections after the initial ones (a leader moved), and those outside the ISR
+    elected = events[(events["kind"] == "leader_elected") & (events["reason"] != "initial")]
+    out["leader_elections_per_sec"] = _per_second(elected["time_ms"].to_numpy(), None, n_bins).astype(np.int64)
+    unclean = events[events["kind"] == "unclean_election"]
+    out["unclean_leader_elections_per_sec"] = _per_second(unclean["time_ms"].to_numpy(), None, n_bins).astype(np.int64)
     return out
+
+
+def _under_min_isr(events: pd.DataFrame, replication: dict[int, int], min_isr: dict[int, int]
+                   ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The leadership and ISR changes, and whether each leaves its partition under min ISR as a
+    leader reports it: Partition.isUnderMinIsr, a leader exists and the ISR is smaller than the
+    effective min ISR, min(min.insync.replicas, replication factor) (Partition.effectiveMinIsr).
+    An offline partition has no leader to report it (it is in offline_partitions)."""
+    rows = events[events["kind"].isin(["isr_change", "leader_elected", "partition_offline"])]
+    rows = rows.sort_values(["partition_index", "time_ms"], kind="stable")  # emission order within an instant
+    part = rows["partition_index"].to_numpy()
+    # an isr_change's broker is the partition's leader too (-1: none), so every row says who leads
+    has_leader = rows["broker"].to_numpy() >= 0
+    size = pd.Series(np.where(rows["kind"].to_numpy() == "isr_change", rows["value"].to_numpy(), np.nan),
+                     index=rows.index).groupby(part).ffill().to_numpy()
+    eff = np.array([min(min_isr[int(p)], replication[int(p)]) for p in part], dtype=float)
+    return rows, has_leader & (size < eff)
 
 
 # --- consumer groups (issue 13: client faults) ---------------------------------------------------
@@ -422,3 +462,163 @@ def consumer_lag(recorder: Recorder, batches: pd.DataFrame, consumer_groups_of: 
                 pos = np.zeros(len(times), dtype=np.int64)
             lag += np.maximum(hw_at - pos, 0)
     return lag.astype(np.int64)
+
+
+def records_lag_max(recorder: Recorder, batches: pd.DataFrame, consumer_groups_of: list[str],
+                    times: np.ndarray) -> np.ndarray:
+    """The consumer's ``records-lag-max`` at each of `times`: the largest lag (records) of any
+    partition for any group, a partition's lag being its high watermark (the highest so far)
+    minus the end of what the group has received from it (0 before it received anything: the whole
+    HW), as `consumer_lag` counts it per partition.
+
+    Kafka's consumer records each fetched partition's lag (FetchCollector: HW minus position) and
+    reports the window's maximum (FetchMetricsManager.recordPartitionLag); here it is read at the
+    end of each second.
+    """
+    names, gidx = consumer_groups(consumer_groups_of)
+    hw = recorder.arrays("hw_advanced")
+    con = recorder.arrays("consumed")
+    out = np.zeros(len(times), dtype=np.int64)
+    if not len(hw["partition"]) or not names:
+        return out
+    # the HW of every partition at each time: one sort by (partition, time), a running max per partition
+    order = np.lexsort((hw["time_ms"], hw["partition"]))
+    hp, ht, hv = hw["partition"][order], hw["time_ms"][order], hw["hw"][order].astype(np.int64)
+    parts, starts = np.unique(hp, return_index=True)
+    bounds = np.append(starts, len(hp))
+    hw_at = np.zeros((len(parts), len(times)), dtype=np.int64)
+    for i in range(len(parts)):
+        t, v = ht[bounds[i]:bounds[i + 1]], np.maximum.accumulate(hv[bounds[i]:bounds[i + 1]])
+        k = np.searchsorted(t, times, side="right")
+        hw_at[i] = np.where(k > 0, v[np.maximum(k - 1, 0)], 0)
+    count = batches["record_count"].to_numpy().astype(np.int64)
+    ends = con["offset"] + (count[con["batch_id"]] if len(count) else 0)
+    row_of = {int(p): i for i, p in enumerate(parts)}
+    for g in range(len(names)):
+        pos = np.zeros_like(hw_at)
+        sel = gidx[con["consumer"]] == g if len(con["consumer"]) else np.zeros(0, dtype=bool)
+        cp, ct, ce = con["partition"][sel], con["time_ms"][sel], ends[sel]
+        corder = np.lexsort((ct, cp))
+        cp, ct, ce = cp[corder], ct[corder], ce[corder]
+        cparts, cstarts = np.unique(cp, return_index=True)
+        cbounds = np.append(cstarts, len(cp))
+        for j, p in enumerate(cparts):
+            i = row_of.get(int(p))
+            if i is None:
+                continue
+            t, v = ct[cbounds[j]:cbounds[j + 1]], np.maximum.accumulate(ce[cbounds[j]:cbounds[j + 1]])
+            k = np.searchsorted(t, times, side="right")
+            pos[i] = np.where(k > 0, v[np.maximum(k - 1, 0)], 0)
+        out = np.maximum(out, np.maximum(hw_at - pos, 0).max(axis=0))
+    return out
+
+
+def client_timeseries(recorder: Recorder, batches: pd.DataFrame, events: pd.DataFrame, end_ms: float) -> pd.DataFrame:
+    """Per simulated second, the metrics that need the model's own facts (a simulated run only):
+
+    - ``isr_shrinks_per_sec`` / ``isr_expands_per_sec``: ISR changes a leader committed through
+      AlterPartition (Partition: PendingShrinkIsr / PendingExpandIsr.notifyListener marks
+      ReplicaManager's IsrShrinksPerSec / IsrExpandsPerSec when the controller accepts them). An
+      ISR the controller changes itself (a fenced broker, a controlled shutdown, an election) is not
+      counted by Kafka's meters, so these can be lower than the summary's isr_shrinks / isr_expands;
+    - ``record_error_rate``: records of batches that ended in an exception the application is told:
+      an error response it does not retry, or delivery.timeout.ms (Sender.failBatch ->
+      SenderMetrics.recordErrors); a producer crash or the end of the run tells nobody;
+    - ``record_retry_rate``: records of batches re-enqueued after an error or a disconnect, at the
+      error (Sender.reenqueueBatch -> recordRetries);
+    - ``request_latency_avg_ms``: mean produce request latency, request sent to response received,
+      by the second the response came (Sender.handleProduceResponse -> recordLatency); requests
+      that got no response (a disconnect, a timeout, acks=0) have none. NaN in a second without one.
+    """
+    edges = _edges(end_ms)
+    n_bins = len(edges) - 1
+    out = pd.DataFrame(index=np.arange(n_bins))
+    # --- broker: ISR meters (AlterPartition commits only)
+    isr = events[(events["kind"] == "isr_change") & (events["reason"] == "alter_partition")]
+    before = np.array([len(x) for x in isr["isr_before"]], dtype=np.int64)
+    size = isr["value"].to_numpy()
+    t = isr["time_ms"].to_numpy()
+    out["isr_shrinks_per_sec"] = _per_second(t[size < before], None, n_bins).astype(np.int64)
+    out["isr_expands_per_sec"] = _per_second(t[size > before], None, n_bins).astype(np.int64)
+    # --- producer
+    count = batches["record_count"].to_numpy().astype(np.int64)
+    done = pd.DataFrame(recorder.arrays("batch_done"))
+    err = pd.DataFrame({k: v for k, v in recorder.arrays("produce_error").items() if k != "error"})
+    err["error"] = recorder.arrays("produce_error")["error"]
+    expired = recorder.arrays("batch_expired")["batch_id"]
+    failed = done[done["outcome"] != OUTCOMES.index("acked")]
+    told = failed.merge(err[["time_ms", "batch_id"]].drop_duplicates(), on=["time_ms", "batch_id"], how="left",
+                        indicator=True)["_merge"].to_numpy() == "both"
+    told |= np.isin(failed["batch_id"].to_numpy(), expired)
+    ft, fb = failed["time_ms"].to_numpy()[told], failed["batch_id"].to_numpy()[told]
+    out["record_error_rate"] = _per_second(ft, count[fb].astype(float), n_bins).astype(np.int64)
+    sent = pd.DataFrame(recorder.arrays("batch_sent"))
+    retried = sent[sent["attempt"] >= 2].sort_values("time_ms", kind="stable")
+    errs = err.sort_values("time_ms", kind="stable").rename(columns={"time_ms": "error_ms"})
+    if len(retried):
+        # the error that re-enqueued each retried attempt: the batch's last error before it was sent again
+        at = pd.merge_asof(retried, errs[["error_ms", "batch_id"]], left_on="time_ms", right_on="error_ms",
+                           by="batch_id", direction="backward")
+        rt = at["error_ms"].fillna(at["time_ms"]).to_numpy()
+        out["record_retry_rate"] = _per_second(rt, count[at["batch_id"].to_numpy()].astype(float),
+                                               n_bins).astype(np.int64)
+    else:
+        out["record_retry_rate"] = np.zeros(n_bins, dtype=np.int64)
+    out["request_latency_avg_ms"] = _request_latency_avg(sent, errs, done, batches, n_bins)
+    return out.reset_index(drop=True)
+
+
+def _request_latency_avg(sent: pd.DataFrame, errs: pd.DataFrame, done: pd.DataFrame, batches: pd.DataFrame,
+                         n_bins: int) -> np.ndarray:
+    """Mean produce request latency per second of the response (NaN: no response that second).
+
+    A batch's attempt is answered by the batch's next fact after it was sent: an error response
+    or an acknowledgement from a broker. A disconnect (NETWORK_EXCEPTION, raised by the client),
+    an expiry or a crash is no response. The batches of one request share its producer, broker,
+    send time and response time, so each distinct (producer, broker, sent, answered) is one request.
+    """
+    out = np.full(n_bins, np.nan)
+    if not len(sent):
+        return out
+    acks = done[(done["outcome"] == OUTCOMES.index("acked")) & (done["broker"] >= 0)]
+    answers = pd.concat([
+        pd.DataFrame({"answer_ms": errs["error_ms"].to_numpy(), "batch_id": errs["batch_id"].to_numpy(),
+                      "response": (errs["error"] != "NETWORK_EXCEPTION").to_numpy()}),
+        pd.DataFrame({"answer_ms": acks["time_ms"].to_numpy(), "batch_id": acks["batch_id"].to_numpy(),
+                      "response": np.ones(len(acks), dtype=bool)}),
+    ]).sort_values("answer_ms", kind="stable")
+    att = sent.sort_values("time_ms", kind="stable")
+    att = pd.merge_asof(att, answers, left_on="time_ms", right_on="answer_ms", by="batch_id",
+                        direction="forward", allow_exact_matches=False)
+    att = att[att["response"].fillna(False).astype(bool)]
+    if not len(att):
+        return out
+    producer = batches["producer"].cat.codes.to_numpy() if hasattr(batches["producer"], "cat") \
+        else batches["producer"].to_numpy()
+    req = pd.DataFrame({"producer": producer[att["batch_id"].to_numpy()], "broker": att["broker"].to_numpy(),
+                        "sent_ms": att["time_ms"].to_numpy(), "answer_ms": att["answer_ms"].to_numpy()})
+    req = req.drop_duplicates()
+    lat = (req["answer_ms"] - req["sent_ms"]).to_numpy()
+    n = _per_second(req["answer_ms"].to_numpy(), None, n_bins)
+    total = _per_second(req["answer_ms"].to_numpy(), lat, n_bins)
+    has = n > 0
+    out[has] = total[has] / n[has]
+    return out
+
+
+KAFKA_METRICS: dict[str, tuple[str, str]] = {
+    "kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions": ("under_replicated_partitions", "sum"),
+    "kafka.server:type=ReplicaManager,name=UnderMinIsrPartitionCount": ("under_min_isr_partitions", "sum"),
+    "kafka.controller:type=KafkaController,name=OfflinePartitionsCount": ("offline_partitions", "gauge"),
+    "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec": ("isr_shrinks_per_sec", "sum"),
+    "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec": ("isr_expands_per_sec", "sum"),
+    "kafka.controller:type=ControllerStats,name=LeaderElectionRateAndTimeMs": ("leader_elections_per_sec", "rate"),
+    "kafka.controller:type=ControllerStats,name=UncleanLeaderElectionsPerSec":
+        ("unclean_leader_elections_per_sec", "rate"),
+    "kafka.producer:type=producer-metrics,client-id=*:record-error-rate": ("record_error_rate", "sum"),
+    "kafka.producer:type=producer-metrics,client-id=*:record-retry-rate": ("record_retry_rate", "sum"),
+    "kafka.producer:type=producer-metrics,client-id=*:request-latency-avg": ("request_latency_avg_ms", "mean"),
+    "kafka.consumer:type=consumer-fetch-manager-metrics,client-id=*:records-lag-max": ("records_lag_max", "max"),
+}
+"""The JMX metric each `timeseries.parquet` column stands for, and how the column aggregates it
+over the cluster's brokers or clients (docs/metrics.md says how each is computed)."""

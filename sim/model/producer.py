@@ -758,6 +758,7 @@ class Producer(Node):
         (TransactionManager.markSequenceUnresolved) and no new batch of it is drained until the
         batches in flight tell (maybeResolveSequences)."""
         self._complete(batch, outcome, -1, -1)
+        self.recorder.record("batch_expired", self.env.now, batch.batch_id)  # the client is told: record-error-rate
         if batch.pid >= 0 and batch.in_retry:
             p = batch.partition
             nxt = batch.seq + 1

@@ -26,6 +26,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "batch_sent": (("time_ms", "f8"), ("batch_id", "i8"), ("broker", "i4"), ("attempt", "i4")),
     "produce_error": (("time_ms", "f8"), ("batch_id", "i8"), ("broker", "i4"), ("error", "U40")),
     "batch_done": (("time_ms", "f8"), ("batch_id", "i8"), ("outcome", "i1"), ("offset", "i8"), ("broker", "i4")),
+    # delivery.timeout.ms ended a batch: the application got a TimeoutException (Sender.failBatch)
+    "batch_expired": (("time_ms", "f8"), ("batch_id", "i8")),
     "appended": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("offset", "i8"), ("batch_id", "i8"),
                  ("leader_epoch", "i4"), ("as_leader", "?")),
     "hw_advanced": (("time_ms", "f8"), ("broker", "i4"), ("partition", "i4"), ("leader_epoch", "i4"), ("hw", "i8")),

@@ -365,7 +365,9 @@ def measure(sc: Scenario, repetition: int, names, plogs, clogs, poller_lines, du
     replication = {i: t.replication_factor for i, t in enumerate(t for t in sc.topics for _ in range(t.partitions))}
     acks_zero = bool(sc.producers) and all(p.acks == 0 for p in sc.producers)
     fo = failovers(rec, events, batches, acks_zero)
-    ts = timeseries(batches, events, replication, sc.duration + sc.settle)
+    min_isr = dict(enumerate(t.min_insync_replicas or sc.cluster.min_insync_replicas
+                             for t in sc.topics for _ in range(t.partitions)))
+    ts = timeseries(batches, events, replication, sc.duration + sc.settle, min_isr)
     elect = [f["election_ms"] for f in fo if f["election_ms"] is not None]
     unavail = [f["unavailable_ms"] for f in fo if f["unavailable_ms"] is not None]
     isr = events[events["kind"] == "isr_change"].sort_values(["partition_index", "time_ms"], kind="stable")

@@ -24,8 +24,9 @@ from sim import __version__
 from sim.measure.checker import batches_table, check
 from sim.runs.contract import RunSummary
 from sim.measure.invariants import check_invariants_by_rule
-from sim.measure.metrics import (consumer_lag, e2e_latency, events_table, failovers, produce_latency,
-                                 records_redelivered, timeseries, under_replicated_at_end)
+from sim.measure.metrics import (client_timeseries, consumer_lag, e2e_latency, events_table, failovers,
+                                 produce_latency, records_lag_max, records_redelivered, timeseries,
+                                 under_replicated_at_end)
 from sim.model.cluster import Cluster, partition_names
 from sim.model.recorder import Recorder
 from sim.runs.results import Results
@@ -170,7 +171,11 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
     counts = check(recorder, batches)
     acks_zero = bool(sc.producers) and all(p.acks == 0 for p in sc.producers)
     fo = failovers(recorder, events, batches, acks_zero)
-    ts = timeseries(batches, events, replication, sc.duration + sc.settle)
+    # min.insync.replicas of every partition, in the cluster's order (topics, then their partitions)
+    min_isr = dict(enumerate(t.min_insync_replicas or sc.cluster.min_insync_replicas
+                             for t in sc.topics for _ in range(t.partitions)))
+    ts = timeseries(batches, events, replication, sc.duration + sc.settle, min_isr)
+    ts = pd.concat([ts, client_timeseries(recorder, batches, events, sc.duration + sc.settle)], axis=1)
     elect = [f["election_ms"] for f in fo if f["election_ms"] is not None]
     unavail = [f["unavailable_ms"] for f in fo if f["unavailable_ms"] is not None]
     by_rule = check_invariants_by_rule(recorder)
@@ -183,6 +188,9 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
         ts["consumer_lag"] = consumer_lag(recorder, batches, groups, ts["time_ms"].to_numpy() + 1000.0)
         group_metrics = {"records_redelivered": records_redelivered(recorder, batches, groups),
                          "consumer_lag_max": int(ts["consumer_lag"].max()) if len(ts) else 0}
+    if sc.consumers:  # the consumers' records-lag-max, read at the end of each second
+        ts["records_lag_max"] = records_lag_max(recorder, batches, [c.group for c in sc.consumers for _ in
+                                                                    range(c.instances)], ts["time_ms"].to_numpy() + 1000.0)
     summary = RunSummary(
         scenario=sc.name,
         seed=seed,
