@@ -902,3 +902,23 @@ def test_sigterm_of_a_run_says_so_and_keeps_nothing_half_written(tmp_path):
     assert "Traceback" not in text
     assert not out.exists()
     assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no hidden temporary either
+
+
+def test_two_commands_writing_one_out_at_once_are_refused_not_mixed(tmp_path, capsys):
+    """A second kafkasim writing the same --out while the first still runs is refused in one line (exit
+    2, nothing run, nothing written) instead of the two replacing each other's results; the lock goes
+    with the command that held it."""
+    from sim.runs.results import output_lock
+
+    out = tmp_path / "busy"
+    with output_lock(out):  # another kafkasim is writing there now
+        rc = main(["run", str(QUICKSTART), "--seed", RUN_SEED, *FAST, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and not out.exists()
+        assert f"--out {out}: another kafkasim (pid {os.getpid()}) is writing there now" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert main(["sweep", str(ROOT / "scenarios" / "sweeps" / "smoke.yaml"), "--out", str(out)]) == 2
+        assert "is writing there now" in capsys.readouterr().err
+    assert main(["run", str(QUICKSTART), "--seed", RUN_SEED, *FAST, "--out", str(out)]) == 0
+    assert (out / "summary.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # the lock file went with its holder

@@ -35,7 +35,7 @@ from sim.cli.sweep import sweep_cli
 from sim.cli.validation import validate_model_cli
 from sim.measure.batches import COMMITTED_RPS_LABEL, committed_rps
 from sim.runs.contract import RunSummary
-from sim.runs.results import OutputError, check_output
+from sim.runs.results import OutputError, check_output, output_lock
 from sim.runs.sweep.progress import PROGRESS_INTERVAL_S, ProgressDisplay, format_eta
 from sim.scenario.schema import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
                        scenario_warnings)
@@ -233,8 +233,7 @@ def run_cli(
         "--json", help="Print the summary as JSON on stdout (summary.json's content) instead of the table.")] = False,
 ) -> None:
     """Run a scenario, print a summary, and write the run directory."""
-    from sim.runs import runner
-    from sim.runs.conditions import ConditionError, failing, parse_conditions
+    from sim.runs.conditions import ConditionError, parse_conditions
 
     try:  # before running: a typo in a condition must not cost a run
         conditions = parse_conditions(fail_on) if fail_on is not None else []
@@ -247,6 +246,18 @@ def run_cli(
         check_output(out_dir, "run", option="--out")
     except OutputError as e:
         _fail(str(e))
+    try:  # and no other kafkasim writes there while this one runs
+        with output_lock(out_dir):
+            _run_and_write(sc, seed, overrides, config_warnings, out_dir, conditions, json_)
+    except OutputError as e:  # the lock's (the run's own write errors end in _fail inside)
+        _fail(str(e))
+
+
+def _run_and_write(sc, seed, overrides, config_warnings, out_dir, conditions, json_) -> None:
+    """The body of `run` once its output path is checked and held."""
+    from sim.runs import runner
+    from sim.runs.conditions import failing
+
     shown = [*config_warnings, *_check_work(sc.model_copy(update={"seed": seed}))]
     for w in shown:  # once, at the top
         _warn(w)

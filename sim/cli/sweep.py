@@ -22,7 +22,7 @@ from sim.cli.errors import PlainTable, err_console, fail as _fail, interruption,
 from rich.console import Console
 from rich.measure import Measurement
 
-from sim.runs.results import OutputError, check_output
+from sim.runs.results import OutputError, check_output, output_lock
 from sim.measure.batches import COMMITTED_RPS_LABEL, committed_rps
 from sim.runs.sweep import AGGREGATE_METRICS, Sweep, SweepError, SweepInterrupted, aggregate, load_sweep, run_sweep
 
@@ -65,7 +65,8 @@ def sweep_cli(sweep_file: SweepArg, workers: WorkersOption = None, dask: DaskOpt
     try:
         sw = load_sweep(sweep_file)
         check_output(out or Path("results") / "sweeps" / sw.name, "sweep", option="--out")
-        report = run_sweep(sw, workers=workers, dask=dask, out=out, force=force, progress=True, notes=_warn)
+        with output_lock(out or Path("results") / "sweeps" / sw.name):  # no other kafkasim writes there meanwhile
+            report = run_sweep(sw, workers=workers, dask=dask, out=out, force=force, progress=True, notes=_warn)
     except (SweepError, OutputError) as e:
         _fail(str(e))
     except SweepInterrupted as e:

@@ -14,7 +14,10 @@ Anything else is refused with :class:`OutputError` before any work starts (:func
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from sim.runs.contract import (RUN_EXTRAS, RUN_FILES, SWEEP_ENTRIES, ResultsErro
 from sim.scenario.schema import Scenario
 
 __all__ = ["Results", "RUN_FILES", "RUN_EXTRAS", "SWEEP_ENTRIES", "read_results", "OutputError", "check_output",
-           "output_kind"]
+           "output_kind", "output_lock"]
 
 
 class OutputError(FileExistsError):
@@ -53,6 +56,48 @@ def output_kind(path: str | Path) -> str | None:
     if _entries(p) and is_figure_dir(p):
         return "plots"
     return None
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path, option: str = "--out"):
+    """Hold `path` for this process while it writes there: a second kafkasim writing the same path at
+    the same time is refused at once with :class:`OutputError`, instead of the two silently replacing
+    each other's results.
+
+    The lock is an advisory ``flock`` on a hidden sibling file (``.<name>.kafkasim-lock``, holding the
+    pid), released by the kernel when the process ends however it ends; the file is removed on the
+    way out. After locking, the file must still be the one at the path (a holder that just finished
+    removes it): otherwise lock the new one.
+    """
+    p = Path(path).absolute()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    lock = p.parent / f".{p.name}.kafkasim-lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise OutputError(f"{option} {path}: another kafkasim (pid {holder}) is writing there now; wait "
+                              f"for it to finish or choose another {option}") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
 
 
 _WHAT = {"run": "a kafkasim run directory", "sweep": "a kafkasim sweep directory",
