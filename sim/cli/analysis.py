@@ -13,7 +13,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console
+from sim.cli.errors import PlainTable, check_file_out, err_console, fail as _fail, out_console
 
 __all__ = ["compare_cli", "plot_cli", "report_cli", "history_cli"]
 
@@ -221,18 +221,14 @@ def history_cli(run_dir: Annotated[Path, typer.Argument(help="A run directory (k
     from analysis import ResultsError, load_run
     from analysis.history import FORMATS, HistoryError, history_lines, history_ops
 
-    from sim.runs.contract import write_atomic, writable_problem
+    from sim.runs.contract import write_atomic
 
     if fmt not in FORMATS:
         _fail(f"--format: {fmt!r} is not a format (allowed: {', '.join(FORMATS)})")
     if limit < 1:
         _fail(f"--limit: {limit} must be at least 1 (allowed: a record count such as 1000000)")
     if out is not None:
-        if out.is_dir():
-            _fail(f"--out {out}: is a directory (allowed: a file path)")
-        problem = writable_problem(out)
-        if problem:
-            _fail(f"--out {out}: {problem}")
+        check_file_out("--out", out)
     try:
         run = load_run(run_dir)
         ops = history_ops(run, limit)

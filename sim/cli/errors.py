@@ -49,3 +49,15 @@ class PlainTable(Table):
 interruption: dict = {"signal": None, "explained": False}
 """The signal that stopped the command ("SIGINT", "SIGTERM" or None), and whether the command already
 said what it kept (a sweep does); `main` says it otherwise, once."""
+
+
+def check_file_out(option: str, target) -> None:
+    """Refuse, in one line and before any work, a file output (`--out FILE`, `--hdr FILE`) that is a
+    directory or could not be written."""
+    from sim.runs.contract import writable_problem
+
+    if target.is_dir():
+        fail(f"{option} {target}: is a directory (allowed: a file path)")
+    problem = writable_problem(target)
+    if problem:
+        fail(f"{option} {target}: {problem}")

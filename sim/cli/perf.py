@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sim.cli.errors import PlainTable, err_console, fail as _fail, out_console
+from sim.cli.errors import PlainTable, check_file_out, err_console, fail as _fail, out_console
 
 __all__ = ["perf_cli"]
 
@@ -36,15 +36,9 @@ def perf_cli(run_dir: Annotated[Path, typer.Argument(help="A run directory (kafk
     from analysis import ResultsError, load_run
     from analysis.perf import hardware_note, omb_line, perf_numbers, perf_test_line, write_hdr_log, write_omb_json
 
-    from sim.runs.contract import writable_problem
-
     for option, target in (("--hdr", hdr), ("--omb", omb)):
         if target is not None:
-            if target.is_dir():
-                _fail(f"{option} {target}: is a directory (allowed: a file path)")
-            problem = writable_problem(target)
-            if problem:
-                _fail(f"{option} {target}: {problem}")
+            check_file_out(option, target)
     try:
         run = load_run(run_dir)
     except ResultsError as e:
