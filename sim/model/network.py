@@ -2,7 +2,10 @@
 
 Every message between brokers, the controller and clients crosses the network as one SimPy
 event with a callback (the cheapest event SimPy has). Each link is FIFO, like the TCP
-connection Kafka uses, so a later message never overtakes an earlier one. A message to an endpoint that is down is
+connection Kafka uses, so a later message never overtakes an earlier one (it fires at or after the
+instant SimPy fires the one before, float rounding included: `_delay_until`); with Kafka's broker
+reading one request per connection at a time (SocketServer mutes the channel until the response is
+sent), an idempotent producer's requests reach the leader in sequence order. A message to an endpoint that is down is
 dropped. A *process* crash leaves the host's TCP stack up, so peers see a connection reset one
 latency later (RST), as a SIGKILLed broker behaves; anything else a sender learns by timeout.
 
