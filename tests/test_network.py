@@ -95,6 +95,41 @@ def test_small_message_waits_behind_a_large_one_and_order_holds_with_random_late
     assert arrivals[-1] >= tx_end[-1] > 3000.0  # 400 x ~100 kB at 10 MB/s: about 4 s of serialisation
 
 
+@pytest.mark.parametrize("config", ["plain", "bandwidth", "lossy", "impaired"])
+def test_fifo_holds_when_float_rounding_would_fire_a_clamped_message_first(config):
+    """A message that drew a shorter latency than the one before it on its link is held back to that
+    one's arrival (TCP: no overtaking). SimPy fires a timer at `now + delay`, so scheduling both with
+    `delay = arrival - now` from different send times could round the later one an ulp *earlier*,
+    and it was delivered first: three produce requests of one idempotent producer reached the
+    leader in the order 3, 1, 2 (the broker took sequence 2 from an unknown producer, then answered
+    0 and 1 OUT_OF_ORDER_SEQUENCE_NUMBER, and the log ended reordered). Send times and latencies
+    where the rounding goes wrong (found by a seeded search): the first message, sent at t0 with
+    latency 9.3467..., is due at 13.942758876234619, and a timer for that instant set at t1 fires at
+    ...617."""
+    t0, latency, t1 = 4.596034657377336, 9.346724218857283, 4.796893006042311
+    due = t0 + latency
+    assert t0 + (due - t0) > t1 + (due - t1)  # the rounding this test is about
+    draws = iter([latency, 0.001, 0.001])
+
+    class Fixed:  # the latency draws, in order
+        def sample(self):
+            return next(draws)
+
+    env, net = make_net(bandwidth=MB if config == "bandwidth" else None, latency=Fixed())
+    if config == "lossy":
+        net.set_loss_all(1e-12)  # binds the general send; loses nothing
+    a, b, c = endpoints(env, net, 3)
+    if config == "impaired":
+        net.cut(a, c)  # binds the impaired send; the a -> b link is not impaired
+    env.run(until=t0)
+    net.send(a, b, "first")
+    env.run(until=t1)
+    net.send(a, b, "second")  # lands on the first one's arrival: must still come after it
+    net.send(a, b, "third")
+    env.run()
+    assert [msg for _, msg in b.responses] == ["first", "second", "third"]
+
+
 def test_without_bandwidth_size_costs_nothing_and_no_nic_state_is_kept():
     """Bandwidth unset: arrival is send time plus latency whatever the size, with the cheap send."""
     env, net = make_net(bandwidth=None)

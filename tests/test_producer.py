@@ -11,13 +11,29 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.measure.checker import batches_table, check
 from sim.model import messages as m
 from sim.model.producer import EPOCH_STRIDE
+from sim.runs.runner import simulate
+from sim.scenario.schema import Scenario
 from tests.conftest import Tiny, tiny_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
+
+# The property-test case of tests/test_properties.py (REQUESTS_OVERTOOK_ON_ONE_CONNECTION), seed 45764.
+REQUESTS_OVERTOOK = {
+    "name": "property", "duration": "3791ms", "settle": "6s",
+    "cluster": {"brokers": 5, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300,
+                "replica.lag.time.max.ms": 300},
+    "network": {"latency": {"dist": "lognormal", "median": "3.0ms", "sigma": 1.0}},
+    "topics": [{"name": "t", "partitions": 4, "replication.factor": 3, "min.insync.replicas": 2}],
+    "consumers": [{"group.id": "g", "topic": "t"}],
+    "producers": [{"topic": "t", "rate": "4495/s", "arrival": "constant", "acks": "all", "enable.idempotence": True,
+                   "instances": 1, "linger.ms": 1}],
+    "faults": [{"kind": "crash", "broker": 0, "at": f"{t}ms"} for t in (407, 1637, 3038)],
+}
 
 
 # --- (1) OUT_OF_ORDER_SEQUENCE_NUMBER after an unclean election --------------------------------
@@ -126,6 +142,29 @@ def test_out_of_order_next_batch_bumps_the_epoch_and_rewrites_the_sequences():
     t_new = min(tm for tm, b, broker in zip(first_new["time_ms"], first_new["batch_id"], first_new["broker"])
                 if b == ids[k] and broker == leader.broker_id)
     assert 80 <= t_new - oosn[0] <= 125
+
+
+
+def test_requests_on_one_connection_reach_the_leader_in_the_order_they_were_sent():
+    """A property-test case (test_properties, REQUESTS_OVERTOOK_ON_ONE_CONNECTION) ended with 15
+    records reordered, no fault needed: the producer's first three requests to one leader (sequences
+    0, 1, 2, one batch each) all drew arrival instants at or before the first one's, were held to it
+    (the link is FIFO, like TCP), and float rounding then fired the third one first. The leader took
+    sequence 2 from a producer it did not know (ProducerAppendInfo.checkSequence accepts any sequence
+    then), answered 0 and 1 OUT_OF_ORDER_SEQUENCE_NUMBER, and the producer bumped its epoch and wrote
+    them after it. In Kafka the requests of one connection are read in order and handled one at a
+    time (SocketServer's Processor mutes the channel until the response is sent), so sequence 0
+    always comes first."""
+    sc = Scenario.resolve(dict(REQUESTS_OVERTOOK, duration="100ms", settle="1s", faults=[]))
+    rec = simulate(sc, 45764)[1]
+    err = rec.arrays("produce_error")
+    assert not (err["error"] == m.OUT_OF_ORDER_SEQUENCE_NUMBER).any()  # fault-free: never out of order
+    b = batches_table(rec)
+    acked = b[b["outcome"] == "acked"].sort_values(["partition_index", "offset"])
+    assert len(acked) >= 20  # 100 ms of 4,495 records/s in linger.ms (1 ms) batches, over 4 partitions
+    for p, g in acked.groupby("partition_index"):  # each partition's log holds the records in order
+        assert g["first_record_id"].is_monotonic_increasing, (p, g[["batch_id", "offset", "first_record_id"]].head())
+    assert check(rec, b)["reordered"] == 0
 
 
 # --- (2) a batch stays open for appends until it is drained --------------------------------------

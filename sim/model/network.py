@@ -2,7 +2,10 @@
 
 Every message between brokers, the controller and clients crosses the network as one SimPy
 event with a callback (the cheapest event SimPy has). Each link is FIFO, like the TCP
-connection Kafka uses, so a later message never overtakes an earlier one. A message to an endpoint that is down is
+connection Kafka uses, so a later message never overtakes an earlier one (it fires at or after the
+instant SimPy fires the one before, float rounding included: `_delay_until`); with Kafka's broker
+reading one request per connection at a time (SocketServer mutes the channel until the response is
+sent), an idempotent producer's requests reach the leader in sequence order. A message to an endpoint that is down is
 dropped. A *process* crash leaves the host's TCP stack up, so peers see a connection reset one
 latency later (RST), as a SIGKILLed broker behaves; anything else a sender learns by timeout.
 
@@ -73,6 +76,7 @@ from __future__ import annotations
 
 from collections import deque
 from functools import partial
+from math import inf, nextafter
 from typing import Callable, Protocol
 
 import numpy as np
@@ -107,6 +111,21 @@ class Degradation:
 
 _LINUX_TCP = Degradation()
 """The retransmission rules of a cut link without a degradation of its own: Linux's defaults."""
+
+
+def _delay_until(now: float, at: float) -> float:
+    """The delay after which a SimPy timer set at `now` fires at `at` or later, never before.
+
+    SimPy fires a timer at `now + delay` (Environment.schedule). With `delay = at - now` float
+    rounding can land one ulp before `at`, so two messages held to the same arrival on one link
+    but sent at different times could fire in the wrong order; the link is FIFO (TCP) only if each
+    message fires at or after the previous one's actual instant (equal instants fire in the order
+    they were scheduled). The hot sends inline the usual case and call this only to round up.
+    """
+    delay = at - now
+    while now + delay < at:
+        delay = nextafter(delay, inf)
+    return delay
 
 
 class _Stall:
@@ -332,9 +351,12 @@ class Network:
         last = clocks.get(link, 0.0)
         if arrive < last:
             arrive = last
-        clocks[link] = arrive
+        delay = arrive - now
+        if now + delay < arrive:  # float rounding would fire it before the previous one: round up
+            delay = _delay_until(now, arrive)
+        clocks[link] = now + delay  # the instant SimPy fires it at
         # partial, not a lambda: SimPy calls it straight from C, one Python frame fewer per message
-        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+        env.timeout(delay).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
     def _send_serialised(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` with bandwidth: the sender's NIC transmits one message at a time, then latency."""
@@ -358,8 +380,11 @@ class Network:
         last = clocks.get(link, 0.0)
         if arrive < last:  # TCP: no overtaking on one connection, even with a lucky latency draw
             arrive = last
-        clocks[link] = arrive
-        env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+        delay = arrive - now
+        if now + delay < arrive:  # see _delay_until
+            delay = _delay_until(now, arrive)
+        clocks[link] = now + delay
+        env.timeout(delay).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
     def _send_nic(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` with per-host NICs: the sender's egress, latency, then the receiver's ingress."""
@@ -414,8 +439,11 @@ class Network:
         last = clocks.get(link, 0.0)
         if arrive < last:
             arrive = last
-        clocks[link] = arrive
-        self.env.timeout(arrive - now).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
+        delay = arrive - now
+        if now + delay < arrive:  # see _delay_until
+            delay = _delay_until(now, arrive)
+        clocks[link] = now + delay
+        self.env.timeout(delay).callbacks.append(partial(self._deliver, src, dst, dst.incarnation, msg))
 
     def _send_impaired(self, src: Endpoint, dst: Endpoint, msg: object, nbytes: int = 0) -> None:
         """`send` while some link is cut, degraded or between zones: `_send_any` plus those."""
@@ -512,8 +540,9 @@ class Network:
             arrive = now + latency
             if arrive < last:
                 arrive = last
-            last = arrive
-            timeout(arrive - now).callbacks.append(deliver)
+            delay = _delay_until(now, arrive)
+            last = now + delay
+            timeout(delay).callbacks.append(deliver)
         clocks[link] = last
         self._select_send()
 
@@ -573,7 +602,7 @@ class Network:
         last = self._link_clock.get(link, 0.0)
         if arrive < last:
             arrive = last
-        self._schedule_connection_lost(peer, closer, arrive - now)
+        self._schedule_connection_lost(peer, closer, _delay_until(now, arrive))
 
     def drop_connection(self, a: Endpoint, b: Endpoint) -> None:
         """The connection between `a` and `b` is closed (a request timed out, a connection attempt
@@ -613,8 +642,9 @@ class Network:
         last = self._link_clock.get(link, 0.0)
         if arrive < last:
             arrive = last
-        self._link_clock[link] = arrive
-        self.env.timeout(arrive - now).callbacks.append(deliver)
+        delay = _delay_until(now, arrive)
+        self._link_clock[link] = now + delay
+        self.env.timeout(delay).callbacks.append(deliver)
 
     def _syn_arrived(self, src: Endpoint, dst: Endpoint, incarnation: int, established: Callable,
                      refused: Callable, _ev=None) -> None:
