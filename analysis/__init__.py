@@ -30,8 +30,8 @@ from sim.measure.stats import mean_ci, weighted_ecdf, weighted_percentiles
 # Figures and the report load on first use (PEP 562): they import matplotlib, which takes about a
 # second, so `import analysis` for tables and metrics (and `kafkasim compare` without a figure) stays quick.
 _LAZY = {
-    "plots": ("NothingToPlot", "failover_distribution", "failover_timeline", "latency_plot", "loss_map",
-              "save_figure", "throughput_cost"),
+    "plots": ("NothingToPlot", "counterexample_timeline", "failover_distribution", "failover_timeline",
+              "latency_plot", "loss_map", "save_figure", "throughput_cost"),
     "report": ("figure_specs", "group_table", "write_plots", "write_report"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
@@ -69,6 +69,7 @@ __all__ = [
     # two runs side by side
     "compare", "compare_json", "compare_latency", "compare_name",
     # figures and files
-    "loss_map", "failover_timeline", "failover_distribution", "latency_plot", "throughput_cost", "save_figure",
+    "loss_map", "failover_timeline", "counterexample_timeline", "failover_distribution", "latency_plot",
+    "throughput_cost", "save_figure",
     "NothingToPlot", "figure_specs", "write_plots", "write_report",
 ]

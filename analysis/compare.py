@@ -274,11 +274,12 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
     acknowledgement) is at or below x; p50 and p99 of each run are marked and written in the
     legend. A run without acknowledgements (acks=0) has no line and the legend says so.
     """
-    from analysis.plots import OKABE_ITO, _figure, _fmt_count, _ms_formatter, save_figure  # matplotlib on use only
+    # matplotlib on use only
+    from analysis.plots.style import OKABE_ITO, fmt_count, ms_formatter, new_figure, save_figure
 
     a, b = _as_run(run_a, "RUN_A"), _as_run(run_b, "RUN_B")
     labels = run_labels(a, b)
-    fig = _figure(9.0, 5.2)
+    fig = new_figure(9.0, 5.2)
     ax = fig.subplots()
     ax.set_gid("compare:latency")
     styles = [(OKABE_ITO["blue"], "-", "o"), (OKABE_ITO["orange"], "--", "s")]
@@ -289,8 +290,8 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
                                                   "record_count"]))
         curves.append((lat, *weighted_ecdf(lat["latency_ms"].to_numpy(), lat["records"].to_numpy())))
     # one unit for the four percentiles of the legend: never "9,931 ms" beside "10.1 s"
-    _fmt_ms = _ms_formatter([float(x[min(np.searchsorted(y, 0.99), len(x) - 1)]) if len(x) else np.nan
-                             for _, x, y in curves])
+    fmt_ms = ms_formatter([float(x[min(np.searchsorted(y, 0.99), len(x) - 1)]) if len(x) else np.nan
+                           for _, x, y in curves])
     for tag, (lat, x, y), label, (color, ls, marker) in zip("AB", curves, labels, styles):
         if len(x) == 0:
             ax.plot([], [], color=color, linestyle=ls, label=f"{tag}: {label}: no acknowledgements, so no latency")
@@ -300,8 +301,8 @@ def compare_latency(run_a: str | Path | Run, run_b: str | Path | Run, path: str 
         p99 = float(x[min(np.searchsorted(y, 0.99), len(x) - 1)])
         px, py = ecdf_points(x, y, max_points)
         ax.plot(px, py, drawstyle="steps-post", color=color, linestyle=ls, linewidth=1.6, gid=f"ecdf:{tag}",
-                label=f"{tag}: {label}\n    p50 {_fmt_ms(p50)}, p99 {_fmt_ms(p99)}; "
-                      f"{_fmt_count(int(lat['records'].sum()))} acknowledged records")
+                label=f"{tag}: {label}\n    p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)}; "
+                      f"{fmt_count(int(lat['records'].sum()))} acknowledged records")
         ax.plot([p50, p99], [0.5, 0.99], marker=marker, color=color, markeredgecolor="black", markeredgewidth=0.5,
                 linestyle="none", zorder=3, gid=f"percentiles:{tag}", label="_marks")
         drawn += 1

@@ -33,7 +33,7 @@ from analysis.metrics import failover_table, level_metrics, level_summary
 from analysis.plots import (
     DPI, NothingToPlot, failover_distribution, failover_timeline, latency_plot, loss_map, save_figure, throughput_cost,
 )
-from analysis.plots import _display_order
+from analysis.plots.forest import display_order
 from analysis.tables import (
     _group_columns, _sort_value, _value_text, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
     runs_table, varying_columns, with_delivery,
@@ -455,7 +455,7 @@ def _sweep_context(sweep: SweepResults) -> dict:
     agg = group_table(sweep)
     metrics = [(m, label) for m, label in _GROUP_METRICS if f"{m}_mean" in agg]
     varying, constant = _shown_config(sweep, sweep.ok if len(sweep.ok) else sweep.table)
-    keys = [(c, param_name(c)) for c in _display_order(varying) if c in agg] + [("n", "seeds (runs)")]
+    keys = [(c, param_name(c)) for c in display_order(varying) if c in agg] + [("n", "seeds (runs)")]
     order = [c for c, _ in keys if c != "n"]
     if order and len(agg):
         agg = agg.assign(_k=[tuple(_sort_value(c, r[c]) for c in order) for _, r in agg.iterrows()])
@@ -466,7 +466,7 @@ def _sweep_context(sweep: SweepResults) -> dict:
     delivered = with_delivery(sweep, runs_table(sweep))
     run_table["committed_rps"] = run_table["run_id"].map(
         dict(zip(delivered.get("run_id", []), delivered.get("committed_rps", [])))).astype("float64")
-    run_cols = [c for c in ["run_id", "seed", "status", *_display_order(varying), *_SWEEP_METRIC_COLUMNS]
+    run_cols = [c for c in ["run_id", "seed", "status", *display_order(varying), *_SWEEP_METRIC_COLUMNS]
                 if c in run_table]
     run_cols = list(dict.fromkeys(run_cols))
     labels = {**_COLUMN_LABELS, **{c: param_name(c) for c in varying}}

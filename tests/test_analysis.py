@@ -452,12 +452,12 @@ def test_loss_map(study):
             if metric == "acked_loss_rate" and r["acks"] == "0":
                 assert texts[f"noack:{metric}:{r['label']}"] == "nothing acknowledged (acks=0)"
             elif mean == 0:  # nothing lost: said in words, with the records it is out of
-                assert texts[f"zero:{metric}:{r['label']}"] == f"0 of {analysis.plots._fmt_count(r['sent'])} lost"
+                assert texts[f"zero:{metric}:{r['label']}"] == f"0 of {analysis.plots.style.fmt_count(r['sent'])} lost"
             else:
                 point = by_gid(ax.lines, f"point:{metric}:{r['label']}")
                 assert point.get_xdata()[0] == pytest.approx(mean) and lo < mean < hi
                 assert point.get_ydata()[0] == labels.index(r["label"])
-                assert f"({analysis.plots._fmt_count(r[count])} of " in texts[f"value:{metric}:{r['label']}"]
+                assert f"({analysis.plots.style.fmt_count(r[count])} of " in texts[f"value:{metric}:{r['label']}"]
                 ci = by_gid(ax.lines, f"ci:{metric}:{r['label']}")
                 x0, x1 = ci.get_xdata()
                 assert x1 == pytest.approx(100 * g[f"{metric}_high"])
@@ -510,7 +510,7 @@ def test_throughput_cost(study):
     ax, lax = axes_by_gid(fig, "throughput:rps"), axes_by_gid(fig, "throughput:latency")
     want = config_rows(study)
     assert row_labels(ax) == want["label"].tolist()
-    rows = analysis.plots._config_rows(table)[0]
+    rows = analysis.plots.forest.config_rows(table)[0]
     for _, g in rows.iterrows():
         sel = raw[(raw["acks"] == g["acks"]) & (raw["replication_factor"] == g["replication_factor"])
                   & (raw["min_insync_replicas"] == g["min_insync_replicas"])]
@@ -570,7 +570,7 @@ def test_latency_plot(study):
     assert not [a for a in fig.axes if a.get_gid() == "latency:ecdf:acks=0"]  # acks=0: no latency, said in the title
     pax = axes_by_gid(fig, "latency:percentiles")
     table = analysis.latency_table(study)
-    rows = analysis.plots._config_rows(table)[0]
+    rows = analysis.plots.forest.config_rows(table)[0]
     assert row_labels(pax) == config_rows(study)["label"].tolist()
     for _, g in rows[rows["acks"] != "0"].iterrows():
         for key in ("p50", "p99", "p999"):

@@ -261,9 +261,9 @@ def test_sweep_report_says_the_description_is_the_base_scenarios(acks0_sweep, tm
 
 def test_latency_columns_use_one_unit():
     """A column of latencies mixed "9,931 ms" and "10.1 s": now one unit per column (the larger one's)."""
-    from analysis.plots import _ms_formatter
+    from analysis.plots.style import ms_formatter
 
-    fmt = _ms_formatter([9_931.0, 10_100.0, 44.0])
+    fmt = ms_formatter([9_931.0, 10_100.0, 44.0])
     assert [fmt(v) for v in (9_931.0, 10_100.0, 44.0)] == ["9.9 s", "10.1 s", "0.044 s"]
-    fmt = _ms_formatter([9_931.0, 44.0, 5.4])
+    fmt = ms_formatter([9_931.0, 44.0, 5.4])
     assert [fmt(v) for v in (9_931.0, 44.0, 5.4)] == ["9,931 ms", "44 ms", "5.4 ms"]

@@ -79,6 +79,7 @@ def explore_cli(
     plain-language account. Exit code 1 if a violation was found, 3 if none was but some schedules
     failed (the search is incomplete), 0 if none was among all of them.
     """
+    from analysis.plots import counterexample_timeline
     from sim import explore
     from sim.runs.explore import ExploreError
     from sim.runs.explore.properties import PropertyError
@@ -101,7 +102,7 @@ def explore_cli(
         report = explore(scenario, seed=seed, budget=budget, time_limit=time_, faults=faults, max_faults=max_faults,
                          property=prop, window=window, max_concurrent=max_concurrent, workers=workers, dask=dask,
                          out=target, shrink_budget=shrink_budget, fork=not no_fork, early_stop=not full_runs,
-                         overrides=overrides or None,
+                         overrides=overrides or None, figure=counterexample_timeline,
                          progress=True, log=lambda text: err_console.print(text, markup=False, highlight=False))
     except (ExploreError, PropertyError, KindsError, ScenarioError) as e:
         _fail(str(e))

@@ -297,7 +297,8 @@ def explore(scenario, *, seed: int | None = None, budget: int | None = None, tim
     no-acked-loss, end a run once its faults are over and the cluster has settled (its loss is final
     then). Neither changes a verdict; both only save time. The counterexample is always replayed in
     full, from scratch. `figure(run_dir, path, note)` draws the counterexample's failover timeline
-    into `out` (`sim.explore` passes analysis's; this layer does not import analysis).
+    into `out` (`kafkasim explore` passes `analysis.counterexample_timeline`; this layer does not import
+    analysis).
     """
     t_start = time.perf_counter()
     limit = _time_limit(time_limit)
