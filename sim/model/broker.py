@@ -23,7 +23,8 @@ import simpy
 from sim.model import messages as m
 from sim.model.connection import Connection
 from sim.model.disk import Disk, FlushPolicy
-from sim.model.fetcher import FetchSession, ParkedFetch, ReplicaFetcher
+from sim.model.fetch_session import FetchManager
+from sim.model.fetcher import ReplicaFetcher
 from sim.model.log import Log
 from sim.model.node import Node
 from sim.model.partition import DelayedProduce, Partition, PartitionSpec, purgatory_entry
@@ -104,7 +105,14 @@ class Broker(Node):
         self.fetch_timeouts = TimeoutQueue(self.env, self.config.replica_socket_timeout_ms,
                                            self.deferring(self._fetch_timed_out))
         self.produce_timeouts: dict[float, TimeoutQueue] = {}  # DelayedProduce expiry, per request timeout
-        self.fetch_sessions: dict[int, FetchSession] = {}  # follower broker id -> its fetch session
+        # The leader side of fetching (sim/model/fetch_session.py): its sessions and parked fetches die
+        # with the process. Its entry points are bound here once, as the broker's own: the produce path
+        # and every Partition call them per batch (Partition's PartitionHost).
+        fm = self.fetch_manager = FetchManager(self)
+        self.handle_fetch = fm.handle_fetch
+        self.mark_dirty = fm.mark_dirty
+        self.wake_consumers = fm.wake_consumers
+        self.fetch_parked = fm.fetch_parked
         self.out_of_isr: set[int] = set()  # partitions led here whose ISR lacks some replica
         self.alter_timeouts = TimeoutQueue(self.env, BROKER_TO_CONTROLLER_TIMEOUT_MS,
                                            self.deferring(self._alter_partition_timed_out))
@@ -761,11 +769,6 @@ class Broker(Node):
             out[b] = rr.broker_epoch if rr is not None and rr.broker_epoch is not None else -1
         return out
 
-    def fetch_parked(self, follower: int, p: int) -> bool:
-        """Is `follower` fetching partition `p` right now (its session's fetch parked here)?"""
-        s = self.fetch_sessions.get(follower)
-        return s is not None and s.parked is not None and p in s.partitions
-
     def send_alter_partition(self, r: Partition) -> None:
         """Send the partition's pending ISR to the controller (AlterPartitionManager)."""
         req = m.AlterPartition(self.next_request_id(), self.broker_id, self.incarnation, r.spec.index, r.leader_epoch,
@@ -808,249 +811,3 @@ class Broker(Node):
                 r.pending_isr = None
             return
         r.apply_isr_record(rec)
-
-    # --- fetch path (leader side) ----------------------------------------------------------
-    def handle_fetch(self, req: m.FetchRequest) -> None:
-        """Serve a follower or consumer fetch; park it if there is nothing to return."""
-        if req.replica_id >= 0:
-            self.handle_follower_fetch(req)
-            return
-        results, has_data, budget = self._read_for_fetch(req)
-        if has_data or req.max_wait_ms <= 0:
-            self._respond_fetch(req, results, budget)
-            return
-        parked = ParkedFetch(req)
-        for pf in req.partitions:
-            r = self.replicas.get(pf.partition)
-            if r is not None and r.is_leader:
-                lst = r.parked_consumers
-                if len(lst) > 16:  # fetches completed through another partition linger here
-                    lst[:] = [f for f in lst if not f.done]
-                lst.append(parked)
-        self._expire_parked_later(parked)
-
-    def _expire_parked_later(self, parked: ParkedFetch) -> None:
-        self.schedule(parked.request.max_wait_ms, self._complete_fetch, parked)
-
-    def handle_follower_fetch(self, req: m.FetchRequest) -> None:
-        """A follower fetch within its incremental fetch session (KIP-227)."""
-        follower = req.replica_id
-        if req.full:
-            session = FetchSession(req.session_id, {pf.partition for pf in req.partitions})
-            old = self.fetch_sessions.get(follower)
-            if old is not None and old.parked is not None:
-                old.parked.done = True
-            self.fetch_sessions[follower] = session
-        else:
-            session = self.fetch_sessions.get(follower)
-            if session is None or session.session_id != req.session_id:
-                self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, [], session_error=True))
-                return
-        # Partitions where this follower is outside the ISR: reconsider them on every fetch, as
-        # Kafka does, even when the follower lists nothing new (it may be caught up and idle).
-        for p in (session.partitions & self.out_of_isr) if self.out_of_isr else ():
-            r = self.replicas.get(p)
-            if r is not None and r.is_leader and follower in r.remote and follower not in r.isr:
-                r.maybe_expand_isr(fetching=follower)
-        results, has_data, budget = self._read_session(req, session)
-        if has_data or req.max_wait_ms <= 0:
-            self._respond_fetch(req, results, budget)
-            return
-        parked = ParkedFetch(req)
-        session.parked = parked
-        self._expire_parked_later(parked)
-
-    def _read_session(self, req: m.FetchRequest, session: FetchSession,
-                      serve_listed: bool = True) -> tuple[list, bool, int]:
-        """Read for the listed partitions (unless they were served already), then for those that
-        changed on our side; also returns the response byte budget left."""
-        dirty, session.dirty = session.dirty, set()
-        if serve_listed and req.partitions:
-            results, has_data, budget = self._read_for_fetch(req)
-            listed = {pf.partition for pf in req.partitions}
-        else:  # a parked fetch completing, or a follower with nothing new to say
-            results, has_data, budget, listed = [], False, req.max_bytes, ()
-        follower = req.replica_id
-        partitions = session.partitions
-        for p in (sorted(dirty) if len(dirty) > 1 else dirty):
-            if p in listed or p not in partitions:
-                continue
-            r = self.replicas.get(p)
-            if r is None or not r.is_leader:
-                results.append(m.PartitionData(p, m.NOT_LEADER_OR_FOLLOWER))
-                has_data = True
-                continue
-            log = r.log
-            rr = r.remote.get(follower)
-            fetch_offset = rr.leo if rr is not None else log.leo
-            pd = self._read_partition(p, log, fetch_offset, log.leo, req, budget)
-            if self.leader_quota is not None and p in self.throttled_partitions:
-                pd = self._throttle(r, follower, pd)
-            if pd.base:
-                budget -= sum(pd.nbytes)
-                has_data = True
-            results.append(pd)
-        # Marks made while serving this very request are already answered; what a full
-        # response could not carry (byte limits) stays dirty for the next one.
-        if listed and session.dirty:
-            session.dirty -= listed
-        replicas = self.replicas
-        for pd in results:
-            if pd.error != m.NONE or pd.diverging_epoch is not None:
-                continue
-            leo = replicas[pd.partition].log.leo
-            if pd.base:
-                served = pd.base[-1] + pd.count[-1]
-            else:
-                rr = replicas[pd.partition].remote.get(follower)
-                served = rr.leo if rr is not None else leo
-            if served < leo:
-                session.dirty.add(pd.partition)
-        return results, has_data, budget
-
-    def _read_partition(self, p: int, log: Log, fetch_offset: int, upto: int, req: m.FetchRequest,
-                        budget: int) -> m.PartitionData:
-        """One partition's answer: the HW, the LEO and the batches from `fetch_offset` below `upto`
-        within the request's byte limits (at least one batch when any is due)."""
-        pd = m.PartitionData(p, m.NONE, log.hw)
-        if budget > 0 and 0 <= fetch_offset < upto:
-            i, j = log.read_range(fetch_offset, upto, min(req.partition_max_bytes, budget))
-            if j > i:
-                self._fill(pd, log, i, j)
-        return pd
-
-    @staticmethod
-    def _fill(pd: m.PartitionData, log: Log, i: int, j: int) -> None:
-        pd.base = log.base[i:j]
-        pd.count = log.count[i:j]
-        pd.epoch = log.epoch[i:j]
-        pd.batch_id = log.batch_id[i:j]
-        pd.pid = log.pid[i:j]
-        pd.seq = log.seq[i:j]
-        pd.nbytes = log.nbytes[i:j]
-
-    def _read_for_fetch(self, req: m.FetchRequest) -> tuple[list, bool, int]:
-        """Answer each listed partition; also returns the response byte budget left."""
-        results = []
-        has_data = False
-        budget = req.max_bytes
-        follower = req.replica_id
-        for pf in req.partitions:
-            p = pf.partition
-            r = self.replicas.get(p)
-            if r is None or not r.is_leader:
-                results.append(m.PartitionData(p, m.NOT_LEADER_OR_FOLLOWER))
-                has_data = True
-                continue
-            if pf.current_leader_epoch != r.leader_epoch:
-                err = m.FENCED_LEADER_EPOCH if pf.current_leader_epoch < r.leader_epoch else m.UNKNOWN_LEADER_EPOCH
-                results.append(m.PartitionData(p, err))
-                has_data = True
-                continue
-            log = r.log
-            if follower >= 0:
-                if pf.last_fetched_epoch == r.leader_epoch and pf.fetch_offset <= log.leo:
-                    pass  # the follower is in our current epoch: nothing can have diverged
-                elif pf.last_fetched_epoch >= 0:
-                    # KIP-595 style divergence check: does our log agree with the follower's last epoch?
-                    epoch, end = log.end_offset_for_epoch(pf.last_fetched_epoch)
-                    if epoch != pf.last_fetched_epoch or end < pf.fetch_offset:
-                        if epoch < 0 and log.epoch_cache:
-                            end = log.epoch_cache[0][1]
-                        elif epoch < 0:
-                            end = 0
-                        results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(epoch, end)))
-                        has_data = True
-                        continue
-                elif pf.fetch_offset > 0 and pf.fetch_offset > log.leo:
-                    results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(-1, log.leo)))
-                    has_data = True
-                    continue
-                hw_read = log.hw
-                # ReplicaManager.readFromLog: fetchTimeMs = time.milliseconds (the wall clock)
-                r.update_follower_fetch_state(follower, pf.fetch_offset, self.wall_ms(), req.replica_epoch)
-                upto = log.leo
-            else:
-                upto = log.hw  # consumers read only committed data (read_uncommitted still stops at HW)
-                fe = pf.last_fetched_epoch
-                if fe >= 0 and not (fe == r.leader_epoch and pf.fetch_offset <= log.leo):
-                    # KIP-320 (Partition.readRecords, for any fetcher): the epoch of the records the
-                    # consumer read last must end at or after its fetch offset here, else the answer is
-                    # that epoch's end (a diverging epoch, no data); an epoch older than our log's: out of range
-                    epoch, end = log.end_offset_for_epoch(fe)
-                    if epoch < 0:
-                        results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw))
-                        has_data = True
-                        continue
-                    if epoch < fe or end < pf.fetch_offset:
-                        results.append(m.PartitionData(p, m.NONE, log.hw, diverging_epoch=(epoch, end)))
-                        has_data = True
-                        continue
-                if pf.fetch_offset > log.leo:
-                    results.append(m.PartitionData(p, m.OFFSET_OUT_OF_RANGE, log.hw))
-                    has_data = True
-                    continue
-            pd = self._read_partition(p, log, pf.fetch_offset, upto, req, budget)
-            if follower >= 0 and self.leader_quota is not None and p in self.throttled_partitions:
-                pd = self._throttle(r, follower, pd)
-            if follower >= 0 and self.hw_before_follower_update:
-                # Before 0.11 (log.truncation: high_watermark) the leader read the log, HW included,
-                # before recording the follower's new offset (ReplicaManager.fetchMessages in 0.10:
-                # readFromLocalLog, then updateFollowerLogReadResults), so a follower learnt the HW its
-                # fetch advanced one fetch round later: the stale HW of KIP-101 scenario 1.
-                pd.high_watermark = hw_read
-            if pd.base:
-                budget -= sum(pd.nbytes)
-                has_data = True
-            results.append(pd)
-        return results, has_data, budget
-
-    def _throttle(self, r: Partition, follower: int, pd: m.PartitionData) -> m.PartitionData:
-        """KIP-73 on the leader: a throttled partition's data for a follower outside the ISR is left out
-        while leader.replication.throttled.rate is exceeded (ReplicaManager.shouldLeaderThrottle); what
-        is sent of a throttled partition counts against the quota (KafkaApis: quotas.leader.record)."""
-        now = self.env.now
-        if follower not in r.isr and self.leader_quota.exceeded(now):
-            return m.PartitionData(pd.partition, m.NONE, pd.high_watermark)
-        if pd.base:
-            self.leader_quota.record(now, sum(pd.nbytes))
-        return pd
-
-    def _respond_fetch(self, req: m.FetchRequest, results: list, budget: int) -> None:
-        """Send what was read; `budget` is what the reads left of req.max_bytes."""
-        nbytes = req.max_bytes - budget + 32 * len(results)
-        self.network.send(self, req.client, m.FetchResponse(req.request_id, self.broker_id, results), nbytes)
-
-    def _complete_fetch(self, parked: ParkedFetch) -> None:
-        if parked.done or not self.alive:
-            return
-        parked.done = True
-        req = parked.request
-        if req.replica_id >= 0:
-            session = self.fetch_sessions.get(req.replica_id)
-            if session is None or session.session_id != req.session_id:
-                return  # superseded by a newer session of the same follower
-            session.parked = None
-            # the listed partitions were processed on arrival; now serve whatever moved since
-            results, _, budget = self._read_session(req, session, serve_listed=False)
-        else:
-            results, _, budget = self._read_for_fetch(req)
-        self._respond_fetch(req, results, budget)
-
-    def mark_dirty(self, r: Partition, wake: bool) -> None:
-        """Partition `r` changed on the leader: tell each follower's session (and wake it on new data)."""
-        p = r.spec.index
-        sessions = self.fetch_sessions
-        for follower in r.remote:
-            s = sessions.get(follower)
-            if s is not None and p in s.partitions:
-                s.dirty.add(p)
-                if wake and s.parked is not None:
-                    self._complete_fetch(s.parked)
-
-    def wake_consumers(self, r: Partition) -> None:
-        """Complete the consumer fetches parked on `r` (its HW moved, or it lost leadership)."""
-        if r.parked_consumers:
-            parked, r.parked_consumers = r.parked_consumers, []
-            for f in parked:
-                self._complete_fetch(f)
