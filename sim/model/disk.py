@@ -250,12 +250,12 @@ class SlowDiskHost(Protocol):
     """What a slow disk needs of the broker above it: its process (incarnation, timers, the `handle`
     its class defines and the shadow over it) and its fetchers' request timeouts."""
 
-    env: "simpy.Environment"
+    env: simpy.Environment
     alive: bool
     incarnation: int
-    partitions: list["PartitionSpec"]
-    fetchers: dict[int, "ReplicaFetcher"]
-    fetch_timeouts: "TimeoutQueue"
+    partitions: list[PartitionSpec]
+    fetchers: dict[int, ReplicaFetcher]
+    fetch_timeouts: TimeoutQueue
 
     def handle(self, msg) -> None: ...
 

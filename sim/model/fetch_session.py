@@ -28,11 +28,11 @@ __all__ = ["DelayedFetch", "FetchManager", "FetchServingHost", "FetchSession"]
 class FetchServingHost(Protocol):
     """What the leader side of fetching needs of its broker (ReplicaManager's state)."""
 
-    env: "simpy.Environment"
-    network: "Network"
+    env: simpy.Environment
+    network: Network
     broker_id: int
     alive: bool
-    replicas: dict[int, "Partition"]
+    replicas: dict[int, Partition]
     out_of_isr: set[int]  # partitions led here whose ISR lacks some replica
     leader_quota: object  # KIP-73 leader.replication.throttled.rate (None: no throttle)
     throttled_partitions: set[int]
