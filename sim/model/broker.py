@@ -311,7 +311,7 @@ class Broker(ReplicaManager, Node):
         operator's restart runs once the process has stopped (as `systemctl restart` would)."""
         self.restart_when_stopped = True
 
-    # --- periodic processes ----------------------------------------------------------------
+    # --- heartbeats and the connection to the controller (BrokerLifecycleManager) -----------------
     def heartbeat(self) -> None:
         """BrokerLifecycleManager.sendBrokerHeartbeat: one BrokerHeartbeat in flight at a time.
 
