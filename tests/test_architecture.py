@@ -182,3 +182,41 @@ def test_the_rules_catch_a_violation():
     # the circle the CLI once had: sim.cli imported its sweep command, which imported sim.cli back
     assert find_cycle({"sim.cli": {"sim.cli_sweep"}, "sim.cli_sweep": {"sim.cli"}}) == ["sim.cli", "sim.cli_sweep", "sim.cli"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+# What a broker is made of reaches its host only through small Protocols (PartitionHost, SlowDiskHost,
+# FetcherHost, FetchServingHost), never by naming `Broker` (issue 23): not even under TYPE_CHECKING.
+BROKER_PARTS = ("sim.model.partition", "sim.model.disk", "sim.model.fetcher", "sim.model.log",
+                "sim.model.fetch_session", "sim.model.replica_manager")
+BROKER_MODULES = ("sim.model.broker", "sim.model.hardware")  # Broker and its subclass HardwareBroker
+
+
+def imports_any_time(module: str) -> set[str]:
+    """Every module `module` names in an import statement, TYPE_CHECKING blocks included."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names)
+    return found
+
+
+@pytest.mark.parametrize("module", BROKER_PARTS)
+def test_the_parts_of_a_broker_never_import_it(module):
+    bad = sorted(imports_any_time(module) & set(BROKER_MODULES))
+    assert not bad, f"{module} imports {bad}: it must reach its broker through a Protocol (its *Host)"
+
+
+def test_the_broker_check_sees_type_checking_imports():
+    """`imports_any_time` counts what `imports_of` leaves out: the Broker import the old partition.py
+    made for its annotations only."""
+    assert "sim.model.broker" in imports_any_time("sim.model.hardware")
+    assert "sim.model.recorder" in imports_any_time("sim.model.broker")  # under TYPE_CHECKING there
+    assert "sim.model.recorder" not in imports_of("sim.model.broker")

@@ -185,14 +185,14 @@ def test_a_leader_that_names_the_wrong_offset_is_reported(monkeypatch):
     """Acknowledgements are checked against the leaders' appends in every run."""
     import sim
     from sim.model import messages as m
-    from sim.model.broker import Broker
+    from sim.model.replica_manager import ReplicaManager
 
-    respond = Broker._respond_produce
+    respond = ReplicaManager._respond_produce
 
     def off_by_one(self, req, results):  # the bug: the answer names the offset after the batch's
         respond(self, req, [(b, e, o + 1 if e == m.NONE and o >= 0 else o) for b, e, o in results])
 
-    monkeypatch.setattr(Broker, "_respond_produce", off_by_one)
+    monkeypatch.setattr(ReplicaManager, "_respond_produce", off_by_one)
     quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
     s = sim.run(quickstart, seed=0, overrides={"duration": "2s", "settle": "1s", "faults": []}).summary
     assert s["invariant_violations"] > 0

@@ -137,18 +137,18 @@ def test_consumers_see_only_committed_records():
 
 
 def test_a_consumer_reading_past_the_hw_is_reported(monkeypatch):
-    """The mutation `upto = log.leo` for consumers in Broker._read_for_fetch: consumers would see
+    """The mutation `upto = log.leo` for consumers in FetchManager._read_for_fetch: consumers would see
     acks=1 records above the HW, never committed. The invariant reports it in the summary."""
-    from sim.model.broker import Broker
+    from sim.model.fetch_session import FetchManager
 
-    read = Broker._read_for_fetch
+    read = FetchManager._read_for_fetch
 
     def past_hw(self, req):
         if req.replica_id >= 0:
             return read(self, req)
         saved = {}
         for pf in req.partitions:  # serve consumers as if the HW were the log end
-            r = self.replicas.get(pf.partition)
+            r = self.broker.replicas.get(pf.partition)
             if r is not None and r.is_leader:
                 saved[pf.partition] = r.log.hw
                 r.log.hw = r.log.leo
@@ -156,7 +156,7 @@ def test_a_consumer_reading_past_the_hw_is_reported(monkeypatch):
             return read(self, req)
         finally:
             for p, hw in saved.items():
-                self.replicas[p].log.hw = hw
+                self.broker.replicas[p].log.hw = hw
 
     # both followers of the only partition crash and stay down: the ISR shrinks to the leader, under
     # min.insync.replicas=2 the HW stops (KIP-966 part 1), and acks=1 writes pile up above it
@@ -168,7 +168,7 @@ def test_a_consumer_reading_past_the_hw_is_reported(monkeypatch):
     seeds = range(1)
     for seed in seeds:
         assert sim.run(SCEN / "leader-crash-acks1.yaml", seed=seed, overrides=over).summary["invariant_violations"] == 0
-    monkeypatch.setattr(Broker, "_read_for_fetch", past_hw)
+    monkeypatch.setattr(FetchManager, "_read_for_fetch", past_hw)
     found = []
     for seed in seeds:
         s = sim.run(SCEN / "leader-crash-acks1.yaml", seed=seed, overrides=over).summary

@@ -31,7 +31,7 @@ import math
 from array import array
 from bisect import bisect_right
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from sim.model import messages as m
 from sim.model.log import Log
@@ -39,9 +39,11 @@ from sim.model.log import Log
 if TYPE_CHECKING:
     import simpy
 
-    from sim.model.broker import Broker
+    from sim.model.fetcher import ReplicaFetcher
+    from sim.model.partition import PartitionSpec
+    from sim.model.timeouts import TimeoutQueue
 
-__all__ = ["Disk", "FlushPolicy", "SlowDisk"]
+__all__ = ["Disk", "FlushPolicy", "SlowDisk", "SlowDiskHost"]
 
 NEVER = math.inf
 
@@ -244,6 +246,28 @@ class Disk:
         return out
 
 
+class SlowDiskHost(Protocol):
+    """What a slow disk needs of the broker above it: its process (incarnation, timers, the `handle`
+    its class defines and the shadow over it) and its fetchers' request timeouts."""
+
+    env: simpy.Environment
+    alive: bool
+    incarnation: int
+    partitions: list[PartitionSpec]
+    fetchers: dict[int, ReplicaFetcher]
+    fetch_timeouts: TimeoutQueue
+
+    def handle(self, msg) -> None: ...
+
+    def shadow_handle(self, handler: Callable) -> None: ...
+
+    def unshadow_handle(self, handler: Callable) -> None: ...
+
+    def schedule(self, delay: float, callback: Callable, *args) -> None: ...
+
+    def deferring(self, callback: Callable) -> Callable: ...
+
+
 class SlowDisk:
     """A slow disk under one broker: writes wait their turn and take `latency` more each.
 
@@ -258,7 +282,7 @@ class SlowDisk:
     as the slowest of them (the largest latency and flush latency in effect), until the last ends.
     """
 
-    def __init__(self, broker: "Broker", latency: float, flush_latency: float = 0.0, key: object = None):
+    def __init__(self, broker: SlowDiskHost, latency: float, flush_latency: float = 0.0, key: object = None):
         self.broker = broker
         self.faults: dict[object, tuple[float, float]] = {key: (latency, flush_latency)}  # in effect: key -> latencies
         self.latency = latency

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sim.scenario.schema import FaultSpec, RandomFaultSpec
 
 __all__ = ["FaultInjector", "FaultAction", "Crash", "Pause", "ControlledShutdown", "ControllerOutage", "PowerLoss",
-           "DiskLoss", "SlowDisk", "Partition", "Degrade", "ClientCrash", "ClientPause", "ClockSkew", "LostFsync",
+           "DiskLoss", "SlowDisk", "NetworkPartition", "Degrade", "ClientCrash", "ClientPause", "ClockSkew", "LostFsync",
            "ACTIONS",
            "CONTROLLER"]
 
@@ -124,7 +124,7 @@ class _LinkAction(FaultAction):
         return True
 
 
-class Partition(_LinkAction):
+class NetworkPartition(_LinkAction):
     """A network partition: the target's chosen links lose every transmission until it heals (TCP
     retransmits, so what waits on a link arrives after the heal; sim/model/network.py)."""
 
@@ -397,7 +397,7 @@ class LostFsync(FaultAction):
 
 
 ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
-    Crash(), Pause(), ControlledShutdown(), ControllerOutage(), PowerLoss(), DiskLoss(), SlowDisk(), Partition(),
+    Crash(), Pause(), ControlledShutdown(), ControllerOutage(), PowerLoss(), DiskLoss(), SlowDisk(), NetworkPartition(),
     Degrade(), ClientCrash("producer_crash"), ClientCrash("consumer_crash"), ClientPause(), ClockSkew(), LostFsync())}
 """The action of each fault kind (the tags of the FaultSpec union)."""
 

@@ -1,5 +1,5 @@
-"""The follower side of replication: one ReplicaFetcher per leader broker (ReplicaFetcherThread),
-and the leader side's record of each follower's incremental fetch session (KIP-227).
+"""The follower side of replication: one ReplicaFetcher per leader broker (ReplicaFetcherThread).
+The leader side (fetch sessions, KIP-227, and parked fetches) is `sim.model.fetch_session`.
 
 A fetcher owns its state (partitions fetched, the request in flight, its session, back-off and
 partitions delayed after an error) and reaches its broker only through `FetcherHost`, the few
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sim.model.timeouts import TimeoutQueue
     from sim.scenario.schema import ClusterConfig
 
-__all__ = ["ReplicaFetcher", "FetcherHost", "FetchSession", "ParkedFetch"]
+__all__ = ["ReplicaFetcher", "FetcherHost"]
 
 
 class FetcherHost(Protocol):
@@ -51,32 +51,6 @@ class FetcherHost(Protocol):
     def truncate_on_divergence(self, r: "Partition", leader_epoch: int, leader_end_offset: int) -> None: ...
 
     def connection_to(self, broker_id: int) -> "Connection": ...
-
-
-class ParkedFetch:
-    """A fetch with no data to return, held up to max wait (DelayedFetch)."""
-
-    __slots__ = ("request", "done")
-
-    def __init__(self, request: m.FetchRequest):
-        self.request, self.done = request, False
-
-
-class FetchSession:
-    """The leader's side of one follower's incremental fetch session (KIP-227 FetchSession).
-
-    Partitions the follower did not list are unchanged on its side; the leader adds those that
-    changed on its side (new data or a new HW) from `dirty`, so a fetch costs work in proportion
-    to what moved, not to the number of partitions followed.
-    """
-
-    __slots__ = ("session_id", "partitions", "dirty", "parked")
-
-    def __init__(self, session_id: int, partitions: set[int]):
-        self.session_id = session_id
-        self.partitions = partitions
-        self.dirty: set[int] = set()
-        self.parked: ParkedFetch | None = None
 
 
 class ReplicaFetcher:

@@ -5,24 +5,57 @@ high watermark (maybeIncrementLeaderHW), ISR shrink and expansion proposed throu
 with a pending ISR (KIP-497), the leader append (appendRecordsToLeader) and the produce purgatory
 (DelayedProduce, checkEnoughReplicasReachOffset). The broker owning it (ReplicaManager's role)
 dispatches requests, sends AlterPartition to the controller and completes parked fetches; the
-partition reaches it through a handful of public methods, named below where they are called.
-What is left out: the fetch purgatory lives on the broker (fetch sessions span partitions).
+partition reaches it only through `PartitionHost`, a handful of public methods named below where
+they are called. The fetch purgatory is not here: fetch sessions span partitions
+(sim.model.fetch_session).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol
 
 from sim.model import messages as m
 from sim.model.log import Log
 
 if TYPE_CHECKING:
-    from sim.model.broker import Broker
-    from sim.model.producer import ProducerBatch
+    import simpy
 
-__all__ = ["Partition", "PartitionSpec", "RemoteReplica", "DelayedProduce", "PurgatoryEntry", "purgatory_entry"]
+    from sim.model.disk import Disk
+    from sim.model.producer import ProducerBatch
+    from sim.model.recorder import Recorder
+    from sim.model.timeouts import TimeoutQueue
+    from sim.scenario.schema import ClusterConfig
+
+__all__ = ["Partition", "PartitionHost", "PartitionSpec", "RemoteReplica", "DelayedProduce", "PurgatoryEntry",
+           "purgatory_entry"]
+
+
+class PartitionHost(Protocol):
+    """What a Partition needs of the broker hosting it (ReplicaManager's role, with its fetch serving)."""
+
+    env: simpy.Environment
+    config: ClusterConfig
+    recorder: Recorder
+    broker_id: int
+    strict_min_isr: bool  # KIP-966 part 1: no HW advance under min.insync.replicas
+    disk: Disk  # the log's writes go through it
+    alter_timeouts: TimeoutQueue  # AlterPartition requests in flight
+
+    def wall_ms(self) -> float: ...
+
+    def isr_eligible(self, broker_id: int, broker_epoch: int | None = -1) -> bool: ...
+
+    def track_isr(self, r: Partition) -> None: ...
+
+    def send_alter_partition(self, r: Partition) -> None: ...
+
+    def mark_dirty(self, r: Partition, wake: bool) -> None: ...
+
+    def wake_consumers(self, r: Partition) -> None: ...
+
+    def fetch_parked(self, follower: int, p: int) -> bool: ...
 
 
 class PartitionSpec:
@@ -115,7 +148,7 @@ class Partition:
                  "remote", "pending_isr", "alter_in_flight", "leader_epoch_start", "purgatory", "legacy_waiters",
                  "parked_consumers", "hw_stalled", "min_isr", "replica_lag_time_max_ms", "replicas")
 
-    def __init__(self, broker: "Broker", spec: PartitionSpec, log: Log, min_isr: int):
+    def __init__(self, broker: PartitionHost, spec: PartitionSpec, log: Log, min_isr: int):
         self.broker = broker
         self.disk = broker.disk
         self.spec = spec
