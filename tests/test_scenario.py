@@ -11,20 +11,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sim.scenario.schema import (
-    INT32_MAX,
-    ClusterConfig,
-    ConsumerConfig,
-    CrashFault,
-    LatencyDist,
-    ProducerConfig,
-    Scenario,
-    ScenarioError,
-    TopicConfig,
-    apply_overrides,
-    load_scenario,
-    parse_override,
-)
+from sim.scenario.schema import Scenario, ScenarioError, apply_overrides, load_scenario
+from sim.scenario.types import INT32_MAX
+from sim.scenario.cluster import ClusterConfig, LatencyDist, TopicConfig
+from sim.scenario.clients import ConsumerConfig, ProducerConfig
+from sim.scenario.faults import CrashFault
+from sim.scenario.loading import parse_override
 from sim.scenario.versions import DEFAULT_VERSION, SOURCES, VERSIONS, KafkaVersion, describe, kafka_version, version_tuple
 from tests.conftest import Tiny, tiny_scenario
 
@@ -896,7 +888,8 @@ def test_valid_yaml_with_bad_content_names_the_field(tmp_path):
 
 
 # --- issue 11: questionable configs (items 10, 11) ----------------------------------------------
-from sim.scenario.schema import MAX_FILE_BYTES, scenario_warnings  # noqa: E402
+from sim.scenario.schema import scenario_warnings  # noqa: E402
+from sim.scenario.loading import MAX_FILE_BYTES  # noqa: E402
 
 
 @pytest.mark.parametrize("text, key, line, first", [

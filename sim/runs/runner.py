@@ -156,7 +156,7 @@ def _recorded_overrides(overrides: Any) -> dict:
         return {}
     if isinstance(overrides, dict):
         return {str(k): v for k, v in overrides.items()}
-    from sim.scenario.schema import parse_override
+    from sim.scenario.loading import parse_override
 
     return dict(parse_override(o) for o in overrides)
 
