@@ -28,8 +28,9 @@ from pydantic import Field, ValidationError, model_validator
 from sim.scenario.clients import ConsumerConfig, ProducerConfig
 from sim.scenario.cluster import ClusterConfig, LatencyDist, NetworkConfig, TopicConfig
 from sim.scenario.errors import ScenarioError, format_errors
-from sim.scenario.faults import OPERATOR_KINDS, ClientFault, FaultSpec, RandomFaultSpec
+from sim.scenario.faults import FaultSpec, RandomFaultSpec
 from sim.scenario.loading import is_sweep_data, load_raw, parse_override, set_dotted
+from sim.scenario.checks import SCENARIO_CHECKS
 from sim.scenario.types import Duration, FrozenModel, PositiveDuration
 from sim.scenario.units import format_ms
 
@@ -54,191 +55,84 @@ class Scenario(FrozenModel):
     faults: list[FaultSpec] = Field(default_factory=list)
     random_faults: list[RandomFaultSpec] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _cross_check(self) -> "Scenario":
-        names = [t.name for t in self.topics]
-        if len(set(names)) != len(names):
-            raise ValueError("topic names must be unique")
-        by_name = {t.name: t for t in self.topics}
-        resolved = []
-        for t in self.topics:
-            if t.replication_factor > self.cluster.brokers:
-                raise ValueError(f"topic {t.name}: replication.factor {t.replication_factor} exceeds "
-                                 f"{self.cluster.brokers} brokers (INVALID_REPLICATION_FACTOR)")
-            resolved.append(t.model_copy(update={
-                "min_insync_replicas": t.min_insync_replicas or self.cluster.min_insync_replicas,
-                "unclean_leader_election_enable": (self.cluster.unclean_leader_election_enable
-                                                   if t.unclean_leader_election_enable is None
-                                                   else t.unclean_leader_election_enable),
-                "flush_messages": t.flush_messages or self.cluster.log_flush_interval_messages,
-                "flush_ms": t.flush_ms or self.cluster.log_flush_interval_ms,
-            }))
-        kv = self.cluster.version_defaults
-        if not kv.kraft_unclean_election:
-            where = ["cluster"] if self.cluster.unclean_leader_election_enable else []
-            where += [f"topics.{i}" for i, t in enumerate(self.topics) if t.unclean_leader_election_enable]
-            if where:
-                raise ValueError(f"{where[0]}.unclean.leader.election.enable: true needs kafka.version 3.9 or later, "
-                                 f"the first KRaft release that honours it (KAFKA-12670); this scenario has "
-                                 f"{kv.version} (allowed: false)")
-        object.__setattr__(self, "topics", resolved)
-        object.__setattr__(self, "producers", [self._resolve_producer(i, p, names)
-                                               for i, p in enumerate(self.producers)])
-        for i, c in enumerate(self.consumers):
-            if c.topic not in by_name:
-                raise ValueError(f"consumers.{i}.topic: unknown topic {c.topic!r} (allowed: {', '.join(names)})")
-        for i, f in enumerate(self.faults):
-            if f.broker is not None and f.broker >= self.cluster.brokers:
-                raise ValueError(f"faults.{i}.broker: no broker {f.broker} (allowed: 0..{self.cluster.brokers - 1})")
-            for field in ("leader_of", "follower_of"):
-                tp = getattr(f, field)
-                if tp is None:
-                    continue
-                topic, _, part = tp.rpartition("-")
-                if topic not in by_name or not part.isdigit() or int(part) >= by_name[topic].partitions:
-                    raise ValueError(f"faults.{i}.{field}: {tp!r} is not a topic-partition of this "
-                                     f"scenario (e.g. '{names[0]}-0')")
-                if field == "follower_of" and by_name[topic].replication_factor < 2:
-                    raise ValueError(f"faults.{i}.follower_of: topic {topic} has replication.factor 1, so no "
-                                     f"followers (allowed: a topic with replication.factor >= 2)")
-            for b in f.brokers or ():
-                if b >= self.cluster.brokers:
-                    raise ValueError(f"faults.{i}.brokers: no broker {b} (allowed: 0..{self.cluster.brokers - 1})")
-            for key, have in (("rack", self.cluster.racks or self.cluster.zones), ("zone", self.cluster.zones)):
-                want = getattr(f, key)
-                if want is not None and want not in (have or ()):
-                    allowed = ", ".join(dict.fromkeys(have)) if have else f"none: set cluster.{key}s"
-                    raise ValueError(f"faults.{i}.{key}: no {key} {want!r} (allowed: {allowed})")
-            if f.at >= self.duration:
-                raise ValueError(f"faults.{i}.at: {format_ms(f.at)} is not before duration {format_ms(self.duration)}")
-        zones = self.cluster.zones or ()
-        for key in ("controller_zone", "client_zone"):
-            z = getattr(self.network, key)
-            if z is not None and z not in zones:
-                allowed = ", ".join(dict.fromkeys(zones)) if zones else "none: set cluster.zones"
-                raise ValueError(f"network.{key}: no zone {z!r} (allowed: {allowed})")
-        for i, rf in enumerate(self.random_faults):
-            if rf.stop is not None and rf.stop < rf.start:
-                raise ValueError(f"random_faults.{i}.stop: {format_ms(rf.stop)} is before start {format_ms(rf.start)} "
-                                 f"(allowed: stop >= start)")
-            if rf.per == "rack" and not self.cluster.racks:
-                raise ValueError(f"random_faults.{i}.per: rack needs cluster.racks (allowed: cluster, broker, link)")
-            units, what = ((len(set(self.cluster.racks)), "racks") if rf.per == "rack" else
-                           (self.cluster.brokers * (self.cluster.brokers - 1) // 2, "links") if rf.per == "link" else
-                           (self.cluster.brokers, "brokers"))
-            if rf.max_down > units:
-                raise ValueError(f"random_faults.{i}.max_down: {rf.max_down} is more than the {units} "
-                                 f"{what} (allowed: 1..{units})")
-            b = rf.fault.get("broker")
-            if isinstance(b, int) and b >= self.cluster.brokers:
-                raise ValueError(f"random_faults.{i}.fault.broker: no broker {b} "
-                                 f"(allowed: 0..{self.cluster.brokers - 1})")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_and_fill(cls, data: Any, handler) -> "Scenario":
+        """Validate the sections, run every cross-field rule of SCENARIO_CHECKS (sim/scenario/checks.py) on
+        the scenario as declared, then fill the defaults that derive from other sections."""
+        sc = handler(data)
+        for check in SCENARIO_CHECKS:
+            check(sc)
+        return sc._with_defaults()
 
-    @model_validator(mode="after")
-    def _check_client_faults(self) -> "Scenario":
-        """Client faults name an instance of the scenario (see ClientFault for the names)."""
-        producers, consumers = [], []
-        for j, p in enumerate(self.producers):
-            base = p.name or f"producer-{j}"
-            producers += [base] if p.instances == 1 else [f"{base}-{i}" for i in range(p.instances)]
-        for c in self.consumers:
-            consumers += [f"{c.group}-{i}" for i in range(c.instances)]
-        for i, f in enumerate(self.faults):
-            if isinstance(f, ClientFault):
-                kind, names = f._client_kind, producers if f._client_kind == "producer" else consumers
-                if f.client not in names:
-                    raise ValueError(f"faults.{i}.{kind}: no {kind} instance {f.client!r} "
-                                     f"(allowed: {', '.join(names) or 'none declared'})")
-        return self
+    def _with_defaults(self) -> "Scenario":
+        """This scenario with the defaults that derive from other sections filled in: a topic's
+        min.insync.replicas, unclean election and flush settings from the cluster's, a producer's
+        version-dependent defaults from the row of cluster.kafka.version."""
+        topics = [t.model_copy(update={
+            "min_insync_replicas": t.min_insync_replicas or self.cluster.min_insync_replicas,
+            "unclean_leader_election_enable": (self.cluster.unclean_leader_election_enable
+                                               if t.unclean_leader_election_enable is None
+                                               else t.unclean_leader_election_enable),
+            "flush_messages": t.flush_messages or self.cluster.log_flush_interval_messages,
+            "flush_ms": t.flush_ms or self.cluster.log_flush_interval_ms,
+        }) for t in self.topics]
+        return self.model_copy(update={"topics": topics, "producers": [self._with_version_defaults(p)
+                                                                       for p in self.producers]})
 
-    @model_validator(mode="after")
-    def _check_operator_actions(self) -> "Scenario":
-        """Operator actions name brokers and partitions of the scenario; brokers are added with the next ids, in
-        time order, and only brokers that exist at the action's time are moved to or removed."""
-        n = self.cluster.brokers
-        names = {f"{t.name}-{p}": t for t in self.topics for p in range(t.partitions)}
-        example = next(iter(names))
-        actions = sorted(((f.at, i, f) for i, f in enumerate(self.faults) if f.kind in OPERATOR_KINDS),
-                         key=lambda x: (x[0], x[1]))
-        added = [f for _, _, f in actions if f.kind == "add_broker"]
-        if added and (self.cluster.racks or self.cluster.zones):
-            i = self.faults.index(added[0])
-            raise ValueError(f"faults.{i}.kind: add_broker with cluster.racks or cluster.zones is not modelled yet "
-                             f"(allowed: a cluster without racks or zones)")
-        known = n
-        for at, i, f in actions:
-            if f.kind == "add_broker":
-                if f.broker_id != known:
-                    raise ValueError(f"faults.{i}.broker.id: {f.broker_id} is not the next broker id at "
-                                     f"{format_ms(at)} (allowed: {known})")
-                known += 1
-            elif f.kind == "remove_broker" and f.broker_id >= known:
-                raise ValueError(f"faults.{i}.broker.id: no broker {f.broker_id} at {format_ms(at)} "
-                                 f"(allowed: 0..{known - 1})")
-            elif f.kind == "leader_election":
-                for tp in f.partitions or ():
-                    if tp not in names:
-                        raise ValueError(f"faults.{i}.partitions: {tp!r} is not a topic-partition of this "
-                                         f"scenario (e.g. '{example}')")
-            elif f.kind == "reassign_partitions":
-                seen = set()
-                for j, r in enumerate(f.reassignments):
-                    where = f"faults.{i}.reassignments.{j}"
-                    if r.partition not in names:
-                        raise ValueError(f"{where}.partition: {r.partition!r} is not a topic-partition of this "
-                                         f"scenario (e.g. '{example}')")
-                    if r.partition in seen:
-                        raise ValueError(f"{where}.partition: {r.partition} is listed twice (allowed: once)")
-                    seen.add(r.partition)
-                    bad = [b for b in r.replicas if b >= known]
-                    if bad:
-                        raise ValueError(f"{where}.replicas: no broker {bad[0]} at {format_ms(at)} "
-                                         f"(allowed: 0..{known - 1})")
-                    if len(set(r.replicas)) != len(r.replicas):
-                        raise ValueError(f"{where}.replicas: a broker listed twice (allowed: distinct broker ids)")
-                    if len(r.replicas) != names[r.partition].replication_factor:
-                        raise ValueError(f"{where}.replicas: {len(r.replicas)} replicas, the topic's "
-                                         f"replication.factor is {names[r.partition].replication_factor} "
-                                         f"(changing it is not modelled; allowed: that many replicas)")
-        return self
-
-    def _resolve_producer(self, i: int, p: ProducerConfig, topics: list[str]) -> ProducerConfig:
-        """Fill producer `i`'s version-dependent defaults from the row of cluster.kafka.version."""
-        if p.topic not in topics:
-            raise ValueError(f"producers.{i}.topic: unknown topic {p.topic!r} (allowed: {', '.join(topics)})")
-        rf = next(t.replication_factor for t in self.topics if t.name == p.topic)
-        if p.acks > rf:
-            # Kafka 0.8 waited for N replicas that cannot exist until the request timed out: every write
-            # would end unknown. Modern Kafka rejects any N >= 2 (INVALID_REQUIRED_ACKS, KAFKA-1697).
-            legacy = f", or legacy 2..{rf}" if rf >= 2 else ""
-            raise ValueError(f"producers.{i}.acks: {p.acks} exceeds replication.factor {rf} of topic {p.topic}: "
-                             f"no write could ever be acknowledged (allowed: all, -1, 0, 1{legacy})")
+    def _with_version_defaults(self, p: ProducerConfig) -> ProducerConfig:
+        """Producer `p` with its version-dependent defaults filled from the row of cluster.kafka.version
+        (checks.PRODUCER_CHECKS have passed: every value left unset has a default in that row)."""
         kv = self.cluster.version_defaults
         update: dict[str, Any] = {}
         if p.linger_ms is None:
             update["linger_ms"] = kv.linger_ms  # KIP-1030: 0 -> 5 in 4.0
-        if p.retry_backoff_max_ms is None:
-            if kv.retry_backoff_max_ms is not None:
-                update["retry_backoff_max_ms"] = kv.retry_backoff_max_ms
-        elif not kv.exponential_retry_backoff:
-            raise ValueError(f"producers.{i}.retry.backoff.max.ms: exists from Kafka 3.7 (KIP-580); kafka.version "
-                             f"{kv.version} retries after a constant retry.backoff.ms (remove it, or set "
-                             f"cluster.kafka.version to 3.7 or later)")
-        if p.enable_idempotence is None:  # unset with max.in.flight > 5
-            if not kv.idempotence_in_flight_fallback:
-                raise ValueError(f"producers.{i}.max.in.flight.requests.per.connection: {p.max_in_flight} needs "
-                                 f"enable.idempotence=false from Kafka 4.0, which no longer turns idempotence off "
-                                 f"silently (KAFKA-17927) (allowed: 1..5, or set enable.idempotence=false)")
+        if p.retry_backoff_max_ms is None and kv.retry_backoff_max_ms is not None:
+            update["retry_backoff_max_ms"] = kv.retry_backoff_max_ms  # KIP-580, 3.7+
+        if p.enable_idempotence is None:  # unset with max.in.flight > 5: off up to 3.9 (KAFKA-17927)
             update["enable_idempotence"] = False
-        linger = update.get("linger_ms", p.linger_ms)
-        if p.delivery_timeout_ms < p.request_timeout_ms + linger:
-            raise ValueError(f"producers.{i}: delivery.timeout.ms must be >= request.timeout.ms + linger.ms "
-                             f"(Kafka rejects it)")
         resolved = p.model_copy(update=update) if update else p.model_copy()
         resolved._kafka_version = kv.version
         resolved._version_filled = frozenset(update) | (p._version_filled if p._kafka_version == kv.version else frozenset())
         return resolved
+
+    # --- the naming rules: one place for the names the model, the faults and explore use ------------
+    def topic_names(self) -> list[str]:
+        """The topics' names, in scenario order."""
+        return [t.name for t in self.topics]
+
+    def topic(self, name: str) -> TopicConfig:
+        """The topic called `name` (KeyError if there is none)."""
+        for t in self.topics:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def partition_names(self) -> list[str]:
+        """Global partition index -> "topic-p", topics in scenario order."""
+        return [f"{t.name}-{p}" for t in self.topics for p in range(t.partitions)]
+
+    def producer_instances(self) -> list[tuple[ProducerConfig, str]]:
+        """(spec, instance name) of every producer instance, in cluster order: the spec's `name` (default
+        producer-<index>), with -<i> appended when it has several instances (fault targets use these names)."""
+        out = []
+        for j, spec in enumerate(self.producers):
+            base = spec.name or f"producer-{j}"
+            out += [(spec, base if spec.instances == 1 else f"{base}-{i}") for i in range(spec.instances)]
+        return out
+
+    def consumer_instances(self) -> list[tuple[ConsumerConfig, int, str]]:
+        """(spec, instance number within its group, instance name <group.id>-<i>) of every consumer instance."""
+        return [(spec, i, f"{spec.group}-{i}") for spec in self.consumers for i in range(spec.instances)]
+
+    def effective_min_isr(self, topic: TopicConfig) -> int:
+        """The min.insync.replicas a leader of `topic` enforces: the topic's (else the cluster's), capped at
+        its replication factor from Kafka 3.7 (KAFKA-15583; Partition.effectiveMinIsr caps it at the
+        assignment's size, which the model does on the live replica list)."""
+        min_isr = topic.min_insync_replicas or self.cluster.min_insync_replicas
+        if self.cluster.version_defaults.strict_min_isr:
+            return min(min_isr, topic.replication_factor)
+        return min_isr
 
     def declared(self) -> dict:
         """The scenario as data without the defaults filled in from `cluster.kafka.version`'s row.
