@@ -7,7 +7,7 @@ Scenario from the row of ``cluster.kafka.version`` (sim/scenario/versions.py).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, model_serializer, model_validator
 

@@ -427,7 +427,6 @@ def _run_candidates(search: _Search, candidates: list[Candidate]) -> list[bool |
 
 def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property, index: int) -> None:
     """Run the shrunk counterexample from scratch as `kafkasim run` would, and tell its story."""
-    from sim.model.cluster import partition_names
     from sim.runs.explore.account import account
     from sim.runs.explore.forking import judge
     from sim.runs.runner import run
@@ -441,7 +440,7 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     report.replayed = violation is not None
     report.counterexample = Counterexample(data, violation or "(the replay did not violate the property)", index, steps)
     report.account = account(results.events, results.batches, data.get("faults", []), violation,
-                             partition_names(sc))
+                             sc.partition_names())
 
 
 def _named(data: dict, prop: Property, suffix: str, what: str) -> dict:
