@@ -37,7 +37,7 @@ from analysis.load import Run
 from sim.measure.batches import mid_arrival, produce_latencies
 from sim.measure.stats import weighted_percentiles
 from sim.runs.contract import write_atomic
-from sim.scenario.schema import HardwareConfig
+from sim.scenario.cluster import HardwareConfig
 
 __all__ = ["PERCENTILES", "OMB_WINDOW_MS", "perf_numbers", "perf_test_line", "omb_line", "hardware_note",
            "latency_histogram", "write_hdr_log", "read_hdr_log", "omb_result", "write_omb_json"]

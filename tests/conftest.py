@@ -10,7 +10,7 @@ import pytest
 import simpy
 
 from sim.model import messages as m
-from sim.model.cluster import Cluster, partition_names
+from sim.model.cluster import Cluster
 from sim.model.producer import ProducerBatch
 from sim.model.recorder import Recorder
 from sim.model.rng import RandomStreams
@@ -99,7 +99,7 @@ class Tiny:
 
     def __init__(self, scenario: Scenario, seed: int = 0):
         self.env = simpy.Environment()
-        self.recorder = Recorder(partition_names(scenario))
+        self.recorder = Recorder(scenario.partition_names())
         self.cluster = Cluster(self.env, scenario, RandomStreams(seed), self.recorder)
         self.client = FakeClient(self.env)
         self.cluster.network.attach(self.client)

@@ -16,7 +16,8 @@ from sim.measure.metrics import events_table, failovers
 from sim.model.events import EVENT_KINDS, FIELDS, EventKind, declare
 from sim.model.faults import ACTIONS, FaultAction, FaultInjector
 from sim.model.recorder import TABLES, Recorder
-from sim.scenario.schema import CrashFault, RandomCrashFault, ScenarioError, load_scenario
+from sim.scenario.schema import ScenarioError, load_scenario
+from sim.scenario.faults import CrashFault, RandomCrashFault
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -223,7 +223,7 @@ def test_client_faults_from_the_python_api_and_the_cli(tmp_path):
     from typer.testing import CliRunner
 
     from sim.cli.app import app
-    from sim.scenario.schema import ConsumerPauseFault, ProducerCrashFault
+    from sim.scenario.faults import ConsumerPauseFault, ProducerCrashFault
 
     sc = load_scenario(FAULTS / "producer-crash.yaml")
     assert isinstance(sc.faults[0], ProducerCrashFault) and sc.faults[0].target == "producer producer-0"

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.scenario.schema import ControllerOutageFault, PauseFault, ScenarioError, load_scenario
+from sim.scenario.schema import ScenarioError, load_scenario
+from sim.scenario.faults import ControllerOutageFault, PauseFault
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "scenarios/quickstart.yaml"

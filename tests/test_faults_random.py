@@ -20,7 +20,8 @@ from sim.measure.metrics import events_table
 from sim.model.faults import FaultInjector
 from sim.model.recorder import Recorder
 from sim.model.rng import RandomStreams
-from sim.scenario.schema import CrashFault, RandomFault, Scenario, ScenarioError, load_scenario
+from sim.scenario.schema import Scenario, ScenarioError, load_scenario
+from sim.scenario.faults import CrashFault, RandomFault
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = 3_600_000.0

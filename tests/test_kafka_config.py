@@ -10,7 +10,9 @@ import yaml
 
 from sim.cli import main
 from sim.scenario.kafka_config import MODELLED, NOT_MODELLED, convert_value, map_config_files, read_properties
-from sim.scenario.schema import ClusterConfig, ProducerConfig, Scenario, ScenarioError, TopicConfig
+from sim.scenario.schema import Scenario, ScenarioError
+from sim.scenario.cluster import ClusterConfig, TopicConfig
+from sim.scenario.clients import ProducerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.scenario.schema import FAULT_KINDS, FaultSpec, ScheduledFault, Scenario, union_kinds
+from sim.scenario.schema import Scenario
+from sim.scenario.faults import FAULT_KINDS, FaultSpec, ScheduledFault, union_kinds
 from tests.violations import all_violations
 
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -319,7 +320,7 @@ OWN_TARGETS = {"controller", "producer", "consumer", "partitions"}  # target fie
 
 def _heal(kind: str, params: dict) -> str | None:
     """The field that sets `kind`'s heal_after (found as the random processes find it); None: an operator action."""
-    from sim.scenario.schema import _heal_field
+    from sim.scenario.faults import _heal_field
     if kind in OPERATOR:
         return None
     field = _heal_field(KINDS[kind], kind, params)

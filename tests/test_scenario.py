@@ -11,20 +11,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sim.scenario.schema import (
-    INT32_MAX,
-    ClusterConfig,
-    ConsumerConfig,
-    CrashFault,
-    LatencyDist,
-    ProducerConfig,
-    Scenario,
-    ScenarioError,
-    TopicConfig,
-    apply_overrides,
-    load_scenario,
-    parse_override,
-)
+from sim.scenario.schema import Scenario, ScenarioError, apply_overrides, load_scenario
+from sim.scenario.types import INT32_MAX
+from sim.scenario.cluster import ClusterConfig, LatencyDist, TopicConfig
+from sim.scenario.clients import ConsumerConfig, ProducerConfig
+from sim.scenario.faults import CrashFault
+from sim.scenario.loading import parse_override
 from sim.scenario.versions import DEFAULT_VERSION, SOURCES, VERSIONS, KafkaVersion, describe, kafka_version, version_tuple
 from tests.conftest import Tiny, tiny_scenario
 
@@ -896,7 +888,8 @@ def test_valid_yaml_with_bad_content_names_the_field(tmp_path):
 
 
 # --- issue 11: questionable configs (items 10, 11) ----------------------------------------------
-from sim.scenario.schema import MAX_FILE_BYTES, scenario_warnings  # noqa: E402
+from sim.scenario.schema import scenario_warnings  # noqa: E402
+from sim.scenario.loading import MAX_FILE_BYTES  # noqa: E402
 
 
 @pytest.mark.parametrize("text, key, line, first", [
@@ -993,3 +986,42 @@ def test_overriding_the_version_of_a_resolved_scenario_refills_its_version_defau
 def test_a_fault_listing_a_broker_twice_is_an_error():
     with pytest.raises(ScenarioError, match=r"faults.0: brokers: 0 listed more than once"):
         load_scenario(minimal(cluster={"brokers": 3}, faults=[{"kind": "crash", "at": "1s", "brokers": [0, 0]}]))
+
+
+# --- issue 23, move 3: the scenario split by concept, named checks, one naming rule -------------
+def test_no_module_of_the_scenario_layer_is_over_600_lines():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "sim" / "scenario").glob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > 600} == {}
+
+
+def test_the_cross_field_rules_are_named_checks_run_in_order():
+    from sim.scenario import checks
+
+    names = [c.__name__ for c in checks.SCENARIO_CHECKS]
+    assert names[:3] == ["topic_names_unique", "replication_factor_fits_brokers", "unclean_election_supported"]
+    assert len(set(names)) == len(names) and all(callable(c) for c in checks.SCENARIO_CHECKS)
+    # two broken rules: the one earlier in SCENARIO_CHECKS is reported (consumers before faults)
+    data = minimal(faults=[{"kind": "crash", "broker": 7, "at": "1s"}])
+    data["consumers"][0]["topic"] = "nope"
+    with pytest.raises(ScenarioError, match=r"^consumers\.0\.topic: unknown topic 'nope'"):
+        load_scenario(data)
+    # a check reads the scenario as declared and changes nothing: the defaults are filled afterwards
+    sc = load_scenario(minimal())
+    for check in checks.SCENARIO_CHECKS:
+        assert check(sc) is None
+    assert sc.topics[0].min_insync_replicas == 1 and sc.producers[0].linger_ms == 5.0
+
+
+def test_naming_rules_and_effective_min_isr_are_methods_of_the_scenario():
+    data = minimal(topics=[{"name": "a", "partitions": 2, "replication.factor": 2, "min.insync.replicas": 3},
+                           {"name": "b"}])
+    data["producers"] = [{"topic": "a", "rate": "10/s", "instances": 2}, {"name": "w", "topic": "b", "rate": "1/s"}]
+    data["consumers"] = [{"group.id": "g", "topic": "a", "instances": 2}]
+    sc = load_scenario(data)
+    assert sc.partition_names() == ["a-0", "a-1", "b-0"]
+    assert [name for _, name in sc.producer_instances()] == ["producer-0-0", "producer-0-1", "w"]
+    assert [(i, name) for _, i, name in sc.consumer_instances()] == [(0, "g-0"), (1, "g-1")]
+    # KAFKA-15583 (3.7+): min.insync.replicas is capped at the replication factor; before, it is not
+    assert sc.effective_min_isr(sc.topics[0]) == 2 and sc.effective_min_isr(sc.topics[1]) == 1
+    old = load_scenario(data, ["cluster.kafka.version=3.6"])
+    assert old.effective_min_isr(old.topics[0]) == 3

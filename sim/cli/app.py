@@ -37,8 +37,9 @@ from sim.measure.batches import COMMITTED_RPS_LABEL, committed_rps
 from sim.runs.contract import RunSummary
 from sim.runs.results import OutputError, check_output, output_lock
 from sim.runs.sweep.progress import PROGRESS_INTERVAL_S, ProgressDisplay, format_eta
-from sim.scenario.schema import (Scenario, ScenarioError, is_scenario_data, is_sweep_data, load_yaml, parse_override, printable,
-                       scenario_warnings)
+from sim.scenario.schema import Scenario, ScenarioError, scenario_warnings
+from sim.scenario.errors import printable
+from sim.scenario.loading import is_scenario_data, is_sweep_data, load_yaml, parse_override
 from sim.scenario.versions import describe
 
 __all__ = ["app", "main"]

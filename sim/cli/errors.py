@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sim.scenario.schema import printable
+from sim.scenario.errors import printable
 
 __all__ = ["out_console", "err_console", "fail", "warn", "PlainTable", "interruption"]
 

@@ -85,7 +85,8 @@ def explore_cli(
     from sim.runs.explore.properties import PropertyError
     from sim.runs.explore.schedules import KindsError
     from sim.runs.explore.search import base_scenario
-    from sim.scenario.schema import ScenarioError, parse_override
+    from sim.scenario.schema import ScenarioError
+    from sim.scenario.loading import parse_override
 
     if budget is not None and time_ is not None:
         _fail("--budget and --time: give one of them (a number of schedules, or a search time)")

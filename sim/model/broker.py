@@ -37,7 +37,7 @@ from sim.model.timeouts import TimeoutQueue, exponential_backoff
 if TYPE_CHECKING:
     from sim.model.network import Network
     from sim.model.recorder import Recorder
-    from sim.scenario.schema import ClusterConfig
+    from sim.scenario.cluster import ClusterConfig
 
 __all__ = ["Broker"]
 

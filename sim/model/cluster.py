@@ -27,27 +27,7 @@ if TYPE_CHECKING:
     from sim.model.rng import RandomStreams
     from sim.scenario.schema import Scenario
 
-__all__ = ["Cluster", "assign_replicas", "partition_names", "producer_instances", "consumer_instances"]
-
-
-def partition_names(scenario: "Scenario") -> list[str]:
-    """Global partition index -> "topic-p", topics in scenario order."""
-    return [f"{t.name}-{p}" for t in scenario.topics for p in range(t.partitions)]
-
-
-def producer_instances(scenario: "Scenario") -> list[tuple]:
-    """(spec, instance name) of every producer instance, in cluster order: the spec's `name` (default
-    producer-<index>), with -<i> appended when it has several instances (fault targets use these names)."""
-    out = []
-    for j, spec in enumerate(scenario.producers):
-        base = spec.name or f"producer-{j}"
-        out += [(spec, base if spec.instances == 1 else f"{base}-{i}") for i in range(spec.instances)]
-    return out
-
-
-def consumer_instances(scenario: "Scenario") -> list[tuple]:
-    """(spec, instance number within its group, instance name <group.id>-<i>) of every consumer instance."""
-    return [(spec, i, f"{spec.group}-{i}") for spec in scenario.consumers for i in range(spec.instances)]
+__all__ = ["Cluster", "assign_replicas"]
 
 
 def assign_replicas(n_brokers: int, partitions: int, rf: int, start: int, racks: list[str] | None) -> list[tuple]:
@@ -99,7 +79,7 @@ class Cluster:
         assign_rng = streams.stream("cluster.assignment")
         self.partitions: list[PartitionSpec] = []
         self.topic_partitions: dict[str, list[int]] = {}
-        names = partition_names(scenario)
+        names = scenario.partition_names()
         for t in scenario.topics:
             start = int(assign_rng.integers(cfg.brokers))
             idx = []
@@ -127,7 +107,7 @@ class Cluster:
         batch_ids = itertools.count()
         end_ms = scenario.duration
         self.producers: list[Producer] = []
-        for spec, name in producer_instances(scenario):
+        for spec, name in scenario.producer_instances():
             index = len(self.producers)
             p = Producer(env, index, name, spec, self.topic_partitions[spec.topic], self.brokers, self.network,
                          recorder, streams.stream(f"cluster.{name}"), end_ms, producer_id=1000 + index,
@@ -141,7 +121,7 @@ class Cluster:
         if classic:
             self.group_coordinator = GroupCoordinator(env, self.network, recorder, self.group_offsets, classic)
             self.network.attach(self.group_coordinator)
-        for spec, i, name in consumer_instances(scenario):
+        for spec, i, name in scenario.consumer_instances():
             parts = self.topic_partitions[spec.topic]
             index = len(self.consumers)
             assigned = [p for k, p in enumerate(parts) if k * spec.instances // len(parts) == i]

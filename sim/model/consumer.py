@@ -45,7 +45,7 @@ from sim.model.timeouts import TimeoutQueue
 if TYPE_CHECKING:
     from sim.model.network import Network
     from sim.model.recorder import Recorder
-    from sim.scenario.schema import ConsumerConfig
+    from sim.scenario.clients import ConsumerConfig
 
 __all__ = ["Consumer"]
 

@@ -42,7 +42,7 @@ from sim.model.node import Node
 
 if TYPE_CHECKING:
     from sim.model.recorder import Recorder
-    from sim.scenario.schema import ClusterConfig
+    from sim.scenario.cluster import ClusterConfig
     from sim.model.partition import PartitionSpec
     from sim.model.network import Network
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sim.model.controller import Controller
     from sim.model.recorder import Recorder
     from sim.model.rng import RandomStreams
-    from sim.scenario.schema import FaultSpec, RandomFaultSpec
+    from sim.scenario.faults import FaultSpec, RandomFaultSpec
 
 __all__ = ["FaultInjector", "FaultAction", "Crash", "Pause", "ControlledShutdown", "ControllerOutage", "PowerLoss",
            "DiskLoss", "SlowDisk", "NetworkPartition", "Degrade", "ClientCrash", "ClientPause", "ClockSkew", "LostFsync",

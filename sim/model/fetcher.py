@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sim.model.partition import Partition
     from sim.model.recorder import Recorder
     from sim.model.timeouts import TimeoutQueue
-    from sim.scenario.schema import ClusterConfig
+    from sim.scenario.cluster import ClusterConfig
 
 __all__ = ["ReplicaFetcher", "FetcherHost"]
 

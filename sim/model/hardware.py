@@ -46,7 +46,7 @@ from sim.model import messages as m
 from sim.model.broker import Broker
 
 if TYPE_CHECKING:
-    from sim.scenario.schema import ClusterConfig, HardwareConfig
+    from sim.scenario.cluster import ClusterConfig, HardwareConfig
 
 __all__ = ["HardwareBroker", "BrokerHardware", "broker_class", "install_hardware"]
 

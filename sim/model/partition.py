@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sim.model.producer import ProducerBatch
     from sim.model.recorder import Recorder
     from sim.model.timeouts import TimeoutQueue
-    from sim.scenario.schema import ClusterConfig
+    from sim.scenario.cluster import ClusterConfig
 
 __all__ = ["Partition", "PartitionHost", "PartitionSpec", "RemoteReplica", "DelayedProduce", "PurgatoryEntry",
            "purgatory_entry"]

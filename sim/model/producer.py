@@ -35,7 +35,7 @@ from sim.model.timeouts import TimeoutQueue, exponential_backoff
 if TYPE_CHECKING:
     from sim.model.network import Network
     from sim.model.recorder import Recorder
-    from sim.scenario.schema import ProducerConfig
+    from sim.scenario.clients import ProducerConfig
 
 __all__ = ["Producer", "ProducerBatch", "close_batches", "ACKED", "FAILED", "UNKNOWN"]
 

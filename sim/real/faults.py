@@ -72,7 +72,7 @@ def unsupported(sc: Scenario) -> str | None:
             if getattr(f, key, None) is not None:
                 return f"faults.{i}.{key}: the real cluster has no racks or zones (allowed: broker, brokers, " \
                        f"leader_of, follower_of)"
-    from sim.scenario.schema import ClusterConfig
+    from sim.scenario.cluster import ClusterConfig
 
     if sc.cluster.hardware != ClusterConfig().hardware:
         return "cluster.hardware: the real cluster runs on this machine's hardware (allowed: unlimited)"

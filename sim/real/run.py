@@ -216,10 +216,10 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
             progress("creating topics, waiting for full ISRs")
             cluster.create_topics()
             poller = Poller(cluster, POLL_INTERVAL_MS)
-            names = [f"{t.name}-{p}" for t in sc.topics for p in range(t.partitions)]
+            names = sc.partition_names()
             if not poller.wait_all(names, 60):
                 raise RuntimeError(f"the metadata poller saw no state for every partition (see {work}/clients)")
-            consumers, consumer_names = [], []
+            consumers, consumer_names = [], [name for _, _, name in sc.consumer_instances()]
             for ci, c in enumerate(sc.consumers):
                 for i in range(c.instances):
                     out = work / "clients" / f"consumer-{ci}-{i}.jsonl"
@@ -229,14 +229,14 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
                     if c.enable_auto_commit:
                         args.append("--enable-autocommit")
                     consumers.append((cluster.client(f"consumer-{ci}-{i}", VERIFIABLE_CONSUMER, *args, out=out), out))
-                    consumer_names.append(f"{c.group}-{i}")
             if consumers:
                 progress(f"starting {len(consumers)} VerifiableConsumer(s)")
                 wait_for(lambda: all(any(d.get("name") == "partitions_assigned" and d.get("partitions")
                                          for d in read_json_lines(o)) for _, o in consumers), 60, 0.5)
             producers = []
+            producer_names = [name for _, name in sc.producer_instances()]
             k = 0
-            for pi, p in enumerate(sc.producers):
+            for p in sc.producers:
                 for i in range(p.instances):
                     conf = work / "clients" / f"producer-{k}.properties"
                     conf.write_text("".join(f"{a}={b}\n" for a, b in _producer_config(p).items()))
@@ -247,7 +247,7 @@ def run_real(scenario: Scenario, repetition: int = 0, progress: ProgressFn = lam
                             "--value-prefix", str(k)]
                     if p.keys is not None:
                         args += ["--repeating-keys", str(int(min(p.keys, 2**31 - 1)))]
-                    name = (p.name or f"producer-{pi}") + (f"-{i}" if p.instances > 1 else "")
+                    name = producer_names[k]
                     producers.append((cluster.client(name, VERIFIABLE_PRODUCER, *args, out=out), out, k, name, p))
                     k += 1
             progress(f"producing for {sc.duration / 1000:.0f} s with {len(producers)} VerifiableProducer(s)")

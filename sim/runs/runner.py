@@ -27,7 +27,7 @@ from sim.measure.invariants import check_invariants_by_rule
 from sim.measure.metrics import (client_timeseries, consumer_lag, e2e_latency, events_table, failovers,
                                  produce_latency, records_lag_max, records_redelivered, timeseries,
                                  under_replicated_at_end)
-from sim.model.cluster import Cluster, partition_names
+from sim.model.cluster import Cluster
 from sim.model.recorder import Recorder
 from sim.runs.results import Results
 from sim.model.rng import RandomStreams
@@ -52,7 +52,7 @@ def build(scenario: Scenario, seed: int, prepare: Callable[[Cluster], None] | No
     """The model of `scenario` with its random streams from `seed`, built and not yet started."""
     env = simpy.Environment()
     streams = RandomStreams(seed)
-    recorder = Recorder(partition_names(scenario))
+    recorder = Recorder(scenario.partition_names())
     cluster = Cluster(env, scenario, streams, recorder)
     if prepare is not None:
         prepare(cluster)
@@ -157,7 +157,7 @@ def _recorded_overrides(overrides: Any) -> dict:
         return {}
     if isinstance(overrides, dict):
         return {str(k): v for k, v in overrides.items()}
-    from sim.scenario.schema import parse_override
+    from sim.scenario.loading import parse_override
 
     return dict(parse_override(o) for o in overrides)
 
@@ -184,7 +184,7 @@ def _measure(sc: Scenario, seed: int, overrides: dict, recorder: Recorder, n_eve
     if any(c.group_protocol == "classic" for c in sc.consumers) or any(
             f.kind in ("consumer_crash", "consumer_pause") for f in sc.faults):
         # consumer groups in use (issue 13): redeliveries and lag; absent otherwise, as before
-        groups = [c.group for c in sc.consumers for _ in range(c.instances)]
+        groups = [spec.group for spec, _, _ in sc.consumer_instances()]
         ts["consumer_lag"] = consumer_lag(recorder, batches, groups, ts["time_ms"].to_numpy() + 1000.0)
         group_metrics = {"records_redelivered": records_redelivered(recorder, batches, groups),
                          "consumer_lag_max": int(ts["consumer_lag"].max()) if len(ts) else 0}

@@ -25,7 +25,8 @@ from typing import Any
 
 import javaproperties
 
-from sim.scenario.schema import MAX_FILE_BYTES, ScenarioError, read_text_capped
+from sim.scenario.errors import ScenarioError
+from sim.scenario.loading import MAX_FILE_BYTES, read_text_capped
 
 __all__ = ["KINDS", "MODELLED", "NOT_MODELLED", "PropertiesEntry", "ConfigMapping", "read_properties",
            "map_properties", "map_config_files", "convert_value"]

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.model.cluster import consumer_instances, partition_names, producer_instances
 from sim.scenario.schema import Scenario
 from sim.scenario.units import format_ms, parse_duration_ms
 
@@ -78,12 +77,12 @@ class Space:
         (default: the middle 80% of the produce period)."""
         d = float(scenario.duration)
         win = window if window is not None else (round(0.1 * d), round(0.9 * d))
-        producers = [name for _, name in producer_instances(scenario)]
-        consumers = [name for _, _, name in consumer_instances(scenario)]
+        producers = [name for _, name in scenario.producer_instances()]
+        consumers = [name for _, _, name in scenario.consumer_instances()]
         racks = tuple(dict.fromkeys(scenario.cluster.racks or ())) if scenario.cluster.racks else ()
         return cls(tuple(kinds), int(max_faults), (float(win[0]), float(win[1])), max_concurrent=max_concurrent,
                    brokers=scenario.cluster.brokers,
-                   partitions=tuple(partition_names(scenario)),
+                   partitions=tuple(scenario.partition_names()),
                    producers=tuple(producers), consumers=tuple(consumers), racks=racks if len(racks) > 1 else ())
 
 

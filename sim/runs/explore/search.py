@@ -27,8 +27,8 @@ from sim.runs.explore.properties import Property, parse_property
 from sim.runs.explore.schedules import DEFAULT_KINDS, Space, describe_fault, generate, parse_kinds
 from sim.runs.explore.shrink import Candidate, shrink
 from sim.runs.sweep.executors import _check_executor_args, _executor, available_cores
-from sim.scenario.schema import (Scenario, ScenarioError, _load_raw, apply_overrides, is_sweep_data,
-                                 validate_scenario)
+from sim.scenario.schema import Scenario, ScenarioError, apply_overrides, validate_scenario
+from sim.scenario.loading import load_raw, is_sweep_data
 from sim.scenario.units import format_ms, parse_duration_ms
 
 __all__ = ["explore", "ExploreReport", "ExploreError", "JobOutcome", "Counterexample", "EXPLORE_FILE"]
@@ -155,7 +155,7 @@ def _base_data(scenario, overrides) -> tuple[dict, Scenario, int]:
     if isinstance(scenario, Scenario):
         data = scenario.declared()
     else:
-        data = _load_raw(Path(scenario) if not isinstance(scenario, dict) else scenario)
+        data = load_raw(Path(scenario) if not isinstance(scenario, dict) else scenario)
         if not isinstance(scenario, dict) and is_sweep_data(data):
             raise ScenarioError(f"{scenario}: is a sweep file (it names a base scenario and what to vary), not a "
                                 f"scenario; explore its base scenario ({data.get('scenario')}) instead")
@@ -428,7 +428,6 @@ def _run_candidates(search: _Search, candidates: list[Candidate]) -> list[bool |
 
 def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property, index: int) -> None:
     """Run the shrunk counterexample from scratch as `kafkasim run` would, and tell its story."""
-    from sim.model.cluster import partition_names
     from sim.runs.explore.account import account
     from sim.runs.explore.forking import judge
     from sim.runs.runner import run
@@ -442,7 +441,7 @@ def _replay(report: ExploreReport, data: dict, steps: list[str], prop: Property,
     report.replayed = violation is not None
     report.counterexample = Counterexample(data, violation or "(the replay did not violate the property)", index, steps)
     report.account = account(results.events, results.batches, data.get("faults", []), violation,
-                             partition_names(sc))
+                             sc.partition_names())
 
 
 def _named(data: dict, prop: Property, suffix: str, what: str) -> dict:

@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-from sim.scenario.schema import Scenario, ScenarioError, _load_raw, apply_overrides, is_scenario_data, is_sweep_data
+from sim.scenario.schema import Scenario, ScenarioError, apply_overrides
+from sim.scenario.loading import load_raw, is_scenario_data, is_sweep_data
 
 
 MAX_RUNS = 100_000
@@ -164,7 +165,7 @@ def load_sweep(source: SweepLike) -> Sweep:
         if isinstance(source, (str, Path)):
             path = Path(source)
             try:
-                data = _load_raw(path)
+                data = load_raw(path)
             except ScenarioError as e:  # same loader as scenario files; say what kind of file it is
                 raise SweepError(str(e).replace("scenario YAML file", "sweep YAML file")
                                  .replace("scenario file", "sweep file")) from None
@@ -207,7 +208,7 @@ def _expand(spec: SweepSpec, default_name: str | None, base_dir: Path, source: P
         base_path = Path(spec.scenario)
         base_path = base_path if base_path.is_absolute() else base_dir / base_path
         try:
-            base = _load_raw(base_path)
+            base = load_raw(base_path)
         except ScenarioError as e:
             raise SweepError(f"scenario: {e}") from None
         if is_sweep_data(base):  # read as a scenario, it would fail on the first swept key
