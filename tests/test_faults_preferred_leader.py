@@ -45,7 +45,7 @@ def test_with_rebalancing_disabled_leadership_stays_on_the_survivors(runs):
 
 def test_a_preferred_election_is_an_acks_1_loss_window(runs):
     """The old leader keeps acknowledging acks=1 writes until it learns it lost leadership; what the
-    preferred replica had not fetched by its own switch is truncated away (seed 1: 5 records)."""
+    preferred replica had not fetched by its own switch is truncated away (seed 6: 3 records)."""
     on, off = runs[True], runs[False]
     moved_ms = _events(on, "leader_elected").query("reason == 'preferred'").time_ms.min()
     cut = _events(on, "truncation")
