@@ -138,7 +138,7 @@ class Cluster:
                                     actions={**ACTIONS, **OPERATOR_ACTIONS})
         self.faults.network = self.network
         # brokers that operator actions add (add_broker): built and wired now, started when added
-        # (their ids follow cluster.brokers: sim/scenario/schema.py checks it)
+        # (their ids follow cluster.brokers: sim/scenario/checks.py checks it)
         added = sorted(f.broker_id for f in scenario.faults if f.kind == "add_broker")
         self.spare_brokers = {b: broker_cls(env, b, cfg, self.partitions, self.network, recorder,
                                             streams.stream(f"cluster.broker{b}")) for b in added}

@@ -1,7 +1,7 @@
 """The fault schedule: faults of any kind at given or random times, their end, and the heal at the end.
 
 Each fault kind is a :class:`FaultAction` in :data:`ACTIONS` (what it does to its target when it
-starts and ends); its spec is a class of the ``FaultSpec`` union in sim/scenario/schema.py. The
+starts and ends); its spec is a class of the ``FaultSpec`` union in sim/scenario/faults.py. The
 injector is the same for every kind: it resolves the target, emits ``fault_start``, applies the
 action, and emits ``fault_end`` when the fault ends (after the spec's ``heal_after``, a random
 source's downtime, or the heal at the end of ``duration``). A fault whose target is already down

@@ -9,7 +9,7 @@
 - ``reassign_partitions``: ``kafka-reassign-partitions --execute [--throttle]``: the controller's
   AlterPartitionReassignments (Controller.alter_partition_reassignments: add the new replicas,
   wait for them to join the ISR, remove the old ones), with KIP-73 replication throttling of the
-  catch-up (ReplicationQuota, applied by the leader: Broker._throttle);
+  catch-up (ReplicationQuota, applied by the leader: FetchManager._throttle);
 - ``add_broker``: a new broker starts, registers and is unfenced; it hosts nothing until a
   reassignment moves replicas to it;
 - ``remove_broker``: a controlled shutdown, then ``kafka-cluster unregister`` (UnregisterBroker).
@@ -278,4 +278,4 @@ class RemoveBroker(ControlledShutdown):
 
 OPERATOR_ACTIONS: dict[str, FaultAction] = {a.kind: a for a in (
     RollingRestart(), PreferredLeaderElection(), ReassignPartitions(), AddBroker(), RemoveBroker())}
-"""The action of each operator kind (sim/scenario/schema.py OPERATOR_KINDS); the cluster adds them to the injector's."""
+"""The action of each operator kind (sim/scenario/faults.py OPERATOR_KINDS); the cluster adds them to the injector's."""
