@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["COMPARE_METRICS", "compare", "compare_json", "compare_latency", "compare_name", "run_labels",
-           "setting_differences", "shared_overrides"]
+           "setting_differences", "shared_overrides", "shown_value"]
 
 COMPARE_METRICS: list[tuple[str, str]] = [
     ("records produced (offered)", "records_produced"),
@@ -220,13 +220,13 @@ def shared_overrides(run_a: Run, run_b: Run) -> list[tuple[str, object]]:
     return [(k, oa[k]) for k in oa if k in ob and _text(oa[k]) == _text(ob[k])]
 
 
-def _shown(v, limit: int = 40) -> str:
+def shown_value(v, limit: int = 40) -> str:
     if v is _MISSING or v is None:
         return "(none)" if v is _MISSING else "null"
     if isinstance(v, dict):
-        text = "{" + ", ".join(f"{k}: {_shown(x, limit)}" for k, x in v.items() if x is not None) + "}"
+        text = "{" + ", ".join(f"{k}: {shown_value(x, limit)}" for k, x in v.items() if x is not None) + "}"
     elif isinstance(v, list):
-        text = "[" + ", ".join(_shown(x, limit) for x in v) + "]"
+        text = "[" + ", ".join(shown_value(x, limit) for x in v) + "]"
     else:
         text = _text(v)
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -243,7 +243,7 @@ def run_labels(run_a: Run, run_b: Run) -> tuple[str, str]:
     more = len(differ) - LABEL_SETTINGS
     labels = []
     for side, run in ((1, run_a), (2, run_b)):
-        named = [f"{k}={_shown(d[side])}" for d in differ[:LABEL_SETTINGS] for k in [d[0]]]
+        named = [f"{k}={shown_value(d[side])}" for d in differ[:LABEL_SETTINGS] for k in [d[0]]]
         if more > 0:
             named.append(f"+{more} more setting{'s' * (more != 1)}")
         labels.append(run.label + (f" ({', '.join(named)})" if named else ""))

@@ -35,7 +35,7 @@ from analysis.plots import (
 )
 from analysis.plots.forest import display_order
 from analysis.tables import (
-    _group_columns, _sort_value, _value_text, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
+    group_columns, sort_value, value_text, aggregate, config_columns, delivery_counts, failover_samples, param_label, param_name,
     runs_table, varying_columns, with_delivery,
 )
 
@@ -431,7 +431,7 @@ def group_table(sweep: SweepResults, confidence: float = 0.95) -> pd.DataFrame:
     """Per configuration (min.insync x fault kind x acks x RF x any other swept parameter): runs and
     mean/low/high over seeds of the headline metrics, intervals bounded (``<metric>_clipped``)."""
     t = with_delivery(sweep, runs_table(sweep))
-    by = _group_columns(sweep, t)
+    by = group_columns(sweep, t)
     out = aggregate(t, by, [m for m, _ in _GROUP_METRICS], confidence)
     out.attrs["by"] = by
     return out
@@ -458,7 +458,7 @@ def _sweep_context(sweep: SweepResults) -> dict:
     keys = [(c, param_name(c)) for c in display_order(varying) if c in agg] + [("n", "seeds (runs)")]
     order = [c for c, _ in keys if c != "n"]
     if order and len(agg):
-        agg = agg.assign(_k=[tuple(_sort_value(c, r[c]) for c in order) for _, r in agg.iterrows()])
+        agg = agg.assign(_k=[tuple(sort_value(c, r[c]) for c in order) for _, r in agg.iterrows()])
         agg = agg.sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
     clipped = any(agg.get(f"{m}_clipped", pd.Series(dtype=bool)).fillna(False).astype(bool).any() for m, _ in metrics)
     ns = sorted(set(agg["n"].astype(int))) if len(agg) else [0]
@@ -555,8 +555,8 @@ def _sweep_varies(sweep: SweepResults) -> str:
     for p in sweep.params:
         if p not in sweep.table:
             continue
-        values = sorted(sweep.table[p].dropna().unique().tolist(), key=lambda v: _sort_value(p, v))
-        parts.append(f"{param_name(p)} ({', '.join(_value_text(v) for v in values)})")
+        values = sorted(sweep.table[p].dropna().unique().tolist(), key=lambda v: sort_value(p, v))
+        parts.append(f"{param_name(p)} ({', '.join(value_text(v) for v in values)})")
     return ", ".join(parts)
 
 

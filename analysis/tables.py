@@ -27,7 +27,8 @@ from sim.measure.batches import committed_records, mid_arrival, produce_latencie
 from sim.runs.contract import aggregate, flatten_summary, sort_groups
 
 __all__ = [
-    "Source", "GROUP_COLUMNS", "runs_table", "flatten_summary", "aggregate", "loss_table", "throughput_table",
+    "Source", "GROUP_COLUMNS", "group_columns", "sort_value", "value_text", "runs_table", "flatten_summary",
+    "aggregate", "loss_table", "throughput_table",
     "latency_table", "latency_ecdfs", "failover_samples", "default_failover_group", "sort_groups",
     "config_columns", "varying_columns", "param_name", "param_label", "config_label", "delivery_counts",
     "latency_by", "offered_per_second", "lost_records", "lost_per_second", "with_delivery", "perf_table",
@@ -73,7 +74,7 @@ def param_name(col: str) -> str:
     return col
 
 
-def _value_text(v) -> str:
+def value_text(v) -> str:
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v)).lower()
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
@@ -86,7 +87,7 @@ def _value_text(v) -> str:
 def param_label(col: str, value) -> str:
     """"acks=all", "RF 3", "min.insync 2", "fault: crash", "6 partitions", "linger.ms=5"."""
     name = param_name(col)
-    v = _value_text(value)
+    v = value_text(value)
     if name in ("RF", "min.insync") or name.endswith((" RF", " min.insync")):
         return f"{name} {v}"
     if col == "fault_kind":
@@ -98,7 +99,7 @@ def param_label(col: str, value) -> str:
     return f"{name}={v}"
 
 
-def _sort_value(col: str, v) -> tuple:
+def sort_value(col: str, v) -> tuple:
     """A sort key for a configuration value: acks in durability order, numbers as numbers."""
     if param_name(col) == "acks" or col == "acks":
         return acks_order(str(v))
@@ -182,7 +183,7 @@ def config_columns(source: Source, table: pd.DataFrame | None = None) -> list[st
     return cols
 
 
-def _group_columns(source: Source, table: pd.DataFrame) -> list[str]:
+def group_columns(source: Source, table: pd.DataFrame) -> list[str]:
     """GROUP_COLUMNS plus every other configuration column that varies (so nothing is pooled)."""
     extra = [c for c in varying_columns(table, config_columns(source, table)) if c not in GROUP_COLUMNS]
     return [c for c in GROUP_COLUMNS if c in table] + extra
@@ -197,7 +198,7 @@ def loss_table(source: Source, confidence: float = 0.95) -> pd.DataFrame:
     ``records_sent_total``, ``records_lost_total``, ``acked_lost_total`` (for "0 of N").
     """
     t = runs_table(source)
-    by = _group_columns(source, t)
+    by = group_columns(source, t)
     out = aggregate(t, by, ["loss_rate", "acked_loss_rate", "records_lost", "acked_lost", "records_sent"],
                     confidence)
     if out.empty:
@@ -254,7 +255,7 @@ def throughput_table(source: Source, confidence: float = 0.95) -> pd.DataFrame:
     t = with_delivery(source, runs_table(source))
     if t.empty:
         return aggregate(t, GROUP_COLUMNS, [], confidence)
-    by = _group_columns(source, t)
+    by = group_columns(source, t)
     out = aggregate(t, by, ["offered_rps", "sent_rps", "throughput_rps", "committed_rps",
                             "produce_latency_ms.p50", "produce_latency_ms.p99"], confidence)
     out.attrs["by"] = by
@@ -268,7 +269,7 @@ def latency_by(source: Source, table: pd.DataFrame | None = None) -> list[str]:
     """What latency is grouped by: acks, RF, min.insync, fault kind, and every other configuration
     column that varies (any swept parameter), so nothing swept is pooled."""
     t = runs_table(source) if table is None else table
-    return _group_columns(source, t)
+    return group_columns(source, t)
 
 
 def latency_table(source: Source, by: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
@@ -341,7 +342,7 @@ def failover_samples(source: Source, by: str | Sequence[str] | None = None) -> p
         if fo.empty:
             continue
         have = [c for c in by if c in row]
-        fo.insert(0, "group_key", [tuple(_sort_value(c, row[c]) for c in have)] * len(fo))
+        fo.insert(0, "group_key", [tuple(sort_value(c, row[c]) for c in have)] * len(fo))
         fo.insert(0, "group", config_label(row, have) if have else "all runs")
         fo.insert(0, "seed", row.get("seed", np.nan))
         fo.insert(0, "run_id", row["run_id"])

@@ -24,7 +24,7 @@ from analysis.load import Run, acks_order
 from analysis.plots.forest import config_rows, constant_text, log_limits, n_text, row_axes, text_axis, whiskers
 from analysis.plots.style import (PALETTE, ROW_IN, NothingToPlot, finish_figure, fmt_count, line_styles, ms_formatter,
                                   new_figure, title_name)
-from analysis.tables import (Source, _sort_value, _value_text, config_label, failover_samples, latency_ecdfs,
+from analysis.tables import (Source, sort_value, value_text, config_label, failover_samples, latency_ecdfs,
                              latency_table, param_name, runs_table)
 
 __all__ = ["latency_plot", "failover_distribution", "STRIP_MAX"]
@@ -67,7 +67,7 @@ def latency_plot(source: Source, path: str | Path | None = None, *, confidence: 
     ecdfs = ecdfs.copy()
     whole = "this run" if isinstance(source, Run) else f"acks={acks[0]}" if len(acks) == 1 else "every run of the mode"
     ecdfs["rest"] = [config_label(r, rest_cols) if rest_cols else whole for _, r in ecdfs.iterrows()]
-    ecdfs["key"] = [tuple(_sort_value(c, r[c]) for c in rest_cols) for _, r in ecdfs.iterrows()]
+    ecdfs["key"] = [tuple(sort_value(c, r[c]) for c in rest_cols) for _, r in ecdfs.iterrows()]
     rests = list(dict.fromkeys(ecdfs.sort_values("key", kind="stable")["rest"]))
     styles = line_styles(rests)
     with_latency = [a for a in acks if (ecdfs.loc[ecdfs["acks"].astype(str) == a, "records"] > 0).any()]
@@ -191,8 +191,8 @@ def failover_distribution(source: Source, path: str | Path | None = None,
     # the crashed broker elected again (RF 1: no other replica): the same leader back, not a new one
     returned = (samples["new_leader"].to_numpy() == samples["broker"].to_numpy()) & samples["election_ms"].notna().to_numpy()
     table = runs_table(source)
-    values = {c: sorted(table[c].unique().tolist(), key=lambda v: _sort_value(c, v)) for c in pooled if c in table}
-    pooled_text = ("pooled over " + ", ".join(f"{param_name(c)} ({', '.join(map(_value_text, v))})"
+    values = {c: sorted(table[c].unique().tolist(), key=lambda v: sort_value(c, v)) for c in pooled if c in table}
+    pooled_text = ("pooled over " + ", ".join(f"{param_name(c)} ({', '.join(map(value_text, v))})"
                                               for c, v in values.items())) if values else ""
     what = ", ".join(param_name(c) for c in by_cols) if by_cols else "configuration"
     title = (f"Failover time distribution by {what} ({title_name(source)})"

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.tables import CONFIG_ORDER, _sort_value, config_label, param_label, varying_columns
+from analysis.tables import CONFIG_ORDER, sort_value, config_label, param_label, varying_columns
 
 __all__ = ["n_text", "ci_text", "display_order", "config_rows", "constant_text", "row_axes", "whiskers", "log_limits",
            "text_axis"]
@@ -49,7 +49,7 @@ def config_rows(table: pd.DataFrame, exclude: Sequence[str] = ()) -> tuple[pd.Da
     label_cols = varying_columns(table, order)
     constant = [c for c in order if c not in label_cols and c in table]
     t = table.copy()
-    keys = t.apply(lambda r: tuple(_sort_value(c, r[c]) for c in order), axis=1) if len(t) else []
+    keys = t.apply(lambda r: tuple(sort_value(c, r[c]) for c in order), axis=1) if len(t) else []
     t["_key"] = list(keys)
     t = t.sort_values("_key", kind="stable").drop(columns="_key").reset_index(drop=True)
     cols = label_cols or order[:1]

@@ -91,7 +91,7 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
     import math
 
     from analysis import ResultsError, compare, compare_json, compare_latency, compare_name
-    from analysis.compare import _shown
+    from analysis.compare import shown_value
 
     from sim.runs.results import OutputError, check_output
 
@@ -109,11 +109,11 @@ def compare_cli(run_a: Annotated[Path, typer.Argument(help="A run directory (kaf
     err_console.print(f"A: {table.attrs['a']}\nB: {table.attrs['b']}", markup=False, highlight=False, soft_wrap=True)
     differ, same = table.attrs["differ"], table.attrs["same"]
     if len(differ) > 4:  # the labels name four: the rest here
-        err_console.print("settings that differ (A -> B): " + "; ".join(f"{k}: {_shown(a)} -> {_shown(b)}"
+        err_console.print("settings that differ (A -> B): " + "; ".join(f"{k}: {shown_value(a)} -> {shown_value(b)}"
                                                                        for k, a, b in differ),
                           markup=False, highlight=False, soft_wrap=True)
     if same:
-        err_console.print("same in both: " + ", ".join(f"{k}={_shown(v)}" for k, v in same),
+        err_console.print("same in both: " + ", ".join(f"{k}={shown_value(v)}" for k, v in same),
                           markup=False, highlight=False, soft_wrap=True)
     try:
         written = _write_compare_figure(run_a, run_b, out_dir, compare_latency)
