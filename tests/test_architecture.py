@@ -74,14 +74,15 @@ def imports_of(module: str) -> frozenset[str]:
     return imports_in(path.read_text(), module, is_package=path.name == "__init__.py")
 
 
-def imports_in(source: str, module: str, *, is_package: bool = False) -> frozenset[str]:
-    """The kafkasim modules the source of `module` imports: import statements and named imports by string."""
+def imports_in(source: str, module: str, *, is_package: bool = False, type_checking: bool = False) -> frozenset[str]:
+    """The kafkasim modules the source of `module` imports: import statements and named imports by string
+    (with `type_checking`, those under ``if TYPE_CHECKING:`` too)."""
     tree = ast.parse(source)
     package = module if is_package else module.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             for child in node.orelse:
                 visit(child)
             return
@@ -191,21 +192,10 @@ BROKER_PARTS = ("sim.model.partition", "sim.model.disk", "sim.model.fetcher", "s
 BROKER_MODULES = ("sim.model.broker", "sim.model.hardware")  # Broker and its subclass HardwareBroker
 
 
-def imports_any_time(module: str) -> set[str]:
-    """Every module `module` names in an import statement, TYPE_CHECKING blocks included."""
+def imports_any_time(module: str) -> frozenset[str]:
+    """Every kafkasim module `module` names in an import, TYPE_CHECKING blocks included."""
     path = MODULES[module]
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names)
-    return found
+    return imports_in(path.read_text(), module, is_package=path.name == "__init__.py", type_checking=True)
 
 
 @pytest.mark.parametrize("module", BROKER_PARTS)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import sim
 from sim.scenario.schema import Scenario
 from sim.scenario.faults import FAULT_KINDS, FaultSpec, ScheduledFault, union_kinds
+from tests.test_producer import REQUESTS_OVERTOOK
 from tests.violations import all_violations
 
 PROFILE = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -154,17 +155,7 @@ TRUNCATION_FORGETS_SEQUENCES = (Scenario.resolve({
 # ulp before the one it waited behind: this producer's first three requests to t-3's leader arrived
 # as sequences 2, 0, 1, the leader took 2 from a producer it did not know and refused 0 and 1 as out
 # of order, and the log ended with 15 records reordered (0 since Network schedules with _delay_until).
-REQUESTS_OVERTOOK_ON_ONE_CONNECTION = (Scenario.resolve({
-    "name": "property", "duration": "3791ms", "settle": "6s",
-    "cluster": {"brokers": 5, "broker.session.timeout.ms": 1500, "broker.heartbeat.interval.ms": 300,
-                "replica.lag.time.max.ms": 300},
-    "network": {"latency": {"dist": "lognormal", "median": "3.0ms", "sigma": 1.0}},
-    "topics": [{"name": "t", "partitions": 4, "replication.factor": 3, "min.insync.replicas": 2}],
-    "consumers": [{"group.id": "g", "topic": "t"}],
-    "producers": [{"topic": "t", "rate": "4495/s", "arrival": "constant", "acks": "all", "enable.idempotence": True,
-                   "instances": 1, "linger.ms": 1}],
-    "faults": [{"kind": "crash", "broker": 0, "at": f"{t}ms"} for t in (407, 1637, 3038)],
-}), 45764)
+REQUESTS_OVERTOOK_ON_ONE_CONNECTION = (Scenario.resolve(REQUESTS_OVERTOOK), 45764)
 
 
 def _lossy(probability: float, until_ms: float):

@@ -128,7 +128,7 @@ class Producer(Node):
     def __init__(self, env: simpy.Environment, index: int, name: str, config: "ProducerConfig",
                  partitions: list[int], brokers: list, network: "Network", recorder: "Recorder",
                  rng: np.random.Generator, end_ms: float, producer_id: int, batch_ids,
-                 parent_scope: str = "cluster", workload_rng: np.random.Generator | None = None):
+                 workload_rng: np.random.Generator, parent_scope: str = "cluster"):
         self.init_node(env, f"{parent_scope}.{name}")
         self.index = index
         self.name = name
@@ -141,7 +141,7 @@ class Producer(Node):
         # The application's draws (arrival times, partition picks, keys) come from a stream of their
         # own, so two runs with the same seed offer the same records whatever the client settings:
         # a paired comparison (acks=1 vs acks=all) then differs only where the configuration does.
-        self.workload_rng = workload_rng if workload_rng is not None else rng
+        self.workload_rng = workload_rng
         self.end_ms = end_ms
         self.base_pid = producer_id
         self.epoch = 0
